@@ -1,0 +1,85 @@
+"""Conserved quantities and other diagnostics of a single state (vmap them for batches).
+
+Nouns for queries: ``kinetic_energy(state)``, ``angular_momentum(state)``; the one verb,
+``to_center_of_mass_frame``, returns a new state.
+"""
+
+from __future__ import annotations
+
+import jax.numpy as jnp
+from jax import Array
+
+from .potentials import NEWTONIAN, PairPotential, potential_energy_from_positions
+from .state import ParticleState, PhysicsParams
+
+__all__ = [
+    "kinetic_energy",
+    "potential_energy",
+    "total_energy",
+    "relative_energy_error",
+    "linear_momentum",
+    "angular_momentum",
+    "center_of_mass",
+    "center_of_mass_velocity",
+    "virial_ratio",
+    "to_center_of_mass_frame",
+]
+
+
+def kinetic_energy(state: ParticleState) -> Array:
+    """``T = sum_i m_i |v_i|**2 / 2``, scalar, energy units."""
+    return 0.5 * jnp.sum(state.mass * jnp.sum(state.velocity**2, axis=-1))
+
+
+def potential_energy(
+    state: ParticleState, params: PhysicsParams = PhysicsParams(), potential: str | PairPotential = NEWTONIAN
+) -> Array:
+    """``U = sum_{i<j} m_i m_j phi(s_ij)``, scalar, energy units."""
+    return potential_energy_from_positions(state.position, state.mass, params, potential)
+
+
+def total_energy(
+    state: ParticleState, params: PhysicsParams = PhysicsParams(), potential: str | PairPotential = NEWTONIAN
+) -> Array:
+    """``E = T + U``, scalar, energy units."""
+    return kinetic_energy(state) + potential_energy(state, params, potential)
+
+
+def relative_energy_error(energy: Array, initial_energy: Array) -> Array:
+    """``|E - E0| / |E0|`` (dimensionless), elementwise over ``energy``."""
+    return jnp.abs(energy - initial_energy) / jnp.abs(initial_energy)
+
+
+def linear_momentum(state: ParticleState) -> Array:
+    """``P = sum_i m_i v_i``, ``[3]``, mass * length / time units."""
+    return jnp.sum(state.mass[:, None] * state.velocity, axis=0)
+
+
+def angular_momentum(state: ParticleState) -> Array:
+    """``L = sum_i m_i x_i cross v_i`` about the origin, ``[3]``, mass * length**2 / time."""
+    return jnp.sum(state.mass[:, None] * jnp.cross(state.position, state.velocity), axis=0)
+
+
+def center_of_mass(state: ParticleState) -> Array:
+    """Centre of mass, ``[3]``, length units."""
+    return jnp.sum(state.mass[:, None] * state.position, axis=0) / jnp.sum(state.mass)
+
+
+def center_of_mass_velocity(state: ParticleState) -> Array:
+    """Velocity of the centre of mass, ``[3]``, length / time units."""
+    return linear_momentum(state) / jnp.sum(state.mass)
+
+
+def virial_ratio(
+    state: ParticleState, params: PhysicsParams = PhysicsParams(), potential: str | PairPotential = NEWTONIAN
+) -> Array:
+    """``Q = T / |U|`` (dimensionless): 0.5 in virial equilibrium, 0 for a cold start."""
+    return kinetic_energy(state) / jnp.abs(potential_energy(state, params, potential))
+
+
+def to_center_of_mass_frame(state: ParticleState) -> ParticleState:
+    """Shift positions and velocities so the centre of mass rests at the origin."""
+    return state._replace(
+        position=state.position - center_of_mass(state),
+        velocity=state.velocity - center_of_mass_velocity(state),
+    )

@@ -1,0 +1,334 @@
+"""Standard initial conditions, all returned in the centre-of-mass frame.
+
+Deterministic systems take keyword parameters (``kepler(m1, m2, a=1, e=0.5)``); random ones
+take an explicit PRNG ``key`` first (``plummer(key, n)``). :data:`PRESETS` names each with
+the physics parameters, step and duration that suit it, for the CLI and the dashboard.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import os
+from pathlib import Path
+from typing import Callable, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from .diagnostics import kinetic_energy, potential_energy, to_center_of_mass_frame
+from .state import ParticleState, PhysicsParams, make_state
+from .units import AU_MSUN_YR
+
+__all__ = [
+    "kepler",
+    "kepler_period",
+    "figure_eight",
+    "FIGURE_EIGHT_PERIOD",
+    "pythagorean",
+    "solar_system",
+    "SOLAR_SYSTEM_DATA",
+    "plummer",
+    "cold_collapse",
+    "rotating_disk",
+    "Preset",
+    "PRESETS",
+    "get_preset",
+    "MAX_BODIES",
+]
+
+MAX_BODIES = 20_000  # cap for scalable presets built by name (CLI, dashboard, ensembles)
+
+
+def _com(position, velocity, mass, *, dtype=jnp.float64) -> ParticleState:
+    return to_center_of_mass_frame(make_state(position, velocity, mass, dtype=dtype))
+
+
+def kepler_period(*, a: float, total_mass: float, G: float = 1.0) -> float:
+    """Orbital period ``2 pi sqrt(a**3 / (G M))`` of a bound two-body orbit."""
+    return 2.0 * math.pi * math.sqrt(a**3 / (G * total_mass))
+
+
+def kepler(m1: float = 1.0, m2: float = 1.0, *, a: float = 1.0, e: float = 0.0, G: float = 1.0) -> ParticleState:
+    """Two bodies on a Keplerian orbit, starting at pericentre on the x axis.
+
+    Args:
+        m1, m2: positive masses, mass units.
+        a: semi-major axis of the relative orbit, length units.
+        e: eccentricity, ``0 <= e < 1``.
+        G: gravitational constant.
+    """
+    if not (m1 > 0 and m2 > 0):
+        raise ValueError(f"masses must be positive, got m1={m1!r}, m2={m2!r}")
+    if not a > 0:
+        raise ValueError(f"semi-major axis a must be positive, got {a!r}")
+    if not 0 <= e < 1:
+        raise ValueError(f"eccentricity must satisfy 0 <= e < 1 for a bound orbit, got {e!r}")
+    total = m1 + m2
+    r_peri = a * (1.0 - e)
+    v_peri = math.sqrt(G * total * (1.0 + e) / r_peri)  # vis-viva at pericentre
+    position = [[-m2 / total * r_peri, 0, 0], [m1 / total * r_peri, 0, 0]]
+    velocity = [[0, -m2 / total * v_peri, 0], [0, m1 / total * v_peri, 0]]
+    return _com(position, velocity, [m1, m2])
+
+
+# Chenciner & Montgomery (2000), Ann. Math. 152, 881; initial data of Simo (2002),
+# "Dynamical properties of the figure eight solution", to 8 digits; G = m = 1.
+FIGURE_EIGHT_PERIOD = 6.32591398
+
+
+def figure_eight() -> ParticleState:
+    """The Chenciner-Montgomery figure-eight: three equal masses chasing on one curve."""
+    x1 = np.array([0.97000436, -0.24308753, 0.0])
+    v3 = np.array([-0.93240737, -0.86473146, 0.0])
+    position = [x1, -x1, [0.0, 0.0, 0.0]]
+    velocity = [-v3 / 2, -v3 / 2, v3]
+    return _com(position, velocity, [1.0, 1.0, 1.0])
+
+
+def pythagorean() -> ParticleState:
+    """Burrau's Pythagorean problem: masses 3, 4, 5 at rest at the corners of a 3-4-5 triangle.
+
+    Szebehely & Peters (1967), AJ 72, 876: after a long sequence of close encounters the
+    lightest body (m = 3) escapes and the other two leave as a binary.
+    """
+    position = [[1.0, 3.0, 0.0], [-2.0, -1.0, 0.0], [1.0, -1.0, 0.0]]
+    return _com(position, np.zeros((3, 3)), [3.0, 4.0, 5.0])
+
+
+_REPO_ASSETS = Path(__file__).resolve().parent.parent / "assets"
+SOLAR_SYSTEM_DATA = Path(os.environ.get("NBODY_SOLAR_SYSTEM_CSV", _REPO_ASSETS / "solar_system_j2000.csv"))
+
+
+def _elements_to_state(a, e, inclination, mean_longitude, longitude_perihelion, longitude_node, mu):
+    """Heliocentric position and velocity from Keplerian elements (angles in radians)."""
+    argument_perihelion = longitude_perihelion - longitude_node
+    mean_anomaly = math.remainder(mean_longitude - longitude_perihelion, 2 * math.pi)
+    eccentric_anomaly = mean_anomaly + e * math.sin(mean_anomaly)
+    for _ in range(50):  # Newton iteration on Kepler's equation M = E - e sin E
+        delta = (eccentric_anomaly - e * math.sin(eccentric_anomaly) - mean_anomaly) / (
+            1 - e * math.cos(eccentric_anomaly)
+        )
+        eccentric_anomaly -= delta
+        if abs(delta) < 1e-15:
+            break
+    cos_e, sin_e = math.cos(eccentric_anomaly), math.sin(eccentric_anomaly)
+    root = math.sqrt(1 - e * e)
+    mean_motion = math.sqrt(mu / a**3)
+    rate = mean_motion / (1 - e * cos_e)
+    orbital_position = np.array([a * (cos_e - e), a * root * sin_e, 0.0])
+    orbital_velocity = np.array([-a * sin_e * rate, a * root * cos_e * rate, 0.0])
+
+    def rot_z(angle):
+        c, s = math.cos(angle), math.sin(angle)
+        return np.array([[c, -s, 0], [s, c, 0], [0, 0, 1]])
+
+    def rot_x(angle):
+        c, s = math.cos(angle), math.sin(angle)
+        return np.array([[1, 0, 0], [0, c, -s], [0, s, c]])
+
+    rotation = rot_z(longitude_node) @ rot_x(inclination) @ rot_z(argument_perihelion)
+    return rotation @ orbital_position, rotation @ orbital_velocity
+
+
+def solar_system(path: str | os.PathLike | None = None) -> tuple[ParticleState, tuple[str, ...]]:
+    """Sun and the eight planets at J2000.0 from the orbital elements shipped in assets/.
+
+    Units are AU, solar masses and Julian years (``units.AU_MSUN_YR``; G = 39.476...).
+    The frame is the barycentric mean ecliptic and equinox of J2000.
+
+    Returns:
+        ``(state, names)``: the state and the body names, Sun first.
+    """
+    path = Path(path) if path is not None else SOLAR_SYSTEM_DATA
+    with open(path, newline="") as handle:
+        rows = list(csv.DictReader(line for line in handle if not line.startswith("#")))
+    G = AU_MSUN_YR.G
+    sun_mass = float(rows[0]["mass_msun"])
+    names, position, velocity, mass = [], [], [], []
+    for row in rows:
+        names.append(row["name"])
+        m = float(row["mass_msun"])
+        mass.append(m)
+        if float(row["a_au"]) == 0.0:  # the Sun
+            position.append(np.zeros(3))
+            velocity.append(np.zeros(3))
+            continue
+        x, v = _elements_to_state(
+            float(row["a_au"]),
+            float(row["e"]),
+            *(math.radians(float(row[k])) for k in (
+                "i_deg", "mean_longitude_deg", "longitude_perihelion_deg", "longitude_node_deg")),
+            mu=G * (sun_mass + m),
+        )
+        position.append(x)
+        velocity.append(v)
+    return _com(position, velocity, mass), tuple(names)
+
+
+def _check_count(n: int, minimum: int = 2) -> None:
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)):
+        raise ValueError(f"number of bodies must be an integer, got {n!r}")
+    if n < minimum:
+        raise ValueError(f"number of bodies must be at least {minimum}, got {n}")
+    if n > MAX_BODIES:
+        raise ValueError(f"number of bodies {n} exceeds the cap of {MAX_BODIES}")
+
+
+def _scale_to_virial_ratio(state: ParticleState, virial_ratio: float) -> ParticleState:
+    if virial_ratio < 0:
+        raise ValueError(f"virial_ratio must be >= 0, got {virial_ratio!r}")
+    kinetic = kinetic_energy(state)
+    potential = jnp.abs(potential_energy(state))
+    factor = jnp.where(kinetic > 0, jnp.sqrt(virial_ratio * potential / kinetic), 0.0)
+    return state._replace(velocity=state.velocity * factor)
+
+
+def plummer(
+    key: jax.Array,
+    n: int,
+    *,
+    total_mass: float = 1.0,
+    virial_radius: float = 1.0,
+    virial_ratio: float | None = None,
+) -> ParticleState:
+    """Plummer sphere by Aarseth, Henon & Wielen (1974), A&A 37, 183, in Henon units.
+
+    Positions invert the cumulative mass profile; speeds follow the isotropic distribution
+    function, whose ``q = v / v_esc`` has density ``q^2 (1 - q^2)^{7/2}``, i.e.
+    ``q^2 ~ Beta(3/2, 9/2)`` (sampled exactly instead of by rejection). With G = 1 the
+    virial radius is ``virial_radius`` (scale radius ``3 pi / 16`` of it) and ``E = -1/4``
+    for unit mass and radius. The outermost 0.1 % of the mass is not sampled, as in AHW.
+
+    Args:
+        key: PRNG key.
+        n: number of equal-mass bodies.
+        total_mass, virial_radius: scales (G = 1).
+        virial_ratio: if given, velocities are rescaled so ``T / |U|`` equals it exactly.
+    """
+    _check_count(n)
+    k_radius, k_pos_dir, k_q, k_vel_dir = jax.random.split(key, 4)
+    scale_radius = 3.0 * math.pi / 16.0 * virial_radius
+    mass_fraction = jax.random.uniform(k_radius, (n,), minval=1e-12, maxval=0.999)
+    radius = scale_radius / jnp.sqrt(mass_fraction ** (-2.0 / 3.0) - 1.0)
+    position = radius[:, None] * _isotropic(k_pos_dir, n)
+    q = jnp.sqrt(jax.random.beta(k_q, 1.5, 4.5, (n,)))
+    escape_speed = jnp.sqrt(2.0 * total_mass / scale_radius) * (1.0 + (radius / scale_radius) ** 2) ** -0.25
+    velocity = (q * escape_speed)[:, None] * _isotropic(k_vel_dir, n)
+    state = _com(position, velocity, jnp.full((n,), total_mass / n))
+    return state if virial_ratio is None else _scale_to_virial_ratio(state, virial_ratio)
+
+
+def _isotropic(key, n):
+    direction = jax.random.normal(key, (n, 3))
+    return direction / jnp.linalg.norm(direction, axis=1, keepdims=True)
+
+
+def cold_collapse(
+    key: jax.Array, n: int, *, total_mass: float = 1.0, radius: float = 1.0, virial_ratio: float = 0.0
+) -> ParticleState:
+    """Uniform-density sphere of equal masses, at rest (or with isotropic Gaussian velocities
+    scaled to ``virial_ratio = T / |U|``). Collapses in about the free-fall time
+    ``pi / 2 sqrt(R^3 / (2 G M))``."""
+    _check_count(n)
+    k_r, k_dir, k_v = jax.random.split(key, 3)
+    r = radius * jax.random.uniform(k_r, (n,)) ** (1.0 / 3.0)
+    position = r[:, None] * _isotropic(k_dir, n)
+    velocity = jax.random.normal(k_v, (n, 3)) if virial_ratio > 0 else jnp.zeros((n, 3))
+    state = _com(position, velocity, jnp.full((n,), total_mass / n))
+    return _scale_to_virial_ratio(state, virial_ratio) if virial_ratio > 0 else state
+
+
+def rotating_disk(
+    key: jax.Array,
+    n: int,
+    *,
+    central_mass: float = 1.0,
+    disk_mass: float = 0.01,
+    inner_radius: float = 0.5,
+    outer_radius: float = 2.0,
+    thickness: float = 0.01,
+) -> ParticleState:
+    """A central mass with ``n - 1`` light bodies on circular orbits in a thin disk.
+
+    Radii are uniform in area between ``inner_radius`` and ``outer_radius``; each circular
+    speed includes the disk mass inside its radius, ``v = sqrt(G M(<r) / r)`` (G = 1).
+    """
+    _check_count(n)
+    if not (0 < inner_radius < outer_radius):
+        raise ValueError("need 0 < inner_radius < outer_radius")
+    if not (central_mass > 0 and disk_mass > 0):
+        raise ValueError("central_mass and disk_mass must be positive")
+    m = n - 1
+    k_r, k_phi, k_z = jax.random.split(key, 3)
+    u = jax.random.uniform(k_r, (m,))
+    r = jnp.sqrt(inner_radius**2 + u * (outer_radius**2 - inner_radius**2))
+    phi = jax.random.uniform(k_phi, (m,), maxval=2 * math.pi)
+    z = thickness * jax.random.normal(k_z, (m,))
+    enclosed = central_mass + disk_mass * (r**2 - inner_radius**2) / (outer_radius**2 - inner_radius**2)
+    speed = jnp.sqrt(enclosed / r)
+    position = jnp.concatenate(
+        [jnp.zeros((1, 3)), jnp.stack([r * jnp.cos(phi), r * jnp.sin(phi), z], axis=1)]
+    )
+    velocity = jnp.concatenate(
+        [jnp.zeros((1, 3)), jnp.stack([-speed * jnp.sin(phi), speed * jnp.cos(phi), jnp.zeros(m)], axis=1)]
+    )
+    mass = jnp.concatenate([jnp.array([central_mass]), jnp.full((m,), disk_mass / m)])
+    return _com(position, velocity, mass)
+
+
+class Preset(NamedTuple):
+    """A named starting point for the CLI and the dashboard.
+
+    ``build(key, num_bodies)`` returns the state; ``params``, ``dt`` and ``t_end`` suit it;
+    ``units`` names the unit system (see units.py); ``default_num_bodies`` is None for
+    fixed-size systems.
+    """
+
+    name: str
+    description: str
+    build: Callable[[jax.Array, int | None], ParticleState]
+    params: PhysicsParams
+    dt: float
+    t_end: float
+    units: str = "nbody"
+    default_num_bodies: int | None = None
+
+    @property
+    def scalable(self) -> bool:
+        return self.default_num_bodies is not None
+
+
+PRESETS: dict[str, Preset] = {
+    p.name: p
+    for p in (
+        Preset("figure_eight", "Chenciner-Montgomery figure-eight, three equal masses",
+               lambda key, n: figure_eight(), PhysicsParams(), 1e-3, FIGURE_EIGHT_PERIOD),
+        Preset("kepler", "two-body Kepler orbit, e = 0.5, mass ratio 1:1",
+               lambda key, n: kepler(1.0, 1.0, a=1.0, e=0.5), PhysicsParams(), 1e-3,
+               kepler_period(a=1.0, total_mass=2.0)),
+        Preset("pythagorean", "Burrau's 3-4-5 problem: the lightest body escapes (needs tiny dt)",
+               lambda key, n: pythagorean(), PhysicsParams(), 1e-5, 70.0),
+        Preset("solar_system", "Sun and eight planets at J2000 (AU, Msun, yr)",
+               lambda key, n: solar_system()[0], PhysicsParams(G=AU_MSUN_YR.G), 1e-3, 12.0,
+               units="au_msun_yr"),
+        Preset("plummer", "Plummer sphere in virial equilibrium (Aarseth-Henon-Wielen)",
+               lambda key, n: plummer(key, n), PhysicsParams(softening=0.01), 1e-3, 1.0,
+               default_num_bodies=256),
+        Preset("cold_collapse", "uniform cold sphere collapsing from rest",
+               lambda key, n: cold_collapse(key, n), PhysicsParams(softening=0.05), 1e-3, 2.0,
+               default_num_bodies=256),
+        Preset("rotating_disk", "thin disk on circular orbits around a central mass",
+               lambda key, n: rotating_disk(key, n), PhysicsParams(softening=0.01), 1e-3, 6.0,
+               default_num_bodies=256),
+    )
+}
+
+
+def get_preset(name: str) -> Preset:
+    """Look a preset up by name with a clear error for unknown names."""
+    try:
+        return PRESETS[name]
+    except (KeyError, TypeError):
+        raise ValueError(f"unknown preset {name!r}; choose one of {sorted(PRESETS)}") from None

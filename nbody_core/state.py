@@ -1,0 +1,123 @@
+"""Small pytrees that carry a simulation: the particle state and the physics parameters.
+
+``ParticleState`` holds what the next step needs (positions, velocities, masses, time);
+``PhysicsParams`` holds the traced physical constants. Changing any leaf of either never
+recompiles a jitted function; changing their shapes or dtypes does.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jax.numpy as jnp
+import numpy as np
+from jax import Array
+from jax.typing import ArrayLike
+
+__all__ = ["ParticleState", "PhysicsParams", "make_state", "validate_state", "cast_state"]
+
+
+class ParticleState(NamedTuple):
+    """State of one N-body system.
+
+    Attributes:
+        position: ``[n, 3]`` array, length units.
+        velocity: ``[n, 3]`` array, length / time units.
+        mass: ``[n]`` array, mass units; every mass is positive.
+        time: scalar, time units.
+    """
+
+    position: Array
+    velocity: Array
+    mass: Array
+    time: Array
+
+    @property
+    def num_bodies(self) -> int:
+        return self.position.shape[-2]
+
+    @property
+    def dtype(self):
+        return self.position.dtype
+
+
+class PhysicsParams(NamedTuple):
+    """Traced physical constants shared by every potential.
+
+    Attributes:
+        G: gravitational constant in the run's unit system (1 in N-body units).
+        softening: Plummer softening length eps >= 0, length units. The softened distance
+            is ``sqrt(r**2 + eps**2)``.
+        screening_length: Yukawa screening length lambda > 0, length units (Yukawa only).
+        power_index: exponent p of the power-law potential ``-G m_i m_j / s**p`` (power-law
+            only; p = 1 is Newtonian gravity).
+    """
+
+    G: ArrayLike = 1.0
+    softening: ArrayLike = 0.0
+    screening_length: ArrayLike = 1.0
+    power_index: ArrayLike = 1.0
+
+    def astype(self, dtype) -> "PhysicsParams":
+        return PhysicsParams(*(jnp.asarray(v, dtype=dtype) for v in self))
+
+
+def make_state(position, velocity, mass, time=0.0, *, dtype=jnp.float64) -> ParticleState:
+    """Build a validated :class:`ParticleState` from array-likes.
+
+    Args:
+        position: ``[n, 3]`` (or ``[n, 2]``, padded with z = 0) positions, length units.
+        velocity: same shape as ``position``, length / time units.
+        mass: ``[n]`` positive masses, mass units.
+        time: initial time, time units.
+        dtype: floating dtype of every leaf (float64 by default, float32 on request).
+
+    Raises:
+        ValueError: naming the problem, for wrong shapes, non-finite values, non-positive
+            masses or fewer than two bodies.
+    """
+    position = np.asarray(position, dtype=np.float64)
+    velocity = np.asarray(velocity, dtype=np.float64)
+    mass = np.asarray(mass, dtype=np.float64)
+    if position.ndim == 2 and position.shape[1] == 2:
+        position = np.pad(position, ((0, 0), (0, 1)))
+    if velocity.ndim == 2 and velocity.shape[1] == 2:
+        velocity = np.pad(velocity, ((0, 0), (0, 1)))
+    validate_state(position, velocity, mass)
+    return ParticleState(
+        position=jnp.asarray(position, dtype=dtype),
+        velocity=jnp.asarray(velocity, dtype=dtype),
+        mass=jnp.asarray(mass, dtype=dtype),
+        time=jnp.asarray(time, dtype=dtype),
+    )
+
+
+def validate_state(position, velocity, mass) -> None:
+    """Raise ``ValueError`` with a clear message if the arrays do not form a valid state."""
+    position = np.asarray(position)
+    velocity = np.asarray(velocity)
+    mass = np.asarray(mass)
+    if position.ndim != 2 or position.shape[1] != 3:
+        raise ValueError(f"position must have shape [n, 3], got {position.shape}")
+    if velocity.shape != position.shape:
+        raise ValueError(
+            f"velocity shape {velocity.shape} does not match position shape {position.shape}"
+        )
+    if mass.shape != (position.shape[0],):
+        raise ValueError(f"mass must have shape [{position.shape[0]}], got {mass.shape}")
+    n = position.shape[0]
+    if n < 2:
+        raise ValueError(f"an N-body system needs at least 2 bodies, got {n}")
+    for name, values in (("position", position), ("velocity", velocity), ("mass", mass)):
+        bad = ~np.isfinite(values)
+        if bad.any():
+            row = int(np.argwhere(bad)[0][0])
+            raise ValueError(f"{name} contains a non-finite value (NaN or inf) for body {row}")
+    if (mass <= 0).any():
+        row = int(np.argwhere(mass <= 0)[0][0])
+        raise ValueError(f"mass must be positive, body {row} has mass {mass[row]!r}")
+
+
+def cast_state(state: ParticleState, dtype) -> ParticleState:
+    """Return ``state`` with every leaf cast to ``dtype`` (e.g. ``jnp.float32``)."""
+    return ParticleState(*(jnp.asarray(leaf, dtype=dtype) for leaf in state))
