@@ -1,0 +1,193 @@
+"""Per-session resource caps for the dashboard, and safe download file names.
+
+One browser session must not be able to starve the others on a shared server: every
+request for bodies, ensemble members, HMC samples/chains, steps or upload bytes is checked
+against :data:`LIMITS` before any work starts. The defaults suit a shared 2-core classroom
+server; a private instance raises them with environment variables read once at import::
+
+    NBODY_MAX_BODIES=5000 NBODY_MAX_ENSEMBLE_MEMBERS=4096 panel serve app
+
+A malformed variable (not a positive integer, or above the hard ceiling) raises
+``ValueError`` at import with the variable named, so a misconfigured server fails at start,
+not mid-lecture. No Panel import here: state classes and the CLI can use it too.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import unicodedata
+from dataclasses import dataclass, fields
+from typing import Mapping
+
+__all__ = [
+    "Limits",
+    "LIMITS",
+    "ENVIRONMENT_VARIABLES",
+    "limits_from_environment",
+    "check_limit",
+    "safe_filename",
+]
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Caps on what one dashboard session may request (all positive integers).
+
+    Attributes:
+        max_bodies: bodies N in one simulation (Simulate, Forces, uploads).
+        max_ensemble_members: members M in one ensemble run.
+        max_ensemble_bodies: bodies N per ensemble member.
+        max_hmc_samples: HMC samples per chain (warm-up included).
+        max_hmc_chains: HMC chains run together.
+        max_leapfrog_steps: leapfrog steps per HMC proposal.
+        max_steps_per_frame: integrator steps per animation frame.
+        max_simulation_steps: integrator steps of one whole run (ensemble / inference / export).
+        max_upload_bytes: size of an uploaded initial-conditions file, bytes.
+        max_trail_length: stored trail points per body in the live view.
+    """
+
+    max_bodies: int = 2000
+    max_ensemble_members: int = 1024
+    max_ensemble_bodies: int = 512
+    max_hmc_samples: int = 5000
+    max_hmc_chains: int = 8
+    max_leapfrog_steps: int = 200
+    max_steps_per_frame: int = 200
+    max_simulation_steps: int = 200_000
+    max_upload_bytes: int = 1_000_000
+    max_trail_length: int = 2000
+
+
+# Hard ceilings: even a private instance cannot go past these (the core caps presets at
+# 20 000 bodies and refuses CSV files over 5 MB before parsing; see nbody_core).
+_CEILINGS = {
+    "max_bodies": 20_000,
+    "max_ensemble_members": 1_000_000,
+    "max_ensemble_bodies": 20_000,
+    "max_hmc_samples": 1_000_000,
+    "max_hmc_chains": 1024,
+    "max_leapfrog_steps": 10_000,
+    "max_steps_per_frame": 100_000,
+    "max_simulation_steps": 100_000_000,
+    "max_upload_bytes": 5_000_000,
+    "max_trail_length": 1_000_000,
+}
+
+#: Environment variable for each field, e.g. ``NBODY_MAX_BODIES`` for ``max_bodies``.
+ENVIRONMENT_VARIABLES = {f.name: "NBODY_" + f.name.upper() for f in fields(Limits)}
+
+_HUMAN_NAMES = {
+    "max_bodies": "number of bodies",
+    "max_ensemble_members": "number of ensemble members",
+    "max_ensemble_bodies": "number of bodies per ensemble member",
+    "max_hmc_samples": "number of HMC samples",
+    "max_hmc_chains": "number of HMC chains",
+    "max_leapfrog_steps": "number of leapfrog steps per proposal",
+    "max_steps_per_frame": "steps per frame",
+    "max_simulation_steps": "number of simulation steps",
+    "max_upload_bytes": "upload size in bytes",
+    "max_trail_length": "trail length",
+}
+
+
+def _parse_positive_int(variable: str, text: str, ceiling: int) -> int:
+    cleaned = text.strip().replace("_", "")
+    if not re.fullmatch(r"[0-9]+", cleaned):
+        raise ValueError(f"environment variable {variable}={text!r} must be a positive integer")
+    value = int(cleaned)
+    if value < 1:
+        raise ValueError(f"environment variable {variable}={text!r} must be at least 1")
+    if value > ceiling:
+        raise ValueError(f"environment variable {variable}={value} exceeds the hard ceiling {ceiling}")
+    return value
+
+
+def limits_from_environment(environ: Mapping[str, str] | None = None) -> Limits:
+    """Build :class:`Limits` from defaults overridden by ``NBODY_MAX_*`` variables.
+
+    Args:
+        environ: mapping to read (``os.environ`` by default).
+
+    Raises:
+        ValueError: naming the variable, if a value is not a positive integer or exceeds
+            its hard ceiling.
+    """
+    environ = os.environ if environ is None else environ
+    values = {}
+    for name, variable in ENVIRONMENT_VARIABLES.items():
+        if variable in environ:
+            values[name] = _parse_positive_int(variable, environ[variable], _CEILINGS[name])
+    return Limits(**values)
+
+
+#: The caps of this server process, read once at import.
+LIMITS = limits_from_environment()
+
+
+def check_limit(name: str, value, *, limits: Limits | None = None) -> int:
+    """Return ``value`` as an int if ``1 <= value <= limits.<name>``, else raise ValueError.
+
+    Args:
+        name: a :class:`Limits` field, e.g. ``"max_bodies"``.
+        value: the requested count.
+        limits: caps to check against (:data:`LIMITS` by default).
+
+    Raises:
+        ValueError: naming the quantity, the value and the cap (and the variable that
+            raises it on a private instance).
+    """
+    limits = LIMITS if limits is None else limits
+    if name not in ENVIRONMENT_VARIABLES:
+        raise ValueError(f"unknown limit {name!r}; choose one of {sorted(ENVIRONMENT_VARIABLES)}")
+    what = _HUMAN_NAMES[name]
+    if isinstance(value, bool):
+        raise ValueError(f"{what} must be an integer, got {value!r}")
+    if not isinstance(value, int):
+        try:
+            as_float = float(value)
+        except (TypeError, ValueError):
+            raise ValueError(f"{what} must be an integer, got {value!r}") from None
+        if not as_float.is_integer():
+            raise ValueError(f"{what} must be an integer, got {value!r}")
+        value = int(as_float)
+    cap = getattr(limits, name)
+    if value < 1:
+        raise ValueError(f"{what} must be at least 1, got {value}")
+    if value > cap:
+        raise ValueError(
+            f"{what} {value} exceeds this server's cap of {cap} "
+            f"(a private instance can raise it with {ENVIRONMENT_VARIABLES[name]})"
+        )
+    return value
+
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+_WINDOWS_RESERVED = {"CON", "PRN", "AUX", "NUL", *(f"COM{i}" for i in range(1, 10)), *(f"LPT{i}" for i in range(1, 10))}
+
+
+def safe_filename(name: str, *, default: str = "nbody", suffix: str | None = None, max_length: int = 100) -> str:
+    """A download file name that is safe on every OS and in a Content-Disposition header.
+
+    Keeps ASCII letters, digits, ``.``, ``_`` and ``-`` (accents are stripped, anything else
+    becomes ``_``); drops directory parts and leading dots (no ``../``, no hidden files);
+    avoids Windows device names; truncates to ``max_length`` characters; and ends in
+    ``suffix`` (e.g. ``".npz"``) when given.
+
+    Args:
+        name: the proposed name (may come from a preset, a user upload or a URL).
+        default: stem used when nothing safe is left.
+        suffix: required extension, including the dot.
+        max_length: longest name returned, suffix included.
+    """
+    text = unicodedata.normalize("NFKD", str(name)).encode("ascii", "ignore").decode("ascii")
+    text = text.replace("\\", "/").split("/")[-1]
+    if suffix and text.lower().endswith(suffix.lower()):
+        text = text[: -len(suffix)]
+    stem = _UNSAFE.sub("_", text).strip("._-")
+    stem = re.sub(r"_{2,}", "_", stem)
+    if not stem or stem.split(".")[0].upper() in _WINDOWS_RESERVED:
+        stem = (default + "_" + stem) if stem else default
+    suffix = suffix or ""
+    stem = stem[: max(1, max_length - len(suffix))].rstrip("._-") or default
+    return stem + suffix
