@@ -115,7 +115,7 @@ def validate_state(position, velocity, mass) -> None:
             raise ValueError(f"{name} contains a non-finite value (NaN or inf) for body {row}")
     if (mass <= 0).any():
         row = int(np.argwhere(mass <= 0)[0][0])
-        raise ValueError(f"mass must be positive, body {row} has mass {mass[row]!r}")
+        raise ValueError(f"mass must be positive, body {row} has mass {float(mass[row])!r}")
 
 
 def cast_state(state: ParticleState, dtype) -> ParticleState:
