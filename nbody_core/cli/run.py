@@ -1,0 +1,360 @@
+"""``nbody run``: integrate a preset or a CSV of initial conditions and save an npz.
+
+The trajectory is computed in equal jitted chunks (one compilation) so a progress bar can
+follow long runs; the npz is written atomically and holds ``t``, ``position``,
+``velocity``, ``mass``, ``energy`` (plus momenta) and a JSON ``metadata`` entry with every
+parameter, the units of every array, package versions and the seed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import math
+import os
+import platform
+import sys
+import time
+from importlib import metadata as importlib_metadata
+from pathlib import Path
+
+FIXED_STEP_INTEGRATORS = ("euler", "leapfrog", "yoshida4", "rk4")
+ADAPTIVE = "dopri8"
+DEFAULT_MAX_SNAPSHOTS = 1000  # --save-every defaults to keep at most this many snapshots
+PROGRESS_WORK_THRESHOLD = 2e8  # pair interactions above which "auto" shows a progress bar
+PROGRESS_CHUNKS = 20
+
+
+def _one_line_error(parser: argparse.ArgumentParser):
+    def error(message: str):
+        print(f"nbody {parser.prog.split()[-1]}: error: {message}", file=sys.stderr)
+        raise SystemExit(2)
+
+    return error
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "run",
+        help="integrate a preset or CSV initial conditions and save the trajectory",
+        description=(
+            "Integrate an N-body system and write t, position, velocity, mass, energy and "
+            "JSON metadata to an npz file. Give exactly one of --preset or --ic, and at most "
+            "one of --t-end or --steps."
+        ),
+    )
+    # argparse's own errors (a non-number for --dt...) become one line too, no usage dump.
+    parser.error = _one_line_error(parser)
+    source = parser.add_argument_group("initial conditions (exactly one)")
+    source.add_argument("--preset", metavar="NAME", help="a preset name (see `nbody presets`)")
+    source.add_argument("--ic", metavar="FILE.csv", help="CSV with header m,x,y,z,vx,vy,vz")
+    source.add_argument("--n", type=int, metavar="N", help="number of bodies (scalable presets only)")
+    source.add_argument("--seed", type=int, default=0, help="PRNG seed for random presets (default 0)")
+    source.add_argument(
+        "--units",
+        metavar="SYSTEM",
+        help="unit system of --ic data (nbody, au_msun_yr, cgs, si, pc_msun_myr); sets the default G",
+    )
+    integration = parser.add_argument_group("integration")
+    integration.add_argument(
+        "--integrator",
+        default="leapfrog",
+        help=f"one of {', '.join(FIXED_STEP_INTEGRATORS)} or {ADAPTIVE} (adaptive); default leapfrog",
+    )
+    integration.add_argument("--dt", type=float, help="time step (default: the preset's)")
+    integration.add_argument(
+        "--t-end", type=float, help="duration; the steps are made uniform so the run lands exactly on it"
+    )
+    integration.add_argument("--steps", type=int, help="number of steps (instead of --t-end)")
+    integration.add_argument(
+        "--save-every",
+        type=int,
+        help=f"save every k-th step (default: at most {DEFAULT_MAX_SNAPSHOTS} snapshots)",
+    )
+    integration.add_argument("--rtol", type=float, default=1e-13, help="dopri8 tolerance (default 1e-13)")
+    physics = parser.add_argument_group("physics")
+    physics.add_argument("--softening", type=float, help="Plummer softening length (default: the preset's)")
+    physics.add_argument("--G", type=float, dest="G", help="gravitational constant (default: the unit system's)")
+    physics.add_argument("--forces", default="analytic", help="force method: analytic (default) or autodiff")
+    physics.add_argument("--dtype", default="float64", help="float64 (default) or float32")
+    output = parser.add_argument_group("output")
+    output.add_argument("--out", metavar="FILE.npz", help="write the trajectory here (atomically)")
+    output.add_argument(
+        "--progress",
+        choices=("auto", "always", "never"),
+        default="auto",
+        help="progress bar on stderr: auto = long runs on a terminal",
+    )
+    parser.set_defaults(handler=handle)
+
+
+def _check_output_path(out: str | None) -> Path | None:
+    if out is None:
+        return None
+    path = Path(out)
+    if path.suffix != ".npz":
+        raise ValueError(f"--out must name a .npz file, got {out!r}")
+    if path.is_dir():
+        raise OSError(f"cannot write {out!r}: it is a directory")
+    directory = path.parent if str(path.parent) else Path(".")
+    if not directory.is_dir():
+        raise OSError(f"cannot write {out!r}: directory {str(directory)!r} does not exist")
+    if not os.access(directory, os.W_OK | os.X_OK):
+        raise OSError(f"cannot write {out!r}: directory {str(directory)!r} is not writable")
+    return path
+
+
+def _versions() -> dict[str, str]:
+    versions = {"python": platform.python_version()}
+    for package in ("nbody-explorer", "jax", "jaxlib", "numpy", "diffrax"):
+        try:
+            versions[package] = importlib_metadata.version(package)
+        except importlib_metadata.PackageNotFoundError:
+            versions[package] = "not installed"
+    return versions
+
+
+def _positive_finite(name: str, value) -> None:
+    if value is not None and not (math.isfinite(value) and value > 0):
+        raise ValueError(f"{name} must be a positive finite number, got {value!r}")
+
+
+def _load_system(args):
+    """(state, params, units, description, names) from --preset or --ic."""
+    import jax
+
+    from ..initial_conditions import get_preset, solar_system
+    from ..io import read_initial_conditions_csv
+    from ..state import PhysicsParams
+    from ..units import get_unit_system
+
+    if (args.preset is None) == (args.ic is None):
+        raise ValueError("give exactly one of --preset NAME or --ic FILE.csv")
+    names = None
+    if args.preset is not None:
+        preset = get_preset(args.preset)
+        if args.units is not None and args.units != preset.units:
+            raise ValueError(f"--units applies to --ic data; preset {preset.name!r} is in {preset.units!r}")
+        if args.n is not None and not preset.scalable:
+            raise ValueError(f"--n applies to scalable presets only; {preset.name!r} has a fixed number of bodies")
+        n = args.n if args.n is not None else preset.default_num_bodies
+        state = preset.build(jax.random.key(args.seed), n)
+        if preset.name == "solar_system":
+            names = list(solar_system()[1])
+        return state, preset.params, get_unit_system(preset.units), preset, names
+    if args.n is not None:
+        raise ValueError("--n applies to scalable presets only, not to --ic files")
+    units = get_unit_system(args.units or "nbody")
+    state = read_initial_conditions_csv(args.ic)
+    return state, PhysicsParams(G=units.G), units, None, names
+
+
+def _resolve_steps(args, preset) -> tuple[int, float]:
+    from ..simulate import steps_for_duration, validate_run_options
+
+    if args.t_end is not None and args.steps is not None:
+        raise ValueError("give at most one of --t-end and --steps")
+    dt = args.dt if args.dt is not None else (preset.dt if preset is not None else None)
+    if dt is None:
+        raise ValueError("--dt is required with --ic")
+    validate_run_options(dt=dt)
+    if args.steps is not None:
+        if args.steps < 1:
+            raise ValueError(f"--steps must be a positive integer, got {args.steps}")
+        return args.steps, dt
+    t_end = args.t_end if args.t_end is not None else (preset.t_end if preset is not None else None)
+    if t_end is None:
+        raise ValueError("--t-end or --steps is required with --ic")
+    _positive_finite("--t-end", t_end)
+    return steps_for_duration(t_end, dt)
+
+
+def _chunks(num_blocks: int, show_progress: bool) -> list[int]:
+    """Split ``num_blocks`` save blocks into equal chunks (plus at most one shorter one)."""
+    if not show_progress or num_blocks < 2:
+        return [num_blocks] if num_blocks else []
+    size = max(1, math.ceil(num_blocks / PROGRESS_CHUNKS))
+    full, rest = divmod(num_blocks, size)
+    return [size] * full + ([rest] if rest else [])
+
+
+def _run_fixed(state, params, args, num_steps, dt, save_every, progress_bar):
+    import jax
+    import jax.numpy as jnp
+
+    from ..simulate import simulate
+
+    blocks, remainder = divmod(num_steps, save_every)
+    pieces = []
+    for chunk in _chunks(blocks, progress_bar is not None):
+        trajectory = simulate(
+            state, dt=dt, num_steps=chunk * save_every, save_every=save_every, params=params,
+            integrator=args.integrator, forces=args.forces,
+        )
+        pieces.append(trajectory if not pieces else jax.tree.map(lambda x: x[1:], trajectory))
+        state = trajectory.final_state
+        if progress_bar is not None:
+            jax.block_until_ready(state)
+            progress_bar.update(chunk * save_every)
+    if remainder:
+        trajectory = simulate(
+            state, dt=dt, num_steps=remainder, save_every=save_every, params=params,
+            integrator=args.integrator, forces=args.forces,
+        )
+        pieces.append(trajectory if not pieces else jax.tree.map(lambda x: x[1:], trajectory))
+        if progress_bar is not None:
+            progress_bar.update(remainder)
+    mass = pieces[0].mass
+    fields = {
+        name: jnp.concatenate([getattr(p, name) for p in pieces])
+        for name in pieces[0]._fields
+        if name != "mass"
+    }
+    return type(pieces[0])(mass=mass, **fields), {}
+
+
+def _run_adaptive(state, params, args, num_steps, dt, save_every, progress_bar):
+    import jax
+    import jax.numpy as jnp
+
+    from ..adaptive import simulate_adaptive
+
+    num_saves = math.ceil(num_steps / save_every)
+    interval = num_steps * dt / num_saves
+    chunks = _chunks(num_saves, progress_bar is not None)
+    # Equal chunks share one compilation; the save grid is the fixed-step one.
+    pieces, totals = [], {"accepted_steps": 0, "rejected_steps": 0}
+    for chunk in chunks:
+        trajectory, stats = simulate_adaptive(
+            state, t_end=chunk * interval, num_saves=chunk, params=params,
+            rtol=args.rtol, atol=args.rtol, forces=args.forces,
+        )
+        if stats["result"] != "successful":
+            raise ValueError(f"dopri8 failed: {stats['result']}")
+        totals["accepted_steps"] += stats["accepted_steps"]
+        totals["rejected_steps"] += stats["rejected_steps"]
+        pieces.append(trajectory if not pieces else jax.tree.map(lambda x: x[1:], trajectory))
+        state = trajectory.final_state
+        if progress_bar is not None:
+            progress_bar.update(round(chunk * interval / dt))
+    mass = pieces[0].mass
+    fields = {
+        name: jnp.concatenate([getattr(p, name) for p in pieces])
+        for name in pieces[0]._fields
+        if name != "mass"
+    }
+    return type(pieces[0])(mass=mass, **fields), totals
+
+
+def handle(args: argparse.Namespace) -> int:
+    import jax.numpy as jnp
+    import numpy as np
+
+    from ..forces import FORCE_METHODS, acceleration_function
+    from ..io import atomic_write_bytes, trajectory_npz_bytes
+    from ..simulate import first_nonfinite_index, validate_run_options
+    from ..state import cast_state
+
+    out_path = _check_output_path(args.out)
+    if args.integrator not in FIXED_STEP_INTEGRATORS + (ADAPTIVE,):
+        raise ValueError(
+            f"unknown integrator {args.integrator!r}; choose one of "
+            f"{', '.join(FIXED_STEP_INTEGRATORS + (ADAPTIVE,))}"
+        )
+    if args.forces not in FORCE_METHODS:
+        raise ValueError(f"unknown force method {args.forces!r}; choose one of {', '.join(sorted(FORCE_METHODS))}")
+    dtypes = {"float64": jnp.float64, "float32": jnp.float32}
+    if args.dtype not in dtypes:
+        raise ValueError(f"unknown dtype {args.dtype!r}; choose float64 or float32")
+    if args.save_every is not None and args.save_every < 1:
+        raise ValueError(f"--save-every must be a positive integer, got {args.save_every}")
+    _positive_finite("--rtol", args.rtol)
+
+    state, params, units, preset, names = _load_system(args)
+    if args.softening is not None:
+        params = params._replace(softening=args.softening)
+    if args.G is not None:
+        params = params._replace(G=args.G)
+    validate_run_options(params=params)
+    acceleration_function(args.forces, "newtonian")
+    num_steps, dt = _resolve_steps(args, preset)
+    save_every = args.save_every or max(1, math.ceil(num_steps / DEFAULT_MAX_SNAPSHOTS))
+    state = cast_state(state, dtypes[args.dtype])
+
+    work = num_steps * state.num_bodies**2
+    show = args.progress == "always" or (
+        args.progress == "auto" and work > PROGRESS_WORK_THRESHOLD and sys.stderr.isatty()
+    )
+    progress_bar = None
+    if show:
+        from tqdm import tqdm
+
+        progress_bar = tqdm(total=num_steps, unit="step", file=sys.stderr, desc="nbody run", leave=False)
+    started = time.perf_counter()
+    try:
+        runner = _run_adaptive if args.integrator == ADAPTIVE else _run_fixed
+        trajectory, adaptive_stats = runner(state, params, args, num_steps, dt, save_every, progress_bar)
+        energy = np.asarray(trajectory.energy)
+    finally:
+        if progress_bar is not None:
+            progress_bar.close()
+    wall = time.perf_counter() - started
+
+    bad = first_nonfinite_index(trajectory)
+    relative_error = np.abs(energy - energy[0]) / abs(energy[0])
+    t_final = float(trajectory.time[-1])
+    label = units.label
+    metadata = {
+        "command": "nbody run",
+        "argv": sys.argv[1:],
+        "created_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "source": {"preset": args.preset, "ic": args.ic, "n": int(state.num_bodies), "seed": args.seed},
+        "body_names": names,
+        "integrator": args.integrator,
+        "dt": dt,
+        "num_steps": num_steps,
+        "t_start": float(trajectory.time[0]),
+        "t_end": t_final,
+        "save_every": save_every,
+        "rtol": args.rtol if args.integrator == ADAPTIVE else None,
+        "atol": args.rtol if args.integrator == ADAPTIVE else None,
+        "adaptive_stats": adaptive_stats or None,
+        "forces": args.forces,
+        "potential": "newtonian",
+        "dtype": args.dtype,
+        "params": {name: float(value) for name, value in zip(params._fields, params)},
+        "unit_system": units.name,
+        "units": {
+            "t": label("time"),
+            "position": label("length"),
+            "velocity": label("velocity"),
+            "mass": label("mass"),
+            "energy": label("energy"),
+            "linear_momentum": label("momentum"),
+            "angular_momentum": label("angular_momentum"),
+            "G": f"{label('length')}^3 / ({label('mass')} {label('time')}^2)",
+        },
+        "final_relative_energy_error": float(relative_error[-1]),
+        "max_relative_energy_error": float(np.nanmax(relative_error)) if np.isfinite(relative_error).any() else None,
+        "first_nonfinite_snapshot": bad,
+        "wall_seconds_including_compile": round(wall, 3),
+        "versions": _versions(),
+    }
+    if out_path is not None:
+        atomic_write_bytes(out_path, trajectory_npz_bytes(trajectory, metadata))
+    name = args.preset or Path(args.ic).name
+    summary = (
+        f"{name}: {state.num_bodies} bodies, {args.integrator} dt={dt:.6g} x {num_steps} steps "
+        f"to t={t_final:.6g} {label('time')}, {len(energy)} snapshots; relative energy error "
+        f"final {relative_error[-1]:.2e}, max {np.nanmax(relative_error):.2e}; {wall:.2f} s"
+        + (f"; wrote {out_path}" if out_path is not None else "")
+    )
+    print(summary)
+    if bad is not None:
+        print(
+            f"nbody run: warning: the trajectory became non-finite at snapshot {bad} "
+            f"(t={float(trajectory.time[bad]):.6g}); try a smaller --dt or more --softening",
+            file=sys.stderr,
+        )
+        return 1
+    return 0

@@ -1,0 +1,215 @@
+"""The ``nbody`` console script: presets, runs, the npz it writes, and one-line errors."""
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import nbody_core as nb
+from nbody_core.cli import main
+from nbody_core.io import initial_conditions_csv_text, load_npz
+
+
+def run_cli(capsys, *argv):
+    code = main(list(argv))
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def test_presets_one_line_each(capsys):
+    code, out, err = run_cli(capsys, "presets")
+    assert code == 0 and err == ""
+    lines = out.strip().splitlines()
+    assert [line.split()[0] for line in lines] == list(nb.PRESETS)
+    assert "N=9" in next(line for line in lines if line.startswith("solar_system"))
+
+
+def test_run_preset_lands_on_t_end_and_writes_npz(capsys, tmp_path):
+    out = tmp_path / "f8.npz"
+    t_end = nb.FIGURE_EIGHT_PERIOD
+    code, stdout, err = run_cli(
+        capsys, "run", "--preset", "figure_eight", "--t-end", str(t_end), "--dt", "0.003",
+        "--save-every", "100", "--out", str(out),
+    )
+    assert code == 0, err
+    assert len(stdout.strip().splitlines()) == 1 and "relative energy error" in stdout
+    arrays, metadata = load_npz(out)
+    num_steps = math.ceil(t_end / 0.003)
+    assert metadata["num_steps"] == num_steps
+    # Uniform steps land exactly on t_end (to the round-off of num_steps additions).
+    assert arrays["t"][-1] == pytest.approx(t_end, rel=1e-13)
+    num_snapshots = 1 + math.ceil(num_steps / 100)
+    assert arrays["t"].shape == (num_snapshots,)
+    assert arrays["position"].shape == arrays["velocity"].shape == (num_snapshots, 3, 3)
+    assert arrays["mass"].shape == (3,) and arrays["energy"].shape == (num_snapshots,)
+    # Leapfrog at dt = 0.003 keeps the figure-eight's energy to ~1e-5 (error ~ dt^2).
+    assert np.abs(arrays["energy"] / arrays["energy"][0] - 1).max() < 1e-4
+    for key in ("integrator", "dt", "t_end", "save_every", "forces", "dtype", "params", "versions", "source"):
+        assert key in metadata
+    assert metadata["source"]["seed"] == 0 and metadata["versions"]["jax"]
+    assert set(metadata["units"]) >= {"t", "position", "velocity", "mass", "energy"}
+    assert metadata["units"]["position"] == "L"
+
+
+def test_solar_system_units_and_overrides(capsys, tmp_path):
+    out = tmp_path / "sun.npz"
+    code, _, err = run_cli(
+        capsys, "run", "--preset", "solar_system", "--steps", "20", "--dt", "0.01",
+        "--softening", "0.001", "--forces", "autodiff", "--out", str(out),
+    )
+    assert code == 0, err
+    arrays, metadata = load_npz(out)
+    assert metadata["units"]["velocity"] == "AU / yr" and metadata["units"]["t"] == "yr"
+    assert metadata["params"]["softening"] == 0.001 and metadata["forces"] == "autodiff"
+    assert metadata["params"]["G"] == pytest.approx(4 * math.pi**2, rel=1e-3)  # Kepler III in AU, yr
+    assert metadata["body_names"][0] == "Sun" and arrays["position"].shape[1] == 9
+
+
+def test_progress_chunks_match_single_scan(capsys, tmp_path):
+    # The progress bar runs the trajectory in equal chunks; the physics must not change.
+    paths = {}
+    for mode in ("never", "always"):
+        paths[mode] = tmp_path / f"{mode}.npz"
+        code, _, err = run_cli(
+            capsys, "run", "--preset", "kepler", "--steps", "400", "--save-every", "7",
+            "--progress", mode, "--out", str(paths[mode]),
+        )
+        assert code == 0
+        assert ("step" in err) == (mode == "always")
+    single, _ = load_npz(paths["never"])
+    chunked, _ = load_npz(paths["always"])
+    np.testing.assert_array_equal(single["t"], chunked["t"])
+    np.testing.assert_allclose(chunked["position"], single["position"], rtol=0, atol=1e-13)
+
+
+def test_ic_csv_float32_and_dopri8(capsys, tmp_path):
+    csv = tmp_path / "ic.csv"
+    csv.write_text(initial_conditions_csv_text(nb.kepler(1.0, 0.3, a=1.0, e=0.6)))
+    out = tmp_path / "k.npz"
+    code, _, err = run_cli(capsys, "run", "--ic", str(csv), "--dt", "0.01", "--steps", "50",
+                           "--dtype", "float32", "--out", str(out))
+    assert code == 0, err
+    arrays, metadata = load_npz(out)
+    assert arrays["position"].dtype == np.float32 and metadata["dtype"] == "float32"
+    out = tmp_path / "d.npz"
+    period = nb.kepler_period(a=1.0, total_mass=1.3)
+    code, stdout, err = run_cli(capsys, "run", "--ic", str(csv), "--integrator", "dopri8",
+                                "--t-end", str(period), "--dt", str(period / 8), "--rtol", "1e-12",
+                                "--out", str(out))
+    assert code == 0, err
+    arrays, metadata = load_npz(out)
+    assert arrays["t"].shape == (9,) and metadata["adaptive_stats"]["accepted_steps"] > 0
+    # After one period the analytic Kepler orbit is back at its start (dopri8 at 1e-12).
+    np.testing.assert_allclose(arrays["position"][-1], arrays["position"][0], atol=1e-9)
+
+
+def _write(tmp_path, text):
+    path = tmp_path / "bad.csv"
+    path.write_text(text)
+    return str(path)
+
+
+HEADER = "m,x,y,z,vx,vy,vz\n"
+GOOD_ROW = "1,0,0,0,0,0,0\n"
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--ic", "{empty}"], "CSV file is empty"),
+        (["--ic", "{header_only}"], "header but no bodies"),
+        (["--ic", "{bad_header}"], "CSV header must be exactly"),
+        (["--ic", "{not_number}"], "line 3: x value 'abc' is not a number"),
+        (["--ic", "{short_row}"], "line 3: expected 7 values, got 3"),
+        (["--ic", "{nan}"], "line 3: vx is not finite"),
+        (["--ic", "{inf}"], "line 2: y is not finite"),
+        (["--ic", "{negative_mass}"], "mass must be positive, body 1"),
+        (["--ic", "{one_body}"], "at least 2 bodies"),
+        (["--ic", "/nonexistent/ic.csv"], "does not exist"),
+        (["--preset", "kepler", "--dt", "0"], "dt must be a positive finite number"),
+        (["--preset", "kepler", "--dt=-1e-3"], "dt must be a positive finite number"),
+        (["--preset", "kepler", "--dt", "nan"], "dt must be a positive finite number"),
+        (["--preset", "nope"], "unknown preset 'nope'"),
+        (["--preset", "kepler", "--integrator", "verlet9"], "unknown integrator 'verlet9'"),
+        (["--preset", "kepler", "--forces", "magic"], "unknown force method 'magic'"),
+        (["--preset", "kepler", "--dtype", "float16"], "unknown dtype 'float16'"),
+        (["--preset", "kepler", "--steps", "10", "--t-end", "1"], "at most one of --t-end and --steps"),
+        (["--preset", "kepler", "--steps", "0"], "--steps must be a positive integer"),
+        (["--preset", "kepler", "--save-every", "0"], "--save-every must be a positive integer"),
+        (["--preset", "kepler", "--t-end=-2"], "--t-end must be a positive finite number"),
+        (["--preset", "kepler", "--softening=-1"], "softening must be >= 0"),
+        (["--preset", "kepler", "--G", "0"], "G must be positive"),
+        (["--preset", "kepler", "--n", "10"], "--n applies to scalable presets only"),
+        (["--preset", "plummer", "--n", "1"], "number of bodies must be at least 2"),
+        (["--preset", "kepler", "--out", "/nonexistent/dir/x.npz"], "directory '/nonexistent/dir' does not exist"),
+        (["--preset", "kepler", "--out", "{dir_npz}"], "it is a directory"),
+        (["--preset", "kepler", "--out", "x.txt"], "--out must name a .npz file"),
+        ([], "give exactly one of --preset NAME or --ic FILE.csv"),
+        (["--preset", "kepler", "--ic", "{empty}"], "give exactly one of --preset NAME or --ic FILE.csv"),
+        (["--ic", "{one_body}", "--units", "parsecs"], "unknown unit system 'parsecs'"),
+    ],
+)
+def test_bad_input_one_line_error(capsys, tmp_path, argv, message):
+    files = {
+        "empty": _write(tmp_path, ""),
+        "dir_npz": str(tmp_path / "dir.npz"),
+    }
+    (tmp_path / "dir.npz").mkdir()
+    contents = {
+        "header_only": HEADER,
+        "bad_header": "mass,x,y,z,vx,vy,vz\n" + GOOD_ROW,
+        "not_number": HEADER + GOOD_ROW + "1,abc,0,0,0,0,0\n",
+        "short_row": HEADER + GOOD_ROW + "1,2,3\n",
+        "nan": HEADER + GOOD_ROW + "1,1,0,0,nan,0,0\n",
+        "inf": HEADER + "1,0,inf,0,0,0,0\n" + GOOD_ROW,
+        "negative_mass": HEADER + GOOD_ROW + "-1,1,0,0,0,0,0\n",
+        "one_body": HEADER + GOOD_ROW,
+    }
+    for name, text in contents.items():
+        path = tmp_path / f"{name}.csv"
+        path.write_text(text)
+        files[name] = str(path)
+    argv = [arg.format(**files) for arg in argv]
+    if "--ic" in argv and "--dt" not in argv:
+        argv += ["--dt", "0.01", "--steps", "5"]
+    code, stdout, err = run_cli(capsys, "run", *argv)
+    assert code == 2
+    assert err.count("\n") == 1 and err.startswith("nbody run: error: ")
+    assert message in err, err
+    assert "Traceback" not in err and stdout == ""
+
+
+def test_argparse_errors_are_one_line(capsys):
+    with pytest.raises(SystemExit) as raised:
+        main(["run", "--preset", "kepler", "--dt", "abc"])
+    assert raised.value.code == 2
+    err = capsys.readouterr().err
+    assert err == "nbody run: error: argument --dt: invalid float value: 'abc'\n"
+
+
+NBODY = str(Path(sys.executable).with_name("nbody"))  # the installed console script
+
+
+def test_console_script_subprocess_no_traceback(tmp_path):
+    # The real entry point, end to end: success writes the file, a bad CSV gives one line.
+    bad = tmp_path / "bad.csv"
+    bad.write_text("m,x,y,z,vx,vy,vz\n1,0,0,0,0,0,0\n0,1,0,0,0,0,0\n")
+    result = subprocess.run(
+        [NBODY, "run", "--ic", str(bad), "--dt", "0.1", "--steps", "3"],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert result.returncode == 2
+    assert result.stderr == "nbody run: error: mass must be positive, body 1 has mass 0.0\n"
+    out = tmp_path / "ok.npz"
+    result = subprocess.run(
+        [NBODY, "run", "--preset", "kepler", "--steps", "10",
+         "--out", str(out)],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    assert json.loads(str(np.load(out)["metadata"]))["num_steps"] == 10
+    assert not list(tmp_path.glob(".ok.npz.*"))  # atomic write leaves no temporary behind
