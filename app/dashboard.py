@@ -17,6 +17,8 @@ __all__ = ["TABS", "build_dashboard", "build_tabs", "load_view_class"]
 
 #: ``(title, "module:Class")`` for each tab, in display order. Append one line per tab.
 TABS: list[tuple[str, str]] = [
+    ("Simulate", "app.views.simulate:SimulateView"),
+    ("Forces", "app.views.forces:ForcesView"),
 ]
 
 ACCENT = "#1f4e79"

@@ -1,0 +1,555 @@
+"""Session state of the Simulate tab: one live N-body run and its streaming diagnostics.
+
+Static configuration (preset, N, seed, integrator, force method, precision) builds a new run
+and may compile; ``dt``, ``softening`` and ``steps_per_frame`` are traced by
+:func:`nbody_core.advance`, so moving them while playing never recompiles. Display options
+(projection, colours, trails) only change how :meth:`SimulationState.body_columns` and
+:meth:`SimulationState.trail_columns` present the run. No Panel import: the view and the
+tests drive this class directly.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections import deque
+from typing import Any, Mapping, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import param
+
+from app.limits import LIMITS
+from nbody_core import FORCE_METHODS, INTEGRATORS, PRESETS, advance, get_preset
+from nbody_core.io import initial_conditions_csv_text, parse_initial_conditions_csv, trajectory_npz_bytes
+from nbody_core.simulate import Trajectory, conserved_quantities
+from nbody_core.state import ParticleState, PhysicsParams, cast_state
+
+__all__ = [
+    "UPLOADED",
+    "DT_CHOICES",
+    "SOFTENING_CHOICES",
+    "URL_PARAMETERS",
+    "SimulationState",
+    "FrameDiagnostics",
+]
+
+#: Preset-selector entry for initial conditions uploaded as CSV.
+UPLOADED = "uploaded"
+
+#: 1-2-5 ladders for the dt and softening sliders (any other value is still accepted).
+DT_CHOICES = tuple(round(m * 10.0**e, 12) for e in range(-6, -1) for m in (1, 2, 5)) + (0.1,)
+SOFTENING_CHOICES = (0.0,) + tuple(round(m * 10.0**e, 12) for e in range(-4, 0) for m in (1, 2, 5)) + (1.0,)
+
+#: URL query key for each synced parameter, in the order a URL is applied (preset first: it
+#: sets dt and softening, which the URL may then override).
+URL_PARAMETERS: dict[str, str] = {
+    "preset": "preset",
+    "num_bodies": "n",
+    "seed": "seed",
+    "integrator": "integrator",
+    "force_method": "forces",
+    "precision": "precision",
+    "dt": "dt",
+    "softening": "softening",
+    "steps_per_frame": "steps",
+    "frame_rate": "fps",
+    "trails": "trails",
+    "trail_length": "trail",
+    "projection": "view",
+    "color_by": "color",
+    "size_by_mass": "size",
+}
+
+TRAIL_BODIES = 64  # trails are stored and drawn for at most this many bodies
+TRAIL_POINTS = 16_000  # and at most this many trail points in all (per frame sent)
+RECORD_VALUES = 4_000_000  # floats of recorded trajectory kept for download (~32 MB)
+HISTORY_POINTS = 20_000  # diagnostic points kept for the live plots
+ERROR_FLOOR = 1e-17  # below float64 round-off; keeps exact zeros drawable on a log axis
+_DTYPES = {"float64": jnp.float64, "float32": jnp.float32}
+_STATIC = ("preset", "num_bodies", "seed", "integrator", "force_method", "precision")
+
+# Process-wide: (integrator, forces, n, dtype) whose frame function is compiled already.
+_COMPILED: set[tuple] = set()
+_COMPILED_LOCK = threading.Lock()
+
+
+@jax.jit
+def _diagnostics(state: ParticleState, params: PhysicsParams):
+    """Energy, linear momentum ``[3]``, angular momentum ``[3]`` and their scales."""
+    quantities = conserved_quantities(state, params)
+    speed = jnp.linalg.norm(state.velocity, axis=-1)
+    lever = jnp.linalg.norm(jnp.cross(state.position, state.velocity), axis=-1)
+    return quantities, jnp.sum(state.mass * speed), jnp.sum(state.mass * lever)
+
+
+class FrameDiagnostics(NamedTuple):
+    """Diagnostics of the frames produced since the last call to ``take_new_history``.
+
+    Attributes:
+        time: ``[k]`` simulation times.
+        energy_error: ``[k]`` ``|E - E0| / |E0|``.
+        momentum_error: ``[k]`` ``|P - P0| / sum_i m_i |v_i(0)|``.
+        angular_momentum_error: ``[k]`` ``|L - L0| / sum_i m_i |r_i(0) x v_i(0)|``.
+    """
+
+    time: np.ndarray
+    energy_error: np.ndarray
+    momentum_error: np.ndarray
+    angular_momentum_error: np.ndarray
+
+
+class _Reference(NamedTuple):
+    energy: float
+    linear_momentum: np.ndarray
+    angular_momentum: np.ndarray
+    momentum_scale: float
+    angular_momentum_scale: float
+
+
+class SimulationState(param.Parameterized):
+    """One live run for one dashboard session.
+
+    Call :meth:`prepare` (compiles if needed; safe in a worker thread) and then
+    :meth:`step_frame` per animation frame. Static parameters rebuild the run through
+    :meth:`reset`; traced ones apply to the next frame.
+    """
+
+    preset = param.Selector(
+        default="figure_eight", objects=[*PRESETS, UPLOADED], doc="Initial conditions (core preset or uploaded CSV)."
+    )
+    num_bodies = param.Integer(
+        256, bounds=(2, LIMITS.max_bodies), doc="Number of bodies N for scalable presets (Plummer, collapse, disk)."
+    )
+    seed = param.Integer(0, bounds=(0, 2**31 - 1), doc="PRNG seed of random presets.")
+    integrator = param.Selector(default="leapfrog", objects=list(INTEGRATORS), doc="Time integrator.")
+    force_method = param.Selector(
+        default="analytic", objects=list(FORCE_METHODS), doc="Hand-coded (analytic) or autodiff (-grad U) forces."
+    )
+    precision = param.Selector(default="float64", objects=list(_DTYPES), doc="Floating-point precision of the run.")
+    dt = param.Number(1e-3, bounds=(1e-7, 1.0), inclusive_bounds=(True, True), doc="Time step, time units (traced).")
+    softening = param.Number(0.0, bounds=(0.0, 10.0), doc="Plummer softening length, length units (traced).")
+    steps_per_frame = param.Integer(
+        10, bounds=(1, LIMITS.max_steps_per_frame), doc="Integrator steps per animation frame (traced)."
+    )
+    frame_rate = param.Integer(30, bounds=(1, 60), doc="Target frames per second (speed of the animation).")
+    trails = param.Boolean(True, doc="Draw the recent path of each body.")
+    trail_length = param.Integer(
+        200, bounds=(2, LIMITS.max_trail_length), doc="Frames of trail kept per body."
+    )
+    projection = param.Selector(default="xy", objects=["xy", "xz", "yz"], doc="Plane the orbits are projected on.")
+    color_by = param.Selector(default="mass", objects=["mass", "speed"], doc="Colour bodies by mass or speed.")
+    size_by_mass = param.Boolean(True, doc="Draw heavier bodies larger.")
+
+    def __init__(self, **params):
+        super().__init__(**params)
+        self._uploaded: ParticleState | None = None
+        self._uploaded_name = ""
+        self._generation = 0
+        self._lock = threading.RLock()
+        self._suspend = False
+        self._keep: set[str] = set()
+        self._apply_preset_defaults(self.preset, keep=set(params))
+        self.reset()
+        self.param.watch(self._on_static_change, list(_STATIC))
+
+    # ----------------------------------------------------------------- configuration
+    @property
+    def dtype(self):
+        return _DTYPES[self.precision]
+
+    @property
+    def scalable(self) -> bool:
+        return self.preset != UPLOADED and get_preset(self.preset).scalable
+
+    @property
+    def physics_params(self) -> PhysicsParams:
+        return PhysicsParams(G=self._base_params.G, softening=self.softening)
+
+    @property
+    def compile_key(self) -> tuple:
+        return (self.integrator, self.force_method, self.current.num_bodies, self.precision)
+
+    @property
+    def needs_compile(self) -> bool:
+        with _COMPILED_LOCK:
+            return self.compile_key not in _COMPILED
+
+    @property
+    def ready(self) -> bool:
+        """True once the reference conserved quantities of this run are known."""
+        return self._reference is not None
+
+    @property
+    def generation(self) -> int:
+        """Counter bumped by every reset (a worker's result for an older run is stale)."""
+        return self._generation
+
+    @property
+    def description(self) -> str:
+        if self.preset == UPLOADED:
+            return f"uploaded initial conditions ({self._uploaded_name}, N = {self.current.num_bodies})"
+        preset = get_preset(self.preset)
+        return f"{preset.description} (N = {self.current.num_bodies}, units: {preset.units})"
+
+    def _apply_preset_defaults(self, name: str, keep: set[str] = frozenset()) -> None:
+        if name == UPLOADED:
+            self._base_params = PhysicsParams()
+            return
+        preset = get_preset(name)
+        self._base_params = preset.params
+        updates = {"dt": preset.dt, "softening": float(preset.params.softening)}
+        if preset.scalable:
+            updates["num_bodies"] = min(preset.default_num_bodies, LIMITS.max_bodies)
+        updates = {k: v for k, v in updates.items() if k not in keep}
+        self.param.update(**updates)
+
+    def _on_static_change(self, *events) -> None:
+        if self._suspend:
+            return
+        names = {event.name for event in events}
+        if "preset" in names:
+            self._suspend = True
+            try:
+                if self.preset == UPLOADED and self._uploaded is None:
+                    self.preset = next(e.old for e in events if e.name == "preset")
+                    raise ValueError("no initial conditions have been uploaded yet: upload a CSV file first")
+                self._apply_preset_defaults(self.preset, keep=self._keep)
+            finally:
+                self._suspend = False
+        if names == {"num_bodies"} and not self.scalable:
+            return  # N only matters for scalable presets
+        if names == {"seed"} and self.preset in ("figure_eight", "kepler", "pythagorean", "solar_system", UPLOADED):
+            return
+        self.reset()
+
+    def apply_settings(self, settings: Mapping[str, Any], *, keys: Mapping[str, str] = URL_PARAMETERS) -> list[str]:
+        """Apply URL-style settings one by one; return a message for each rejected one.
+
+        Args:
+            settings: query key -> value (strings as they come from a URL, or typed values).
+            keys: parameter name -> query key (:data:`URL_PARAMETERS`).
+
+        Returns:
+            ``"key=value: reason"`` for every value that was not applied (the previous value
+            is kept), in :data:`URL_PARAMETERS` order.
+        """
+        rejected, updates = [], {}
+        for name, key in keys.items():
+            if key not in settings:
+                continue
+            raw = settings[key]
+            try:
+                value = self._coerce(name, raw)
+                self.param[name]._validate(value)
+                if name == "preset" and value == UPLOADED and self._uploaded is None:
+                    raise ValueError("no initial conditions have been uploaded in this session")
+            except (ValueError, TypeError) as error:
+                rejected.append(f"{key}={str(raw)[:40]!s}: {error}")
+                continue
+            if value != getattr(self, name):
+                updates[name] = value
+        # One batch: a preset plus its N, dt, ... rebuilds the run once, and the values given
+        # here win over the preset's defaults.
+        self._keep = set(updates)
+        try:
+            self.param.update(**updates)
+        finally:
+            self._keep = set()
+        return rejected
+
+    def _coerce(self, name: str, raw: Any):
+        parameter = self.param[name]
+        if isinstance(raw, bytes):
+            raw = raw.decode("utf-8", "replace")
+        if isinstance(parameter, param.Boolean):
+            if isinstance(raw, bool):
+                return raw
+            text = str(raw).strip().lower()
+            if text in ("true", "1", "yes", "on"):
+                return True
+            if text in ("false", "0", "no", "off"):
+                return False
+            raise ValueError(f"expected true or false, got {raw!r}")
+        if isinstance(parameter, param.Integer):
+            value = float(raw)
+            if not math.isfinite(value) or not value.is_integer():
+                raise ValueError(f"expected an integer, got {raw!r}")
+            return int(value)
+        if isinstance(parameter, param.Number):
+            value = float(raw)
+            if not math.isfinite(value):
+                raise ValueError(f"expected a finite number, got {raw!r}")
+            return value
+        if isinstance(parameter, param.Selector):
+            text = str(raw)
+            if text not in parameter.objects:
+                raise ValueError(f"unknown value {text!r}; choose one of {list(parameter.objects)}")
+            return text
+        return raw
+
+    def url_settings(self) -> dict[str, str]:
+        """The current settings as URL query values (inverse of :meth:`apply_settings`)."""
+        out = {}
+        for name, key in URL_PARAMETERS.items():
+            value = getattr(self, name)
+            out[key] = ("true" if value else "false") if isinstance(value, bool) else (
+                repr(value) if isinstance(value, float) else str(value)
+            )
+        return out
+
+    # ----------------------------------------------------------------- the run
+    def _initial_state(self) -> ParticleState:
+        if self.preset == UPLOADED:
+            return self._uploaded
+        preset = get_preset(self.preset)
+        n = self.num_bodies if preset.scalable else None
+        return preset.build(jax.random.key(self.seed), n)
+
+    def reset(self) -> None:
+        """Rebuild the initial state of the current configuration and clear all history."""
+        with self._lock:
+            initial = cast_state(self._initial_state(), self.dtype)
+            self._generation += 1
+            self.initial = initial
+            self.current = initial
+            self._reference: _Reference | None = None
+            self._position_np = np.asarray(initial.position, np.float64)
+            self._velocity_np = np.asarray(initial.velocity, np.float64)
+            self._mass_np = np.asarray(initial.mass, np.float64)
+            self._time = float(initial.time)
+            self.steps_taken = 0
+            self.frames_taken = 0
+            n_trail = min(self.current.num_bodies, TRAIL_BODIES)
+            self._trail = deque(maxlen=LIMITS.max_trail_length)
+            self._trail.append(self._position_np[:n_trail].copy())
+            self._new_history: list[tuple[float, float, float, float]] = []
+            self._history: deque = deque(maxlen=HISTORY_POINTS)
+            self._record_frames = max(2, RECORD_VALUES // (7 * self.current.num_bodies + 8))
+            self._record: deque = deque(maxlen=self._record_frames)
+            self.last_frame_seconds = 0.0
+            self.nonfinite = False
+
+    def prepare(self) -> float:
+        """Compile the frame function for this configuration if needed, and compute the
+        reference conserved quantities. Safe to call from a worker thread.
+
+        Returns:
+            Seconds spent (compilation included).
+        """
+        start = time.perf_counter()
+        with self._lock:
+            generation, state, key = self._generation, self.current, self.compile_key
+            options = dict(integrator=self.integrator, forces=self.force_method)
+            params = self.physics_params.astype(self.dtype)
+            dt = self.dt
+        # num_steps is traced: a zero-step call compiles the very function later frames use.
+        jax.block_until_ready(advance(state, 0, dt=dt, params=params, **options))
+        quantities, momentum_scale, angular_scale = jax.device_get(_diagnostics(state, params))
+        reference = _Reference(
+            float(quantities.energy),
+            np.asarray(quantities.linear_momentum, np.float64),
+            np.asarray(quantities.angular_momentum, np.float64),
+            float(momentum_scale),
+            float(angular_scale),
+        )
+        with _COMPILED_LOCK:
+            _COMPILED.add(key)
+        with self._lock:
+            if generation == self._generation and self._reference is None:
+                self._reference = reference
+                self._record_snapshot(quantities)
+        return time.perf_counter() - start
+
+    def step_frame(self) -> FrameDiagnostics:
+        """Advance by ``steps_per_frame`` steps and record the frame's diagnostics.
+
+        Returns:
+            The diagnostics of this frame (one point).
+        """
+        if not self.ready:
+            self.prepare()
+        with self._lock:
+            start = time.perf_counter()
+            params = self.physics_params.astype(self.dtype)
+            state = advance(
+                self.current, int(self.steps_per_frame), dt=float(self.dt), params=params,
+                integrator=self.integrator, forces=self.force_method,
+            )
+            quantities, _, _ = _diagnostics(state, params)
+            self.current = state
+            host, quantities = jax.device_get((state, quantities))
+            self._position_np = np.asarray(host.position, np.float64)
+            self._velocity_np = np.asarray(host.velocity, np.float64)
+            self._time = float(host.time)
+            self.steps_taken += int(self.steps_per_frame)
+            self.frames_taken += 1
+            self._trail.append(self._position_np[: min(len(self._mass_np), TRAIL_BODIES)].copy())
+            point = self._errors(quantities)
+            self._new_history.append(point)
+            self._history.append(point)
+            self._record_snapshot(quantities)
+            self.nonfinite = not (
+                np.isfinite(self._position_np).all() and np.isfinite(self._velocity_np).all() and math.isfinite(point[1])
+            )
+            self.last_frame_seconds = time.perf_counter() - start
+            return FrameDiagnostics(*(np.array([v]) for v in point))
+
+    def _errors(self, quantities) -> tuple[float, float, float, float]:
+        ref = self._reference
+        energy_error = abs(float(quantities.energy) - ref.energy) / abs(ref.energy) if ref.energy else float("nan")
+        momentum_error = float(np.linalg.norm(np.asarray(quantities.linear_momentum) - ref.linear_momentum))
+        angular_error = float(np.linalg.norm(np.asarray(quantities.angular_momentum) - ref.angular_momentum))
+        momentum_error /= ref.momentum_scale or 1.0
+        angular_error /= ref.angular_momentum_scale or 1.0
+        return (self._time, energy_error, momentum_error, angular_error)
+
+    def _record_snapshot(self, quantities) -> None:
+        self._record.append(
+            (
+                self._time,
+                self._position_np.copy(),
+                self._velocity_np.copy(),
+                float(quantities.energy),
+                np.asarray(quantities.linear_momentum, np.float64),
+                np.asarray(quantities.angular_momentum, np.float64),
+            )
+        )
+
+    # ----------------------------------------------------------------- readouts
+    @property
+    def time(self) -> float:
+        """Simulation time of the current state, time units."""
+        return self._time
+
+    @property
+    def position(self) -> np.ndarray:
+        """``[n, 3]`` float64 copy of the current positions."""
+        return self._position_np
+
+    @property
+    def velocity(self) -> np.ndarray:
+        return self._velocity_np
+
+    @property
+    def mass(self) -> np.ndarray:
+        return self._mass_np
+
+    @property
+    def history(self) -> FrameDiagnostics:
+        """All diagnostics kept so far (oldest first, at most ``HISTORY_POINTS``)."""
+        return _as_diagnostics(list(self._history))
+
+    def take_new_history(self) -> FrameDiagnostics:
+        """Diagnostics of the frames since the previous call (for streaming to a plot)."""
+        with self._lock:
+            points, self._new_history = self._new_history, []
+        return _as_diagnostics(points)
+
+    @property
+    def axes(self) -> tuple[int, int]:
+        return {"xy": (0, 1), "xz": (0, 2), "yz": (1, 2)}[self.projection]
+
+    def body_columns(self) -> dict[str, np.ndarray]:
+        """Columns for the bodies' scatter: projected ``x``, ``y``, ``size`` (screen px),
+        ``color`` in [0, 1], ``mass`` and ``speed``."""
+        i, j = self.axes
+        speed = np.linalg.norm(self._velocity_np, axis=1)
+        mass = self._mass_np
+        return {
+            "x": self._position_np[:, i].copy(),
+            "y": self._position_np[:, j].copy(),
+            "size": body_sizes(mass, enabled=self.size_by_mass),
+            "color": _unit_scale(np.log10(mass) if self.color_by == "mass" else speed),
+            "mass": mass,
+            "speed": speed,
+        }
+
+    def trail_columns(self) -> dict[str, list]:
+        """Columns for the trails' multi-line: ``xs``, ``ys`` (one array per body, newest
+        last) and ``color`` in [0, 1] per body. Empty when trails are off."""
+        if not self.trails or len(self._trail) < 2:
+            return {"xs": [], "ys": [], "color": []}
+        n_trail = self._trail[-1].shape[0]
+        length = min(self.trail_length, len(self._trail), max(2, TRAIL_POINTS // n_trail))
+        recent = np.stack(list(self._trail)[-length:])  # [length, n_trail, 3]
+        i, j = self.axes
+        color = self.body_columns()["color"][:n_trail]
+        return {
+            "xs": [recent[:, b, i] for b in range(n_trail)],
+            "ys": [recent[:, b, j] for b in range(n_trail)],
+            "color": color,
+        }
+
+    def extent(self) -> float:
+        """Half-width of a view that holds most of the initial system (length units)."""
+        radius = np.linalg.norm(np.asarray(self.initial.position, np.float64), axis=1)
+        r = np.percentile(radius, 95) if radius.size > 20 else radius.max()
+        return float(1.25 * r) if r > 0 else 1.0
+
+    # ----------------------------------------------------------------- files
+    def load_csv(self, data: bytes | str, *, filename: str = "upload.csv") -> None:
+        """Replace the initial conditions by an uploaded CSV (``m,x,y,z,vx,vy,vz``) and reset.
+
+        Raises:
+            ValueError: naming the problem; the current run is kept unchanged.
+        """
+        if len(data) > LIMITS.max_upload_bytes:
+            raise ValueError(f"CSV file is {len(data)} bytes; this server accepts at most {LIMITS.max_upload_bytes}")
+        state = parse_initial_conditions_csv(data, max_bodies=LIMITS.max_bodies)
+        self._uploaded = state
+        self._uploaded_name = filename
+        if self.preset == UPLOADED:
+            self.reset()
+        else:
+            self.preset = UPLOADED
+
+    def state_csv(self) -> str:
+        """The current state as CSV text in the upload format."""
+        return initial_conditions_csv_text(self.current)
+
+    def trajectory(self) -> Trajectory:
+        """The recorded frames (most recent ``_record_frames``) as a :class:`Trajectory`."""
+        with self._lock:
+            frames = list(self._record)
+        if not frames:
+            raise ValueError("nothing recorded yet: press Step or Play first")
+        time_, position, velocity, energy, momentum, angular = (np.stack(column) for column in zip(*frames))
+        return Trajectory(time_, position, velocity, self._mass_np, energy, momentum, angular)
+
+    def trajectory_npz(self) -> bytes:
+        """npz bytes of :meth:`trajectory` with this run's settings as metadata."""
+        return trajectory_npz_bytes(self.trajectory(), {**self.url_settings(), "description": self.description})
+
+
+def body_sizes(mass: np.ndarray, *, enabled: bool = True) -> np.ndarray:
+    """Marker sizes in screen pixels: larger for heavier bodies (log-mass scale), and larger
+    overall for small N so that a three-body orbit reads from the back of a lecture hall."""
+    n = mass.shape[0]
+    base = 18.0 if n <= 10 else 9.0 if n <= 100 else 6.0 if n <= 500 else 4.0
+    if not enabled:
+        return np.full(n, base)
+    scaled = _unit_scale(np.log10(mass))
+    if np.ptp(np.log10(mass)) == 0:
+        return np.full(n, base)
+    return base * (0.5 + 1.0 * scaled)
+
+
+def _unit_scale(values: np.ndarray) -> np.ndarray:
+    values = np.asarray(values, np.float64)
+    finite = values[np.isfinite(values)]
+    if finite.size == 0:
+        return np.full(values.shape, 0.5)
+    low, high = finite.min(), finite.max()
+    if high - low <= 1e-12 * max(1.0, abs(high)):
+        return np.full(values.shape, 0.5)
+    return np.clip((values - low) / (high - low), 0.0, 1.0)
+
+
+def _as_diagnostics(points) -> FrameDiagnostics:
+    if not points:
+        return FrameDiagnostics(*(np.empty(0) for _ in range(4)))
+    columns = np.asarray(points, np.float64).T
+    return FrameDiagnostics(*columns)

@@ -1,0 +1,215 @@
+"""Simulate tab without a browser: state logic, plot sources, URL settings, files."""
+
+import io
+import sys
+
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from app.limits import LIMITS
+from app.state.simulate import ERROR_FLOOR, TRAIL_BODIES, UPLOADED, URL_PARAMETERS, SimulationState
+from app.views.simulate import SimulateView
+from nbody_core import PRESETS, FIGURE_EIGHT_PERIOD
+from nbody_core.io import load_npz
+
+_simulate_module = sys.modules["nbody_core.simulate"]
+
+TWO_BODY_CSV = b"m,x,y,z,vx,vy,vz\n1,0.5,0,0,0,0.5,0\n1,-0.5,0,0,0,-0.5,0\n"
+
+
+@pytest.fixture
+def view():
+    return SimulateView()
+
+
+def test_view_starts_ready_with_the_figure_eight(view):
+    assert view.state.preset == "figure_eight"
+    assert view.state.ready and not view.compiling
+    np.testing.assert_allclose(view.body_source.data["x"], [0.97000436, -0.97000436, 0.0], atol=1e-12)
+    assert len(view.history_source.data["t"]) == 0
+    assert "paused" in view.status.object
+
+
+def test_playing_frames_grow_orbit_trails_and_energy_curve(view):
+    view.playing = True  # no server: the loop is driven by calling the frame callback
+    x0 = np.array(view.body_source.data["x"])
+    for _ in range(5):
+        view._frame()
+    view.playing = False
+    assert len(view.history_source.data["t"]) == 5
+    np.testing.assert_allclose(view.history_source.data["t"], 0.01 * np.arange(1, 6), rtol=1e-12)
+    assert not np.allclose(view.body_source.data["x"], x0)
+    assert all(len(xs) == 6 for xs in view.trail_source.data["xs"])
+    energy_error = np.asarray(view.history_source.data["energy_error"])
+    # Leapfrog on the figure-eight at dt = 1e-3: relative energy error ~1e-9 after 50 steps
+    # (second order, error ~ (dt * |omega|)^2 with |omega| ~ 2); the floor is 1e-17.
+    assert np.all(energy_error >= ERROR_FLOOR) and np.all(energy_error < 1e-7)
+    assert energy_error[-1] > ERROR_FLOOR  # a real, non-zero error is drawn
+
+
+def test_dt_softening_and_steps_apply_without_recompiling(view):
+    view.step()
+    cache_size = _simulate_module._advance._cache_size()
+    t0 = view.state.time
+    view.dt_slider.value = 0.002
+    view.softening_slider.value = 0.01
+    view.steps_slider.value = 3
+    view.step()
+    assert view.state.dt == 0.002 and view.state.softening == 0.01
+    assert view.state.time == pytest.approx(t0 + 3 * 0.002, rel=1e-12)
+    assert _simulate_module._advance._cache_size() == cache_size
+    assert "dt = 0.002" in view.status.object
+
+
+def test_preset_change_resets_cleanly_with_its_defaults(view):
+    for _ in range(3):
+        view.step()
+    view.preset_select.value = "plummer"
+    state = view.state
+    assert state.ready and state.time == 0.0 and state.frames_taken == 0
+    assert state.current.num_bodies == PRESETS["plummer"].default_num_bodies
+    assert state.softening == float(PRESETS["plummer"].params.softening)
+    assert view.softening_slider.value == state.softening
+    assert len(view.body_source.data["x"]) == state.current.num_bodies
+    assert len(view.history_source.data["t"]) == 0
+    assert view.trail_source.data["xs"] == []  # a trail needs two frames
+    view.step()
+    assert len(view.trail_source.data["xs"]) == TRAIL_BODIES  # trails drawn for the first 64 bodies
+    assert not view.num_bodies_input.disabled
+
+
+def test_body_count_and_integrator_changes_rebuild_the_run(view):
+    view.preset_select.value = "cold_collapse"
+    view.num_bodies_input.value = 40
+    assert view.state.current.num_bodies == 40 and len(view.body_source.data["x"]) == 40
+    view.step()
+    view.integrator_select.value = "yoshida4"
+    assert view.state.time == 0.0 and view.state.current.num_bodies == 40
+    view.step()
+    assert view.state.time == pytest.approx(10 * view.state.dt)
+
+
+def test_body_count_over_the_cap_is_refused_with_a_message(view):
+    view.preset_select.value = "plummer"
+    view.num_bodies_input.value = LIMITS.max_bodies + 1
+    assert view.state.num_bodies == PRESETS["plummer"].default_num_bodies
+    assert view.message.visible and "at most" in view.message.object
+
+
+def test_float32_run_has_float32_state_and_larger_energy_error():
+    errors = {}
+    for precision in ("float64", "float32"):
+        state = SimulationState(preset="kepler", precision=precision, steps_per_frame=50, dt=1e-5)
+        assert state.current.position.dtype == jnp.dtype(precision)
+        for _ in range(4):
+            state.step_frame()
+        errors[precision] = state.history.energy_error[-1]
+    # At dt = 1e-5 the leapfrog truncation error is ~1e-12 (it is 3.5e-6 at dt = 1e-3 and
+    # scales as dt^2), far below float32 round-off in E itself (eps32 = 1.2e-7), which
+    # float64 does not have (eps64 = 2.2e-16).
+    assert errors["float64"] < 1e-10
+    assert errors["float32"] > 100 * errors["float64"]
+
+
+def test_projection_colour_and_size_options_change_the_plot(view):
+    view.preset_select.value = "solar_system"
+    x_before = np.array(view.body_source.data["y"])
+    view.projection_select.value = "xz"
+    assert view._orbit.yaxis[0].axis_label == "z"
+    np.testing.assert_allclose(view.body_source.data["y"], view.state.position[:, 2])
+    assert not np.allclose(view.body_source.data["y"], x_before)
+    sizes = np.asarray(view.body_source.data["size"])
+    assert sizes[0] == sizes.max() and sizes.min() < sizes[0]  # the Sun is the largest marker
+    view.size_switch.value = False
+    assert np.ptp(view.body_source.data["size"]) == 0
+    view.color_select.value = "speed"
+    color = np.asarray(view.body_source.data["color"])
+    speed = np.linalg.norm(view.state.velocity, axis=1)
+    assert color[np.argmax(speed)] == 1.0 and color[np.argmin(speed)] == 0.0
+    view.trails_switch.value = False
+    assert view.trail_source.data["xs"] == []
+
+
+def test_url_settings_round_trip_and_tampered_values_are_rejected():
+    state = SimulationState()
+    rejected = state.apply_settings(
+        {"preset": "plummer", "n": "64", "integrator": "rk4", "dt": "0.0005", "softening": "0.02",
+         "view": "yz", "trails": "false", "steps": "abc", "fps": "1000", "forces": "<script>"}
+    )
+    assert (state.preset, state.num_bodies, state.integrator, state.dt, state.softening) == (
+        "plummer", 64, "rk4", 0.0005, 0.02)
+    assert state.projection == "yz" and state.trails is False
+    assert [r.split(":")[0] for r in rejected] == ["forces=<script>", "steps=abc", "fps=1000"]
+    assert state.steps_per_frame == 10 and state.frame_rate == 30 and state.force_method == "analytic"
+    again = SimulationState()
+    assert again.apply_settings(state.url_settings()) == []
+    assert again.url_settings() == state.url_settings()
+    assert set(state.url_settings()) == set(URL_PARAMETERS.values())
+
+
+def test_uploaded_preset_in_url_without_an_upload_is_rejected():
+    state = SimulationState()
+    rejected = state.apply_settings({"preset": UPLOADED})
+    assert len(rejected) == 1 and "upload" in rejected[0]
+    assert state.preset == "figure_eight" and state.current.num_bodies == 3
+
+
+def test_bad_csv_upload_shows_a_message_and_keeps_the_run(view):
+    view.step()
+    t = view.state.time
+    view.upload.filename = "broken.csv"
+    view.upload.value = b"m,x,y,z,vx,vy,vz\n1,0,0,0,0,0,0\n-1,1,0,0,0,0,0\n"
+    assert view.message.visible and "broken.csv" in view.message.object and "mass" in view.message.object
+    assert view.state.preset == "figure_eight" and view.state.time == t
+
+
+def test_good_csv_upload_replaces_the_system(view):
+    view.upload.filename = "binary.csv"
+    view.upload.value = TWO_BODY_CSV
+    assert view.state.preset == UPLOADED and view.state.current.num_bodies == 2
+    assert view.state.ready
+    np.testing.assert_allclose(sorted(view.body_source.data["x"]), [-0.5, 0.5])
+    view.step()
+    assert view.state.time > 0
+
+
+def test_downloads_give_the_current_state_and_the_recorded_trajectory(view, tmp_path):
+    for _ in range(3):
+        view.step()
+    csv_bytes = view._state_csv_file().getvalue()
+    state = SimulationState()
+    state.load_csv(csv_bytes)
+    np.testing.assert_allclose(state.position, view.state.position, rtol=0, atol=0)
+    path = tmp_path / view.download_trajectory.filename
+    path.write_bytes(view._trajectory_file().getvalue())
+    arrays, metadata = load_npz(path)
+    assert arrays["position"].shape == (4, 3, 3)  # initial snapshot + 3 frames
+    np.testing.assert_allclose(arrays["t"], [0.0, 0.01, 0.02, 0.03], atol=1e-12)
+    assert metadata["preset"] == "figure_eight"
+    assert view.download_trajectory.filename == "nbody_figure_eight_trajectory.npz"
+
+
+def test_figure_eight_returns_to_its_start_after_one_period():
+    state = SimulationState(preset="figure_eight", integrator="yoshida4", steps_per_frame=200)
+    state.dt = FIGURE_EIGHT_PERIOD / 6000
+    for _ in range(30):
+        state.step_frame()
+    # Simo's initial data are given to 8 digits, so the orbit closes to ~1e-6; yoshida4 at
+    # dt ~ 1e-3 adds ~1e-10.
+    np.testing.assert_allclose(state.position, np.asarray(state.initial.position), atol=1e-5)
+
+
+def test_nonfinite_run_stops_with_a_message(view):
+    view.preset_select.value = "pythagorean"
+    view.dt_slider.value = 0.1  # far too large for the close encounters: blows up or drifts
+    view.steps_slider.value = 200
+    view.playing = True
+    for _ in range(30):
+        if not view.playing:
+            break
+        view._frame()
+    energy_error = view.state.history.energy_error
+    assert view.state.nonfinite or energy_error[-1] > 1e-3
+    if view.state.nonfinite:
+        assert not view.playing and view.message.visible
