@@ -1,0 +1,256 @@
+"""HMC through the simulator: the sampler on a known posterior, the N-body posterior against
+BlackJAX NUTS, exact gradients against finite differences, trace shapes and seeds."""
+
+import blackjax
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from nbody_core import hmc, inference
+
+# One small N-body problem shared by every test (one compile per static configuration):
+# the perturbed figure-eight observed at 5 times over t in (0, 1], 40 leapfrog steps.
+SMALL = dict(num_obs=5, t_end=1.0, dt=0.025, noise=0.02)
+
+# Correlated 2-D Gaussian with a known posterior.
+GAUSS_MEAN = jnp.array([1.0, -2.0])
+GAUSS_COV = jnp.array([[1.0, 0.8 * 1.0 * 0.5], [0.8 * 1.0 * 0.5, 0.25]])
+GAUSS_PRECISION = jnp.linalg.inv(GAUSS_COV)
+
+
+def gaussian_logdensity(x):
+    r = x - GAUSS_MEAN
+    return -0.5 * r @ GAUSS_PRECISION @ r
+
+
+@pytest.fixture(scope="module")
+def problem():
+    return inference.make_problem("triple", **SMALL)
+
+
+@pytest.fixture(scope="module")
+def hmc_run(problem):
+    x0 = inference.initial_positions(problem, jax.random.key(1), 4)
+    result = hmc.sample(
+        jax.random.key(2), problem.logdensity_fn, x0, num_samples=400, num_warmup=200,
+        num_integration_steps=10, step_size=0.01,
+    )
+    return result, inference.to_inference_data(result, problem)
+
+
+def _mcse_of(draws):
+    """ArviZ's MCSE of the mean of ``draws [chain, draw]``."""
+    az = inference._arviz()
+    return float(az.mcse(np.asarray(draws), method="mean"))
+
+
+def test_gaussian_means_and_variances_within_mcse():
+    result = hmc.sample(
+        jax.random.key(0), gaussian_logdensity, jnp.zeros((4, 2)), num_samples=1000,
+        num_warmup=300, num_integration_steps=8, step_size=0.1,
+    )
+    draws = np.asarray(result.position)  # [4, 1000, 2]
+    for i in range(2):
+        x = draws[..., i]
+        # 4 MCSE: the Monte Carlo error of a correct sampler is ~Normal(0, MCSE^2), so a
+        # 4-sigma check fails by chance with probability 6e-5 (~3e-4 over the 4 checks); a
+        # biased sampler (a wrong acceptance rule or momentum variance) misses by far more.
+        assert abs(x.mean() - float(GAUSS_MEAN[i])) < 4 * _mcse_of(x)
+        centred = (x - float(GAUSS_MEAN[i])) ** 2  # E = variance; its MCSE from the same draws
+        assert abs(centred.mean() - float(GAUSS_COV[i, i])) < 4 * _mcse_of(centred)
+    # The correlation is recovered as well (sample estimate; 1000 x 4 draws give +-0.02).
+    corr = np.corrcoef(draws[..., 0].ravel(), draws[..., 1].ravel())[0, 1]
+    assert abs(corr - 0.8) < 0.05
+
+
+def test_dual_averaging_reaches_target_acceptance():
+    result = hmc.sample(
+        jax.random.key(3), gaussian_logdensity, jnp.zeros((2, 2)), num_samples=400,
+        num_warmup=400, num_integration_steps=5, step_size=2.0, adapt_mass_matrix=False,
+        target_acceptance=0.7, step_size_jitter=0.0,
+    )
+    acceptance = float(result.info.acceptance_rate.mean())
+    # Dual averaging drives the mean acceptance probability to the target; its averaged
+    # iterate lands somewhat above it (the average of log step sizes is the smaller step),
+    # as in Stan: allow 0.7 .. 0.9.
+    assert 0.65 < acceptance < 0.9
+    # Started at 2.0 (mostly rejected), the step shrank.
+    assert np.all(np.asarray(result.step_size) < 1.5)
+
+
+def test_leapfrog_hamiltonian_error_is_second_order():
+    """Energy error over a fixed path length falls as step_size**2 (leapfrog is order 2)."""
+    state = hmc.init(jnp.array([0.3, -1.7]), gaussian_logdensity)
+    errors = []
+    for eps, steps in ((0.1, 10), (0.05, 20)):
+        kernel = hmc.build_kernel(gaussian_logdensity, num_integration_steps=steps)
+        _, info = kernel(jax.random.key(5), state, eps, jnp.ones(2))
+        errors.append(abs(float(info.hamiltonian_error)))
+    # Global energy error of a second-order symplectic method ~ C eps^2: ratio 4 on halving;
+    # leapfrog on a quadratic Hamiltonian has no odd-order terms, so 4 within 10 %.
+    assert 3.6 < errors[0] / errors[1] < 4.4
+
+
+def test_trace_shapes_and_recorded_gradients(problem):
+    d, chains, draws, steps = problem.num_parameters, 2, 4, 5
+    x0 = inference.initial_positions(problem, jax.random.key(1), chains)
+    result = hmc.sample(
+        jax.random.key(4), problem.logdensity_fn, x0, num_samples=draws, num_warmup=0,
+        num_integration_steps=steps, step_size=0.002,
+    )
+    info = result.info
+    assert result.position.shape == (chains, draws, d)
+    assert result.logdensity.shape == (chains, draws)
+    for field in ("path_position", "path_momentum", "path_gradient"):
+        assert getattr(info, field).shape == (chains, draws, steps + 1, d)
+    for field in ("path_logdensity", "path_energy"):
+        assert getattr(info, field).shape == (chains, draws, steps + 1)
+    for field in ("acceptance_rate", "is_accepted", "is_divergent", "energy", "hamiltonian_error"):
+        assert getattr(info, field).shape == (chains, draws)
+    # The recorded gradient is the log-posterior gradient at every recorded position.
+    exact = jax.jit(jax.vmap(jax.grad(problem.logdensity_fn)))(info.path_position[0, 1])
+    np.testing.assert_allclose(info.path_gradient[0, 1], exact, rtol=1e-10)
+    # Each path starts at the previous draw and the chain moves to the path's end iff accepted.
+    np.testing.assert_allclose(info.path_position[0, 1, 0], result.position[0, 0])
+    for c in range(chains):
+        for t in range(draws):
+            end = info.path_position[c, t, -1] if info.is_accepted[c, t] else info.path_position[c, t, 0]
+            np.testing.assert_allclose(result.position[c, t], end)
+    # Hamiltonian error = path energy at the end minus at the start.
+    np.testing.assert_allclose(
+        info.hamiltonian_error, info.path_energy[..., -1] - info.path_energy[..., 0], rtol=1e-9, atol=1e-12
+    )
+
+
+def test_reproducible_from_seed(problem):
+    x0 = inference.initial_positions(problem, jax.random.key(1), 2)
+    run = lambda seed: hmc.sample(  # noqa: E731
+        jax.random.key(seed), problem.logdensity_fn, x0, num_samples=4, num_warmup=0,
+        num_integration_steps=5, step_size=0.002,
+    )
+    a, b, c = run(0), run(0), run(1)
+    np.testing.assert_array_equal(a.position, b.position)
+    np.testing.assert_array_equal(a.info.path_gradient, b.info.path_gradient)
+    assert not np.array_equal(a.position, c.position)
+    # Data are reproducible from the problem's key too.
+    again = inference.make_problem("triple", **SMALL)
+    np.testing.assert_array_equal(again.observations, problem.observations)
+    other = inference.make_problem("triple", **SMALL, key=jax.random.key(1))
+    assert not np.array_equal(other.observations, problem.observations)
+
+
+def test_autodiff_gradient_matches_finite_differences(problem):
+    x = jnp.asarray(problem.truth) + 0.03
+    steps = np.logspace(-9, -1, 9)
+    sweep = inference.gradient_error_sweep(problem.logdensity_fn, x, steps)
+    errors = sweep["relative_error"]
+    best = int(np.argmin(errors))
+    # Brief: agreement to 1e-6 relative at the best h (float64: truncation ~ h^2, round-off
+    # ~ 1e-16 |f| / h meet near h ~ 1e-5, where both are ~1e-9).
+    assert errors[best] < 1e-6
+    # The V: both ends of the sweep are far worse than the bottom.
+    assert 0 < best < len(steps) - 1
+    assert errors[0] > 100 * errors[best] and errors[-1] > 100 * errors[best]
+
+
+def test_hmc_agrees_with_blackjax_nuts(problem, hmc_run):
+    result, idata = hmc_run
+    logdensity_fn = problem.logdensity_fn
+    warm = blackjax.window_adaptation(blackjax.nuts, logdensity_fn)
+    x0 = inference.initial_positions(problem, jax.random.key(11), 2)
+
+    def nuts_chain(key, position):
+        key_warm, key_sample = jax.random.split(key)
+        (state, parameters), _ = warm.run(key_warm, position, num_steps=200)
+        step = blackjax.nuts(logdensity_fn, **parameters).step
+
+        def one(state, key):
+            state, info = step(key, state)
+            return state, (state.position, info.is_divergent)
+
+        _, (draws, divergent) = jax.lax.scan(one, state, jax.random.split(key_sample, 400))
+        return draws, divergent
+
+    nuts_draws, nuts_divergent = zip(*(nuts_chain(k, x) for k, x in zip(jax.random.split(jax.random.key(12), 2), x0)))
+    nuts_draws = np.stack(nuts_draws)  # [2, 400, d]
+    assert int(np.sum(nuts_divergent)) == 0
+    hmc_draws = np.asarray(result.position)
+    assert int(np.asarray(result.info.is_divergent).sum()) == 0
+    diagnostics = inference.summary_diagnostics(idata)
+    for i, name in enumerate(problem.parameter_names):
+        h, n = hmc_draws[..., i], nuts_draws[..., i]
+        combined = np.hypot(_mcse_of(h), _mcse_of(n))
+        # Two independent estimates of the same posterior mean differ by a N(0, combined^2)
+        # error: 4 combined MCSE.
+        assert abs(h.mean() - n.mean()) < 4 * combined, (name, h.mean(), n.mean(), combined)
+        # The truth lies inside the 99 % central credible interval of both samplers.
+        for draws in (h, n):
+            lo, hi = np.quantile(draws, [0.005, 0.995])
+            assert lo < problem.truth[i] < hi, (name, lo, problem.truth[i], hi)
+        # And the chains mixed (ArviZ split R-hat, bulk ESS).
+        assert diagnostics["parameters"][name]["r_hat"] < 1.05
+        assert diagnostics["parameters"][name]["ess_bulk"] > 100
+
+
+def test_inference_data_export(problem, hmc_run, tmp_path):
+    result, idata = hmc_run
+    assert set(idata.posterior.data_vars) == set(problem.parameter_names)
+    assert idata.posterior.sizes == {"chain": 4, "draw": 400}
+    for stat in ("lp", "acceptance_rate", "diverging", "energy", "energy_error", "step_size", "n_steps"):
+        assert stat in idata.sample_stats
+    diagnostics = inference.summary_diagnostics(idata)
+    assert len(diagnostics["bfmi"]) == 4 and all(b > 0.3 for b in diagnostics["bfmi"])
+    assert 0.5 < diagnostics["acceptance_rate"] <= 1.0
+    path = tmp_path / "samples.nc"
+    idata.to_netcdf(str(path))
+    back = inference._arviz().from_netcdf(str(path))
+    np.testing.assert_allclose(back.posterior["log_m0"].values, idata.posterior["log_m0"].values)
+
+
+@pytest.mark.parametrize(
+    ("name", "params"), [("triple", "masses+G+velocity"), ("hierarchical", "masses"), ("star_planets", "masses+velocity")]
+)
+def test_problems_build_with_finite_gradients(name, params):
+    problem = inference.make_problem(name, params=params, num_obs=3, t_end=0.3)
+    x = jnp.asarray(problem.truth)
+    value, grad = jax.value_and_grad(problem.logdensity_fn)(x)
+    assert np.isfinite(float(value)) and np.all(np.isfinite(np.asarray(grad)))
+    assert problem.observations.shape == (3, 3, 2)
+    assert len(problem.parameter_names) == problem.num_parameters == len(problem.truth)
+    assert problem.parameter_names[:3] == ("log_m0", "log_m1", "log_m2")
+    # Residuals at the truth are pure noise: chi^2 per datum ~ 1 (3 x 3 x 2 = 18 data,
+    # so chi^2 / 18 lies in [0.2, 2.5] with probability > 0.99).
+    chi2 = float(np.sum(((problem.predict_fn(x) - problem.observations) / problem.noise) ** 2))
+    assert 0.2 < chi2 / 18 < 2.5
+
+
+def test_bad_input_raises_clear_errors(problem):
+    with pytest.raises(ValueError, match="unknown problem"):
+        inference.make_problem("quadruple")
+    with pytest.raises(ValueError, match="unknown parameter set"):
+        inference.make_problem("triple", params="spins")
+    with pytest.raises(ValueError, match="noise"):
+        inference.make_problem("triple", noise=-1.0)
+    with pytest.raises(ValueError, match="num_obs"):
+        inference.make_problem("triple", num_obs=0)
+    with pytest.raises(ValueError, match="t_end"):
+        inference.make_problem("triple", t_end=float("nan"))
+    x0 = jnp.zeros((2, problem.num_parameters))
+    with pytest.raises(ValueError, match="step_size"):
+        hmc.sample(jax.random.key(0), problem.logdensity_fn, x0, num_samples=2, step_size=-0.1)
+    with pytest.raises(ValueError, match="num_samples"):
+        hmc.sample(jax.random.key(0), problem.logdensity_fn, x0, num_samples=0)
+    with pytest.raises(ValueError, match=r"\[chains, d\]"):
+        hmc.sample(jax.random.key(0), problem.logdensity_fn, jnp.zeros(3), num_samples=2)
+    with pytest.raises(ValueError, match="num_parameters"):
+        inference.scaling_problem(0)
+
+
+def test_gradient_costs_are_measured():
+    costs = inference.measure_gradient_costs((1, 3), repeats=1, num_bodies=4, num_steps=2, num_obs=1)
+    assert [c.num_parameters for c in costs] == [1, 3]
+    for cost in costs:
+        for value in cost[1:]:
+            assert np.isfinite(value) and value >= 0
+        assert cost.forward_s > 0 and cost.autodiff_s > 0 and cost.finite_difference_s > 0
