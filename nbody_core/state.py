@@ -74,7 +74,7 @@ def make_state(position, velocity, mass, time=0.0, *, dtype=jnp.float64) -> Part
 
     Raises:
         ValueError: naming the problem, for wrong shapes, non-finite values, non-positive
-            masses or fewer than two bodies.
+            masses, values too large for ``dtype`` or fewer than two bodies.
     """
     position = np.asarray(position, dtype=np.float64)
     velocity = np.asarray(velocity, dtype=np.float64)
@@ -84,6 +84,7 @@ def make_state(position, velocity, mass, time=0.0, *, dtype=jnp.float64) -> Part
     if velocity.ndim == 2 and velocity.shape[1] == 2:
         velocity = np.pad(velocity, ((0, 0), (0, 1)))
     validate_state(position, velocity, mass)
+    _check_magnitudes(position, velocity, mass, dtype)
     return ParticleState(
         position=jnp.asarray(position, dtype=dtype),
         velocity=jnp.asarray(velocity, dtype=dtype),
@@ -116,6 +117,20 @@ def validate_state(position, velocity, mass) -> None:
     if (mass <= 0).any():
         row = int(np.argwhere(mass <= 0)[0][0])
         raise ValueError(f"mass must be positive, body {row} has mass {float(mass[row])!r}")
+
+
+def _check_magnitudes(position, velocity, mass, dtype) -> None:
+    """Refuse values whose squares or pairwise products overflow ``dtype`` (r**2, m_i m_j,
+    m v**2 would be inf at the first step, so the run could only report garbage)."""
+    limit = float(np.sqrt(np.finfo(dtype).max))
+    for name, values in (("mass", mass), ("position", position), ("velocity", velocity)):
+        magnitude = np.abs(values) if values.ndim == 1 else np.abs(values).max(axis=1)
+        if (magnitude > limit).any():
+            row = int(np.argmax(magnitude > limit))
+            raise ValueError(
+                f"{name} of body {row} ({float(magnitude[row]):.3g}) is too large for "
+                f"{np.dtype(dtype).name}: its square would overflow (limit {limit:.3g}); rescale the units"
+            )
 
 
 def cast_state(state: ParticleState, dtype) -> ParticleState:
