@@ -84,6 +84,10 @@ def conserved_quantities(
     )
 
 
+# Loop counters are int32 when x64 is off; one call never runs more steps than this.
+MAX_STEPS = 2**31 - 1
+
+
 def _is_concrete(x) -> bool:
     return not isinstance(x, jax.core.Tracer)
 
@@ -91,12 +95,17 @@ def _is_concrete(x) -> bool:
 def validate_run_options(*, dt=None, num_steps=None, save_every=None, params=None) -> None:
     """Eager checks with clear messages; traced values (inside jit/grad) pass through."""
     if dt is not None and _is_concrete(dt):
-        dt_value = float(np.asarray(dt))
+        try:
+            dt_value = float(np.asarray(dt, dtype=float))
+        except (TypeError, ValueError):
+            raise ValueError(f"dt must be a positive finite number, got {dt!r}") from None
         if not math.isfinite(dt_value) or dt_value <= 0:
             raise ValueError(f"dt must be a positive finite number, got {dt_value!r}")
-    if num_steps is not None:
+    if num_steps is not None and _is_concrete(num_steps):
         if isinstance(num_steps, bool) or not isinstance(num_steps, (int, np.integer)) or num_steps < 0:
             raise ValueError(f"num_steps must be a non-negative integer, got {num_steps!r}")
+        if num_steps > MAX_STEPS:
+            raise ValueError(f"num_steps {num_steps} exceeds the limit of {MAX_STEPS} steps per call")
     if save_every is not None:
         if isinstance(save_every, bool) or not isinstance(save_every, (int, np.integer)) or save_every < 1:
             raise ValueError(f"save_every must be a positive integer, got {save_every!r}")
@@ -124,7 +133,12 @@ def steps_for_duration(t_end: float, dt: float) -> tuple[int, float]:
     validate_run_options(dt=dt)
     if not math.isfinite(t_end) or t_end <= 0:
         raise ValueError(f"t_end must be a positive finite number, got {t_end!r}")
-    num_steps = max(1, math.ceil(t_end / dt - 1e-9))
+    ratio = t_end / dt
+    if not math.isfinite(ratio) or ratio > MAX_STEPS:
+        raise ValueError(
+            f"t_end / dt = {ratio:.3g} steps exceeds the limit of {MAX_STEPS}; use a larger dt or a shorter t_end"
+        )
+    num_steps = max(1, math.ceil(ratio - 1e-9))
     return num_steps, t_end / num_steps
 
 
@@ -200,6 +214,8 @@ def simulate(
     Returns:
         :class:`Trajectory` with ``1 + ceil(num_steps / save_every)`` snapshots.
     """
+    if dt is None:
+        raise ValueError("dt is required: a positive finite time step")
     validate_run_options(dt=dt, num_steps=num_steps, save_every=save_every, params=params)
     get_integrator(integrator)
     potential = get_potential(potential)
@@ -242,6 +258,8 @@ def advance(
     per frame, dt or softening never recompiles. Not reverse-differentiable in
     ``num_steps``-dependent loops; use :func:`simulate` for gradients.
     """
+    if dt is None:
+        raise ValueError("dt is required: a positive finite time step")
     validate_run_options(dt=dt, num_steps=num_steps, params=params)
     get_integrator(integrator)
     potential = get_potential(potential)
