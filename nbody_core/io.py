@@ -12,6 +12,7 @@ import io
 import json
 import os
 import tempfile
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +47,10 @@ def parse_initial_conditions_csv(data: bytes | str, *, max_bodies: int | None = 
     Raises:
         ValueError: with a message naming the problem (encoding, header, row, value).
     """
+    if isinstance(data, (bytearray, memoryview)):
+        data = bytes(data)
+    if not isinstance(data, (bytes, str)):
+        raise ValueError(f"CSV data must be bytes or text, got {type(data).__name__}")
     if isinstance(data, bytes):
         if len(data) > MAX_CSV_BYTES:
             raise ValueError(f"CSV file is {len(data)} bytes; the limit is {MAX_CSV_BYTES}")
@@ -135,7 +140,12 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
     directory = path.parent if str(path.parent) else Path(".")
     if not directory.is_dir():
         raise OSError(f"cannot write {str(path)!r}: directory {str(directory)!r} does not exist")
-    descriptor, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
+    if path.is_dir():
+        raise OSError(f"cannot write {str(path)!r}: it is a directory")
+    try:
+        descriptor, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
+    except OSError as error:
+        raise OSError(f"cannot write {str(path)!r}: {error.strerror or error}") from None
     try:
         with os.fdopen(descriptor, "wb") as handle:
             handle.write(data)
@@ -184,7 +194,13 @@ def trajectory_npz_bytes(trajectory, metadata: dict[str, Any] | None = None) -> 
 
 def load_npz(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
     """Load an npz written here: ``(arrays, metadata)`` (metadata decoded from JSON)."""
-    with np.load(path, allow_pickle=False) as data:
-        arrays = {name: data[name] for name in data.files if name != "metadata"}
-        metadata = json.loads(str(data["metadata"])) if "metadata" in data.files else {}
+    path = Path(path)
+    if not path.is_file():
+        raise OSError(f"cannot read {str(path)!r}: no such file")
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            arrays = {name: data[name] for name in data.files if name != "metadata"}
+            metadata = json.loads(str(data["metadata"])) if "metadata" in data.files else {}
+    except (ValueError, EOFError, zipfile.BadZipFile, json.JSONDecodeError, KeyError):
+        raise ValueError(f"{str(path)!r} is not a readable npz file (truncated or corrupt?)") from None
     return arrays, metadata
