@@ -33,6 +33,8 @@ __all__ = [
     "sample",
     "SampleResult",
     "as_pytree_fn",
+    "warmup_chains",
+    "sample_chains_chunk",
     "validate_sampler_options",
 ]
 
@@ -461,25 +463,50 @@ def sample(
     )
     if initial_position.ndim != 2:
         raise ValueError(f"initial_position must have shape [chains, d], got {initial_position.shape}")
-    num_chains = initial_position.shape[0]
+    keys = jax.random.split(key, initial_position.shape[0])
+    warm = warmup_chains(
+        keys, initial_position, logdensity_fn=logdensity_fn, num_warmup=num_warmup,
+        num_integration_steps=num_integration_steps, step_size=step_size,
+        target_acceptance=target_acceptance, adapt_step_size=adapt_step_size,
+        adapt_mass_matrix=adapt_mass_matrix, step_size_jitter=step_size_jitter,
+    )
+    _, draws, info = sample_chains_chunk(
+        keys, 0, warm.state, warm.step_size, warm.inverse_mass_matrix, logdensity_fn=logdensity_fn,
+        num_steps=num_samples, num_integration_steps=num_integration_steps, step_size_jitter=step_size_jitter,
+    )
+    return SampleResult(draws.position, draws.logdensity, info, warm.step_size, warm.inverse_mass_matrix, warm.info)
+
+
+def warmup_chains(chain_keys, initial_position, *, logdensity_fn, **options) -> WarmupResult:
+    """:func:`warmup` for every chain at once (``vmap``); ``chain_keys`` ``[chains]``,
+    ``initial_position`` ``[chains, d]``; returns a :class:`WarmupResult` with a leading
+    chain axis. Chain ``c`` uses ``fold_in(chain_keys[c], 0)``."""
     logdensity_fn = as_pytree_fn(logdensity_fn)
-    keys = jax.random.split(key, num_chains)
-    warm = jax.vmap(
-        lambda k, x: warmup(
-            jax.random.fold_in(k, 0), x, logdensity_fn=logdensity_fn, num_warmup=num_warmup,
-            num_integration_steps=num_integration_steps, step_size=step_size,
-            target_acceptance=target_acceptance, adapt_step_size=adapt_step_size,
-            adapt_mass_matrix=adapt_mass_matrix, step_size_jitter=step_size_jitter,
-        )
-    )(keys, initial_position)
-    _, states, info = jax.vmap(
-        lambda k, s, eps, im: sample_chunk(
-            jax.random.fold_in(k, 1), s, eps, im, logdensity_fn=logdensity_fn,
-            num_steps=num_samples, num_integration_steps=num_integration_steps,
+    return jax.vmap(
+        lambda k, x: warmup(jax.random.fold_in(k, 0), x, logdensity_fn=logdensity_fn, **options)
+    )(chain_keys, jnp.asarray(initial_position))
+
+
+def sample_chains_chunk(
+    chain_keys, chunk_index, states: HMCState, step_size, inverse_mass_matrix, *, logdensity_fn,
+    num_steps: int, num_integration_steps: int, step_size_jitter=0.0,
+):
+    """:func:`sample_chunk` for every chain at once (``vmap``), the ``chunk_index``-th chunk.
+
+    Chain ``c`` uses ``fold_in(fold_in(chain_keys[c], 1), chunk_index)``, so a run cut into
+    chunks (a progress bar, a live view) is reproducible from the seed.
+
+    Returns:
+        ``(states [chains], draws: HMCState [chains, num_steps], info: HMCInfo [chains, num_steps, ...])``.
+    """
+    logdensity_fn = as_pytree_fn(logdensity_fn)
+    return jax.vmap(
+        lambda k, state, eps, im: sample_chunk(
+            jax.random.fold_in(jax.random.fold_in(k, 1), chunk_index), state, eps, im,
+            logdensity_fn=logdensity_fn, num_steps=num_steps, num_integration_steps=num_integration_steps,
             step_size_jitter=step_size_jitter,
         )
-    )(keys, warm.state, warm.step_size, warm.inverse_mass_matrix)
-    return SampleResult(states.position, states.logdensity, info, warm.step_size, warm.inverse_mass_matrix, warm.info)
+    )(chain_keys, states, step_size, inverse_mass_matrix)
 
 
 def validate_sampler_options(

@@ -13,7 +13,7 @@ import sys
 __all__ = ["main", "build_parser"]
 
 # Sub-command modules, imported lazily by build_parser so `nbody --help` stays fast.
-SUBCOMMAND_MODULES = ["presets", "run"]
+SUBCOMMAND_MODULES = ["presets", "run", "infer", "ensemble"]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,187 @@
+"""``nbody infer``: HMC inference of physical parameters from simulated noisy observations.
+
+Builds a named :mod:`nbody_core.inference` problem (data from the simulator with a known
+truth and seed), warms up and samples several chains with :mod:`nbody_core.hmc` behind a
+progress bar, prints the ArviZ diagnostics and writes the draws: ``.nc`` is an ArviZ
+``InferenceData`` (NetCDF: posterior, sample_stats, observed_data, constant_data; the
+diagnostics JSON in its attributes); ``.npz`` holds ``posterior [chain, draw, d]``, the
+sample statistics and a JSON ``metadata`` entry with parameter names, truth and diagnostics.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+from pathlib import Path
+
+PROGRESS_CHUNKS = 20
+
+
+def _one_line_error(parser: argparse.ArgumentParser):
+    def error(message: str):
+        print(f"nbody infer: error: {message}", file=sys.stderr)
+        raise SystemExit(2)
+
+    return error
+
+
+def _step_size(text: str):
+    if text == "auto":
+        return "auto"
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--step-size must be 'auto' or a positive number, got {text!r}") from None
+    if not (value > 0 and math.isfinite(value)):
+        raise argparse.ArgumentTypeError(f"--step-size must be 'auto' or a positive number, got {text!r}")
+    return value
+
+
+def register(subparsers) -> None:
+    from ..inference import PARAMETER_SETS, PROBLEMS
+
+    parser = subparsers.add_parser(
+        "infer",
+        help="infer masses (and G or a velocity) of a few-body system by HMC through the simulator",
+        description=(
+            "Simulate noisy observed positions of a few-body system from a known truth, then "
+            "sample the posterior of its log masses (optionally log G, an initial velocity) with "
+            "HMC whose gradients come from jax.grad through the whole simulation. Writes the "
+            "draws and diagnostics to --out (.nc: ArviZ InferenceData; .npz: arrays + JSON)."
+        ),
+    )
+    parser.error = _one_line_error(parser)
+    parser.add_argument("--problem", default="triple", choices=sorted(PROBLEMS), help="system (default triple)")
+    parser.add_argument("--params", default="masses", choices=list(PARAMETER_SETS), help="parameters to infer")
+    parser.add_argument("--noise", type=float, default=None, help="observation noise, length units (default: the problem's)")
+    parser.add_argument("--num-obs", type=int, default=20, help="number of observation times (default 20)")
+    parser.add_argument("--chains", type=int, default=4, help="number of chains, run in parallel (default 4)")
+    parser.add_argument("--samples", type=int, default=500, help="draws per chain after warm-up (default 500)")
+    parser.add_argument("--warmup", type=int, default=300, help="warm-up transitions per chain (default 300)")
+    parser.add_argument(
+        "--step-size", type=_step_size, default="auto",
+        help="leapfrog step size, or 'auto' for dual averaging (and a diagonal metric) during warm-up",
+    )
+    parser.add_argument("--leapfrog-steps", type=int, default=10, help="leapfrog steps per proposal (default 10)")
+    parser.add_argument("--target-accept", type=float, default=0.8, help="dual-averaging target (default 0.8)")
+    parser.add_argument("--seed", type=int, default=0, help="PRNG seed of the data noise and the chains")
+    parser.add_argument("--out", required=True, metavar="FILE", help="output file, .nc (ArviZ NetCDF) or .npz")
+    parser.add_argument("--progress", choices=("auto", "on", "off"), default="auto", help="progress bar on stderr")
+    parser.set_defaults(handler=handle)
+
+
+def handle(args: argparse.Namespace) -> int:
+    out = Path(args.out)
+    if out.suffix not in (".nc", ".npz"):
+        raise ValueError(f"--out must end in .nc or .npz, got {args.out!r}")
+    if not out.parent.exists():
+        raise ValueError(f"--out directory {str(out.parent)!r} does not exist")
+    from .. import hmc
+    from ..hmc import validate_sampler_options
+
+    validate_sampler_options(
+        num_samples=args.samples, num_warmup=args.warmup, num_integration_steps=args.leapfrog_steps,
+        num_chains=args.chains, target_acceptance=args.target_accept,
+    )
+    if args.step_size == "auto" and args.warmup < 1:
+        raise ValueError("--step-size auto needs --warmup >= 1 (adaptation happens during warm-up)")
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+    from tqdm import tqdm
+
+    from .. import inference
+
+    key = jax.random.key(args.seed)
+    key_data, key_init, key_chains = jax.random.split(key, 3)
+    problem = inference.make_problem(
+        args.problem, params=args.params, noise=args.noise, num_obs=args.num_obs, key=key_data
+    )
+    auto = args.step_size == "auto"
+    options = dict(num_integration_steps=args.leapfrog_steps, step_size_jitter=0.2)
+    chain_keys = jax.random.split(key_chains, args.chains)
+    x0 = inference.initial_positions(problem, key_init, args.chains)
+    show = args.progress == "on" or (args.progress == "auto" and sys.stderr.isatty())
+    total = args.warmup + args.samples
+    chunk = max(1, math.ceil(args.samples / PROGRESS_CHUNKS))
+    print(
+        f"{problem.description}; inferring {', '.join(problem.parameter_names)} from "
+        f"{problem.observations.size} observed coordinates (noise {problem.noise:g})",
+        file=sys.stderr,
+    )
+    started = time.perf_counter()
+    with tqdm(total=total, desc="warm-up", unit="it", disable=not show, file=sys.stderr) as bar:
+        warm = hmc.warmup_chains(
+            chain_keys, x0, logdensity_fn=problem.logdensity_fn, num_warmup=args.warmup,
+            step_size=0.01 if auto else args.step_size, adapt_step_size=auto, adapt_mass_matrix=auto,
+            target_acceptance=args.target_accept, **options,
+        )
+        jax.block_until_ready(warm.state)
+        bar.update(args.warmup)
+        bar.set_description("sampling")
+        states, draws, infos = warm.state, [], []
+        for index in range(math.ceil(args.samples / chunk)):
+            states, chunk_draws, info = hmc.sample_chains_chunk(
+                chain_keys, index, states, warm.step_size, warm.inverse_mass_matrix,
+                logdensity_fn=problem.logdensity_fn, num_steps=chunk, **options,
+            )
+            draws.append(jax.device_get(chunk_draws))
+            infos.append(jax.device_get(info))
+            bar.update(min(chunk, args.samples - index * chunk))
+    join = lambda *xs: np.concatenate(xs, axis=1)[:, : args.samples]  # noqa: E731
+    draws, info = jax.tree.map(join, *draws), jax.tree.map(join, *infos)
+    result = hmc.SampleResult(
+        draws.position, draws.logdensity, info, warm.step_size, warm.inverse_mass_matrix, warm.info
+    )
+    elapsed = time.perf_counter() - started
+    idata = inference.to_inference_data(result, problem)
+    diagnostics = inference.summary_diagnostics(idata)
+    diagnostics.update(
+        wall_time_s=elapsed, seed=args.seed, step_size=np.asarray(warm.step_size).tolist(),
+        truth=dict(zip(problem.parameter_names, problem.truth.tolist())),
+    )
+    _print_summary(problem, diagnostics)
+    if out.suffix == ".nc":
+        idata.attrs["diagnostics"] = json.dumps(diagnostics)
+        tmp = out.with_name(out.name + ".tmp")
+        idata.to_netcdf(str(tmp))
+        tmp.replace(out)  # atomic: a reader never sees half a file
+    else:
+        from ..io import save_npz
+
+        stats = idata.sample_stats
+        save_npz(
+            out,
+            {
+                "posterior": np.asarray(result.position),
+                **{f"sample_stats_{name}": np.asarray(stats[name].values) for name in stats.data_vars},
+                "observations": problem.observations,
+                "observed_times": problem.observed_times,
+            },
+            {
+                "parameter_names": list(problem.parameter_names), "problem": problem.name,
+                "params": args.params, "noise": problem.noise, "num_obs": args.num_obs,
+                "leapfrog_steps": args.leapfrog_steps, "diagnostics": diagnostics,
+                "arviz": "az.from_dict(posterior={n: posterior[..., i]}, sample_stats=...)",
+            },
+        )
+    print(f"wrote {out}", file=sys.stderr)
+    return 0
+
+
+def _print_summary(problem, diagnostics) -> None:
+    print(f"{'parameter':<10} {'truth':>10} {'mean':>10} {'sd':>9} {'ess_bulk':>9} {'r_hat':>7}")
+    for name, truth in zip(problem.parameter_names, problem.truth):
+        row = diagnostics["parameters"][name]
+        print(
+            f"{name:<10} {truth:>10.5f} {row['mean']:>10.5f} {row['sd']:>9.5f} "
+            f"{row['ess_bulk']:>9.1f} {row['r_hat']:>7.3f}"
+        )
+    bfmi = ", ".join(f"{b:.2f}" for b in diagnostics["bfmi"])
+    print(
+        f"acceptance {diagnostics['acceptance_rate']:.3f}, divergences {diagnostics['divergences']}, "
+        f"BFMI per chain [{bfmi}], {diagnostics['wall_time_s']:.1f} s"
+    )

@@ -1,0 +1,59 @@
+"""``nbody infer``: runs headless, writes ArviZ-readable samples, one-line errors."""
+
+import json
+
+import numpy as np
+import pytest
+
+from nbody_core import inference
+from nbody_core.cli import main
+from nbody_core.io import load_npz
+
+SMALL = ["--problem", "triple", "--chains", "2", "--samples", "30", "--warmup", "40", "--num-obs", "4", "--seed", "3"]
+
+
+def test_infer_writes_netcdf_and_npz(tmp_path, capsys):
+    nc = tmp_path / "samples.nc"
+    assert main(["infer", *SMALL, "--out", str(nc), "--progress", "on"]) == 0
+    captured = capsys.readouterr()
+    assert "log_m0" in captured.out and "acceptance" in captured.out
+    assert "sampling" in captured.err  # the progress bar
+    idata = inference._arviz().from_netcdf(str(nc))
+    assert set(idata.posterior.data_vars) == {"log_m0", "log_m1", "log_m2"}
+    assert idata.posterior.sizes == {"chain": 2, "draw": 30}
+    assert {"energy", "diverging", "acceptance_rate"} <= set(idata.sample_stats.data_vars)
+    diagnostics = json.loads(idata.attrs["diagnostics"])
+    assert set(diagnostics["parameters"]) == {"log_m0", "log_m1", "log_m2"}
+    assert np.asarray(idata.constant_data["true_log_m0"]).item() == pytest.approx(np.log(1.1))
+
+    npz = tmp_path / "samples.npz"
+    assert main(["infer", *SMALL, "--out", str(npz), "--progress", "off"]) == 0
+    arrays, metadata = load_npz(npz)
+    assert arrays["posterior"].shape == (2, 30, 3)
+    assert metadata["parameter_names"] == ["log_m0", "log_m1", "log_m2"]
+    # Same seed, same draws, whatever the output format.
+    np.testing.assert_array_equal(arrays["posterior"][..., 0], idata.posterior["log_m0"].values)
+    assert arrays["sample_stats_diverging"].shape == (2, 30)
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--out", "x.txt"], "--out must end in .nc or .npz"),
+        (["--out", "no/such/dir/x.nc"], "does not exist"),
+        (["--out", "x.nc", "--noise", "-1"], "noise must be a positive"),
+        (["--out", "x.nc", "--step-size", "abc"], "--step-size must be 'auto' or a positive number"),
+        (["--out", "x.nc", "--chains", "0"], "num_chains must be an integer >= 1"),
+        (["--out", "x.nc", "--problem", "quintuple"], "invalid choice"),
+        (["--out", "x.nc", "--warmup", "0"], "--step-size auto needs --warmup >= 1"),
+    ],
+)
+def test_bad_input_gives_one_line_error(extra, message, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    try:
+        code = main(["infer", *extra])
+    except SystemExit as exit_:  # argparse's own errors (also made one line)
+        code = exit_.code
+    assert code == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1, err
