@@ -241,6 +241,8 @@ class SimulationState(param.Parameterized):
             if key not in settings:
                 continue
             raw = settings[key]
+            if isinstance(raw, bytes):
+                raw = raw.decode("utf-8", "replace")
             try:
                 value = self._coerce(name, raw)
                 self.param[name]._validate(value)

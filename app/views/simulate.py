@@ -178,10 +178,12 @@ class SimulateView(pn.viewable.Viewer):
         self.precision_select = pn.widgets.RadioButtonGroup.from_param(state.param.precision, label="Precision")
         self.dt_slider = pn.widgets.DiscreteSlider(
             label="dt (time step)", options=_ladder_options(DT_CHOICES, state.dt), value=float(state.dt),
+            css_classes=["nbody-dt-slider"],
             formatter="%.3g",
         )
         self.softening_slider = pn.widgets.DiscreteSlider(
             label="Softening ε", options=_ladder_options(SOFTENING_CHOICES, state.softening),
+            css_classes=["nbody-softening-slider"],
             value=float(state.softening), formatter="%.3g",
         )
         self.dt_slider.param.watch(lambda event: setattr(self.state, "dt", float(event.new)), "value")
@@ -262,6 +264,9 @@ class SimulateView(pn.viewable.Viewer):
         if rejected:
             self.notify("Ignored invalid link settings (kept defaults): " + "; ".join(rejected))
         pn.state.location.sync(self.state, URL_PARAMETERS, on_error=lambda _: None)
+        # The browser reports its own query once loaded: rewrite it to the settings in use,
+        # so a tampered value does not stay in a link that gets shared on.
+        pn.state.onload(lambda: pn.state.location.update_query(**self.state.url_settings()))
 
     # ------------------------------------------------------------------ messages
     def notify(self, text: str, *, level: str = "error") -> None:
@@ -386,6 +391,7 @@ class SimulateView(pn.viewable.Viewer):
             self.notify(f"Step failed: {error}")
             return
         self._push_frame()
+        self._update_status(force=True)
 
     def reset(self) -> None:
         """Back to the initial conditions of the current settings."""
