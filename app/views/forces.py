@@ -24,6 +24,7 @@ from bokeh.models import (
     NumberFormatter,
     Span,
     TableColumn,
+    Title,
 )
 from bokeh.plotting import figure
 
@@ -77,10 +78,12 @@ class ForcesView(pn.viewable.Viewer):
         self.autodiff_arrows = ColumnDataSource(dict(empty_arrows), name="forces-arrows-autodiff")
         self.hand_coded_arrows = ColumnDataSource(dict(empty_arrows), name="forces-arrows-hand-coded")
         scene = figure(
-            name="forces-scene", title="Forces on each body (x-y projection)", match_aspect=True,
+            name="forces-scene", title="Force on each body (x-y projection)", match_aspect=True,
             height=420, width=440, tools=_TOOLS, active_scroll="wheel_zoom",
             x_axis_label="x", y_axis_label="y",
         )
+        self.scene_subtitle = Title(text="", text_font_style="normal", text_font_size="12px")
+        scene.add_layout(self.scene_subtitle, "above")
         bodies = scene.scatter("x", "y", size="size", source=self.body_source, color="#333333", alpha=0.7)
         scene.add_tools(HoverTool(renderers=[bodies], tooltips=[("mass", "@mass{0.000e}")]))
         scene.add_layout(Arrow(
@@ -124,9 +127,12 @@ class ForcesView(pn.viewable.Viewer):
             for key in ("float64", "float32", "precision")
         }
         histogram = figure(
-            name="forces-histogram", title="", height=360, width=860, tools=_TOOLS,
-            x_axis_label="log10 relative difference per body", y_axis_label="bodies",
+            name="forces-histogram", title="", height=360, width=880, tools=_TOOLS,
+            x_axis_label="log10 relative difference per body (dashed: machine epsilon of float64, float32)",
+            y_axis_label="bodies",
         )
+        self.histogram_subtitle = Title(text="", text_font_style="normal", text_font_size="12px")
+        histogram.add_layout(self.histogram_subtitle, "above")
         self._hist_renderers = {}
         for key in ("float64", "float32"):
             self._hist_renderers[key] = histogram.quad(
@@ -163,7 +169,7 @@ class ForcesView(pn.viewable.Viewer):
         timing.multi_line("xs", "ys", source=self.timing_lines, line_color="color", line_width=2)
         timing_markers = timing.scatter(
             "n", "run_ms", source=self.timing_points, line_color="color", fill_color="color", fill_alpha="fill",
-            size=8, line_width=2, legend_group="method", marker="circle",
+            size=8, line_width=2, legend_field="method", marker="circle",
         )
         timing.add_tools(HoverTool(renderers=[timing_markers], tooltips=[
             ("method", "@method"), ("N", "@n"), ("ms", "@run_ms{0.000e}"), ("", "@kind"),
@@ -175,7 +181,7 @@ class ForcesView(pn.viewable.Viewer):
             y_axis_label="compile ms",
         )
         compile_fig.scatter("n", "compile_ms", source=self.compile_points, color="color", size=9,
-                            legend_group="method")
+                            legend_field="method")
         compile_fig.legend.location = "top_left"
         number = NumberFormatter(format="0,0.000")
         self.timing_table = DataTable(
@@ -296,7 +302,8 @@ class ForcesView(pn.viewable.Viewer):
         position = current.position
         span = float(np.ptp(position[:, :2], axis=0).max()) or 1.0
         mass = current.mass
-        size = 5.0 + 10.0 * np.sqrt(mass / mass.max())
+        equal = np.ptp(mass) <= 1e-12 * mass.max()
+        size = np.full(len(mass), 7.0) if equal else 4.0 + 10.0 * np.sqrt(mass / mass.max())
         self.body_source.data = {"x": position[:, 0], "y": position[:, 1], "mass": mass, "size": size}
         self.autodiff_arrows.data = self._arrows(position, current.autodiff, span)
         self.hand_coded_arrows.data = self._arrows(position, current.hand_coded, span)
@@ -319,10 +326,11 @@ class ForcesView(pn.viewable.Viewer):
             self.scatter_source.data = {"hand_coded": [], "autodiff": [], "relative_difference": [], "body": []}
             self.diagonal_source.data = {"x": [], "y": []}
             self.scatter.title.text = "Hand-coded: Newtonian only / not applicable to " + repr(state.potential)
-        self.scene.title.text = (
-            f"Forces ({state.potential}, {state.dtype}): autodiff solid red"
-            + (", hand-coded dashed blue" if current.applicable else "; hand-coded: Newtonian only")
-            + ("" if state.show_arrows else " [arrows hidden]")
+        self.scene.title.text = f"Force on each body ({state.potential}, {state.dtype}, x-y projection)"
+        self.scene_subtitle.text = (
+            "arrows hidden" if not state.show_arrows
+            else "autodiff: red; hand-coded: " + ("blue dashed" if current.applicable else "Newtonian only")
+            + "; length ~ sqrt|F|"
         )
 
         medians = {}
@@ -336,9 +344,10 @@ class ForcesView(pn.viewable.Viewer):
         self.hist_sources["precision"].data = dict(self.hist_sources["precision"].data, count=counts)
         precision_median = float(np.median(state.precision))
         if current.applicable:
-            self.histogram.title.text = (
-                f"autodiff vs hand-coded, relative difference per body: median {medians['float64']:.1e} (float64), "
-                f"{medians['float32']:.1e} (float32); dashed lines: machine epsilon"
+            self.histogram.title.text = "|F autodiff - F hand-coded| / |F hand-coded| per body"
+            self.histogram_subtitle.text = (
+                f"median {medians['float64']:.1e} in float64, {medians['float32']:.1e} in float32; "
+                f"dotted: float32 vs float64 autodiff (median {precision_median:.1e})"
             )
             summary = (
                 f"**Hand-coded kernel applies (Newtonian).** Median relative difference autodiff vs hand-coded: "
@@ -346,8 +355,9 @@ class ForcesView(pn.viewable.Viewer):
                 f"({medians['float32'] / max(medians['float64'], 1e-300):.0e} times larger)."
             )
         else:
-            self.histogram.title.text = (
-                f"{marker}; float32 vs float64 autodiff only (median {precision_median:.1e})"
+            self.histogram.title.text = f"Hand-coded: Newtonian only / not applicable to {state.potential!r}"
+            self.histogram_subtitle.text = (
+                f"so only float32 vs float64 autodiff is shown (median {precision_median:.1e})"
             )
             summary = (
                 f"**{marker}.** Autodiff forces come from -grad U of the {state.potential!r} potential with no "
