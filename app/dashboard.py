@@ -19,6 +19,7 @@ __all__ = ["TABS", "build_dashboard", "build_tabs", "load_view_class"]
 TABS: list[tuple[str, str]] = [
     ("Simulate", "app.views.simulate:SimulateView"),
     ("Forces", "app.views.forces:ForcesView"),
+    ("Inference", "app.views.inference:InferenceView"),
 ]
 
 ACCENT = "#1f4e79"

@@ -1,0 +1,101 @@
+"""Inference tab logic without a browser: settings, a short run drawn into every plot,
+refusals, stopping and the finite-difference panel."""
+
+import math
+
+import numpy as np
+import pytest
+
+from app.state.inference import InferenceState
+from app.views.inference import MAX_PARAMETERS, InferenceView
+
+SMALL = dict(problem="triple", num_obs=4, num_chains=2, num_warmup=40, num_samples=10, chunk_size=5, seed=1)
+
+
+@pytest.fixture(scope="module")
+def view():
+    view = InferenceView(InferenceState(**SMALL))
+    view._on_start()  # not served: runs synchronously, chunk by chunk, through _apply_chunk
+    return view
+
+
+def test_run_fills_state_and_diagnostics(view):
+    state = view.state
+    assert not state.running and state.status.startswith("Done")
+    assert state.draws.shape == (2, 40 + 10, 3)
+    assert state.num_warmup_done == 40 and state.num_post_warmup == 10
+    d = state.diagnostics
+    assert set(d["parameters"]) == {"log_m0", "log_m1", "log_m2"}
+    assert 0 <= d["acceptance_rate"] <= 1
+    for row in d["parameters"].values():
+        assert math.isfinite(row["mean"]) and math.isfinite(row["ess_bulk"]) and math.isfinite(row["r_hat"])
+    assert d["parameters"]["log_m0"]["truth"] == pytest.approx(np.log(1.1))
+
+
+def test_run_draws_every_plot(view):
+    assert view.trace_source.data["iteration"] == list(range(50))
+    assert len(view.trace_source.data["p0_c1"]) == 50 and np.isnan(view.trace_source.data["p0_c2"]).all()
+    L = view.state.leapfrog_steps
+    assert len(view.path_source.data["x"]) == L + 1  # the current proposal's leapfrog path
+    assert len(view.arrow_source.data["x0"]) == L + 1  # a gradient arrow at every step
+    assert view.path_line_source.data["color"][0] in ("#2ca02c", "#d62728")
+    assert len(view.gradnorm_source.data["norm"]) == L + 1 and min(view.gradnorm_source.data["norm"]) > 0
+    assert len(view.energy_source.data["iteration"]) > 0
+    assert sum(view.hist_sources[0].data["count"]) == 2 * 10
+    assert view.stats_source.data["parameter"] == ["log_m0", "log_m1", "log_m2"]
+    assert view.truth_spans[1].location == pytest.approx(np.log(0.9))
+    assert [f.visible for f in view.trace_figures] == [True] * 3 + [False] * (MAX_PARAMETERS - 3)
+    # The recorded path starts where chain 0 stood before its last transition.
+    info = view.state.last_info
+    np.testing.assert_allclose(info.path_position[0, -1, 0], view.state.draws[0, -2])
+
+
+def test_plane_choice_redraws_path(view):
+    state = view.state
+    state.plane_y = "log_m2"
+    path = view.state.last_info.path_position[0, -1]
+    np.testing.assert_allclose(view.path_source.data["y"], path[:, 2])
+    assert view.truth_point.data["y"] == [pytest.approx(0.0)]
+    state.plane_y = "log_m1"
+
+
+def test_parameter_set_changes_plane_choices():
+    state = InferenceState()
+    state.parameters = "masses+G+velocity"
+    assert state.param.plane_x.objects == ["log_m0", "log_m1", "log_m2", "log_G", "vx2"]
+    state.problem = "star_planets"
+    assert state.parameter_names()[-1] == "vx1"
+
+
+def test_bad_settings_are_refused_with_a_message(view):
+    state = view.state
+    before = state.draws.copy()
+    state.auto_step_size, state.num_warmup = True, 0
+    view._on_start()
+    assert view.message.visible and "warm-up" in view.message.object
+    np.testing.assert_array_equal(state.draws, before)  # previous results kept
+    state.num_warmup = 40
+    with pytest.raises(ValueError):
+        state.noise = -1.0  # param bounds refuse it before the sampler sees it
+
+
+def test_stop_ends_a_run_early():
+    state = InferenceState(**{**SMALL, "num_samples": 50})
+    run = state.start()
+    state.record(run.warmup())
+    state.record(run.next_chunk())
+    state.finish("Stopped by the user")
+    assert not state.running and state.num_post_warmup == 5 and not run.done
+
+
+def test_finite_difference_panel(view):
+    sweep = view.state.gradient_error_sweep()
+    view._show_sweep(sweep)
+    errors = np.asarray(view.fd_source.data["error"])
+    # The V: a minimum below 1e-6 in the interior of the h sweep (float64 central differences).
+    assert errors.min() < 1e-6 and 0 < int(np.argmin(errors)) < len(errors) - 1
+    costs = view.state.gradient_costs((1, 3), num_bodies=4, num_steps=2, num_obs=1, repeats=1)
+    view._show_costs(costs)
+    assert view.cost_source.data["d"] == [1, 3]
+    assert all(v > 0 for v in view.cost_source.data["finite_difference_ms"])
+    assert "finite differences" in view.fd_status.object
