@@ -60,6 +60,9 @@ class ForcesView(pn.viewable.Viewer):
         self._doc = pn.state.curdoc
         self._served = bool(self._doc is not None and getattr(self._doc, "session_context", None))
         self._thread: threading.Thread | None = None
+        self._destroyed = False
+        if self._served:
+            pn.state.on_session_destroyed(self._on_session_destroyed)
         self._build_plots()
         self._build_widgets()
         self._layout = self._build_layout()
@@ -272,10 +275,14 @@ class ForcesView(pn.viewable.Viewer):
         if notifications is not None:
             getattr(notifications, "error" if level == "error" else "info")(text, duration=8000)
 
+    def _on_session_destroyed(self, _session_context) -> None:
+        self._destroyed = True  # a running sweep finishes, but nothing more is sent
+
     def _in_session(self, fn) -> None:
         """Run ``fn`` under this session's document lock (any thread), or now when not served."""
         if self._served:
-            self._doc.add_next_tick_callback(fn)
+            if not self._destroyed:
+                self._doc.add_next_tick_callback(fn)
         else:
             fn()
 

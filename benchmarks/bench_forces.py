@@ -1,0 +1,88 @@
+"""Time per force evaluation against N: NumPy double loop, vectorized NumPy, JAX kernels.
+
+Runs :func:`nbody_core.forcelab.time_force_methods` (the same routine as the Forces tab's
+"Run timing" button): softened Newtonian accelerations of one random configuration per N,
+float64, every method side by side in one process. JAX compile time (first call minus
+steady state) is reported apart from the steady-state run time; the NumPy double loop is
+measured up to ``--loop-max-n`` and extrapolated as N**2 above (marked in the table).
+
+    python benchmarks/bench_forces.py [--ns 16 64 256 1024 4096] [--repeats 5] [--loop-max-n 256]
+
+Writes benchmarks/results/forces.json and forces.md. The load average is recorded beside
+the numbers: on a shared machine only ratios measured in one run are meaningful.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+from pathlib import Path
+
+import jax
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+RESULTS = REPO_ROOT / "benchmarks" / "results"
+
+
+def _markdown(result, load_before, load_after) -> str:
+    lines = [
+        "| method | N | run ms (steady) | compile ms | speedup vs NumPy loop | note |",
+        "|---|---:|---:|---:|---:|---|",
+    ]
+    for r in result.records:
+        note = []
+        if r.extrapolated:
+            note.append(f"loop time extrapolated as N^2 from N={r.extrapolated_from}")
+        elif r.speedup_extrapolated:
+            note.append("vs extrapolated loop time")
+        compile_ms = "-" if r.compile_ms is None else f"{r.compile_ms:.1f}"
+        speedup = "-" if r.speedup_vs_numpy_loop is None else f"{r.speedup_vs_numpy_loop:,.1f}"
+        lines.append(f"| {r.method} | {r.num_bodies} | {r.run_ms:.4g} | {compile_ms} | {speedup} | {'; '.join(note)} |")
+    lines.append("")
+    lines.append(
+        f"Device {result.device}, median of {result.repeats} steady-state calls, float64, softening 0.01; "
+        f"load average {load_before:.1f} before / {load_after:.1f} after "
+        f"({os.cpu_count()} cores, {platform.processor() or platform.machine()})."
+    )
+    return "\n".join(lines) + "\n"
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--ns", type=int, nargs="+", default=[16, 64, 256, 1024, 4096])
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--loop-max-n", type=int, default=256)
+    parser.add_argument("--output", default="forces", help="stem of the files written in benchmarks/results/")
+    args = parser.parse_args(argv)
+
+    sys.path.insert(0, str(REPO_ROOT))
+    from nbody_core.forcelab import time_force_methods
+
+    load_before = os.getloadavg()[0]
+
+    def progress(done, total, message):
+        print(f"[{done}/{total}] {message}", file=sys.stderr, flush=True)
+
+    result = time_force_methods(args.ns, None, args.repeats, progress, numpy_loop_max_n=args.loop_max_n)
+    load_after = os.getloadavg()[0]
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    payload = {
+        **result.as_dict(),
+        "jax_version": jax.__version__,
+        "python": platform.python_version(),
+        "load_average_before": load_before,
+        "load_average_after": load_after,
+        "command": "python benchmarks/bench_forces.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+    }
+    (RESULTS / f"{args.output}.json").write_text(json.dumps(payload, indent=2) + "\n")
+    table = _markdown(result, load_before, load_after)
+    (RESULTS / f"{args.output}.md").write_text(table)
+    print(table)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
