@@ -2,7 +2,8 @@
 
 Each sub-command module exposes ``register(subparsers)``, which adds its parser and sets
 ``handler=function(args) -> int``. Bad input raises ``ValueError`` (or ``OSError``), which
-``main`` prints as one line on stderr with exit status 2, never a traceback.
+``main`` prints as one line on stderr with exit status 2, never a traceback; running out
+of memory or an XLA runtime failure is one line with exit status 3.
 """
 
 from __future__ import annotations
@@ -16,12 +17,23 @@ __all__ = ["main", "build_parser"]
 SUBCOMMAND_MODULES = ["presets", "run", "infer", "ensemble"]
 
 
+def _one_line_error(message: str):
+    print(f"nbody: error: {message} (see nbody --help)", file=sys.stderr)
+    raise SystemExit(2)
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
 def build_parser() -> argparse.ArgumentParser:
     import importlib
 
     parser = argparse.ArgumentParser(
         prog="nbody", description="N-body Explorer: a differentiable, jitted JAX N-body engine."
     )
+    parser.error = _one_line_error  # unknown command/option: one line, not a usage dump
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     subparsers.required = True
     for name in SUBCOMMAND_MODULES:
@@ -37,6 +49,16 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, OSError) as error:
         print(f"nbody {args.command}: error: {error}", file=sys.stderr)
         return 2
+    except MemoryError:
+        print(f"nbody {args.command}: error: out of memory; use fewer bodies, members or steps", file=sys.stderr)
+        return 3
+    except RuntimeError as error:
+        # XLA failures (RESOURCE_EXHAUSTED for an allocation that cannot fit, a failed
+        # compile) arrive as jax.errors.JaxRuntimeError: one line, not a traceback.
+        if type(error).__name__ not in ("JaxRuntimeError", "XlaRuntimeError"):
+            raise
+        print(f"nbody {args.command}: error: {_first_line(error)}", file=sys.stderr)
+        return 3
     except KeyboardInterrupt:
         print(f"nbody {args.command}: interrupted", file=sys.stderr)
         return 130

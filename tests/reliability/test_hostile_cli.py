@@ -1,0 +1,184 @@
+"""Hostile input to the ``nbody`` CLI: one line on stderr naming the problem, non-zero exit,
+never a traceback.
+
+Most cases call ``nbody_core.cli.main(argv)`` in-process (the console script is exactly
+``sys.exit(main())``), so the catalogue stays fast; a few run the real console script in a
+subprocess to prove nothing else (numpy warnings, tracebacks) reaches stderr.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from nbody_core.cli import main
+
+HEADER = "m,x,y,z,vx,vy,vz\n"
+FILES = {
+    "empty.csv": b"",
+    "header_only.csv": HEADER.encode(),
+    "wrong_columns.csv": b"mass,px,py,pz,vx,vy,vz\n1,0,0,0,0,0,0\n1,1,0,0,0,0,0\n",
+    "latin1.csv": HEADER.encode() + "1,0,0,0,0,0,0\n1,1,0,0,0,0,0 # caf\xe9\n".encode("latin-1"),
+    "nan.csv": (HEADER + "1,0,0,0,0,0,0\n1,NaN,0,0,0,0,0\n").encode(),
+    "inf.csv": (HEADER + "1,0,0,0,0,0,0\n1,0,0,0,inf,0,0\n").encode(),
+    "negative_mass.csv": (HEADER + "1,0,0,0,0,0,0\n-3,1,0,0,0,0,0\n").encode(),
+    "zero_mass.csv": (HEADER + "1,0,0,0,0,0,0\n0,1,0,0,0,0,0\n").encode(),
+    "enormous_mass.csv": (HEADER + "1e200,0,0,0,0,0,0\n1,1,0,0,0,0,0\n").encode(),
+    "one_body.csv": (HEADER + "1,0,0,0,0,0,0\n").encode(),
+    "ragged.csv": (HEADER + "1,0,0,0,0,0,0\n1,1,0\n").encode(),
+    "coincident.csv": (HEADER + "1,0,0,0,0,0,0\n1,0,0,0,0,0,0\n").encode(),
+    "good.csv": (HEADER + "1,0,0,0,0,0.5,0\n1,1,0,0,0,-0.5,0\n").encode(),
+}
+
+
+@pytest.fixture
+def workdir(tmp_path, monkeypatch):
+    for name, data in FILES.items():
+        (tmp_path / name).write_bytes(data)
+    # Just over the 5 MB limit, refused before parsing.
+    (tmp_path / "huge.csv").write_bytes(HEADER.encode() + b"1,0,0,0,0,0,0\n" * 360_000)
+    (tmp_path / "a_directory.npz").mkdir()
+    (tmp_path / "a_directory.csv").mkdir()
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+RUN = ["run", "--steps", "2"]
+RUN_FIG8 = RUN + ["--preset", "figure_eight"]
+IC = lambda name, *extra: ["run", "--ic", name, "--dt", "0.01", "--steps", "2", *extra]  # noqa: E731
+ENSEMBLE = ["ensemble", "--preset", "plummer", "--n", "8", "--members", "4", "--steps", "10", "--quiet"]
+INFER = ["infer", "--samples", "10", "--warmup", "10", "--chains", "2", "--progress", "off"]
+
+CASES = [
+    # -- presets, integrators, options
+    ("unknown-command", ["evil"], r"invalid choice: 'evil'"),
+    ("unknown-option", RUN_FIG8 + ["--evil"], r"unrecognized arguments: --evil"),
+    ("preset-unknown", RUN + ["--preset", "evil"], r"unknown preset 'evil'"),
+    ("preset-code-injection", RUN + ["--preset", "__import__('os')"], r"unknown preset"),
+    ("integrator-unknown", RUN_FIG8 + ["--integrator", "evil"], r"unknown integrator 'evil'"),
+    ("forces-unknown", RUN_FIG8 + ["--forces", "magic"], r"unknown force method 'magic'"),
+    ("dtype-unknown", RUN_FIG8 + ["--dtype", "float16"], r"unknown dtype 'float16'"),
+    ("units-unknown", IC("good.csv", "--units", "furlongs"), r"unknown unit system 'furlongs'"),
+    ("source-both", RUN_FIG8 + ["--ic", "good.csv"], r"exactly one of --preset NAME or --ic"),
+    ("source-neither", RUN, r"exactly one of --preset NAME or --ic"),
+    # -- numbers
+    ("dt-zero", RUN_FIG8 + ["--dt", "0"], r"dt must be a positive finite number, got 0\.0"),
+    ("dt-negative", RUN_FIG8 + ["--dt", "-1"], r"dt must be a positive finite number, got -1\.0"),
+    ("dt-nan", RUN_FIG8 + ["--dt", "nan"], r"dt must be a positive finite number, got nan"),
+    ("dt-inf", RUN_FIG8 + ["--dt", "inf"], r"dt must be a positive finite number, got inf"),
+    ("dt-not-a-number", RUN_FIG8 + ["--dt", "abc"], r"argument --dt: invalid float value: 'abc'"),
+    ("softening-negative", RUN_FIG8 + ["--softening", "-0.1"], r"softening must be >= 0, got -0\.1"),
+    ("G-zero", RUN_FIG8 + ["--G", "0"], r"G must be positive, got 0\.0"),
+    ("steps-negative", ["run", "--preset", "figure_eight", "--steps", "-5"], r"--steps must be a positive integer, got -5"),
+    ("steps-astronomical", ["run", "--preset", "figure_eight", "--steps", "99999999999999999999"], r"exceeds the limit of 2147483647"),
+    ("t-end-over-tiny-dt", ["run", "--preset", "figure_eight", "--t-end", "1e10", "--dt", "1e-300"], r"t_end / dt = .* exceeds the limit"),
+    ("t-end-and-steps", RUN_FIG8 + ["--t-end", "1"], r"at most one of --t-end and --steps"),
+    ("ic-without-dt", ["run", "--ic", "good.csv", "--steps", "2"], r"--dt is required with --ic"),
+    # -- body counts
+    ("N0", RUN + ["--preset", "plummer", "--n", "0"], r"at least 2, got 0"),
+    ("N1", RUN + ["--preset", "plummer", "--n", "1"], r"at least 2, got 1"),
+    ("N-beyond-cap", RUN + ["--preset", "plummer", "--n", "10000000"], r"10000000 exceeds the cap of 20000"),
+    ("N-for-fixed-preset", RUN_FIG8 + ["--n", "64"], r"--n applies to scalable presets only"),
+    # -- CSV files
+    ("csv-empty", IC("empty.csv"), r"CSV file is empty"),
+    ("csv-header-only", IC("header_only.csv"), r"header but no bodies"),
+    ("csv-wrong-columns", IC("wrong_columns.csv"), r"header must be exactly m,x,y,z,vx,vy,vz"),
+    ("csv-non-utf8", IC("latin1.csv"), r"not UTF-8 text"),
+    ("csv-nan", IC("nan.csv"), r"line 3: x is not finite"),
+    ("csv-inf", IC("inf.csv"), r"line 3: vx is not finite"),
+    ("csv-negative-mass", IC("negative_mass.csv"), r"mass must be positive, body 1 has mass -3\.0"),
+    ("csv-zero-mass", IC("zero_mass.csv"), r"mass must be positive, body 1 has mass 0\.0"),
+    ("csv-enormous-mass", IC("enormous_mass.csv"), r"mass of body 0 \(1e\+200\) is too large for float64"),
+    ("csv-one-body", IC("one_body.csv"), r"at least 2 bodies, got 1"),
+    ("csv-ragged-row", IC("ragged.csv"), r"line 3: expected 7 values, got 3"),
+    ("csv-huge", IC("huge.csv"), r"bytes; the limit is 5000000"),
+    ("csv-missing", IC("missing.csv"), r"'missing.csv' does not exist"),
+    ("csv-is-a-directory", IC("a_directory.csv"), r"'a_directory.csv' does not exist"),
+    # -- outputs
+    ("out-missing-directory", RUN_FIG8 + ["--out", "no/such/dir/x.npz"], r"directory 'no/such/dir' does not exist"),
+    ("out-is-a-directory", RUN_FIG8 + ["--out", "a_directory.npz"], r"'a_directory.npz': it is a directory"),
+    ("out-unwritable", RUN_FIG8 + ["--out", "/proc/x.npz"], r"cannot write '/proc/x\.npz'"),
+    ("out-wrong-suffix", RUN_FIG8 + ["--out", "x.txt"], r"--out must name a \.npz file"),
+    # -- ensembles and sweeps
+    ("ensemble-sweep-unknown", ENSEMBLE + ["--out", "e.npz", "--sweep", "G=1:2"], r"unknown sweep parameter 'G'"),
+    ("ensemble-sweep-empty-range", ENSEMBLE + ["--out", "e.npz", "--sweep", "softening=0.1:0.001"], r"empty range"),
+    ("ensemble-sweep-log-zero", ENSEMBLE + ["--out", "e.npz", "--sweep", "softening=0:0.1:log"], r"log range needs low > 0"),
+    ("ensemble-sweep-malformed", ENSEMBLE + ["--out", "e.npz", "--sweep", "softening"], r"must look like NAME=LOW:HIGH"),
+    ("ensemble-sweep-negative-dt", ENSEMBLE + ["--out", "e.npz", "--sweep", "dt=-1:1"], r"dt must be positive"),
+    ("ensemble-sweep-twice", ENSEMBLE + ["--out", "e.npz", "--sweep", "dt=1e-3:1e-2", "--sweep", "dt=1e-3:2e-2"], r"swept twice"),
+    ("ensemble-members-zero", ENSEMBLE + ["--out", "e.npz", "--members", "0"], r"num_members must be at least 1, got 0"),
+    ("ensemble-members-beyond-cap", ENSEMBLE + ["--out", "e.npz", "--members", "1000000000"], r"num_members 1000000000 exceeds the cap"),
+    ("ensemble-N1", ENSEMBLE + ["--out", "e.npz", "--n", "1"], r"num_bodies must be an integer >= 2, got 1"),
+    ("ensemble-preset-unknown", ENSEMBLE + ["--out", "e.npz", "--preset", "evil"], r"unknown preset 'evil'"),
+    ("ensemble-out-missing-directory", ENSEMBLE + ["--out", "no/dir/e.npz"], r"directory 'no/dir' does not exist"),
+    # -- inference
+    ("infer-problem-unknown", INFER + ["--out", "s.nc", "--problem", "evil"], r"argument --problem: invalid choice: 'evil'"),
+    ("infer-noise-negative", INFER + ["--out", "s.nc", "--noise", "-1"], r"noise must be a positive"),
+    ("infer-chains-zero", INFER + ["--out", "s.nc", "--chains", "0"], r"num_chains must be an integer >= 1, got 0"),
+    ("infer-samples-negative", INFER + ["--out", "s.nc", "--samples", "-1"], r"num_samples must be an integer >= 1, got -1"),
+    ("infer-out-suffix", INFER + ["--out", "s.txt"], r"--out must end in \.nc or \.npz"),
+    ("infer-out-missing-directory", INFER + ["--out", "no/dir/s.nc"], r"directory 'no/dir' does not exist"),
+]
+
+
+def _error_line(stderr: str) -> str:
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, f"expected exactly one line on stderr, got {lines!r}"
+    return lines[0]
+
+
+@pytest.mark.parametrize(("argv", "message"), [pytest.param(a, m, id=i) for i, a, m in CASES])
+def test_bad_input_is_one_line_and_non_zero_exit(workdir, capsys, argv, message):
+    try:
+        code = main(list(argv))
+    except SystemExit as exit_:  # argparse errors
+        code = exit_.code
+    captured = capsys.readouterr()
+    assert code not in (0, None)
+    line = _error_line(captured.err)
+    assert re.match(r"nbody( \w+)?: error: ", line), line
+    assert re.search(message, line), line
+    assert "Traceback" not in captured.err + captured.out
+    assert not [p for p in workdir.glob("*.npz") if p.is_file()] and not list(workdir.glob(".*.tmp"))  # nothing written
+
+
+def test_catalogue_ids_are_distinct():
+    ids = [case[0] for case in CASES]
+    assert len(ids) == len(set(ids))
+
+
+def _console_script(argv, cwd):
+    env = {**os.environ, "JAX_PLATFORMS": "cpu"}
+    return subprocess.run(
+        [sys.executable, "-c", "import sys; from nbody_core.cli import main; sys.exit(main())", *argv],
+        cwd=cwd, env=env, capture_output=True, text=True, timeout=120,
+    )
+
+
+@pytest.mark.parametrize(
+    ("argv", "code", "message"),
+    [
+        # r = 0 with eps = 0: the energy is -inf at t = 0. A runtime flag, not a crash: exit 1,
+        # one warning line naming the snapshot, no numpy warnings, and the file is still written.
+        pytest.param(["run", "--ic", "coincident.csv", "--dt", "0.01", "--steps", "3", "--softening", "0", "--out", "c.npz"],
+                     1, r"non-finite at snapshot 0 \(t=0\)", id="runtime-coincident-zero-softening"),
+        # dt = 1e300 carries positions to ~1e300, whose squares overflow: snapshot 1.
+        pytest.param(["run", "--preset", "figure_eight", "--dt", "1e300", "--steps", "3"],
+                     1, r"non-finite at snapshot 1 .*smaller --dt", id="runtime-absurd-dt"),
+    ],
+)
+def test_console_script_prints_one_line_and_no_traceback(workdir, argv, code, message):
+    result = _console_script(argv, workdir)
+    assert result.returncode == code, result.stderr
+    assert "Traceback" not in result.stderr
+    assert re.search(message, _error_line(result.stderr))
+    if "--out" in argv:
+        from nbody_core.io import load_npz
+
+        arrays, metadata = load_npz(Path(workdir, argv[argv.index("--out") + 1]))
+        assert metadata["first_nonfinite_snapshot"] == 0
