@@ -166,7 +166,12 @@ class SimulationState(param.Parameterized):
 
     @property
     def physics_params(self) -> PhysicsParams:
-        return PhysicsParams(G=self._base_params.G, softening=self.softening)
+        """Traced parameters as Python floats: the same (weakly typed) jit signature on
+        every call, whatever the precision, so a new softening never recompiles."""
+        base = self._base_params
+        return PhysicsParams(
+            float(base.G), float(self.softening), float(base.screening_length), float(base.power_index)
+        )
 
     @property
     def compile_key(self) -> tuple:
@@ -345,8 +350,8 @@ class SimulationState(param.Parameterized):
         with self._lock:
             generation, state, key = self._generation, self.current, self.compile_key
             options = dict(integrator=self.integrator, forces=self.force_method)
-            params = self.physics_params.astype(self.dtype)
-            dt = self.dt
+            params = self.physics_params
+            dt = float(self.dt)
         # num_steps is traced: a zero-step call compiles the very function later frames use.
         jax.block_until_ready(advance(state, 0, dt=dt, params=params, **options))
         quantities, momentum_scale, angular_scale = jax.device_get(_diagnostics(state, params))
@@ -375,7 +380,7 @@ class SimulationState(param.Parameterized):
             self.prepare()
         with self._lock:
             start = time.perf_counter()
-            params = self.physics_params.astype(self.dtype)
+            params = self.physics_params
             state = advance(
                 self.current, int(self.steps_per_frame), dt=float(self.dt), params=params,
                 integrator=self.integrator, forces=self.force_method,

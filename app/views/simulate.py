@@ -403,7 +403,12 @@ class SimulateView(pn.viewable.Viewer):
     def _push_frame(self) -> None:
         new = self.state.take_new_history()
         with pn.io.hold(self._doc) if self._served else _nullcontext():
-            self.body_source.data = self.state.body_columns()
+            columns = self.state.body_columns()
+            if len(self.body_source.data["x"]) == len(columns["x"]):
+                # Only what moves: masses and marker sizes are constant within a run.
+                self.body_source.data.update({k: columns[k] for k in ("x", "y", "color", "speed")})
+            else:
+                self.body_source.data = columns
             if self.state.trails:
                 self.trail_source.data = self._trail_data()
             if new.time.size:
