@@ -11,7 +11,8 @@ from app.views.forces import HIST_EDGES, ForcesView
 @pytest.fixture(scope="module")
 def view():
     # One view for the module: the first comparison compiles (seconds), later ones reuse it.
-    return ForcesView(ForcesState(preset="plummer", num_bodies=48, seed=3))
+    # Plummer N=64 seed 7 is also used by tests/test_forcelab.py: one compile for both.
+    return ForcesView(ForcesState(preset="plummer", num_bodies=64, seed=7))
 
 
 def _reset(state):
@@ -25,20 +26,20 @@ def test_state_compares_both_dtypes_for_newtonian(view):
     assert state.hand_coded_status is None
     d64 = state.comparisons["float64"].relative_difference
     d32 = state.comparisons["float32"].relative_difference
-    assert d64.shape == d32.shape == (48,)
+    assert d64.shape == d32.shape == (64,)
     # Round-off of each dtype (eps 2.2e-16 and 1.2e-7): orders of magnitude apart.
     assert np.median(d64) < 1e-14 and 1e-9 < np.median(d32) < 1e-5
-    assert state.precision.shape == (48,)
+    assert state.precision.shape == (64,)
 
 
 def test_view_draws_arrows_scatter_and_both_histograms(view):
     state = view.state
     _reset(state)
-    assert len(view.body_source.data["x"]) == 48
-    assert len(view.autodiff_arrows.data["x0"]) == len(view.hand_coded_arrows.data["x0"]) == 48
-    assert len(view.scatter_source.data["autodiff"]) == 48
-    assert view.hist_sources["float64"].data["count"].sum() == 48
-    assert view.hist_sources["float32"].data["count"].sum() == 48
+    assert len(view.body_source.data["x"]) == 64
+    assert len(view.autodiff_arrows.data["x0"]) == len(view.hand_coded_arrows.data["x0"]) == 64
+    assert len(view.scatter_source.data["autodiff"]) == 64
+    assert view.hist_sources["float64"].data["count"].sum() == 64
+    assert view.hist_sources["float32"].data["count"].sum() == 64
     # float64 differences sit left of float32 ones on the log axis.
     centers = 0.5 * (HIST_EDGES[:-1] + HIST_EDGES[1:])
     mean64 = np.average(centers, weights=view.hist_sources["float64"].data["count"])
@@ -50,7 +51,7 @@ def test_view_draws_arrows_scatter_and_both_histograms(view):
     state.show_arrows = False
     assert len(view.autodiff_arrows.data["x0"]) == len(view.hand_coded_arrows.data["x0"]) == 0
     state.show_arrows = True
-    assert len(view.autodiff_arrows.data["x0"]) == 48
+    assert len(view.autodiff_arrows.data["x0"]) == 64
 
 
 def test_other_potential_marks_hand_coded_newtonian_only(view):
@@ -63,16 +64,16 @@ def test_other_potential_marks_hand_coded_newtonian_only(view):
     assert "Newtonian only" in view.status.object
     assert len(view.scatter_source.data["autodiff"]) == 0
     assert len(view.hand_coded_arrows.data["x0"]) == 0  # never silently wrong arrows
-    assert len(view.autodiff_arrows.data["x0"]) == 48
+    assert len(view.autodiff_arrows.data["x0"]) == 64
     assert not np.allclose(view.autodiff_arrows.data["x1"], newtonian_arrows)  # forces changed
     assert view.hist_sources["float64"].data["count"].sum() == 0
-    assert view.hist_sources["precision"].data["count"].sum() == 48
+    assert view.hist_sources["precision"].data["count"].sum() == 64
     assert view.screening_input.visible and not view.power_input.visible
     state.potential = "power_law"
     assert view.power_input.visible and not view.screening_input.visible
     state.potential = "newtonian"
     assert "Newtonian only" not in view.scatter.title.text
-    assert view.hist_sources["float64"].data["count"].sum() == 48
+    assert view.hist_sources["float64"].data["count"].sum() == 64
 
 
 def test_float32_scene_uses_float32_forces(view):
@@ -118,7 +119,7 @@ def test_preset_change_applies_its_softening(view):
     assert state.softening == 0.0 and len(view.body_source.data["x"]) == 3
     assert state.comparisons["float64"].relative_difference.max() < 1e-12
     state.preset = "plummer"
-    assert state.softening == 0.01 and len(view.body_source.data["x"]) == 48
+    assert state.softening == 0.01 and len(view.body_source.data["x"]) == 64
 
 
 def test_timing_sweep_fills_table_and_plots(view):
