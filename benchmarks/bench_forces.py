@@ -29,6 +29,8 @@ RESULTS = REPO_ROOT / "benchmarks" / "results"
 
 def _markdown(result, load_before, load_after) -> str:
     lines = [
+        "# Force evaluation time against N (forcelab.time_force_methods)",
+        "",
         "| method | N | run ms (steady) | compile ms | speedup vs NumPy loop | note |",
         "|---|---:|---:|---:|---:|---|",
     ]
