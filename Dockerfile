@@ -26,14 +26,19 @@ RUN python3 -m venv /opt/venv \
     && useradd --create-home --home-dir /home/nbody --uid 10001 --user-group --shell /usr/sbin/nologin nbody
 
 WORKDIR /opt/nbody-explorer
-COPY pyproject.toml README.md ./
+# Dependencies first, in their own layer: a rebuild after a code change reuses it.
+COPY pyproject.toml ./
+RUN python -c "import tomllib; print(*tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies'], sep='\n')" > /tmp/requirements.txt \
+    && pip install --no-cache-dir -r /tmp/requirements.txt \
+    && rm /tmp/requirements.txt
+COPY README.md ./
 COPY nbody_core ./nbody_core
 COPY app ./app
 COPY assets ./assets
 COPY scripts/docker_serve.sh ./scripts/docker_serve.sh
 # Editable install: `panel serve app` runs app/ from this directory, and nbody_core finds its
 # data files in assets/ beside it.
-RUN pip install --no-cache-dir -e . \
+RUN pip install --no-cache-dir --no-deps -e . \
     && python -c "import nbody_core, app"
 
 USER 10001:10001

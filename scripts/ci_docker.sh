@@ -5,11 +5,13 @@
 # No container registry is reachable here, so the script makes its own base image: Debian
 # bookworm (python3 3.11) by debootstrap, plus this host's CA bundle and pip configuration so
 # that pip inside the build can verify TLS. Those host files go into the CI-made base image only,
-# never into the Dockerfile users build. The debootstrap tarball is cached in
-# $NBODY_CI_CACHE (default /var/cache/nbody-ci) and rebuilt whenever it is missing or unusable.
+# never into the Dockerfile users build.
 #
 # A private dockerd (own data root, exec root and socket) is started for the run and stopped by
-# PID on exit. Needs root and Debian apt. Usage: bash scripts/ci_docker.sh  (PYTHON=venv python
+# PID on exit. Its data root (image layers: the dependency layer of the build is reused while
+# pyproject.toml is unchanged) and the debootstrap tarball are kept in $NBODY_CI_CACHE (default
+# /var/cache/nbody-ci) between runs; both are only caches: a missing or unusable one is
+# rebuilt from scratch. Needs root and Debian apt. Usage: bash scripts/ci_docker.sh  (PYTHON=venv python
 # with playwright and pytest installed; default: python).
 set -euo pipefail
 
@@ -56,17 +58,10 @@ cleanup() {
         fi
         "$DOCKER_BIN" rm -f "$CONTAINER" >/dev/null 2>&1
     fi
-    if [ -n "$DOCKERD_PID" ] && kill -0 "$DOCKERD_PID" 2>/dev/null; then
-        kill -TERM "$DOCKERD_PID"
-        for _ in $(seq 1 60); do
-            kill -0 "$DOCKERD_PID" 2>/dev/null || break
-            sleep 0.5
-        done
-        if kill -0 "$DOCKERD_PID" 2>/dev/null; then
-            log "dockerd did not stop in 30 s; killing PID $DOCKERD_PID"
-            kill -KILL "$DOCKERD_PID"
-        fi
-        wait "$DOCKERD_PID" 2>/dev/null
+    if [ -n "$DOCKERD_PID" ]; then
+        # Untagged images of earlier runs: keep the cache to what this run's image uses.
+        "$DOCKER_BIN" image prune -f >/dev/null 2>&1
+        stop_dockerd
     fi
     if [ "$status" != 0 ] && [ -f "$WORK/dockerd.log" ]; then
         log "dockerd log (last 30 lines):"
@@ -82,16 +77,50 @@ cleanup() {
 }
 trap cleanup EXIT
 
-log "starting dockerd (data root $WORK/data)"
-dockerd --data-root "$WORK/data" --exec-root "$WORK/exec" --pidfile "$WORK/docker.pid" \
-    --host "$DOCKER_HOST" >"$WORK/dockerd.log" 2>&1 &
-DOCKERD_PID=$!
-for _ in $(seq 1 120); do
-    "$DOCKER_BIN" version >/dev/null 2>&1 && break
-    kill -0 "$DOCKERD_PID" 2>/dev/null || die "dockerd exited; see its log above"
-    sleep 0.5
-done
-"$DOCKER_BIN" version >/dev/null || die "dockerd did not answer within 60 s"
+DATA_ROOT="$CACHE_DIR/docker-data"
+
+start_dockerd() {
+    log "starting dockerd (data root $DATA_ROOT)"
+    mkdir -p "$DATA_ROOT"
+    dockerd --data-root "$DATA_ROOT" --exec-root "$WORK/exec" --pidfile "$WORK/docker.pid" \
+        --host "$DOCKER_HOST" >>"$WORK/dockerd.log" 2>&1 &
+    DOCKERD_PID=$!
+    for _ in $(seq 1 120); do
+        "$DOCKER_BIN" version >/dev/null 2>&1 && return 0
+        kill -0 "$DOCKERD_PID" 2>/dev/null || break
+        sleep 0.5
+    done
+    return 1
+}
+
+stop_dockerd() {
+    [ -n "$DOCKERD_PID" ] || return 0
+    if kill -0 "$DOCKERD_PID" 2>/dev/null; then
+        kill -TERM "$DOCKERD_PID"
+        for _ in $(seq 1 60); do
+            kill -0 "$DOCKERD_PID" 2>/dev/null || break
+            sleep 0.5
+        done
+        if kill -0 "$DOCKERD_PID" 2>/dev/null; then
+            log "dockerd did not stop in 30 s; killing PID $DOCKERD_PID"
+            kill -KILL "$DOCKERD_PID"
+        fi
+    fi
+    wait "$DOCKERD_PID" 2>/dev/null || true
+    DOCKERD_PID=""
+}
+
+if ! start_dockerd; then
+    # The cached data root is only a cache: start over with an empty one.
+    log "dockerd did not start on the cached data root; retrying with a fresh one"
+    tail -n 5 "$WORK/dockerd.log" | sed 's/^/    /'
+    stop_dockerd
+    rm -rf "$DATA_ROOT"
+    start_dockerd || die "dockerd did not start"
+fi
+# Leftovers of an interrupted earlier run.
+stale="$("$DOCKER_BIN" ps -aq --filter label=nbody-ci)"
+if [ -n "$stale" ]; then "$DOCKER_BIN" rm -f $stale >/dev/null; fi
 
 # ---------------------------------------------------------------- base image
 apt_mirror() {
@@ -124,7 +153,9 @@ import_base() {
 }
 
 T=$SECONDS
-if [ -s "$BASE_TARBALL" ] && import_base 2>"$WORK/import.log"; then
+if "$DOCKER_BIN" image inspect local/bookworm-py-minbase >/dev/null 2>&1; then
+    log "base image local/bookworm-py-minbase already in the cached data root"
+elif [ -s "$BASE_TARBALL" ] && import_base 2>"$WORK/import.log"; then
     log "base tarball from cache $BASE_TARBALL"
 else
     [ -s "$BASE_TARBALL" ] && log "cached base tarball unusable ($(head -c 200 "$WORK/import.log")); rebuilding"
@@ -163,7 +194,7 @@ log "image user '$user', exposed ports: $ports"
 PORT="$("$PYTHON" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
 CONTAINER="nbody-ci-$$"
 T=$SECONDS
-"$DOCKER_BIN" run -d --name "$CONTAINER" -p "127.0.0.1:$PORT:5006" \
+"$DOCKER_BIN" run -d --name "$CONTAINER" --label nbody-ci -p "127.0.0.1:$PORT:5006" \
     -e NBODY_WEBSOCKET_ORIGINS="127.0.0.1:$PORT" "$IMAGE" >/dev/null
 health=""
 for _ in $(seq 1 240); do

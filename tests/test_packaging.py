@@ -236,7 +236,7 @@ def test_dockerfile_contract():
     (cmd,) = lines("CMD")
     assert cmd.startswith("CMD ["), "CMD in JSON form"
     serve = (REPO_ROOT / "scripts" / "docker_serve.sh").read_text()
-    assert "exec panel serve app --address 0.0.0.0 --port 5006" in serve
+    assert "exec panel serve app --address 0.0.0.0 --port 5006 --liveness" in serve
     # Everything COPY'd is let in by .dockerignore's allow-list and exists.
     allowed = [
         line[1:].rstrip("/") for line in (REPO_ROOT / ".dockerignore").read_text().splitlines() if line.startswith("!")
@@ -259,7 +259,7 @@ def test_container_entry_point_allows_each_configured_origin(tmp_path):
         capture_output=True, text=True, env=env, check=True,
     )
     assert result.stdout.splitlines() == [
-        "serve", "app", "--address", "0.0.0.0", "--port", "5006", "--num-threads", "2",
+        "serve", "app", "--address", "0.0.0.0", "--port", "5006", "--liveness", "--num-threads", "2",
         "--allow-websocket-origin", "lecture.example.org:8080",
         "--allow-websocket-origin", "127.0.0.1:8080",
     ]
