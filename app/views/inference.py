@@ -301,14 +301,22 @@ class InferenceView(pn.viewable.Viewer):
 
     def _start_worker(self, run) -> None:
         stop = self._stop
+        applied = threading.Event()
+
+        def deliver(chunk):
+            # At most one chunk queued for the page: wait until the session has drawn the
+            # previous one, so a slow browser never builds a backlog (and Stop acts at once).
+            applied.clear()
+            self._in_session(partial(self._apply_chunk, chunk, applied))
+            while not applied.wait(0.05):
+                if stop.is_set():
+                    return
 
         def work():
             try:
-                chunk = run.warmup()
-                self._in_session(partial(self._apply_chunk, chunk))
+                deliver(run.warmup())
                 while not run.done and not stop.is_set():
-                    chunk = run.next_chunk()
-                    self._in_session(partial(self._apply_chunk, chunk))
+                    deliver(run.next_chunk())
             except Exception as error:  # noqa: BLE001 - reported in the page; the session lives on
                 self._in_session(partial(self._failed, str(error)))
                 return
@@ -360,8 +368,15 @@ class InferenceView(pn.viewable.Viewer):
         for box in self.warmup_boxes:
             box.right = self.state.num_warmup
 
-    def _apply_chunk(self, chunk) -> None:
+    def _apply_chunk(self, chunk, applied: threading.Event | None = None) -> None:
         """Append a chunk to the state and to every plot (session thread, document locked)."""
+        try:
+            self._draw_chunk(chunk)
+        finally:
+            if applied is not None:
+                applied.set()
+
+    def _draw_chunk(self, chunk) -> None:
         state = self.state
         state.record(chunk)
         position = chunk.position
