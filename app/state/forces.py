@@ -257,18 +257,23 @@ class ForcesState(param.Parameterized):
 
 
 def speedup_summary(result: TimingResult) -> str:
-    """One sentence per JAX/vectorized method: its speedup over the NumPy loop at the largest N."""
+    """One sentence: each method's speedup over the NumPy loop at the largest N timed."""
     n = max(result.num_bodies)
-    parts = []
+    parts, extrapolated_from = [], None
     for method in result.methods:
         record = result.record(method, n)
         if method == "numpy_loop" or record.speedup_vs_numpy_loop is None:
             continue
-        note = " (loop time extrapolated as N^2)" if record.speedup_extrapolated else ""
-        parts.append(f"{method}: {record.speedup_vs_numpy_loop:,.0f}x faster than the NumPy loop{note}")
+        parts.append(f"{method} {record.speedup_vs_numpy_loop:,.0f}x")
+        if record.speedup_extrapolated:
+            extrapolated_from = result.record("numpy_loop", n).extrapolated_from
     if not parts:
-        return f"timed {len(result.methods)} method(s); include numpy_loop to see speedups"
-    return f"At N = {n}: " + "; ".join(parts) + "."
+        return f"Timed {len(result.methods)} method(s); include numpy_loop to see speedups."
+    note = (
+        f" (the loop's time at N = {n} is extrapolated as N^2 from N = {extrapolated_from})"
+        if extrapolated_from is not None else ""
+    )
+    return f"At N = {n}, faster than the NumPy loop{note}: " + ", ".join(parts) + "."
 
 
 def log10_histogram(values: np.ndarray | None, *, edges: np.ndarray) -> tuple[np.ndarray, int]:

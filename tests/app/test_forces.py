@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from bokeh.document import Document
 
-from app.state.forces import ForcesState, log10_histogram, parse_body_counts
+from app.state.forces import ForcesState, log10_histogram, parse_body_counts, speedup_summary
 from app.views.forces import HIST_EDGES, ForcesView
 
 
@@ -163,6 +163,22 @@ def test_helpers():
         parse_body_counts(" , ")
     counts, zeros = log10_histogram(np.array([0.0, 1e-16, 1e-7]), edges=HIST_EDGES)
     assert zeros == 1 and counts.sum() == 3 and counts[0] == 1
+
+
+def test_speedup_summary_states_extrapolation():
+    from nbody_core.forcelab import TimingRecord, TimingResult
+
+    def record(method, n, ms, speedup, *, extrapolated_from=None, speedup_extrapolated=False):
+        return TimingRecord(method, n, ms, None, None, extrapolated_from is not None, extrapolated_from,
+                            speedup, speedup_extrapolated)
+
+    result = TimingResult(
+        records=(record("numpy_loop", 4, 2.0, 1.0), record("numpy_loop", 8, 8.0, 1.0, extrapolated_from=4),
+                 record("jax_analytic", 4, 0.5, 4.0), record("jax_analytic", 8, 0.1, 80.0, speedup_extrapolated=True)),
+        methods=("numpy_loop", "jax_analytic"), num_bodies=(4, 8), repeats=1, numpy_loop_max_n=4, device="cpu",
+    )
+    text = speedup_summary(result)
+    assert "At N = 8" in text and "jax_analytic 80x" in text and "extrapolated as N^2 from N = 4" in text
 
 
 def test_view_renders_into_a_bokeh_document(view):
