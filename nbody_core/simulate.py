@@ -143,6 +143,8 @@ def steps_for_duration(t_end: float, dt: float) -> tuple[int, float]:
 
 
 def _cast(state: ParticleState, dt, params: PhysicsParams):
+    # Strongly typed arrays of the state's dtype: a Python float (weakly typed) and a
+    # jnp.float64 would otherwise be two jit signatures, i.e. a needless recompilation.
     dtype = state.position.dtype
     return jnp.asarray(dt, dtype), PhysicsParams(*(jnp.asarray(p, dtype) for p in params))
 
@@ -220,10 +222,11 @@ def simulate(
     get_integrator(integrator)
     potential = get_potential(potential)
     acceleration_function(forces, potential)  # validates the method/potential pair eagerly
+    dt, params = _cast(state, dt, params)  # one signature for float / np.float64 / jnp inputs
     return _simulate(
         state,
         dt,
-        PhysicsParams(*params),
+        params,
         integrator=integrator,
         forces=forces,
         potential=potential,
@@ -264,8 +267,9 @@ def advance(
     get_integrator(integrator)
     potential = get_potential(potential)
     acceleration_function(forces, potential)
+    dt, params = _cast(state, dt, params)
     return _advance(
-        state, num_steps, dt, PhysicsParams(*params),
+        state, jnp.asarray(num_steps, jnp.int32), dt, params,
         integrator=integrator, forces=forces, potential=potential,
     )
 
