@@ -99,6 +99,18 @@ def hand_coded_status(potential: str | PairPotential, method: str = "analytic") 
     return None
 
 
+def _hand_coded_methods() -> list[str]:
+    """Registered kernels that are hand-coded for Newtonian gravity (the ones that refuse
+    another potential); autodiff methods, tiled or not, apply to any potential."""
+    methods = []
+    for method in _forces.FORCE_METHODS:
+        try:
+            _forces.acceleration_function(method, "yukawa")
+        except ValueError:
+            methods.append(method)
+    return sorted(methods)
+
+
 class ForceComparison(NamedTuple):
     """Forces on every body by autodiff and by the hand-coded kernel, in one dtype.
 
@@ -173,7 +185,7 @@ def compare_forces(
         potential: a :class:`PairPotential` or its registry name.
         dtype: ``"float64"`` or ``"float32"``.
         hand_coded_method: a hand-coded Newtonian kernel registered in
-            :data:`nbody_core.forces.FORCE_METHODS`.
+            :data:`nbody_core.forces.FORCE_METHODS` (``"analytic"``, ``"tiled"``, ...).
 
     Raises:
         ValueError: for an unknown dtype, potential or method, or when the forces are not
@@ -181,10 +193,10 @@ def compare_forces(
     """
     dtype = _check_dtype(dtype)
     potential = get_potential(potential)
-    if hand_coded_method == "autodiff" or hand_coded_method not in _forces.FORCE_METHODS:
+    hand_coded_methods = _hand_coded_methods()
+    if hand_coded_method not in hand_coded_methods:
         raise ValueError(
-            f"unknown hand-coded method {hand_coded_method!r}; choose one of "
-            f"{sorted(m for m in _forces.FORCE_METHODS if m != 'autodiff')}"
+            f"unknown hand-coded method {hand_coded_method!r}; choose one of {hand_coded_methods}"
         )
     cast = cast_state(state, DTYPES[dtype])
     cast_params = PhysicsParams(*params).astype(DTYPES[dtype])
@@ -259,7 +271,8 @@ class TimingRecord(NamedTuple):
         run_ms: steady-state time per acceleration evaluation (median of the repeats), ms.
         first_call_ms: JAX: the first call, tracing and compilation included (ms); ``None``
             for NumPy methods.
-        compile_ms: JAX: ``first_call_ms - run_ms``, the one-off cost; ``None`` for NumPy.
+        compile_ms: JAX: ``first_call_ms - run_ms`` (clamped at 0 when timing noise makes it
+            negative), the one-off cost; ``None`` for NumPy.
         extrapolated: ``True`` when ``run_ms`` was not measured but extrapolated as
             ``O(N**2)`` from the timing at ``extrapolated_from`` bodies (NumPy loop only).
         extrapolated_from: the measured N the extrapolation starts from, else ``None``.

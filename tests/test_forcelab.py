@@ -45,6 +45,17 @@ def test_autodiff_equals_hand_coded_newtonian_float64(name):
     np.testing.assert_allclose(comparison.autodiff, comparison.hand_coded, rtol=1e-10, atol=1e-12 * np.abs(comparison.hand_coded).max())
 
 
+def test_every_registered_hand_coded_kernel_equals_autodiff():
+    state, params = _configurations()["plummer_64_softened"]
+    methods = forcelab._hand_coded_methods()
+    assert "analytic" in methods and "autodiff" not in methods
+    for method in methods:
+        comparison = forcelab.compare_forces(state, params=params, hand_coded_method=method)
+        assert comparison.relative_difference.max() < 1e-12, method  # round-off, as above
+    with pytest.raises(ValueError, match="unknown hand-coded method"):
+        forcelab.compare_forces(state, params=params, hand_coded_method="autodiff_tiled")
+
+
 def test_float32_differences_are_orders_of_magnitude_larger():
     state, params = _configurations()["plummer_64_softened"]
     both = forcelab.compare_forces_all_dtypes(state, params=params)
