@@ -340,10 +340,11 @@ class ForcesView(pn.viewable.Viewer):
             + "; length ~ sqrt|F|"
         )
 
-        medians = {}
+        medians, zeros = {}, 0
         for dtype in ("float64", "float32"):
             values = comparisons[dtype].relative_difference
-            counts, _ = log10_histogram(values, edges=HIST_EDGES)
+            counts, exact = log10_histogram(values, edges=HIST_EDGES)
+            zeros += exact
             self.hist_sources[dtype].data = dict(self.hist_sources[dtype].data, count=counts)
             if values is not None:
                 medians[dtype] = float(np.median(values))
@@ -355,6 +356,7 @@ class ForcesView(pn.viewable.Viewer):
             self.histogram_subtitle.text = (
                 f"median {medians['float64']:.1e} in float64, {medians['float32']:.1e} in float32; "
                 f"dotted: float32 vs float64 autodiff (median {precision_median:.1e})"
+                + (f"; {zeros} exact zeros in the leftmost bin" if zeros else "")
             )
             summary = (
                 f"**Hand-coded kernel applies (Newtonian).** Median relative difference autodiff vs hand-coded: "
