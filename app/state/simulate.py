@@ -455,6 +455,18 @@ class SimulationState(param.Parameterized):
             points, self._new_history = self._new_history, []
         return _as_diagnostics(points)
 
+    def snapshot(self) -> dict:
+        """A consistent readout for drawing one frame (safe while another thread steps):
+        ``bodies`` (:meth:`body_columns`), ``trails`` (:meth:`trail_columns`, None when
+        trails are off), ``history`` (:meth:`take_new_history`) and ``nonfinite``."""
+        with self._lock:
+            return {
+                "bodies": self.body_columns(),
+                "trails": self.trail_columns() if self.trails else None,
+                "history": self.take_new_history(),
+                "nonfinite": self.nonfinite,
+            }
+
     @property
     def axes(self) -> tuple[int, int]:
         return {"xy": (0, 1), "xz": (0, 2), "yz": (1, 2)}[self.projection]
@@ -462,6 +474,10 @@ class SimulationState(param.Parameterized):
     def body_columns(self) -> dict[str, np.ndarray]:
         """Columns for the bodies' scatter: projected ``x``, ``y``, ``size`` (screen px),
         ``color`` in [0, 1], ``mass`` and ``speed``."""
+        with self._lock:
+            return self._body_columns()
+
+    def _body_columns(self) -> dict[str, np.ndarray]:
         i, j = self.axes
         speed = np.linalg.norm(self._velocity_np, axis=1)
         mass = self._mass_np
@@ -477,13 +493,17 @@ class SimulationState(param.Parameterized):
     def trail_columns(self) -> dict[str, list]:
         """Columns for the trails' multi-line: ``xs``, ``ys`` (one array per body, newest
         last) and ``color`` in [0, 1] per body. Empty when trails are off."""
+        with self._lock:
+            return self._trail_columns()
+
+    def _trail_columns(self) -> dict[str, list]:
         if not self.trails or len(self._trail) < 2:
             return {"xs": [], "ys": [], "color": []}
         n_trail = self._trail[-1].shape[0]
         length = min(self.trail_length, len(self._trail), max(2, TRAIL_POINTS // n_trail))
         recent = np.stack(list(self._trail)[-length:])  # [length, n_trail, 3]
         i, j = self.axes
-        color = self.body_columns()["color"][:n_trail]
+        color = self._body_columns()["color"][:n_trail]
         return {
             "xs": [recent[:, b, i] for b in range(n_trail)],
             "ys": [recent[:, b, j] for b in range(n_trail)],

@@ -35,7 +35,7 @@ from app.state.simulate import (
 
 __all__ = ["SimulateView"]
 
-_PALETTE = Plasma256[40:]  # skip the darkest blues: invisible on the dark background
+_PALETTE = Plasma256[90:]  # magenta to yellow: every colour stands out on the dark background
 _BACKGROUND = "#0b1221"
 _FEW_COLORS = ("#ff7f0e", "#2ca9e1", "#7fd34e", "#e377c2", "#bcbd22", "#17becf", "#f7b6d2", "#c5b0d5", "#ffbb78", "#98df8a")
 _LINE_COLORS = {"energy": "#d62728", "momentum": "#1f77b4", "angular": "#2ca02c"}
@@ -72,6 +72,8 @@ class SimulateView(pn.viewable.Viewer):
         self._doc = pn.state.curdoc
         self._served = bool(self._doc is not None and getattr(self._doc, "session_context", None))
         self._callback = None
+        self._worker: threading.Thread | None = None
+        self._stop_event: threading.Event | None = None
         self._destroyed = False
         self._frame_times: list[float] = []
         self._last_status = 0.0
@@ -327,7 +329,7 @@ class SimulateView(pn.viewable.Viewer):
 
     def _after_ready(self, generation: int) -> None:
         self._update_status(force=True)
-        if self.playing and self._callback is None:
+        if self.playing:
             self._start_loop()
 
     def _on_playing(self, event) -> None:
@@ -335,8 +337,8 @@ class SimulateView(pn.viewable.Viewer):
         self.play_button.color = "danger" if event.new else "success"
         if event.new:
             self._frame_times.clear()
-            if self.state.ready and not self.compiling:
-                self._start_loop()
+            if self._served or (self.state.ready and not self.compiling):
+                self._start_loop()  # a served loop's worker compiles first if it must
             else:
                 self._ensure_ready()
         else:
@@ -344,12 +346,27 @@ class SimulateView(pn.viewable.Viewer):
         self._update_status(force=True)
 
     def _start_loop(self) -> None:
-        if self._callback is not None or self._destroyed:
+        """Served: frames are computed in a worker thread (JAX releases the GIL), so the
+        event loop stays free for clicks even when a frame takes longer than the period.
+        Notebook / no server: a periodic callback."""
+        if self._destroyed:
             return
-        period = max(1, int(round(1000 / self.state.frame_rate)))
-        self._callback = pn.state.add_periodic_callback(self._frame, period=period, start=True)
+        if self._served:
+            if self._worker is not None and self._worker.is_alive() and not self._stop_event.is_set():
+                return
+            self._stop_event = threading.Event()
+            self._worker = threading.Thread(
+                target=self._run_worker, args=(self._stop_event,), name="nbody-frames", daemon=True
+            )
+            self._worker.start()
+        elif self._callback is None:
+            period = max(1, int(round(1000 / self.state.frame_rate)))
+            self._callback = pn.state.add_periodic_callback(self._frame, period=period, start=True)
 
     def _stop_loop(self) -> None:
+        if self._stop_event is not None:
+            self._stop_event.set()
+        self._worker = None
         if self._callback is not None:
             self._callback.stop()
             self._callback = None
@@ -362,23 +379,59 @@ class SimulateView(pn.viewable.Viewer):
         self._destroyed = True
         self._stop_loop()
 
+    def _run_worker(self, stop: threading.Event) -> None:
+        drawn = threading.Event()
+        drawn.set()
+        while not stop.is_set():
+            start = time.perf_counter()
+            try:
+                if not self.state.ready:
+                    self._run_in_session(partial(self._set_compiling, True))
+                    self.state.prepare()
+                    self._run_in_session(partial(self._set_compiling, False))
+                self.state.step_frame()
+                frame = self.state.snapshot()
+            except Exception as error:  # noqa: BLE001 - reported in the page
+                self._run_in_session(partial(self._frame_failed, error))
+                return
+            # At most one frame waits in the document queue: a slow browser or a busy
+            # event loop slows the animation down instead of piling frames up.
+            while not drawn.wait(0.1):
+                if stop.is_set():
+                    return
+            if stop.is_set():
+                return
+            drawn.clear()
+            self._run_in_session(partial(self._draw_frame, frame, drawn))
+            remaining = 1.0 / self.state.frame_rate - (time.perf_counter() - start)
+            if remaining > 0:
+                stop.wait(remaining)
+
+    def _set_compiling(self, value: bool) -> None:
+        self.compiling = value
+        self._update_status(force=True)
+
+    def _frame_failed(self, error: Exception) -> None:
+        self.playing = False
+        self.notify(f"Simulation stopped: {error}")
+
+    def _draw_frame(self, frame: dict, drawn: threading.Event) -> None:
+        try:
+            if self.playing:
+                self._push_frame(frame)
+        finally:
+            drawn.set()
+
     def _frame(self) -> None:
+        """One frame of the periodic-callback loop (notebooks, tests)."""
         if not self.playing or not self.state.ready:
             return
         try:
             self.state.step_frame()
         except Exception as error:  # noqa: BLE001 - stop the loop, keep the session
-            self.playing = False
-            self.notify(f"Simulation stopped: {error}")
+            self._frame_failed(error)
             return
-        now = time.perf_counter()
-        self._frame_times.append(now)
-        if len(self._frame_times) > 90:
-            del self._frame_times[:-90]
-        self._push_frame()
-        if self.state.nonfinite:
-            self.playing = False
-            self.notify("The run produced NaN or inf (a close encounter?): lower dt, add softening, or Reset.")
+        self._push_frame(self.state.snapshot())
 
     def step(self) -> None:
         """Advance one frame (``steps_per_frame`` steps) and draw it."""
@@ -390,7 +443,7 @@ class SimulateView(pn.viewable.Viewer):
         except Exception as error:  # noqa: BLE001
             self.notify(f"Step failed: {error}")
             return
-        self._push_frame()
+        self._push_frame(self.state.snapshot())
         self._update_status(force=True)
 
     def reset(self) -> None:
@@ -400,17 +453,22 @@ class SimulateView(pn.viewable.Viewer):
         self._ensure_ready()
 
     # ------------------------------------------------------------------ drawing
-    def _push_frame(self) -> None:
-        new = self.state.take_new_history()
+    def _push_frame(self, frame: dict) -> None:
+        """Send one frame (from :meth:`SimulationState.snapshot`) to the plots."""
+        now = time.perf_counter()
+        self._frame_times.append(now)
+        if len(self._frame_times) > 90:
+            del self._frame_times[:-90]
+        new = frame["history"]
         with pn.io.hold(self._doc) if self._served else _nullcontext():
-            columns = self.state.body_columns()
+            columns = frame["bodies"]
             if len(self.body_source.data["x"]) == len(columns["x"]):
                 # Only what moves: masses and marker sizes are constant within a run.
                 self.body_source.data.update({k: columns[k] for k in ("x", "y", "color", "speed")})
             else:
                 self.body_source.data = columns
-            if self.state.trails:
-                self.trail_source.data = self._trail_data()
+            if frame["trails"] is not None:
+                self.trail_source.data = self._trail_data(frame["trails"])
             if new.time.size:
                 self.history_source.stream(
                     {
@@ -422,9 +480,12 @@ class SimulateView(pn.viewable.Viewer):
                     rollover=HISTORY_POINTS,
                 )
             self._update_status()
+        if frame["nonfinite"] and self.playing:
+            self.playing = False
+            self.notify("The run produced NaN or inf (a close encounter?): lower dt, add softening, or Reset.")
 
-    def _trail_data(self) -> dict:
-        columns = self.state.trail_columns()
+    def _trail_data(self, columns: dict | None = None) -> dict:
+        columns = dict(self.state.trail_columns() if columns is None else columns)
         color = np.asarray(columns.pop("color"))
         if 0 < color.size <= len(_FEW_COLORS):
             columns["line_color"] = list(_FEW_COLORS[: color.size])  # few bodies: one colour each

@@ -213,3 +213,13 @@ def test_nonfinite_run_stops_with_a_message(view):
     assert view.state.nonfinite or energy_error[-1] > 1e-3
     if view.state.nonfinite:
         assert not view.playing and view.message.visible
+
+
+def test_session_destroyed_stops_the_frame_loop(view):
+    view.playing = True
+    assert view._callback is not None  # the notebook/no-server loop: a periodic callback
+    view._on_session_destroyed(None)
+    assert view._callback is None
+    view.playing = False
+    view.playing = True  # a destroyed session never restarts its loop
+    assert view._callback is None
