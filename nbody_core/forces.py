@@ -83,9 +83,19 @@ FORCE_METHODS: dict[str, str] = {
 }
 
 
-def register_force_method(name: str, acceleration_fn: AccelerationFn, description: str) -> None:
-    """Register a hand-coded Newtonian kernel under ``name`` (used by faster kernels)."""
-    _NEWTONIAN_ONLY[name] = acceleration_fn
+# Methods that work for any pair potential: name -> (potential -> acceleration_fn).
+_ANY_POTENTIAL: dict[str, Callable[[PairPotential], AccelerationFn]] = {}
+
+
+def register_force_method(
+    name: str, acceleration_fn: Callable, description: str, *, any_potential: bool = False
+) -> None:
+    """Register a kernel under ``name`` (used by the faster kernels in ``kernels.py``).
+
+    By default ``acceleration_fn(position, mass, params)`` is a hand-coded Newtonian kernel;
+    with ``any_potential=True`` it is a factory ``potential -> acceleration_fn``.
+    """
+    (_ANY_POTENTIAL if any_potential else _NEWTONIAN_ONLY)[name] = acceleration_fn
     FORCE_METHODS[name] = description
 
 
@@ -108,6 +118,8 @@ def acceleration_function(
         return lambda position, mass, params: acceleration_autodiff(
             position, mass, params, potential
         )
+    if method in _ANY_POTENTIAL:
+        return _ANY_POTENTIAL[method](potential)
     if method not in _NEWTONIAN_ONLY:
         raise ValueError(f"unknown force method {method!r}; choose one of {sorted(FORCE_METHODS)}")
     if potential.pair_energy is not NEWTONIAN.pair_energy:
@@ -116,3 +128,19 @@ def acceleration_function(
             f"use method='autodiff' for the {potential.name!r} potential"
         )
     return _NEWTONIAN_ONLY[method]
+
+
+# Fast exact kernels (tiled, O(n) memory); kernels.py imports nothing from this module.
+from .kernels import acceleration_autodiff_tiled, acceleration_tiled  # noqa: E402
+
+register_force_method(
+    "tiled", acceleration_tiled, "hand-coded Newtonian kernel, tiled: fast, O(n) memory"
+)
+register_force_method(
+    "autodiff_tiled",
+    lambda potential: lambda position, mass, params: acceleration_autodiff_tiled(
+        position, mass, params, potential
+    ),
+    "-grad of the tiled potential by jax.grad; any pair potential, O(n) memory",
+    any_potential=True,
+)

@@ -1,0 +1,195 @@
+"""Fast exact pairwise kernels: tiled over blocks of bodies, O(n) memory, same physics.
+
+Every kernel here computes the same sums as the reference kernels in ``forces.py`` /
+``potentials.py`` (equal to float64 round-off, tested in ``tests/test_kernels.py``), but walks
+the ``n x n`` pair matrix one block of ``block_size`` target bodies at a time (``lax.map``),
+so only ``[block_size, n]`` temporaries exist at once: memory grows O(n), and the
+temporaries of one block stay in cache. Coordinates are split into x, y, z rows
+(structure of arrays) so each pairwise quantity is one contiguous, vectorizable array.
+
+* :func:`acceleration_tiled` -- hand-coded softened Newtonian accelerations.
+* :func:`acceleration_autodiff_tiled` -- ``-grad`` of the tiled potential by ``jax.grad``
+  (genuine reverse-mode autodiff; any :class:`PairPotential`).
+* :func:`potential_energy_tiled` -- total potential energy without an ``n x n`` array.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+from jax import Array, lax
+
+from .potentials import NEWTONIAN, PairPotential, get_potential, potential_energy_from_positions
+from .state import PhysicsParams
+
+__all__ = [
+    "default_block_size",
+    "acceleration_tiled",
+    "acceleration_autodiff_tiled",
+    "potential_energy_tiled",
+]
+
+
+def default_block_size(dtype) -> int:
+    """Target bodies per block: measured on a 2-core AVX-512 CPU (benchmarks/bench_performance.py).
+
+    16 rows of float64 (or 32 of float32) times n <= 4096 columns keep each temporary within
+    the 512 KiB - 2 MiB L2; larger blocks spill, smaller ones pay loop overhead.
+    """
+    return 32 if jnp.dtype(dtype).itemsize <= 4 else 16
+
+
+def _blocks(position: Array, block_size: int):
+    """Pad ``[n, 3]`` to whole blocks: ``([num_blocks, block_size, 3], padded_n)``."""
+    n = position.shape[0]
+    num_blocks = -(-n // block_size)
+    padded = num_blocks * block_size
+    blocks = jnp.pad(position, ((0, padded - n), (0, 0))).reshape(num_blocks, block_size, 3)
+    return blocks, padded
+
+
+def _newtonian_block(x, y, z, mass, target, softening2):
+    """Accelerations / G on ``target [b, 3]`` from all bodies (columns ``x, y, z, mass [n]``).
+
+    The self-pair (and any pair with ``r**2 + eps**2 == 0``) is masked *before* the
+    reciprocal square root, so ``grad`` through it is 0, not NaN.
+    """
+    dx = x[None, :] - target[:, 0:1]
+    dy = y[None, :] - target[:, 1:2]
+    dz = z[None, :] - target[:, 2:3]
+    r2 = dx * dx + dy * dy + dz * dz + softening2
+    inv_r = lax.rsqrt(jnp.where(r2 > 0, r2, jnp.inf))  # rsqrt(inf) = 0: masked pairs add 0
+    weight = mass[None, :] * (inv_r * inv_r * inv_r)
+    return jnp.stack(
+        [jnp.sum(weight * dx, axis=1), jnp.sum(weight * dy, axis=1), jnp.sum(weight * dz, axis=1)],
+        axis=-1,
+    )
+
+
+def acceleration_tiled(
+    position: Array, mass: Array, params: PhysicsParams, *, block_size: int | None = None
+) -> Array:
+    """Softened Newtonian accelerations, tiled: ``a_i = G sum_j m_j (x_j - x_i) / s_ij**3``.
+
+    Same sum as :func:`nbody_core.forces.acceleration_analytic` (float64 round-off), with
+    ``[block_size, n]`` temporaries instead of ``[n, n, 3]``. A pair at zero softened distance
+    (the self-pair; coincident bodies with zero softening) contributes 0.
+
+    Args:
+        position: ``[n, 3]`` positions, length units.
+        mass: ``[n]`` masses, mass units.
+        params: :class:`PhysicsParams` (``G``, ``softening`` are read).
+        block_size: target bodies per tile (static); ``None`` picks
+            :func:`default_block_size` for the dtype.
+
+    Returns:
+        ``[n, 3]`` accelerations, length / time**2 units.
+    """
+    n = position.shape[0]
+    block_size = block_size or default_block_size(position.dtype)
+    x, y, z = position[:, 0], position[:, 1], position[:, 2]
+    softening2 = params.softening**2
+    if n <= block_size:  # one tile: no loop (small-N runs are overhead-bound)
+        return params.G * _newtonian_block(x, y, z, mass, position, softening2)
+    blocks, padded = _blocks(position, block_size)
+    out = lax.map(lambda target: _newtonian_block(x, y, z, mass, target, softening2), blocks)
+    return params.G * out.reshape(padded, 3)[:n]
+
+
+def _block_potential(potential: PairPotential, position, mass, params, target, target_index):
+    """Sum over the block of the potential per unit mass ``Phi(x_i) = sum_{j != i} m_j phi(s_ij)``.
+
+    ``target_index`` ``[b]`` holds each target's body index (``>= n`` for padding rows), so the
+    self-pair is masked by index, like the reference, before the square root.
+    """
+    n = position.shape[0]
+    dx = position[None, :, 0] - target[:, 0:1]
+    dy = position[None, :, 1] - target[:, 1:2]
+    dz = position[None, :, 2] - target[:, 2:3]
+    r2 = dx * dx + dy * dy + dz * dz + params.softening**2
+    # Padding rows (index >= n) are masked too, so they add exactly 0 and never NaN.
+    valid = (target_index[:, None] != jnp.arange(n)[None, :]) & (target_index[:, None] < n)
+    s = jnp.sqrt(jnp.where(valid, r2, 1.0))
+    return jnp.where(valid, mass[None, :] * potential.pair_energy(s, params), 0.0)
+
+
+def acceleration_autodiff_tiled(
+    position: Array,
+    mass: Array,
+    params: PhysicsParams,
+    potential: str | PairPotential = NEWTONIAN,
+    *,
+    block_size: int | None = None,
+) -> Array:
+    """Accelerations by reverse-mode autodiff of the tiled potential; any pair potential.
+
+    For each block ``I`` of target bodies, ``jax.grad`` differentiates the potential per unit
+    mass ``Phi_I = sum_{i in I} sum_{j != i} m_j phi(s_ij)`` with respect to the targets'
+    positions and ``a_i = -dPhi_I/dx_i``, which equals ``-(1/m_i) dU/dx_i`` exactly because
+    ``U = 1/2 sum_i m_i sum_{j != i} m_j phi(s_ij)`` and each pair depends on ``|x_i - x_j|``.
+    The reverse pass of one block runs right after its forward pass, so residuals are
+    ``[block_size, n]``, not ``[n, n]``.
+
+    Args:
+        position: ``[n, 3]`` positions, length units.
+        mass: ``[n]`` masses, mass units.
+        params: :class:`PhysicsParams`.
+        potential: a :class:`PairPotential` or its registry name.
+        block_size: target bodies per tile (static); ``None`` picks the dtype's default.
+
+    Returns:
+        ``[n, 3]`` accelerations, length / time**2 units.
+    """
+    potential = get_potential(potential)
+    n = position.shape[0]
+    block_size = block_size or default_block_size(position.dtype)
+    num_blocks = -(-n // block_size)
+    blocks, padded = _blocks(position, block_size)
+    indices = jnp.arange(padded).reshape(num_blocks, block_size)
+
+    def block_acceleration(args):
+        target, target_index = args
+        phi_fn = lambda t: jnp.sum(_block_potential(potential, position, mass, params, t, target_index))
+        return -jax.grad(phi_fn)(target)
+
+    if num_blocks == 1:
+        out = block_acceleration((blocks[0], indices[0]))
+    else:
+        out = lax.map(block_acceleration, (blocks, indices))
+    return out.reshape(padded, 3)[:n]
+
+
+def potential_energy_tiled(
+    position: Array,
+    mass: Array,
+    params: PhysicsParams,
+    potential: str | PairPotential = NEWTONIAN,
+    *,
+    block_size: int | None = None,
+) -> Array:
+    """Total potential energy ``U = sum_{i<j} m_i m_j phi(s_ij)`` with O(n) memory.
+
+    Small systems (``n <= block_size``) use the reference
+    :func:`~nbody_core.potentials.potential_energy_from_positions` unchanged; larger ones sum
+    ``[block_size, n]`` tiles. Self-pairs are masked by index, as in the reference.
+
+    Returns:
+        scalar energy, energy units.
+    """
+    potential = get_potential(potential)
+    n = position.shape[0]
+    block_size = block_size or default_block_size(position.dtype)
+    if n <= block_size:
+        return potential_energy_from_positions(position, mass, params, potential)
+    num_blocks = -(-n // block_size)
+    blocks, padded = _blocks(position, block_size)
+    indices = jnp.arange(padded).reshape(num_blocks, block_size)
+    target_mass = jnp.pad(mass, (0, padded - n)).reshape(num_blocks, block_size)
+
+    def block_energy(args):
+        target, target_index, m = args
+        phi = _block_potential(potential, position, mass, params, target, target_index)
+        return jnp.sum(m[:, None] * phi)
+
+    # Each unordered pair is counted once from each end.
+    return 0.5 * jnp.sum(lax.map(block_energy, (blocks, indices, target_mass)))
