@@ -40,14 +40,14 @@ _BACKGROUND = "#0b1221"
 _FEW_COLORS = ("#ff7f0e", "#2ca9e1", "#7fd34e", "#e377c2", "#bcbd22", "#17becf", "#f7b6d2", "#c5b0d5", "#ffbb78", "#98df8a")
 _LINE_COLORS = {"energy": "#d62728", "momentum": "#1f77b4", "angular": "#2ca02c"}
 _STATUS_INTERVAL_S = 0.25  # status line refresh period while playing
-_CSS = """
-:host { font-size: 1.05rem; }
-.nbody-status { font-family: ui-monospace, SFMono-Regular, Menlo, monospace; font-size: 1.2rem;
-  padding: 6px 12px; border-radius: 6px; background: #eef2f7; color: #13294b; }
-.nbody-status .compiling { color: #b45309; font-weight: 700; }
-.nbody-status .playing { color: #15803d; font-weight: 700; }
-.nbody-status .paused { color: #475569; font-weight: 700; }
-.nbody-status .warning { color: #b91c1c; font-weight: 700; }
+# The status pane renders in its own shadow root: its stylesheet is attached to it.
+_STATUS_CSS = """
+:host { font-family: ui-monospace, SFMono-Regular, Menlo, monospace; font-size: 1.2rem;
+  padding: 4px 12px; border-radius: 6px; background: #eef2f7; color: #13294b; }
+.compiling { color: #ffffff; background: #b45309; padding: 1px 8px; border-radius: 4px; font-weight: 700; }
+.playing { color: #15803d; font-weight: 700; }
+.paused { color: #475569; font-weight: 700; }
+.warning { color: #b91c1c; font-weight: 700; }
 """
 
 
@@ -55,8 +55,8 @@ _READING_GUIDE = """
 **Reading the plots.** Symplectic integrators (leapfrog, yoshida4) keep the energy error
 bounded: it oscillates with the orbit instead of drifting; *euler* drifts away. Doubling dt
 multiplies the leapfrog error by about 4 (second order) and the yoshida4 error by about 16.
-Momentum and angular momentum are conserved to round-off by every integrator here:
-compare float64 with float32.
+Linear momentum is conserved to round-off by every integrator here; angular momentum
+exactly only by the symplectic ones (compare euler or rk4). Try float32 to see round-off.
 """
 
 
@@ -221,7 +221,10 @@ class SimulateView(pn.viewable.Viewer):
             callback=self._trajectory_file, filename="trajectory.npz", label="Trajectory (npz)",
             color="primary", variant="outline", width=150, embed=False,
         )
-        self.status = pn.pane.HTML("", css_classes=["nbody-status"], sizing_mode="stretch_width", name="simulate-status")
+        self.status = pn.pane.HTML(
+            "", css_classes=["nbody-status"], stylesheets=[_STATUS_CSS], sizing_mode="stretch_width",
+            name="simulate-status",
+        )
         self.message = pn.pane.Alert("", alert_type="danger", visible=False, sizing_mode="stretch_width")
         self.description = pn.pane.Markdown("", sizing_mode="stretch_width", margin=(0, 10))
         self._update_filenames()
@@ -266,7 +269,7 @@ class SimulateView(pn.viewable.Viewer):
             pn.Row(self._orbit_pane, plots, sizing_mode="stretch_both"),
             sizing_mode="stretch_both",
         )
-        return pn.Row(controls, main, sizing_mode="stretch_both", stylesheets=[_CSS])
+        return pn.Row(controls, main, sizing_mode="stretch_both")
 
     def __panel__(self):
         return self._layout
