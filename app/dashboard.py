@@ -20,6 +20,7 @@ TABS: list[tuple[str, str]] = [
     ("Simulate", "app.views.simulate:SimulateView"),
     ("Forces", "app.views.forces:ForcesView"),
     ("Inference", "app.views.inference:InferenceView"),
+    ("Ensembles", "app.views.ensembles:EnsemblesView"),
 ]
 
 ACCENT = "#1f4e79"

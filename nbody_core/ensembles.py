@@ -85,7 +85,7 @@ from .initial_conditions import (
     get_preset,
 )
 from .integrators import INTEGRATORS, get_integrator
-from .io import load_npz, save_npz
+from .io import _npz_bytes, load_npz, save_npz
 from .potentials import get_potential, softened_distance_matrix
 from .simulate import conserved_quantities
 from .state import ParticleState, PhysicsParams
@@ -590,6 +590,7 @@ class _Config(NamedTuple):
     screening_length: float
     power_index: float
     save_trajectories: bool
+    steps_per_save: int | None  # static when every member takes the same steps, else traced
 
 
 def _ic_config(spec: EnsembleSpec) -> _ICConfig:
@@ -606,6 +607,9 @@ def _config(spec: EnsembleSpec, integrator: str) -> _Config:
     return _Config(
         spec.num_saves, integrator, spec.forces, spec.potential, float(params.G),
         float(params.screening_length), float(params.power_index), spec.save_trajectories,
+        # A static count compiles to a plain loop; a traced, batched one (a dt sweep) to a
+        # while loop that masks finished members, measured ~1.5x slower per step on CPU.
+        None if spec.sweep("dt") is not None else spec.num_steps // spec.num_saves,
     )
 
 
@@ -736,7 +740,8 @@ def _run_member(state: ParticleState, inputs: Mapping[str, jax.Array], *, config
         return out
 
     def save_block(carry, _):
-        carry = lax.fori_loop(0, inputs["steps_per_save"], lambda _, c: step_fn(*c, dt, params), carry)
+        count = inputs["steps_per_save"] if config.steps_per_save is None else config.steps_per_save
+        carry = lax.fori_loop(0, count, lambda _, c: step_fn(*c, dt, params), carry)
         return carry, snapshot(carry[0])
 
     carry = (state, acceleration_fn(state.position, state.mass, params))
@@ -913,6 +918,10 @@ class EnsembleResult:
         [M, T, n, 3]`` and ``mass [M, n]``, and ``metadata`` (a JSON string).
         """
         return save_npz(path, self.arrays(), self.metadata(command=command))
+
+    def npz_bytes(self, *, command: Sequence[str] | None = None) -> bytes:
+        """The bytes :meth:`save` writes (for downloads)."""
+        return _npz_bytes(self.arrays(), self.metadata(command=command))
 
 
 def _versions() -> dict[str, str]:

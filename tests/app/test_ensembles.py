@@ -1,0 +1,127 @@
+"""Ensembles tab logic without a browser: defaults, refusals, a run, plots, download."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import numpy as np
+import pytest
+
+from app.limits import LIMITS
+from app.state.ensembles import NO_SWEEP, EnsemblesState, parameters_for
+from app.views.ensembles import HISTOGRAMS, EnsemblesView
+
+
+@pytest.fixture(scope="module")
+def kepler_view():
+    # Kepler compiles fast; a dt sweep with two integrators is the orders plot of the issue.
+    state = EnsemblesState(system="kepler", num_members=10, num_steps=400, integrators=["leapfrog", "yoshida4"])
+    state.param.update(parameter="dt", dt=0.011, low=0.003, high=0.03)  # t_end = 4.4, about one orbit
+    view = EnsemblesView(state)
+    view.run()
+    return view
+
+
+def test_defaults_follow_system_and_parameter():
+    state = EnsemblesState()
+    assert (state.system, state.num_bodies, state.num_members, state.num_steps) == ("plummer", 32, 256, 200)
+    assert (state.parameter, state.low, state.high, state.log_scale) == ("softening", 0.001, 0.1, True)
+    assert "virial_ratio" in state.param.parameter.objects
+    state.system = "kepler"
+    assert state.param.parameter.objects == parameters_for("kepler")
+    assert "eccentricity" in state.param.parameter.objects and "virial_ratio" not in state.param.parameter.objects
+    state.parameter = "eccentricity"
+    assert (state.low, state.high, state.log_scale) == (0.1, 0.8, False)
+    state.system = "plummer"
+    assert state.parameter in parameters_for("plummer")
+    spec = EnsemblesState().build_spec()
+    assert spec.num_members == 256 and spec.num_bodies == 32
+    assert [s.name for s in spec.sweeps] == ["softening"]
+
+
+def test_run_fills_plots_speedup_and_download(kepler_view):
+    view, state = kepler_view, kepler_view.state
+    result = state.result
+    assert result.num_members == 10 and view.progress.value == view.progress.max
+    assert set(result.table.integrator) == {"leapfrog", "yoshida4"}
+    # Energy error against dt shows each integrator's order (house rule: within +-0.3).
+    slopes = state.slopes("max_energy_error")
+    assert abs(slopes["leapfrog"] - 2) < 0.3 and abs(slopes["yoshida4"] - 4) < 0.3
+    assert len(view.points.data["x"]) == 10
+    np.testing.assert_allclose(view.points.data["x"], np.log10(result.table.dt_used))
+    assert len(view.fits.data["xs"]) == 2
+    assert any("slope 2.0" in label or "slope 1.9" in label for label in view.points.data["label"])
+    assert view.outcome_figure.xaxis.axis_label == "log10 dt (step taken)"
+    for name in HISTOGRAMS:
+        assert view.hist_sources[name].data["count"].sum() == 10
+    speedup = state.speedup
+    assert speedup["vmap_run_s"] > 0 and speedup["loop_seconds_per_member"] > 0
+    np.testing.assert_allclose(speedup["ratio"], speedup["loop_extrapolated_s"] / speedup["vmap_run_s"])
+    assert "Speedup of vmap" in view.speedup_status.object
+    assert list(view.speedup_source.data["method"]) == ["vmap", "Python loop (extrapolated)"]
+    assert not view.download.disabled and view.download.filename == "ensemble_kepler_dt_10.npz"
+    data = np.load(view._download_file())
+    np.testing.assert_array_equal(data["final_energy_error"], result.summaries["final_energy_error"])
+    metadata = json.loads(str(data["metadata"]))
+    assert metadata["command"][:4] == ["nbody", "ensemble", "--preset", "kepler"]
+    assert "--sweep" in metadata["command"]
+
+
+def test_outcome_select_redraws_without_rerunning(kepler_view):
+    view, state = kepler_view, kepler_view.state
+    runs = state.run_count
+    state.outcome = "final_virial_ratio"
+    assert view.outcome_figure.yaxis.axis_label == "final virial ratio T/|U|"
+    np.testing.assert_array_equal(view.points.data["y"], state.result.summaries["final_virial_ratio"])
+    assert view.fits.data["xs"] == []  # no power law on a linear outcome
+    state.outcome = "max_energy_error"
+    assert state.run_count == runs
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"num_members": 0}, "must be at least 1"),
+        ({"num_members": LIMITS.max_ensemble_members + 1}, "exceeds this server's cap"),
+        ({"low": 0.05, "high": 0.01}, "empty range"),
+        ({"dt": -1.0}, "dt must be positive"),
+        ({"integrators": []}, "at least one integrator"),
+        ({"num_members": 1}, "grid has 2 points but only 1 members"),
+    ],
+)
+def test_bad_input_notifies_and_keeps_the_previous_result(kepler_view, change, message):
+    view, state = kepler_view, kepler_view.state
+    previous, runs, old = state.result, state.run_count, {k: getattr(state, k) for k in change}
+    try:
+        state.param.update(**change)
+        view.run()
+    finally:
+        state.param.update(**old)
+    assert message in state.error
+    assert view.message.visible and message in view.message.object
+    assert "previous result is kept" in view.message.object
+    assert state.result is previous and state.run_count == runs
+
+
+def test_served_run_happens_in_a_thread(monkeypatch):
+    # Served: the run goes to a worker thread and results come back through the document's
+    # next-tick callback (called here directly, as Bokeh would under the document lock).
+    state = EnsemblesState(system="kepler", num_members=4, num_steps=40, parameter="eccentricity")
+    view = EnsemblesView(state)
+    callbacks = []
+
+    class FakeDocument:
+        def add_next_tick_callback(self, fn):
+            callbacks.append(fn)
+
+    view._served, view._doc = True, FakeDocument()
+    view.run()
+    assert view.run_button.disabled
+    view._thread.join(timeout=120)
+    assert not view._thread.is_alive()
+    assert state.result is None  # nothing changed outside the document lock
+    for fn in callbacks:
+        fn()
+    assert state.result is not None and not view.run_button.disabled
+    assert view.progress.value == view.progress.max
