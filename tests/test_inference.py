@@ -1,6 +1,10 @@
 """HMC through the simulator: the sampler on a known posterior, the N-body posterior against
 BlackJAX NUTS, exact gradients against finite differences, trace shapes and seeds."""
 
+import importlib.util
+import json
+from pathlib import Path
+
 import blackjax
 import jax
 import jax.numpy as jnp
@@ -254,3 +258,21 @@ def test_gradient_costs_are_measured():
         for value in cost[1:]:
             assert np.isfinite(value) and value >= 0
         assert cost.forward_s > 0 and cost.autodiff_s > 0 and cost.finite_difference_s > 0
+
+
+BENCH = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_inference.py"
+
+
+def test_quick_benchmark_writes_json_and_table(tmp_path):
+    spec = importlib.util.spec_from_file_location("bench_inference", BENCH)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    assert bench.main(["--quick", "--results-dir", str(tmp_path), "--output", "quick"]) == 0
+    payload = json.loads((tmp_path / "quick.json").read_text())
+    rows = payload["scaling"]["rows"]
+    assert [r["d"] for r in rows] == [1, 4]
+    for r in rows:
+        assert r["forward_ms"] > 0 and r["autodiff_ms"] > 0 and r["finite_difference_ms"] > 0
+    assert payload["triple"]["best_relative_error"] < 1e-6
+    table = (tmp_path / "quick.md").read_text()
+    assert "| d |" in table and "Triple" in table

@@ -18,16 +18,7 @@ from functools import partial
 import numpy as np
 import panel as pn
 import param
-from bokeh.models import (
-    Arrow,
-    BoxAnnotation,
-    ColumnDataSource,
-    DataTable,
-    NormalHead,
-    NumberFormatter,
-    Span,
-    TableColumn,
-)
+from bokeh.models import Arrow, BoxAnnotation, ColumnDataSource, NormalHead, Span
 from bokeh.plotting import figure
 
 from app.state.inference import COST_DIMS, InferenceState
@@ -63,6 +54,14 @@ class InferenceView(pn.viewable.Viewer):
 
     # ------------------------------------------------------------------ plots
     def _build_plots(self) -> None:
+        # The diagnostics table is HTML (a Bokeh DataTable in a Panel pane did not redraw its
+        # cells after the first update here); "inference-stats" holds the same numbers as a
+        # named source drawn as truth-vs-mean points, so tests can read them from the page.
+        self.stats_source = ColumnDataSource(
+            {"parameter": [], "truth": [], "mean": [], "sd": [], "ess_bulk": [], "r_hat": []}, name="inference-stats"
+        )
+        self.stats_table = pn.pane.HTML("", name="inference-stats-table", sizing_mode="stretch_width")
+
         trace_columns = {"iteration": []}
         for i in range(MAX_PARAMETERS):
             for c in range(len(CHAIN_COLORS)):
@@ -119,6 +118,9 @@ class InferenceView(pn.viewable.Viewer):
             end=NormalHead(size=6, fill_color="#9467bd", line_color="#9467bd"), x_start="x0", y_start="y0",
             x_end="x1", y_end="y1", source=self.arrow_source, line_color="#9467bd", line_width=1.5,
         ))
+        stats_glyph = plane.scatter("truth", "mean", source=self.stats_source, size=0, alpha=0)
+        stats_glyph.visible = False  # carries the named diagnostics source into the document
+        plane.x_range.only_visible = plane.y_range.only_visible = True
         plane.legend.location = "top_left"
         plane.legend.background_fill_alpha = 0.5
         plane.legend.click_policy = "hide"
@@ -143,23 +145,6 @@ class InferenceView(pn.viewable.Viewer):
         energy.scatter("iteration", "delta", source=self.energy_source, color="color", size=3, alpha=0.6)
         energy.scatter("iteration", "delta", source=self.divergence_source, color=REJECT_COLOR, size=10, marker="x")
         self.energy = energy
-
-        self.stats_source = ColumnDataSource(
-            {"parameter": [], "truth": [], "mean": [], "sd": [], "ess_bulk": [], "r_hat": []}, name="inference-stats"
-        )
-        fmt = NumberFormatter(format="0.00000")
-        self.stats_table = DataTable(
-            source=self.stats_source, name="inference-stats-table", height=170, sizing_mode="stretch_width",
-            index_position=None,
-            columns=[
-                TableColumn(field="parameter", title="parameter"),
-                TableColumn(field="truth", title="truth", formatter=fmt),
-                TableColumn(field="mean", title="mean", formatter=fmt),
-                TableColumn(field="sd", title="sd", formatter=fmt),
-                TableColumn(field="ess_bulk", title="ESS (bulk)", formatter=NumberFormatter(format="0")),
-                TableColumn(field="r_hat", title="R-hat", formatter=NumberFormatter(format="0.000")),
-            ],
-        )
 
         self.fd_source = ColumnDataSource({"h": [], "error": []}, name="inference-fd-sweep")
         fd = figure(
@@ -233,7 +218,7 @@ class InferenceView(pn.viewable.Viewer):
                                       sizing_mode="stretch_width")
         self.hist_row = pn.Row(*[pn.pane.Bokeh(f) for f in self.hist_figures])
         live = pn.Column(
-            self.status, self.message, self.summary, pn.pane.Bokeh(self.stats_table, sizing_mode="stretch_width"),
+            self.status, self.message, self.summary, self.stats_table,
             pn.Row(
                 pn.Column(pn.pane.Bokeh(self.plane, sizing_mode="stretch_width"),
                           pn.pane.Bokeh(self.gradnorm, sizing_mode="stretch_width"),
@@ -445,7 +430,7 @@ class InferenceView(pn.viewable.Viewer):
         self.path_line_source.data = {"x": [x.tolist()], "y": [y.tolist()], "color": [color]}
         # Arrows: direction and relative size of the gradient in the plane, the longest one a
         # fixed fraction of the plane's current span (the raw gradient is in 1/parameter units).
-        draws = state.draws[0]
+        draws = state.posterior_draws()[0] if state.num_post_warmup else state.draws[0]
         span_x = max(np.ptp(np.concatenate([x, draws[-200:, ix]])), 1e-12)
         span_y = max(np.ptp(np.concatenate([y, draws[-200:, iy]])), 1e-12)
         gx, gy = grad[:, ix] / span_x, grad[:, iy] / span_y  # in plane-span units
@@ -466,9 +451,10 @@ class InferenceView(pn.viewable.Viewer):
                  "color": [ACCEPT_COLOR if a else REJECT_COLOR for a in accepted_all]},
                 rollover=RECENT_PROPOSALS,
             )
-        self.draws_plane_source.data = {
-            "x": state.draws[:, -300:, ix].ravel().tolist(), "y": state.draws[:, -300:, iy].ravel().tolist()
-        }
+        # Recent draws (post-warm-up once there are some, so the plane zooms to the posterior).
+        recent = state.posterior_draws() if state.num_post_warmup else state.draws
+        recent = recent[:, -300:]
+        self.draws_plane_source.data = {"x": recent[..., ix].ravel().tolist(), "y": recent[..., iy].ravel().tolist()}
 
     def _draw_histograms(self) -> None:
         draws = self.state.posterior_draws()
@@ -488,6 +474,7 @@ class InferenceView(pn.viewable.Viewer):
             **{column: [row[column] for row in rows.values()] for column in ("truth", "mean", "sd", "ess_bulk", "r_hat")},
         }
         acceptance = d.get("acceptance_rate", math.nan)
+        self.stats_table.object = _stats_html(rows)
         self.summary.object = (
             f"**Acceptance rate** {acceptance:.3f} · **divergences** {d.get('divergences', 0)} "
             f"(warm-up {d.get('warmup_divergences', 0)}) · **draws per chain** {d.get('num_draws', 0)}"
@@ -537,3 +524,21 @@ class InferenceView(pn.viewable.Viewer):
             f"{last.autodiff_s / last.forward_s:.1f}× one log density, finite differences "
             f"{last.finite_difference_s / last.forward_s:.0f}× (2d = {2 * last.num_parameters} evaluations)."
         )
+
+
+def _fmt(value, digits: int) -> str:
+    return "–" if value is None or not math.isfinite(value) else f"{value:.{digits}f}"
+
+
+def _stats_html(rows: dict) -> str:
+    """Diagnostics as an HTML table: truth, posterior mean and sd, bulk ESS, split R-hat."""
+    head = "".join(f"<th>{h}</th>" for h in ("parameter", "truth", "mean", "sd", "ESS (bulk)", "R-hat"))
+    body = "".join(
+        f"<tr><td>{name}</td><td>{_fmt(r['truth'], 5)}</td><td>{_fmt(r['mean'], 5)}</td>"
+        f"<td>{_fmt(r['sd'], 5)}</td><td>{_fmt(r['ess_bulk'], 0)}</td><td>{_fmt(r['r_hat'], 3)}</td></tr>"
+        for name, r in rows.items()
+    )
+    return (
+        '<table class="inference-stats" style="width:100%;text-align:right;border-collapse:collapse">'
+        f"<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+    )

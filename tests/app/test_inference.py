@@ -43,6 +43,8 @@ def test_run_draws_every_plot(view):
     assert len(view.energy_source.data["iteration"]) > 0
     assert sum(view.hist_sources[0].data["count"]) == 2 * 10
     assert view.stats_source.data["parameter"] == ["log_m0", "log_m1", "log_m2"]
+    assert np.isfinite(view.stats_source.data["r_hat"]).all()
+    assert "R-hat" in view.stats_table.object and "log_m2" in view.stats_table.object
     assert view.truth_spans[1].location == pytest.approx(np.log(0.9))
     assert [f.visible for f in view.trace_figures] == [True] * 3 + [False] * (MAX_PARAMETERS - 3)
     # The recorded path starts where chain 0 stood before its last transition.
