@@ -72,7 +72,8 @@ def _play_and_count(page, window_s: float) -> dict:
     begin = page.evaluate("() => [performance.now(), window.__frames.length]")
     page.wait_for_timeout(int(window_s * 1000))
     end = page.evaluate("() => [performance.now(), window.__frames.length]")
-    status = page.locator(".nbody-status").evaluate("e => (e.shadowRoot || e).textContent")
+    # The shadow root holds the pane's stylesheets first: keep the text after the last rule.
+    status = page.locator(".nbody-status").evaluate("e => (e.shadowRoot || e).textContent").split("}")[-1]
     page.get_by_role("button", name="Pause").click()
     fps = (end[1] - begin[1]) / ((end[0] - begin[0]) / 1000)
     return {"browser_fps": round(fps, 2), "play_to_first_frame_ms": round(first_ms, 1),
