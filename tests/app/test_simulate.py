@@ -223,3 +223,17 @@ def test_session_destroyed_stops_the_frame_loop(view):
     view.playing = False
     view.playing = True  # a destroyed session never restarts its loop
     assert view._callback is None
+
+
+def test_compiling_indicator_is_shown_while_the_frame_function_compiles(view, monkeypatch):
+    seen = []
+    original = view.state.prepare
+
+    def spy():
+        seen.append((view.compiling, view.status.object))
+        return original()
+
+    monkeypatch.setattr(view.state, "prepare", spy)
+    view.integrator_select.value = "rk4"  # a new static configuration: must compile
+    assert seen and seen[0][0] is True and "compiling…" in seen[0][1]
+    assert not view.compiling and "compiling" not in view.status.object and view.state.ready
