@@ -152,12 +152,12 @@ class EnsemblesView(pn.viewable.Viewer):
         label = partial(pn.pane.Markdown, margin=(4, 10, -8, 10))
         controls = pn.Column(
             pn.Card(
-                self.system_select, pn.Row(self.num_bodies_input, self.members_input),
-                pn.Row(self.steps_input, self.dt_input), self.softening_input,
+                self.system_select, self.num_bodies_input, self.members_input,
+                self.steps_input, self.dt_input, self.softening_input,
                 title="Members", collapsible=True, sizing_mode="stretch_width",
             ),
             pn.Card(
-                self.parameter_select, pn.Row(self.low_input, self.high_input), self.log_toggle,
+                self.parameter_select, self.low_input, self.high_input, self.log_toggle,
                 label("Integrators"), self.integrators_select, label("Design"), self.design_select,
                 self.seed_input, self.shared_toggle,
                 title="Sweep", collapsible=True, sizing_mode="stretch_width",
@@ -169,7 +169,8 @@ class EnsemblesView(pn.viewable.Viewer):
             self.message,
             self.speedup_status,
             pn.Row(self.outcome_select),
-            pn.Row(pn.pane.Bokeh(self.outcome_figure), pn.pane.Bokeh(self.speedup_figure)),
+            pn.pane.Bokeh(self.outcome_figure),
+            pn.pane.Bokeh(self.speedup_figure),
             pn.pane.Markdown("### Outcomes over the ensemble", margin=(10, 10, 0, 10)),
             pn.Row(*(pn.pane.Bokeh(fig) for fig in self.hist_figures.values())),
             sizing_mode="stretch_both", scroll=True,
@@ -344,7 +345,8 @@ class EnsemblesView(pn.viewable.Viewer):
         self.outcome_figure.yaxis.axis_label = y_label
         self.outcome_figure.title.text = f"{outcome_label(outcome)} against {name or 'member'}"
         self.outcome_subtitle.text = (
-            "dashed: least-squares power law per integrator (slope = measured order)" if fits["xs"] else
+            "dashed: least-squares power law per integrator"
+            + (" (slope = measured order of the integrator)" if name == "dt" else "") if fits["xs"] else
             f"{result.num_members} members, one point each"
         )
 
