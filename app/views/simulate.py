@@ -10,6 +10,7 @@ browser tests read are named ``simulate-*``.
 from __future__ import annotations
 
 import io
+import logging
 import threading
 import time
 from functools import lru_cache, partial
@@ -34,6 +35,8 @@ from app.state.simulate import (
 )
 
 __all__ = ["SimulateView"]
+
+_LOG = logging.getLogger(__name__)
 
 _PALETTE = Plasma256[90:]  # magenta to yellow: every colour stands out on the dark background
 _BACKGROUND = "#0b1221"
@@ -392,7 +395,9 @@ class SimulateView(pn.viewable.Viewer):
 
     def _on_session_destroyed(self, session_context) -> None:
         self._destroyed = True
+        running = self._worker is not None or self._callback is not None
         self._stop_loop()
+        _LOG.info("session destroyed: Simulate frame loop %s", "stopped" if running else "was idle")
 
     def _run_worker(self, stop: threading.Event) -> None:
         drawn = threading.Event()
