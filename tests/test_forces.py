@@ -75,11 +75,13 @@ def test_check_grads_on_potential():
     rng = np.random.default_rng(3)
     position = jnp.asarray(rng.normal(size=(5, 3)))
     mass = jnp.asarray(rng.uniform(0.5, 1.5, 5))
-    for softening in (0.0, 0.2):
+    # eps = 0 is the delicate case (self-pairs masked before the root): second order, both
+    # modes. eps > 0 changes only a constant under the root: first order suffices.
+    for softening, order in ((0.0, 2), (0.2, 1)):
         params = nb.PhysicsParams(softening=softening)
         check_grads(
             jax.jit(lambda x, m: potential_energy_from_positions(x, m, params)),
-            (position, mass), order=2, modes=("fwd", "rev"),
+            (position, mass), order=order, modes=("fwd", "rev"),
         )
 
 
@@ -123,7 +125,7 @@ def test_alternative_potentials_match_finite_differences(potential, params):
 
 
 def test_limits_of_alternative_potentials_are_newtonian(key):
-    state = nb.plummer(key, 32)
+    state = nb.plummer(key, 64)
     newtonian = forces_analytic(state.position, state.mass, nb.PhysicsParams(softening=0.01))
     power_one = forces_autodiff(
         state.position, state.mass, nb.PhysicsParams(softening=0.01, power_index=1.0), nb.POWER_LAW
