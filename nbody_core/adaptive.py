@@ -37,10 +37,11 @@ ADAPTIVE_INTEGRATORS = {
 # diffrax so the coefficients have one source; the 14th (FSAL) stage is the derivative at
 # the new point, which we evaluate after acceptance instead.
 _TABLEAU = diffrax.Dopri8.tableau
-_C = np.asarray(_TABLEAU.c, dtype=np.float64)[:12]  # nodes of stages 2..13
-_A = [np.asarray(row, dtype=np.float64) for row in _TABLEAU.a_lower[:12]]
-_B = np.asarray(_TABLEAU.b_sol, dtype=np.float64)[:13]
-_B_ERROR = np.asarray(_TABLEAU.b_error, dtype=np.float64)[:13]
+# Python floats, not NumPy float64 scalars: those are strongly typed and would promote a
+# float32 run to float64.
+_A = [tuple(float(a) for a in row) for row in _TABLEAU.a_lower[:12]]  # stages 2..13
+_B = tuple(float(b) for b in _TABLEAU.b_sol[:13])
+_B_ERROR = tuple(float(b) for b in _TABLEAU.b_error[:13])
 _ERROR_EXPONENT = 1.0 / 8.0  # the embedded solution is 7th order: local error ~ h^8
 _SAFETY = 0.9
 _FACTOR_MIN, _FACTOR_MAX = 0.2, 10.0
@@ -69,8 +70,7 @@ def _dopri8(state, t_end, params, rtol, atol, max_steps, *, acceleration_fn, pot
 
     def attempt(x, v, k1, h):
         kx, kv = [k1[0]], [k1[1]]
-        for c_row, a_row in zip(_C, _A):
-            del c_row  # autonomous system: stage times are not needed
+        for a_row in _A:  # autonomous system: the stage times (nodes c_i) are not needed
             xi = x + h * sum(a * k for a, k in zip(a_row, kx) if a != 0.0)
             vi = v + h * sum(a * k for a, k in zip(a_row, kv) if a != 0.0)
             dx, dv = derivative(xi, vi)
