@@ -9,7 +9,7 @@ from nbody_core import inference
 from nbody_core.cli import main
 from nbody_core.io import load_npz
 
-SMALL = ["--problem", "triple", "--chains", "2", "--samples", "30", "--warmup", "40", "--num-obs", "4", "--seed", "3"]
+SMALL = ["--problem", "triple", "--chains", "2", "--samples", "100", "--warmup", "40", "--num-obs", "4", "--seed", "3"]
 
 
 def test_infer_writes_netcdf_and_npz(tmp_path, capsys):
@@ -20,7 +20,7 @@ def test_infer_writes_netcdf_and_npz(tmp_path, capsys):
     assert "sampling" in captured.err  # the progress bar
     idata = inference._arviz().from_netcdf(str(nc))
     assert set(idata.posterior.data_vars) == {"log_m0", "log_m1", "log_m2"}
-    assert idata.posterior.sizes == {"chain": 2, "draw": 30}
+    assert idata.posterior.sizes == {"chain": 2, "draw": 100}
     assert {"energy", "diverging", "acceptance_rate"} <= set(idata.sample_stats.data_vars)
     diagnostics = json.loads(idata.attrs["diagnostics"])
     assert set(diagnostics["parameters"]) == {"log_m0", "log_m1", "log_m2"}
@@ -29,11 +29,11 @@ def test_infer_writes_netcdf_and_npz(tmp_path, capsys):
     npz = tmp_path / "samples.npz"
     assert main(["infer", *SMALL, "--out", str(npz), "--progress", "off"]) == 0
     arrays, metadata = load_npz(npz)
-    assert arrays["posterior"].shape == (2, 30, 3)
+    assert arrays["posterior"].shape == (2, 100, 3)
     assert metadata["parameter_names"] == ["log_m0", "log_m1", "log_m2"]
     # Same seed, same draws, whatever the output format.
     np.testing.assert_array_equal(arrays["posterior"][..., 0], idata.posterior["log_m0"].values)
-    assert arrays["sample_stats_diverging"].shape == (2, 30)
+    assert arrays["sample_stats_diverging"].shape == (2, 100)
 
 
 @pytest.mark.parametrize(
