@@ -89,7 +89,6 @@ def handle(args: argparse.Namespace) -> int:
     if args.step_size == "auto" and args.warmup < 1:
         raise ValueError("--step-size auto needs --warmup >= 1 (adaptation happens during warm-up)")
     import jax
-    import jax.numpy as jnp
     import numpy as np
     from tqdm import tqdm
 
