@@ -38,7 +38,7 @@ class Limits:
         max_bodies: bodies N in one simulation (Simulate, Forces, uploads).
         max_ensemble_members: members M in one ensemble run.
         max_ensemble_bodies: bodies N per ensemble member.
-        max_hmc_samples: HMC samples per chain (warm-up included).
+        max_hmc_samples: HMC draws per chain (and, separately, warm-up transitions per chain).
         max_hmc_chains: HMC chains run together.
         max_leapfrog_steps: leapfrog steps per HMC proposal.
         max_steps_per_frame: integrator steps per animation frame.

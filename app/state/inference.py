@@ -18,6 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 import param
 
+from app.limits import LIMITS
 from nbody_core import hmc, inference
 
 __all__ = ["InferenceState", "SamplerRun", "Chunk", "FD_STEPS", "COST_DIMS"]
@@ -124,10 +125,22 @@ class InferenceState(param.Parameterized):
     num_obs = param.Integer(10, bounds=(1, 200), doc="Number of observation times in (0, t_end].")
     auto_step_size = param.Boolean(True, doc="Tune the step size by dual averaging during warm-up.")
     step_size = param.Number(0.002, bounds=(1e-6, 1.0), doc="Leapfrog step size when not tuned automatically.")
-    leapfrog_steps = param.Integer(10, bounds=(1, 100), doc="Leapfrog steps per proposal (L).")
-    num_chains = param.Integer(4, bounds=(1, 8), doc="Chains run in parallel (vmap).")
-    num_warmup = param.Integer(150, bounds=(0, 2000), doc="Warm-up transitions per chain.")
-    num_samples = param.Integer(300, bounds=(1, 5000), doc="Draws per chain after warm-up.")
+    # Upper bounds are this server's per-session caps (app.limits, NBODY_MAX_* variables).
+    leapfrog_steps = param.Integer(
+        min(10, LIMITS.max_leapfrog_steps), bounds=(1, min(100, LIMITS.max_leapfrog_steps)),
+        doc="Leapfrog steps per proposal (L).",
+    )
+    num_chains = param.Integer(
+        min(4, LIMITS.max_hmc_chains), bounds=(1, min(8, LIMITS.max_hmc_chains)), doc="Chains run in parallel (vmap)."
+    )
+    num_warmup = param.Integer(
+        min(150, LIMITS.max_hmc_samples), bounds=(0, min(2000, LIMITS.max_hmc_samples)),
+        doc="Warm-up transitions per chain.",
+    )
+    num_samples = param.Integer(
+        min(300, LIMITS.max_hmc_samples), bounds=(1, min(5000, LIMITS.max_hmc_samples)),
+        doc="Draws per chain after warm-up.",
+    )
     chunk_size = param.Integer(5, bounds=(1, 100), doc="Transitions per live update.")
     seed = param.Integer(0, bounds=(0, 2**31 - 1), doc="PRNG seed of the data noise and the chains.")
     plane_x = param.Selector(default="log_m0", objects=["log_m0"], doc="Parameter on the path plot's x axis.")
