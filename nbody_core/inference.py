@@ -331,8 +331,10 @@ def make_problem(
     Args:
         name: a key of :data:`PROBLEMS` (``"triple"``, ``"hierarchical"``, ``"star_planets"``).
         params: a key of :data:`PARAMETER_SETS`: ``"masses"`` (log mass of every body),
-            ``"masses+G"`` (plus log G; note G and the masses are degenerate for positions
-            alone — only ``G m_i`` is constrained, the prior breaks the ridge),
+            ``"masses+G"`` (plus log G; G and the masses are degenerate for positions
+            alone — only ``G m_i`` is constrained and only the prior bounds the ridge
+            ``log G + log m_i = const``, so a diagonal-metric HMC mixes slowly along it and
+            R-hat flags it: a lesson, not a bug),
             ``"masses+velocity"`` (plus the initial x velocity of one body) or all three.
         noise: observation standard deviation, length units (default: the problem's).
         num_obs: number of observation times, equally spaced in ``(0, t_end]``; every body's

@@ -210,7 +210,9 @@ class InferenceView(pn.viewable.Viewer):
             pn.Card(self.plane_x, self.plane_y, title="Path plane", sizing_mode="stretch_width"),
             pn.pane.Markdown(
                 "Priors: log m ~ Normal(log nominal, 0.5); log G ~ Normal(0, 0.5); "
-                "vx ~ Normal(nominal, 0.1). Likelihood: every observed coordinate ~ Normal(simulated, noise)."
+                "vx ~ Normal(nominal, 0.1). Likelihood: every observed coordinate ~ Normal(simulated, noise). "
+                "With G among the parameters only the products G·m are constrained by positions: the "
+                "chains wander along that ridge, and R-hat says so."
             ),
             width=320, scroll=True, sizing_mode="stretch_height",
         )
