@@ -9,8 +9,10 @@ browser tests read are named ``simulate-*``.
 
 from __future__ import annotations
 
+import html
 import io
 import logging
+import re
 import threading
 import time
 from functools import lru_cache, partial
@@ -89,7 +91,7 @@ class SimulateView(pn.viewable.Viewer):
         self._destroyed = False
         self._frame_times: list[float] = []
         self._last_status = 0.0
-        self._error: str | None = None
+        self.last_message = ""  # unescaped text of the latest message (for tests and logs)
         self._build_plots()
         self._build_widgets()
         self._layout = self._build_layout()
@@ -176,8 +178,9 @@ class SimulateView(pn.viewable.Viewer):
         self.step_button.on_click(lambda _: self.step())
         self.reset_button.on_click(lambda _: self.reset())
 
-        self.preset_select = pn.widgets.Select.from_param(
-            state.param.preset, label="Preset",
+        doc = lambda name: state.param[name].doc  # noqa: E731
+        self.preset_select = pn.widgets.Select(
+            label="Preset", value=state.preset, description=doc("preset"),
             options={_preset_label(name): name for name in state.param.preset.objects},
         )
         self.num_bodies_input = pn.widgets.IntInput(
@@ -186,10 +189,20 @@ class SimulateView(pn.viewable.Viewer):
         )
         # N triggers a rebuild (and possibly a compile): apply it on Enter / blur, not per key.
         self.num_bodies_input.param.watch(self._on_num_bodies_widget, "value")
-        self.seed_input = pn.widgets.IntInput.from_param(state.param.seed, label="Seed", disabled=not state.scalable)
-        self.integrator_select = pn.widgets.Select.from_param(state.param.integrator, label="Integrator")
-        self.force_select = pn.widgets.Select.from_param(state.param.force_method, label="Force method")
-        self.precision_select = pn.widgets.RadioButtonGroup.from_param(state.param.precision, label="Precision")
+        self.seed_input = pn.widgets.IntInput(
+            label="Seed", value=state.seed, start=0, end=2**31 - 1, disabled=not state.scalable, description=doc("seed")
+        )
+        self.integrator_select = pn.widgets.Select(
+            label="Integrator", value=state.integrator, options=list(state.param.integrator.objects),
+            description=doc("integrator"),
+        )
+        self.force_select = pn.widgets.Select(
+            label="Force method", value=state.force_method, options=list(state.param.force_method.objects),
+            description=doc("force_method"),
+        )
+        self.precision_select = pn.widgets.RadioButtonGroup(
+            value=state.precision, options=list(state.param.precision.objects)
+        )
         self.dt_slider = pn.widgets.DiscreteSlider(
             label="dt (time step)", options=_ladder_options(DT_CHOICES, state.dt), value=float(state.dt),
             css_classes=["nbody-dt-slider"],
@@ -202,20 +215,31 @@ class SimulateView(pn.viewable.Viewer):
         )
         self.dt_slider.param.watch(lambda event: setattr(self.state, "dt", float(event.new)), "value")
         self.softening_slider.param.watch(lambda event: setattr(self.state, "softening", float(event.new)), "value")
-        self.steps_slider = pn.widgets.IntSlider.from_param(
-            state.param.steps_per_frame, label="Steps per frame", start=1, end=min(200, LIMITS.max_steps_per_frame)
+        self.steps_slider = pn.widgets.IntSlider(
+            label="Steps per frame", value=state.steps_per_frame, start=1, end=LIMITS.max_steps_per_frame
         )
-        self.speed_slider = pn.widgets.IntSlider.from_param(state.param.frame_rate, label="Speed (frames/s)")
-        self.trails_switch = pn.widgets.Checkbox.from_param(state.param.trails, label="Trails")
-        self.trail_slider = pn.widgets.IntSlider.from_param(
-            state.param.trail_length, label="Trail length (frames)", start=2, end=min(1000, LIMITS.max_trail_length)
+        self.speed_slider = pn.widgets.IntSlider(label="Speed (frames/s)", value=state.frame_rate, start=1, end=60)
+        self.trails_switch = pn.widgets.Checkbox(label="Trails", value=state.trails)
+        self.trail_slider = pn.widgets.IntSlider(
+            label="Trail length (frames)", value=state.trail_length, start=2, end=min(1000, LIMITS.max_trail_length)
         )
-        self.projection_select = pn.widgets.RadioButtonGroup.from_param(state.param.projection, label="Projection")
-        self.color_select = pn.widgets.RadioButtonGroup.from_param(state.param.color_by, label="Colour by")
-        self.size_switch = pn.widgets.Checkbox.from_param(state.param.size_by_mass, label="Size by mass")
+        self.projection_select = pn.widgets.RadioButtonGroup(
+            value=state.projection, options=list(state.param.projection.objects)
+        )
+        self.color_select = pn.widgets.RadioButtonGroup(value=state.color_by, options=list(state.param.color_by.objects))
+        self.size_switch = pn.widgets.Checkbox(label="Size by mass", value=state.size_by_mass)
+        for widget, name in (
+            (self.preset_select, "preset"), (self.seed_input, "seed"), (self.integrator_select, "integrator"),
+            (self.force_select, "force_method"), (self.precision_select, "precision"),
+            (self.steps_slider, "steps_per_frame"), (self.speed_slider, "frame_rate"), (self.trails_switch, "trails"),
+            (self.trail_slider, "trail_length"), (self.projection_select, "projection"),
+            (self.color_select, "color_by"), (self.size_switch, "size_by_mass"),
+        ):
+            self._bind(widget, name)
 
         self.upload = pn.widgets.FileInput(accept=".csv,text/csv", multiple=False, label="Upload CSV")
-        self.upload.param.watch(self._on_upload, "value")
+        # An empty file arrives as value None with a file name: watch both.
+        self.upload.param.watch(self._on_upload, ["value", "filename"])
         self.download_state = pn.widgets.FileDownload(
             callback=self._state_csv_file, filename="state.csv", label="State (CSV)", color="primary",
             variant="outline", width=130, embed=False,
@@ -277,6 +301,26 @@ class SimulateView(pn.viewable.Viewer):
     def __panel__(self):
         return self._layout
 
+    def _bind(self, widget, name: str) -> None:
+        """Two-way link between ``widget.value`` and ``state.<name>``. A value the state
+        refuses (a tampered client can send anything) is named in a message and undone."""
+
+        def to_state(event):
+            if event.new == getattr(self.state, name):
+                return
+            try:
+                setattr(self.state, name, event.new)
+            except (ValueError, TypeError) as error:
+                self.notify(f"{widget.label or name}: {error}")
+                widget.value = getattr(self.state, name)
+
+        def to_widget(event):
+            if widget.value != event.new:
+                widget.value = event.new
+
+        widget.param.watch(to_state, "value")
+        self.state.param.watch(to_widget, name)
+
     # ------------------------------------------------------------------ URL
     def _sync_url(self) -> None:
         arguments = {key: values[-1] for key, values in (pn.state.session_args or {}).items() if values}
@@ -291,12 +335,14 @@ class SimulateView(pn.viewable.Viewer):
     # ------------------------------------------------------------------ messages
     def notify(self, text: str, *, level: str = "error") -> None:
         """Show ``text`` in the tab's message box and as a toast notification."""
-        self.message.object = text
+        self.last_message = text
+        self.message.object = _escape_markdown(text)
         self.message.alert_type = "danger" if level == "error" else "info"
         self.message.visible = True
         notifications = getattr(pn.state, "notifications", None)
         if notifications is not None:
-            getattr(notifications, "error" if level == "error" else "info")(text, duration=8000)
+            # Toasts render HTML: escape user-supplied text (file names, URL values).
+            getattr(notifications, "error" if level == "error" else "info")(html.escape(text), duration=8000)
 
     def clear_message(self) -> None:
         self.message.visible = False
@@ -606,12 +652,13 @@ class SimulateView(pn.viewable.Viewer):
         )
 
     # ------------------------------------------------------------------ files
-    def _on_upload(self, event) -> None:
-        if not event.new:
+    def _on_upload(self, *events) -> None:
+        if not self.upload.filename:
             return
+        data = self.upload.value if self.upload.value is not None else b""
         filename = self.upload.filename or "upload.csv"
         try:
-            self.state.load_csv(event.new, filename=filename)
+            self.state.load_csv(data, filename=filename)
         except ValueError as error:
             self.notify(f"Could not load {filename}: {error}. The previous setup is kept.")
             return
@@ -633,6 +680,14 @@ class SimulateView(pn.viewable.Viewer):
         if not self.state.ready:
             self.state.prepare()
         return io.BytesIO(self.state.trajectory_npz())
+
+
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|~>])")
+
+
+def _escape_markdown(text: str) -> str:
+    """User-supplied text (file names, URL values) shown literally: no HTML, no Markdown."""
+    return _MARKDOWN_SPECIAL.sub(r"\\\1", html.escape(text, quote=False))
 
 
 @lru_cache(maxsize=None)

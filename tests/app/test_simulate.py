@@ -94,7 +94,7 @@ def test_body_count_over_the_cap_is_refused_with_a_message(view):
     view.preset_select.value = "plummer"
     view.num_bodies_input.value = LIMITS.max_bodies + 1
     assert view.state.num_bodies == PRESETS["plummer"].default_num_bodies
-    assert view.message.visible and "at most" in view.message.object
+    assert view.message.visible and "at most" in view.last_message
 
 
 def test_float32_run_has_float32_state_and_larger_energy_error():
@@ -160,7 +160,8 @@ def test_bad_csv_upload_shows_a_message_and_keeps_the_run(view):
     t = view.state.time
     view.upload.filename = "broken.csv"
     view.upload.value = b"m,x,y,z,vx,vy,vz\n1,0,0,0,0,0,0\n-1,1,0,0,0,0,0\n"
-    assert view.message.visible and "broken.csv" in view.message.object and "mass" in view.message.object
+    assert view.message.visible and "broken.csv" in view.last_message and "mass" in view.last_message
+    assert r"broken\.csv" in view.message.object  # user text is shown literally, not as Markdown
     assert view.state.preset == "figure_eight" and view.state.time == t
 
 
@@ -237,3 +238,21 @@ def test_compiling_indicator_is_shown_while_the_frame_function_compiles(view, mo
     view.integrator_select.value = "rk4"  # a new static configuration: must compile
     assert seen and seen[0][0] is True and "compiling…" in seen[0][1]
     assert not view.compiling and "compiling" not in view.status.object and view.state.ready
+
+
+def test_tampered_widget_value_is_named_and_undone(view):
+    view.steps_slider.value = 10**6  # a hostile client can send what the slider never would
+    assert view.state.steps_per_frame == 10 and view.steps_slider.value == 10
+    assert view.message.visible and "steps_per_frame" in view.last_message and "at most" in view.last_message
+
+
+def test_empty_upload_is_reported():
+    view = SimulateView()
+    view.upload.param.update(value=None, filename="empty.csv")  # how Panel delivers a 0-byte file
+    assert view.message.visible and "CSV file is empty" in view.last_message
+    assert view.state.preset == "figure_eight"
+
+
+def test_user_text_in_messages_is_neither_html_nor_markdown(view):
+    view.notify("forces=__import__('os'): <img src=x onerror=alert(1)>")
+    assert "<img" not in view.message.object and r"\_\_import\_\_" in view.message.object
