@@ -221,7 +221,7 @@ class SimulateView(pn.viewable.Viewer):
         self.speed_slider = pn.widgets.IntSlider(label="Speed (frames/s)", value=state.frame_rate, start=1, end=60)
         self.trails_switch = pn.widgets.Checkbox(label="Trails", value=state.trails)
         self.trail_slider = pn.widgets.IntSlider(
-            label="Trail length (frames)", value=state.trail_length, start=2, end=min(1000, LIMITS.max_trail_length)
+            label="Trail length (frames)", value=state.trail_length, start=2, end=LIMITS.max_trail_length
         )
         self.projection_select = pn.widgets.RadioButtonGroup(
             value=state.projection, options=list(state.param.projection.objects)
