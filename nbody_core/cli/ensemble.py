@@ -139,6 +139,9 @@ def _clear_checkpoints(directory: Path) -> None:
         return
     for chunk in directory.glob("chunk-*.npz"):
         chunk.unlink()
+    # Temporary files of a checkpoint write interrupted by kill -9 (io.atomic_write_bytes).
+    for partial in directory.glob(".chunk-*.npz.*.tmp"):
+        partial.unlink()
     try:
         directory.rmdir()
     except OSError:
