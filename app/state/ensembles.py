@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 from typing import Any, Callable
 
+import jax
 import numpy as np
 import param
 
@@ -27,6 +28,7 @@ from nbody_core.ensembles import (
     EnsembleResult,
     EnsembleSpec,
     Sweep,
+    default_chunk_size,
     fit_power_law,
     format_sweep,
     member_table,
@@ -37,8 +39,9 @@ from nbody_core.ensembles import (
 __all__ = ["EnsemblesState", "SWEEP_DEFAULTS", "NO_SWEEP", "CHUNK_SIZE", "parameters_for", "outcome_label"]
 
 NO_SWEEP = "none (seeds only)"
-#: Members per compiled call in the tab: a fixed size, so changing M never recompiles, and
-#: 256 members give 8 progress steps.
+#: Most members per compiled call in the tab (fewer for large N, see
+#: ``nbody_core.ensembles.default_chunk_size``): 256 members give 8 progress steps, and
+#: changing M above it never recompiles.
 CHUNK_SIZE = 32
 #: Default range and scale of each swept parameter: (low, high, log scale).
 SWEEP_DEFAULTS: dict[str, tuple[float, float, bool]] = {
@@ -211,7 +214,8 @@ class EnsemblesState(param.Parameterized):
             ``(result, speedup)`` where ``speedup`` has the vmap and loop timings (seconds)
             and ``ratio`` = extrapolated loop time / vmapped run time (compile excluded).
         """
-        result = run_ensemble(spec, chunk_size=CHUNK_SIZE, progress=progress, should_stop=should_stop)
+        chunk_size = min(CHUNK_SIZE, default_chunk_size(spec, jax.devices()[0].platform))
+        result = run_ensemble(spec, chunk_size=chunk_size, progress=progress, should_stop=should_stop)
         loop = time_python_loop(spec, num_members=min(loop_members, spec.num_members))
         vmap_s = result.timing["run_s"]
         speedup = {
@@ -319,6 +323,7 @@ class EnsemblesState(param.Parameterized):
             command += ["--sweep", format_sweep(sweep)]
         if spec.shared_initial_conditions:
             command.append("--shared-initial-conditions")
-        command += ["--chunk-size", str(CHUNK_SIZE), "--out", self.download_name()]
+        chunk_size = self.result.timing.get("chunk_size", CHUNK_SIZE)
+        command += ["--chunk-size", str(chunk_size), "--out", self.download_name()]
         return self.result.npz_bytes(command=command)
 
