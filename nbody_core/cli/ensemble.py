@@ -51,7 +51,6 @@ def register(subparsers) -> None:
             "NAME=V1,V2,...; NAME is one of dt, softening, virial_ratio, mass_ratio, "
             "eccentricity, integrator."
         ),
-        formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="example: nbody ensemble --preset plummer --n 64 --members 256 "
         "--sweep softening=0.001:0.1:log --steps 500 --seed 0 --out data.npz",
     )
