@@ -23,5 +23,8 @@ if _CACHE_DIR:
         pass  # read-only home (some containers): run without the persistent cache
 
 from app.dashboard import build_dashboard  # noqa: E402  (after the cache is configured)
+from app.reliability import install_session_guards  # noqa: E402
 
-build_dashboard().servable(title="N-body Explorer")
+dashboard = build_dashboard()
+install_session_guards(dashboard)  # an exception in any widget callback becomes a visible message
+dashboard.servable(title="N-body Explorer")

@@ -1,0 +1,74 @@
+"""Session guards: an exception in any widget callback becomes a visible message.
+
+Panel runs widget -> parameter links and watchers inside the session; a value a hostile (or
+buggy) client sends that a parameter refuses raises there, and by default only reaches the
+server log while the page silently keeps the refused value. :func:`install_session_guards`
+gives every session a message box at the top of the dashboard and routes such exceptions
+into it (the session keeps working, the parameter keeps its previous valid value).
+
+Messages are shown as Markdown text with every Markdown/HTML control character escaped, so
+user-controlled text (a file name, a URL value) is displayed verbatim and never rendered or
+run: :func:`plain_markdown` is the escaping, for any pane that shows user text.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+
+import panel as pn
+
+__all__ = ["install_session_guards", "plain_markdown", "SESSION_MESSAGE_NAME"]
+
+SESSION_MESSAGE_NAME = "session-message"
+_LOG = logging.getLogger("app.reliability")
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()<>#+\-.!|~&=:\"'])")
+
+
+def plain_markdown(text: str, *, max_length: int = 2000) -> str:
+    """``text`` escaped so that Markdown shows it literally (no emphasis, links or HTML).
+
+    Args:
+        text: any text, possibly user-controlled.
+        max_length: longer text is cut (with an ellipsis) so a huge value cannot flood the page.
+    """
+    text = str(text)
+    if len(text) > max_length:
+        text = text[:max_length] + "…"
+    text = text.replace("\r", " ").replace("\n", " ")
+    return _MARKDOWN_SPECIAL.sub(r"\\\1", text)
+
+
+def _describe(exception: BaseException) -> str:
+    message = str(exception).strip() or type(exception).__name__
+    if isinstance(exception, (ValueError, TypeError)):
+        return f"Refused: {message}"
+    if isinstance(exception, MemoryError):
+        return "Out of memory: the request was too large for this server; try fewer bodies, members or steps."
+    return f"Something went wrong ({type(exception).__name__}: {message}); the session keeps running."
+
+
+def install_session_guards(template) -> pn.pane.Alert:
+    """Add a per-session message box to ``template`` and route callback exceptions to it.
+
+    Call once per session (``app/main.py``), before ``template.servable()``.
+
+    Args:
+        template: the dashboard template of this session (its ``main`` area gets the box).
+
+    Returns:
+        The message box (hidden until a message arrives).
+    """
+    box = pn.pane.Alert(
+        "", alert_type="danger", visible=False, sizing_mode="stretch_width", name=SESSION_MESSAGE_NAME,
+        margin=(5, 10),
+    )
+    template.main.insert(0, box)
+
+    def report(exception: BaseException) -> None:
+        _LOG.warning("session callback failed: %s: %s", type(exception).__name__, exception)
+        box.object = plain_markdown(_describe(exception))
+        box.visible = True
+
+    pn.config.exception_handler = report  # per session: set while the session's document is current
+    return box
