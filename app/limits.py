@@ -91,13 +91,17 @@ _HUMAN_NAMES = {
 }
 
 
-def _parse_positive_int(variable: str, text: str, ceiling: int) -> int:
+# Smallest sensible value of each cap (an N-body system has two bodies, a trail two points).
+_FLOORS = {"max_bodies": 2, "max_ensemble_bodies": 2, "max_trail_length": 2}
+
+
+def _parse_positive_int(variable: str, text: str, ceiling: int, floor: int = 1) -> int:
     cleaned = text.strip().replace("_", "")
     if not re.fullmatch(r"[0-9]+", cleaned):
         raise ValueError(f"environment variable {variable}={text!r} must be a positive integer")
     value = int(cleaned)
-    if value < 1:
-        raise ValueError(f"environment variable {variable}={text!r} must be at least 1")
+    if value < floor:
+        raise ValueError(f"environment variable {variable}={text!r} must be at least {floor}")
     if value > ceiling:
         raise ValueError(f"environment variable {variable}={value} exceeds the hard ceiling {ceiling}")
     return value
@@ -117,7 +121,7 @@ def limits_from_environment(environ: Mapping[str, str] | None = None) -> Limits:
     values = {}
     for name, variable in ENVIRONMENT_VARIABLES.items():
         if variable in environ:
-            values[name] = _parse_positive_int(variable, environ[variable], _CEILINGS[name])
+            values[name] = _parse_positive_int(variable, environ[variable], _CEILINGS[name], _FLOORS.get(name, 1))
     return Limits(**values)
 
 

@@ -81,7 +81,7 @@ class ForcesState(param.Parameterized):
 
     preset = param.Selector(default="plummer", objects=list(PRESETS), doc="Initial conditions (core preset).")
     num_bodies = param.Integer(
-        128, doc=f"Number of bodies N for scalable presets (2 to {FORCES_MAX_BODIES})."
+        min(128, FORCES_MAX_BODIES), doc=f"Number of bodies N for scalable presets (2 to {FORCES_MAX_BODIES})."
     )
     seed = param.Integer(0, doc="PRNG seed of random presets (>= 0).")
     potential = param.Selector(default="newtonian", objects=list(POTENTIALS), doc="Pair potential.")
