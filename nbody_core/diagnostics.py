@@ -9,7 +9,8 @@ from __future__ import annotations
 import jax.numpy as jnp
 from jax import Array
 
-from .potentials import NEWTONIAN, PairPotential, potential_energy_from_positions
+from .kernels import potential_energy_tiled
+from .potentials import NEWTONIAN, PairPotential
 from .state import ParticleState, PhysicsParams
 
 __all__ = [
@@ -34,8 +35,8 @@ def kinetic_energy(state: ParticleState) -> Array:
 def potential_energy(
     state: ParticleState, params: PhysicsParams = PhysicsParams(), potential: str | PairPotential = NEWTONIAN
 ) -> Array:
-    """``U = sum_{i<j} m_i m_j phi(s_ij)``, scalar, energy units."""
-    return potential_energy_from_positions(state.position, state.mass, params, potential)
+    """``U = sum_{i<j} m_i m_j phi(s_ij)``, scalar, energy units (O(n) memory, tiled)."""
+    return potential_energy_tiled(state.position, state.mass, params, potential)
 
 
 def total_energy(

@@ -131,10 +131,19 @@ def acceleration_function(
 
 
 # Fast exact kernels (tiled, O(n) memory); kernels.py imports nothing from this module.
-from .kernels import acceleration_autodiff_tiled, acceleration_tiled  # noqa: E402
+from .kernels import (  # noqa: E402
+    acceleration_autodiff_tiled,
+    acceleration_tiled,
+    acceleration_tiled_custom_vjp,
+)
 
 register_force_method(
     "tiled", acceleration_tiled, "hand-coded Newtonian kernel, tiled: fast, O(n) memory"
+)
+register_force_method(
+    "tiled_custom_vjp",
+    acceleration_tiled_custom_vjp,
+    "the tiled kernel with a hand-coded exact reverse pass: fast gradients through runs",
 )
 register_force_method(
     "autodiff_tiled",

@@ -26,5 +26,5 @@ def test_quick_run_writes_json_and_table(tmp_path):
     for row in payload["rows"]:
         assert row["seconds"] > 0 and row["compile_s"] is not None  # compile reported apart
     table = (tmp_path / "performance.md").read_text()
-    assert "| group | row | N | result | vs REBOUND | compile s | load |" in table
+    assert "| group | row | N | result | vs REBOUND (wall) | vs REBOUND (CPU time) | compile s | load |" in table
     assert "figure-eight scan, tiled" in table

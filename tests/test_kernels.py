@@ -22,6 +22,7 @@ from nbody_core.forces import (
 from nbody_core.kernels import (
     acceleration_autodiff_tiled,
     acceleration_tiled,
+    acceleration_tiled_custom_vjp,
     default_block_size,
     potential_energy_tiled,
 )
@@ -146,11 +147,32 @@ def test_gradients_through_tiled_equal_reference(key):
     tiled = lambda *a: loss(lambda x, m, p: acceleration_tiled(x, m, p, block_size=8), *a)
     autodiff_tiled = lambda *a: loss(lambda x, m, p: acceleration_autodiff_tiled(x, m, p, block_size=8), *a)
     reference = lambda *a: loss(acceleration_analytic, *a)
+    custom_vjp = lambda *a: loss(lambda x, m, p: acceleration_tiled_custom_vjp(x, m, p, block_size=8), *a)
     expected = jax.grad(reference, argnums=(0, 1, 2))(position, mass, 0.05)
-    for fn in (tiled, autodiff_tiled):
+    for fn in (tiled, autodiff_tiled, custom_vjp):
         actual = jax.grad(fn, argnums=(0, 1, 2))(position, mass, 0.05)
         for a, e in zip(actual, expected):
             _assert_close(a, e, F64_RTOL)
+    # Positions alone (the mass and softening cotangents are skipped as symbolic zeros).
+    _assert_close(jax.grad(custom_vjp)(position, mass, 0.05), expected[0], F64_RTOL)
+
+
+@pytest.mark.parametrize("n,block_size", [(2, 16), (13, 4)])
+def test_custom_vjp_kernel_gradients_in_G_and_softening(key, n, block_size):
+    position, mass = _system(key, n)
+    weights = jax.random.normal(key, (n, 3))
+
+    def loss(kernel, G, softening):
+        params = PhysicsParams(G=G, softening=softening)
+        return jnp.sum(weights * kernel(position, mass, params))
+
+    kernel = lambda x, m, p: acceleration_tiled_custom_vjp(x, m, p, block_size=block_size)
+    np.testing.assert_array_equal(  # forward: the very same kernel
+        kernel(position, mass, PARAMS), acceleration_tiled(position, mass, PARAMS, block_size=block_size)
+    )
+    expected = jax.grad(lambda *a: loss(acceleration_analytic, *a), argnums=(0, 1))(1.3, 0.05)
+    actual = jax.grad(lambda *a: loss(kernel, *a), argnums=(0, 1))(1.3, 0.05)
+    np.testing.assert_allclose(actual, expected, rtol=1e-12)
 
 
 def test_gradient_through_simulation_tiled_equals_analytic(key):
@@ -164,20 +186,21 @@ def test_gradient_through_simulation_tiled_equals_analytic(key):
         return jnp.sum(traj.position[-1, :, 0])
 
     expected = jax.grad(lambda x: final_x("analytic", x))(state.position)
-    for method in ("tiled", "autodiff_tiled"):
+    for method in ("tiled", "autodiff_tiled", "tiled_custom_vjp"):
         _assert_close(jax.grad(lambda x: final_x(method, x))(state.position), expected, 1e-11)
 
 
 def test_registered_methods_and_errors(key):
-    assert {"tiled", "autodiff_tiled"} <= set(FORCE_METHODS)
+    assert {"tiled", "autodiff_tiled", "tiled_custom_vjp"} <= set(FORCE_METHODS)
     position, mass = _system(key, 9)
     _assert_close(
         acceleration_function("autodiff_tiled", "yukawa")(position, mass, PARAMS),
         acceleration_autodiff(position, mass, PARAMS, "yukawa"),
         F64_RTOL,
     )
-    with pytest.raises(ValueError, match="Newtonian"):
-        acceleration_function("tiled", "yukawa")
+    for method in ("tiled", "tiled_custom_vjp"):
+        with pytest.raises(ValueError, match="Newtonian"):
+            acceleration_function(method, "yukawa")
 
 
 def test_simulate_float32_with_tiled_kernel(key):
