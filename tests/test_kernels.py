@@ -45,7 +45,7 @@ def _assert_close(actual, expected, rtol):
     np.testing.assert_allclose(np.asarray(actual, np.float64), np.asarray(expected), rtol=0, atol=rtol * scale)
 
 
-@pytest.mark.parametrize("n,block_size", [(2, 16), (3, 2), (17, 16), (33, 8), (100, 16), (130, 32)])
+@pytest.mark.parametrize("n,block_size", [(2, 16), (3, 2), (33, 8), (130, 32)])
 def test_tiled_equals_reference_float64(key, n, block_size):
     position, mass = _system(key, n)
     expected = acceleration_analytic(position, mass, PARAMS)
@@ -81,7 +81,7 @@ def test_coincident_bodies_with_softening(key):
     position = position.at[7].set(position[3])  # two bodies at the same point
     expected = acceleration_analytic(position, mass, PARAMS)
     assert bool(jnp.all(jnp.isfinite(expected)))
-    for block_size in (4, 16, 32):
+    for block_size in (4, 32):
         _assert_close(acceleration_tiled(position, mass, PARAMS, block_size=block_size), expected, F64_RTOL)
         _assert_close(
             acceleration_autodiff_tiled(position, mass, PARAMS, block_size=block_size), expected, F64_RTOL
@@ -108,7 +108,7 @@ def test_coincident_bodies_without_softening_stay_finite(key):
 
 
 @pytest.mark.parametrize("potential", ["newtonian", "yukawa", "power_law"])
-@pytest.mark.parametrize("n,block_size", [(2, 16), (37, 16), (64, 8)])
+@pytest.mark.parametrize("n,block_size", [(2, 16), (37, 16)])
 def test_autodiff_tiled_equals_reference_autodiff(key, potential, n, block_size):
     position, mass = _system(key, n)
     expected = acceleration_autodiff(position, mass, PARAMS, potential)
@@ -126,7 +126,7 @@ def test_autodiff_tiled_float32(key):
 
 
 @pytest.mark.parametrize("potential", ["newtonian", "yukawa"])
-@pytest.mark.parametrize("n,block_size", [(2, 16), (40, 16), (50, 7)])
+@pytest.mark.parametrize("n,block_size", [(2, 16), (50, 7)])
 def test_potential_energy_tiled_equals_reference(key, potential, n, block_size):
     position, mass = _system(key, n)
     position = position.at[4].set(position[1])  # a coincident pair, softened
