@@ -109,8 +109,8 @@ def _interleaved(contenders: dict, repeats: int, inner: dict | None = None) -> d
     """Median wall seconds per call of each contender, measured round-robin.
 
     Also records the median *process CPU* seconds per call in ``CPU_SECONDS``: on a machine
-    shared with other jobs, CPU time measures the work a contender does (REBOUND and the
-    XLA:CPU kernels here each run on one thread), where wall time mostly measures the load.
+    shared with other jobs, CPU time measures the work a contender does (summed over its
+    threads: REBOUND uses one, XLA:CPU may use all cores), where wall time also measures the load.
     """
     inner = inner or {name: _inner(fn) for name, fn in contenders.items()}
     samples = {name: [] for name in contenders}
@@ -351,8 +351,9 @@ def _markdown(meta) -> str:
                      f"{_fmt(r.get('compile_s'))} | {r['load']} |")
     lines += ["", "Pairs/s = N(N-1) / time of one full force evaluation (REBOUND: one leapfrog "
               "step, gravity='basic'). Medians of interleaved repeats. CPU time = process CPU "
-              "seconds per call: the work done, robust to other jobs on a shared machine "
-              "(every contender here runs on one thread)."]
+              "seconds per call, summed over threads: the work done, robust to other jobs on "
+              "a shared machine. REBOUND runs on one thread; XLA:CPU spreads a JAX kernel "
+              "over the cores when they are free (CPU time above wall time)."]
     return "\n".join(lines) + "\n"
 
 
