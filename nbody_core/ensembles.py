@@ -354,7 +354,7 @@ class EnsembleSpec:
     shared_initial_conditions: bool = False
     num_saves: int | None = None
     save_trajectories: bool = False
-    forces: str = "analytic"
+    forces: str = "tiled"
     potential: str = "newtonian"
     virial_ratio: float | None = None
     eccentricity: float | None = None

@@ -76,7 +76,11 @@ def register(subparsers) -> None:
     physics = parser.add_argument_group("physics")
     physics.add_argument("--softening", type=float, help="Plummer softening length (default: the preset's)")
     physics.add_argument("--G", type=float, dest="G", help="gravitational constant (default: the unit system's)")
-    physics.add_argument("--forces", default="analytic", help="force method: analytic (default) or autodiff")
+    physics.add_argument(
+        "--forces",
+        default="tiled",
+        help="force method: tiled (default, fast hand-coded), analytic (reference), autodiff, autodiff_tiled",
+    )
     physics.add_argument("--dtype", default="float64", help="float64 (default) or float32")
     output = parser.add_argument_group("output")
     output.add_argument("--out", metavar="FILE.npz", help="write the trajectory here (atomically)")
