@@ -34,6 +34,8 @@ __all__ = [
     "URL_PARAMETERS",
     "SimulationState",
     "FrameDiagnostics",
+    "RunFault",
+    "ENERGY_WARNING_LEVEL",
 ]
 
 #: Preset-selector entry for initial conditions uploaded as CSV.
@@ -67,6 +69,9 @@ TRAIL_BODIES = 64  # trails are stored and drawn for at most this many bodies
 TRAIL_POINTS = 16_000  # and at most this many trail points in all (per frame sent)
 RECORD_VALUES = 4_000_000  # floats of recorded trajectory kept for download (~32 MB)
 HISTORY_POINTS = 20_000  # diagnostic points kept for the live plots
+#: Relative energy error above which a live run warns once that dt is likely too large
+#: (leapfrog on every preset at its own dt stays below 1e-3; see tests/app).
+ENERGY_WARNING_LEVEL = 1e-2
 ERROR_FLOOR = 1e-17  # below float64 round-off; keeps exact zeros drawable on a log axis
 _DTYPES = {"float64": jnp.float64, "float32": jnp.float32}
 _STATIC = ("preset", "num_bodies", "seed", "integrator", "force_method", "precision")
@@ -101,6 +106,20 @@ class FrameDiagnostics(NamedTuple):
     angular_momentum_error: np.ndarray
 
 
+class RunFault(NamedTuple):
+    """Where and why a live run stopped (see :meth:`SimulationState.step_frame`).
+
+    Attributes:
+        step: the first step whose result is not finite (counted from the initial state).
+        time: simulation time of the last good state, which the run keeps.
+        message: what happened, the likely cause and what to do, for the user.
+    """
+
+    step: int
+    time: float
+    message: str
+
+
 class _Reference(NamedTuple):
     energy: float
     linear_momentum: np.ndarray
@@ -121,7 +140,7 @@ class SimulationState(param.Parameterized):
         default="figure_eight", objects=[*PRESETS, UPLOADED], doc="Initial conditions (core preset or uploaded CSV)."
     )
     num_bodies = param.Integer(
-        256, bounds=(2, LIMITS.max_bodies), doc="Number of bodies N for scalable presets (Plummer, collapse, disk)."
+        min(256, LIMITS.max_bodies), bounds=(2, LIMITS.max_bodies), doc="Number of bodies N for scalable presets (Plummer, collapse, disk)."
     )
     seed = param.Integer(0, bounds=(0, 2**31 - 1), doc="PRNG seed of random presets.")
     integrator = param.Selector(default="leapfrog", objects=list(INTEGRATORS), doc="Time integrator.")
@@ -132,12 +151,12 @@ class SimulationState(param.Parameterized):
     dt = param.Number(1e-3, bounds=(1e-7, 1.0), inclusive_bounds=(True, True), doc="Time step, time units (traced).")
     softening = param.Number(0.0, bounds=(0.0, 10.0), doc="Plummer softening length, length units (traced).")
     steps_per_frame = param.Integer(
-        10, bounds=(1, LIMITS.max_steps_per_frame), doc="Integrator steps per animation frame (traced)."
+        min(10, LIMITS.max_steps_per_frame), bounds=(1, LIMITS.max_steps_per_frame), doc="Integrator steps per animation frame (traced)."
     )
     frame_rate = param.Integer(30, bounds=(1, 60), doc="Target frames per second (speed of the animation).")
     trails = param.Boolean(True, doc="Draw the recent path of each body.")
     trail_length = param.Integer(
-        200, bounds=(2, LIMITS.max_trail_length), doc="Frames of trail kept per body."
+        min(200, LIMITS.max_trail_length), bounds=(2, LIMITS.max_trail_length), doc="Frames of trail kept per body."
     )
     projection = param.Selector(default="xy", objects=["xy", "xz", "yz"], doc="Plane the orbits are projected on.")
     color_by = param.Selector(default="mass", objects=["mass", "speed"], doc="Colour bodies by mass or speed.")
@@ -338,6 +357,8 @@ class SimulationState(param.Parameterized):
             self._record: deque = deque(maxlen=self._record_frames)
             self.last_frame_seconds = 0.0
             self.nonfinite = False
+            self.fault: RunFault | None = None
+            self.energy_warning: str | None = None
 
     def prepare(self) -> float:
         """Compile the frame function for this configuration if needed, and compute the
@@ -380,29 +401,112 @@ class SimulationState(param.Parameterized):
             self.prepare()
         with self._lock:
             start = time.perf_counter()
+            self.fault = None
             params = self.physics_params
+            steps = int(self.steps_per_frame)
+            previous = self.current
             state = advance(
-                self.current, int(self.steps_per_frame), dt=float(self.dt), params=params,
+                previous, steps, dt=float(self.dt), params=params,
                 integrator=self.integrator, forces=self.force_method,
             )
             quantities, _, _ = _diagnostics(state, params)
-            self.current = state
             host, quantities = jax.device_get((state, quantities))
-            self._position_np = np.asarray(host.position, np.float64)
-            self._velocity_np = np.asarray(host.velocity, np.float64)
-            self._time = float(host.time)
-            self.steps_taken += int(self.steps_per_frame)
-            self.frames_taken += 1
-            self._trail.append(self._position_np[: min(len(self._mass_np), TRAIL_BODIES)].copy())
-            point = self._errors(quantities)
-            self._new_history.append(point)
-            self._history.append(point)
-            self._record_snapshot(quantities)
-            self.nonfinite = not (
-                np.isfinite(self._position_np).all() and np.isfinite(self._velocity_np).all() and math.isfinite(point[1])
-            )
+            if not self._finite(host, quantities):
+                # Nothing non-finite is kept or drawn: stop at the last good step instead.
+                self._stop_at_fault(previous, params)
+                self.last_frame_seconds = time.perf_counter() - start
+                return FrameDiagnostics(*(np.empty(0) for _ in range(4)))
+            point = self._commit(state, host, quantities, steps)
+            if self.energy_warning is None and point[1] > ENERGY_WARNING_LEVEL:
+                self.energy_warning = self._energy_message(point[1])
             self.last_frame_seconds = time.perf_counter() - start
             return FrameDiagnostics(*(np.array([v]) for v in point))
+
+    def _commit(self, state: ParticleState, host: ParticleState, quantities, steps: int):
+        """Make ``state`` (``host``: its copy on the host) the current one, ``steps`` later."""
+        self.current = state
+        self._position_np = np.asarray(host.position, np.float64)
+        self._velocity_np = np.asarray(host.velocity, np.float64)
+        self._time = float(host.time)
+        self.steps_taken += steps
+        self.frames_taken += 1
+        self._trail.append(self._position_np[: min(len(self._mass_np), TRAIL_BODIES)].copy())
+        point = self._errors(quantities)
+        self._new_history.append(point)
+        self._history.append(point)
+        self._record_snapshot(quantities)
+        self.nonfinite = False
+        return point
+
+    def _finite(self, host: ParticleState, quantities) -> bool:
+        """Positions, velocities, energy and the reference energy are all finite."""
+        return bool(
+            np.isfinite(np.asarray(host.position)).all()
+            and np.isfinite(np.asarray(host.velocity)).all()
+            and math.isfinite(float(quantities.energy))
+            and math.isfinite(self._reference.energy)
+        )
+
+    def _stop_at_fault(self, previous: ParticleState, params: PhysicsParams) -> None:
+        """The frame from ``previous`` went non-finite: redo it one step at a time (same
+        compiled function: the step count is traced), keep the last finite state and record
+        where and why it failed in :attr:`fault`."""
+        options = dict(dt=float(self.dt), params=params, integrator=self.integrator, forces=self.force_method)
+        good, good_steps = previous, 0
+        if math.isfinite(self._reference.energy):
+            for _ in range(int(self.steps_per_frame) - 1):  # the whole frame is known to fail
+                candidate = advance(good, 1, **options)
+                quantities, _, _ = _diagnostics(candidate, params)
+                host, quantities = jax.device_get((candidate, quantities))
+                if not self._finite(host, quantities):
+                    break
+                good, good_host, good_quantities = candidate, host, quantities
+                good_steps += 1
+        if good_steps:
+            self._commit(good, good_host, good_quantities, good_steps)
+        self.nonfinite = True
+        first_bad = self.steps_taken + 1
+        self.fault = RunFault(first_bad, self._time, self._fault_message(first_bad))
+
+    def _fault_message(self, first_bad: int) -> str:
+        dt, softening = float(self.dt), float(self.softening)
+        i, j, distance = closest_pair(self._position_np)
+        if not math.isfinite(self._reference.energy):
+            cause = (
+                f"bodies {i} and {j} start {distance:.3g} apart with zero softening, so the initial energy is "
+                "infinite: add softening (or move them apart) and press Reset"
+                if distance == 0
+                else f"the initial energy is not finite in {self.precision}: rescale the initial conditions"
+            )
+        elif softening == 0:
+            cause = (
+                f"likely a close encounter with zero softening (bodies {i} and {j} were {distance:.3g} apart "
+                "just before): add softening or lower dt"
+            )
+        else:
+            cause = (
+                f"likely the step dt = {dt:.3g} is too large for this configuration (bodies {i} and {j} were "
+                f"{distance:.3g} apart, softening {softening:.3g}): lower dt"
+            )
+        return (
+            f"Paused: positions or energy became non-finite (NaN or inf) at step {first_bad} "
+            f"(t = {self._time + dt:.4g}): {cause}. The last good state (step {first_bad - 1}, "
+            f"t = {self._time:.4g}) is kept and can be downloaded; press Play to continue from it, or Reset."
+        )
+
+    def _energy_message(self, energy_error: float) -> str:
+        dt, softening = float(self.dt), float(self.softening)
+        advice = "try a smaller dt"
+        if softening == 0:
+            i, j, distance = closest_pair(self._position_np)
+            advice += f" or some softening (bodies {i} and {j} are {distance:.3g} apart)"
+        if self.integrator == "euler":
+            advice += ", or a symplectic integrator (leapfrog, yoshida4)"
+        return (
+            f"Energy error |ΔE/E₀| = {energy_error:.2g} passed {ENERGY_WARNING_LEVEL:g} at step "
+            f"{self.steps_taken} (t = {self._time:.4g}): dt = {dt:.3g} is likely too large for this "
+            f"configuration; {advice}."
+        )
 
     def _errors(self, quantities) -> tuple[float, float, float, float]:
         ref = self._reference
@@ -465,6 +569,8 @@ class SimulationState(param.Parameterized):
                 "trails": self.trail_columns() if self.trails else None,
                 "history": self.take_new_history(),
                 "nonfinite": self.nonfinite,
+                "fault": self.fault,
+                "energy_warning": self.energy_warning,
             }
 
     @property
@@ -549,6 +655,22 @@ class SimulationState(param.Parameterized):
     def trajectory_npz(self) -> bytes:
         """npz bytes of :meth:`trajectory` with this run's settings as metadata."""
         return trajectory_npz_bytes(self.trajectory(), {**self.url_settings(), "description": self.description})
+
+
+def closest_pair(position: np.ndarray, *, block: int = 256) -> tuple[int, int, float]:
+    """``(i, j, distance)`` of the closest pair of bodies (``[n, 3]`` positions, n >= 2),
+    in blocks of rows so memory stays ``O(block * n)``."""
+    position = np.asarray(position, np.float64)
+    best = (0, 1, math.inf)
+    for start in range(0, position.shape[0], block):
+        rows = position[start:start + block]
+        distance = np.linalg.norm(rows[:, None, :] - position[None, :, :], axis=-1)
+        distance[np.arange(rows.shape[0]), start + np.arange(rows.shape[0])] = np.inf
+        k = int(np.argmin(distance))
+        i, j = divmod(k, position.shape[0])
+        if distance.flat[k] < best[2]:
+            best = (min(start + i, j), max(start + i, j), float(distance.flat[k]))
+    return best
 
 
 def body_sizes(mass: np.ndarray, *, enabled: bool = True) -> np.ndarray:

@@ -92,6 +92,7 @@ class SimulateView(pn.viewable.Viewer):
         self._frame_times: list[float] = []
         self._last_status = 0.0
         self.last_message = ""  # unescaped text of the latest message (for tests and logs)
+        self._warned_generation = -1  # run generation whose energy warning was shown
         self._build_plots()
         self._build_widgets()
         self._layout = self._build_layout()
@@ -337,12 +338,12 @@ class SimulateView(pn.viewable.Viewer):
         """Show ``text`` in the tab's message box and as a toast notification."""
         self.last_message = text
         self.message.object = _escape_markdown(text)
-        self.message.alert_type = "danger" if level == "error" else "info"
+        self.message.alert_type = {"error": "danger", "warning": "warning"}.get(level, "info")
         self.message.visible = True
         notifications = getattr(pn.state, "notifications", None)
         if notifications is not None:
             # Toasts render HTML: escape user-supplied text (file names, URL values).
-            getattr(notifications, "error" if level == "error" else "info")(html.escape(text), duration=8000)
+            getattr(notifications, level if level in ("error", "warning") else "info")(html.escape(text), duration=8000)
 
     def clear_message(self) -> None:
         self.message.visible = False
@@ -364,6 +365,10 @@ class SimulateView(pn.viewable.Viewer):
             self._update_status(force=True)
             try:
                 self.state.prepare()
+            except Exception as error:  # noqa: BLE001 - reported in the page, the session lives on
+                self.playing = False
+                self.notify(f"Could not start this run: {error}")
+                return
             finally:
                 self.compiling = False
             self._after_ready(generation)
@@ -546,9 +551,17 @@ class SimulateView(pn.viewable.Viewer):
                     rollover=HISTORY_POINTS,
                 )
             self._update_status()
-        if frame["nonfinite"] and self.playing:
+        fault = frame.get("fault")
+        if frame["nonfinite"]:
+            # The state stopped at its last good step (see SimulationState.step_frame).
             self.playing = False
-            self.notify("The run produced NaN or inf (a close encounter?): lower dt, add softening, or Reset.")
+            text = fault.message if fault is not None else (
+                "The run produced NaN or inf (a close encounter?): lower dt, add softening, or Reset.")
+            if self.last_message != text or not self.message.visible:
+                self.notify(text)
+        elif frame.get("energy_warning") and self._warned_generation != self.state.generation:
+            self._warned_generation = self.state.generation  # once per run
+            self.notify(frame["energy_warning"], level="warning")
 
     def _trail_data(self, columns: dict | None = None) -> dict:
         columns = dict(self.state.trail_columns() if columns is None else columns)

@@ -179,14 +179,23 @@ def test_every_tab_offers_only_sanitized_download_names():
 
 # ------------------------------------------------------------------ caps
 def test_caps_are_configurable_and_reach_the_state_classes():
+    # A small private server lowers the caps below the tabs' usual defaults: every tab must
+    # still build, with its defaults and bounds inside the caps.
     code = (
-        "from app.limits import LIMITS; from app.state.simulate import SimulationState as S;"
-        "print(LIMITS.max_bodies, LIMITS.max_steps_per_frame, S.param['num_bodies'].bounds[1])"
+        "from app.limits import LIMITS\n"
+        "from app import dashboard\n"
+        "views = {t: dashboard.load_view_class(s)() for t, s in dashboard.TABS}\n"
+        "sim = views['Simulate'].state\n"
+        "print(LIMITS.max_bodies, LIMITS.max_steps_per_frame, sim.param['num_bodies'].bounds[1],"
+        " sim.steps_per_frame, views['Forces'].state.num_bodies, views['Inference'].state.num_chains)\n"
     )
-    env = {**os.environ, "JAX_PLATFORMS": "cpu", "NBODY_MAX_BODIES": "300", "NBODY_MAX_STEPS_PER_FRAME": "50"}
-    result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120, cwd=REPO)
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.split() == ["300", "50", "300"]
+    env = {
+        **os.environ, "JAX_PLATFORMS": "cpu", "NBODY_MAX_BODIES": "64", "NBODY_MAX_STEPS_PER_FRAME": "5",
+        "NBODY_MAX_HMC_CHAINS": "2",
+    }
+    result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300, cwd=REPO)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.split()[-6:] == ["64", "5", "64", "5", "64", "2"]
 
 
 def test_a_misconfigured_cap_stops_the_server_at_start_with_the_variable_named():
