@@ -104,8 +104,9 @@ def pythagorean() -> ParticleState:
     return _com(position, np.zeros((3, 3)), [3.0, 4.0, 5.0])
 
 
-_REPO_ASSETS = Path(__file__).resolve().parent.parent / "assets"
-SOLAR_SYSTEM_DATA = Path(os.environ.get("NBODY_SOLAR_SYSTEM_CSV", _REPO_ASSETS / "solar_system_j2000.csv"))
+# Shipped inside the package (so a plain wheel install has it); assets/ links to the same file.
+_PACKAGE_DATA = Path(__file__).resolve().parent / "data"
+SOLAR_SYSTEM_DATA = Path(os.environ.get("NBODY_SOLAR_SYSTEM_CSV", _PACKAGE_DATA / "solar_system_j2000.csv"))
 
 
 def _elements_to_state(a, e, inclination, mean_longitude, longitude_perihelion, longitude_node, mu):
