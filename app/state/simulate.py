@@ -145,7 +145,8 @@ class SimulationState(param.Parameterized):
     seed = param.Integer(0, bounds=(0, 2**31 - 1), doc="PRNG seed of random presets.")
     integrator = param.Selector(default="leapfrog", objects=list(INTEGRATORS), doc="Time integrator.")
     force_method = param.Selector(
-        default="analytic", objects=list(FORCE_METHODS), doc="Hand-coded (analytic) or autodiff (-grad U) forces."
+        default="tiled", objects=list(FORCE_METHODS),
+        doc="Force kernel: tiled (fast hand-coded, default), analytic (reference), autodiff (-grad U), autodiff_tiled, tiled_custom_vjp.",
     )
     precision = param.Selector(default="float64", objects=list(_DTYPES), doc="Floating-point precision of the run.")
     dt = param.Number(1e-3, bounds=(1e-7, 1.0), inclusive_bounds=(True, True), doc="Time step, time units (traced).")

@@ -148,7 +148,7 @@ def test_tampered_url_value_is_named_and_the_default_kept(tampered_page, key, va
 def test_tampered_url_keeps_a_working_figure_eight_and_runs_no_script(tampered_page):
     page = tampered_page
     status = _status(page)
-    for text in ("leapfrog", "analytic", "float64", "dt = 0.001", "N = 3"):
+    for text in ("leapfrog", "tiled", "float64", "dt = 0.001", "N = 3"):
         expect(status).to_contain_text(text)
     assert page.evaluate("() => window.__xss") is None  # the message is text, not HTML
     _step_works(page)
