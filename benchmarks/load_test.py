@@ -205,6 +205,7 @@ def session_query(index: int, n: int, steps: int) -> str:
 
 def open_session(browser, url: str):
     context = browser.new_context(viewport={"width": 1200, "height": 800})
+    context.set_default_timeout(PAGE_TIMEOUT_MS)  # 20 pages on 2 shared cores answer slowly
     page = context.new_page()
     start = time.perf_counter()
     page.goto(url, timeout=PAGE_TIMEOUT_MS)
@@ -219,6 +220,13 @@ def open_session(browser, url: str):
 def status_text(page) -> str:
     text = page.locator(".nbody-status").first.evaluate("e => (e.shadowRoot || e).textContent")
     return " ".join(text.split())
+
+
+def _safe_status(page) -> str:
+    try:
+        return status_text(page)
+    except Exception as error:  # noqa: BLE001
+        return f"unreadable ({type(error).__name__})"
 
 
 def first_body_x(page) -> float:
@@ -259,6 +267,17 @@ def check_isolation(pages: list, n: int) -> dict:
     """Each session still shows its own dt (URL and status line), N, and its own bodies."""
     problems, first_x = [], []
     for index, page in enumerate(pages):
+        try:
+            _check_one(index, page, n, problems, first_x)
+        except Exception as error:  # noqa: BLE001 - a starved page is a finding, not a crash
+            problems.append(f"session {index}: could not be read ({type(error).__name__}: {str(error)[:120]})")
+    if len(set(first_x)) != len(first_x):
+        problems.append(f"two sessions show the same bodies (first x per session: {first_x})")
+    return {"ok": not problems, "problems": problems}
+
+
+def _check_one(index: int, page, n: int, problems: list, first_x: list) -> None:
+    if True:
         query = urllib.parse.parse_qs(urllib.parse.urlparse(page.url).query)
         url_dt = float(query.get("dt", ["nan"])[0])
         if url_dt != session_dt(index):
@@ -269,9 +288,6 @@ def check_isolation(pages: list, n: int) -> dict:
         if f"N = {n}" not in status:
             problems.append(f"session {index}: status shows {status!r}, expected N = {n}")
         first_x.append(first_body_x(page))
-    if len(set(first_x)) != len(first_x):
-        problems.append(f"two sessions show the same bodies (first x per session: {first_x})")
-    return {"ok": not problems, "problems": problems}
 
 
 # ----------------------------------------------------------------------------- the test
@@ -323,8 +339,11 @@ def run_load_test(*, sessions: int, duration_s: float, n: int, steps: int = 1, l
                 time.sleep(duration_s)
                 frames = [page.evaluate("() => window.__frames.slice()") for _, page, _ in opened]
                 played_s = time.monotonic() - play_started
+                sampler.phase = "pausing"
+                for _, page, _ in opened:  # read settings back from idle sessions
+                    page.get_by_role("button", name="Pause").click()
                 isolation = check_isolation([page for _, page, _ in opened], n)
-                statuses = [status_text(page) for _, page, _ in opened]
+                statuses = [_safe_status(page) for _, page, _ in opened]
                 sampler.phase = "closing"
                 for context, _, _ in opened:
                     context.close()
