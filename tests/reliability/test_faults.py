@@ -50,7 +50,7 @@ def test_coincident_bodies_stop_at_step_one_naming_zero_softening():
 
 
 def test_exact_collision_mid_frame_is_located_to_the_step():
-    state = _uploaded(HEAD_ON, softening=0.0, dt=0.25, steps_per_frame=8)
+    state = _uploaded(HEAD_ON, softening=0.0, dt=0.25, steps_per_frame=8, force_method="analytic")
     state.step_frame()
     assert state.fault is not None and state.fault.step == 4
     assert state.steps_taken == 3 and state.time == pytest.approx(0.75)
@@ -101,7 +101,7 @@ def test_a_healthy_run_never_warns():
 def test_view_pauses_and_shows_the_fault_message():
     view = SimulateView()
     view.state.load_csv(HEAD_ON, filename="head_on.csv")
-    view.state.param.update(softening=0.0, dt=0.25, steps_per_frame=8)
+    view.state.param.update(softening=0.0, dt=0.25, steps_per_frame=8, force_method="analytic")
     view.playing = True
     for _ in range(3):
         if not view.playing:

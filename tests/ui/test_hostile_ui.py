@@ -257,7 +257,7 @@ def _upload_and_play(page, name: str, text: str, bodies: int) -> None:
 
 @pytest.fixture(scope="module")
 def fault_page(browser, app_url, ui):
-    context, page = _new_page(browser, f"{app_url}?dt=0.25&steps=8&softening=0", ui)
+    context, page = _new_page(browser, f"{app_url}?dt=0.25&steps=8&softening=0&forces=analytic", ui)
     yield page
     context.close()
 
