@@ -132,7 +132,7 @@ def test_quick_start_is_exactly_two_commands():
     assert len(commands) == 2 and all("\n" not in c for c in commands), commands
     serve, test = commands
     assert serve.startswith("python3 -m venv ") and "pip install -e ." in serve
-    assert serve.endswith("panel serve app")
+    assert serve.endswith("panel serve app --address 127.0.0.1")  # loopback only (issue 6)
     assert test == "bash .ci/run"
     assert "http://localhost:5006/app" in readme_section("Quick start")
 
