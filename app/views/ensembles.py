@@ -22,6 +22,7 @@ from bokeh.plotting import figure
 
 from app.limits import LIMITS
 from app.state.ensembles import NO_SWEEP, EnsemblesState, outcome_label
+from app.views._common import locked, run_locked
 from nbody_core import get_preset
 from nbody_core.ensembles import EnsembleCancelled
 
@@ -56,6 +57,7 @@ class EnsemblesView(pn.viewable.Viewer):
         super().__init__(state=state or EnsemblesState(), **params)
         self._doc = pn.state.curdoc
         self._served = bool(self._doc is not None and getattr(self._doc, "session_context", None))
+        self._lock_doc = self._doc if self._served else None  # callbacks that draw run under its lock
         self._thread: threading.Thread | None = None
         self._destroyed = False
         if self._served:
@@ -64,7 +66,7 @@ class EnsemblesView(pn.viewable.Viewer):
         self._build_widgets()
         self._layout = self._build_layout()
         self.state.param.watch(self._on_result, ["run_count"])
-        self.state.param.watch(self._draw_outcome, ["outcome"])
+        self.state.param.watch(locked(self._lock_doc, self._draw_outcome), ["outcome"])
         self.state.param.watch(self._on_error, ["error_count"])
         self.state.param.watch(self._on_system, ["system", "parameter"])
         self._on_system()
@@ -138,7 +140,7 @@ class EnsemblesView(pn.viewable.Viewer):
         )
         self.outcome_select = pn.widgets.Select.from_param(state.param.outcome, label="Outcome plotted")
         self.run_button = pn.widgets.Button(label="Run ensemble", color="primary")
-        self.run_button.on_click(lambda _: self.run())
+        self.run_button.on_click(locked(self._lock_doc, lambda _: self.run()))
         self.progress = pn.indicators.Progress(value=0, max=1, sizing_mode="stretch_width", bar_color="primary")
         self.run_status = pn.pane.Markdown("Not run yet: press **Run ensemble**.", sizing_mode="stretch_width")
         self.download = pn.widgets.FileDownload(
@@ -197,7 +199,7 @@ class EnsemblesView(pn.viewable.Viewer):
         """Run ``fn`` under this session's document lock (any thread), or now when not served."""
         if self._served:
             if not self._destroyed:
-                self._doc.add_next_tick_callback(fn)
+                run_locked(self._doc, fn)
         else:
             fn()
 

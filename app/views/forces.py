@@ -29,6 +29,7 @@ from bokeh.models import (
 from bokeh.plotting import figure
 
 from app.state.forces import FORCES_MAX_BODIES, ForcesState, log10_histogram
+from app.views._common import locked, run_locked
 from nbody_core import get_preset
 from nbody_core.forcelab import timing_methods
 
@@ -59,6 +60,7 @@ class ForcesView(pn.viewable.Viewer):
         super().__init__(state=state or ForcesState(), **params)
         self._doc = pn.state.curdoc
         self._served = bool(self._doc is not None and getattr(self._doc, "session_context", None))
+        self._lock_doc = self._doc if self._served else None  # callbacks that draw run under its lock
         self._thread: threading.Thread | None = None
         self._destroyed = False
         if self._served:
@@ -66,7 +68,7 @@ class ForcesView(pn.viewable.Viewer):
         self._build_plots()
         self._build_widgets()
         self._layout = self._build_layout()
-        self.state.param.watch(self._on_results, ["comparisons", "dtype", "show_arrows"])
+        self.state.param.watch(locked(self._lock_doc, self._on_results), ["comparisons", "dtype", "show_arrows"])
         self.state.param.watch(self._on_potential, ["potential", "preset"])
         self.state.param.watch(self._on_error, ["error_count"])
         self._redraw()
@@ -225,7 +227,7 @@ class ForcesView(pn.viewable.Viewer):
             state.param.numpy_loop_max_n, label="NumPy loop measured up to N"
         )
         self.run_timing_button = pn.widgets.Button(label="Run timing", color="primary")
-        self.run_timing_button.on_click(lambda _: self.run_timing())
+        self.run_timing_button.on_click(locked(self._lock_doc, lambda _: self.run_timing()))
         self.progress = pn.indicators.Progress(value=0, max=1, sizing_mode="stretch_width", bar_color="primary")
         self.timing_status = pn.pane.Markdown("Timing not run yet: press **Run timing**.", sizing_mode="stretch_width")
 
@@ -282,7 +284,7 @@ class ForcesView(pn.viewable.Viewer):
         """Run ``fn`` under this session's document lock (any thread), or now when not served."""
         if self._served:
             if not self._destroyed:
-                self._doc.add_next_tick_callback(fn)
+                run_locked(self._doc, fn)
         else:
             fn()
 

@@ -22,6 +22,7 @@ from bokeh.models import Arrow, BoxAnnotation, ColumnDataSource, NormalHead, Spa
 from bokeh.plotting import figure
 
 from app.state.inference import COST_DIMS, InferenceState
+from app.views._common import locked, run_locked
 
 __all__ = ["InferenceView"]
 
@@ -42,12 +43,13 @@ class InferenceView(pn.viewable.Viewer):
         super().__init__(state=state or InferenceState(), **params)
         self._doc = pn.state.curdoc
         self._served = bool(self._doc is not None and getattr(self._doc, "session_context", None))
+        self._lock_doc = self._doc if self._served else None  # callbacks that draw run under its lock
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._build_plots()
         self._build_widgets()
         self._layout = self._build_layout()
-        self.state.param.watch(self._on_plane, ["plane_x", "plane_y"])
+        self.state.param.watch(locked(self._lock_doc, self._on_plane), ["plane_x", "plane_y"])
         self.state.param.watch(self._on_status, ["status", "running"])
         if self._served:
             pn.state.on_session_destroyed(self._on_session_destroyed)
@@ -192,7 +194,7 @@ class InferenceView(pn.viewable.Viewer):
         self.start_button = pn.widgets.Button(label="▶ Start sampling", color="success")
         self.stop_button = pn.widgets.Button(label="■ Stop", color="danger", disabled=True)
         self.fd_button = pn.widgets.Button(label="Measure finite differences", color="primary")
-        self.start_button.on_click(self._on_start)
+        self.start_button.on_click(locked(self._lock_doc, self._on_start))
         self.stop_button.on_click(self._on_stop)
         self.fd_button.on_click(self._on_measure)
         self.status = pn.pane.HTML(self.state.status, name="inference-status", sizing_mode="stretch_width")
@@ -258,10 +260,7 @@ class InferenceView(pn.viewable.Viewer):
 
     def _in_session(self, fn) -> None:
         """Run ``fn`` under this session's document lock (from any thread), or now if not served."""
-        if self._served:
-            self._doc.add_next_tick_callback(fn)
-        else:
-            fn()
+        run_locked(self._doc if self._served else None, fn)
 
     def _on_session_destroyed(self, session_context) -> None:
         self._stop.set()

@@ -25,6 +25,7 @@ from bokeh.palettes import Plasma256
 from bokeh.plotting import figure
 
 from app.limits import LIMITS, safe_filename
+from app.views._common import locked, run_locked
 from nbody_core import PRESETS
 from app.state.simulate import (
     DT_CHOICES,
@@ -85,6 +86,7 @@ class SimulateView(pn.viewable.Viewer):
         super().__init__(state=state or SimulationState(), **params)
         self._doc = pn.state.curdoc
         self._served = bool(self._doc is not None and getattr(self._doc, "session_context", None))
+        self._lock_doc = self._doc if self._served else None  # callbacks that draw run under its lock
         self._callback = None
         self._worker: threading.Thread | None = None
         self._stop_event: threading.Event | None = None
@@ -176,8 +178,8 @@ class SimulateView(pn.viewable.Viewer):
         self.play_button.link(self, value="playing", bidirectional=True)
         self.step_button = pn.widgets.Button(label="Step", color="primary", width=80, height=42)
         self.reset_button = pn.widgets.Button(label="Reset", color="warning", width=80, height=42)
-        self.step_button.on_click(lambda _: self.step())
-        self.reset_button.on_click(lambda _: self.reset())
+        self.step_button.on_click(locked(self._lock_doc, lambda _: self.step()))
+        self.reset_button.on_click(locked(self._lock_doc, lambda _: self.reset()))
 
         doc = lambda name: state.param[name].doc  # noqa: E731
         self.preset_select = pn.widgets.Select(
@@ -240,7 +242,7 @@ class SimulateView(pn.viewable.Viewer):
 
         self.upload = pn.widgets.FileInput(accept=".csv,text/csv", multiple=False, label="Upload CSV")
         # An empty file arrives as value None with a file name: watch both.
-        self.upload.param.watch(self._on_upload, ["value", "filename"])
+        self.upload.param.watch(locked(self._lock_doc, self._on_upload), ["value", "filename"])
         self.download_state = pn.widgets.FileDownload(
             callback=self._state_csv_file, filename="state.csv", label="State (CSV)", color="primary",
             variant="outline", width=130, embed=False,
@@ -353,7 +355,7 @@ class SimulateView(pn.viewable.Viewer):
         """Run ``fn`` under this session's document lock (from a worker thread)."""
         if self._destroyed:
             return
-        self._doc.add_next_tick_callback(fn)
+        run_locked(self._doc, fn)
 
     def _ensure_ready(self) -> None:
         """Compile (in a worker thread when served) and fetch the reference quantities."""
