@@ -13,12 +13,13 @@ callback of its session; :func:`run_locked` does the same for one call from any 
 
 from __future__ import annotations
 
+import html
 from functools import partial, wraps
 
 import panel as pn
 from panel.io.state import set_curdoc
 
-__all__ = ["locked", "run_locked"]
+__all__ = ["locked", "run_locked", "show_message"]
 
 
 def run_locked(doc, fn) -> None:
@@ -62,3 +63,22 @@ def locked(doc, callback):
         run_locked(doc, partial(callback, *args, **kwargs))
 
     return run
+
+
+def show_message(message: pn.pane.Alert, text: str, *, level: str = "error", pane_text: str | None = None) -> None:
+    """Show ``text`` in a tab's alert box and as a toast notification.
+
+    Args:
+        message: the tab's alert pane (made visible, coloured by ``level``).
+        text: the message; the toast gets it HTML-escaped (toasts render HTML, and messages
+            may quote user text such as file names or URL values).
+        level: ``"error"``, ``"warning"`` or ``"info"``.
+        pane_text: what the alert pane shows, if not ``text`` (e.g. Markdown-escaped text).
+    """
+    message.object = text if pane_text is None else pane_text
+    message.alert_type = {"error": "danger", "warning": "warning"}.get(level, "info")
+    message.visible = True
+    notifications = getattr(pn.state, "notifications", None)
+    if notifications is not None:
+        kind = level if level in ("error", "warning") else "info"
+        getattr(notifications, kind)(html.escape(text), duration=8000)

@@ -29,7 +29,7 @@ from bokeh.models import (
 from bokeh.plotting import figure
 
 from app.state.forces import FORCES_MAX_BODIES, ForcesState, log10_histogram
-from app.views._common import locked, run_locked
+from app.views._common import locked, run_locked, show_message
 from nbody_core import get_preset
 from nbody_core.forcelab import timing_methods
 
@@ -270,12 +270,7 @@ class ForcesView(pn.viewable.Viewer):
     # ------------------------------------------------------------------ messages
     def notify(self, text: str, *, level: str = "error") -> None:
         """Show ``text`` in the tab's message box and as a toast notification."""
-        self.message.object = text
-        self.message.alert_type = "danger" if level == "error" else "info"
-        self.message.visible = True
-        notifications = getattr(pn.state, "notifications", None)
-        if notifications is not None:
-            getattr(notifications, "error" if level == "error" else "info")(text, duration=8000)
+        show_message(self.message, text, level=level)
 
     def _on_session_destroyed(self, _session_context) -> None:
         self._destroyed = True  # a running sweep finishes, but nothing more is sent

@@ -22,7 +22,7 @@ from bokeh.models import Arrow, BoxAnnotation, ColumnDataSource, NormalHead, Spa
 from bokeh.plotting import figure
 
 from app.state.inference import COST_DIMS, InferenceState
-from app.views._common import locked, run_locked
+from app.views._common import locked, run_locked, show_message
 
 __all__ = ["InferenceView"]
 
@@ -251,12 +251,7 @@ class InferenceView(pn.viewable.Viewer):
     # ------------------------------------------------------------------ session plumbing
     def notify(self, text: str, *, level: str = "error") -> None:
         """Show ``text`` in the tab's message box and as a toast notification."""
-        self.message.object = text
-        self.message.alert_type = "danger" if level == "error" else "info"
-        self.message.visible = True
-        notifications = getattr(pn.state, "notifications", None)
-        if notifications is not None:
-            getattr(notifications, "error" if level == "error" else "info")(text, duration=8000)
+        show_message(self.message, text, level=level)
 
     def _in_session(self, fn) -> None:
         """Run ``fn`` under this session's document lock (from any thread), or now if not served."""

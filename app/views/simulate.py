@@ -25,7 +25,7 @@ from bokeh.palettes import Plasma256
 from bokeh.plotting import figure
 
 from app.limits import LIMITS, safe_filename
-from app.views._common import locked, run_locked
+from app.views._common import locked, run_locked, show_message
 from nbody_core import PRESETS
 from app.state.simulate import (
     DT_CHOICES,
@@ -339,13 +339,7 @@ class SimulateView(pn.viewable.Viewer):
     def notify(self, text: str, *, level: str = "error") -> None:
         """Show ``text`` in the tab's message box and as a toast notification."""
         self.last_message = text
-        self.message.object = _escape_markdown(text)
-        self.message.alert_type = {"error": "danger", "warning": "warning"}.get(level, "info")
-        self.message.visible = True
-        notifications = getattr(pn.state, "notifications", None)
-        if notifications is not None:
-            # Toasts render HTML: escape user-supplied text (file names, URL values).
-            getattr(notifications, level if level in ("error", "warning") else "info")(html.escape(text), duration=8000)
+        show_message(self.message, text, level=level, pane_text=_escape_markdown(text))
 
     def clear_message(self) -> None:
         self.message.visible = False
