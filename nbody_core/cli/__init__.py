@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-__all__ = ["main", "build_parser"]
+__all__ = ["main", "build_parser", "one_line_errors"]
 
 # Sub-command modules, imported lazily by build_parser so `nbody --help` stays fast.
 SUBCOMMAND_MODULES = ["presets", "run", "infer", "ensemble"]
@@ -20,6 +20,17 @@ SUBCOMMAND_MODULES = ["presets", "run", "infer", "ensemble"]
 def _one_line_error(message: str):
     print(f"nbody: error: {message} (see nbody --help)", file=sys.stderr)
     raise SystemExit(2)
+
+
+def one_line_errors(parser: argparse.ArgumentParser, command: str) -> None:
+    """Make ``parser``'s own errors (a non-number for ``--dt``...) one stderr line naming
+    ``nbody COMMAND``, exit status 2, instead of a usage dump."""
+
+    def error(message: str):
+        print(f"nbody {command}: error: {message}", file=sys.stderr)
+        raise SystemExit(2)
+
+    parser.error = error
 
 
 def _first_line(error: BaseException) -> str:

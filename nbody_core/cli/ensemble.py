@@ -27,17 +27,12 @@ import sys
 import time
 from pathlib import Path
 
+from nbody_core.cli import one_line_errors
+
 # Options that change how a run proceeds but not what it computes: left out of the command
 # recorded in the file, so a resumed or quiet run writes the same bytes as a plain one.
 _NON_SEMANTIC = {"resume", "quiet"}
 
-
-def _one_line_error(parser: argparse.ArgumentParser):
-    def error(message: str):
-        print(f"nbody ensemble: error: {message}", file=sys.stderr)
-        raise SystemExit(2)
-
-    return error
 
 
 def register(subparsers) -> None:
@@ -54,7 +49,7 @@ def register(subparsers) -> None:
         epilog="example: nbody ensemble --preset plummer --n 64 --members 256 "
         "--sweep softening=0.001:0.1:log --steps 500 --seed 0 --out data.npz",
     )
-    parser.error = _one_line_error(parser)
+    one_line_errors(parser, "ensemble")
     system = parser.add_argument_group("system")
     system.add_argument("--preset", default="plummer", metavar="NAME",
                         help="plummer (default), cold_collapse, rotating_disk, kepler, figure_eight, "

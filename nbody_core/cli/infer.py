@@ -17,15 +17,10 @@ import sys
 import time
 from pathlib import Path
 
+from nbody_core.cli import one_line_errors
+
 PROGRESS_CHUNKS = 20
 
-
-def _one_line_error(parser: argparse.ArgumentParser):
-    def error(message: str):
-        print(f"nbody infer: error: {message}", file=sys.stderr)
-        raise SystemExit(2)
-
-    return error
 
 
 def _step_size(text: str):
@@ -53,7 +48,7 @@ def register(subparsers) -> None:
             "draws and diagnostics to --out (.nc: ArviZ InferenceData; .npz: arrays + JSON)."
         ),
     )
-    parser.error = _one_line_error(parser)
+    one_line_errors(parser, "infer")
     parser.add_argument("--problem", default="triple", choices=sorted(PROBLEMS), help="system (default triple)")
     parser.add_argument("--params", default="masses", choices=list(PARAMETER_SETS), help="parameters to infer")
     parser.add_argument("--noise", type=float, default=None, help="observation noise, length units (default: the problem's)")

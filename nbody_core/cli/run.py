@@ -19,19 +19,14 @@ import warnings
 from importlib import metadata as importlib_metadata
 from pathlib import Path
 
+from nbody_core.cli import one_line_errors
+
 FIXED_STEP_INTEGRATORS = ("euler", "leapfrog", "yoshida4", "rk4")
 ADAPTIVE = "dopri8"
 DEFAULT_MAX_SNAPSHOTS = 1000  # --save-every defaults to keep at most this many snapshots
 PROGRESS_WORK_THRESHOLD = 2e8  # pair interactions above which "auto" shows a progress bar
 PROGRESS_CHUNKS = 20
 
-
-def _one_line_error(parser: argparse.ArgumentParser):
-    def error(message: str):
-        print(f"nbody {parser.prog.split()[-1]}: error: {message}", file=sys.stderr)
-        raise SystemExit(2)
-
-    return error
 
 
 def register(subparsers) -> None:
@@ -45,7 +40,7 @@ def register(subparsers) -> None:
         ),
     )
     # argparse's own errors (a non-number for --dt...) become one line too, no usage dump.
-    parser.error = _one_line_error(parser)
+    one_line_errors(parser, "run")
     source = parser.add_argument_group("initial conditions (exactly one)")
     source.add_argument("--preset", metavar="NAME", help="a preset name (see `nbody presets`)")
     source.add_argument("--ic", metavar="FILE.csv", help="CSV with header m,x,y,z,vx,vy,vz")
