@@ -9,9 +9,11 @@ of memory or an XLA runtime failure is one line with exit status 3.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+from pathlib import Path
 
-__all__ = ["main", "build_parser", "one_line_errors"]
+__all__ = ["main", "build_parser", "one_line_errors", "check_output_path"]
 
 # Sub-command modules, imported lazily by build_parser so `nbody --help` stays fast.
 SUBCOMMAND_MODULES = ["presets", "run", "infer", "ensemble"]
@@ -31,6 +33,22 @@ def one_line_errors(parser: argparse.ArgumentParser, command: str) -> None:
         raise SystemExit(2)
 
     parser.error = error
+
+
+def check_output_path(out: str) -> Path:
+    """Refuse an ``--out`` path before any work is done: not ``.npz``, a directory, or in a
+    missing or unwritable directory (``ValueError`` / ``OSError`` naming it)."""
+    path = Path(out)
+    if path.suffix != ".npz":
+        raise ValueError(f"--out must name a .npz file, got {out!r}")
+    if path.is_dir():
+        raise OSError(f"cannot write {out!r}: it is a directory")
+    directory = path.parent if str(path.parent) else Path(".")
+    if not directory.is_dir():
+        raise OSError(f"cannot write {out!r}: directory {str(directory)!r} does not exist")
+    if not os.access(directory, os.W_OK | os.X_OK):
+        raise OSError(f"cannot write {out!r}: directory {str(directory)!r} is not writable")
+    return path
 
 
 def _first_line(error: BaseException) -> str:

@@ -21,13 +21,12 @@ reuses the ones a run with the same arguments left behind.
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
 import sys
 import time
 from pathlib import Path
 
-from nbody_core.cli import one_line_errors
+from nbody_core.cli import check_output_path, one_line_errors
 
 # Options that change how a run proceeds but not what it computes: left out of the command
 # recorded in the file, so a resumed or quiet run writes the same bytes as a plain one.
@@ -93,20 +92,6 @@ def register(subparsers) -> None:
     parser.set_defaults(handler=handle, command_parser=parser)
 
 
-def _check_output_path(out: str) -> Path:
-    path = Path(out)
-    if path.suffix != ".npz":
-        raise ValueError(f"--out must name a .npz file, got {out!r}")
-    if path.is_dir():
-        raise OSError(f"cannot write {out!r}: it is a directory")
-    directory = path.parent if str(path.parent) else Path(".")
-    if not directory.is_dir():
-        raise OSError(f"cannot write {out!r}: directory {str(directory)!r} does not exist")
-    if not os.access(directory, os.W_OK | os.X_OK):
-        raise OSError(f"cannot write {out!r}: directory {str(directory)!r} is not writable")
-    return path
-
-
 def recorded_command(args) -> list[str]:
     """The canonical command line of ``args``: every option that differs from its default,
     in the parser's order (so argument order, --resume and --quiet do not change the file)."""
@@ -146,7 +131,7 @@ def _clear_checkpoints(directory: Path) -> None:
 def handle(args) -> int:
     from ..ensembles import EnsembleSpec, parse_sweep, run_ensemble
 
-    out = _check_output_path(args.out)
+    out = check_output_path(args.out)
     spec = EnsembleSpec(
         system=args.preset,
         num_bodies=args.n,

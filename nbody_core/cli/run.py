@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import datetime
 import math
-import os
 import platform
 import sys
 import time
@@ -19,7 +18,7 @@ import warnings
 from importlib import metadata as importlib_metadata
 from pathlib import Path
 
-from nbody_core.cli import one_line_errors
+from nbody_core.cli import check_output_path, one_line_errors
 
 FIXED_STEP_INTEGRATORS = ("euler", "leapfrog", "yoshida4", "rk4")
 ADAPTIVE = "dopri8"
@@ -86,22 +85,6 @@ def register(subparsers) -> None:
         help="progress bar on stderr: auto = long runs on a terminal",
     )
     parser.set_defaults(handler=handle)
-
-
-def _check_output_path(out: str | None) -> Path | None:
-    if out is None:
-        return None
-    path = Path(out)
-    if path.suffix != ".npz":
-        raise ValueError(f"--out must name a .npz file, got {out!r}")
-    if path.is_dir():
-        raise OSError(f"cannot write {out!r}: it is a directory")
-    directory = path.parent if str(path.parent) else Path(".")
-    if not directory.is_dir():
-        raise OSError(f"cannot write {out!r}: directory {str(directory)!r} does not exist")
-    if not os.access(directory, os.W_OK | os.X_OK):
-        raise OSError(f"cannot write {out!r}: directory {str(directory)!r} is not writable")
-    return path
 
 
 def _versions() -> dict[str, str]:
@@ -255,7 +238,7 @@ def handle(args: argparse.Namespace) -> int:
     from ..simulate import first_nonfinite_index, validate_run_options
     from ..state import cast_state
 
-    out_path = _check_output_path(args.out)
+    out_path = None if args.out is None else check_output_path(args.out)
     if args.integrator not in FIXED_STEP_INTEGRATORS + (ADAPTIVE,):
         raise ValueError(
             f"unknown integrator {args.integrator!r}; choose one of "
