@@ -30,6 +30,7 @@ from .forces import (  # noqa: E402
     forces_autodiff as forces_autodiff,
 )
 from .initial_conditions import (  # noqa: E402
+    solar_system_names as solar_system_names,
     FIGURE_EIGHT_PERIOD as FIGURE_EIGHT_PERIOD,
     MAX_BODIES as MAX_BODIES,
     PRESETS as PRESETS,

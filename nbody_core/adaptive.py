@@ -25,7 +25,7 @@ from jax import lax
 from .forces import acceleration_function
 from .potentials import get_potential
 from .simulate import Trajectory, conserved_quantities, validate_run_options
-from .state import ParticleState, PhysicsParams
+from .state import ParticleState, PhysicsParams, resolve_params
 
 __all__ = ["simulate_adaptive", "ADAPTIVE_INTEGRATORS"]
 
@@ -140,7 +140,7 @@ def _dopri8(state, t_end, params, rtol, atol, max_steps, *, acceleration_fn, pot
     reached = jnp.arange(num_saves + 1) < index
     saved_x = jnp.where(reached[:, None, None], saved_x, jnp.nan)
     saved_v = jnp.where(reached[:, None, None], saved_v, jnp.nan)
-    states = ParticleState(saved_x, saved_v, jnp.broadcast_to(mass, saved_x.shape[:2]), save_times)
+    states = ParticleState(saved_x, saved_v, jnp.broadcast_to(mass, saved_x.shape[:2]), save_times, state.units)
     quantities = jax.vmap(lambda s: conserved_quantities(s, params, potential))(states)
     trajectory = Trajectory(
         time=save_times,
@@ -150,6 +150,7 @@ def _dopri8(state, t_end, params, rtol, atol, max_steps, *, acceleration_fn, pot
         energy=quantities.energy,
         linear_momentum=quantities.linear_momentum,
         angular_momentum=quantities.angular_momentum,
+        units=state.units,
     )
     return trajectory, index, accepted, rejected
 
@@ -159,7 +160,7 @@ def simulate_adaptive(
     *,
     t_end: float,
     num_saves: int = 100,
-    params: PhysicsParams = PhysicsParams(),
+    params: PhysicsParams | None = None,
     rtol: float = 1e-13,
     atol: float = 1e-13,
     forces: str = "analytic",
@@ -175,7 +176,7 @@ def simulate_adaptive(
             are meaningless in float32, where ``rtol`` should be >= 1e-6).
         t_end: duration, time units (traced: changing it does not recompile).
         num_saves: number of saved intervals (static).
-        params: :class:`PhysicsParams` (traced).
+        params: :class:`PhysicsParams` (traced); None takes G from ``state.units``.
         rtol, atol: per-step relative and absolute error tolerances (RMS norm over all
             position and velocity components). 1e-13 solves the Pythagorean problem to a
             relative energy error ~1e-11 (see tests/test_adaptive.py).
@@ -191,6 +192,7 @@ def simulate_adaptive(
     Raises:
         ValueError: for non-positive ``t_end``, tolerances or ``num_saves``.
     """
+    params = resolve_params(state, params)
     validate_run_options(params=params, num_steps=num_saves)
     if not (np.isfinite(t_end) and t_end > 0):
         raise ValueError(f"t_end must be a positive finite number, got {t_end!r}")

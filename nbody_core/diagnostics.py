@@ -11,7 +11,7 @@ from jax import Array
 
 from .kernels import potential_energy_tiled
 from .potentials import NEWTONIAN, PairPotential
-from .state import ParticleState, PhysicsParams
+from .state import ParticleState, PhysicsParams, resolve_params
 
 __all__ = [
     "kinetic_energy",
@@ -33,14 +33,15 @@ def kinetic_energy(state: ParticleState) -> Array:
 
 
 def potential_energy(
-    state: ParticleState, params: PhysicsParams = PhysicsParams(), potential: str | PairPotential = NEWTONIAN
+    state: ParticleState, params: PhysicsParams | None = None, potential: str | PairPotential = NEWTONIAN
 ) -> Array:
-    """``U = sum_{i<j} m_i m_j phi(s_ij)``, scalar, energy units (O(n) memory, tiled)."""
-    return potential_energy_tiled(state.position, state.mass, params, potential)
+    """``U = sum_{i<j} m_i m_j phi(s_ij)``, scalar, energy units (O(n) memory, tiled);
+    ``params=None`` takes G from the state's unit system."""
+    return potential_energy_tiled(state.position, state.mass, resolve_params(state, params), potential)
 
 
 def total_energy(
-    state: ParticleState, params: PhysicsParams = PhysicsParams(), potential: str | PairPotential = NEWTONIAN
+    state: ParticleState, params: PhysicsParams | None = None, potential: str | PairPotential = NEWTONIAN
 ) -> Array:
     """``E = T + U``, scalar, energy units."""
     return kinetic_energy(state) + potential_energy(state, params, potential)
@@ -72,7 +73,7 @@ def center_of_mass_velocity(state: ParticleState) -> Array:
 
 
 def virial_ratio(
-    state: ParticleState, params: PhysicsParams = PhysicsParams(), potential: str | PairPotential = NEWTONIAN
+    state: ParticleState, params: PhysicsParams | None = None, potential: str | PairPotential = NEWTONIAN
 ) -> Array:
     """``Q = T / |U|`` (dimensionless): 0.5 in virial equilibrium, 0 for a cold start."""
     return kinetic_energy(state) / jnp.abs(potential_energy(state, params, potential))

@@ -29,6 +29,7 @@ __all__ = [
     "FIGURE_EIGHT_PERIOD",
     "pythagorean",
     "solar_system",
+    "solar_system_names",
     "SOLAR_SYSTEM_DATA",
     "plummer",
     "cold_collapse",
@@ -42,14 +43,14 @@ __all__ = [
 MAX_BODIES = 20_000  # cap for scalable presets built by name (CLI, dashboard, ensembles)
 
 
-def _com(position, velocity, mass, *, dtype=jnp.float64) -> ParticleState:
+def _com(position, velocity, mass, *, dtype=jnp.float64, units: str = "nbody") -> ParticleState:
     # NumPy, not eager JAX: each eager jnp op compiles per shape (seconds for a new n).
     position, velocity, mass = (np.asarray(a, dtype=np.float64) for a in (position, velocity, mass))
     validate_state(position, velocity, mass)
     total = mass.sum()
     position = position - (mass[:, None] * position).sum(axis=0) / total
     velocity = velocity - (mass[:, None] * velocity).sum(axis=0) / total
-    return make_state(position, velocity, mass, dtype=dtype)
+    return make_state(position, velocity, mass, dtype=dtype, units=units)
 
 
 def kepler_period(*, a: float, total_mass: float, G: float = 1.0) -> float:
@@ -140,23 +141,33 @@ def _elements_to_state(a, e, inclination, mean_longitude, longitude_perihelion, 
     return rotation @ orbital_position, rotation @ orbital_velocity
 
 
-def solar_system(path: str | os.PathLike | None = None) -> tuple[ParticleState, tuple[str, ...]]:
-    """Sun and the eight planets at J2000.0 from the orbital elements shipped in assets/.
-
-    Units are AU, solar masses and Julian years (``units.AU_MSUN_YR``; G = 39.476...).
-    The frame is the barycentric mean ecliptic and equinox of J2000.
-
-    Returns:
-        ``(state, names)``: the state and the body names, Sun first.
-    """
+def _solar_system_rows(path) -> list[dict[str, str]]:
     path = Path(path) if path is not None else SOLAR_SYSTEM_DATA
     with open(path, newline="") as handle:
-        rows = list(csv.DictReader(line for line in handle if not line.startswith("#")))
+        return list(csv.DictReader(line for line in handle if not line.startswith("#")))
+
+
+def solar_system_names(path: str | os.PathLike | None = None) -> tuple[str, ...]:
+    """Names of the bodies of :func:`solar_system`, in its order (Sun first)."""
+    return tuple(row["name"] for row in _solar_system_rows(path))
+
+
+def solar_system(path: str | os.PathLike | None = None) -> ParticleState:
+    """Sun and the eight planets at J2000.0 from the orbital elements shipped in the package.
+
+    Units are AU, solar masses and Julian years: the state's ``units`` is ``"au_msun_yr"``,
+    so ``simulate(solar_system(), ...)`` integrates with G = 39.476... by itself. The frame
+    is the barycentric mean ecliptic and equinox of J2000. Body names:
+    :func:`solar_system_names`.
+
+    Returns:
+        :class:`ParticleState` of the Sun and the planets, Sun first.
+    """
+    rows = _solar_system_rows(path)
     G = AU_MSUN_YR.G
     sun_mass = float(rows[0]["mass_msun"])
-    names, position, velocity, mass = [], [], [], []
+    position, velocity, mass = [], [], []
     for row in rows:
-        names.append(row["name"])
         m = float(row["mass_msun"])
         mass.append(m)
         if float(row["a_au"]) == 0.0:  # the Sun
@@ -172,7 +183,7 @@ def solar_system(path: str | os.PathLike | None = None) -> tuple[ParticleState, 
         )
         position.append(x)
         velocity.append(v)
-    return _com(position, velocity, mass), tuple(names)
+    return _com(position, velocity, mass, units=AU_MSUN_YR.name)
 
 
 def _check_count(n: int, minimum: int = 2) -> None:
@@ -349,7 +360,7 @@ PRESETS: dict[str, Preset] = {
         Preset("pythagorean", "Burrau's 3-4-5 problem: the lightest body escapes (needs tiny dt)",
                lambda key, n: pythagorean(), PhysicsParams(), 1e-5, 70.0),
         Preset("solar_system", "Sun and eight planets at J2000 (AU, Msun, yr)",
-               lambda key, n: solar_system()[0], PhysicsParams(G=AU_MSUN_YR.G), 1e-3, 12.0,
+               lambda key, n: solar_system(), PhysicsParams(G=AU_MSUN_YR.G), 1e-3, 12.0,
                units="au_msun_yr"),
         Preset("plummer", "Plummer sphere in virial equilibrium (Aarseth-Henon-Wielen)",
                lambda key, n: plummer(key, n), PhysicsParams(softening=0.01), 1e-3, 1.0,

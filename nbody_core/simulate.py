@@ -22,7 +22,7 @@ from .diagnostics import angular_momentum, linear_momentum, total_energy
 from .forces import acceleration_function
 from .integrators import get_integrator
 from .potentials import NEWTONIAN, PairPotential, get_potential
-from .state import ParticleState, PhysicsParams
+from .state import ParticleState, PhysicsParams, register_units_pytree, resolve_params
 
 __all__ = [
     "Trajectory",
@@ -55,6 +55,7 @@ class Trajectory(NamedTuple):
         energy: ``[T]`` total energy, energy units.
         linear_momentum: ``[T, 3]``.
         angular_momentum: ``[T, 3]``.
+        units: the state's unit system (static pytree metadata, not a leaf).
     """
 
     time: Array
@@ -64,10 +65,11 @@ class Trajectory(NamedTuple):
     energy: Array
     linear_momentum: Array
     angular_momentum: Array
+    units: str = "nbody"
 
     @property
     def final_state(self) -> ParticleState:
-        return ParticleState(self.position[-1], self.velocity[-1], self.mass, self.time[-1])
+        return ParticleState(self.position[-1], self.velocity[-1], self.mass, self.time[-1], self.units)
 
     @property
     def relative_energy_error(self) -> Array:
@@ -75,10 +77,15 @@ class Trajectory(NamedTuple):
         return jnp.abs(self.energy - self.energy[0]) / jnp.abs(self.energy[0])
 
 
+register_units_pytree(Trajectory)
+
+
 def conserved_quantities(
-    state: ParticleState, params: PhysicsParams = PhysicsParams(), potential: str | PairPotential = NEWTONIAN
+    state: ParticleState, params: PhysicsParams | None = None, potential: str | PairPotential = NEWTONIAN
 ) -> ConservedQuantities:
-    """Energy, linear and angular momentum of one state (jit/vmap friendly)."""
+    """Energy, linear and angular momentum of one state (jit/vmap friendly); ``params=None``
+    takes G from the state's unit system."""
+    params = resolve_params(state, params)
     return ConservedQuantities(
         total_energy(state, params, potential), linear_momentum(state), angular_momentum(state)
     )
@@ -195,6 +202,7 @@ def _simulate(state, dt, params, *, integrator, forces, potential, num_saves, sa
         energy=quantities.energy,
         linear_momentum=quantities.linear_momentum,
         angular_momentum=quantities.angular_momentum,
+        units=state.units,
     )
 
 
@@ -204,7 +212,7 @@ def simulate(
     dt,
     num_steps: int,
     save_every: int = 1,
-    params: PhysicsParams = PhysicsParams(),
+    params: PhysicsParams | None = None,
     integrator: str = "leapfrog",
     forces: str = "tiled",
     potential: str | PairPotential = "newtonian",
@@ -216,7 +224,9 @@ def simulate(
         dt: step, time units (traced: changing it does not recompile).
         num_steps: number of steps (static).
         save_every: save cadence (static); the last step is always saved.
-        params: :class:`PhysicsParams` (traced).
+        params: :class:`PhysicsParams` (traced); None takes G from ``state.units`` (G = 1 in
+            N-body units, 39.48 in AU, Msun and years). Explicit params whose G contradicts
+            a physical unit system of the state raise ``ValueError``.
         integrator: ``"euler"``, ``"leapfrog"``, ``"yoshida4"`` or ``"rk4"``.
         forces: a method of :data:`~nbody_core.forces.FORCE_METHODS`: ``"tiled"`` (default:
             the fast hand-coded kernel, Newtonian only), ``"tiled_custom_vjp"`` (same, with a
@@ -229,6 +239,7 @@ def simulate(
     """
     if dt is None:
         raise ValueError("dt is required: a positive finite time step")
+    params = resolve_params(state, params)
     validate_run_options(dt=dt, num_steps=num_steps, save_every=save_every, params=params)
     get_integrator(integrator)
     potential = get_potential(potential)
@@ -261,7 +272,7 @@ def advance(
     num_steps: int,
     *,
     dt,
-    params: PhysicsParams = PhysicsParams(),
+    params: PhysicsParams | None = None,
     integrator: str = "leapfrog",
     forces: str = "tiled",
     potential: str | PairPotential = "newtonian",
@@ -270,10 +281,12 @@ def advance(
 
     ``num_steps``, ``dt`` and ``params`` are all traced: a frame loop that changes steps
     per frame, dt or softening never recompiles. Not reverse-differentiable in
-    ``num_steps``-dependent loops; use :func:`simulate` for gradients.
+    ``num_steps``-dependent loops; use :func:`simulate` for gradients. ``params=None`` takes
+    G from the state's unit system, as in :func:`simulate`.
     """
     if dt is None:
         raise ValueError("dt is required: a positive finite time step")
+    params = resolve_params(state, params)
     validate_run_options(dt=dt, num_steps=num_steps, params=params)
     get_integrator(integrator)
     potential = get_potential(potential)

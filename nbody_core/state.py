@@ -1,20 +1,27 @@
 """Small pytrees that carry a simulation: the particle state and the physics parameters.
 
-``ParticleState`` holds what the next step needs (positions, velocities, masses, time);
-``PhysicsParams`` holds the traced physical constants. Changing any leaf of either never
-recompiles a jitted function; changing their shapes or dtypes does.
+``ParticleState`` holds what the next step needs (positions, velocities, masses, time) and
+the name of its unit system (static metadata, not a leaf); ``PhysicsParams`` holds the traced
+physical constants. Changing any leaf of either never recompiles a jitted function; changing
+their shapes, dtypes or the state's unit system does. :func:`resolve_params` takes G from the
+state's unit system, so a state in AU, Msun and years is never integrated with G = 1 by accident.
 """
 
 from __future__ import annotations
 
+import math
 from typing import NamedTuple
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import Array
 from jax.typing import ArrayLike
 
-__all__ = ["ParticleState", "PhysicsParams", "make_state", "validate_state", "cast_state"]
+from .units import get_unit_system
+
+__all__ = ["ParticleState", "PhysicsParams", "make_state", "validate_state", "cast_state", "resolve_params",
+           "register_units_pytree"]
 
 
 class ParticleState(NamedTuple):
@@ -25,12 +32,16 @@ class ParticleState(NamedTuple):
         velocity: ``[n, 3]`` array, length / time units.
         mass: ``[n]`` array, mass units; every mass is positive.
         time: scalar, time units.
+        units: name of the unit system (``units.UNIT_SYSTEMS``; ``"nbody"``: G = 1). Static
+            pytree metadata, not a leaf: it survives ``jit``, ``vmap``, ``scan`` and
+            ``_replace``, and :func:`resolve_params` reads G from it.
     """
 
     position: Array
     velocity: Array
     mass: Array
     time: Array
+    units: str = "nbody"
 
     @property
     def num_bodies(self) -> int:
@@ -39,6 +50,26 @@ class ParticleState(NamedTuple):
     @property
     def dtype(self):
         return self.position.dtype
+
+
+def register_units_pytree(cls: type) -> type:
+    """Register a ``NamedTuple`` whose last field is ``units`` as a pytree with that field as
+    static metadata (like a jit static argument): the other fields are the leaves, so
+    ``tree_map``, ``vmap``, ``scan`` and ``grad`` see exactly the arrays, and the unit
+    system survives them. Returns ``cls`` (usable as a class decorator)."""
+    fields = cls._fields[:-1]
+    if cls._fields[-1] != "units":
+        raise ValueError(f"{cls.__name__}: the last field must be 'units', got {cls._fields[-1]!r}")
+    jax.tree_util.register_pytree_with_keys(
+        cls,
+        lambda s: (tuple((jax.tree_util.GetAttrKey(f), getattr(s, f)) for f in fields), s.units),
+        lambda units, leaves: cls(*leaves, units=units),
+        flatten_func=lambda s: (tuple(s[:-1]), s.units),
+    )
+    return cls
+
+
+register_units_pytree(ParticleState)
 
 
 class PhysicsParams(NamedTuple):
@@ -62,7 +93,7 @@ class PhysicsParams(NamedTuple):
         return PhysicsParams(*(jnp.asarray(v, dtype=dtype) for v in self))
 
 
-def make_state(position, velocity, mass, time=0.0, *, dtype=jnp.float64) -> ParticleState:
+def make_state(position, velocity, mass, time=0.0, *, dtype=jnp.float64, units: str = "nbody") -> ParticleState:
     """Build a validated :class:`ParticleState` from array-likes.
 
     Args:
@@ -71,11 +102,14 @@ def make_state(position, velocity, mass, time=0.0, *, dtype=jnp.float64) -> Part
         mass: ``[n]`` positive masses, mass units.
         time: initial time, time units.
         dtype: floating dtype of every leaf (float64 by default, float32 on request).
+        units: unit system of the values (a name in ``units.UNIT_SYSTEMS``).
 
     Raises:
         ValueError: naming the problem, for wrong shapes, non-finite values, non-positive
-            masses, values too large for ``dtype`` or fewer than two bodies.
+            masses, values too large for ``dtype``, fewer than two bodies or an unknown
+            unit system.
     """
+    units = get_unit_system(units).name
     position = np.asarray(position, dtype=np.float64)
     velocity = np.asarray(velocity, dtype=np.float64)
     mass = np.asarray(mass, dtype=np.float64)
@@ -90,6 +124,7 @@ def make_state(position, velocity, mass, time=0.0, *, dtype=jnp.float64) -> Part
         velocity=jnp.asarray(velocity, dtype=dtype),
         mass=jnp.asarray(mass, dtype=dtype),
         time=jnp.asarray(time, dtype=dtype),
+        units=units,
     )
 
 
@@ -135,4 +170,40 @@ def _check_magnitudes(position, velocity, mass, dtype) -> None:
 
 def cast_state(state: ParticleState, dtype) -> ParticleState:
     """Return ``state`` with every leaf cast to ``dtype`` (e.g. ``jnp.float32``)."""
-    return ParticleState(*(jnp.asarray(leaf, dtype=dtype) for leaf in state))
+    return jax.tree.map(lambda leaf: jnp.asarray(leaf, dtype=dtype), state)
+
+
+# A G from another unit system is off by a large factor (G = 1 against 39.48 in AU, Msun and
+# years); one from another table of constants by little (4 pi^2 against k^2 365.25^2: 4e-5).
+# 1 % tells the two apart.
+_G_TOLERANCE = 1e-2
+
+
+def resolve_params(state: ParticleState, params: PhysicsParams | None = None) -> PhysicsParams:
+    """The physics parameters to integrate ``state`` with.
+
+    Args:
+        state: a :class:`ParticleState`; its ``units`` name fixes G.
+        params: None (G from the state's unit system, other constants at their defaults) or
+            explicit :class:`PhysicsParams`, returned unchanged when they agree with it.
+
+    Returns:
+        :class:`PhysicsParams`.
+
+    Raises:
+        ValueError: when ``params.G`` contradicts a physical unit system of the state (e.g.
+            the default G = 1 with a state built in AU, Msun and years). States in N-body
+            units accept any G (they are scale-free). A traced G is not checked.
+    """
+    units = get_unit_system(getattr(state, "units", "nbody"))
+    if params is None:
+        return PhysicsParams(G=units.G)
+    if units.name != "nbody" and not isinstance(params.G, jax.core.Tracer):
+        G = np.asarray(params.G, dtype=float)
+        if not np.all(np.abs(G - units.G) <= _G_TOLERANCE * units.G):
+            raise ValueError(
+                f"the state is in {units.name!r} units, where G = {units.G:.10g}, but params.G = "
+                f"{float(G.ravel()[0]):.10g}; pass params=PhysicsParams(G=nbody_core.UNIT_SYSTEMS"
+                f"[{units.name!r}].G, ...) or leave params out to use the state's G"
+            )
+    return params

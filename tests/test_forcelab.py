@@ -27,7 +27,7 @@ def _configurations():
     return {
         "figure_eight": (nb.figure_eight(), nb.PhysicsParams()),
         "kepler_e0.9": (nb.kepler(1.0, 1e-3, a=1.0, e=0.9), nb.PhysicsParams()),
-        "solar_system": (nb.solar_system()[0], nb.PhysicsParams(G=nb.UNIT_SYSTEMS["au_msun_yr"].G)),
+        "solar_system": (nb.solar_system(), nb.PhysicsParams(G=nb.UNIT_SYSTEMS["au_msun_yr"].G)),
         "plummer_64_softened": (nb.plummer(key, 64), nb.PhysicsParams(softening=0.01)),
         "random_unsoftened": (_random_state(1, 20), nb.PhysicsParams(G=2.5)),
     }

@@ -55,8 +55,8 @@ def test_figure_eight_and_pythagorean_values():
 
 
 def test_solar_system_keplers_third_law():
-    state, names = nb.solar_system()
-    assert names[0] == "Sun" and len(names) == 9
+    state, names = nb.solar_system(), nb.solar_system_names()
+    assert names[0] == "Sun" and len(names) == 9 and state.units == "au_msun_yr"
     _in_com_frame(state, atol=1e-15)
     x, v, m = (np.asarray(a) for a in state[:3])
     G = AU_MSUN_YR.G
@@ -73,10 +73,11 @@ def test_solar_system_keplers_third_law():
 
 @pytest.mark.slow  # 12 000 Yoshida steps of 9 bodies: ~5-10 s with compilation
 def test_solar_system_orbits_periods_and_energy():
-    state, names = nb.solar_system()
-    params = nb.PhysicsParams(G=AU_MSUN_YR.G)
+    state, names = nb.solar_system(), nb.solar_system_names()
     num_steps, dt = nb.steps_for_duration(12.0, 1e-3)
-    trajectory = nb.simulate(state, dt=dt, num_steps=num_steps, params=params, integrator="yoshida4")
+    # No params: G comes from the state's unit system (AU, Msun, yr).
+    trajectory = nb.simulate(state, dt=dt, num_steps=num_steps, integrator="yoshida4")
+    assert trajectory.units == "au_msun_yr" and trajectory.final_state.units == "au_msun_yr"
     # Yoshida-4 at dt = 1e-3 yr (Mercury's period / 240): measured 6e-10 over 12 years.
     assert float(np.max(trajectory.relative_energy_error)) < 1e-8
     position, time = np.asarray(trajectory.position), np.asarray(trajectory.time)
@@ -90,6 +91,36 @@ def test_solar_system_orbits_periods_and_energy():
         k = int(np.searchsorted(angle, 2 * math.pi))
         crossing = time[k - 1] + (2 * math.pi - angle[k - 1]) / (angle[k] - angle[k - 1]) * (time[k] - time[k - 1])
         assert crossing == pytest.approx(known, abs=tolerance), name
+
+
+def test_solar_system_state_carries_its_units_so_g_is_never_silently_one():
+    """issue 12 point 2: ``simulate(solar_system(), ...)`` used G = 1 and moved the
+    Earth-Moon barycentre 82 degrees in one year."""
+    state, names = nb.solar_system(), nb.solar_system_names()
+    trajectory = nb.simulate(state, dt=1e-3, num_steps=1000, save_every=1000)
+    emb, sun = names.index("EMB"), names.index("Sun")
+    start, end = (np.asarray(trajectory.position[k, emb] - trajectory.position[k, sun]) for k in (0, -1))
+    angle = math.degrees(math.atan2(np.cross(start, end)[2], start @ end))
+    # One Julian year is 0.99998 sidereal years of the EMB: it comes back to within
+    # 360 * 1.7e-5 = 0.006 degrees (perturbations by the planets: far below 0.05 degrees).
+    assert abs(angle) < 0.05
+    # The state's G is used everywhere a default G was: diagnostics agree with explicit G.
+    explicit = nb.PhysicsParams(G=AU_MSUN_YR.G)
+    assert float(nb.total_energy(state)) == float(nb.total_energy(state, explicit))
+    # An explicit G from another unit system is refused, not used.
+    with pytest.raises(ValueError, match=r"'au_msun_yr' units, where G = 39\.47.*params\.G = 1"):
+        nb.simulate(state, dt=1e-3, num_steps=10, params=nb.PhysicsParams(softening=0.01))
+    with pytest.raises(ValueError, match="au_msun_yr"):
+        nb.advance(state, 10, dt=1e-3, params=nb.PhysicsParams())
+    # The units survive the trajectory and a continued run.
+    assert nb.advance(trajectory.final_state, 10, dt=1e-3).units == "au_msun_yr"
+
+
+def test_every_initial_condition_function_returns_a_state(key):
+    built = [nb.kepler(), nb.figure_eight(), nb.pythagorean(), nb.solar_system(), nb.plummer(key, 8),
+             nb.cold_collapse(key, 8), nb.rotating_disk(key, 8)]
+    assert all(isinstance(state, nb.ParticleState) for state in built)
+    assert [state.units for state in built] == ["nbody"] * 3 + ["au_msun_yr"] + ["nbody"] * 3
 
 
 def test_plummer_virial_equilibrium_and_energy(key):

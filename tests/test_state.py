@@ -13,9 +13,22 @@ def test_make_state_pads_2d_and_sets_dtype():
     assert state.position.shape == (2, 3) and state.dtype == jnp.float64
     assert state.num_bodies == 2 and float(state.time) == 0.5
     single = nb.make_state([[0, 0, 0], [1, 0, 0]], np.zeros((2, 3)), [1, 1], dtype=jnp.float32)
-    assert all(leaf.dtype == jnp.float32 for leaf in single)
+    assert all(leaf.dtype == jnp.float32 for leaf in jax.tree.leaves(single))
     double = nb.cast_state(single, jnp.float64)
-    assert all(leaf.dtype == jnp.float64 for leaf in double)
+    assert all(leaf.dtype == jnp.float64 for leaf in jax.tree.leaves(double))
+
+
+def test_units_are_static_metadata_not_a_leaf():
+    state = nb.make_state([[0, 0, 0], [1, 0, 0]], np.zeros((2, 3)), [1, 1], units="au_msun_yr")
+    assert len(jax.tree.leaves(state)) == 4 and state.units == "au_msun_yr"
+    # jit, vmap and _replace keep the unit system; a new one recompiles (it is static).
+    moved = jax.jit(lambda s: s._replace(position=s.position + 1))(state)
+    assert moved.units == "au_msun_yr"
+    batch = jax.tree.map(lambda x: jnp.stack([x, x]), state)
+    assert jax.vmap(lambda s: s)(batch).units == "au_msun_yr"
+    assert nb.make_state([[0, 0, 0], [1, 0, 0]], np.zeros((2, 3)), [1, 1]).units == "nbody"
+    with pytest.raises(ValueError, match="unknown unit system 'parsecs'"):
+        nb.make_state([[0, 0, 0], [1, 0, 0]], np.zeros((2, 3)), [1, 1], units="parsecs")
 
 
 @pytest.mark.parametrize(

@@ -106,7 +106,7 @@ def _load_system(args):
     """(state, params, units, description, names) from --preset or --ic."""
     import jax
 
-    from ..initial_conditions import get_preset, solar_system
+    from ..initial_conditions import get_preset, solar_system_names
     from ..io import read_initial_conditions_csv
     from ..state import PhysicsParams
     from ..units import get_unit_system
@@ -123,7 +123,7 @@ def _load_system(args):
         n = args.n if args.n is not None else preset.default_num_bodies
         state = preset.build(jax.random.key(args.seed), n)
         if preset.name == "solar_system":
-            names = list(solar_system()[1])
+            names = list(solar_system_names())
         return state, preset.params, get_unit_system(preset.units), preset, names
     if args.n is not None:
         raise ValueError("--n applies to scalable presets only, not to --ic files")
@@ -191,9 +191,9 @@ def _run_fixed(state, params, args, num_steps, dt, save_every, progress_bar):
     fields = {
         name: jnp.concatenate([getattr(p, name) for p in pieces])
         for name in pieces[0]._fields
-        if name != "mass"
+        if name not in ("mass", "units")
     }
-    return type(pieces[0])(mass=mass, **fields), {}
+    return type(pieces[0])(mass=mass, units=pieces[0].units, **fields), {}
 
 
 def _run_adaptive(state, params, args, num_steps, dt, save_every, progress_bar):
@@ -224,9 +224,9 @@ def _run_adaptive(state, params, args, num_steps, dt, save_every, progress_bar):
     fields = {
         name: jnp.concatenate([getattr(p, name) for p in pieces])
         for name in pieces[0]._fields
-        if name != "mass"
+        if name not in ("mass", "units")
     }
-    return type(pieces[0])(mass=mass, **fields), totals
+    return type(pieces[0])(mass=mass, units=pieces[0].units, **fields), totals
 
 
 def handle(args: argparse.Namespace) -> int:
