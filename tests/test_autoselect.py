@@ -1,0 +1,65 @@
+"""forces="auto": the selection table, for CPU and GPU platforms, without needing a GPU."""
+
+import jax.numpy as jnp
+import pytest
+
+from nbody_core.autoselect import CROSSOVERS, resolve_forces, select_forces
+from nbody_core.forces import FORCE_METHODS
+
+
+@pytest.mark.parametrize("n", [1, 3, 64, 1000, 4096, 16384, 65536, 10**6])
+@pytest.mark.parametrize("dtype", [jnp.float32, jnp.float64])
+def test_cpu_picks_the_tiled_kernels(n, dtype):
+    # Measured: tiled beats analytic on this CPU from N = 3 up; its custom-VJP twin has the
+    # same forward and the cheapest gradient.
+    assert select_forces("cpu", dtype, n, needs_grad=False) == "tiled"
+    assert select_forces("cpu", dtype, n, needs_grad=True) == "tiled_custom_vjp"
+    assert select_forces("cpu", dtype, n) == "tiled_custom_vjp"  # unknown: gradient-safe
+    assert select_forces("cpu", dtype, n, newtonian=False) == "autodiff_tiled"
+
+
+@pytest.mark.parametrize("platform", ["gpu", "cuda", "rocm"])
+@pytest.mark.parametrize("needs_grad", [False, True, None])
+def test_gpu_broadcast_up_to_16384_then_pallas(platform, needs_grad):
+    # Measured on an H200: the broadcast kernel beats tiled at N <= 16384 (issue 13).
+    for n in (2, 1000, 4096, 16384):
+        assert select_forces(platform, jnp.float32, n, needs_grad=needs_grad) == "analytic"
+        assert select_forces(platform, jnp.float64, n, needs_grad=needs_grad,
+                             newtonian=False) == "autodiff"
+    for n in (16385, 65536):
+        assert select_forces(platform, jnp.float32, n, needs_grad=needs_grad) == "pallas"
+        assert select_forces(platform, jnp.float64, n, needs_grad=needs_grad,
+                             newtonian=False) == "autodiff_tiled"
+
+
+def test_other_platforms_never_pick_pallas():
+    # The Pallas kernel lowers through Triton (NVIDIA/AMD GPUs) or the interpreter only.
+    for n in (3, 16384, 65536):
+        for grad in (False, True):
+            assert select_forces("tpu", jnp.float32, n, needs_grad=grad) != "pallas"
+
+
+def test_table_is_total_and_names_real_methods():
+    # Every (platform, potential kind, gradient) combination has an unbounded last row, and
+    # every method named exists, so selection never falls through or picks a missing kernel.
+    for platform in ("cpu", "gpu", "other"):
+        for newtonian in (True, False):
+            for grad in (False, True):
+                rows = [r for r in CROSSOVERS if (r.platform, r.newtonian, r.needs_grad)
+                        == (platform, newtonian, grad)]
+                assert rows and rows[-1].n_max is None
+    assert {r.method for r in CROSSOVERS} - {"pallas"} <= set(FORCE_METHODS)
+    assert all(r.evidence for r in CROSSOVERS)
+
+
+def test_resolve_keeps_explicit_methods_and_uses_the_default_backend():
+    assert resolve_forces("analytic", n=10**6, dtype=jnp.float64) == "analytic"
+    assert resolve_forces("auto", n=100, dtype=jnp.float64, needs_grad=False) == "tiled"
+    assert resolve_forces("auto", n=100, dtype=jnp.float64, platform="gpu") == "analytic"
+
+
+def test_bad_inputs_raise():
+    with pytest.raises(ValueError, match="n must be"):
+        select_forces("cpu", jnp.float64, 0)
+    with pytest.raises(ValueError, match="floating"):
+        select_forces("cpu", jnp.int32, 10)
