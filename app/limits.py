@@ -27,6 +27,8 @@ __all__ = [
     "limits_from_environment",
     "check_limit",
     "safe_filename",
+    "DEFAULT_MAX_SESSIONS",
+    "max_sessions_from_environment",
 ]
 
 
@@ -195,3 +197,21 @@ def safe_filename(name: str, *, default: str = "nbody", suffix: str | None = Non
     suffix = suffix or ""
     stem = stem[: max(1, max_length - len(suffix))].rstrip("._-") or default
     return stem + suffix
+
+
+#: Default most dashboard sessions at once (a class of 30 on one server, issue 11).
+DEFAULT_MAX_SESSIONS = 30
+_MAX_SESSIONS_CEILING = 10_000
+
+
+def max_sessions_from_environment(environ: Mapping[str, str] | None = None) -> int:
+    """The server's session cap: ``NBODY_MAX_SESSIONS`` (``nbody serve --max-sessions``) or 30.
+
+    Raises:
+        ValueError: naming the variable, if it is not a positive integer up to 10 000.
+    """
+    environ = os.environ if environ is None else environ
+    text = environ.get("NBODY_MAX_SESSIONS")
+    if text is None or not text.strip():
+        return DEFAULT_MAX_SESSIONS
+    return _parse_positive_int("NBODY_MAX_SESSIONS", text, _MAX_SESSIONS_CEILING)

@@ -110,8 +110,11 @@ def parse_initial_conditions_csv(data: bytes | str, *, max_bodies: int | None = 
 def read_initial_conditions_csv(path: str | os.PathLike, **kwargs) -> ParticleState:
     """Read a CSV file of initial conditions (see :func:`parse_initial_conditions_csv`)."""
     path = Path(path)
-    if not path.is_file():
+    if not path.exists():
         raise ValueError(f"initial-conditions file {str(path)!r} does not exist")
+    if not path.is_file():  # a directory, FIFO or device (/dev/zero): never opened
+        kind = "a directory" if path.is_dir() else "a FIFO, socket or device"
+        raise ValueError(f"initial-conditions file {str(path)!r} is not a regular file ({kind})")
     size = path.stat().st_size
     if size > MAX_CSV_BYTES:
         raise ValueError(f"CSV file is {size} bytes; the limit is {MAX_CSV_BYTES}")
@@ -130,28 +133,53 @@ def initial_conditions_csv_text(state: ParticleState) -> str:
     return out.getvalue()
 
 
+def _current_umask() -> int:
+    """The process umask, read without changing it where Linux allows (``/proc``)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)  # elsewhere: the classic read-and-restore
+    os.umask(mask)
+    return mask
+
+
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
     """Write ``data`` to ``path`` atomically (temporary file, fsync, rename).
+
+    The file gets the mode a plain ``open(path, "w")`` would give: an existing file keeps
+    its mode, a new one gets ``0o666`` minus the umask (``mkstemp`` alone would give 0600).
+    A symlink is written *through*: the file it points to is replaced atomically and the
+    link itself stays a link (as the shell's ``>`` does).
 
     Raises:
         OSError: with the path named, if the directory is missing or not writable.
     """
     path = Path(path)
-    directory = path.parent if str(path.parent) else Path(".")
+    target = Path(os.path.realpath(path)) if path.is_symlink() else path
+    directory = target.parent if str(target.parent) else Path(".")
     if not directory.is_dir():
         raise OSError(f"cannot write {str(path)!r}: directory {str(directory)!r} does not exist")
-    if path.is_dir():
+    if target.is_dir():
         raise OSError(f"cannot write {str(path)!r}: it is a directory")
     try:
-        descriptor, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
+        mode = target.stat().st_mode & 0o7777 if target.is_file() else 0o666 & ~_current_umask()
+    except OSError:
+        mode = 0o666 & ~_current_umask()
+    try:
+        descriptor, temporary = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=directory)
     except OSError as error:
         raise OSError(f"cannot write {str(path)!r}: {error.strerror or error}") from None
     try:
         with os.fdopen(descriptor, "wb") as handle:
             handle.write(data)
             handle.flush()
+            os.fchmod(handle.fileno(), mode)
             os.fsync(handle.fileno())
-        os.replace(temporary, path)
+        os.replace(temporary, target)
     except BaseException:
         try:
             os.unlink(temporary)

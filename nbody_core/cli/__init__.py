@@ -13,10 +13,27 @@ import os
 import sys
 from pathlib import Path
 
-__all__ = ["main", "build_parser", "one_line_errors", "check_output_path"]
+__all__ = ["main", "build_parser", "one_line_errors", "check_output_path", "seed", "MAX_SEED",
+           "run_in_worker", "exit_now_if_computing"]
 
 # Sub-command modules, imported lazily by build_parser so `nbody --help` stays fast.
-SUBCOMMAND_MODULES = ["presets", "run", "infer", "ensemble"]
+SUBCOMMAND_MODULES = ["presets", "run", "infer", "ensemble", "serve"]
+
+#: Largest PRNG seed: ``jax.random.key`` keeps 32 bits of it (2**32 gives the same key as 0
+#: without float64), and ``nbody ensemble`` already refuses larger ones.
+MAX_SEED = 2**32 - 1
+
+
+def seed(text: str) -> int:
+    """argparse type of ``--seed``: an integer in ``[0, MAX_SEED]`` (one clear line otherwise,
+    never an ``OverflowError`` traceback from ``jax.random.key``)."""
+    try:
+        value = int(text.strip().replace("_", ""), 10)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be an integer in [0, {MAX_SEED}], got {text!r}") from None
+    if not 0 <= value <= MAX_SEED:
+        raise argparse.ArgumentTypeError(f"must be an integer in [0, {MAX_SEED}], got {text}")
+    return value
 
 
 def _one_line_error(message: str):
@@ -56,6 +73,15 @@ def _first_line(error: BaseException) -> str:
     return text.splitlines()[0] if text else type(error).__name__
 
 
+def _silence_stdout() -> None:
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError, AttributeError):  # stdout without a descriptor (pytest capture)
+        pass
+
+
 def build_parser() -> argparse.ArgumentParser:
     import importlib
 
@@ -74,7 +100,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        return int(args.handler(args) or 0)
+        code = int(args.handler(args) or 0)
+        sys.stdout.flush()  # a closed pipe shows up here, not in the interpreter's last flush
+        return code
+    except BrokenPipeError:
+        # The reader went away (`nbody presets | head -1`): stop quietly, as cat does. Point
+        # stdout at /dev/null so the interpreter's final flush cannot complain either.
+        _silence_stdout()
+        return 0
     except (ValueError, OSError) as error:
         print(f"nbody {args.command}: error: {error}", file=sys.stderr)
         return 2
@@ -90,7 +123,55 @@ def main(argv: list[str] | None = None) -> int:
         return 3
     except KeyboardInterrupt:
         print(f"nbody {args.command}: interrupted", file=sys.stderr)
+        # The console script (argv None) leaves at once: an interpreter shutdown after an
+        # interrupted import or jitted call can abort or crash inside XLA.
+        exit_now_if_computing(130, always=argv is None)
         return 130
+
+
+#: Workers started by :func:`run_in_worker` that have not finished.
+_UNFINISHED: set = set()
+
+
+def run_in_worker(function, *arguments):
+    """``function(*arguments)`` computed in a daemon thread while the main thread waits in
+    short, interruptible waits: a jitted call holds the main thread for its whole length, so
+    Ctrl-C (SIGINT, with or without a terminal) would otherwise act only when it returns.
+    Exceptions are re-raised here; ``KeyboardInterrupt`` leaves the worker running."""
+    import threading
+
+    outcome: dict = {}
+    done = threading.Event()  # not Thread.join: an interrupted join marks the thread stopped
+
+    def work() -> None:
+        try:
+            outcome["value"] = function(*arguments)
+        except BaseException as error:  # noqa: BLE001 - re-raised in the main thread
+            outcome["error"] = error
+        finally:
+            _UNFINISHED.discard(done)
+            done.set()
+
+    _UNFINISHED.add(done)
+    threading.Thread(target=work, name="nbody-worker", daemon=True).start()
+    while not done.wait(0.1):
+        pass
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["value"]
+
+
+def exit_now_if_computing(code: int, *, always: bool = False) -> None:
+    """After Ctrl-C, leave at once if a :func:`run_in_worker` thread is still inside a jitted
+    computation: the interpreter's normal shutdown would abort the process ("terminate called
+    ...") when it tears the thread down mid-call. ``always``: leave even with no worker."""
+    if _UNFINISHED or always:
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except (OSError, ValueError):
+                pass
+        os._exit(code)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -17,7 +17,7 @@ import sys
 import time
 from pathlib import Path
 
-from nbody_core.cli import one_line_errors
+from nbody_core.cli import one_line_errors, seed
 
 PROGRESS_CHUNKS = 20
 
@@ -62,7 +62,7 @@ def register(subparsers) -> None:
     )
     parser.add_argument("--leapfrog-steps", type=int, default=10, help="leapfrog steps per proposal (default 10)")
     parser.add_argument("--target-accept", type=float, default=0.8, help="dual-averaging target (default 0.8)")
-    parser.add_argument("--seed", type=int, default=0, help="PRNG seed of the data noise and the chains")
+    parser.add_argument("--seed", type=seed, default=0, help="PRNG seed of the data noise and the chains (0 to 2**32-1)")
     parser.add_argument("--out", required=True, metavar="FILE", help="output file, .nc (ArviZ NetCDF) or .npz")
     parser.add_argument("--progress", choices=("auto", "on", "off"), default="auto", help="progress bar on stderr")
     parser.set_defaults(handler=handle)

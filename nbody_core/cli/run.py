@@ -18,7 +18,7 @@ import warnings
 from importlib import metadata as importlib_metadata
 from pathlib import Path
 
-from nbody_core.cli import check_output_path, one_line_errors
+from nbody_core.cli import check_output_path, exit_now_if_computing, one_line_errors, run_in_worker, seed
 
 FIXED_STEP_INTEGRATORS = ("euler", "leapfrog", "yoshida4", "rk4")
 ADAPTIVE = "dopri8"
@@ -44,7 +44,7 @@ def register(subparsers) -> None:
     source.add_argument("--preset", metavar="NAME", help="a preset name (see `nbody presets`)")
     source.add_argument("--ic", metavar="FILE.csv", help="CSV with header m,x,y,z,vx,vy,vz")
     source.add_argument("--n", type=int, metavar="N", help="number of bodies (scalable presets only)")
-    source.add_argument("--seed", type=int, default=0, help="PRNG seed for random presets (default 0)")
+    source.add_argument("--seed", type=seed, default=0, help="PRNG seed for random presets (0 to 2**32-1, default 0)")
     source.add_argument(
         "--units",
         metavar="SYSTEM",
@@ -127,9 +127,28 @@ def _load_system(args):
         return state, preset.params, get_unit_system(preset.units), preset, names
     if args.n is not None:
         raise ValueError("--n applies to scalable presets only, not to --ic files")
+    from ..initial_conditions import MAX_BODIES
+
     units = get_unit_system(args.units or "nbody")
-    state = read_initial_conditions_csv(args.ic)
+    state = read_initial_conditions_csv(args.ic, max_bodies=MAX_BODIES)  # the presets' cap
     return state, PhysicsParams(G=units.G), units, None, names
+
+
+def _check_normal_masses(mass, dtype) -> None:
+    """Refuse masses below the smallest normal number of ``dtype``: subnormal masses (1e-320)
+    lose their precision and make the energy 0, so the relative energy error would be NaN."""
+    import numpy as np
+
+    mass = np.asarray(mass, dtype=np.float64)
+    tiny = float(np.finfo(dtype).tiny)
+    small = np.flatnonzero(mass < tiny)
+    if small.size:
+        index = int(small[0])
+        raise ValueError(
+            f"mass of body {index} ({mass[index]:.3g}) is below the smallest normal {np.dtype(dtype).name} "
+            f"({tiny:.3g}); rescale the masses (choose other --units)"
+            + (" or use --dtype float64" if np.dtype(dtype) != np.float64 else "")
+        )
 
 
 def _resolve_steps(args, preset) -> tuple[int, float]:
@@ -161,15 +180,32 @@ def _chunks(num_blocks: int, show_progress: bool) -> list[int]:
     return [size] * full + ([rest] if rest else [])
 
 
-def _run_fixed(state, params, args, num_steps, dt, save_every, progress_bar):
+class _Completed(list):
+    """Snapshot pieces finished so far, each computed before it is appended (JAX dispatches
+    asynchronously), so an interrupted run can save them without waiting for the next."""
+
+    def append(self, piece) -> None:
+        import jax
+
+        super().append(jax.block_until_ready(piece))
+
+
+def _concatenate(pieces):
+    import jax.numpy as jnp
+
+    fields = {name: jnp.concatenate([getattr(p, name) for p in pieces]) for name in pieces[0]._fields if name != "mass"}
+    return type(pieces[0])(mass=pieces[0].mass, **fields)
+
+
+def _run_fixed(state, params, args, num_steps, dt, save_every, progress_bar, completed=None):
     import jax
     import jax.numpy as jnp
 
     from ..simulate import simulate
 
     blocks, remainder = divmod(num_steps, save_every)
-    pieces = []
-    for chunk in _chunks(blocks, progress_bar is not None):
+    pieces = [] if completed is None else completed
+    for chunk in _chunks(blocks, progress_bar is not None or completed is not None):
         trajectory = simulate(
             state, dt=dt, num_steps=chunk * save_every, save_every=save_every, params=params,
             integrator=args.integrator, forces=args.forces,
@@ -196,7 +232,7 @@ def _run_fixed(state, params, args, num_steps, dt, save_every, progress_bar):
     return type(pieces[0])(mass=mass, units=pieces[0].units, **fields), {}
 
 
-def _run_adaptive(state, params, args, num_steps, dt, save_every, progress_bar):
+def _run_adaptive(state, params, args, num_steps, dt, save_every, progress_bar, completed=None):
     import jax
     import jax.numpy as jnp
 
@@ -204,9 +240,9 @@ def _run_adaptive(state, params, args, num_steps, dt, save_every, progress_bar):
 
     num_saves = math.ceil(num_steps / save_every)
     interval = num_steps * dt / num_saves
-    chunks = _chunks(num_saves, progress_bar is not None)
+    chunks = _chunks(num_saves, progress_bar is not None or completed is not None)
     # Equal chunks share one compilation; the save grid is the fixed-step one.
-    pieces, totals = [], {"accepted_steps": 0, "rejected_steps": 0}
+    pieces, totals = [] if completed is None else completed, {"accepted_steps": 0, "rejected_steps": 0}
     for chunk in chunks:
         trajectory, stats = simulate_adaptive(
             state, t_end=chunk * interval, num_saves=chunk, params=params,
@@ -262,6 +298,7 @@ def handle(args: argparse.Namespace) -> int:
     acceleration_function(args.forces, "newtonian")
     num_steps, dt = _resolve_steps(args, preset)
     save_every = args.save_every or max(1, math.ceil(num_steps / DEFAULT_MAX_SNAPSHOTS))
+    _check_normal_masses(state.mass, dtypes[args.dtype])
     state = cast_state(state, dtypes[args.dtype])
 
     work = num_steps * state.num_bodies**2
@@ -274,9 +311,18 @@ def handle(args: argparse.Namespace) -> int:
 
         progress_bar = tqdm(total=num_steps, unit="step", file=sys.stderr, desc="nbody run", leave=False)
     started = time.perf_counter()
+    completed = _Completed()  # chunks finished so far: what an interrupted run keeps
+    interrupted = False
     try:
         runner = _run_adaptive if args.integrator == ADAPTIVE else _run_fixed
-        trajectory, adaptive_stats = runner(state, params, args, num_steps, dt, save_every, progress_bar)
+        try:
+            trajectory, adaptive_stats = run_in_worker(
+                runner, state, params, args, num_steps, dt, save_every, progress_bar, completed
+            )
+        except KeyboardInterrupt:
+            if out_path is None or not completed:
+                raise
+            trajectory, adaptive_stats, interrupted = _concatenate(list(completed)), {}, True
         energy = np.asarray(trajectory.energy)
     finally:
         if progress_bar is not None:
@@ -301,6 +347,8 @@ def handle(args: argparse.Namespace) -> int:
         "integrator": args.integrator,
         "dt": dt,
         "num_steps": num_steps,
+        # Ctrl-C: the snapshots completed before it are saved; t_end says how far it got.
+        "interrupted": interrupted,
         "t_start": float(trajectory.time[0]),
         "t_end": t_final,
         "save_every": save_every,
@@ -330,6 +378,14 @@ def handle(args: argparse.Namespace) -> int:
     }
     if out_path is not None:
         atomic_write_bytes(out_path, trajectory_npz_bytes(trajectory, metadata))
+    if interrupted:
+        print(
+            f"nbody run: interrupted at t={t_final:.6g} {label('time')}; wrote the {len(energy)} "
+            f"completed snapshots to {out_path} (metadata interrupted=true)",
+            file=sys.stderr,
+        )
+        exit_now_if_computing(130)
+        return 130
     name = args.preset or Path(args.ic).name
     summary = (
         f"{name}: {state.num_bodies} bodies, {args.integrator} dt={dt:.6g} x {num_steps} steps "

@@ -14,6 +14,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from nbody_core.cli import main
@@ -33,6 +34,11 @@ FILES = {
     "ragged.csv": (HEADER + "1,0,0,0,0,0,0\n1,1,0\n").encode(),
     "coincident.csv": (HEADER + "1,0,0,0,0,0,0\n1,0,0,0,0,0,0\n").encode(),
     "good.csv": (HEADER + "1,0,0,0,0,0.5,0\n1,1,0,0,0,-0.5,0\n").encode(),
+    # 1e-320 is subnormal in float64: the energy underflows to 0 and its relative error is NaN.
+    "subnormal_mass.csv": (HEADER + "1e-320,0,0,0,0,0.5,0\n1e-320,1,0,0,0,-0.5,0\n").encode(),
+    "float32_subnormal_mass.csv": (HEADER + "1,0,0,0,0,0.5,0\n1e-40,1,0,0,0,-0.5,0\n").encode(),
+    # One body past the presets' cap (initial_conditions.MAX_BODIES = 20 000), ~300 kB.
+    "too_many_bodies.csv": (HEADER + "".join(f"1,{i},0,0,0,0,0\n" for i in range(20_001))).encode(),
 }
 
 
@@ -44,6 +50,7 @@ def workdir(tmp_path, monkeypatch):
     (tmp_path / "huge.csv").write_bytes(HEADER.encode() + b"1,0,0,0,0,0,0\n" * 360_000)
     (tmp_path / "a_directory.npz").mkdir()
     (tmp_path / "a_directory.csv").mkdir()
+    os.mkfifo(tmp_path / "a_fifo.csv")  # opening it to read would block forever
     monkeypatch.chdir(tmp_path)
     return tmp_path
 
@@ -98,7 +105,19 @@ CASES = [
     ("csv-ragged-row", IC("ragged.csv"), r"line 3: expected 7 values, got 3"),
     ("csv-huge", IC("huge.csv"), r"bytes; the limit is 5000000"),
     ("csv-missing", IC("missing.csv"), r"'missing.csv' does not exist"),
-    ("csv-is-a-directory", IC("a_directory.csv"), r"'a_directory.csv' does not exist"),
+    ("csv-is-a-directory", IC("a_directory.csv"), r"'a_directory.csv' is not a regular file \(a directory\)"),
+    ("csv-is-a-fifo", IC("a_fifo.csv"), r"'a_fifo.csv' is not a regular file \(a FIFO, socket or device\)"),
+    ("csv-is-dev-zero", IC("/dev/zero"), r"'/dev/zero' is not a regular file \(a FIFO, socket or device\)"),
+    ("csv-subnormal-mass", IC("subnormal_mass.csv"), r"mass of body 0 \(1e-320\) is below the smallest normal float64"),
+    ("csv-subnormal-mass-float32", IC("float32_subnormal_mass.csv", "--dtype", "float32"),
+     r"mass of body 1 \(1e-40\) is below the smallest normal float32 .* or use --dtype float64"),
+    ("csv-over-body-cap", IC("too_many_bodies.csv"), r"CSV file has 20001 bodies; the limit is 20000"),
+    # -- seeds: jax.random.key keeps 32 bits; 2**63 used to be an OverflowError traceback
+    ("run-seed-2-63", RUN + ["--preset", "plummer", "--n", "8", "--seed", "9223372036854775808"],
+     r"argument --seed: must be an integer in \[0, 4294967295\], got 9223372036854775808"),
+    ("run-seed-2-32", RUN + ["--preset", "plummer", "--n", "8", "--seed", "4294967296"], r"argument --seed: must be an integer"),
+    ("run-seed-negative", RUN + ["--preset", "plummer", "--n", "8", "--seed=-1"], r"argument --seed: must be an integer"),
+    ("run-seed-not-a-number", RUN + ["--preset", "plummer", "--n", "8", "--seed", "1e3"], r"argument --seed: must be an integer"),
     # -- outputs
     ("out-missing-directory", RUN_FIG8 + ["--out", "no/such/dir/x.npz"], r"directory 'no/such/dir' does not exist"),
     ("out-is-a-directory", RUN_FIG8 + ["--out", "a_directory.npz"], r"'a_directory.npz': it is a directory"),
@@ -122,6 +141,8 @@ CASES = [
     ("infer-chains-zero", INFER + ["--out", "s.nc", "--chains", "0"], r"num_chains must be an integer >= 1, got 0"),
     ("infer-samples-negative", INFER + ["--out", "s.nc", "--samples", "-1"], r"num_samples must be an integer >= 1, got -1"),
     ("infer-out-suffix", INFER + ["--out", "s.txt"], r"--out must end in \.nc or \.npz"),
+    ("infer-seed-2-63", INFER + ["--out", "s.nc", "--seed", "9223372036854775808"],
+     r"argument --seed: must be an integer in \[0, 4294967295\], got 9223372036854775808"),
     ("infer-out-missing-directory", INFER + ["--out", "no/dir/s.nc"], r"directory 'no/dir' does not exist"),
 ]
 
@@ -182,3 +203,119 @@ def test_console_script_prints_one_line_and_no_traceback(workdir, argv, code, me
 
         arrays, metadata = load_npz(Path(workdir, argv[argv.index("--out") + 1]))
         assert metadata["first_nonfinite_snapshot"] == 0
+
+
+# ------------------------------------------------------------------ issue 16, point 11
+
+
+def test_presets_into_a_closed_pipe_exits_quietly(tmp_path):
+    # `nbody presets | head -1`: the reader is gone before the writer writes (closed at once
+    # here, so the test does not depend on who is faster). Used to be "error: [Errno 32]
+    # Broken pipe" and exit 2.
+    env = {**os.environ, "JAX_PLATFORMS": "cpu"}
+    process = subprocess.Popen(
+        [sys.executable, "-c", "import sys; from nbody_core.cli import main; sys.exit(main())", "presets"],
+        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )
+    process.stdout.close()
+    stderr = process.stderr.read().decode()
+    assert process.wait(timeout=120) == 0, stderr
+    assert stderr == ""
+
+
+def _umask(mask: int) -> int:
+    return os.umask(mask)
+
+
+def test_out_respects_umask_keeps_mode_and_writes_through_symlinks(workdir):
+    argv = ["run", "--preset", "figure_eight", "--steps", "3", "--out"]
+    previous = _umask(0o022)
+    try:
+        assert main(argv + ["new.npz"]) == 0
+        assert Path("new.npz").stat().st_mode & 0o777 == 0o644  # 0666 minus the umask, not 0600
+        os.chmod("new.npz", 0o640)
+        assert main(argv + ["new.npz"]) == 0
+        assert Path("new.npz").stat().st_mode & 0o777 == 0o640  # an existing file keeps its mode
+        os.symlink("new.npz", "link.npz")
+        before = Path("new.npz").read_bytes()
+        assert main(["run", "--preset", "figure_eight", "--steps", "5", "--out", "link.npz"]) == 0
+        assert Path("link.npz").is_symlink() and os.readlink("link.npz") == "new.npz"  # the link stays
+        assert Path("new.npz").read_bytes() != before  # ...and the file it names was replaced
+        assert Path("new.npz").stat().st_mode & 0o777 == 0o640
+        from nbody_core.io import load_npz
+
+        assert load_npz("link.npz")[1]["num_steps"] == 5
+    finally:
+        _umask(previous)
+
+
+def _cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _start_long_run(cwd, *extra):
+    # Plummer N = 128 for 100 000 steps: ~10-40 s here, 20 chunks of ~0.5-2 s each.
+    argv = ["run", "--preset", "plummer", "--n", "128", "--steps", "100000", *extra]
+    env = {**os.environ, "JAX_PLATFORMS": "cpu"}
+    return subprocess.Popen(
+        [sys.executable, "-c", "import sys; from nbody_core.cli import main; sys.exit(main())", *argv],
+        cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+
+
+def _interrupt(process) -> float:
+    import signal
+    import time
+
+    started = time.monotonic()
+    process.send_signal(signal.SIGINT)
+    process.wait(timeout=30)
+    return time.monotonic() - started
+
+
+def test_sigint_without_a_terminal_acts_within_a_second(workdir):
+    # No terminal and no progress bar: the run used to be one jitted call that held the main
+    # thread, so Ctrl-C acted only when the whole run ended (126 s in the report).
+    process = _start_long_run(workdir, "--progress", "never")
+    try:
+        while _cpu_seconds(process.pid) < 8.0:  # imported, compiled and computing
+            with pytest.raises(subprocess.TimeoutExpired):
+                process.wait(timeout=0.1)
+        elapsed = _interrupt(process)
+    finally:
+        process.kill()
+    stderr = process.stderr.read()
+    assert process.returncode == 130, stderr
+    assert elapsed < 1.0, f"SIGINT took {elapsed:.2f} s to act"
+    assert "Traceback" not in stderr and "terminate called" not in stderr
+    assert re.search(r"nbody run: interrupted", stderr)
+
+
+def test_sigint_keeps_the_completed_snapshots(workdir):
+    process = _start_long_run(workdir, "--progress", "always", "--out", "partial.npz")
+    try:
+        seen = ""
+        while not re.search(r"\b([1-9][0-9]*)/100000\b", seen):  # tqdm: at least one chunk done
+            character = process.stderr.read(1)
+            assert character, f"run ended early: {seen[-500:]}"
+            seen += character
+        elapsed = _interrupt(process)
+    finally:
+        process.kill()
+    stderr = seen + process.stderr.read()
+    assert process.returncode == 130, stderr
+    assert elapsed < 1.0, f"SIGINT took {elapsed:.2f} s to act"
+    assert "Traceback" not in stderr and "terminate called" not in stderr
+    assert re.search(r"interrupted at t=\S+ T; wrote the \d+ completed snapshots to partial\.npz", stderr)
+    from nbody_core.io import load_npz
+
+    arrays, metadata = load_npz(workdir / "partial.npz")
+    assert metadata["interrupted"] is True
+    times = arrays["t"]
+    assert 1 < len(times) < 1001 and times[0] == 0.0 and (np.diff(times) > 0).all()
+    assert metadata["t_end"] == pytest.approx(float(times[-1]))
+    assert arrays["position"].shape == (len(times), 128, 3)
+    # Leapfrog at dt = 1e-3 on a softened Plummer sphere: |dE/E| stays ~1e-5 (README table).
+    energy = arrays["energy"]
+    assert np.max(np.abs(energy - energy[0]) / abs(energy[0])) < 1e-3

@@ -1,0 +1,148 @@
+"""``nbody serve``: run the dashboard (the ``app`` directory app) with safe settings.
+
+Equivalent to ``panel serve app`` with: loopback only (``--address 127.0.0.1``) unless told
+otherwise; signed session ids with a secret key (``BOKEH_SECRET_KEY`` or
+``NBODY_SECRET_KEY`` when set, else a random key made at each start, so a guessed or
+copied ``?bokeh-session-id=`` joins nothing); websocket origins ``localhost:PORT`` and
+``127.0.0.1:PORT`` plus any given; an explicit websocket message cap; ``/liveness``; and a
+session cap (``--max-sessions`` / ``NBODY_MAX_SESSIONS``) past which a new page gets a
+friendly "full" page instead of a dashboard.
+
+Panel is imported inside :func:`handle` only: the core package never imports it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import ipaddress
+import os
+import secrets
+import sys
+from pathlib import Path
+
+from nbody_core.cli import one_line_errors
+
+#: Largest websocket message the server accepts, bytes. Bokeh's own default is 20 MiB; ours
+#: is explicit and smaller: the largest upload allowed (NBODY_MAX_UPLOAD_BYTES, at most 5 MB)
+#: travels base64-encoded (x 4/3) inside one message, so 10 MiB always fits it. A larger
+#: message closes that browser's websocket (the browser refuses files over the cap first).
+WEBSOCKET_MAX_MESSAGE_BYTES = 10 * 2**20
+DEFAULT_PORT = 5006
+SECRET_KEY_VARIABLES = ("BOKEH_SECRET_KEY", "NBODY_SECRET_KEY")
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "serve",
+        help="serve the dashboard (loopback only by default, signed sessions, a session cap)",
+        description=(
+            "Serve the N-body Explorer dashboard at http://ADDRESS:PORT/app. Listens on "
+            "127.0.0.1 only unless --address says otherwise; for a classroom give the "
+            "machine's address and every host:port students type with --allow-websocket-origin."
+        ),
+    )
+    one_line_errors(parser, "serve")
+    parser.add_argument("--address", default="127.0.0.1", help="interface to listen on (default 127.0.0.1; 0.0.0.0 = all)")
+    parser.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"TCP port (default {DEFAULT_PORT})")
+    parser.add_argument(
+        "--allow-websocket-origin", action="append", default=[], metavar="HOST[:PORT]",
+        help="a page address allowed to open the dashboard (repeatable); localhost:PORT and "
+        "127.0.0.1:PORT are always allowed; default from NBODY_WEBSOCKET_ORIGINS (comma-separated)",
+    )
+    parser.add_argument(
+        "--max-sessions", type=int, metavar="N",
+        help="most dashboard sessions at once (default NBODY_MAX_SESSIONS or 30)",
+    )
+    parser.add_argument("--dry-run", action="store_true", help="print the `panel serve` arguments and exit")
+    parser.set_defaults(handler=handle)
+
+
+def app_directory() -> Path:
+    """The ``app`` directory app, found without importing it (works installed or from a clone)."""
+    spec = importlib.util.find_spec("app")
+    locations = list(spec.submodule_search_locations or []) if spec is not None else []
+    for location in locations:
+        if (Path(location) / "main.py").is_file():
+            return Path(location)
+    raise OSError("cannot find the dashboard: the `app` package is not importable (pip install -e . from the clone)")
+
+
+def _check_origin(origin: str) -> str:
+    origin = origin.strip()
+    if not origin or origin == "*" or any(c in origin for c in "/ ,"):
+        raise ValueError(
+            f"--allow-websocket-origin must be HOST or HOST:PORT as typed in the browser, got {origin!r}"
+            + (" ('*' would let any web page drive this server)" if origin == "*" else "")
+        )
+    return origin
+
+
+def serve_arguments(args: argparse.Namespace, environ=None) -> tuple[list[str], dict[str, str]]:
+    """``(arguments of panel serve, environment variables to set)`` for ``args``.
+
+    Raises:
+        ValueError: a bad port, origin or session cap.
+    """
+    environ = os.environ if environ is None else environ
+    if not 1 <= args.port <= 65535:
+        raise ValueError(f"--port must be in [1, 65535], got {args.port}")
+    try:
+        ipaddress.ip_address(args.address)
+    except ValueError:
+        if not args.address or any(c in args.address for c in "/ ,"):
+            raise ValueError(f"--address must be an IP address or host name, got {args.address!r}") from None
+    origins = list(args.allow_websocket_origin)
+    if not origins and environ.get("NBODY_WEBSOCKET_ORIGINS", "").strip():
+        origins = [o for o in environ["NBODY_WEBSOCKET_ORIGINS"].split(",") if o.strip()]
+    allowed = [f"localhost:{args.port}", f"127.0.0.1:{args.port}"]
+    for origin in origins:
+        origin = _check_origin(origin)
+        if origin not in allowed:
+            allowed.append(origin)
+    env: dict[str, str] = {}
+    if args.max_sessions is not None:
+        env["NBODY_MAX_SESSIONS"] = str(args.max_sessions)
+    key = environ.get("BOKEH_SECRET_KEY") or environ.get("NBODY_SECRET_KEY")
+    if key and len(key.encode()) < 32:
+        raise ValueError("the secret key (BOKEH_SECRET_KEY / NBODY_SECRET_KEY) must be at least 32 bytes")
+    # A key made per start: sessions do not survive a restart, which a dashboard does not need.
+    env["BOKEH_SECRET_KEY"] = key or secrets.token_urlsafe(48)
+    env["BOKEH_SIGN_SESSIONS"] = "true"
+    arguments = [
+        "serve", str(app_directory()),
+        "--address", args.address,
+        "--port", str(args.port),
+        "--session-ids", "signed",
+        "--websocket-max-message-size", str(WEBSOCKET_MAX_MESSAGE_BYTES),
+        "--liveness",
+    ]
+    for origin in allowed:
+        arguments += ["--allow-websocket-origin", origin]
+    return arguments, env
+
+
+def handle(args: argparse.Namespace) -> int:
+    arguments, env = serve_arguments(args)
+    if "NBODY_MAX_SESSIONS" in env:
+        os.environ["NBODY_MAX_SESSIONS"] = env["NBODY_MAX_SESSIONS"]
+    # Checked now, not at the first page: a bad cap fails at start with the variable named.
+    from app.limits import max_sessions_from_environment
+
+    cap = max_sessions_from_environment()
+    if args.dry_run:
+        print(" ".join(["panel", *arguments]))
+        return 0
+    os.environ.update(env)
+    print(
+        f"nbody serve: http://{'localhost' if args.address in ('127.0.0.1', 'localhost') else args.address}:"
+        f"{args.port}/app (listening on {args.address}; signed sessions; at most {cap} sessions; "
+        f"websocket messages up to {WEBSOCKET_MAX_MESSAGE_BYTES // 2**20} MiB)",
+        file=sys.stderr,
+        flush=True,
+    )
+    from panel.command import main as panel_main
+
+    sys.argv = ["panel", *arguments]  # Panel's entry point parses sys.argv, not an argument
+    panel_main()
+    return 0
