@@ -7,9 +7,10 @@ its targets in registers and walks the source bodies ``block_source`` at a time 
 on-chip memory, accumulating a ``[block_target, block_source]`` tile that is reduced once at
 the end. Coordinates travel as separate ``x, y, z, m`` rows (structure of arrays).
 
-``n`` is padded to whole tiles with zero-mass bodies, which add exactly 0. A pair is masked
-by index (the self-pair) and where ``r**2 + eps**2 == 0`` (coincident bodies, no softening)
-*before* the reciprocal square root, so such pairs add 0 and never NaN.
+``n`` is padded to whole tiles with zero-mass bodies, which add exactly 0. A pair with
+``r**2 + eps**2 == 0`` (coincident bodies, no softening) gets ``1/s = rsqrt(inf) = 0``, so it
+adds 0, never NaN. The self-pair is masked by index where it would count (the potential);
+in the accelerations and their reverse pass every self-pair term carries ``d = 0``.
 
 Both public functions carry an exact hand-written reverse pass (``jax.custom_vjp``), itself
 one more Pallas kernel, so gradients through whole runs cost about one extra force sweep per
@@ -114,6 +115,11 @@ def _soa(position: Array, mass: Array, padded: int):
     return position[:, 0], position[:, 1], position[:, 2], mass
 
 
+def _inverse(r2):
+    """``1/s``, and 0 where ``s == 0`` (coincident, unsoftened): ``rsqrt(inf) = 0`` (IEEE)."""
+    return lax.rsqrt(jnp.where(r2 > 0, r2, jnp.inf))
+
+
 def _pair_inverse(target_index, source_index, r2):
     """``1/s`` for valid pairs, 0 for the self-pair and for ``s == 0`` (masked before rsqrt)."""
     valid = (target_index[:, None] != source_index[None, :]) & (r2 > 0)
@@ -146,7 +152,10 @@ def _forward_kernel(eps_ref, xt_ref, yt_ref, zt_ref, x_ref, y_ref, z_ref, m_ref,
         dy = ys[None, :] - yt[:, None]
         dz = zs[None, :] - zt[:, None]
         r2 = dx * dx + dy * dy + dz * dz + eps2
-        inv_r = _pair_inverse(target_index, start + jnp.arange(block_source), r2)
+        if with_energy:  # the self-pair must not add -m_i / eps to phi_i
+            inv_r = _pair_inverse(target_index, start + jnp.arange(block_source), r2)
+        else:  # the self-pair has d = 0: it adds 0 to the accelerations unmasked
+            inv_r = _inverse(r2)
         m_inv_r = ms[None, :] * inv_r
         weight = m_inv_r * inv_r * inv_r
         # Only the sums asked for are carried (registers are the scarce resource).
@@ -216,7 +225,6 @@ def _reverse_kernel(eps_ref, xt_ref, yt_ref, zt_ref, mt_ref, ct_x_ref, ct_y_ref,
     ctx, cty, ctz = ct_x_ref[...], ct_y_ref[...], ct_z_ref[...]
     eps = eps_ref[0]
     eps2 = eps * eps
-    target_index = target_block * block_target + jnp.arange(block_target)
     first = split * blocks_per_split
     zero = jnp.zeros((block_target, block_source), xt.dtype)
 
@@ -229,7 +237,8 @@ def _reverse_kernel(eps_ref, xt_ref, yt_ref, zt_ref, mt_ref, ct_x_ref, ct_y_ref,
         dy = ys[None, :] - yt[:, None]
         dz = zs[None, :] - zt[:, None]
         r2 = dx * dx + dy * dy + dz * dz + eps2
-        inv_r = _pair_inverse(target_index, start + jnp.arange(block_source), r2)
+        # Every self-pair term carries d = 0 or v = m_k abar_k - m_k abar_k = 0: no index mask.
+        inv_r = _inverse(r2)
         u = inv_r * inv_r * inv_r
         u5 = u * inv_r * inv_r
         mk, mj = mt[:, None], ms[None, :]
