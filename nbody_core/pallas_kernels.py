@@ -68,13 +68,17 @@ def pallas_interpret_default() -> bool:
 
 
 def default_pallas_config(dtype) -> PallasConfig:
-    """Default tiles: 64 x 64 float32, 64 x 32 float64 (half the registers per value).
+    """Default tiles: 64 x 32 float32, 32 x 32 float64.
 
-    Not yet tuned on a GPU: benchmarks/bench_gpu.py sweeps the tiles and reports the best.
+    Each program holds three ``[block_target, block_source]`` accumulator tiles in registers
+    (GPU Gems' per-thread accumulators, spread over the warps): 2048 float32 values over 128
+    threads is 16 per thread per tile, leaving room for the temporaries without spilling;
+    float64 values take two registers each, hence half the tile. Not yet tuned on a GPU:
+    benchmarks/bench_gpu.py sweeps tiles and reports the fastest.
     """
     if jnp.dtype(dtype).itemsize <= 4:
-        return PallasConfig(block_target=64, block_source=64)
-    return PallasConfig(block_target=64, block_source=32)
+        return PallasConfig(block_target=64, block_source=32)
+    return PallasConfig(block_target=32, block_source=32)
 
 
 # Programs to aim for: a few per streaming multiprocessor of a large GPU (H200: 132 SMs).
