@@ -3,11 +3,14 @@
 #   docker build -t nbody-explorer .
 #   docker run --rm -p 127.0.0.1:5006:5006 nbody-explorer      # then open http://localhost:5006/app
 #
-# Inside the container the server must listen on 0.0.0.0 (the published port arrives on the
-# container's own interface); `-p 127.0.0.1:5006:5006` keeps it reachable from this host only.
+# The server is `nbody serve` (signed sessions, a session cap, /liveness). Inside the
+# container it must listen on 0.0.0.0 (the published port arrives on the container's own
+# interface); `-p 127.0.0.1:5006:5006` keeps it reachable from this host only.
 # Browsers are only allowed to open the dashboard's websocket from the origins listed in
 # NBODY_WEBSOCKET_ORIGINS (comma-separated host:port, as the browser sees it), e.g.
 #   docker run -p 8080:5006 -e NBODY_WEBSOCKET_ORIGINS=lecture.example.org:8080 nbody-explorer
+# NBODY_MAX_SESSIONS (default 30) caps the sessions; NBODY_SECRET_KEY (32+ bytes) signs the
+# session ids (a random key per container start when unset).
 #
 # The base image is a build argument so that CI, with no registry, can build on a local image
 # (any Debian-like image with python3 >= 3.11 and python3-venv works).
@@ -35,7 +38,6 @@ COPY README.md ./
 COPY nbody_core ./nbody_core
 COPY app ./app
 COPY assets ./assets
-COPY scripts/docker_serve.sh ./scripts/docker_serve.sh
 # Editable install: `panel serve app` runs app/ from this directory, and nbody_core finds its
 # data files in assets/ beside it.
 RUN pip install --no-cache-dir --no-deps -e . \
@@ -50,4 +52,4 @@ EXPOSE 5006
 HEALTHCHECK --interval=10s --timeout=5s --start-period=60s --retries=3 \
     CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:5006/liveness', timeout=4)"]
 
-CMD ["sh", "scripts/docker_serve.sh"]
+CMD ["nbody", "serve", "--address", "0.0.0.0", "--port", "5006"]

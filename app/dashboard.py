@@ -3,6 +3,10 @@
 Each capability registers one line in :data:`TABS`: a title and ``"module:Class"`` naming a
 ``pn.viewable.Viewer`` constructed per session with no arguments. A tab whose module fails
 to import or build shows the error in place; the other tabs keep working.
+
+Tabs are built when first opened: the first tab at once, every other one starts as a light
+placeholder that is replaced by its view the first time the tab is selected, so opening a
+page (or a bare ``GET /app``) costs one view, not four.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ import traceback
 
 import panel as pn
 
-__all__ = ["TABS", "build_dashboard", "build_tabs", "load_view_class"]
+__all__ = ["TABS", "build_dashboard", "build_tabs", "load_view_class", "session_full_page", "session_count_readout"]
 
 #: ``(title, "module:Class")`` for each tab, in display order. Append one line per tab.
 TABS: list[tuple[str, str]] = [
@@ -33,7 +37,7 @@ A differentiable, jit-compiled **JAX** N-body simulator, driven live.
 Each tab has its own controls on its left. Settings of the *Simulate* tab live in the
 URL: copy the address bar to share a setup.
 
-Run it yourself: `panel serve app`.
+Run it yourself: `nbody serve` (or `panel serve app --address 127.0.0.1`).
 """
 
 
@@ -59,26 +63,88 @@ def _error_panel(title: str, spec: str, error: BaseException) -> pn.viewable.Vie
     )
 
 
-def build_tabs(tabs: list[tuple[str, str]] | None = None) -> pn.Tabs:
-    """One ``pn.Tabs`` with a freshly constructed view per registered tab.
+def _build_view(title: str, spec: str) -> pn.viewable.Viewable:
+    try:
+        return load_view_class(spec)()
+    except Exception as error:  # noqa: BLE001 - one broken tab must not take the app down
+        return _error_panel(title, spec, error)
+
+
+def build_tabs(tabs: list[tuple[str, str]] | None = None, *, lazy: bool = True) -> pn.Tabs:
+    """One ``pn.Tabs`` with a view per registered tab.
 
     Args:
         tabs: ``(title, "module:Class")`` entries; defaults to :data:`TABS`.
+        lazy: build only the first view now; each other tab holds a placeholder
+            (``name="tab-placeholder-<title>"``) until it is first selected.
     """
-    items = []
-    for title, spec in TABS if tabs is None else tabs:
-        try:
-            view = load_view_class(spec)()
-        except Exception as error:  # noqa: BLE001 - one broken tab must not take the app down
-            view = _error_panel(title, spec, error)
-        items.append((title, view))
-    if not items:
-        items.append(("About", pn.pane.Markdown(_ABOUT)))
-    return pn.Tabs(*items, dynamic=True, sizing_mode="stretch_both", name="dashboard-tabs")
+    entries = TABS if tabs is None else tabs
+    if not entries:
+        return pn.Tabs(("About", pn.pane.Markdown(_ABOUT)), dynamic=True, sizing_mode="stretch_both", name="dashboard-tabs")
+    slots, pending = [], {}
+    for index, (title, spec) in enumerate(entries):
+        if index == 0 or not lazy:
+            slots.append((title, _build_view(title, spec)))
+            continue
+        slot = pn.Column(
+            pn.pane.Markdown(f"Opening the {html.escape(title)} tab…", name=f"tab-placeholder-{title}"),
+            sizing_mode="stretch_both",
+        )
+        pending[index] = (title, spec, slot)
+        slots.append((title, slot))
+    tabs_widget = pn.Tabs(*slots, dynamic=True, sizing_mode="stretch_both", name="dashboard-tabs")
+
+    def build_on_first_open(event) -> None:
+        entry = pending.pop(event.new, None)
+        if entry is not None:
+            title, spec, slot = entry
+            slot.objects = [_build_view(title, spec)]
+
+    if pending:
+        tabs_widget.param.watch(build_on_first_open, "active")
+    return tabs_widget
 
 
-def build_dashboard(tabs: list[tuple[str, str]] | None = None) -> pn.template.BootstrapTemplate:
-    """The whole dashboard for one session (also displays in Jupyter after ``pn.extension()``)."""
+def session_count_readout(live_fn, cap: int, *, period_ms: int = 5000) -> pn.pane.Markdown:
+    """A small header text "Sessions: k / cap", refreshed every ``period_ms`` in a served page,
+    so the lecturer sees how many browsers are connected."""
+    readout = pn.pane.Markdown(
+        f"Sessions: {live_fn()} / {cap}", name="session-count", margin=(0, 10),
+        styles={"color": "white", "font-size": "0.9em"},
+    )
+
+    def refresh() -> None:
+        text = f"Sessions: {live_fn()} / {cap}"
+        if readout.object != text:
+            readout.object = text
+
+    if pn.state.curdoc is not None and pn.state.curdoc.session_context is not None:
+        pn.state.add_periodic_callback(refresh, period=period_ms)
+    return readout
+
+
+def session_full_page(live: int, cap: int) -> pn.template.BootstrapTemplate:
+    """What a browser gets past the session cap: a friendly page, no dashboard (cheap)."""
+    template = pn.template.BootstrapTemplate(title="N-body Explorer", header_background=ACCENT)
+    template.main.append(
+        pn.pane.Alert(
+            f"### The dashboard is full right now\n\n{live} of {cap} sessions are in use on this "
+            "server. A closed tab frees its place within about half a minute: please reload "
+            "this page in a moment.\n\n(The lecturer can raise the cap with "
+            "`nbody serve --max-sessions N` or `NBODY_MAX_SESSIONS`.)",
+            alert_type="warning", name="sessions-full",
+        )
+    )
+    return template
+
+
+def build_dashboard(tabs: list[tuple[str, str]] | None = None, *, lazy: bool = True) -> pn.template.BootstrapTemplate:
+    """The whole dashboard for one session (also displays in Jupyter after ``pn.extension()``).
+
+    Args:
+        tabs: ``(title, "module:Class")`` entries; defaults to :data:`TABS`.
+        lazy: build each tab but the first when it is first opened (see :func:`build_tabs`).
+    """
     template = pn.template.BootstrapTemplate(
         title="N-body Explorer",
         header_background=ACCENT,
@@ -86,5 +152,5 @@ def build_dashboard(tabs: list[tuple[str, str]] | None = None) -> pn.template.Bo
         collapsed_sidebar=True,
     )
     template.sidebar.append(pn.pane.Markdown(_ABOUT, sizing_mode="stretch_width"))
-    template.main.append(build_tabs(tabs))
+    template.main.append(build_tabs(tabs, lazy=lazy))
     return template

@@ -123,20 +123,52 @@ stale="$("$DOCKER_BIN" ps -aq --filter label=nbody-ci)"
 if [ -n "$stale" ]; then "$DOCKER_BIN" rm -f $stale >/dev/null; fi
 
 # ---------------------------------------------------------------- base image
+# The Debian mirror debootstrap uses: the first enabled, non-security "deb" source of this
+# machine's own apt configuration (deb822 *.sources stanzas first, then one-line
+# sources.list / *.list entries). No mirror host is written in this repository: with none
+# configured the check stops with a message saying so. APT_ETC (default /etc/apt) lets the
+# lookup be tried on another configuration.
 apt_mirror() {
-    local uri
-    uri="$(grep -hE '^[[:space:]]*URIs:' /etc/apt/sources.list.d/*.sources 2>/dev/null \
-        | awk '{print $2}' | grep -v security | head -n 1 || true)"
-    if [ -z "$uri" ]; then
-        uri="$(grep -hE '^[[:space:]]*deb[[:space:]]' /etc/apt/sources.list 2>/dev/null \
-            | sed -E 's/\[[^]]*\]//' | awk '{print $2}' | grep -v security | head -n 1 || true)"
+    local uri="" sources=() lists=()
+    shopt -s nullglob
+    sources=("${APT_ETC:-/etc/apt}"/sources.list.d/*.sources)
+    lists=("${APT_ETC:-/etc/apt}"/sources.list "${APT_ETC:-/etc/apt}"/sources.list.d/*.list)
+    shopt -u nullglob
+    if [ "${#sources[@]}" -gt 0 ]; then
+        # Paragraph mode: one deb822 stanza per record; field names are case-insensitive.
+        uri="$(awk 'BEGIN { RS = "" }
+            {
+                types = ""; uris = ""; suites = ""; enabled = "yes"
+                n = split($0, lines, "\n")
+                for (i = 1; i <= n; i++) {
+                    line = lines[i]
+                    if (line ~ /^[ \t]*#/ || index(line, ":") == 0) continue
+                    key = tolower(substr(line, 1, index(line, ":") - 1))
+                    value = substr(line, index(line, ":") + 1)
+                    gsub(/^[ \t]+|[ \t]+$/, "", value)
+                    if (key == "types") types = value
+                    else if (key == "uris") uris = value
+                    else if (key == "suites") suites = value
+                    else if (key == "enabled") enabled = tolower(value)
+                }
+                split(uris, first, /[ \t]+/)
+                if (enabled != "no" && (" " types " ") ~ / deb / && first[1] != "" \
+                    && first[1] !~ /security/ && suites !~ /-security/) { print first[1]; exit }
+            }' "${sources[@]}" 2>/dev/null || true)"
     fi
-    echo "${uri:-http://deb.debian.org/debian}"
+    if [ -z "$uri" ] && [ "${#lists[@]}" -gt 0 ]; then
+        uri="$(grep -hE '^[[:space:]]*deb[[:space:]]' "${lists[@]}" 2>/dev/null \
+            | sed -E 's/\[[^]]*\]//' | awk '$2 !~ /security/ && $3 !~ /-security/ { print $2; exit }' || true)"
+    fi
+    [ -n "$uri" ] || return 1
+    echo "$uri"
 }
 
 make_base_tarball() {
     local rootfs="$WORK/rootfs" mirror
-    mirror="$(apt_mirror)"
+    mirror="$(apt_mirror)" || die "no Debian mirror is configured in this machine's apt sources \
+(/etc/apt/sources.list, /etc/apt/sources.list.d/*.list or deb822 *.sources): debootstrap needs one \
+to build the base image; add this machine's mirror to its apt configuration and rerun"
     log "debootstrap bookworm from $mirror (minbase + python3)"
     debootstrap --variant=minbase --include=python3,python3-venv,python3-pip,ca-certificates \
         bookworm "$rootfs" "$mirror" >"$WORK/debootstrap.log" 2>&1 \

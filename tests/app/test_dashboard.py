@@ -27,7 +27,7 @@ def test_directory_app_builds_a_document(tmp_path, monkeypatch):
 
 
 def test_every_registered_tab_builds():
-    tabs = dashboard.build_tabs()
+    tabs = dashboard.build_tabs(lazy=False)
     assert len(tabs) == max(1, len(dashboard.TABS))
     for title, _ in dashboard.TABS:
         assert title in tabs._names
@@ -46,3 +46,52 @@ def test_a_broken_tab_shows_its_error_and_the_rest_still_build():
 def test_bad_tab_spec_is_a_clear_error():
     with pytest.raises(ValueError, match="module:Class"):
         dashboard.load_view_class("app.views.simulate")
+
+
+def test_tabs_are_built_when_first_opened():
+    # Issue 16 point 5 / issue 11: a page (or a bare GET /app) builds one view, not four.
+    specs = [("One", "panel:Column"), ("Two", "panel:Row"), ("Three", "panel:Spacer")]
+    tabs = dashboard.build_tabs(specs)
+    assert isinstance(tabs.objects[0], pn.Column) and not tabs.objects[0].objects
+    for index, title in ((1, "Two"), (2, "Three")):
+        (placeholder,) = tabs.objects[index].objects
+        assert placeholder.name == f"tab-placeholder-{title}"
+    tabs.active = 2
+    assert isinstance(tabs.objects[2].objects[0], pn.Spacer)
+    assert tabs.objects[1].objects[0].name == "tab-placeholder-Two"  # still not built
+    tabs.active = 1
+    view = tabs.objects[1].objects[0]
+    assert isinstance(view, pn.Row)
+    tabs.active = 0
+    tabs.active = 1
+    assert tabs.objects[1].objects[0] is view  # built once, kept
+
+
+def test_session_registry_caps_and_trims_after_the_last_session():
+    from app.reliability import SessionRegistry
+
+    registry = SessionRegistry(trim_delay=0.0)
+    assert registry.admit("a", 2) and registry.admit("b", 2)
+    assert registry.admit("a", 2)  # the same session again is not a new one
+    assert not registry.admit("c", 2)
+    assert registry.live == 2
+    registry.release("a")
+    assert registry.admit("c", 2)
+    registry.release("b")
+    registry.release("c")
+    timer = registry._timer
+    timer.join(timeout=30)
+    assert registry.live == 0 and registry.trims == 1
+
+
+def test_query_guard_drops_values_int_cannot_parse():
+    import panel.io.location as location
+
+    from app.reliability import install_query_guard, oversized_query_values
+
+    huge = "9" * 4301
+    assert oversized_query_values(f"?utm_id={huge}&n=64") == ["utm_id"]
+    assert oversized_query_values([huge.encode()]) == ["value"]
+    install_query_guard()
+    install_query_guard()  # idempotent
+    assert location.parse_query(f"?utm_id={huge}&n=64&preset=plummer") == {"n": 64, "preset": "plummer"}

@@ -107,7 +107,10 @@ def app_server(tmp_path_factory):
     port = free_port()
     cache_dir = tmp_path_factory.mktemp("jax-cache")
     log_path = RESULTS_DIR / "panel-serve.log"
-    process = start_app_server(port, log_path=log_path, extra_env={"NBODY_JAX_CACHE_DIR": str(cache_dir)})
+    # Every UI test opens its own pages on this one server: no session cap in the way.
+    process = start_app_server(
+        port, log_path=log_path, extra_env={"NBODY_JAX_CACHE_DIR": str(cache_dir), "NBODY_MAX_SESSIONS": "1000"}
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         wait_for_liveness(url, process, SERVER_START_TIMEOUT_S)
