@@ -17,7 +17,15 @@ import traceback
 
 import panel as pn
 
-__all__ = ["TABS", "build_dashboard", "build_tabs", "load_view_class", "session_full_page", "session_count_readout"]
+__all__ = [
+    "TABS",
+    "build_dashboard",
+    "build_tabs",
+    "load_view_class",
+    "serve_session",
+    "session_count_readout",
+    "session_full_page",
+]
 
 #: ``(title, "module:Class")`` for each tab, in display order. Append one line per tab.
 TABS: list[tuple[str, str]] = [
@@ -138,12 +146,16 @@ def session_full_page(live: int, cap: int) -> pn.template.BootstrapTemplate:
     return template
 
 
-def build_dashboard(tabs: list[tuple[str, str]] | None = None, *, lazy: bool = True) -> pn.template.BootstrapTemplate:
+def build_dashboard(
+    tabs: list[tuple[str, str]] | None = None, *, lazy: bool = True, content: pn.viewable.Viewable | None = None
+) -> pn.template.BootstrapTemplate:
     """The whole dashboard for one session (also displays in Jupyter after ``pn.extension()``).
 
     Args:
         tabs: ``(title, "module:Class")`` entries; defaults to :data:`TABS`.
         lazy: build each tab but the first when it is first opened (see :func:`build_tabs`).
+        content: shown instead of the tabs (``serve_session`` puts a placeholder there and
+            fills it once the browser has connected).
     """
     template = pn.template.BootstrapTemplate(
         title="N-body Explorer",
@@ -152,5 +164,64 @@ def build_dashboard(tabs: list[tuple[str, str]] | None = None, *, lazy: bool = T
         collapsed_sidebar=True,
     )
     template.sidebar.append(pn.pane.Markdown(_ABOUT, sizing_mode="stretch_width"))
-    template.main.append(build_tabs(tabs, lazy=lazy))
+    template.main.append(build_tabs(tabs, lazy=lazy) if content is None else content)
     return template
+
+
+def serve_session() -> pn.viewable.Viewable:
+    """What ``app/main.py`` runs for each browser session of a served app.
+
+    Admits the session against the cap (``NBODY_MAX_SESSIONS``; past it the session gets
+    :func:`session_full_page`), installs the session guards, and serves a light shell whose
+    tabs are built once the browser has connected (``pn.state.onload``), so a plain
+    ``GET /app`` costs milliseconds, not a dashboard built on the event loop. Outside a
+    server (Bokeh's DirectoryHandler in tests) the tabs are built at once.
+
+    Everything the callbacks need is bound here, in a regular module: Bokeh discards
+    ``main.py``'s own namespace when its session ends.
+    """
+    from app.limits import max_sessions_from_environment
+    from app.reliability import (
+        SESSIONS,
+        install_query_guard,
+        install_session_guards,
+        oversized_query_values,
+        plain_markdown,
+    )
+
+    install_query_guard()  # a 4301-digit query value must not blank the page
+    cap = max_sessions_from_environment()
+    document = pn.state.curdoc
+    context = document.session_context if document is not None else None
+    session_id = getattr(context, "id", None) or str(id(document))
+    if not SESSIONS.admit(session_id, cap):
+        return session_full_page(SESSIONS.live, cap).servable(title="N-body Explorer")
+    if context is not None:
+        pn.state.on_session_destroyed(lambda _context: SESSIONS.release(session_id))
+    pn.config.disconnect_notification = (
+        "Lost the connection to the server (a network drop, a server restart, or a message over "
+        "its size limit). Reload the page to start again."
+    )
+    served = context is not None
+    holder = None
+    if served:
+        holder = pn.Column(
+            pn.pane.Markdown("Loading the dashboard…", name="dashboard-loading"), sizing_mode="stretch_both"
+        )
+    dashboard = build_dashboard(content=holder)
+    message_box = install_session_guards(dashboard)  # a widget callback's exception becomes a message
+    arguments = getattr(getattr(context, "request", None), "arguments", None) or {}
+    dropped = [key for key, values in arguments.items() if oversized_query_values(values)]
+    if dropped:
+        message_box.object = plain_markdown(
+            "Ignored link values with more digits than a number may have (4300): " + ", ".join(map(str, dropped))
+        )
+        message_box.visible = True
+    if served:
+        dashboard.header.append(session_count_readout(lambda: SESSIONS.live, cap))
+
+        def build_on_load() -> None:
+            holder.objects = [build_tabs()]
+
+        pn.state.onload(build_on_load)
+    return dashboard.servable(title="N-body Explorer")
