@@ -1,0 +1,362 @@
+"""IAS15: 15th-order Gauss-Radau integration with adaptive steps, in one jitted ``lax.while_loop``.
+
+Written from Rein & Spiegel 2015, MNRAS 446, 1424 (RS15), after Everhart (1985). Over one
+step of length ``dt`` the acceleration is a polynomial in ``s = t / dt``::
+
+    a(s) = a0 + b0 s + b1 s**2 + ... + b6 s**7                      (RS15 eq. 4)
+
+whose coefficients ``b`` come from accelerations sampled at the 8 Gauss-Radau nodes ``h_k``
+(written in Newton form with coefficients ``g``, eq. 5-7). Integrating twice gives position
+and velocity at any ``s`` (eq. 9-10). A predictor-corrector iterates the ``b`` to a fixed
+point (sec. 2.3); the step error is estimated from the last term, ``max |b6| / max |a|``,
+and the next step is ``dt (epsilon / error)**(1/7)`` (sec. 3.2, eq. 11-12). A step whose
+successor would be 4x (``1 / safety_factor``) shorter is rejected and redone. The next
+step's ``b`` are predicted from this step's polynomial (sec. 2.5, the ``e`` coefficients).
+Positions, velocities and time are carried with compensated (Kahan) summation (sec. 5), so
+the relative energy error stays at the 1e-15 floor of float64 arithmetic per step.
+
+Interface: ``simulate_ias15(state, *, t_end, ...) -> (Trajectory, stats)``, like
+:func:`nbody_core.adaptive.simulate_adaptive`; ``t_end`` is an end time (not a duration).
+"""
+
+from __future__ import annotations
+
+import math
+from functools import partial
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import lax
+
+from .forces import acceleration_function
+from .potentials import get_potential
+from .simulate import Trajectory, conserved_quantities, validate_run_options
+from .state import ParticleState, PhysicsParams
+
+__all__ = ["simulate_ias15", "EPSILON", "SAFETY_FACTOR", "GAUSS_RADAU_SPACINGS"]
+
+EPSILON = 1e-9  # RS15 sec. 3.2: the step-size parameter; 1e-9 keeps the error at machine precision
+SAFETY_FACTOR = 0.25  # RS15 sec. 3.2: largest growth (x4) and the rejection threshold (x1/4)
+PREDICTOR_CORRECTOR_TOLERANCE = 1e-16  # RS15 sec. 2.3: converged when |delta b6| / |a| < 1e-16
+MAX_ITERATIONS = 12  # RS15 sec. 2.3: give up iterating after 12 passes
+NO_PREDICTION_RATIO = 20.0  # step growth beyond which the previous polynomial is not extrapolated
+
+# Gauss-Radau spacings on [0, 1] for 15th order (RS15 table 1; Everhart 1985): the zero node
+# and the seven roots of the Radau quadrature polynomial.
+GAUSS_RADAU_SPACINGS = (
+    0.0,
+    0.0562625605369221464656521910318,
+    0.180240691736892364987579942780,
+    0.352624717113169637373907769648,
+    0.547153626330555383001448554766,
+    0.734210177215410531523210605558,
+    0.885320946839095768090359771030,
+    0.977520613561287501891174488626,
+)
+
+
+def _coefficients():
+    """Newton <-> monomial conversion matrices, computed in extended precision.
+
+    ``N_j(s) = s (s - h_1) ... (s - h_{j-1})`` (``j = 1..7``) is the Newton basis of RS15 eq. 5;
+    ``C[j-1, m-1]`` is the coefficient of ``s**m`` in ``N_j``, so ``b[m-1] = sum_j g[j-1] C[j-1, m-1]``
+    (RS15's ``c_ij``); ``D`` inverts it (``g = D b``, RS15's ``d_ij``).
+    """
+    h = np.array(GAUSS_RADAU_SPACINGS, dtype=np.longdouble)
+    C = np.zeros((7, 7), dtype=np.longdouble)
+    poly = np.array([0.0, 1.0], dtype=np.longdouble)  # s, lowest power first
+    for j in range(1, 8):
+        if j > 1:
+            poly = np.concatenate([[0.0], poly]) - h[j - 1] * np.concatenate([poly, [0.0]])
+        C[j - 1, : j] = poly[1 : j + 1]
+    M = C.T  # b = M g, unit upper triangular
+    D = np.zeros_like(M)
+    identity = np.eye(7, dtype=np.longdouble)
+    for column in range(7):  # back substitution: exact structure, no pivoting needed
+        x = np.zeros(7, dtype=np.longdouble)
+        for row in range(6, -1, -1):
+            x[row] = identity[row, column] - np.dot(M[row, row + 1 :], x[row + 1 :])
+        D[:, column] = x
+    return C, D
+
+
+_C, _D = _coefficients()
+_H = tuple(float(x) for x in GAUSS_RADAU_SPACINGS)
+# Position / velocity weights of b_k after integrating a(s) twice / once (RS15 eq. 9-10):
+# x(s) = x0 + s dt v0 + (s dt)**2 [a0/2 + sum_k b_k s**(k+1) / ((k+2)(k+3))],
+# v(s) = v0 + s dt [a0 + sum_k b_k s**(k+1) / (k+2)].
+_X_WEIGHTS = np.array([1.0 / ((k + 2) * (k + 3)) for k in range(7)])
+_V_WEIGHTS = np.array([1.0 / (k + 2) for k in range(7)])
+# Python-float tuples (not NumPy float64 scalars, which would promote a float32 run).
+_X_NODE = tuple(tuple(float(_X_WEIGHTS[k] * _H[n] ** (k + 1)) for k in range(7)) for n in range(8))
+_C_ROWS = tuple(tuple(float(c) for c in _C[j]) for j in range(7))
+_D_MATRIX = np.asarray(_D, dtype=np.float64)
+_BINOMIAL = np.array([[float(math.comb(k + 1, j + 1)) if j <= k else 0.0 for k in range(7)] for j in range(7)])
+
+
+def _two_sum_add(high, low, increment):
+    """Kahan compensated ``high + low + increment`` -> new ``(high, low)``."""
+    corrected = increment + low
+    total = high + corrected
+    return total, corrected - (total - high)
+
+
+def _predict_b(b_last, e_last, ratio):
+    """Next step's ``(b, e)`` from the last accepted step's polynomial (RS15 sec. 2.5).
+
+    With ``s = 1 + q u`` (``q = dt_new / dt_old``) the old polynomial rewritten in the new
+    step's variable ``u`` has ``e_j = q**(j+1) sum_k binom(k+1, j+1) b_k``; the last step's
+    prediction error ``b - e`` is added as a correction. No prediction past a 20x growth.
+    """
+    dtype = b_last.dtype
+    powers = ratio ** jnp.arange(1, 8, dtype=dtype)
+    e = powers[:, None, None] * jnp.tensordot(jnp.asarray(_BINOMIAL, dtype), b_last, axes=1)
+    b = e + (b_last - e_last)
+    usable = ratio <= NO_PREDICTION_RATIO
+    return jnp.where(usable, b, 0.0), jnp.where(usable, e, 0.0)
+
+
+@partial(jax.jit, static_argnames=("acceleration_fn", "potential"))
+def _ias15(state, save_times, params, epsilon, max_steps, *, acceleration_fn, potential):
+    dtype = state.position.dtype
+    mass = state.mass
+    num_saves = save_times.shape[0] - 1
+    x_weights = jnp.asarray(_X_WEIGHTS, dtype)
+    v_weights = jnp.asarray(_V_WEIGHTS, dtype)
+    d_matrix = jnp.asarray(_D_MATRIX, dtype)
+
+    def acceleration(x):
+        return acceleration_fn(x, mass, params)
+
+    def energy(x, x_low, v):
+        """Total energy from compensated positions: pair separations ``(x_i - x_j) + (low_i -
+        low_j)`` keep the bits that rounding ``x`` to float64 loses, which at a close encounter
+        (r ~ 4e-4 in the Pythagorean problem) would alone move E by G m_i m_j ulp(x) / r**2 ~ 1e-9 E."""
+        n = x.shape[0]
+        dr = (x[:, None, :] - x[None, :, :]) + (x_low[:, None, :] - x_low[None, :, :])
+        off_diagonal = ~jnp.eye(n, dtype=bool)
+        r2 = jnp.sum(dr * dr, axis=-1) + params.softening**2
+        s = jnp.sqrt(jnp.where(off_diagonal, r2, 1.0))
+        pair = jnp.where(off_diagonal, mass[:, None] * mass[None, :] * potential.pair_energy(s, params), 0.0)
+        return 0.5 * jnp.sum(mass[:, None] * v * v) + 0.5 * jnp.sum(pair)
+
+    def predictor_corrector(x, x_low, v, a0, b, h):
+        """Iterate the b's to convergence (RS15 sec. 2.3); Gauss-Seidel over the 7 nodes."""
+        g = jnp.tensordot(d_matrix, b, axes=1)
+
+        def body(carry):
+            b, g, error, _, iterations, _ = carry
+            g = list(g)
+            for n in range(1, 8):
+                s = _H[n]
+                poly = a0 / 2 + sum(w * b[k] for k, w in enumerate(_X_NODE[n]))
+                x_node = x + ((poly * (s * h) ** 2 + v * (s * h)) + x_low)
+                a_node = acceleration(x_node)
+                # Divided differences (RS15 eq. 7): the Newton coefficient of node n.
+                value = (a_node - a0) / s
+                for j in range(1, n):
+                    value = (value - g[j - 1]) / (s - _H[j])
+                delta = value - g[n - 1]
+                g[n - 1] = value
+                b = b.at[:n].add(jnp.asarray(_C_ROWS[n - 1][:n], dtype)[:, None, None] * delta)
+            # Convergence measure: change of b6 relative to the acceleration (global maxima).
+            new_error = jnp.max(jnp.abs(delta)) / jnp.max(jnp.abs(a_node))
+            return b, jnp.stack(g), new_error, error, iterations + 1, a_node
+
+        def cond(carry):
+            _, _, error, error_last, iterations, _ = carry
+            converged = error < PREDICTOR_CORRECTOR_TOLERANCE
+            # Past two passes, an error that stops falling is round-off: further passes oscillate.
+            stalled = (iterations > 2) & (error_last <= error)
+            return ~converged & ~stalled & (iterations < MAX_ITERATIONS)
+
+        big = jnp.asarray(1e300 if dtype == jnp.float64 else 1e30, dtype)
+        carry = (b, g, big, jnp.asarray(2.0, dtype), jnp.zeros((), jnp.int32), a0)
+        b, _, _, _, iterations, a_last = lax.while_loop(cond, body, carry)
+        return b, iterations, a_last
+
+    def body(carry):
+        (x, x_low, v, v_low, t, t_low, a0, b_last, e_last, dt_last, h_free, index,
+         accepted, rejected, iterations_total, saved_x, saved_v, e0, max_de, failed) = carry
+        target = save_times[index]
+        to_target = (target - t) - t_low
+        lands = h_free >= to_target
+        h = jnp.where(lands, to_target, h_free)
+        b_guess, e_guess = _predict_b(b_last, e_last, jnp.where(dt_last > 0, h / dt_last, 2 * NO_PREDICTION_RATIO))
+        b, iterations, a_last = predictor_corrector(x, x_low, v, a0, b_guess, h)
+
+        # Step-size control (RS15 sec. 3.2, global form): error = max|b6| / max|a|, skipping
+        # bodies whose motion over the step is below round-off (REBOUND does the same).
+        moving = jnp.sum(v * v, axis=1) * h * h > 1e-16 * jnp.sum(x * x, axis=1)
+        max_b6 = jnp.max(jnp.where(moving[:, None], jnp.abs(b[6]), 0.0))
+        max_a = jnp.max(jnp.where(moving[:, None], jnp.abs(a_last), 0.0))
+        error = max_b6 / max_a
+        usable = jnp.isfinite(error) & (error > 0)
+        h_new = jnp.where(usable, h * (epsilon / jnp.where(usable, error, 1.0)) ** (1.0 / 7.0), h / SAFETY_FACTOR)
+        reject = h_new < SAFETY_FACTOR * h
+        h_new = jnp.minimum(h_new, h / SAFETY_FACTOR)
+
+        # The end of the step (RS15 eq. 9-10 at s = 1), added with compensated summation.
+        increment_x = h * v + h * h * (a0 / 2 + jnp.tensordot(x_weights, b, axes=1))
+        increment_v = h * (a0 + jnp.tensordot(v_weights, b, axes=1))
+        new_x, new_x_low = _two_sum_add(x, x_low, increment_x)
+        new_v, new_v_low = _two_sum_add(v, v_low, increment_v)
+        new_t, new_t_low = _two_sum_add(t, t_low, h)
+        new_t, new_t_low = jnp.where(lands, target, new_t), jnp.where(lands, 0.0, new_t_low)
+        finite = jnp.all(jnp.isfinite(new_x)) & jnp.all(jnp.isfinite(new_v)) & jnp.isfinite(h_new)
+        ok = ~reject & finite
+        new_a0 = acceleration(new_x)
+        new_de = jnp.abs(energy(new_x, new_x_low, new_v) - e0)
+
+        pick = lambda new, old: jnp.where(ok, new, old)  # noqa: E731
+        x, x_low, v, v_low = pick(new_x, x), pick(new_x_low, x_low), pick(new_v, v), pick(new_v_low, v_low)
+        t, t_low, a0 = pick(new_t, t), pick(new_t_low, t_low), pick(new_a0, a0)
+        b_last, e_last, dt_last = pick(b, b_last), pick(e_guess, e_last), pick(h, dt_last)
+        max_de = pick(jnp.maximum(max_de, new_de), max_de)
+        # A step shortened to land on a save time does not shrink the free step size.
+        h_free = jnp.where(ok & lands, jnp.maximum(h_free, h_new), h_new)
+        saved = ok & lands
+        saved_x = saved_x.at[index].set(jnp.where(saved, x, saved_x[index]))
+        saved_v = saved_v.at[index].set(jnp.where(saved, v, saved_v[index]))
+        index = index + saved.astype(index.dtype)
+        return (x, x_low, v, v_low, t, t_low, a0, b_last, e_last, dt_last, h_free, index,
+                accepted + ok.astype(jnp.int32), rejected + (~ok).astype(jnp.int32),
+                iterations_total + iterations, saved_x, saved_v, e0, max_de, ~finite)
+
+    def cond(carry):
+        h_free, index, accepted, rejected, failed = carry[10], carry[11], carry[12], carry[13], carry[19]
+        return ((index <= num_saves) & (accepted + rejected < max_steps) & (h_free > 0)
+                & jnp.isfinite(h_free) & ~failed)
+
+    x0, v0 = state.position, state.velocity
+    a0 = acceleration(x0)
+    # First step: a hundredth of the shortest free-fall-like time |x| / |a| ... sqrt, capped by
+    # the first save interval; a poor guess only costs a few rejected steps.
+    scale = jnp.sqrt(jnp.sum(x0 * x0, axis=1) / jnp.maximum(jnp.sum(a0 * a0, axis=1), 1e-300))
+    h0 = jnp.minimum(1e-2 * jnp.min(jnp.sqrt(scale)), save_times[1] - save_times[0]).astype(dtype)
+    saved_x = jnp.zeros((num_saves + 1,) + x0.shape, dtype).at[0].set(x0)
+    saved_v = jnp.zeros((num_saves + 1,) + v0.shape, dtype).at[0].set(v0)
+    zero = jnp.zeros((), dtype)
+    count = jnp.zeros((), jnp.int32)
+    coefficients = jnp.zeros((7,) + x0.shape, dtype)
+    carry = (x0, jnp.zeros_like(x0), v0, jnp.zeros_like(v0), save_times[0], zero, a0, coefficients,
+             coefficients, zero, h0, jnp.ones((), jnp.int32), count, count, count, saved_x, saved_v,
+             energy(x0, jnp.zeros_like(x0), v0), zero, jnp.zeros((), bool))
+    carry = lax.while_loop(cond, body, carry)
+    (index, accepted, rejected, iterations, saved_x, saved_v, e0, max_de, failed) = (
+        carry[11], carry[12], carry[13], carry[14], carry[15], carry[16], carry[17], carry[18], carry[19])
+    # Snapshots never reached are NaN, so they cannot pass for data.
+    reached = jnp.arange(num_saves + 1) < index
+    saved_x = jnp.where(reached[:, None, None], saved_x, jnp.nan)
+    saved_v = jnp.where(reached[:, None, None], saved_v, jnp.nan)
+    states = ParticleState(saved_x, saved_v, jnp.broadcast_to(mass, saved_x.shape[:2]), save_times)
+    quantities = jax.vmap(lambda s: conserved_quantities(s, params, potential))(states)
+    trajectory = Trajectory(
+        time=save_times, position=saved_x, velocity=saved_v, mass=mass, energy=quantities.energy,
+        linear_momentum=quantities.linear_momentum, angular_momentum=quantities.angular_momentum,
+    )
+    return trajectory, (index, accepted, rejected, iterations, max_de / jnp.abs(e0), failed)
+
+
+def simulate_ias15(
+    state: ParticleState,
+    *,
+    t_end: float | None = None,
+    num_saves: int = 100,
+    save_times=None,
+    params: PhysicsParams = PhysicsParams(),
+    epsilon: float = EPSILON,
+    forces: str = "analytic",
+    potential="newtonian",
+    max_steps: int = 1_000_000,
+) -> tuple[Trajectory, dict]:
+    """Integrate from ``state.time`` to the end time ``t_end`` with IAS15 (see module docstring).
+
+    Steps are shortened to land exactly on each save time; the free step size is kept.
+
+    Args:
+        state: initial :class:`ParticleState` (float64: IAS15's tolerances assume it).
+        t_end: end time, time units (not a duration); with ``num_saves``, the snapshots are at
+            ``t0 + k (t_end - t0) / num_saves``, computed exactly, not accumulated.
+        num_saves: number of saved intervals (ignored when ``save_times`` is given).
+        save_times: increasing times after ``state.time`` to save at instead (the last is
+            the end time; ``t_end``, if also given, must equal it). Traced: new times of the
+            same count do not recompile.
+        params: :class:`PhysicsParams` (traced).
+        epsilon: RS15's step-size parameter (1e-9: error at machine precision).
+        forces: force method name (any :data:`nbody_core.FORCE_METHODS` entry).
+        potential: pair potential name or :class:`PairPotential`.
+        max_steps: cap on attempted steps (accepted + rejected); snapshots not reached are NaN.
+
+    Returns:
+        ``(trajectory, stats)``: a :class:`Trajectory` whose first snapshot is ``state`` and a
+        dict with ``accepted_steps``, ``rejected_steps``, ``iterations`` (predictor-corrector
+        passes in all; each costs 7 force evaluations), ``max_relative_energy_error`` (over
+        every accepted step, not only the snapshots), ``result`` (``"successful"`` or a
+        message naming the failure) and ``status`` (``"successful"``, ``"max_steps"`` or
+        ``"failed"``).
+
+    Raises:
+        ValueError: for a non-increasing or non-finite save grid, a bad ``epsilon``,
+            ``num_saves`` or ``max_steps``.
+    """
+    validate_run_options(params=params)
+    dtype = state.position.dtype
+    t0 = float(state.time)
+    if save_times is not None:
+        times = np.asarray(save_times, dtype=np.float64).ravel()
+        if times.size < 1 or not np.all(np.isfinite(times)) or np.any(np.diff(np.concatenate([[t0], times])) <= 0):
+            raise ValueError(f"save_times must be finite and strictly increasing after state.time = {t0!r}")
+        if t_end is not None and float(t_end) != float(times[-1]):
+            raise ValueError(f"t_end ({t_end!r}) must equal the last save time ({times[-1]!r})")
+        times = np.concatenate([[t0], times])
+    else:
+        if t_end is None or not (np.isfinite(t_end) and t_end > t0):
+            raise ValueError(f"t_end must be a finite end time after state.time = {t0!r}, got {t_end!r}")
+        if isinstance(num_saves, bool) or not isinstance(num_saves, (int, np.integer)) or num_saves < 1:
+            raise ValueError(f"num_saves must be a positive integer, got {num_saves!r}")
+        times = t0 + (float(t_end) - t0) * np.arange(num_saves + 1) / num_saves
+        times[-1] = float(t_end)
+    if not (np.isfinite(epsilon) and epsilon > 0):
+        raise ValueError(f"epsilon must be a positive finite number, got {epsilon!r}")
+    if isinstance(max_steps, bool) or not isinstance(max_steps, (int, np.integer)) or max_steps < 1:
+        raise ValueError(f"max_steps must be a positive integer, got {max_steps!r}")
+    potential = get_potential(potential)
+    acceleration_fn = _cached_acceleration(forces, potential)
+    params = PhysicsParams(*(jnp.asarray(p, dtype) for p in params))
+    trajectory, counters = _ias15(
+        state._replace(time=jnp.asarray(state.time, dtype)), jnp.asarray(times, dtype), params,
+        jnp.asarray(epsilon, dtype), jnp.asarray(max_steps, jnp.int32),
+        acceleration_fn=acceleration_fn, potential=potential,
+    )
+    index, accepted, rejected, iterations, max_error, failed = (np.asarray(c) for c in counters)
+    num_saves = len(times) - 1
+    index, accepted, rejected = int(index), int(accepted), int(rejected)
+    if index > num_saves:
+        status, result = "successful", "successful"
+    elif accepted + rejected >= max_steps:
+        status, result = "max_steps", f"max_steps ({max_steps}) reached at snapshot {index} of {num_saves}"
+    else:
+        status = "failed"
+        result = f"non-finite state or step-size underflow at snapshot {index} of {num_saves}"
+    return trajectory, {
+        "accepted_steps": accepted,
+        "rejected_steps": rejected,
+        "iterations": int(iterations),
+        "max_relative_energy_error": float(max_error),
+        "result": result,
+        "status": status,
+    }
+
+
+_ACCELERATION_CACHE: dict = {}
+
+
+def _cached_acceleration(forces, potential):
+    # acceleration_function builds a new closure per call; a static jit argument must be
+    # the same object each time or every call would recompile.
+    key = (forces, potential)
+    if key not in _ACCELERATION_CACHE:
+        _ACCELERATION_CACHE[key] = acceleration_function(forces, potential)
+    return _ACCELERATION_CACHE[key]
