@@ -32,7 +32,7 @@ from jax import lax
 from .forces import acceleration_function
 from .potentials import get_potential
 from .simulate import Trajectory, conserved_quantities, validate_run_options
-from .state import ParticleState, PhysicsParams
+from .state import ParticleState, PhysicsParams, resolve_params
 
 __all__ = ["simulate_ias15", "EPSILON", "SAFETY_FACTOR", "GAUSS_RADAU_SPACINGS"]
 
@@ -118,7 +118,7 @@ def _predict_b(b_last, e_last, ratio):
 
 
 @partial(jax.jit, static_argnames=("acceleration_fn", "potential"))
-def _ias15(state, save_times, params, epsilon, max_steps, *, acceleration_fn, potential):
+def _ias15(state, save_times, params, epsilon, max_steps, initial_dt, *, acceleration_fn, potential):
     dtype = state.position.dtype
     mass = state.mass
     num_saves = save_times.shape[0] - 1
@@ -231,10 +231,13 @@ def _ias15(state, save_times, params, epsilon, max_steps, *, acceleration_fn, po
 
     x0, v0 = state.position, state.velocity
     a0 = acceleration(x0)
-    # First step: a hundredth of the shortest free-fall-like time |x| / |a| ... sqrt, capped by
-    # the first save interval; a poor guess only costs a few rejected steps.
-    scale = jnp.sqrt(jnp.sum(x0 * x0, axis=1) / jnp.maximum(jnp.sum(a0 * a0, axis=1), 1e-300))
-    h0 = jnp.minimum(1e-2 * jnp.min(jnp.sqrt(scale)), save_times[1] - save_times[0]).astype(dtype)
+    # First step: a hundredth of the shortest sqrt(|x_i| / |a_i|) over bodies away from the origin
+    # and accelerated, at most one save interval; a poor guess only costs rejected steps.
+    r2, a2 = jnp.sum(x0 * x0, axis=1), jnp.sum(a0 * a0, axis=1)
+    usable = (r2 > 0) & (a2 > 0)
+    timescale = jnp.min(jnp.where(usable, (r2 / jnp.where(usable, a2, 1.0)) ** 0.25, jnp.inf))
+    h0 = jnp.minimum(1e-2 * timescale, save_times[1] - save_times[0]).astype(dtype)
+    h0 = jnp.where(initial_dt > 0, initial_dt, h0)
     saved_x = jnp.zeros((num_saves + 1,) + x0.shape, dtype).at[0].set(x0)
     saved_v = jnp.zeros((num_saves + 1,) + v0.shape, dtype).at[0].set(v0)
     zero = jnp.zeros((), dtype)
@@ -250,11 +253,12 @@ def _ias15(state, save_times, params, epsilon, max_steps, *, acceleration_fn, po
     reached = jnp.arange(num_saves + 1) < index
     saved_x = jnp.where(reached[:, None, None], saved_x, jnp.nan)
     saved_v = jnp.where(reached[:, None, None], saved_v, jnp.nan)
-    states = ParticleState(saved_x, saved_v, jnp.broadcast_to(mass, saved_x.shape[:2]), save_times)
+    states = ParticleState(saved_x, saved_v, jnp.broadcast_to(mass, saved_x.shape[:2]), save_times, state.units)
     quantities = jax.vmap(lambda s: conserved_quantities(s, params, potential))(states)
     trajectory = Trajectory(
         time=save_times, position=saved_x, velocity=saved_v, mass=mass, energy=quantities.energy,
         linear_momentum=quantities.linear_momentum, angular_momentum=quantities.angular_momentum,
+        units=state.units,
     )
     return trajectory, (index, accepted, rejected, iterations, max_de / jnp.abs(e0), failed)
 
@@ -265,11 +269,12 @@ def simulate_ias15(
     t_end: float | None = None,
     num_saves: int = 100,
     save_times=None,
-    params: PhysicsParams = PhysicsParams(),
+    params: PhysicsParams | None = None,
     epsilon: float = EPSILON,
     forces: str = "analytic",
     potential="newtonian",
     max_steps: int = 1_000_000,
+    initial_dt: float | None = None,
 ) -> tuple[Trajectory, dict]:
     """Integrate from ``state.time`` to the end time ``t_end`` with IAS15 (see module docstring).
 
@@ -283,11 +288,13 @@ def simulate_ias15(
         save_times: increasing times after ``state.time`` to save at instead (the last is
             the end time; ``t_end``, if also given, must equal it). Traced: new times of the
             same count do not recompile.
-        params: :class:`PhysicsParams` (traced).
+        params: :class:`PhysicsParams` (traced); None takes G from ``state.units``.
         epsilon: RS15's step-size parameter (1e-9: error at machine precision).
         forces: force method name (any :data:`nbody_core.FORCE_METHODS` entry).
         potential: pair potential name or :class:`PairPotential`.
         max_steps: cap on attempted steps (accepted + rejected); snapshots not reached are NaN.
+        initial_dt: first step to try (default: 1 % of ``min_i sqrt(|x_i| / |a_i|)``, at most
+            one save interval); a step too long is rejected and redone shorter.
 
     Returns:
         ``(trajectory, stats)``: a :class:`Trajectory` whose first snapshot is ``state`` and a
@@ -301,6 +308,7 @@ def simulate_ias15(
         ValueError: for a non-increasing or non-finite save grid, a bad ``epsilon``,
             ``num_saves`` or ``max_steps``.
     """
+    params = resolve_params(state, params)
     validate_run_options(params=params)
     dtype = state.position.dtype
     t0 = float(state.time)
@@ -322,13 +330,15 @@ def simulate_ias15(
         raise ValueError(f"epsilon must be a positive finite number, got {epsilon!r}")
     if isinstance(max_steps, bool) or not isinstance(max_steps, (int, np.integer)) or max_steps < 1:
         raise ValueError(f"max_steps must be a positive integer, got {max_steps!r}")
+    if initial_dt is not None and not (np.isfinite(initial_dt) and initial_dt > 0):
+        raise ValueError(f"initial_dt must be a positive finite number, got {initial_dt!r}")
     potential = get_potential(potential)
     acceleration_fn = _cached_acceleration(forces, potential)
     params = PhysicsParams(*(jnp.asarray(p, dtype) for p in params))
     trajectory, counters = _ias15(
         state._replace(time=jnp.asarray(state.time, dtype)), jnp.asarray(times, dtype), params,
         jnp.asarray(epsilon, dtype), jnp.asarray(max_steps, jnp.int32),
-        acceleration_fn=acceleration_fn, potential=potential,
+        jnp.asarray(0.0 if initial_dt is None else initial_dt, dtype), acceleration_fn=acceleration_fn, potential=potential,
     )
     index, accepted, rejected, iterations, max_error, failed = (np.asarray(c) for c in counters)
     num_saves = len(times) - 1
