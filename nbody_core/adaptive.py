@@ -31,6 +31,7 @@ __all__ = ["simulate_adaptive", "ADAPTIVE_INTEGRATORS"]
 
 ADAPTIVE_INTEGRATORS = {
     "dopri8": "Dormand-Prince 8(7), adaptive steps, compensated summation (close encounters)",
+    "ias15": "IAS15, 15th-order Gauss-Radau (Rein & Spiegel 2015), adaptive; nbody_core.ias15.simulate_ias15",
 }
 
 # Prince & Dormand (1981), J. Comp. Appl. Math. 7, 67: the 13-stage 8(7) pair. Taken from

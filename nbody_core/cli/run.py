@@ -22,6 +22,7 @@ from nbody_core.cli import check_output_path, exit_now_if_computing, one_line_er
 
 FIXED_STEP_INTEGRATORS = ("euler", "leapfrog", "yoshida4", "rk4")
 ADAPTIVE = "dopri8"
+ADAPTIVE_CHOICES = (ADAPTIVE, "ias15")  # see nbody_core.adaptive.ADAPTIVE_INTEGRATORS
 DEFAULT_MAX_SNAPSHOTS = 1000  # --save-every defaults to keep at most this many snapshots
 PROGRESS_WORK_THRESHOLD = 2e8  # pair interactions above which "auto" shows a progress bar
 PROGRESS_CHUNKS = 20
@@ -54,7 +55,7 @@ def register(subparsers) -> None:
     integration.add_argument(
         "--integrator",
         default="leapfrog",
-        help=f"one of {', '.join(FIXED_STEP_INTEGRATORS)} or {ADAPTIVE} (adaptive); default leapfrog",
+        help=f"one of {', '.join(FIXED_STEP_INTEGRATORS)} or {' / '.join(ADAPTIVE_CHOICES)} (adaptive); default leapfrog",
     )
     integration.add_argument("--dt", type=float, help="time step (default: the preset's)")
     integration.add_argument(
@@ -244,12 +245,20 @@ def _run_adaptive(state, params, args, num_steps, dt, save_every, progress_bar, 
     # Equal chunks share one compilation; the save grid is the fixed-step one.
     pieces, totals = [] if completed is None else completed, {"accepted_steps": 0, "rejected_steps": 0}
     for chunk in chunks:
-        trajectory, stats = simulate_adaptive(
-            state, t_end=chunk * interval, num_saves=chunk, params=params,
-            rtol=args.rtol, atol=args.rtol, forces=args.forces,
-        )
+        if args.integrator == "ias15":  # t_end is an end time there; no tolerance option
+            from ..ias15 import simulate_ias15
+
+            trajectory, stats = simulate_ias15(
+                state, t_end=float(state.time) + chunk * interval, num_saves=chunk, params=params,
+                forces=args.forces,
+            )
+        else:
+            trajectory, stats = simulate_adaptive(
+                state, t_end=chunk * interval, num_saves=chunk, params=params,
+                rtol=args.rtol, atol=args.rtol, forces=args.forces,
+            )
         if stats["result"] != "successful":
-            raise ValueError(f"dopri8 failed: {stats['result']}")
+            raise ValueError(f"{args.integrator} failed: {stats['result']}")
         totals["accepted_steps"] += stats["accepted_steps"]
         totals["rejected_steps"] += stats["rejected_steps"]
         pieces.append(trajectory if not pieces else jax.tree.map(lambda x: x[1:], trajectory))
@@ -275,10 +284,10 @@ def handle(args: argparse.Namespace) -> int:
     from ..state import cast_state
 
     out_path = None if args.out is None else check_output_path(args.out)
-    if args.integrator not in FIXED_STEP_INTEGRATORS + (ADAPTIVE,):
+    if args.integrator not in FIXED_STEP_INTEGRATORS + ADAPTIVE_CHOICES:
         raise ValueError(
             f"unknown integrator {args.integrator!r}; choose one of "
-            f"{', '.join(FIXED_STEP_INTEGRATORS + (ADAPTIVE,))}"
+            f"{', '.join(FIXED_STEP_INTEGRATORS + ADAPTIVE_CHOICES)}"
         )
     if args.forces not in FORCE_METHODS:
         raise ValueError(f"unknown force method {args.forces!r}; choose one of {', '.join(sorted(FORCE_METHODS))}")
@@ -314,7 +323,7 @@ def handle(args: argparse.Namespace) -> int:
     completed = _Completed()  # chunks finished so far: what an interrupted run keeps
     interrupted = False
     try:
-        runner = _run_adaptive if args.integrator == ADAPTIVE else _run_fixed
+        runner = _run_adaptive if args.integrator in ADAPTIVE_CHOICES else _run_fixed
         try:
             trajectory, adaptive_stats = run_in_worker(
                 runner, state, params, args, num_steps, dt, save_every, progress_bar, completed
