@@ -1,0 +1,626 @@
+// Orbit scene: draws N bodies and their fading trails on a 2D canvas, in the browser.
+//
+// The server sends one binary message per frame (see app/components/orbit_scene.py,
+// pack_frame): a float32 header, then positions [n, 3], then speeds [n] and masses [n]
+// when their flags are set. History is never re-sent: this module keeps a ring buffer of
+// past positions per body and fades it. Nothing is fetched from the network.
+//
+// Views: "3d" (drag to orbit, wheel to zoom, double-click to re-fit), the fixed "xy",
+// "xz", "yz" projections, or "quad" (all four). Painted frames (animation frames that
+// showed a new simulation frame) are counted and reported back as `painted`/`paint_rate`.
+
+const HEADER = 8            // float32 words before the positions
+const MAGIC = 7.0           // header[0]: format version
+const FLAG_SPEED = 1        // speeds [n] follow the positions
+const FLAG_MASS = 2         // masses [n] follow (speeds first when both)
+const FLAG_RESET = 4        // a new run: drop the trails, re-fit the camera
+const TRAIL_SEGMENT_BUDGET = 24000  // segments stroked per viewport and frame, all bodies together
+const FADE_BUCKETS = 6      // trail age classes, oldest faintest
+const COLOR_BINS = 16       // continuous colour map quantised for batched drawing
+const MAX_EDGE_MARKS = 240  // off-screen markers drawn per viewport
+const REPORT_MS = 500       // how often painted counts go back to the server
+
+function parseColor(hex) {
+  const h = hex.replace("#", "")
+  return [parseInt(h.slice(0, 2), 16), parseInt(h.slice(2, 4), 16), parseInt(h.slice(4, 6), 16)]
+}
+
+function rgba(rgb, alpha) {
+  return `rgba(${rgb[0]},${rgb[1]},${rgb[2]},${alpha})`
+}
+
+export function unpackFrame(buffer) {
+  // Accept an ArrayBuffer, a typed array or a DataView (transports differ).
+  let bytes = buffer
+  if (bytes && bytes.buffer instanceof ArrayBuffer && !(bytes instanceof ArrayBuffer)) {
+    bytes = bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength)
+  }
+  const data = new Float32Array(bytes)
+  if (data.length < HEADER || data[0] !== MAGIC) {
+    return null
+  }
+  const n = data[1] | 0
+  const flags = data[2] | 0
+  let offset = HEADER
+  const position = data.subarray(offset, offset + 3 * n)
+  offset += 3 * n
+  let speed = null
+  let mass = null
+  if (flags & FLAG_SPEED) {
+    speed = data.subarray(offset, offset + n)
+    offset += n
+  }
+  if (flags & FLAG_MASS) {
+    mass = data.subarray(offset, offset + n)
+    offset += n
+  }
+  return {n, flags, runId: data[3], index: data[4], time: data[5], position, speed, mass}
+}
+
+export function render({model, el}) {
+  const canvas = document.createElement("canvas")
+  canvas.className = "nbody-orbit-canvas"
+  canvas.dataset.scene = model.name
+  canvas.style.width = "100%"
+  canvas.style.height = "100%"
+  canvas.style.display = "block"
+  canvas.style.touchAction = "none"
+  canvas.style.cursor = "grab"
+  const wrap = document.createElement("div")
+  wrap.style.position = "relative"
+  wrap.style.width = "100%"
+  wrap.style.height = "100%"
+  wrap.style.minHeight = "300px"
+  wrap.appendChild(canvas)
+  el.appendChild(wrap)
+  const ctx = canvas.getContext("2d", {alpha: false})
+
+  const scene = {
+    n: 0, runId: -1, index: -1, time: 0,
+    position: new Float32Array(0), speed: null, mass: new Float32Array(0),
+    trail: new Float32Array(0), trailCap: 0, trailHead: 0, trailCount: 0,
+    center: [0, 0, 0], extent: 1, zoom: 1, yaw: -0.6, pitch: 0.9,
+    dirty: true, fresh: false, painted: 0, draws: 0, paintTimes: [],
+    viewports: [], projected: [], offscreen: 0, lastReport: 0, reported: -1,
+    colorRange: [0, 1], alive: true,
+  }
+
+  // -------------------------------------------------------------- colours and sizes
+  let palette = (model.palette || []).map(parseColor)
+  let categorical = (model.categorical || []).map(parseColor)
+  const background = parseColor(model.background || "#0b1221")
+  let colorIndex = new Uint16Array(0)   // per body: index into the current colour table
+  let colorTable = []                   // [r, g, b] per index
+  let radius = new Float32Array(0)      // per body, CSS px
+
+  function unitScale(values, out) {
+    let lo = Infinity, hi = -Infinity
+    for (let i = 0; i < values.length; i++) {
+      const v = values[i]
+      if (Number.isFinite(v)) { if (v < lo) lo = v; if (v > hi) hi = v }
+    }
+    const flat = !(hi - lo > 1e-12 * Math.max(1, Math.abs(hi)))
+    for (let i = 0; i < values.length; i++) {
+      out[i] = flat ? 0.5 : Math.min(1, Math.max(0, (values[i] - lo) / (hi - lo)))
+    }
+    return flat
+  }
+
+  function updateSizes() {
+    const n = scene.n
+    radius = new Float32Array(n)
+    const base = n <= 10 ? 9 : n <= 100 ? 4.5 : n <= 500 ? 3 : 2
+    const logMass = new Float64Array(n)
+    for (let i = 0; i < n; i++) logMass[i] = Math.log10(Math.max(scene.mass[i], 1e-30))
+    const scaled = new Float64Array(n)
+    const flat = unitScale(logMass, scaled)
+    for (let i = 0; i < n; i++) {
+      radius[i] = (model.size_by_mass && !flat) ? base * (0.5 + scaled[i]) : base
+    }
+  }
+
+  function updateColors() {
+    const n = scene.n
+    colorIndex = new Uint16Array(n)
+    if (model.color_by === "speed" && scene.speed) {
+      // Speed: continuous map over a range that follows the data smoothly (no flicker).
+      let lo = Infinity, hi = -Infinity
+      for (let i = 0; i < n; i++) { const v = scene.speed[i]; if (v < lo) lo = v; if (v > hi) hi = v }
+      const r = scene.colorRange
+      if (!(r[1] > r[0]) || scene.fresh === "reset") { r[0] = lo; r[1] = hi } else { r[0] += 0.2 * (lo - r[0]); r[1] += 0.2 * (hi - r[1]) }
+      colorTable = binTable()
+      const span = r[1] - r[0] > 1e-12 ? r[1] - r[0] : 1
+      for (let i = 0; i < n; i++) {
+        const t = Math.min(1, Math.max(0, (scene.speed[i] - r[0]) / span))
+        colorIndex[i] = Math.min(COLOR_BINS - 1, Math.floor(t * COLOR_BINS))
+      }
+    } else if (n <= categorical.length) {
+      // Few bodies: one Okabe-Ito colour each, heaviest first (a legend-free identity).
+      const order = Array.from({length: n}, (_, i) => i).sort((a, b) => scene.mass[b] - scene.mass[a] || a - b)
+      colorTable = categorical
+      order.forEach((body, rank) => { colorIndex[body] = rank })
+    } else {
+      const logMass = new Float64Array(n)
+      for (let i = 0; i < n; i++) logMass[i] = Math.log10(Math.max(scene.mass[i], 1e-30))
+      const scaled = new Float64Array(n)
+      unitScale(logMass, scaled)
+      colorTable = binTable()
+      for (let i = 0; i < n; i++) colorIndex[i] = Math.min(COLOR_BINS - 1, Math.floor(scaled[i] * COLOR_BINS))
+    }
+  }
+
+  function binTable() {
+    const table = []
+    for (let b = 0; b < COLOR_BINS; b++) {
+      const k = Math.round((b + 0.5) / COLOR_BINS * (palette.length - 1))
+      table.push(palette[Math.max(0, Math.min(palette.length - 1, k))] || [255, 255, 255])
+    }
+    return table
+  }
+
+  // -------------------------------------------------------------- frames
+  function allocate(n) {
+    scene.n = n
+    scene.position = new Float32Array(3 * n)
+    scene.mass = new Float32Array(n).fill(1)
+    scene.speed = null
+    resizeTrail()
+  }
+
+  function resizeTrail() {
+    const n = scene.n
+    // Keep no more points than can be drawn: long trails at large N are cut, not thinned.
+    const cap = Math.max(2, Math.min(model.trail_length | 0, Math.max(2, Math.floor(TRAIL_SEGMENT_BUDGET / Math.max(n, 1)) + 1)))
+    scene.trailCap = cap
+    scene.trail = new Float32Array(cap * 3 * n)
+    scene.trailHead = 0
+    scene.trailCount = 0
+  }
+
+  function pushTrail() {
+    const n3 = 3 * scene.n
+    scene.trail.set(scene.position, scene.trailHead * n3)
+    scene.trailHead = (scene.trailHead + 1) % scene.trailCap
+    scene.trailCount = Math.min(scene.trailCount + 1, scene.trailCap)
+  }
+
+  function receive(buffer) {
+    const frame = unpackFrame(buffer)
+    if (frame === null) return
+    const reset = (frame.flags & FLAG_RESET) !== 0 || frame.runId !== scene.runId || frame.n !== scene.n
+    if (reset) {
+      allocate(frame.n)
+      scene.runId = frame.runId
+    }
+    scene.position.set(frame.position)
+    scene.index = frame.index
+    scene.time = frame.time
+    if (frame.mass) {
+      scene.mass = Float32Array.from(frame.mass)
+      updateSizes()
+    }
+    scene.speed = frame.speed ? Float32Array.from(frame.speed) : null
+    if (reset) {
+      if (!frame.mass) updateSizes()
+      scene.fresh = "reset"
+      fit()
+    } else {
+      scene.fresh = true
+      if (model.follow_com) followCenter()
+    }
+    updateColors()
+    pushTrail()
+    scene.dirty = true
+  }
+
+  function centerOfMass() {
+    const n = scene.n, p = scene.position, m = scene.mass
+    let total = 0, cx = 0, cy = 0, cz = 0
+    for (let i = 0; i < n; i++) {
+      const x = p[3 * i], y = p[3 * i + 1], z = p[3 * i + 2]
+      if (!(Number.isFinite(x) && Number.isFinite(y) && Number.isFinite(z))) continue
+      total += m[i]; cx += m[i] * x; cy += m[i] * y; cz += m[i] * z
+    }
+    return total > 0 ? [cx / total, cy / total, cz / total] : [0, 0, 0]
+  }
+
+  function followCenter() {
+    scene.center = centerOfMass()
+  }
+
+  function fit() {
+    // Centre on the centre of mass; half-width holds 95 % of the bodies (all when few).
+    const n = scene.n, p = scene.position
+    const c = centerOfMass()
+    const radii = []
+    for (let i = 0; i < n; i++) {
+      const r = Math.hypot(p[3 * i] - c[0], p[3 * i + 1] - c[1], p[3 * i + 2] - c[2])
+      if (Number.isFinite(r)) radii.push(r)
+    }
+    radii.sort((a, b) => a - b)
+    let r = 0
+    if (radii.length > 20) r = radii[Math.floor(0.95 * (radii.length - 1))]
+    else if (radii.length) r = radii[radii.length - 1]
+    scene.center = c
+    scene.extent = r > 0 ? 1.25 * r : 1
+    scene.zoom = 1
+    scene.dirty = true
+  }
+
+  // -------------------------------------------------------------- camera
+  function layoutViewports(width, height) {
+    const view = model.view
+    if (view === "quad") {
+      const w = width / 2, h = height / 2
+      return [
+        {kind: "3d", x: 0, y: 0, w, h}, {kind: "xy", x: w, y: 0, w, h},
+        {kind: "xz", x: 0, y: h, w, h}, {kind: "yz", x: w, y: h, w, h},
+      ]
+    }
+    return [{kind: view || "3d", x: 0, y: 0, w: width, h: height}]
+  }
+
+  // Project body positions into one viewport: out [n * 3] = screen x, y (CSS px), depth.
+  function projector(vp) {
+    const cx = vp.x + vp.w / 2, cy = vp.y + vp.h / 2
+    const s = 0.5 * Math.min(vp.w, vp.h) / (scene.extent / scene.zoom)
+    const [ox, oy, oz] = scene.center
+    if (vp.kind === "3d") {
+      const cyaw = Math.cos(scene.yaw), syaw = Math.sin(scene.yaw)
+      const cp = Math.cos(scene.pitch), sp = Math.sin(scene.pitch)
+      const distance = 6 * scene.extent / scene.zoom   // mild perspective
+      return (x, y, z, out, k) => {
+        const vx = x - ox, vy = y - oy, vz = z - oz
+        const x1 = cyaw * vx - syaw * vy
+        const y1 = syaw * vx + cyaw * vy
+        const y2 = cp * y1 + sp * vz
+        const depth = -sp * y1 + cp * vz
+        const f = distance / Math.max(distance - depth, 0.1 * distance)
+        out[k] = cx + s * f * x1
+        out[k + 1] = cy - s * f * y2
+        out[k + 2] = depth
+      }
+    }
+    const a = {xy: 0, xz: 0, yz: 1}[vp.kind], b = {xy: 1, xz: 2, yz: 2}[vp.kind]
+    const o = [ox, oy, oz]
+    return (x, y, z, out, k) => {
+      const v = [x, y, z]
+      out[k] = cx + s * (v[a] - o[a])
+      out[k + 1] = cy - s * (v[b] - o[b])
+      out[k + 2] = 0
+    }
+  }
+
+  // -------------------------------------------------------------- drawing
+  function resize() {
+    const dpr = window.devicePixelRatio || 1
+    const w = Math.max(1, Math.round(canvas.clientWidth * dpr))
+    const h = Math.max(1, Math.round(canvas.clientHeight * dpr))
+    if (canvas.width !== w || canvas.height !== h) {
+      canvas.width = w
+      canvas.height = h
+      scene.dirty = true
+    }
+    return dpr
+  }
+
+  function draw() {
+    const dpr = resize()
+    const width = canvas.width / dpr, height = canvas.height / dpr
+    ctx.setTransform(dpr, 0, 0, dpr, 0, 0)
+    ctx.fillStyle = rgba(background, 1)
+    ctx.fillRect(0, 0, width, height)
+    scene.viewports = layoutViewports(width, height)
+    scene.projected = []
+    scene.offscreen = 0
+    for (const vp of scene.viewports) {
+      ctx.save()
+      ctx.beginPath()
+      ctx.rect(vp.x, vp.y, vp.w, vp.h)
+      ctx.clip()
+      const project = projector(vp)
+      if (vp.kind === "3d") drawAxes(vp, project)
+      if (model.trails) drawTrails(vp, project)
+      const screen = drawBodies(vp, project)
+      scene.projected.push(screen)
+      drawLabels(vp)
+      ctx.restore()
+    }
+    if (scene.viewports.length > 1) {
+      ctx.strokeStyle = "rgba(255,255,255,0.25)"
+      ctx.lineWidth = 1
+      ctx.beginPath()
+      ctx.moveTo(width / 2, 0); ctx.lineTo(width / 2, height)
+      ctx.moveTo(0, height / 2); ctx.lineTo(width, height / 2)
+      ctx.stroke()
+    }
+  }
+
+  function drawAxes(vp, project) {
+    // A small axis tripod in the corner, turning with the camera.
+    const out = new Float64Array(12)
+    const e = scene.extent / scene.zoom
+    const c = scene.center
+    project(c[0], c[1], c[2], out, 0)
+    project(c[0] + e, c[1], c[2], out, 3)
+    project(c[0], c[1] + e, c[2], out, 6)
+    project(c[0], c[1], c[2] + e, out, 9)
+    const ox = vp.x + 34, oy = vp.y + vp.h - 34
+    ctx.lineWidth = 1.5
+    ctx.font = "12px sans-serif"
+    ;["x", "y", "z"].forEach((label, a) => {
+      const dx = out[3 * (a + 1)] - out[0], dy = out[3 * (a + 1) + 1] - out[1]
+      const len = Math.hypot(dx, dy) || 1
+      const k = 22 * Math.min(1, len / (0.5 * Math.min(vp.w, vp.h)))
+      ctx.strokeStyle = "rgba(220,220,220,0.8)"
+      ctx.beginPath()
+      ctx.moveTo(ox, oy)
+      ctx.lineTo(ox + k * dx / len, oy + k * dy / len)
+      ctx.stroke()
+      ctx.fillStyle = "rgba(230,230,230,0.9)"
+      ctx.fillText(label, ox + (k + 6) * dx / len - 3, oy + (k + 6) * dy / len + 4)
+    })
+  }
+
+  function drawTrails(vp, project) {
+    const n = scene.n, count = scene.trailCount
+    if (n === 0 || count < 2) return
+    const n3 = 3 * n, cap = scene.trailCap, trail = scene.trail
+    const length = Math.min(count, model.trail_length | 0)
+    // Project the kept history once: pts[age][body], age 0 the oldest drawn.
+    const pts = new Float32Array(length * n * 3)
+    for (let a = 0; a < length; a++) {
+      const slot = (scene.trailHead - length + a + cap) % cap
+      const base = slot * n3
+      for (let i = 0; i < n; i++) {
+        const k = base + 3 * i
+        project(trail[k], trail[k + 1], trail[k + 2], pts, (a * n + i) * 3)
+      }
+    }
+    const bins = colorTable.length
+    ctx.lineWidth = n <= 10 ? 2.2 : n <= 200 ? 1.4 : 1
+    ctx.lineCap = "round"
+    for (let bucket = 0; bucket < FADE_BUCKETS; bucket++) {
+      const a0 = Math.floor(bucket * (length - 1) / FADE_BUCKETS)
+      const a1 = Math.floor((bucket + 1) * (length - 1) / FADE_BUCKETS)
+      if (a1 <= a0) continue
+      const alpha = (0.12 + 0.68 * (bucket + 1) / FADE_BUCKETS).toFixed(3)
+      for (let c = 0; c < bins; c++) {
+        let any = false
+        ctx.beginPath()
+        for (let i = 0; i < n; i++) {
+          if (colorIndex[i] !== c) continue
+          let k = (a0 * n + i) * 3
+          let x = pts[k], y = pts[k + 1]
+          if (!(Number.isFinite(x) && Number.isFinite(y))) continue
+          ctx.moveTo(x, y)
+          for (let a = a0 + 1; a <= a1; a++) {
+            k = (a * n + i) * 3
+            x = pts[k]; y = pts[k + 1]
+            if (Number.isFinite(x) && Number.isFinite(y)) ctx.lineTo(x, y)
+          }
+          any = true
+        }
+        if (any) {
+          ctx.strokeStyle = rgba(colorTable[c], alpha)
+          ctx.stroke()
+        }
+      }
+    }
+  }
+
+  function drawBodies(vp, project) {
+    const n = scene.n, p = scene.position
+    const screen = new Float32Array(3 * n)
+    for (let i = 0; i < n; i++) project(p[3 * i], p[3 * i + 1], p[3 * i + 2], screen, 3 * i)
+    const margin = 6
+    const x0 = vp.x + margin, y0 = vp.y + margin, x1 = vp.x + vp.w - margin, y1 = vp.y + vp.h - margin
+    const bins = colorTable.length
+    const outside = []
+    // Nearer bodies last, so they cover farther ones (3D view, moderate N only).
+    let order = null
+    if (vp.kind === "3d" && n <= 2000) {
+      order = Array.from({length: n}, (_, i) => i).sort((a, b) => screen[3 * a + 2] - screen[3 * b + 2])
+    }
+    const outline = n <= 100
+    for (let c = 0; c < bins; c++) {
+      ctx.fillStyle = rgba(colorTable[c], 1)
+      let small = true
+      ctx.beginPath()
+      for (let j = 0; j < n; j++) {
+        const i = order ? order[j] : j
+        if (colorIndex[i] !== c) continue
+        const x = screen[3 * i], y = screen[3 * i + 1]
+        if (!(Number.isFinite(x) && Number.isFinite(y))) continue
+        if (x < x0 || x > x1 || y < y0 || y > y1) {
+          outside.push(i)
+          continue
+        }
+        const r = radius[i] || 2
+        if (r < 2.2) {
+          ctx.rect(x - r, y - r, 2 * r, 2 * r)
+        } else {
+          small = false
+          ctx.moveTo(x + r, y)
+          ctx.arc(x, y, r, 0, 2 * Math.PI)
+        }
+      }
+      ctx.fill()
+      if (outline && !small) {
+        ctx.strokeStyle = "rgba(255,255,255,0.85)"
+        ctx.lineWidth = 1
+        ctx.stroke()
+      }
+    }
+    drawEdgeMarks(vp, screen, outside)
+    return screen
+  }
+
+  function drawEdgeMarks(vp, screen, outside) {
+    // Bodies outside the viewport: a triangle on the edge, pointing towards each one.
+    scene.offscreen += outside.length
+    if (!outside.length) return
+    const cx = vp.x + vp.w / 2, cy = vp.y + vp.h / 2
+    const hw = vp.w / 2 - 10, hh = vp.h / 2 - 10
+    const step = Math.max(1, Math.ceil(outside.length / MAX_EDGE_MARKS))
+    for (let j = 0; j < outside.length; j += step) {
+      const i = outside[j]
+      const dx = screen[3 * i] - cx, dy = screen[3 * i + 1] - cy
+      const t = 1 / Math.max(Math.abs(dx) / hw, Math.abs(dy) / hh, 1e-9)
+      const ex = cx + dx * t, ey = cy + dy * t
+      const len = Math.hypot(dx, dy) || 1
+      const ux = dx / len, uy = dy / len
+      ctx.fillStyle = rgba(colorTable[colorIndex[i]] || [255, 255, 255], 0.95)
+      ctx.beginPath()
+      ctx.moveTo(ex + 7 * ux, ey + 7 * uy)
+      ctx.lineTo(ex - 5 * ux - 5 * uy, ey - 5 * uy + 5 * ux)
+      ctx.lineTo(ex - 5 * ux + 5 * uy, ey - 5 * uy - 5 * ux)
+      ctx.closePath()
+      ctx.fill()
+    }
+    ctx.fillStyle = "rgba(230,230,230,0.9)"
+    ctx.font = "12px sans-serif"
+    ctx.fillText(`${outside.length} outside view (double-click to fit)`, vp.x + 10, vp.y + vp.h - 10)
+  }
+
+  function drawLabels(vp) {
+    ctx.fillStyle = "rgba(230,230,230,0.85)"
+    ctx.font = "13px sans-serif"
+    const name = vp.kind === "3d" ? "3D (drag to rotate)" : `${vp.kind[0]}–${vp.kind[1]} projection`
+    ctx.fillText(name, vp.x + 10, vp.y + 18)
+    if (vp.x === 0 && vp.y === 0) {
+      const what = model.color_by === "speed" ? "speed" : (scene.n <= categorical.length ? "bodies (heaviest first)" : "mass")
+      ctx.fillText(`colour: ${what}${model.follow_com ? " · following centre of mass" : ""}`, vp.x + 10, vp.y + 36)
+    }
+  }
+
+  // -------------------------------------------------------------- animation loop
+  function tick(now) {
+    if (!scene.alive) return
+    if (scene.dirty) {
+      draw()
+      scene.draws++
+      if (scene.fresh) {
+        scene.painted++
+        scene.paintTimes.push(now)
+      }
+      scene.fresh = false
+      scene.dirty = false
+    }
+    while (scene.paintTimes.length && now - scene.paintTimes[0] > 1000) scene.paintTimes.shift()
+    if (now - scene.lastReport > REPORT_MS) {
+      scene.lastReport = now
+      if (scene.painted !== scene.reported) {
+        scene.reported = scene.painted
+        model.painted = scene.painted
+        model.paint_rate = scene.paintTimes.length
+      } else if (model.paint_rate !== 0 && !scene.paintTimes.length) {
+        model.paint_rate = 0
+      }
+    }
+    requestAnimationFrame(tick)
+  }
+
+  // -------------------------------------------------------------- input
+  let drag = null
+  function viewportAt(x, y) {
+    return scene.viewports.find(vp => x >= vp.x && x < vp.x + vp.w && y >= vp.y && y < vp.y + vp.h) || scene.viewports[0]
+  }
+  canvas.addEventListener("pointerdown", (event) => {
+    const rect = canvas.getBoundingClientRect()
+    const vp = viewportAt(event.clientX - rect.left, event.clientY - rect.top)
+    drag = {x: event.clientX, y: event.clientY, kind: vp ? vp.kind : "3d", vp}
+    canvas.setPointerCapture(event.pointerId)
+    canvas.style.cursor = "grabbing"
+  })
+  canvas.addEventListener("pointermove", (event) => {
+    if (drag === null) return
+    const dx = event.clientX - drag.x, dy = event.clientY - drag.y
+    drag.x = event.clientX
+    drag.y = event.clientY
+    if (drag.kind === "3d") {
+      scene.yaw += 0.01 * dx
+      scene.pitch = Math.max(-Math.PI / 2, Math.min(Math.PI / 2, scene.pitch + 0.01 * dy))
+    } else {
+      // Projections pan: move the centre along the two axes shown.
+      const s = 0.5 * Math.min(drag.vp.w, drag.vp.h) / (scene.extent / scene.zoom)
+      const a = {xy: 0, xz: 0, yz: 1}[drag.kind], b = {xy: 1, xz: 2, yz: 2}[drag.kind]
+      scene.center[a] -= dx / s
+      scene.center[b] += dy / s
+    }
+    scene.dirty = true
+  })
+  const endDrag = (event) => {
+    if (drag !== null && canvas.hasPointerCapture(event.pointerId)) canvas.releasePointerCapture(event.pointerId)
+    drag = null
+    canvas.style.cursor = "grab"
+  }
+  canvas.addEventListener("pointerup", endDrag)
+  canvas.addEventListener("pointercancel", endDrag)
+  canvas.addEventListener("wheel", (event) => {
+    event.preventDefault()
+    scene.zoom = Math.max(1e-3, Math.min(1e4, scene.zoom * Math.exp(-0.0015 * event.deltaY)))
+    scene.dirty = true
+  }, {passive: false})
+  canvas.addEventListener("dblclick", () => fit())
+
+  // -------------------------------------------------------------- model wiring
+  model.on("msg:custom", receive)
+  model.on(["color_by"], () => { scene.colorRange = [0, 0]; updateColors(); scene.dirty = true })
+  model.on(["size_by_mass"], () => { updateSizes(); scene.dirty = true })
+  model.on(["view", "trails", "background"], () => { scene.dirty = true })
+  model.on(["trail_length"], () => { resizeTrail(); pushTrail(); scene.dirty = true })
+  model.on(["follow_com"], () => { if (model.follow_com) followCenter(); scene.dirty = true })
+  model.on(["palette", "categorical"], () => {
+    palette = (model.palette || []).map(parseColor)
+    categorical = (model.categorical || []).map(parseColor)
+    updateColors()
+    scene.dirty = true
+  })
+  model.on("refit", () => fit())
+  const observer = new ResizeObserver(() => { scene.dirty = true })
+  observer.observe(canvas)
+
+  // Hidden page or hidden tab (display: none): tell the server, which pauses the stream.
+  function reportVisible() {
+    const visible = document.visibilityState === "visible" && canvas.getClientRects().length > 0
+    if (model.page_visible !== visible) model.page_visible = visible
+  }
+  document.addEventListener("visibilitychange", reportVisible)
+  const intersection = new IntersectionObserver(reportVisible)
+  intersection.observe(canvas)
+
+  // A handle for tests and benchmarks: window.nbodyScenes[name].
+  const api = {
+    canvas,
+    painted: () => scene.painted,
+    pending: () => scene.dirty,
+    draws: () => scene.draws,
+    frameIndex: () => scene.index,
+    runId: () => scene.runId,
+    numBodies: () => scene.n,
+    trailCount: () => scene.trailCount,
+    offscreen: () => scene.offscreen,
+    camera: () => ({center: [...scene.center], extent: scene.extent, zoom: scene.zoom, yaw: scene.yaw, pitch: scene.pitch}),
+    // Screen position (CSS px, relative to the canvas) of body i in viewport v.
+    bodyPixel: (i, v = 0) => {
+      const s = scene.projected[v]
+      return s ? [s[3 * i], s[3 * i + 1]] : null
+    },
+    colorOf: (i) => colorTable[colorIndex[i]] || null,
+  }
+  window.nbodyScenes = window.nbodyScenes || {}
+  window.nbodyScenes[model.name] = api
+
+  model.on("remove", () => {
+    scene.alive = false
+    observer.disconnect()
+    intersection.disconnect()
+    document.removeEventListener("visibilitychange", reportVisible)
+    if (window.nbodyScenes && window.nbodyScenes[model.name] === api) delete window.nbodyScenes[model.name]
+  })
+
+  requestAnimationFrame(tick)
+  reportVisible()
+  model.send_msg({type: "ready"})  // the server answers with the current frame
+}

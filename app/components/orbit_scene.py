@@ -1,0 +1,218 @@
+"""The live orbit scene: a Panel ``JSComponent`` that draws bodies and trails in the browser.
+
+The server sends one binary message per frame (:func:`pack_frame`: float32 header,
+positions ``[n, 3]``, speeds ``[n]`` only when colouring by speed, masses ``[n]`` only when
+a run starts); the browser (``orbit_scene.js``, shipped beside this file, no CDN) keeps the
+trails, fades them, and reports back how many frames it painted.
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import numpy as np
+import param
+from bokeh.palettes import Cividis256
+from panel.custom import JSComponent
+
+__all__ = ["OrbitScene", "pack_frame", "unpack_frame", "FLAG_MASS", "FLAG_RESET", "FLAG_SPEED", "HEADER_WORDS"]
+
+HEADER_WORDS = 8  # float32 words before the positions (keep in step with orbit_scene.js)
+MAGIC = 7.0  # header[0]: format version
+FLAG_SPEED = 1
+FLAG_MASS = 2
+FLAG_RESET = 4
+
+# Colour-blind-safe maps. Okabe & Ito (2008), "Color Universal Design", for a few bodies
+# (black replaced by light grey: the scene background is dark); cividis (Nuñez et al.
+# 2018, designed for colour-vision deficiency) for mass or speed, from a quarter up, so
+# that the darkest colours do not vanish on the dark background.
+OKABE_ITO = ("#E69F00", "#56B4E9", "#009E73", "#F0E442", "#0072B2", "#D55E00", "#CC79A7", "#BBBBBB")
+CIVIDIS = tuple(Cividis256[i] for i in range(64, 256, 3))
+BACKGROUND = "#0b1221"
+
+
+def pack_frame(
+    position: np.ndarray,
+    *,
+    speed: np.ndarray | None = None,
+    mass: np.ndarray | None = None,
+    time: float = 0.0,
+    run_id: int = 0,
+    frame_index: int = 0,
+    reset: bool = False,
+) -> bytes:
+    """One frame as little-endian float32 bytes: the only thing sent per frame.
+
+    Layout: header ``[magic, n, flags, run_id, frame_index, time, 0, 0]``, then positions
+    ``[n, 3]`` row-major, then speeds ``[n]`` if given, then masses ``[n]`` if given.
+
+    Args:
+        position: ``[n, 3]`` positions, length units.
+        speed: ``[n]`` speeds, velocity units, or None (not colouring by speed).
+        mass: ``[n]`` masses, mass units, or None (unchanged since the run started).
+        time: simulation time, time units (float32 in the message: display only).
+        run_id: identifies the run; the browser drops its trails when it changes.
+        frame_index: frames since the run started.
+        reset: a new run: the browser drops its trails and re-fits the camera.
+
+    Returns:
+        ``4 * (8 + 3n [+ n] [+ n])`` bytes.
+    """
+    position = np.asarray(position)
+    if position.ndim != 2 or position.shape[1] != 3:
+        raise ValueError(f"position must have shape [n, 3], got {position.shape}")
+    n = position.shape[0]
+    flags = (FLAG_SPEED if speed is not None else 0) | (FLAG_MASS if mass is not None else 0) | (FLAG_RESET if reset else 0)
+    parts = [
+        np.array([MAGIC, n, flags, run_id, frame_index, time, 0.0, 0.0], dtype="<f4"),
+        position.astype("<f4", copy=False).reshape(-1),
+    ]
+    for extra, label in ((speed, "speed"), (mass, "mass")):
+        if extra is not None:
+            extra = np.asarray(extra).reshape(-1)
+            if extra.shape[0] != n:
+                raise ValueError(f"{label} must have shape [{n}], got {extra.shape}")
+            parts.append(extra.astype("<f4", copy=False))
+    return np.concatenate(parts).tobytes()
+
+
+def unpack_frame(data: bytes) -> dict:
+    """Inverse of :func:`pack_frame` (for tests and frame-only clients): a dict with
+    ``n, flags, run_id, frame_index, time, position [n, 3], speed, mass`` (float32)."""
+    words = np.frombuffer(data, dtype="<f4")
+    if words.size < HEADER_WORDS or words[0] != MAGIC:
+        raise ValueError("not an orbit-scene frame")
+    n, flags = int(words[1]), int(words[2])
+    offset = HEADER_WORDS + 3 * n
+    expected = offset + n * (bool(flags & FLAG_SPEED) + bool(flags & FLAG_MASS))
+    if expected != words.size:
+        raise ValueError(f"frame holds {words.size} words, header says {expected}")
+    out = {
+        "n": n, "flags": flags, "run_id": int(words[3]), "frame_index": int(words[4]), "time": float(words[5]),
+        "position": words[HEADER_WORDS:offset].reshape(n, 3), "speed": None, "mass": None,
+    }
+    for flag, key in ((FLAG_SPEED, "speed"), (FLAG_MASS, "mass")):
+        if flags & flag:
+            out[key] = words[offset:offset + n]
+            offset += n
+    return out
+
+
+class OrbitScene(JSComponent):
+    """Bodies and fading trails drawn on a canvas in the browser (3D camera or projections).
+
+    Call :meth:`show_run` when a run starts (sends masses, resets trails and camera) and
+    :meth:`show_frame` per frame (safe from a worker thread). The browser writes back
+    ``painted`` / ``paint_rate`` (frames it actually drew) and ``page_visible``.
+    """
+
+    view = param.Selector(default="3d", objects=["3d", "xy", "xz", "yz", "quad"],
+                          doc="Rotatable 3D camera, one fixed projection, or all four.")
+    color_by = param.Selector(default="mass", objects=["mass", "speed"], doc="Colour bodies by mass or speed.")
+    size_by_mass = param.Boolean(True, doc="Draw heavier bodies larger (log-mass scale).")
+    trails = param.Boolean(True, doc="Draw the recent path of each body, older parts fainter.")
+    trail_length = param.Integer(200, bounds=(2, 5000), doc="Frames of trail kept per body (the browser may cut long trails at large N).")
+    follow_com = param.Boolean(False, doc="Keep the centre of mass at the centre of the view.")
+    refit = param.Event(doc="Re-fit the camera to the bodies (also: double-click the scene).")
+    palette = param.List(list(CIVIDIS), item_type=str, doc="Continuous colour map (hex), low to high.")
+    categorical = param.List(list(OKABE_ITO), item_type=str, doc="Colours of the bodies when there are this few.")
+    background = param.Color(BACKGROUND, doc="Scene background colour.")
+    painted = param.Integer(0, doc="Frames the browser has painted (written by the browser).")
+    paint_rate = param.Number(0.0, doc="Frames painted in the browser's last second (written by the browser).")
+    page_visible = param.Boolean(True, doc="False while the page or the scene is hidden (written by the browser).")
+
+    _esm = Path(__file__).with_name("orbit_scene.js")
+
+    def __init__(self, **params):
+        params.setdefault("sizing_mode", "stretch_both")
+        params.setdefault("min_height", 420)
+        super().__init__(**params)
+        self._lock = threading.Lock()
+        self._run_id = 0
+        self._frame_index = 0
+        self._position = np.zeros((0, 3), np.float32)
+        self._velocity: np.ndarray | None = None
+        self._mass = np.zeros(0, np.float32)
+        self._time = 0.0
+        self.frames_sent = 0
+        self.bytes_sent = 0
+
+    # ------------------------------------------------------------------ frames
+    def show_run(self, position: np.ndarray, mass: np.ndarray, *, velocity: np.ndarray | None = None,
+                 time: float = 0.0) -> bytes:
+        """Start a new run: the browser drops its trails and fits the camera.
+
+        Args:
+            position: ``[n, 3]`` positions, length units.
+            mass: ``[n]`` masses, mass units.
+            velocity: ``[n, 3]`` velocities (for colouring by speed), velocity units.
+            time: simulation time, time units.
+
+        Returns:
+            The bytes sent.
+        """
+        with self._lock:
+            self._run_id += 1
+            self._frame_index = 0
+            self._mass = np.asarray(mass, np.float32).reshape(-1)
+            self._store(position, velocity, time)
+            data = self._pack(reset=True)
+        self._send(data)
+        return data
+
+    def show_frame(self, position: np.ndarray, *, velocity: np.ndarray | None = None, time: float = 0.0) -> bytes:
+        """Send one frame of the current run (positions, and speeds when colouring by speed).
+
+        Args:
+            position: ``[n, 3]`` positions, length units (same n as :meth:`show_run`).
+            velocity: ``[n, 3]`` velocities, velocity units (used when ``color_by == "speed"``).
+            time: simulation time, time units.
+
+        Returns:
+            The bytes sent.
+        """
+        with self._lock:
+            if np.shape(position)[0] != self._mass.shape[0]:
+                raise ValueError(f"frame has {np.shape(position)[0]} bodies, the run has {self._mass.shape[0]}: call show_run first")
+            self._frame_index += 1
+            self._store(position, velocity, time)
+            data = self._pack(reset=False)
+        self._send(data)
+        return data
+
+    def _store(self, position, velocity, time) -> None:
+        self._position = np.asarray(position)
+        self._velocity = None if velocity is None else np.asarray(velocity)
+        self._time = float(time)
+
+    def _pack(self, *, reset: bool) -> bytes:
+        speed = None
+        if self.color_by == "speed" and self._velocity is not None:
+            speed = np.linalg.norm(self._velocity, axis=1)
+        return pack_frame(
+            self._position, speed=speed, mass=self._mass if reset else None, time=self._time,
+            run_id=self._run_id, frame_index=self._frame_index, reset=reset,
+        )
+
+    def _send(self, data: bytes) -> None:
+        self.frames_sent += 1
+        self.bytes_sent += len(data)
+        self._send_msg(data)
+
+    def _handle_msg(self, data) -> None:
+        # A view that (re)renders asks for the current frame: send it as a run start.
+        if isinstance(data, dict) and data.get("type") == "ready" and self._mass.size:
+            with self._lock:
+                data = self._pack(reset=True)
+            self._send(data)
+
+    @param.depends("color_by", watch=True)
+    def _resend_for_colour(self) -> None:
+        # Speeds travel only while colouring by speed: send them at once on the switch.
+        if self._mass.size and self._velocity is not None:
+            with self._lock:
+                self._frame_index += 1
+                data = self._pack(reset=False)
+            self._send(data)

@@ -1,0 +1,151 @@
+"""OrbitScene without a browser: the frame format, what each frame carries, the parameters."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from app.components.orbit_scene import (
+    CIVIDIS,
+    FLAG_MASS,
+    FLAG_RESET,
+    FLAG_SPEED,
+    HEADER_WORDS,
+    OKABE_ITO,
+    OrbitScene,
+    pack_frame,
+    unpack_frame,
+)
+
+
+def _system(n=5, seed=0):
+    rng = np.random.default_rng(seed)
+    return rng.normal(size=(n, 3)), rng.normal(size=(n, 3)), rng.uniform(0.1, 2.0, n)
+
+
+def test_pack_frame_round_trips_positions_speeds_and_masses():
+    position, velocity, mass = _system()
+    speed = np.linalg.norm(velocity, axis=1)
+    data = pack_frame(position, speed=speed, mass=mass, time=1.25, run_id=3, frame_index=17, reset=True)
+    assert len(data) == 4 * (HEADER_WORDS + 3 * 5 + 5 + 5)
+    frame = unpack_frame(data)
+    assert frame["flags"] == FLAG_SPEED | FLAG_MASS | FLAG_RESET
+    assert (frame["n"], frame["run_id"], frame["frame_index"], frame["time"]) == (5, 3, 17, 1.25)
+    # float32 on the wire: values agree to float32 rounding (relative 2**-24 ~ 6e-8).
+    np.testing.assert_allclose(frame["position"], position, rtol=1e-7, atol=1e-7)
+    np.testing.assert_allclose(frame["speed"], speed, rtol=1e-7)
+    np.testing.assert_allclose(frame["mass"], mass, rtol=1e-7)
+
+
+def test_a_plain_frame_holds_only_positions():
+    position, _, _ = _system(n=1000)
+    data = pack_frame(position, frame_index=2)
+    assert len(data) == 4 * (HEADER_WORDS + 3000)  # 12 kB for N = 1000: no history, no JSON
+    frame = unpack_frame(data)
+    assert frame["flags"] == 0 and frame["speed"] is None and frame["mass"] is None
+
+
+@pytest.mark.parametrize("bad", [np.zeros((4, 2)), np.zeros(12)])
+def test_pack_frame_rejects_positions_that_are_not_n_by_3(bad):
+    with pytest.raises(ValueError, match=r"shape \[n, 3\]"):
+        pack_frame(bad)
+
+
+def test_pack_frame_rejects_speeds_of_the_wrong_length():
+    with pytest.raises(ValueError, match="speed must have shape"):
+        pack_frame(np.zeros((3, 3)), speed=np.zeros(2))
+
+
+def test_unpack_frame_rejects_foreign_or_truncated_bytes():
+    with pytest.raises(ValueError, match="not an orbit-scene frame"):
+        unpack_frame(np.zeros(12, "<f4").tobytes())
+    with pytest.raises(ValueError, match="header says"):
+        unpack_frame(pack_frame(np.zeros((3, 3)))[:-4])
+
+
+def test_show_run_then_frames_carry_masses_once_and_speeds_only_when_colouring_by_speed():
+    position, velocity, mass = _system()
+    scene = OrbitScene()
+    first = unpack_frame(scene.show_run(position, mass, velocity=velocity))
+    assert first["flags"] == FLAG_MASS | FLAG_RESET and first["frame_index"] == 0
+    second = unpack_frame(scene.show_frame(position + 1.0, velocity=velocity, time=0.5))
+    assert second["flags"] == 0 and second["frame_index"] == 1 and second["run_id"] == first["run_id"]
+    scene.color_by = "speed"  # re-sends the current frame with speeds at once
+    assert scene.frames_sent == 3
+    third = unpack_frame(scene.show_frame(position, velocity=velocity))
+    assert third["flags"] == FLAG_SPEED
+    np.testing.assert_allclose(third["speed"], np.linalg.norm(velocity, axis=1), rtol=1e-7)
+    again = unpack_frame(scene.show_run(position, mass))
+    assert again["run_id"] == first["run_id"] + 1 and again["frame_index"] == 0
+
+
+def test_show_frame_with_another_body_count_asks_for_show_run():
+    position, _, mass = _system()
+    scene = OrbitScene()
+    scene.show_run(position, mass)
+    with pytest.raises(ValueError, match="call show_run first"):
+        scene.show_frame(position[:3])
+
+
+def test_a_rendering_view_asking_for_the_frame_gets_the_current_one():
+    position, _, mass = _system()
+    scene = OrbitScene()
+    scene._handle_msg({"type": "ready"})  # nothing to send before a run
+    assert scene.frames_sent == 0
+    scene.show_run(position, mass)
+    scene._handle_msg({"type": "ready"})
+    scene._handle_msg({"type": "something else"})
+    assert scene.frames_sent == 2
+
+
+def test_parameters_and_palettes():
+    scene = OrbitScene(view="xz", trail_length=50)
+    assert scene.view == "xz" and scene.trail_length == 50
+    with pytest.raises(ValueError):
+        scene.view = "top"
+    with pytest.raises(ValueError):
+        scene.color_by = "rainbow"
+    assert len(OKABE_ITO) == 8 and all(c.startswith("#") and len(c) == 7 for c in OKABE_ITO + CIVIDIS)
+    assert scene.palette == list(CIVIDIS) and len(CIVIDIS) >= 32
+
+
+def test_the_esm_module_ships_beside_the_class_and_in_the_package_data():
+    esm = Path(OrbitScene._esm)
+    assert esm.is_file() and esm.parent.name == "components"
+    text = esm.read_text()
+    assert "export function render" in text
+    assert "http://" not in text and "https://" not in text  # nothing fetched at run time
+    pyproject = (Path(__file__).resolve().parents[2] / "pyproject.toml").read_text()
+    assert '"components/*.js"' in pyproject
+
+
+def test_the_scene_renders_to_a_bokeh_model_with_the_module_inline():
+    from bokeh.document import Document
+
+    scene = OrbitScene(name="probe")
+    model = scene.get_root(Document())
+    assert "export function render" in model.esm
+    assert model.data.name == "probe" and model.data.view == "3d"
+
+
+def test_the_scene_displays_in_a_jupyter_notebook_and_takes_frames_there():
+    import nbformat
+    from nbclient import NotebookClient
+
+    root = Path(__file__).resolve().parents[2]
+    notebook = nbformat.v4.new_notebook(cells=[
+        nbformat.v4.new_code_cell(
+            "import numpy as np, panel as pn\n"
+            "from app.components.orbit_scene import OrbitScene\n"
+            "pn.extension()\n"
+            "scene = OrbitScene(name='nb-scene', view='quad', height=400)\n"
+            "scene.show_run(np.eye(3), np.ones(3))\n"
+            "scene"),
+        nbformat.v4.new_code_cell("scene.show_frame(2 * np.eye(3)); print('frames sent', scene.frames_sent)"),
+    ])
+    NotebookClient(notebook, kernel_name="python3", timeout=120, resources={"metadata": {"path": str(root)}}).execute()
+    outputs = [o for cell in notebook.cells for o in cell.get("outputs", [])]
+    assert not [o for o in outputs if o.output_type == "error"]
+    mime_types = {mime for o in outputs if o.output_type in ("display_data", "execute_result") for mime in o.get("data", {})}
+    assert "application/vnd.holoviews_exec.v0+json" in mime_types  # a live Panel view, not a repr
+    assert "frames sent 2" in "".join(o.get("text", "") for o in outputs if o.output_type == "stream")

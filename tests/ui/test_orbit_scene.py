@@ -1,0 +1,261 @@
+"""OrbitScene in headless Chromium: what the canvas shows after binary frames arrive.
+
+The scene is served alone, in-process (``pn.serve(..., threaded=True)``); the test thread
+sends frames with ``show_run`` / ``show_frame`` and reads the canvas pixels through the
+page handle ``window.nbodyScenes[name]`` (body screen positions, camera, painted count).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import numpy as np
+import panel as pn
+import pytest
+
+from app.components.orbit_scene import BACKGROUND, OrbitScene
+
+from .conftest import free_port
+
+NAME = "test-scene"
+BG = tuple(int(BACKGROUND[k:k + 2], 16) for k in (1, 3, 5))
+SCENE_JS = f"window.nbodyScenes['{NAME}']"
+
+
+class _InSession:
+    """Calls on a served scene made on its session's event loop, as the app's own callbacks
+    are, so frames and settings reach the page in order. Each call returns once it has run.
+    (Parameters set from outside a session's callbacks were seen lost here, Panel 1.9.4: its
+    scheduled update never reached the page in 3 of 15 tries. Settings therefore come from
+    the URL or from a widget the test clicks, as a user's would.)"""
+
+    def __init__(self, scene: OrbitScene, doc):
+        self.scene, self._doc = scene, doc
+
+    def __getattr__(self, name):
+        return getattr(self.scene, name)
+
+    def _run(self, fn):
+        done, box = threading.Event(), {}
+
+        def call():
+            try:
+                box["value"] = fn()
+            finally:
+                done.set()
+
+        self._doc.add_next_tick_callback(call)
+        assert done.wait(10), "the session did not run the call within 10 s"
+        return box.get("value")
+
+    def show_run(self, *args, **kwargs):
+        return self._run(lambda: self.scene.show_run(*args, **kwargs))
+
+    def show_frame(self, *args, **kwargs):
+        return self._run(lambda: self.scene.show_frame(*args, **kwargs))
+
+
+@pytest.fixture(scope="module")
+def scene_server():
+    """``(url, scenes)``: a server whose every session shows one fixed-size OrbitScene;
+    ``scenes`` lists ``_InSession`` handles in the order the sessions opened."""
+    scenes: list[_InSession] = []
+
+    def factory():
+        # Settings come from the URL (?view=xy&trails=0&trail_length=40), so that they are
+        # in the page from the start; changes while it runs go through a widget, as in the app.
+        args = {k: v[-1].decode() for k, v in (pn.state.session_args or {}).items()}
+        scene = OrbitScene(
+            name=NAME, sizing_mode="fixed", width=600, height=480, view=args.get("view", "3d"),
+            trails=args.get("trails", "1") == "1", trail_length=int(args.get("trail_length", 200)),
+        )
+        scenes.append(_InSession(scene, pn.state.curdoc))
+        colour = pn.widgets.RadioButtonGroup.from_param(scene.param.color_by, name="")
+        return pn.Column(colour, scene)
+
+    port = free_port()
+    server = pn.serve(factory, port=port, address="127.0.0.1", threaded=True, show=False,
+                      websocket_origin=[f"127.0.0.1:{port}"])
+    try:
+        yield f"http://127.0.0.1:{port}/", scenes
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def open_scene(page, scene_server):
+    """``open_scene(query) -> (page, scene)``: a fresh session, its scene rendered in the page."""
+    url, scenes = scene_server
+    external: list[str] = []
+    page.on("request", lambda request: None if request.url.startswith((url, "blob:", "data:")) else external.append(request.url))
+    errors = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+
+    def _open(query: str = ""):
+        count = len(scenes)
+        page.goto(url + query)
+        page.wait_for_function(f"() => window.nbodyScenes && {SCENE_JS}", timeout=30_000)
+        deadline = time.monotonic() + 10
+        while len(scenes) <= count and time.monotonic() < deadline:
+            time.sleep(0.05)  # polls the server-side session list (no fixed wait)
+        return page, scenes[-1]
+
+    yield _open
+    assert external == []  # nothing fetched from a CDN or any other host
+    assert errors == []
+
+
+def _wait_frame(page, index, run=None):
+    page.wait_for_function(
+        f"([i, r]) => {SCENE_JS}.frameIndex() === i && (r === null || {SCENE_JS}.runId() === r)"
+        f" && {SCENE_JS}.painted() > 0 && !{SCENE_JS}.pending()", arg=[index, run], timeout=15_000)
+
+
+def _pixel(page, x, y, radius=0):
+    """Brightest RGB in a (2 radius + 1)-pixel square around CSS point (x, y)."""
+    return tuple(page.evaluate(
+        """([x, y, r]) => {
+          const c = window.nbodyScenes['%s'].canvas, dpr = window.devicePixelRatio || 1
+          const d = c.getContext('2d').getImageData(Math.round(x * dpr) - r, Math.round(y * dpr) - r, 2 * r + 1, 2 * r + 1).data
+          let best = [0, 0, 0], bestSum = -1
+          for (let k = 0; k < d.length; k += 4) {
+            const s = d[k] + d[k + 1] + d[k + 2]
+            if (s > bestSum) { bestSum = s; best = [d[k], d[k + 1], d[k + 2]] }
+          }
+          return best }""" % NAME, [x, y, radius]))
+
+
+def _body_pixel(page, i, view=0):
+    return page.evaluate(f"([i, v]) => {SCENE_JS}.bodyPixel(i, v)", [i, view])
+
+
+def _is_background(rgb, tolerance=6):
+    # 6/255 per channel: anti-aliasing noise of an empty canvas is 0; allow slight blending.
+    return all(abs(a - b) <= tolerance for a, b in zip(rgb, BG))
+
+
+def _image_hash(page):
+    return page.evaluate(
+        f"""() => {{ const c = {SCENE_JS}.canvas; const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data
+        let h = 2166136261; for (let k = 0; k < d.length; k += 7) {{ h ^= d[k]; h = Math.imul(h, 16777619) }} return h >>> 0 }}""")
+
+
+THREE = np.array([[-1.0, 0.0, 0.0], [1.0, 0.0, 0.0], [0.0, 0.8, 0.0]])
+MASS3 = np.array([1.0, 1.0, 1.0])
+
+
+def test_the_scene_draws_bodies_where_they_are_and_a_new_frame_moves_them(open_scene):
+    page, scene = open_scene("?view=xy&trails=0")
+    scene.show_run(THREE, MASS3)
+    _wait_frame(page, 0)
+    for i in range(3):
+        x, y = _body_pixel(page, i)
+        assert 0 < x < 600 and 0 < y < 480
+        assert not _is_background(_pixel(page, x, y))
+    # Body 0 left of body 1 on screen; body 2 above them (+y is up).
+    (x0, y0), (x1, _), (_, y2) = (_body_pixel(page, i) for i in range(3))
+    assert x0 < x1 and y2 < y0
+    assert _is_background(_pixel(page, 300, 460, radius=3))  # far from every body
+    moved = THREE + np.array([0.0, -0.6, 0.0])
+    scene.show_frame(moved)
+    _wait_frame(page, 1)
+    x0_new, y0_new = _body_pixel(page, 0)
+    assert y0_new > y0 + 20  # moved down on screen
+    assert not _is_background(_pixel(page, x0_new, y0_new))
+    assert _is_background(_pixel(page, x0, y0))  # trails off: the old place is empty again
+
+
+def test_trails_grow_fade_and_drop_their_oldest_points(open_scene):
+    page, scene = open_scene("?view=xy&trails=1&trail_length=40")
+    circle = lambda k: np.array([[np.cos(0.05 * k), np.sin(0.05 * k), 0.0], [0.0, 0.0, 0.0]])  # noqa: E731
+    mass = np.array([1e-3, 1.0])
+    scene.show_run(circle(0), mass)
+    _wait_frame(page, 0)
+    start = _body_pixel(page, 0)
+    for k in range(1, 31):
+        scene.show_frame(circle(k))
+    _wait_frame(page, 30)
+    assert page.evaluate(f"() => {SCENE_JS}.trailCount()") == 31
+    # Older parts are fainter: compare the trail near its start with the trail near the body.
+    old = _pixel(page, *start, radius=1)
+    recent_point = circle(27)[0]
+    scene_to_screen = page.evaluate(f"() => {SCENE_JS}.camera()")
+    assert scene_to_screen["zoom"] == 1
+    x_b, y_b = _body_pixel(page, 0)
+    x_c, y_c = _body_pixel(page, 1)  # the heavy body sits at the origin
+    scale = np.hypot(x_b - x_c, y_b - y_c)  # px per length unit (unit circle)
+    recent = _pixel(page, x_c + scale * recent_point[0], y_c - scale * recent_point[1], radius=1)
+    assert not _is_background(old) and sum(recent) > sum(old) + 30
+    for k in range(31, 61):
+        scene.show_frame(circle(k))
+    _wait_frame(page, 60)
+    assert page.evaluate(f"() => {SCENE_JS}.trailCount()") == 40  # the ring buffer is full
+    assert _is_background(_pixel(page, *start, radius=1))  # the first points have faded out
+
+
+def test_drag_rotates_the_3d_camera_wheel_zooms_and_double_click_refits(open_scene):
+    page, scene = open_scene("?view=3d&trails=0")
+    rng = np.random.default_rng(1)
+    position = rng.normal(size=(30, 3))
+    scene.show_run(position, np.ones(30))
+    _wait_frame(page, 0)
+    before_hash, before_pixel = _image_hash(page), _body_pixel(page, 0)
+    box = page.evaluate(f"() => {{ const r = {SCENE_JS}.canvas.getBoundingClientRect(); return [r.x, r.y] }}")
+    page.mouse.move(box[0] + 300, box[1] + 240)
+    page.mouse.down()
+    page.mouse.move(box[0] + 380, box[1] + 260, steps=8)
+    page.mouse.up()
+    page.wait_for_function(f"() => {SCENE_JS}.camera().yaw > -0.6 + 0.5")
+    page.wait_for_function(f"() => !{SCENE_JS}.pending()")
+    assert _image_hash(page) != before_hash
+    assert _body_pixel(page, 0) != before_pixel
+    page.mouse.move(box[0] + 300, box[1] + 240)
+    page.mouse.wheel(0, -400)
+    page.wait_for_function(f"() => {SCENE_JS}.camera().zoom > 1.5")
+    page.mouse.dblclick(box[0] + 300, box[1] + 240)
+    page.wait_for_function(f"() => {SCENE_JS}.camera().zoom === 1")
+
+
+def test_colour_by_speed_switches_the_colours(open_scene):
+    page, scene = open_scene("?view=xy&trails=0")
+    n = 40
+    gx, gy = np.meshgrid(np.linspace(-1, 1, 8), np.linspace(-0.6, 0.6, 5))
+    position = np.stack([gx.ravel(), gy.ravel(), np.zeros(n)], axis=1)  # a grid: no body hides another
+    mass = np.linspace(0.1, 1.0, n)           # heavy bodies: high end of the map
+    velocity = np.zeros((n, 3))
+    velocity[:, 0] = np.linspace(1.0, 0.0, n)  # ... but slow: low end by speed
+    scene.show_run(position, mass, velocity=velocity)
+    _wait_frame(page, 0)
+    by_mass = page.evaluate(f"() => [{SCENE_JS}.colorOf(0), {SCENE_JS}.colorOf({n - 1})]")
+    pixel_mass = _pixel(page, *_body_pixel(page, n - 1))
+    page.get_by_role("button", name="speed").click()  # the widget, as a user would
+    _wait_frame(page, 1)
+    by_speed = page.evaluate(f"() => [{SCENE_JS}.colorOf(0), {SCENE_JS}.colorOf({n - 1})]")
+    assert by_mass[0] != by_mass[1] and by_speed[0] != by_speed[1]
+    # The light body 0 is fast and the heavy body n-1 slow: their colours swap ends.
+    assert by_speed[0] == by_mass[1] and by_speed[1] == by_mass[0]
+    assert _pixel(page, *_body_pixel(page, n - 1)) != pixel_mass
+
+
+def test_bodies_out_of_view_are_marked_and_painted_frames_reach_the_server(open_scene):
+    page, scene = open_scene("?view=xy&trails=0")
+    rng = np.random.default_rng(3)
+    position = rng.normal(size=(25, 3)) * 0.5
+    scene.show_run(position, np.ones(25))
+    _wait_frame(page, 0)
+    assert page.evaluate(f"() => {SCENE_JS}.offscreen()") == 0
+    escaped = position.copy()
+    escaped[0] = [40.0, 3.0, 0.0]  # far to the right
+    scene.show_frame(escaped)
+    _wait_frame(page, 1)
+    assert page.evaluate(f"() => {SCENE_JS}.offscreen()") == 1
+    # A marker on the edge where the ray from the centre towards the body leaves the view.
+    bx, by = _body_pixel(page, 0)
+    dx, dy = bx - 300, by - 240
+    t = 1 / max(abs(dx) / 290, abs(dy) / 230)
+    assert not _is_background(_pixel(page, 300 + dx * t - 2, 240 + dy * t, radius=3))
+    deadline = time.monotonic() + 10
+    while scene.painted < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert scene.painted >= 2 and scene.page_visible
