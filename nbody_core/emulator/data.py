@@ -1,0 +1,260 @@
+"""Training data for an emulator: the swept parameters and chosen summaries of an ensemble file.
+
+Contract: :func:`load_training_data` reads an npz written by ``nbody ensemble`` (or
+``EnsembleResult.save``) and returns a :class:`TrainingData` record: inputs ``[M, P]`` (the
+swept numeric parameters), outputs ``[M, S]`` (the chosen summaries), their names and units,
+and the fingerprint of the ensemble's spec. :func:`split_members` splits members (never
+rows of one member) into train / validation / test with a fixed seed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from ..ensembles import parse_sweep
+from ..io import load_npz
+
+__all__ = [
+    "MIN_MEMBERS",
+    "DEFAULT_OUTPUTS",
+    "INPUT_UNITS",
+    "OUTPUT_UNITS",
+    "TrainingData",
+    "Split",
+    "training_data_from_arrays",
+    "load_training_data",
+    "spec_fingerprint",
+    "split_members",
+]
+
+#: Fewest usable (finite) members an emulator is trained on: the test and validation splits
+#: need a few members each to say anything (15 % of 20 is 3).
+MIN_MEMBERS = 20
+
+#: Summaries learned when none are named: smooth functions of the parameters plus
+#: member-to-member scatter. Energy errors (heavy-tailed, set by close encounters) and
+#: momentum drifts (round-off) are left out unless asked for.
+DEFAULT_OUTPUTS = (
+    "final_virial_ratio",
+    "escaper_fraction",
+    "lagrangian_radius_10",
+    "lagrangian_radius_50",
+    "lagrangian_radius_90",
+)
+_NEVER_DEFAULT = ("finite", "momentum_drift", "angular_momentum_drift", "initial_virial_ratio")
+
+#: Dimension of each sweepable numeric parameter (in the ensemble's unit system).
+INPUT_UNITS = {
+    "dt": "time",
+    "softening": "length",
+    "virial_ratio": "dimensionless",
+    "mass_ratio": "dimensionless",
+    "eccentricity": "dimensionless",
+}
+#: Dimension of each summary (in the ensemble's unit system).
+OUTPUT_UNITS = {
+    "final_energy_error": "dimensionless",
+    "max_energy_error": "dimensionless",
+    "initial_virial_ratio": "dimensionless",
+    "final_virial_ratio": "dimensionless",
+    "escaper_fraction": "dimensionless",
+    "lagrangian_radius_10": "length",
+    "lagrangian_radius_50": "length",
+    "lagrangian_radius_90": "length",
+    "min_pair_distance": "length",
+    "momentum_drift": "momentum",
+    "angular_momentum_drift": "angular momentum",
+    "finite": "dimensionless",
+}
+
+
+@dataclass(frozen=True)
+class TrainingData:
+    """Inputs and outputs of an ensemble, one row per usable member.
+
+    Attributes:
+        inputs: ``[M, P]`` float64 swept parameter values (their own units).
+        outputs: ``[M, S]`` float64 summaries.
+        members: ``[M]`` member indices in the ensemble file (non-finite members dropped).
+        input_names, output_names: column names.
+        input_units, output_units: dimension of each column in ``unit_system``.
+        input_log: per input, True when the sweep was log-spaced (the network sees log10).
+        input_low, input_high: per input, the swept range (the box the emulator knows).
+        unit_system: the ensemble's unit system name (``"nbody"``: G = M = R = 1).
+        fingerprint: :func:`spec_fingerprint` of the ensemble's spec.
+        spec: the ensemble's spec as JSON (``EnsembleSpec.to_dict()``).
+        dropped: members left out because a summary or the finite flag was not finite.
+    """
+
+    inputs: np.ndarray
+    outputs: np.ndarray
+    members: np.ndarray
+    input_names: tuple[str, ...]
+    output_names: tuple[str, ...]
+    input_units: tuple[str, ...]
+    output_units: tuple[str, ...]
+    input_log: tuple[bool, ...]
+    input_low: tuple[float, ...]
+    input_high: tuple[float, ...]
+    unit_system: str
+    fingerprint: str
+    spec: dict
+    dropped: int = 0
+
+    @property
+    def num_members(self) -> int:
+        return int(self.inputs.shape[0])
+
+
+@dataclass(frozen=True)
+class Split:
+    """Row indices (into :class:`TrainingData` rows) of each split, disjoint, sorted."""
+
+    train: np.ndarray
+    validation: np.ndarray
+    test: np.ndarray
+
+
+def spec_fingerprint(spec: Mapping[str, Any]) -> str:
+    """sha256 of the ensemble spec's canonical JSON (sorted keys): the ensemble a model
+    was trained on. Unlike ``EnsembleSpec.fingerprint`` it leaves library versions out, so
+    the same spec run under a newer JAX keeps its fingerprint."""
+    return hashlib.sha256(json.dumps(dict(spec), sort_keys=True).encode()).hexdigest()
+
+
+def _swept(metadata: Mapping[str, Any], arrays: Mapping[str, np.ndarray]) -> list[tuple[str, bool, float, float]]:
+    """``(name, log, low, high)`` of every swept numeric parameter, in sweep order."""
+    out = []
+    for text in metadata["spec"].get("sweeps", ()):
+        sweep = parse_sweep(text)
+        if sweep.name == "integrator":
+            continue
+        if sweep.is_range:
+            out.append((sweep.name, sweep.scale == "log", float(sweep.low), float(sweep.high)))
+        elif len(sweep.values) > 1:
+            values = np.asarray(sweep.values, dtype=float)
+            log = bool(values.min() > 0 and values.max() / values.min() >= 10.0)
+            out.append((sweep.name, log, float(values.min()), float(values.max())))
+    return out
+
+
+def training_data_from_arrays(
+    arrays: Mapping[str, np.ndarray],
+    metadata: Mapping[str, Any],
+    *,
+    outputs: Sequence[str] | None = None,
+    source: str = "ensemble",
+) -> TrainingData:
+    """:func:`load_training_data` for arrays already in memory (e.g. ``EnsembleResult``
+    ``.arrays()`` and ``.metadata()``, or an uploaded file)."""
+    if not isinstance(metadata, Mapping) or "ensemble" not in str(metadata.get("format", "")) or "spec" not in metadata:
+        raise ValueError(f"{source} is not an ensemble file written by 'nbody ensemble' (no ensemble metadata)")
+    for key in ("parameters", "parameter_names", "summaries", "summary_names"):
+        if key not in arrays:
+            raise ValueError(f"{source} is not a complete ensemble file: array {key!r} is missing")
+    try:
+        swept = _swept(metadata, arrays)
+    except (ValueError, TypeError) as error:
+        raise ValueError(f"{source}: unreadable sweep in the ensemble metadata ({error})") from None
+    if not swept:
+        raise ValueError(
+            f"{source} has no swept numeric parameter, so there is nothing to learn: run the "
+            "ensemble with e.g. --sweep softening=0.01:0.3:log --sweep virial_ratio=0.3:0.7"
+        )
+    parameter_names = [str(n) for n in np.asarray(arrays["parameter_names"]).tolist()]
+    summary_names = [str(n) for n in np.asarray(arrays["summary_names"]).tolist()]
+    parameters = np.asarray(arrays["parameters"], dtype=np.float64)
+    summaries = np.asarray(arrays["summaries"], dtype=np.float64)
+    if parameters.ndim != 2 or summaries.ndim != 2 or parameters.shape[0] != summaries.shape[0]:
+        raise ValueError(f"{source}: parameters and summaries must be [M, P] and [M, S] tables of one M")
+    if parameters.shape[1] != len(parameter_names) or summaries.shape[1] != len(summary_names):
+        raise ValueError(f"{source}: the name lists do not match the table widths")
+    for name, *_ in swept:
+        if name not in parameter_names:
+            raise ValueError(f"{source}: swept parameter {name!r} has no column in 'parameters'")
+    if outputs is None:
+        varying = [n for n in summary_names if np.nanstd(summaries[:, summary_names.index(n)]) > 0]
+        chosen = [n for n in DEFAULT_OUTPUTS if n in varying]
+        if not chosen:
+            chosen = [n for n in varying if n not in _NEVER_DEFAULT]
+        if not chosen:
+            raise ValueError(f"{source}: every summary is constant across members; nothing to learn")
+    else:
+        chosen = list(outputs)
+        if not chosen:
+            raise ValueError("choose at least one output summary")
+        for name in chosen:
+            if name not in summary_names:
+                raise ValueError(f"unknown output {name!r}; the ensemble has {summary_names}")
+        if len(set(chosen)) != len(chosen):
+            raise ValueError(f"an output is named twice: {chosen}")
+    x = parameters[:, [parameter_names.index(name) for name, *_ in swept]]
+    y = summaries[:, [summary_names.index(name) for name in chosen]]
+    keep = np.all(np.isfinite(x), axis=1) & np.all(np.isfinite(y), axis=1)
+    if "finite" in summary_names:
+        keep &= summaries[:, summary_names.index("finite")] == 1
+    usable = int(keep.sum())
+    if usable < MIN_MEMBERS:
+        raise ValueError(
+            f"{source} has {usable} usable member(s) (of {x.shape[0]}); an emulator needs at least "
+            f"{MIN_MEMBERS} to hold some out for validation and testing: run more --members"
+        )
+    spec = dict(metadata["spec"])
+    return TrainingData(
+        inputs=x[keep],
+        outputs=y[keep],
+        members=np.flatnonzero(keep),
+        input_names=tuple(name for name, *_ in swept),
+        output_names=tuple(chosen),
+        input_units=tuple(INPUT_UNITS.get(name, "unknown") for name, *_ in swept),
+        output_units=tuple(OUTPUT_UNITS.get(name, "unknown") for name in chosen),
+        input_log=tuple(log for _, log, _, _ in swept),
+        input_low=tuple(low for _, _, low, _ in swept),
+        input_high=tuple(high for _, _, _, high in swept),
+        unit_system=str(metadata.get("units", "nbody")),
+        fingerprint=spec_fingerprint(spec),
+        spec=spec,
+        dropped=int(x.shape[0] - usable),
+    )
+
+
+def load_training_data(path, *, outputs: Sequence[str] | None = None) -> TrainingData:
+    """Read an ensemble npz into :class:`TrainingData`.
+
+    Args:
+        path: file written by ``nbody ensemble`` / ``EnsembleResult.save``.
+        outputs: summary names to learn (None: :data:`DEFAULT_OUTPUTS` that vary, else every
+            varying summary but the finite flag, initial virial ratio and momentum drifts).
+
+    Raises:
+        ValueError: not an npz / not an ensemble / no numeric sweep / too few usable
+            members / unknown output, each with a message naming the problem.
+        OSError: the file does not exist.
+    """
+    arrays, metadata = load_npz(path)
+    return training_data_from_arrays(arrays, metadata, outputs=outputs, source=repr(str(Path(path).name)))
+
+
+def split_members(num: int, *, seed: int = 0, validation: float = 0.15, test: float = 0.15) -> Split:
+    """Random train / validation / test split of ``num`` rows (each row one member).
+
+    At least 2 rows go to validation and to test; the rest train. The permutation comes
+    from ``numpy.random.PCG64(seed)``, so the same seed gives the same split.
+    """
+    if num < MIN_MEMBERS:
+        raise ValueError(f"need at least {MIN_MEMBERS} members to split, got {num}")
+    order = np.random.Generator(np.random.PCG64(seed)).permutation(num)
+    n_test = max(2, int(math.floor(test * num + 0.5)))
+    n_val = max(2, int(math.floor(validation * num + 0.5)))
+    return Split(
+        train=np.sort(order[n_test + n_val:]),
+        validation=np.sort(order[n_test:n_test + n_val]),
+        test=np.sort(order[:n_test]),
+    )
