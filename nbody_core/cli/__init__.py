@@ -17,7 +17,7 @@ __all__ = ["main", "build_parser", "one_line_errors", "check_output_path", "seed
            "run_in_worker", "exit_now_if_computing"]
 
 # Sub-command modules, imported lazily by build_parser so `nbody --help` stays fast.
-SUBCOMMAND_MODULES = ["presets", "run", "infer", "ensemble", "serve"]
+SUBCOMMAND_MODULES = ["presets", "run", "infer", "ensemble", "serve", "emulate"]
 
 #: Largest PRNG seed: ``jax.random.key`` keeps 32 bits of it (2**32 gives the same key as 0
 #: without float64), and ``nbody ensemble`` already refuses larger ones.
