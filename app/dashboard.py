@@ -33,6 +33,7 @@ TABS: list[tuple[str, str]] = [
     ("Forces", "app.views.forces:ForcesView"),
     ("Inference", "app.views.inference:InferenceView"),
     ("Ensembles", "app.views.ensembles:EnsemblesView"),
+    ("Emulator", "app.views.emulator:EmulatorView"),
 ]
 
 ACCENT = "#1f4e79"

@@ -1,0 +1,376 @@
+"""Emulator tab: train a fast surrogate of the simulator on an ensemble and check it honestly.
+
+Plain Bokeh models in ``pn.pane.Bokeh`` (the browser tests read them by name, all
+``emulator-*``): predicted against simulated on the held-out test members with ±2 sd
+whiskers, the learning curve (test RMSE against training members), and the prediction with
+its ±2 sd band along one swept input with the simulated members of that slice on top and the
+live "run the simulator here" checks in red. Generating, training and checking run in a
+worker thread when served; progress and results reach the page through the session's
+next-tick callbacks under the document lock, so the server never blocks.
+"""
+
+from __future__ import annotations
+
+import html
+import io
+import threading
+from functools import partial
+
+import numpy as np
+import panel as pn
+import param
+from bokeh.models import ColumnDataSource, Whisker
+from bokeh.plotting import figure
+
+from app.state.emulator import MAX_UPLOAD_BYTES, EmulatorState
+from app.views._common import locked, run_locked, show_message
+from nbody_core.ensembles import EnsembleCancelled
+
+__all__ = ["EmulatorView"]
+
+_TOOLS = "pan,wheel_zoom,box_zoom,reset,save"
+_BLUE, _RED, _GREY = "#1f4e79", "#d62728", "#7f7f7f"
+
+
+class _Stopped(Exception):
+    """The session went away mid-training."""
+
+
+class EmulatorView(pn.viewable.Viewer):
+    """The Emulator tab over one :class:`~app.state.emulator.EmulatorState` per session."""
+
+    state = param.ClassSelector(class_=EmulatorState, doc="Emulator data, settings and results shown here.")
+
+    def __init__(self, state: EmulatorState | None = None, **params):
+        super().__init__(state=state or EmulatorState(), **params)
+        self._doc = pn.state.curdoc
+        self._served = bool(self._doc is not None and getattr(self._doc, "session_context", None))
+        self._lock_doc = self._doc if self._served else None
+        self._thread: threading.Thread | None = None
+        self._destroyed = False
+        if self._served:
+            pn.state.on_session_destroyed(self._on_session_destroyed)
+        self._build_plots()
+        self._build_widgets()
+        self._layout = self._build_layout()
+        self.state.param.watch(self._on_data, ["data_count"])
+        self.state.param.watch(self._on_trained, ["train_count"])
+        self.state.param.watch(locked(self._lock_doc, self._draw), ["output", "axis"])
+        self.state.param.watch(self._draw_check, ["check_count"])
+        self.state.param.watch(self._on_error, ["error_count"])
+
+    # ------------------------------------------------------------------ plots
+    def _build_plots(self) -> None:
+        self.scatter_source = ColumnDataSource({"simulated": [], "predicted": [], "lower": [], "upper": []},
+                                               name="emulator-scatter")
+        self.diagonal = ColumnDataSource({"x": [], "y": []}, name="emulator-diagonal")
+        scatter = figure(name="emulator-scatter-figure", title="Train an emulator to see its test points", height=360,
+                         width=420, tools=_TOOLS, x_axis_label="simulated", y_axis_label="emulator (mean ± 2 sd)")
+        scatter.line("x", "y", source=self.diagonal, color=_GREY, line_dash="dashed")
+        scatter.add_layout(Whisker(source=self.scatter_source, base="simulated", lower="lower", upper="upper",
+                                   line_color=_BLUE, line_alpha=0.35))
+        scatter.scatter("simulated", "predicted", source=self.scatter_source, color=_BLUE, size=6, alpha=0.8)
+        self.scatter_figure = scatter
+
+        self.curve_source = ColumnDataSource({"members": [], "rmse": []}, name="emulator-curve")
+        curve = figure(name="emulator-curve-figure", title="Learning curve", height=360, width=380, tools=_TOOLS,
+                       x_axis_type="log", y_axis_type="log", x_axis_label="training members",
+                       y_axis_label="test RMSE")
+        curve.line("members", "rmse", source=self.curve_source, color=_BLUE, line_width=2)
+        curve.scatter("members", "rmse", source=self.curve_source, color=_BLUE, size=8)
+        self.curve_figure = curve
+
+        self.band_source = ColumnDataSource({"x": [], "mean": [], "lower": [], "upper": []}, name="emulator-band")
+        self.sim_source = ColumnDataSource({"x": [], "y": []}, name="emulator-simulated")
+        self.check_source = ColumnDataSource({"x": [], "y": []}, name="emulator-check")
+        band = figure(name="emulator-band-figure", title="Prediction ± 2 sd", height=380, width=820, tools=_TOOLS)
+        band.varea("x", "lower", "upper", source=self.band_source, fill_color=_BLUE, fill_alpha=0.2,
+                   legend_label="emulator ± 2 sd")
+        band.line("x", "mean", source=self.band_source, color=_BLUE, line_width=2, legend_label="emulator mean")
+        band.scatter("x", "y", source=self.sim_source, color=_GREY, size=5, alpha=0.7, legend_label="simulated (slice)")
+        band.scatter("x", "y", source=self.check_source, color=_RED, size=8, marker="diamond",
+                     legend_label="run here (fresh)")
+        band.legend.location = "top_left"
+        self.band_figure = band
+
+    # ------------------------------------------------------------------ widgets
+    def _build_widgets(self) -> None:
+        s = self.state
+        self.gen_bodies = pn.widgets.IntInput.from_param(s.param.gen_bodies, label="Bodies N")
+        self.gen_members = pn.widgets.IntInput.from_param(s.param.gen_members, label="Members M")
+        self.gen_steps = pn.widgets.IntInput.from_param(s.param.gen_steps, label="Steps (dt 0.02)")
+        self.generate_button = pn.widgets.Button(label="Run softening × virial-ratio sweep", color="primary")
+        self.generate_button.on_click(locked(self._lock_doc, lambda _: self.generate()))
+        self.upload = pn.widgets.FileInput(accept=".npz", multiple=False, sizing_mode="stretch_width")
+        self.upload.param.watch(locked(self._lock_doc, self._on_upload), ["value"])
+        self.dataset_status = pn.pane.Markdown("No ensemble yet.", sizing_mode="stretch_width")
+        self.networks_input = pn.widgets.IntInput.from_param(s.param.num_networks, label="Networks")
+        self.width_input = pn.widgets.IntInput.from_param(s.param.width, label="Width")
+        self.steps_input = pn.widgets.IntInput.from_param(s.param.max_steps, label="Max training steps")
+        self.curve_toggle = pn.widgets.Checkbox.from_param(s.param.learning_curve, label="Learning curve (3 trainings)")
+        self.train_button = pn.widgets.Button(label="Train emulator", color="primary", disabled=True)
+        self.train_button.on_click(locked(self._lock_doc, lambda _: self.train()))
+        self.progress = pn.indicators.Progress(value=0, max=1000, sizing_mode="stretch_width", bar_color="primary")
+        self.status = pn.pane.Markdown("", sizing_mode="stretch_width")
+        self.output_select = pn.widgets.Select.from_param(s.param.output, label="Output")
+        self.axis_select = pn.widgets.Select.from_param(s.param.axis, label="Along")
+        self.check_input = pn.widgets.FloatInput.from_param(s.param.check_value, label="Value", format="0.[0000]")
+        self.check_button = pn.widgets.Button(label="Run the simulator here", disabled=True)
+        self.check_button.on_click(locked(self._lock_doc, lambda _: self.check()))
+        self.check_status = pn.pane.Markdown("", sizing_mode="stretch_width")
+        self.metrics = pn.pane.Markdown("", sizing_mode="stretch_width", name="emulator-metrics")
+        self.download = pn.widgets.FileDownload(callback=self._download_file, filename="emulator.npz",
+                                                label="Download model (.npz)", disabled=True, sizing_mode="stretch_width")
+        self.message = pn.pane.Alert("", alert_type="danger", visible=False, sizing_mode="stretch_width")
+
+    def _build_layout(self):
+        label = partial(pn.pane.Markdown, margin=(4, 10, -8, 10))
+        controls = pn.Column(
+            pn.Card(self.gen_bodies, self.gen_members, self.gen_steps, self.generate_button,
+                    label(f"…or upload an ensemble npz (≤ {MAX_UPLOAD_BYTES // 1_000_000} MB)"), self.upload,
+                    self.dataset_status, title="Ensemble", collapsible=True, sizing_mode="stretch_width"),
+            pn.Card(self.networks_input, self.width_input, self.steps_input, self.curve_toggle,
+                    title="Network", collapsible=True, sizing_mode="stretch_width"),
+            self.train_button, self.progress, self.status, self.download,
+            width=340, scroll=True, sizing_mode="stretch_height",
+        )
+        main = pn.Column(
+            self.message, self.metrics,
+            pn.Row(self.output_select, self.axis_select),
+            pn.Row(pn.pane.Bokeh(self.scatter_figure), pn.pane.Bokeh(self.curve_figure)),
+            pn.pane.Bokeh(self.band_figure),
+            pn.Row(self.check_input, self.check_button),
+            self.check_status,
+            sizing_mode="stretch_both", scroll=True,
+        )
+        return pn.Row(controls, main, sizing_mode="stretch_both")
+
+    def __panel__(self):
+        return self._layout
+
+    # ------------------------------------------------------------------ plumbing
+    def notify(self, text: str, *, level: str = "error") -> None:
+        show_message(self.message, text, level=level, pane_text=html.escape(text))
+
+    def _on_session_destroyed(self, _session_context) -> None:
+        self._destroyed = True
+
+    def _in_session(self, fn) -> None:
+        if self._served:
+            if not self._destroyed:
+                run_locked(self._doc, fn)
+        else:
+            fn()
+
+    def _on_error(self, *_events) -> None:
+        if self.state.error:
+            self.notify(f"Refused: {self.state.error}")
+
+    def _busy(self) -> bool:
+        if self._thread is not None and self._thread.is_alive():
+            self.notify("Busy: wait for the current job to finish.", level="info")
+            return True
+        return False
+
+    def _start(self, name: str, work) -> None:
+        self.generate_button.disabled = self.train_button.disabled = self.check_button.disabled = True
+        self.state.running = True
+        if self._served:
+            self._thread = threading.Thread(target=work, name=f"emulator-{name}", daemon=True)
+            self._thread.start()
+        else:
+            work()
+
+    def _finish(self) -> None:
+        self.state.running = False
+        self.generate_button.disabled = False
+        self.train_button.disabled = self.state.data is None
+        self.check_button.disabled = self.state.emulator is None
+
+    def _set_progress(self, fraction: float, text: str) -> None:
+        self.progress.value = int(1000 * fraction)
+        self.status.object = html.escape(text)
+
+    # ------------------------------------------------------------------ actions
+    def generate(self) -> None:
+        """Run the built-in sweep as the training ensemble."""
+        if self._busy():
+            return
+        try:
+            spec = self.state.generate_spec()
+        except ValueError as error:
+            self.state.refuse(str(error))
+            return
+        self.message.visible = False
+        self.progress.value = 0
+        self.status.object = f"Running {spec.num_members} members ..."
+
+        def work():
+            try:
+                outcome = self.state.compute_generate(
+                    progress=lambda d, t: self._in_session(partial(self._set_progress, d / max(t, 1), f"chunk {d} of {t}")),
+                    should_stop=lambda: self._destroyed)
+            except EnsembleCancelled:
+                return
+            except Exception as error:  # noqa: BLE001 - shown in the page
+                self._in_session(partial(self._failed, f"The ensemble failed: {type(error).__name__}: {error}"))
+                return
+            self._in_session(partial(self._after_generate, outcome))
+
+        self._start("generate", work)
+
+    def _after_generate(self, outcome) -> None:
+        self.state.accept_data(*outcome)
+        self._finish()
+
+    def _failed(self, text: str) -> None:
+        self._finish()
+        self.status.object = "Failed; the previous result is kept."
+        self.notify(text)
+
+    def _on_upload(self, *_events) -> None:
+        if self._busy():
+            return
+        self.message.visible = False
+        self.state.load_upload(self.upload.value, self.upload.filename)
+        self._finish()
+
+    def train(self) -> None:
+        """Train on the current ensemble (a worker thread when served)."""
+        if self._busy():
+            return
+        if self.state.data is None:
+            self.notify("Run or upload an ensemble first.", level="info")
+            return
+        try:
+            self.state.config()
+        except ValueError as error:
+            self.state.refuse(str(error))
+            return
+        self.message.visible = False
+        self.progress.value = 0
+        self.status.object = "Compiling and training ..."
+
+        def stop():
+            return self._destroyed
+
+        def work():
+            try:
+                outcome = self.state.compute_training(
+                    progress=lambda f, t: self._in_session(partial(self._set_progress, f, t)), should_stop=stop)
+            except Exception as error:  # noqa: BLE001 - shown in the page
+                self._in_session(partial(self._failed, f"Training failed: {type(error).__name__}: {error}"))
+                return
+            if not self._destroyed:
+                self._in_session(partial(self._after_train, outcome))
+
+        self._start("train", work)
+
+    def _after_train(self, outcome) -> None:
+        self.state.accept_training(*outcome)
+        self._finish()
+
+    def check(self) -> None:
+        """Run fresh simulations at the chosen point and compare with the band."""
+        if self._busy() or self.state.emulator is None:
+            return
+        try:
+            point = self.state.check_point()
+        except ValueError as error:
+            self.state.refuse(str(error))
+            return
+        self.check_status.object = "Simulating 8 fresh members here ..."
+
+        def work():
+            try:
+                outcome = self.state.compute_check(point)
+            except Exception as error:  # noqa: BLE001
+                self._in_session(partial(self._failed, f"The check failed: {type(error).__name__}: {error}"))
+                return
+            self._in_session(partial(self._after_check, outcome))
+
+        self._start("check", work)
+
+    def _after_check(self, outcome) -> None:
+        self.state.accept_check(outcome)
+        self._finish()
+
+    # ------------------------------------------------------------------ drawing
+    def _on_data(self, *_events) -> None:
+        data = self.state.data
+        self.progress.value = 1000
+        dropped = f", {data.dropped} non-finite dropped" if data.dropped else ""
+        self.dataset_status.object = html.escape(
+            f"{self.state.dataset_name}: {data.num_members} members{dropped}; inputs "
+            f"{', '.join(data.input_names)}; outputs {', '.join(data.output_names)}")
+        self.status.object = "Ready: press **Train emulator**."
+        for source in (self.scatter_source, self.curve_source, self.band_source, self.sim_source, self.check_source):
+            source.data = {key: [] for key in source.data}
+        self.metrics.object = ""
+        self.check_status.object = ""
+        self.train_button.disabled = False
+        self.check_button.disabled = True
+        self.download.disabled = True
+
+    def _on_trained(self, *_events) -> None:
+        report = self.state.report
+        sizes = self.state.emulator.header["training"]["split_sizes"]
+        self.progress.value = 1000
+        self.status.object = (f"**Trained** in {report.seconds['train']:.1f} s ({report.steps_run} steps; train "
+                              f"{sizes['train']}, validation {sizes['validation']}, test {sizes['test']} members).")
+        rows = ["| output | MLP test RMSE | in ±2 sd | GP RMSE | GP in ±2 sd |", "|---|---|---|---|---|"]
+        for name, m in report.metrics["mlp"].items():
+            g = report.metrics.get("gp", {}).get(name)
+            gp = f"{g['rmse']:.4g} | {g['coverage_2sigma']:.0%}" if g else "– | –"
+            rows.append(f"| {html.escape(name)} | {m['rmse']:.4g} | {m['coverage_2sigma']:.0%} | {gp} |")
+        self.metrics.object = "\n".join(rows)
+        self.download.filename = self.state.download_name()
+        self.download.disabled = False
+        self.check_source.data = {"x": [], "y": []}
+        self.check_status.object = ""
+        self._draw()
+
+    def _draw(self, *_events) -> None:
+        state = self.state
+        if state.emulator is None or state.output is None:
+            return
+        points = state.test_points()
+        self.scatter_source.data = {"simulated": points["simulated"], "predicted": points["predicted"],
+                                    "lower": points["predicted"] - 2 * points["sd"],
+                                    "upper": points["predicted"] + 2 * points["sd"]}
+        ends = [float(np.min(points["simulated"])), float(np.max(points["simulated"]))]
+        self.diagonal.data = {"x": ends, "y": ends}
+        inside = np.mean(np.abs(points["predicted"] - points["simulated"]) <= 2 * points["sd"])
+        self.scatter_figure.title.text = f"{state.output} on {len(points['simulated'])} test members ({inside:.0%} inside ±2 sd)"
+        self.scatter_figure.xaxis.axis_label = f"simulated {state.output}"
+        curve = [row for row in state.curve if np.isfinite(row["rmse"][state.output])]
+        self.curve_source.data = {"members": [r["members"] for r in curve],
+                                  "rmse": [r["rmse"][state.output] for r in curve]}
+        self.curve_figure.title.text = f"Learning curve: {state.output}"
+        band = state.band()
+        self.band_source.data = {"x": band["x"], "mean": band["mean"], "lower": band["mean"] - 2 * band["sd"],
+                                 "upper": band["mean"] + 2 * band["sd"]}
+        self.sim_source.data = {"x": band["sim_x"], "y": band["sim_y"]}
+        others = ", ".join(f"{n} = {v:.3g}" for n, v in state.fixed_values().items() if n != state.axis)
+        self.band_figure.title.text = f"{state.output} against {state.axis}" + (f" ({others})" if others else "")
+        self.band_figure.xaxis.axis_label = state.axis + (" (log spacing)" if band["log_x"] else "")
+        self.band_figure.yaxis.axis_label = state.output
+        self.check_source.data = {"x": [], "y": []}
+
+    def _draw_check(self, *_events) -> None:
+        check = self.state.last_check
+        if check is None:
+            return
+        x = check["point"][self.state.axis]
+        if check["output"] == self.state.output:
+            self.check_source.data = {"x": [x] * len(check["simulated"]), "y": check["simulated"]}
+        self.check_status.object = html.escape(
+            f"At {self.state.axis} = {x:.4g}: emulator {check['predicted']:.4g} ± {check['sd']:.3g} (sd); "
+            f"{check['inside']} of {check['replicas']} fresh simulations inside ±2 sd."
+        )
+
+    def _download_file(self):
+        if self.state.emulator is None:
+            self.notify("Train an emulator first.", level="info")
+            return None
+        return io.BytesIO(self.state.download_bytes())

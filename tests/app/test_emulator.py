@@ -1,0 +1,89 @@
+"""Emulator tab logic without a browser: generate, train, plots, a live check, refusals."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+
+from app.state.emulator import MAX_UPLOAD_BYTES, EmulatorState
+from app.views.emulator import EmulatorView
+from nbody_core.emulator import load_emulator
+from nbody_core.ensembles import EnsembleSpec, run_ensemble
+
+
+@pytest.fixture(scope="module")
+def trained_view():
+    # Tiny on purpose: N = 4, 10 steps, 2 small networks, 100 steps (the point is the wiring).
+    state = EmulatorState(gen_bodies=4, gen_members=32, gen_steps=10, num_networks=2, width=8, max_steps=100)
+    view = EmulatorView(state)
+    view.generate()
+    assert state.data is not None, state.error
+    view.train()
+    return view
+
+
+def test_generate_then_train_fills_every_plot(trained_view):
+    view, state = trained_view, trained_view.state
+    assert state.data.input_names == ("softening", "virial_ratio")
+    assert state.emulator is not None and view.progress.value == 1000
+    test_size = len(state.report.split.test)
+    assert len(view.scatter_source.data["simulated"]) == test_size
+    lower, upper = np.asarray(view.scatter_source.data["lower"]), np.asarray(view.scatter_source.data["upper"])
+    assert np.all(lower < upper)
+    assert len(view.curve_source.data["members"]) == 3  # 1/4, 1/2 and all training members
+    assert sorted(view.curve_source.data["members"]) == list(view.curve_source.data["members"])
+    assert len(view.band_source.data["x"]) == 120 and len(view.sim_source.data["x"]) > 0
+    assert "MLP test RMSE" in view.metrics.object and "GP" in view.metrics.object
+    assert not view.train_button.disabled and not view.check_button.disabled
+    state.output = "lagrangian_radius_90"
+    assert "lagrangian_radius_90" in view.scatter_figure.title.text
+    state.axis = "softening"
+    assert view.band_figure.xaxis.axis_label.startswith("softening")
+    assert state.check_value == pytest.approx(np.sqrt(0.01 * 0.3))  # mid-range (log)
+
+
+def test_run_the_simulator_here_checks_one_point(trained_view):
+    view, state = trained_view, trained_view.state
+    state.check_value = 0.05
+    view.check()
+    check = state.last_check
+    assert check["replicas"] == 8 and len(view.check_source.data["y"]) == 8
+    assert view.check_source.data["x"][0] == pytest.approx(0.05)
+    assert "fresh simulations inside ±2 sd" in view.check_status.object
+    state.check_value = 5.0  # outside the trained range: refused, nothing run
+    view.check()
+    assert "outside the trained range" in view.message.object and state.last_check is check
+
+
+def test_download_is_a_loadable_model(trained_view, tmp_path):
+    view, state = trained_view, trained_view.state
+    assert view.download.filename.endswith(".npz") and not view.download.disabled
+    path = tmp_path / "model.npz"
+    path.write_bytes(view._download_file().getvalue())
+    model = load_emulator(path)
+    x = state.data.inputs[:5]
+    assert np.array_equal(model.predict(x)[0], state.emulator.predict(x)[0])
+
+
+def test_uploads_are_checked_and_names_escaped(tmp_path):
+    view = EmulatorView(EmulatorState())
+    view.upload.filename = "<b>evil</b>.npz"
+    view.state.load_upload(b"not a zip", "<b>evil</b>.npz")
+    assert "not a readable npz" in view.message.object and "<b>" not in view.message.object
+    view.state.load_upload(b"x" * (MAX_UPLOAD_BYTES + 1), "big.npz")
+    assert "limit" in view.message.object
+    buffer = io.BytesIO()
+    np.savez(buffer, x=np.zeros(2))
+    view.state.load_upload(buffer.getvalue(), "plain.npz")
+    assert "not an ensemble file" in view.message.object
+    assert view.state.data is None and view.train_button.disabled
+    # A real ensemble file (no sweep) is refused with the reason; one with a sweep loads.
+    spec = EnsembleSpec(num_bodies=4, num_members=24, num_steps=5, dt=0.01)
+    view.state.load_upload(run_ensemble(spec).npz_bytes(), "nosweep.npz")
+    assert "no swept numeric parameter" in view.message.object
+    spec = EnsembleSpec(num_bodies=4, num_members=24, num_steps=5, dt=0.01, sweeps=("virial_ratio=0.3:0.7",))
+    assert view.state.load_upload(run_ensemble(spec).npz_bytes(), "ok.npz")
+    assert view.state.data.num_members == 24 and not view.train_button.disabled
+    assert "ok.npz: 24 members" in view.dataset_status.object
