@@ -14,7 +14,7 @@ import json
 import sys
 from pathlib import Path
 
-from nbody_core.cli import check_output_path, one_line_errors
+from nbody_core.cli import check_output_path, one_line_errors, seed
 
 
 def register(subparsers) -> None:
@@ -39,7 +39,7 @@ def register(subparsers) -> None:
     train.add_argument("--depth", type=int, default=2, help="hidden layers (default 2)")
     train.add_argument("--max-steps", type=int, default=3000, help="training steps at most (default 3000)")
     train.add_argument("--patience", type=int, default=400, help="early-stopping patience in steps (default 400)")
-    train.add_argument("--seed", type=int, default=0, help="initialisation and split seed (default 0)")
+    train.add_argument("--seed", type=seed, default=0, help="initialisation and split seed (default 0)")
     train.add_argument("--no-gp", action="store_true", help="skip the Gaussian-process baseline")
     train.add_argument("--quiet", action="store_true", help="no progress line")
     train.set_defaults(handler=_train)
