@@ -2,73 +2,111 @@
 
 float64 is the default, so importing this package turns on ``jax_enable_x64``; pass
 float32 states (``cast_state(state, jnp.float32)``) to compute in single precision.
+
+The public names below load their module on first use (PEP 562), so ``import nbody_core``
+and the JAX-free parts (the preset registry, units, provenance: what ``nbody presets``
+needs) do not pay for importing JAX. x64 is switched on before JAX is first imported: by
+the ``JAX_ENABLE_X64`` environment variable when JAX is not loaded yet, else by
+``jax.config``.
 """
 
-import jax as _jax
+import importlib as _importlib
+import os as _os
+import sys as _sys
+import types as _types
 
-_jax.config.update("jax_enable_x64", True)
+if "jax" in _sys.modules:
+    _sys.modules["jax"].config.update("jax_enable_x64", True)
+else:
+    _os.environ["JAX_ENABLE_X64"] = "1"
 
-from .adaptive import simulate_adaptive as simulate_adaptive  # noqa: E402
-from .diagnostics import (  # noqa: E402
-    angular_momentum as angular_momentum,
-    center_of_mass as center_of_mass,
-    center_of_mass_velocity as center_of_mass_velocity,
-    kinetic_energy as kinetic_energy,
-    linear_momentum as linear_momentum,
-    potential_energy as potential_energy,
-    relative_energy_error as relative_energy_error,
-    to_center_of_mass_frame as to_center_of_mass_frame,
-    total_energy as total_energy,
-    virial_ratio as virial_ratio,
-)
-from .forces import (  # noqa: E402
-    FORCE_METHODS as FORCE_METHODS,
-    acceleration_analytic as acceleration_analytic,
-    acceleration_autodiff as acceleration_autodiff,
-    acceleration_function as acceleration_function,
-    forces_analytic as forces_analytic,
-    forces_autodiff as forces_autodiff,
-)
-from .initial_conditions import (  # noqa: E402
-    solar_system_names as solar_system_names,
-    FIGURE_EIGHT_PERIOD as FIGURE_EIGHT_PERIOD,
-    MAX_BODIES as MAX_BODIES,
-    PRESETS as PRESETS,
-    Preset as Preset,
-    cold_collapse as cold_collapse,
-    figure_eight as figure_eight,
-    get_preset as get_preset,
-    kepler as kepler,
-    kepler_period as kepler_period,
-    plummer as plummer,
-    pythagorean as pythagorean,
-    rotating_disk as rotating_disk,
-    solar_system as solar_system,
-)
-from .integrators import INTEGRATORS as INTEGRATORS, get_integrator as get_integrator  # noqa: E402
-from .potentials import (  # noqa: E402
-    NEWTONIAN as NEWTONIAN,
-    POTENTIALS as POTENTIALS,
-    POWER_LAW as POWER_LAW,
-    YUKAWA as YUKAWA,
-    PairPotential as PairPotential,
-    pair_potential as pair_potential,
-)
-from .simulate import (  # noqa: E402
-    ConservedQuantities as ConservedQuantities,
-    Trajectory as Trajectory,
-    advance as advance,
-    conserved_quantities as conserved_quantities,
-    first_nonfinite_index as first_nonfinite_index,
-    simulate as simulate,
-    steps_for_duration as steps_for_duration,
-)
-from .state import (  # noqa: E402
-    ParticleState as ParticleState,
-    PhysicsParams as PhysicsParams,
-    cast_state as cast_state,
-    make_state as make_state,
-)
-from .units import UNIT_SYSTEMS as UNIT_SYSTEMS, UnitSystem as UnitSystem, convert as convert  # noqa: E402
+from .provenance import DISTRIBUTION as _DISTRIBUTION, package_version as _package_version  # noqa: E402
+from .provenance import provenance as provenance  # noqa: E402  (JAX-free; the function, not the module)
 
-__version__ = "0.1.0"
+#: The installed distribution's version (``"0+unknown"`` when running from a source tree
+#: that was never installed).
+__version__ = _package_version(_DISTRIBUTION)
+if __version__ == "not installed":
+    __version__ = "0+unknown"
+
+# Public name -> the module that defines it.
+_EXPORTS: dict[str, tuple[str, ...]] = {
+    "adaptive": (
+        "simulate_adaptive",
+    ),
+    "diagnostics": (
+        "angular_momentum", "center_of_mass", "center_of_mass_velocity",
+        "kinetic_energy", "linear_momentum", "potential_energy",
+        "relative_energy_error", "to_center_of_mass_frame", "total_energy",
+        "virial_ratio"
+    ),
+    "forces": (
+        "FORCE_METHODS", "acceleration_analytic", "acceleration_autodiff",
+        "acceleration_function", "forces_analytic", "forces_autodiff"
+    ),
+    "initial_conditions": (
+        "cold_collapse", "figure_eight", "kepler", "kepler_period", "plummer",
+        "pythagorean", "rotating_disk", "solar_system", "solar_system_names"
+    ),
+    "integrators": (
+        "INTEGRATORS", "get_integrator"
+    ),
+    "potentials": (
+        "NEWTONIAN", "POTENTIALS", "POWER_LAW", "YUKAWA", "PairPotential",
+        "pair_potential"
+    ),
+    "presets": (
+        "FIGURE_EIGHT_PERIOD", "MAX_BODIES", "PRESETS", "ICParameter", "Preset",
+        "get_preset"
+    ),
+    "provenance": (
+        "provenance",
+    ),
+    "simulate": (
+        "ConservedQuantities", "Trajectory", "advance", "conserved_quantities",
+        "first_nonfinite_index", "simulate", "steps_for_duration"
+    ),
+    "state": (
+        "ParticleState", "PhysicsParams", "cast_state", "make_state", "resolve_params"
+    ),
+    "units": (
+        "UNIT_SYSTEMS", "UnitSystem", "convert"
+    ),
+}
+_MODULE_OF = {name: module for module, names in _EXPORTS.items() for name in names}
+_SUBMODULES = (
+    "adaptive", "diagnostics", "ensembles", "forcelab", "forces", "hmc", "inference", "initial_conditions",
+    "integrators", "io", "kernels", "numpy_reference", "potentials", "presets", "provenance", "simulate",
+    "state", "units", "cli",
+)
+
+__all__ = [*_MODULE_OF, "__version__"]
+
+
+class _Package(_types.ModuleType):
+    """The package module: the import system binds each submodule as an attribute of its
+    package on first import; public functions named like their module (``simulate``,
+    ``provenance``) stay the functions, as ``from .simulate import simulate`` made them."""
+
+    def __setattr__(self, name, value):
+        if name in _MODULE_OF and isinstance(value, _types.ModuleType):
+            return
+        super().__setattr__(name, value)
+
+
+_sys.modules[__name__].__class__ = _Package
+
+
+def __getattr__(name: str):
+    if name in _MODULE_OF:
+        value = getattr(_importlib.import_module(f".{_MODULE_OF[name]}", __name__), name)
+    elif name in _SUBMODULES:
+        value = _importlib.import_module(f".{name}", __name__)
+    else:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__, *_SUBMODULES})

@@ -1,8 +1,11 @@
-"""Standard initial conditions, all returned in the centre-of-mass frame.
+"""Standard initial conditions: each returns a :class:`ParticleState` in the centre-of-mass
+frame, carrying its unit system.
 
 Deterministic systems take keyword parameters (``kepler(m1, m2, a=1, e=0.5)``); random ones
-take an explicit PRNG ``key`` first (``plummer(key, n)``). :data:`PRESETS` names each with
-the physics parameters, step and duration that suit it, for the CLI and the dashboard.
+take an explicit PRNG ``key`` first (``plummer(key, n)``). Every constructor is traceable:
+with traced parameters (inside ``jit``/``vmap``, as the ensembles call them) the eager checks
+are skipped and the centring is done in JAX. :data:`PRESETS` (from :mod:`nbody_core.presets`)
+names each with its initial-condition parameters, physics, integrator, step and duration.
 """
 
 from __future__ import annotations
@@ -12,14 +15,13 @@ import math
 import os
 from functools import partial
 from pathlib import Path
-from typing import Callable, NamedTuple
-
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .diagnostics import kinetic_energy, potential_energy
-from .state import ParticleState, PhysicsParams, make_state, validate_state
+from .diagnostics import kinetic_energy, potential_energy, to_center_of_mass_frame
+from .presets import FIGURE_EIGHT_PERIOD, MAX_BODIES, PRESETS, ICParameter, Preset, get_preset
+from .state import ParticleState, make_state, validate_state
 from .units import AU_MSUN_YR
 
 __all__ = [
@@ -34,16 +36,28 @@ __all__ = [
     "plummer",
     "cold_collapse",
     "rotating_disk",
+    "rescale_to_virial_ratio",
+    "plummer_sample",
+    "cold_collapse_sample",
+    "disk_sample",
+    "ICParameter",
     "Preset",
     "PRESETS",
     "get_preset",
     "MAX_BODIES",
 ]
 
-MAX_BODIES = 20_000  # cap for scalable presets built by name (CLI, dashboard, ensembles)
+
+def _traced(*values) -> bool:
+    return any(isinstance(v, jax.core.Tracer) for v in jax.tree.leaves(values))
 
 
 def _com(position, velocity, mass, *, dtype=jnp.float64, units: str = "nbody") -> ParticleState:
+    if _traced(position, velocity, mass):
+        # Inside jit/vmap (the ensembles): centre in JAX; the values were checked eagerly.
+        state = ParticleState(*(jnp.asarray(a, dtype) for a in (position, velocity, mass)),
+                              jnp.zeros((), dtype), units)
+        return to_center_of_mass_frame(state)
     # NumPy, not eager JAX: each eager jnp op compiles per shape (seconds for a new n).
     position, velocity, mass = (np.asarray(a, dtype=np.float64) for a in (position, velocity, mass))
     validate_state(position, velocity, mass)
@@ -66,28 +80,34 @@ def kepler(m1: float = 1.0, m2: float = 1.0, *, a: float = 1.0, e: float = 0.0, 
         a: semi-major axis of the relative orbit, length units.
         e: eccentricity, ``0 <= e < 1``.
         G: gravitational constant.
+
+    Traceable in every argument but ``G`` (the ensembles vmap it over e and the masses).
     """
-    if not (m1 > 0 and m2 > 0):
-        raise ValueError(f"masses must be positive, got m1={m1!r}, m2={m2!r}")
-    if not a > 0:
-        raise ValueError(f"semi-major axis a must be positive, got {a!r}")
-    if not 0 <= e < 1:
-        raise ValueError(f"eccentricity must satisfy 0 <= e < 1 for a bound orbit, got {e!r}")
+    traced = _traced(m1, m2, a, e)
+    if not traced:
+        if not (m1 > 0 and m2 > 0):
+            raise ValueError(f"masses must be positive, got m1={m1!r}, m2={m2!r}")
+        if not a > 0:
+            raise ValueError(f"semi-major axis a must be positive, got {a!r}")
+        if not 0 <= e < 1:
+            raise ValueError(f"eccentricity must satisfy 0 <= e < 1 for a bound orbit, got {e!r}")
+    xp = jnp if traced else np
     total = m1 + m2
     r_peri = a * (1.0 - e)
-    v_peri = math.sqrt(G * total * (1.0 + e) / r_peri)  # vis-viva at pericentre
-    position = [[-m2 / total * r_peri, 0, 0], [m1 / total * r_peri, 0, 0]]
-    velocity = [[0, -m2 / total * v_peri, 0], [0, m1 / total * v_peri, 0]]
-    return _com(position, velocity, [m1, m2])
-
-
-# Chenciner & Montgomery (2000), Ann. Math. 152, 881; initial data of Simo (2002),
-# "Dynamical properties of the figure eight solution", to 8 digits; G = m = 1.
-FIGURE_EIGHT_PERIOD = 6.32591398
+    v_peri = xp.sqrt(G * total * (1.0 + e) / r_peri)  # vis-viva at pericentre
+    zero = xp.zeros_like(r_peri)
+    position = xp.stack([xp.stack([-m2 / total * r_peri, zero, zero]), xp.stack([m1 / total * r_peri, zero, zero])])
+    velocity = xp.stack([xp.stack([zero, -m2 / total * v_peri, zero]), xp.stack([zero, m1 / total * v_peri, zero])])
+    return _com(position, velocity, xp.stack([xp.asarray(m1), xp.asarray(m2)]))
 
 
 def figure_eight() -> ParticleState:
-    """The Chenciner-Montgomery figure-eight: three equal masses chasing on one curve."""
+    """The Chenciner-Montgomery figure-eight: three equal masses chasing on one curve.
+
+    Chenciner & Montgomery (2000), Ann. Math. 152, 881; initial data of Simo (2002),
+    "Dynamical properties of the figure eight solution", to 8 digits; G = m = 1; period
+    :data:`FIGURE_EIGHT_PERIOD`.
+    """
     x1 = np.array([0.97000436, -0.24308753, 0.0])
     v3 = np.array([-0.93240737, -0.86473146, 0.0])
     position = [x1, -x1, [0.0, 0.0, 0.0]]
@@ -195,14 +215,24 @@ def _check_count(n: int, minimum: int = 2) -> None:
         raise ValueError(f"number of bodies {n} exceeds the cap of {MAX_BODIES}")
 
 
-def _scale_to_virial_ratio(state: ParticleState, virial_ratio: float) -> ParticleState:
-    if virial_ratio < 0:
+def _scale_to_virial_ratio(state: ParticleState, virial_ratio) -> ParticleState:
+    if not _traced(virial_ratio) and virial_ratio < 0:
         raise ValueError(f"virial_ratio must be >= 0, got {virial_ratio!r}")
-    return _rescale_velocities(state, virial_ratio)
+    return rescale_to_virial_ratio(state, virial_ratio)
 
 
 @jax.jit
-def _rescale_velocities(state, virial_ratio):
+def rescale_to_virial_ratio(state: ParticleState, virial_ratio) -> ParticleState:
+    """Scale every velocity by one factor so that ``T / |U|`` equals ``virial_ratio``.
+
+    Args:
+        state: :class:`ParticleState`; U is its unsoftened Newtonian energy with the G of
+            its unit system.
+        virial_ratio: target ``Q >= 0`` (scalar, traced). A state at rest stays at rest.
+
+    Returns:
+        the state with rescaled velocities.
+    """
     kinetic = kinetic_energy(state)
     potential = jnp.abs(potential_energy(state))
     factor = jnp.where(kinetic > 0, jnp.sqrt(virial_ratio * potential / kinetic), 0.0)
@@ -234,13 +264,15 @@ def plummer(
     _check_count(n)
     if not (total_mass > 0 and virial_radius > 0):
         raise ValueError("total_mass and virial_radius must be positive")
-    position, velocity = _plummer_sample(key, n, total_mass, virial_radius)
+    position, velocity = plummer_sample(key, n, total_mass, virial_radius)
     state = _com(position, velocity, np.full(n, total_mass / n))
     return state if virial_ratio is None else _scale_to_virial_ratio(state, virial_ratio)
 
 
 @partial(jax.jit, static_argnames="n")
-def _plummer_sample(key, n, total_mass, virial_radius):
+def plummer_sample(key, n, total_mass, virial_radius):
+    """Positions and velocities ``[n, 3]`` of a Plummer sphere (see :func:`plummer`), not yet
+    centred; traceable in every argument but ``n``."""
     k_radius, k_pos_dir, k_q, k_vel_dir = jax.random.split(key, 4)
     scale_radius = 3.0 * math.pi / 16.0 * virial_radius
     mass_fraction = jax.random.uniform(k_radius, (n,), minval=1e-12, maxval=0.999)
@@ -270,13 +302,19 @@ def cold_collapse(
     _check_count(n)
     if not (total_mass > 0 and radius > 0):
         raise ValueError("total_mass and radius must be positive")
-    position, velocity = _cold_collapse_sample(key, n, radius, moving=virial_ratio > 0)
+    if _traced(virial_ratio):
+        # Q = 0 scales the Gaussian velocities to 0: the same state as the cold start.
+        position, velocity = cold_collapse_sample(key, n, radius, moving=True)
+        return _scale_to_virial_ratio(_com(position, velocity, jnp.full((n,), total_mass / n)), virial_ratio)
+    position, velocity = cold_collapse_sample(key, n, radius, moving=virial_ratio > 0)
     state = _com(position, velocity, np.full(n, total_mass / n))
     return _scale_to_virial_ratio(state, virial_ratio) if virial_ratio > 0 else state
 
 
 @partial(jax.jit, static_argnames=("n", "moving"))
-def _cold_collapse_sample(key, n, radius, *, moving):
+def cold_collapse_sample(key, n, radius, *, moving):
+    """Positions ``[n, 3]`` uniform in a sphere of ``radius`` and velocities (standard normal
+    if ``moving``, else zero), not yet centred; see :func:`cold_collapse`."""
     k_r, k_dir, k_v = jax.random.split(key, 3)
     r = radius * jax.random.uniform(k_r, (n,)) ** (1.0 / 3.0)
     position = r[:, None] * _isotropic(k_dir, n)
@@ -304,11 +342,13 @@ def rotating_disk(
         raise ValueError("need 0 < inner_radius < outer_radius")
     if not (central_mass > 0 and disk_mass > 0):
         raise ValueError("central_mass and disk_mass must be positive")
-    return _com(*_disk_sample(key, n, central_mass, disk_mass, inner_radius, outer_radius, thickness))
+    return _com(*disk_sample(key, n, central_mass, disk_mass, inner_radius, outer_radius, thickness))
 
 
 @partial(jax.jit, static_argnames="n")
-def _disk_sample(key, n, central_mass, disk_mass, inner_radius, outer_radius, thickness):
+def disk_sample(key, n, central_mass, disk_mass, inner_radius, outer_radius, thickness):
+    """Positions, velocities ``[n, 3]`` and masses ``[n]`` of :func:`rotating_disk`, not yet
+    centred; traceable in every argument but ``n``."""
     m = n - 1
     k_r, k_phi, k_z = jax.random.split(key, 3)
     u = jax.random.uniform(k_r, (m,))
@@ -325,59 +365,3 @@ def _disk_sample(key, n, central_mass, disk_mass, inner_radius, outer_radius, th
     )
     mass = jnp.concatenate([jnp.reshape(central_mass, (1,)), jnp.full((m,), disk_mass / m)])
     return position, velocity, mass
-
-
-class Preset(NamedTuple):
-    """A named starting point for the CLI and the dashboard.
-
-    ``build(key, num_bodies)`` returns the state; ``params``, ``dt`` and ``t_end`` suit it;
-    ``units`` names the unit system (see units.py); ``default_num_bodies`` is None for
-    fixed-size systems.
-    """
-
-    name: str
-    description: str
-    build: Callable[[jax.Array, int | None], ParticleState]
-    params: PhysicsParams
-    dt: float
-    t_end: float
-    units: str = "nbody"
-    default_num_bodies: int | None = None
-
-    @property
-    def scalable(self) -> bool:
-        return self.default_num_bodies is not None
-
-
-PRESETS: dict[str, Preset] = {
-    p.name: p
-    for p in (
-        Preset("figure_eight", "Chenciner-Montgomery figure-eight, three equal masses",
-               lambda key, n: figure_eight(), PhysicsParams(), 1e-3, FIGURE_EIGHT_PERIOD),
-        Preset("kepler", "two-body Kepler orbit, e = 0.5, mass ratio 1:1",
-               lambda key, n: kepler(1.0, 1.0, a=1.0, e=0.5), PhysicsParams(), 1e-3,
-               kepler_period(a=1.0, total_mass=2.0)),
-        Preset("pythagorean", "Burrau's 3-4-5 problem: the lightest body escapes (needs tiny dt)",
-               lambda key, n: pythagorean(), PhysicsParams(), 1e-5, 70.0),
-        Preset("solar_system", "Sun and eight planets at J2000 (AU, Msun, yr)",
-               lambda key, n: solar_system(), PhysicsParams(G=AU_MSUN_YR.G), 1e-3, 12.0,
-               units="au_msun_yr"),
-        Preset("plummer", "Plummer sphere in virial equilibrium (Aarseth-Henon-Wielen)",
-               lambda key, n: plummer(key, n), PhysicsParams(softening=0.01), 1e-3, 1.0,
-               default_num_bodies=256),
-        Preset("cold_collapse", "uniform cold sphere collapsing from rest",
-               lambda key, n: cold_collapse(key, n), PhysicsParams(softening=0.05), 1e-3, 2.0,
-               default_num_bodies=256),
-        Preset("rotating_disk", "thin disk on circular orbits around a central mass",
-               lambda key, n: rotating_disk(key, n), PhysicsParams(softening=0.01), 1e-3, 6.0,
-               default_num_bodies=256),
-    )
-}
-
-
-def get_preset(name: str) -> Preset:
-    """Look a preset up by name with a clear error for unknown names."""
-    try:
-        return PRESETS[name]
-    except (KeyError, TypeError):
-        raise ValueError(f"unknown preset {name!r}; choose one of {sorted(PRESETS)}") from None

@@ -27,6 +27,7 @@ __all__ = [
     "read_initial_conditions_csv",
     "initial_conditions_csv_text",
     "atomic_write_bytes",
+    "npz_bytes",
     "save_npz",
     "trajectory_npz_bytes",
     "load_npz",
@@ -36,13 +37,16 @@ CSV_COLUMNS = ("m", "x", "y", "z", "vx", "vy", "vz")
 MAX_CSV_BYTES = 5_000_000  # ~50 000 bodies; larger uploads are refused before parsing
 
 
-def parse_initial_conditions_csv(data: bytes | str, *, max_bodies: int | None = None, dtype=None) -> ParticleState:
+def parse_initial_conditions_csv(
+    data: bytes | str, *, max_bodies: int | None = None, dtype=None, units: str = "nbody"
+) -> ParticleState:
     """Parse CSV initial conditions into a validated state.
 
     Args:
         data: file contents (bytes must be UTF-8).
         max_bodies: optional cap on the number of rows.
         dtype: dtype of the state (float64 by default).
+        units: unit system of the values (``units.UNIT_SYSTEMS``); the state carries it.
 
     Raises:
         ValueError: with a message naming the problem (encoding, header, row, value).
@@ -104,7 +108,7 @@ def parse_initial_conditions_csv(data: bytes | str, *, max_bodies: int | None = 
         row, column = np.argwhere(bad)[0]
         raise ValueError(f"line {rows[row][0]}: {CSV_COLUMNS[column]} is not finite ({values[row, column]})")
     kwargs = {} if dtype is None else {"dtype": dtype}
-    return make_state(values[:, 1:4], values[:, 4:7], values[:, 0], **kwargs)
+    return make_state(values[:, 1:4], values[:, 4:7], values[:, 0], units=units, **kwargs)
 
 
 def read_initial_conditions_csv(path: str | os.PathLike, **kwargs) -> ParticleState:
@@ -189,7 +193,9 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
     return path
 
 
-def _npz_bytes(arrays: dict[str, Any], metadata: dict[str, Any] | None) -> bytes:
+def npz_bytes(arrays: dict[str, Any], metadata: dict[str, Any] | None = None) -> bytes:
+    """Compressed npz bytes of ``arrays`` plus, if given, ``metadata`` as one JSON string
+    entry (keys sorted: the same inputs give the same bytes)."""
     buffer = io.BytesIO()
     payload = {name: np.asarray(value) for name, value in arrays.items()}
     if metadata is not None:
@@ -200,13 +206,13 @@ def _npz_bytes(arrays: dict[str, Any], metadata: dict[str, Any] | None) -> bytes
 
 def save_npz(path: str | os.PathLike, arrays: dict[str, Any], metadata: dict[str, Any] | None = None) -> Path:
     """Atomically write ``arrays`` (plus a JSON ``metadata`` entry) as a compressed npz."""
-    return atomic_write_bytes(path, _npz_bytes(arrays, metadata))
+    return atomic_write_bytes(path, npz_bytes(arrays, metadata))
 
 
-def trajectory_npz_bytes(trajectory, metadata: dict[str, Any] | None = None) -> bytes:
+def trajectorynpz_bytes(trajectory, metadata: dict[str, Any] | None = None) -> bytes:
     """npz bytes with ``t [T]``, ``position [T,N,3]``, ``velocity [T,N,3]``, ``mass [N]``,
     ``energy [T]``, ``linear_momentum [T,3]``, ``angular_momentum [T,3]`` and ``metadata``."""
-    return _npz_bytes(
+    return npz_bytes(
         {
             "t": trajectory.time,
             "position": trajectory.position,

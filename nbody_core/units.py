@@ -36,6 +36,7 @@ MSUN_G = GAUSSIAN_K**2 * AU_CM**3 / 86400.0**2 / G_CGS
 
 # (length, mass, time) exponents of each quantity.
 DIMENSIONS: dict[str, tuple[int, int, int]] = {
+    "dimensionless": (0, 0, 0),
     "length": (1, 0, 0),
     "mass": (0, 1, 0),
     "time": (0, 0, 1),

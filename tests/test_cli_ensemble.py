@@ -17,6 +17,22 @@ from nbody_core.ensembles import SUMMARIES, EnsembleCancelled, EnsembleSpec, par
 ARGS = ["--preset", "kepler", "--members", "6", "--sweep", "eccentricity=0.1:0.6", "--steps", "100", "--seed", "2"]
 
 
+def _umask() -> int:
+    import os
+
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def test_progress_bar_only_on_a_terminal(capsys, tmp_path, monkeypatch):
+    import sys
+
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+    code, _, err = run_cli(capsys, "ensemble", *ARGS, "--out", str(tmp_path / "tty.npz"))
+    assert code == 0 and "\r" in err and "ensemble 6 members" in err
+
+
 def run_cli(capsys, *argv):
     code = main(list(argv))
     captured = capsys.readouterr()
@@ -27,7 +43,9 @@ def test_writes_one_loadable_npz_and_reruns_bit_for_bit(capsys, tmp_path):
     out = tmp_path / "data.npz"
     code, stdout, err = run_cli(capsys, "ensemble", *ARGS, "--out", str(out))
     assert code == 0, err
-    assert "chunk" in err and f"wrote {out}" in err  # tqdm bar and the summary line
+    # stderr is not a terminal here: the summary line, no carriage-return progress bar.
+    assert f"wrote {out}" in err and "\r" not in err
+    assert out.stat().st_mode & 0o777 == 0o666 & ~_umask()  # the normal mode, not 0600
     first = out.read_bytes()
     data = np.load(out)  # one line, no pickle
     assert data["parameters"].shape == (6, 4)

@@ -240,7 +240,7 @@ def test_export_round_trip(tmp_path, plummer_result):
     metadata = json.loads(str(data["metadata"]))
     assert metadata["seeds"]["seed"] == 3
     assert metadata["units"] == "nbody"
-    assert set(metadata["versions"]) >= {"nbody_core", "jax", "numpy"}
+    assert set(metadata["versions"]) >= {"nbody-explorer", "jax", "numpy"}
     assert metadata["command"] == ["nbody", "ensemble", "--seed", "3"]
     loaded = load_ensemble(path)
     assert loaded.spec == plummer_result.spec
@@ -250,6 +250,117 @@ def test_export_round_trip(tmp_path, plummer_result):
     # The same result writes the same bytes (no timestamps in the file).
     again = plummer_result.save(tmp_path / "again.npz", command=["nbody", "ensemble", "--seed", "3"])
     assert path.read_bytes() == again.read_bytes()
+
+
+def test_file_is_usable_without_the_code(tmp_path, plummer_result):
+    """issue 12 point 12: units per column, swept vs fixed marked, per-member seeds,
+    requested and measured quantities named apart."""
+    data = np.load(plummer_result.save(tmp_path / "ensemble.npz"))
+    metadata = json.loads(str(data["metadata"]))
+    names = tuple(data["parameter_names"])
+    assert dict(zip(names, data["parameter_units"])) == {"dt": "T", "softening": "L", "virial_ratio": "1"}
+    assert dict(zip(names, data["parameter_swept"])) == {"dt": False, "softening": True, "virial_ratio": True}
+    assert metadata["swept"] == ["softening", "virial_ratio"]
+    assert metadata["fixed"] == {"dt": plummer_result.spec.dt, "integrator": "leapfrog"}
+    units = dict(zip(data["summary_names"], data["summary_units"]))
+    assert units["lagrangian_radius_50"] == "L" and units["final_energy_error"] == "1"
+    assert units["momentum_drift"] == "L M / T"
+    columns = metadata["columns"]
+    assert {c["role"] for c in columns["parameters"].values()} == {"requested"}
+    assert {c["role"] for c in columns["summaries"].values()} == {"measured"}
+    # Requested and measured names never collide.
+    assert not set(names) & set(data["summary_names"])
+    # Per-member seeds: member i's key rebuilds its initial state exactly.
+    assert data["member_key"].shape == (10, 2) and data["member_key"].dtype == np.uint32
+    key = jax.random.wrap_key_data(data["member_key"][7])
+    rebuilt = nbody_core.plummer(key, 8, virial_ratio=float(data["param_virial_ratio"][7]))
+    np.testing.assert_allclose(rebuilt.position, member_initial_state(plummer_result.spec, 7).position,
+                               rtol=0, atol=1e-14)  # centring in NumPy vs JAX: round-off
+
+
+def test_no_nan_parameter_columns_for_a_default_plummer_ensemble(tmp_path):
+    """A default Plummer ensemble had an all-NaN virial_ratio column: a parameter the run
+    leaves free (velocities as sampled) now has no column, and the file says so."""
+    spec = EnsembleSpec(num_bodies=8, num_members=2, num_steps=4, sweeps=("softening=0.01:0.1",))
+    data = np.load(run_ensemble(spec).save(tmp_path / "plummer.npz"))
+    assert tuple(data["parameter_names"]) == ("dt", "softening")
+    assert np.isfinite(data["parameters"]).all() and np.isfinite(data["summaries"]).all()
+    assert "virial_ratio" in json.loads(str(data["metadata"]))["free"]
+    # A requested one is a column, held fixed.
+    fixed = EnsembleSpec(num_bodies=8, num_members=2, num_steps=4, virial_ratio=0.4)
+    assert fixed.parameter_names() == ("dt", "softening", "virial_ratio")
+    np.testing.assert_array_equal(fixed.table.parameters["virial_ratio"], [0.4, 0.4])
+
+
+def test_file_mode_follows_the_umask(tmp_path, plummer_result):
+    """Files were written 0600 (mkstemp's mode) whatever the umask."""
+    previous = os.umask(0o022)
+    try:
+        path = plummer_result.save(tmp_path / "shared.npz")
+        assert path.stat().st_mode & 0o777 == 0o644
+        os.umask(0o077)
+        assert plummer_result.save(tmp_path / "private.npz").stat().st_mode & 0o777 == 0o600
+    finally:
+        os.umask(previous)
+
+
+def test_member_table_is_resolved_once_per_spec(monkeypatch):
+    from nbody_core.ensembles import spec as spec_module
+
+    calls = []
+    resolve = spec_module._resolve
+    monkeypatch.setattr(spec_module, "_resolve", lambda spec: calls.append(1) or resolve(spec))
+    spec = EnsembleSpec(system="kepler", num_members=4, num_steps=4, sweeps=("eccentricity=0.1:0.6",))
+    result = run_ensemble(spec)
+    time_python_loop(spec, num_members=2)
+    member_table(spec), result.arrays()
+    assert len(calls) == 1
+    with pytest.raises(ValueError, match="read-only"):
+        member_table(spec).dt_used[0] = 1.0
+
+
+def test_every_initial_condition_parameter_is_a_spec_field():
+    # A parameter added to a preset must be settable (and recorded) in an EnsembleSpec.
+    from nbody_core.ensembles.sweeps import IC_PARAMETERS
+
+    fields = set(EnsembleSpec.__dataclass_fields__)
+    assert set(IC_PARAMETERS) <= fields and set(IC_PARAMETERS) <= set(nbody_core.ensembles.SWEEPABLE_PARAMETERS)
+
+
+@pytest.mark.parametrize(
+    "platform, memory, cache, n, expected",
+    [
+        # CPU: a quarter of the last-level cache. N = 64: 393 KiB per member, 8 MiB -> 16.
+        ("cpu", None, 32 * 2**20, 64, 16),
+        ("cpu", None, 32 * 2**20, 8, 128),      # capped at DEFAULT_MAX_CHUNK
+        ("cpu", None, 8 * 2**20, 64, 4),        # a smaller cache, a smaller chunk
+        ("cpu", None, 32 * 2**20, 2048, 1),     # one member is already past the budget
+        # Accelerator: 1/64 of its memory. 16 GiB -> 256 MiB: N = 64 -> 512 members.
+        ("gpu", 16 * 2**30, None, 64, 512),
+        ("gpu", 141 * 2**30, None, 64, 4096),   # an H200: more members per call
+        ("gpu", 141 * 2**30, None, 8, 8192),    # capped at MAX_ACCELERATOR_CHUNK
+        ("gpu", None, None, 64, 512),           # memory unknown: 16 GiB assumed
+    ],
+)
+def test_chunk_size_from_the_device(platform, memory, cache, n, expected):
+    from nbody_core.ensembles.runner import chunk_size_for, member_bytes
+
+    size = chunk_size_for(member_bytes(n), platform=platform, memory_bytes=memory, cache_bytes=cache)
+    assert size == expected
+    assert chunk_size_for(member_bytes(n), platform=platform, memory_bytes=memory, cache_bytes=cache,
+                          largest_group=3) == min(3, expected)
+
+
+def test_default_chunk_size_reads_the_device():
+    from nbody_core.ensembles import default_chunk_size
+    from nbody_core.ensembles.runner import device_memory_bytes
+
+    spec = EnsembleSpec(num_bodies=64, num_members=256, num_steps=4)
+    device = jax.devices()[0]
+    size = device_memory_bytes(device)
+    assert size is None or size > 0
+    assert default_chunk_size(spec, device) >= 1
+    assert default_chunk_size(spec, "cpu") == 16  # the fallback 32 MiB cache
 
 
 def test_checkpoints_resume_an_interrupted_run(tmp_path, plummer_spec, plummer_result):

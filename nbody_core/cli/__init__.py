@@ -82,7 +82,9 @@ def _silence_stdout() -> None:
         pass
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The ``nbody`` parser; ``only`` registers that one sub-command alone (so ``nbody presets``
+    does not import what ``nbody infer`` needs to list its choices)."""
     import importlib
 
     parser = argparse.ArgumentParser(
@@ -91,14 +93,18 @@ def build_parser() -> argparse.ArgumentParser:
     parser.error = _one_line_error  # unknown command/option: one line, not a usage dump
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     subparsers.required = True
-    for name in SUBCOMMAND_MODULES:
+    for name in SUBCOMMAND_MODULES if only not in SUBCOMMAND_MODULES else [only]:
         importlib.import_module(f"{__name__}.{name}").register(subparsers)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    words = sys.argv[1:] if argv is None else list(argv)
+    command = next((word for word in words if not word.startswith("-")), None)
+    parser = build_parser(only=command)
+    args = parser.parse_args(words)
+    # What provenance() records as the command (sys.argv when called as the console script).
+    args.command_line = ["nbody", *words]
     try:
         code = int(args.handler(args) or 0)
         sys.stdout.flush()  # a closed pipe shows up here, not in the interpreter's last flush

@@ -156,7 +156,9 @@ def handle(args) -> int:
     if not args.resume:
         _clear_checkpoints(checkpoints)
     bar = None
-    if not args.quiet:
+    # A bar redraws its line with carriage returns: only a terminal shows that as one line;
+    # in a pipe or log file it is noise. The summary line below is written either way.
+    if not args.quiet and sys.stderr.isatty():
         from tqdm import tqdm
 
         bar = tqdm(total=None, unit="chunk", desc=f"ensemble {spec.num_members} members", file=sys.stderr)

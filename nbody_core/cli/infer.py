@@ -138,8 +138,11 @@ def handle(args: argparse.Namespace) -> int:
         truth=dict(zip(problem.parameter_names, problem.truth.tolist())),
     )
     _print_summary(problem, diagnostics)
+    from ..provenance import provenance
+
     if out.suffix == ".nc":
         idata.attrs["diagnostics"] = json.dumps(diagnostics)
+        idata.attrs["provenance"] = json.dumps(provenance(getattr(args, "command_line", None)))
         tmp = out.with_name(out.name + ".tmp")
         idata.to_netcdf(str(tmp))
         tmp.replace(out)  # atomic: a reader never sees half a file
@@ -160,6 +163,7 @@ def handle(args: argparse.Namespace) -> int:
                 "params": args.params, "noise": problem.noise, "num_obs": args.num_obs,
                 "leapfrog_steps": args.leapfrog_steps, "diagnostics": diagnostics,
                 "arviz": "az.from_dict(posterior={n: posterior[..., i]}, sample_stats=...)",
+                **provenance(getattr(args, "command_line", None)),
             },
         )
     print(f"wrote {out}", file=sys.stderr)

@@ -9,13 +9,10 @@ parameter, the units of every array, package versions and the seed.
 from __future__ import annotations
 
 import argparse
-import datetime
 import math
-import platform
 import sys
 import time
 import warnings
-from importlib import metadata as importlib_metadata
 from pathlib import Path
 
 from nbody_core.cli import check_output_path, exit_now_if_computing, one_line_errors, run_in_worker, seed
@@ -88,16 +85,6 @@ def register(subparsers) -> None:
     parser.set_defaults(handler=handle)
 
 
-def _versions() -> dict[str, str]:
-    versions = {"python": platform.python_version()}
-    for package in ("nbody-explorer", "jax", "jaxlib", "numpy", "diffrax"):
-        try:
-            versions[package] = importlib_metadata.version(package)
-        except importlib_metadata.PackageNotFoundError:
-            versions[package] = "not installed"
-    return versions
-
-
 def _positive_finite(name: str, value) -> None:
     if value is not None and not (math.isfinite(value) and value > 0):
         raise ValueError(f"{name} must be a positive finite number, got {value!r}")
@@ -131,7 +118,7 @@ def _load_system(args):
     from ..initial_conditions import MAX_BODIES
 
     units = get_unit_system(args.units or "nbody")
-    state = read_initial_conditions_csv(args.ic, max_bodies=MAX_BODIES)  # the presets' cap
+    state = read_initial_conditions_csv(args.ic, max_bodies=MAX_BODIES, units=units.name)  # the presets' cap
     return state, PhysicsParams(G=units.G), units, None, names
 
 
@@ -194,8 +181,12 @@ class _Completed(list):
 def _concatenate(pieces):
     import jax.numpy as jnp
 
-    fields = {name: jnp.concatenate([getattr(p, name) for p in pieces]) for name in pieces[0]._fields if name != "mass"}
-    return type(pieces[0])(mass=pieces[0].mass, **fields)
+    fields = {
+        name: jnp.concatenate([getattr(p, name) for p in pieces])
+        for name in pieces[0]._fields
+        if name not in ("mass", "units")
+    }
+    return type(pieces[0])(mass=pieces[0].mass, units=pieces[0].units, **fields)
 
 
 def _run_fixed(state, params, args, num_steps, dt, save_every, progress_bar, completed=None):
@@ -280,6 +271,7 @@ def handle(args: argparse.Namespace) -> int:
 
     from ..forces import FORCE_METHODS, acceleration_function
     from ..io import atomic_write_bytes, trajectory_npz_bytes
+    from ..provenance import provenance
     from ..simulate import first_nonfinite_index, validate_run_options
     from ..state import cast_state
 
@@ -348,9 +340,6 @@ def handle(args: argparse.Namespace) -> int:
     t_final = float(trajectory.time[-1])
     label = units.label
     metadata = {
-        "command": "nbody run",
-        "argv": sys.argv[1:],
-        "created_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "source": {"preset": args.preset, "ic": args.ic, "n": int(state.num_bodies), "seed": args.seed},
         "body_names": names,
         "integrator": args.integrator,
@@ -383,7 +372,7 @@ def handle(args: argparse.Namespace) -> int:
         "max_relative_energy_error": max_error if np.isfinite(relative_error).any() else None,
         "first_nonfinite_snapshot": bad,
         "wall_seconds_including_compile": round(wall, 3),
-        "versions": _versions(),
+        **provenance(getattr(args, "command_line", None)),
     }
     if out_path is not None:
         atomic_write_bytes(out_path, trajectory_npz_bytes(trajectory, metadata))

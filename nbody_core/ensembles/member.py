@@ -1,0 +1,286 @@
+"""One ensemble member: single-system code for its initial state, its run and its summaries.
+
+Contract: :func:`initial_state` builds member ``i``'s state with the preset's own (traceable)
+builder from its inputs; :func:`simulate_member` integrates it and returns the saved energies
+and the :data:`SUMMARIES`. Both are written for one system; the runner batches them with
+``jax.vmap`` outside. :func:`run_member` runs one member alone (the reference the vmapped
+ensemble is tested against).
+"""
+
+from __future__ import annotations
+
+from typing import Mapping, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import lax
+
+from ..diagnostics import to_center_of_mass_frame, virial_ratio
+from ..forces import acceleration_function
+from ..integrators import get_integrator
+from ..potentials import get_potential, softened_distance_matrix
+from ..presets import get_preset
+from ..simulate import conserved_quantities
+from ..state import ParticleState, PhysicsParams
+from .spec import EnsembleSpec, MemberTable, check_int
+
+__all__ = [
+    "SUMMARIES",
+    "LAGRANGIAN_FRACTIONS",
+    "ICConfig",
+    "MemberConfig",
+    "ic_config",
+    "member_config",
+    "member_inputs",
+    "member_keys",
+    "initial_state",
+    "simulate_member",
+    "initial_state_jit",
+    "simulate_member_jit",
+    "member_initial_state",
+    "run_member",
+]
+
+#: Mass fractions of the Lagrangian radii in the summaries.
+LAGRANGIAN_FRACTIONS = (0.1, 0.5, 0.9)
+
+#: Per-member summaries in every result (measured, not requested), with their meaning.
+SUMMARIES: dict[str, str] = {
+    "final_energy_error": "|E(t_end) - E0| / |E0|",
+    "max_energy_error": "max over saved snapshots of |E - E0| / |E0|",
+    "initial_virial_ratio": "T / |U| measured at t = 0 with the run's softening (the requested "
+    "virial_ratio parameter is set with unsoftened U, so the two differ by O(softening))",
+    "final_virial_ratio": "T / |U| measured at t_end with the run's softening",
+    "escaper_fraction": "fraction of bodies with positive energy relative to the system at t_end",
+    "lagrangian_radius_10": "radius about the centre of mass enclosing 10 % of the mass at t_end",
+    "lagrangian_radius_50": "half-mass radius at t_end",
+    "lagrangian_radius_90": "radius enclosing 90 % of the mass at t_end",
+    "min_pair_distance": "smallest unsoftened pair distance over the saved snapshots",
+    "momentum_drift": "|P(t_end) - P0| (absolute, momentum units)",
+    "angular_momentum_drift": "|L(t_end) - L0| (absolute, angular-momentum units)",
+    "finite": "1 if every saved position, velocity and energy is finite, else 0",
+}
+
+#: Dimension (``units.DIMENSIONS``) of each summary.
+SUMMARY_DIMENSIONS: dict[str, str] = {
+    "final_energy_error": "dimensionless",
+    "max_energy_error": "dimensionless",
+    "initial_virial_ratio": "dimensionless",
+    "final_virial_ratio": "dimensionless",
+    "escaper_fraction": "dimensionless",
+    "lagrangian_radius_10": "length",
+    "lagrangian_radius_50": "length",
+    "lagrangian_radius_90": "length",
+    "min_pair_distance": "length",
+    "momentum_drift": "momentum",
+    "angular_momentum_drift": "angular_momentum",
+    "finite": "dimensionless",
+}
+
+
+class ICConfig(NamedTuple):
+    """Static configuration of the initial-conditions function (hashable).
+
+    Attributes:
+        system: preset name.
+        num_bodies: N.
+        parameters: the preset's initial-condition parameters passed (traced) to its
+            builder; the others keep the builder's default.
+    """
+
+    system: str
+    num_bodies: int
+    parameters: tuple[str, ...]
+
+
+class MemberConfig(NamedTuple):
+    """Static configuration of one compiled member simulation (hashable)."""
+
+    num_saves: int
+    integrator: str
+    forces: str
+    potential: str
+    G: float
+    screening_length: float
+    power_index: float
+    save_trajectories: bool
+    steps_per_save: int | None  # static when every member takes the same steps, else traced
+
+
+def ic_config(spec: EnsembleSpec) -> ICConfig:
+    """The :class:`ICConfig` of ``spec``'s members."""
+    names = get_preset(spec.system).parameter_names
+    return ICConfig(spec.system, spec.num_bodies, tuple(n for n in spec.parameter_names() if n in names))
+
+
+def member_config(spec: EnsembleSpec, integrator: str) -> MemberConfig:
+    """The :class:`MemberConfig` of ``spec``'s members that use ``integrator``."""
+    params = get_preset(spec.system).params
+    return MemberConfig(
+        spec.num_saves, integrator, spec.forces, spec.potential, float(params.G),
+        float(params.screening_length), float(params.power_index), spec.save_trajectories,
+        # A static count compiles to a plain loop; a traced, batched one (a dt sweep) to a
+        # while loop that masks finished members, measured ~1.5x slower per step on CPU.
+        None if spec.sweep("dt") is not None else spec.num_steps // spec.num_saves,
+    )
+
+
+def initial_state(inputs: Mapping[str, jax.Array], *, config: ICConfig) -> ParticleState:
+    """One member's initial state: the preset's builder with the key
+    ``fold_in(wrap_key_data(inputs["seed"]), inputs["ic_index"])`` and the traced values of
+    ``config.parameters``; single-system code, vmapped outside. A fixed system (no traced
+    inputs) is built at trace time and baked in as constants."""
+    key = jax.random.fold_in(jax.random.wrap_key_data(inputs["seed"]), inputs["ic_index"])
+    preset = get_preset(config.system)
+    return preset.build(key, config.num_bodies if preset.scalable else None,
+                        **{name: inputs[name] for name in config.parameters})
+
+
+def _min_pair_distance(position):
+    n = position.shape[0]
+    dr = position[:, None, :] - position[None, :, :]
+    r2 = jnp.where(jnp.eye(n, dtype=bool), jnp.inf, jnp.sum(dr * dr, axis=-1))
+    return jnp.sqrt(jnp.min(r2))
+
+
+def _final_summaries(state: ParticleState, params: PhysicsParams, potential) -> dict:
+    state = to_center_of_mass_frame(state)
+    s, off_diagonal = softened_distance_matrix(state.position, params.softening)
+    phi = jnp.where(off_diagonal, potential.pair_energy(s, params), 0.0)
+    body_potential = state.mass * jnp.sum(phi * state.mass[None, :], axis=1)
+    body_kinetic = 0.5 * state.mass * jnp.sum(state.velocity**2, axis=-1)
+    escaper_fraction = jnp.mean((body_kinetic + body_potential > 0).astype(state.position.dtype))
+    radius = jnp.sqrt(jnp.sum(state.position**2, axis=-1))
+    order = jnp.argsort(radius)
+    cumulative = jnp.cumsum(state.mass[order]) / jnp.sum(state.mass)
+    sorted_radius = radius[order]
+    out = {"escaper_fraction": escaper_fraction}
+    for fraction in LAGRANGIAN_FRACTIONS:
+        index = jnp.minimum(jnp.searchsorted(cumulative, fraction - 1e-12), radius.shape[0] - 1)
+        out[f"lagrangian_radius_{round(fraction * 100)}"] = sorted_radius[index]
+    return out
+
+
+def simulate_member(state: ParticleState, inputs: Mapping[str, jax.Array], *, config: MemberConfig) -> dict:
+    """One member, single-system code: integrate from ``state`` and summarize.
+
+    Args:
+        state: the member's initial :class:`ParticleState` (``[n, 3]`` leaves).
+        inputs: scalars ``dt`` (the step taken, time units), ``steps_per_save`` (int) and
+            ``softening`` (length units); other entries are ignored.
+        config: static configuration.
+
+    Returns:
+        dict of ``time [T]``, ``energy [T]``, the :data:`SUMMARIES` scalars and, with
+        ``save_trajectories``, ``position``/``velocity [T, n, 3]`` and ``mass [n]``
+        (T = num_saves + 1).
+    """
+    dtype = state.position.dtype
+    dt = jnp.asarray(inputs["dt"], dtype)
+    params = PhysicsParams(
+        G=jnp.asarray(config.G, dtype),
+        softening=jnp.asarray(inputs["softening"], dtype),
+        screening_length=jnp.asarray(config.screening_length, dtype),
+        power_index=jnp.asarray(config.power_index, dtype),
+    )
+    potential = get_potential(config.potential)
+    acceleration_fn = acceleration_function(config.forces, potential)
+    step_fn = get_integrator(config.integrator).make_step(acceleration_fn)
+
+    def snapshot(state):
+        quantities = conserved_quantities(state, params, potential)
+        out = {
+            "time": state.time,
+            "energy": quantities.energy,
+            "linear_momentum": quantities.linear_momentum,
+            "angular_momentum": quantities.angular_momentum,
+            "min_pair_distance": _min_pair_distance(state.position),
+        }
+        if config.save_trajectories:
+            out["position"] = state.position
+            out["velocity"] = state.velocity
+        return out
+
+    def save_block(carry, _):
+        count = inputs["steps_per_save"] if config.steps_per_save is None else config.steps_per_save
+        carry = lax.fori_loop(0, count, lambda _, c: step_fn(*c, dt, params), carry)
+        return carry, snapshot(carry[0])
+
+    carry = (state, acceleration_fn(state.position, state.mass, params))
+    (final, _), saved = lax.scan(save_block, carry, None, length=config.num_saves)
+    saved = jax.tree.map(lambda first, rest: jnp.concatenate([first[None], rest]), snapshot(state), saved)
+    energy = saved["energy"]
+    error = jnp.abs(energy - energy[0]) / jnp.abs(energy[0])
+    finite = jnp.isfinite(energy).all()
+    if config.save_trajectories:
+        finite &= jnp.isfinite(saved["position"]).all() & jnp.isfinite(saved["velocity"]).all()
+    else:
+        finite &= jnp.isfinite(final.position).all() & jnp.isfinite(final.velocity).all()
+    out = {
+        "time": saved["time"],
+        "energy": energy,
+        "final_energy_error": error[-1],
+        "max_energy_error": jnp.max(error),
+        "initial_virial_ratio": virial_ratio(state, params, potential),
+        "final_virial_ratio": virial_ratio(final, params, potential),
+        **_final_summaries(final, params, potential),
+        "min_pair_distance": jnp.min(saved["min_pair_distance"]),
+        "momentum_drift": jnp.linalg.norm(saved["linear_momentum"][-1] - saved["linear_momentum"][0]),
+        "angular_momentum_drift": jnp.linalg.norm(saved["angular_momentum"][-1] - saved["angular_momentum"][0]),
+        "finite": finite.astype(dtype),
+    }
+    if config.save_trajectories:
+        out.update(position=saved["position"], velocity=saved["velocity"], mass=state.mass)
+    return out
+
+
+def member_keys(spec: EnsembleSpec, ic_index: np.ndarray) -> np.ndarray:
+    """``[len(ic_index), 2]`` uint32 raw key data of each member's initial-conditions key,
+    ``fold_in(key(seed), ic_index)`` (rebuild one with ``jax.random.wrap_key_data``)."""
+    root = jax.random.key(spec.seed)
+    keys = jax.vmap(lambda i: jax.random.key_data(jax.random.fold_in(root, i)))(jnp.asarray(ic_index, jnp.int32))
+    return np.asarray(keys)
+
+
+def member_inputs(spec: EnsembleSpec, table: MemberTable, members: np.ndarray) -> dict[str, np.ndarray]:
+    """Host-side ``[len(members)]`` input arrays of :func:`initial_state` and
+    :func:`simulate_member`."""
+    seed = np.asarray(jax.random.key_data(jax.random.key(spec.seed)))
+    inputs = {
+        "seed": np.broadcast_to(seed, (len(members), *seed.shape)).copy(),
+        "ic_index": table.ic_index[members].astype(np.int32),
+        "dt": table.dt_used[members],
+        "steps_per_save": (table.num_steps[members] // spec.num_saves).astype(np.int32),
+        "softening": table.parameters["softening"][members],
+    }
+    for name in ic_config(spec).parameters:
+        inputs[name] = table.parameters[name][members]
+    return inputs
+
+
+initial_state_jit = jax.jit(initial_state, static_argnames=("config",))
+simulate_member_jit = jax.jit(simulate_member, static_argnames=("config",))
+
+
+def _one_member_inputs(spec: EnsembleSpec, member: int) -> dict[str, jax.Array]:
+    check_int("member", member, 0, spec.num_members - 1)
+    inputs = member_inputs(spec, spec.table, np.array([member]))
+    return {k: jnp.asarray(v[0]) for k, v in inputs.items()}
+
+
+def member_initial_state(spec: EnsembleSpec, member: int) -> ParticleState:
+    """The initial state of member ``member`` (as the ensemble builds it)."""
+    return initial_state_jit(_one_member_inputs(spec, member), config=ic_config(spec))
+
+
+def run_member(spec: EnsembleSpec, member: int) -> dict[str, np.ndarray]:
+    """Run one member alone with the jitted single-system function (no vmap).
+
+    The reference the vmapped ensemble is tested against, and the Python-loop baseline of
+    the benchmark. Returns the member's outputs as NumPy arrays (see :func:`simulate_member`).
+    """
+    inputs = _one_member_inputs(spec, member)
+    state = initial_state_jit(inputs, config=ic_config(spec))
+    out = simulate_member_jit(state, inputs, config=member_config(spec, str(spec.table.integrator[member])))
+    return {k: np.asarray(v) for k, v in out.items()}
