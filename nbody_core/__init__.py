@@ -11,7 +11,9 @@ the ``JAX_ENABLE_X64`` environment variable when JAX is not loaded yet, else by
 """
 
 import importlib as _importlib
+import importlib.util as _importlib_util
 import os as _os
+import pkgutil as _pkgutil
 import sys as _sys
 import types as _types
 
@@ -74,11 +76,6 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
     ),
 }
 _MODULE_OF = {name: module for module, names in _EXPORTS.items() for name in names}
-_SUBMODULES = (
-    "adaptive", "diagnostics", "ensembles", "forcelab", "forces", "hmc", "inference", "initial_conditions",
-    "integrators", "io", "kernels", "numpy_reference", "potentials", "presets", "provenance", "simulate",
-    "state", "units", "cli",
-)
 
 __all__ = [*_MODULE_OF, "__version__"]
 
@@ -100,8 +97,8 @@ _sys.modules[__name__].__class__ = _Package
 def __getattr__(name: str):
     if name in _MODULE_OF:
         value = getattr(_importlib.import_module(f".{_MODULE_OF[name]}", __name__), name)
-    elif name in _SUBMODULES:
-        value = _importlib.import_module(f".{name}", __name__)
+    elif not name.startswith("_") and _importlib_util.find_spec(f"{__name__}.{name}") is not None:
+        value = _importlib.import_module(f".{name}", __name__)  # a submodule, e.g. nb.ensembles
     else:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
     globals()[name] = value
@@ -109,4 +106,4 @@ def __getattr__(name: str):
 
 
 def __dir__() -> list[str]:
-    return sorted({*globals(), *__all__, *_SUBMODULES})
+    return sorted({*globals(), *__all__, *(module.name for module in _pkgutil.iter_modules(__path__))})

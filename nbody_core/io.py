@@ -209,7 +209,7 @@ def save_npz(path: str | os.PathLike, arrays: dict[str, Any], metadata: dict[str
     return atomic_write_bytes(path, npz_bytes(arrays, metadata))
 
 
-def trajectorynpz_bytes(trajectory, metadata: dict[str, Any] | None = None) -> bytes:
+def trajectory_npz_bytes(trajectory, metadata: dict[str, Any] | None = None) -> bytes:
     """npz bytes with ``t [T]``, ``position [T,N,3]``, ``velocity [T,N,3]``, ``mass [N]``,
     ``energy [T]``, ``linear_momentum [T,3]``, ``angular_momentum [T,3]`` and ``metadata``."""
     return npz_bytes(

@@ -23,7 +23,7 @@ def run_cli(capsys, *argv):
 def test_presets_one_line_each(capsys):
     code, out, err = run_cli(capsys, "presets")
     assert code == 0 and err == ""
-    lines = out.strip().splitlines()
+    lines = [line for line in out.strip().splitlines() if not line.startswith(" ")]  # parameters indented
     assert [line.split()[0] for line in lines] == list(nb.PRESETS)
     assert "N=9" in next(line for line in lines if line.startswith("solar_system"))
 
@@ -226,3 +226,32 @@ def test_console_script_subprocess_no_traceback(tmp_path):
     assert result.returncode == 0, result.stderr
     assert json.loads(str(np.load(out)["metadata"]))["num_steps"] == 10
     assert not list(tmp_path.glob(".ok.npz.*"))  # atomic write leaves no temporary behind
+
+
+@pytest.mark.slow  # the adaptive run to t = 70: ~10 s
+def test_pythagorean_with_its_own_defaults_is_right(capsys, tmp_path):
+    """issue 12 point 1: `nbody run --preset pythagorean` (leapfrog, dt = 1e-5) ended with a
+    relative energy error of 5e2 and exit 0; the preset's default is now the adaptive dopri8."""
+    out = tmp_path / "p.npz"
+    code, _, err = run_cli(capsys, "run", "--preset", "pythagorean", "--out", str(out))
+    assert code == 0, err
+    arrays, metadata = load_npz(out)
+    assert metadata["integrator"] == "dopri8" and metadata["t_end"] == pytest.approx(70.0, rel=1e-12)
+    # Dopri8 at rtol = 1e-13: measured 2.9e-10 (tests/test_presets.py states the bound).
+    assert metadata["max_relative_energy_error"] < 1e-9
+
+
+def test_readme_ic_example_runs(capsys, tmp_path):
+    """The README's `nbody run --ic assets/bodies.csv --units au_msun_yr ...` example."""
+    bodies = Path(__file__).resolve().parents[1] / "assets" / "bodies.csv"
+    out = tmp_path / "run.npz"
+    code, _, err = run_cli(capsys, "run", "--ic", str(bodies), "--units", "au_msun_yr", "--t-end", "10",
+                           "--dt", "1e-3", "--out", str(out))
+    assert code == 0, err
+    arrays, metadata = load_npz(out)
+    assert arrays["position"].shape[1] == 5 and metadata["unit_system"] == "au_msun_yr"
+    # Leapfrog at dt = 1e-3 yr on Mercury's orbit (t_dyn = 0.038 yr): (dt / t_dyn)^2 = 7e-4
+    # of Mercury's orbital energy, which is 6 % of these five bodies' total (no giant planets
+    # here): 4e-5. Measured 1.1e-5.
+    assert metadata["max_relative_energy_error"] < 4e-5
+    assert metadata["command"][:3] == ["nbody", "run", "--ic"] and metadata["created_utc"]

@@ -1,0 +1,84 @@
+"""The layering the README's Architecture section states, checked on the source (AST).
+
+Each rule names a layer and what it may not import; a new import that breaks one fails here
+with the file and line.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+CORE = ROOT / "nbody_core"
+UI_PACKAGES = ("panel", "param", "holoviews", "bokeh", "app")
+
+
+def imports(path: Path, *, top_level_only: bool = False):
+    """``(line, absolute module name)`` of every import in ``path``."""
+    tree = ast.parse(path.read_text(), str(path))
+    package = ".".join(path.relative_to(ROOT).with_suffix("").parts[:-1])
+    nodes = tree.body if top_level_only else ast.walk(tree)
+    for node in nodes:
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                yield node.lineno, alias.name
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.split(".")
+                base = base[: len(base) - node.level + 1]
+                module = ".".join(base + ([node.module] if node.module else []))
+                if node.module is None:  # from . import x: x is a module or a facade name
+                    for alias in node.names:
+                        yield node.lineno, f"{module}.{alias.name}"
+                    continue
+            else:
+                module = node.module
+            yield node.lineno, module
+
+
+def core_files(*, cli: bool):
+    return [p for p in CORE.rglob("*.py") if ("cli" in p.relative_to(CORE).parts) == cli]
+
+
+@pytest.mark.parametrize("path", core_files(cli=False), ids=lambda p: str(p.relative_to(ROOT)))
+def test_core_never_imports_the_ui(path):
+    bad = [(line, name) for line, name in imports(path) if name.split(".")[0] in UI_PACKAGES]
+    assert not bad, bad
+
+
+@pytest.mark.parametrize("path", core_files(cli=True), ids=lambda p: str(p.relative_to(ROOT)))
+def test_cli_imports_the_app_only_lazily(path):
+    # `nbody serve` starts the dashboard: it may import app/panel inside its handler, never at
+    # module level (every other sub-command stays free of the UI stack).
+    bad = [(line, name) for line, name in imports(path, top_level_only=True) if name.split(".")[0] in UI_PACKAGES]
+    assert not bad, bad
+
+
+@pytest.mark.parametrize("path", core_files(cli=False), ids=lambda p: str(p.relative_to(ROOT)))
+def test_core_modules_import_neither_the_cli_nor_the_facade(path):
+    for line, name in imports(path):
+        assert not name.startswith("nbody_core.cli"), (line, name)
+        parts = name.split(".")
+        if parts[0] == "nbody_core" and len(parts) == 2:
+            # nbody_core.X must be a module (a file or package), never a name of __init__.
+            assert (CORE / f"{parts[1]}.py").is_file() or (CORE / parts[1]).is_dir(), (line, name)
+        assert name != "nbody_core", (line, name)
+
+
+@pytest.mark.parametrize("name", ["presets.py", "units.py", "provenance.py", "__init__.py"])
+def test_registry_and_facade_load_without_jax(name):
+    # `nbody presets` and `import nbody_core` stay instant: JAX loads with the first module that
+    # computes. (Imports inside functions are lazy and allowed.)
+    bad = [(line, n) for line, n in imports(CORE / name, top_level_only=True) if n.split(".")[0] in ("jax", "jaxlib", "diffrax")]
+    bad += [(line, n) for line, n in imports(CORE / name, top_level_only=True)
+            if n.startswith("nbody_core.") and n not in ("nbody_core.units", "nbody_core.provenance")]
+    assert not bad, bad
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "app" / "state").glob("*.py")), ids=lambda p: p.name)
+def test_app_state_never_imports_panel_or_plotting(path):
+    bad = [(line, name) for line, name in imports(path) if name.split(".")[0] in ("panel", "bokeh", "holoviews")]
+    assert not bad, bad
