@@ -139,6 +139,9 @@ def _newtonian_block_vjp(x, y, z, mass, cotangent, target, target_mass, target_c
     return position_bar, mass_bar, softening_bar
 
 
+_SINGLE_TILE_REVERSE = 64
+
+
 @partial(jax.custom_vjp, nondiff_argnums=(4,))
 def _tiled_custom_vjp(position, mass, G, softening, block_size):
     return acceleration_tiled(position, mass, PhysicsParams(G=G, softening=softening),
@@ -166,7 +169,10 @@ def _tiled_bwd(block_size, residuals, cotangent):
         return _newtonian_block_vjp(x, y, z, mass, cotangent, target, target_mass,
                                     target_cotangent, softening, need_mass, need_softening)
 
-    if n <= block_size:
+    # Up to 64 bodies the reverse pass runs as one tile ([64, 64] float64 temporaries are
+    # 32 KiB): measured on 2 cores, a gradient through 200 leapfrog steps at N = 64 took
+    # 10.7-11.1 ms against 14.1 ms with 16-row tiles (forward unchanged, 2.0-2.3 ms).
+    if n <= max(block_size, _SINGLE_TILE_REVERSE):
         position_bar, mass_bar, softening_bar = block((position, mass, cotangent))
     else:
         blocks, padded = _blocks(position, block_size)
