@@ -179,3 +179,14 @@ def test_cli_train_predict_infer(tmp_path, capsys):
     result = json.loads(out)
     assert set(result["emulator"]) == {"virial_ratio"}
     assert "speedup" in result["check"] and "virial_ratio" in result["check"]["inputs"]
+    # The same posterior through `nbody infer --emulator`, written as npz.
+    posterior = tmp_path / "posterior.npz"
+    code, out, err = run_cli(capsys, "infer", "--emulator", model, "--observed", "lagrangian_radius_50=0.8",
+                             "--out", posterior)
+    assert code == 0, err
+    assert "virial_ratio" in out and f"wrote {posterior}" in out
+    with np.load(posterior, allow_pickle=False) as saved:
+        assert saved["grid_virial_ratio"].shape == (101,)
+        assert abs(saved["marginal_virial_ratio"].sum() - 1) < 1e-12  # normalised grid mass
+    code, out, err = run_cli(capsys, "infer", "--emulator", model, "--observed", "nope=1", "--out", posterior)
+    assert code == 2 and "not an output of this emulator" in err

@@ -154,33 +154,55 @@ def _predict(args) -> int:
 
 
 def _infer(args) -> int:
+    return infer_with_emulator(args.model, args.observed, args.fix, grid=args.grid, check=args.check,
+                               check_grid=args.check_grid, replicas=args.replicas, as_json=args.json)
+
+
+def infer_with_emulator(model: str, observed_items: list[str], fix_items: list[str], *, grid: int = 101,
+                        check: bool = False, check_grid: int = 11, replicas: int = 32, as_json: bool = False,
+                        out: str | None = None) -> int:
+    """Print (and with ``out`` write as npz) the emulator's grid posterior; shared by
+    ``nbody emulate infer`` and ``nbody infer --emulator``."""
+    import numpy as np
+
     from nbody_core.emulator import load_emulator
     from nbody_core.emulator.inference import compare_posteriors, emulator_posterior, simulator_posterior
+    from nbody_core.io import save_npz
 
-    emulator = load_emulator(_model_path(args.model))
-    observed = _pairs(args.observed, "--observed")
-    fixed = _pairs(args.fix, "--fix")
-    posterior = emulator_posterior(emulator, observed, fixed=fixed, grid_points=args.grid)
+    if out is not None:
+        out_path = check_output_path(out)
+    emulator = load_emulator(_model_path(model))
+    observed = _pairs(observed_items, "--observed")
+    fixed = _pairs(fix_items, "--fix")
+    posterior = emulator_posterior(emulator, observed, fixed=fixed, grid_points=grid)
     result = {"emulator": {n: {"mean": float(posterior.mean[k]), "sd": float(posterior.sd[k]),
                                "interval_95": posterior.interval[k].tolist()} for k, n in enumerate(posterior.names)},
               "emulator_seconds": posterior.seconds}
-    if args.check:
-        simulated = simulator_posterior(emulator, observed, fixed=fixed, grid_points=args.check_grid,
-                                        replicas=args.replicas)
+    if check:
+        simulated = simulator_posterior(emulator, observed, fixed=fixed, grid_points=check_grid, replicas=replicas)
         result["check"] = compare_posteriors(posterior, simulated)
-    if args.json:
+    if out is not None:
+        arrays = {f"grid_{n}": g for n, g in zip(posterior.names, posterior.grids)}
+        arrays.update({f"marginal_{n}": m for n, m in zip(posterior.names, posterior.marginals)})
+        arrays["log_posterior"] = posterior.log_posterior
+        save_npz(out_path, arrays, {"format": "nbody-explorer emulator posterior v1", "model": str(model),
+                                    "model_fingerprint": emulator.header["ensemble"]["fingerprint"],
+                                    "observed": observed, "fixed": fixed, "names": list(posterior.names), **result})
+    if as_json:
         print(json.dumps(result, indent=1))
         return 0
     print(f"emulator posterior ({posterior.forward_evaluations} grid points, {posterior.seconds:.3f} s):")
     for name, item in result["emulator"].items():
         lo, hi = item["interval_95"]
         print(f"  {name:<16}{item['mean']:>12.5g} ± {item['sd']:<10.3g} 95% [{lo:.5g}, {hi:.5g}]")
-    if args.check:
-        check = result["check"]
+    if check:
+        comparison = result["check"]
         print(f"simulator posterior ({simulated.forward_evaluations} simulations, {simulated.seconds:.1f} s; "
-              f"emulator {check['speedup']:.0f}x faster):")
-        for name, item in check["inputs"].items():
+              f"emulator {comparison['speedup']:.0f}x faster):")
+        for name, item in comparison["inputs"].items():
             lo, hi = item["simulator_interval"]
             print(f"  {name:<16}{item['simulator_mean']:>12.5g} ± {item['simulator_sd']:<10.3g} 95% [{lo:.5g}, {hi:.5g}]"
                   f"  |diff| = {item['difference_in_sd']:.2f} sd, intervals overlap: {item['intervals_overlap']}")
+    if out is not None:
+        print(f"wrote {out_path}")
     return 0

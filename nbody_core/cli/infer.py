@@ -65,10 +65,18 @@ def register(subparsers) -> None:
     parser.add_argument("--seed", type=seed, default=0, help="PRNG seed of the data noise and the chains (0 to 2**32-1)")
     parser.add_argument("--out", required=True, metavar="FILE", help="output file, .nc (ArviZ NetCDF) or .npz")
     parser.add_argument("--progress", choices=("auto", "on", "off"), default="auto", help="progress bar on stderr")
+    parser.add_argument("--emulator", metavar="MODEL", help="use a model from 'nbody emulate train' as the forward "
+                        "model: grid posterior over its inputs from --observed OUTPUT=VALUE (writes .npz)")
+    parser.add_argument("--observed", action="append", default=[], metavar="OUTPUT=VALUE", help="with --emulator")
+    parser.add_argument("--fix", action="append", default=[], metavar="INPUT=VALUE", help="with --emulator")
     parser.set_defaults(handler=handle)
 
 
 def handle(args: argparse.Namespace) -> int:
+    if args.emulator is not None:
+        from .emulate import infer_with_emulator
+
+        return infer_with_emulator(args.emulator, args.observed, args.fix, out=args.out)
     out = Path(args.out)
     if out.suffix not in (".nc", ".npz"):
         raise ValueError(f"--out must end in .nc or .npz, got {args.out!r}")
