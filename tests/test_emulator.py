@@ -190,3 +190,14 @@ def test_cli_train_predict_infer(tmp_path, capsys):
         assert abs(saved["marginal_virial_ratio"].sum() - 1) < 1e-12  # normalised grid mass
     code, out, err = run_cli(capsys, "infer", "--emulator", model, "--observed", "nope=1", "--out", posterior)
     assert code == 2 and "not an output of this emulator" in err
+
+
+def test_files_with_swept_markers_and_units_use_them():
+    arrays, metadata = synthetic_arrays(40)
+    arrays = {**arrays, "parameter_swept": np.array([False, True, True]),
+              "parameter_units": np.array(["time", "kpc", "1"]), "summary_units": np.array(["1", "1"])}
+    data = training_data_from_arrays(arrays, metadata)
+    assert data.input_units == ("kpc", "1") and data.output_units == ("1",)
+    arrays["parameter_swept"] = np.array([False, True, False])
+    with pytest.raises(ValueError, match="not marked swept"):
+        training_data_from_arrays(arrays, metadata)

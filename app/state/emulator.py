@@ -42,7 +42,8 @@ MAX_UPLOAD_BYTES = 20_000_000
 #: The sweep the tab runs itself.
 GENERATE_SWEEPS = ("softening=0.01:0.3:log", "virial_ratio=0.3:0.7")
 # Arrays of an ensemble file the emulator reads (trajectories are skipped when present).
-_NEEDED = ("parameters", "parameter_names", "summaries", "summary_names")
+_NEEDED = ("parameters", "parameter_names", "summaries", "summary_names", "parameter_units", "parameter_swept",
+           "summary_units")
 
 
 def _mid(low: float, high: float, log: bool) -> float:

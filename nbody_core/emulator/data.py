@@ -145,6 +145,15 @@ def _swept(metadata: Mapping[str, Any], arrays: Mapping[str, np.ndarray]) -> lis
     return out
 
 
+def _units(arrays, key: str, names: list[str], chosen: list[str], fallback: Mapping[str, str]) -> tuple[str, ...]:
+    """Unit labels of ``chosen`` columns: the file's own (``parameter_units`` /
+    ``summary_units``) when it has them, else the dimension from ``fallback``."""
+    if key in arrays and len(arrays[key]) == len(names):
+        labels = dict(zip(names, (str(u) for u in np.asarray(arrays[key]).tolist())))
+        return tuple(labels[name] for name in chosen)
+    return tuple(fallback.get(name, "unknown") for name in chosen)
+
+
 def training_data_from_arrays(
     arrays: Mapping[str, np.ndarray],
     metadata: Mapping[str, Any],
@@ -195,6 +204,14 @@ def training_data_from_arrays(
                 raise ValueError(f"unknown output {name!r}; the ensemble has {summary_names}")
         if len(set(chosen)) != len(chosen):
             raise ValueError(f"an output is named twice: {chosen}")
+    if "parameter_swept" in arrays:
+        # Files that mark swept columns: a column the spec sweeps must be marked swept.
+        marked = {n for n, flag in zip(parameter_names, np.asarray(arrays["parameter_swept"]).tolist()) if flag}
+        for name, *_ in swept:
+            if name not in marked:
+                raise ValueError(f"{source}: {name!r} is swept in the spec but not marked swept in the file")
+    input_units = _units(arrays, "parameter_units", parameter_names, [n for n, *_ in swept], INPUT_UNITS)
+    output_units = _units(arrays, "summary_units", summary_names, chosen, OUTPUT_UNITS)
     x = parameters[:, [parameter_names.index(name) for name, *_ in swept]]
     y = summaries[:, [summary_names.index(name) for name in chosen]]
     keep = np.all(np.isfinite(x), axis=1) & np.all(np.isfinite(y), axis=1)
@@ -213,8 +230,8 @@ def training_data_from_arrays(
         members=np.flatnonzero(keep),
         input_names=tuple(name for name, *_ in swept),
         output_names=tuple(chosen),
-        input_units=tuple(INPUT_UNITS.get(name, "unknown") for name, *_ in swept),
-        output_units=tuple(OUTPUT_UNITS.get(name, "unknown") for name in chosen),
+        input_units=input_units,
+        output_units=output_units,
         input_log=tuple(log for _, log, _, _ in swept),
         input_low=tuple(low for _, _, low, _ in swept),
         input_high=tuple(high for _, _, _, high in swept),

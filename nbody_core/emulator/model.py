@@ -22,6 +22,7 @@ Method
 
 from __future__ import annotations
 
+import io
 import json
 import time
 from dataclasses import dataclass, field
@@ -34,7 +35,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from ..io import _npz_bytes, atomic_write_bytes, load_npz
+from ..io import atomic_write_bytes, load_npz
 from .data import Split, TrainingData, split_members
 from .gp import fit_gp, gp_predict
 
@@ -438,7 +439,10 @@ def _arrays(emulator: Emulator) -> dict[str, np.ndarray]:
 
 def emulator_npz_bytes(emulator: Emulator) -> bytes:
     """The bytes :func:`save_emulator` writes (for downloads)."""
-    return _npz_bytes(_arrays(emulator), emulator.header)
+    buffer = io.BytesIO()
+    header = np.array(json.dumps(emulator.header, sort_keys=True, default=str))
+    np.savez_compressed(buffer, **_arrays(emulator), metadata=header)
+    return buffer.getvalue()
 
 
 def save_emulator(emulator: Emulator, path) -> "Path":
