@@ -14,7 +14,7 @@ import math
 import threading
 import time
 from collections import deque
-from typing import Any, Mapping, NamedTuple
+from typing import Any, Callable, Mapping, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -72,6 +72,10 @@ HISTORY_POINTS = 20_000  # diagnostic points kept for the live plots
 #: Relative energy error above which a live run warns once that dt is likely too large
 #: (leapfrog on every preset at its own dt stays below 1e-3; see tests/app).
 ENERGY_WARNING_LEVEL = 1e-2
+#: Wall-clock budget of one compiled call in :meth:`SimulationState.step_frame`: a frame of
+#: many steps is cut into calls of about this length so that Pause, Reset or a preset
+#: change act within one call (a frame of 200 steps at N = 2000 takes seconds).
+CALL_BUDGET_S = 0.05
 ERROR_FLOOR = 1e-17  # below float64 round-off; keeps exact zeros drawable on a log axis
 _DTYPES = {"float64": jnp.float64, "float32": jnp.float32}
 _STATIC = ("preset", "num_bodies", "seed", "integrator", "force_method", "precision")
@@ -360,6 +364,7 @@ class SimulationState(param.Parameterized):
             self.nonfinite = False
             self.fault: RunFault | None = None
             self.energy_warning: str | None = None
+            self._chunk_steps = 1  # steps per compiled call, adapted to CALL_BUDGET_S by step_frame
 
     def prepare(self) -> float:
         """Compile the frame function for this configuration if needed, and compute the
@@ -392,26 +397,50 @@ class SimulationState(param.Parameterized):
                 self._record_snapshot(quantities)
         return time.perf_counter() - start
 
-    def step_frame(self) -> FrameDiagnostics:
+    def step_frame(self, cancelled: Callable[[], bool] | None = None) -> FrameDiagnostics | None:
         """Advance by ``steps_per_frame`` steps and record the frame's diagnostics.
 
+        The steps run outside the state's lock, in compiled calls of about
+        :data:`CALL_BUDGET_S` each (the step count is traced, so any split reuses the same
+        compiled function), so :meth:`reset` never waits for a frame and a stop acts within
+        one call. The frame is committed only if the run was not rebuilt meanwhile.
+
+        Args:
+            cancelled: polled between calls; when it returns True the frame is dropped.
+
         Returns:
-            The diagnostics of this frame (one point).
+            The diagnostics of this frame (one point), or None when the frame was dropped:
+            cancelled, or the run was reset or rebuilt while it was computed (its result
+            belongs to an older run and is never recorded or drawn).
         """
         if not self.ready:
             self.prepare()
         with self._lock:
-            start = time.perf_counter()
-            self.fault = None
+            if self._reference is None:
+                return None  # reset between prepare() and here: the caller asks again
+            generation = self._generation
             params = self.physics_params
             steps = int(self.steps_per_frame)
+            dt = float(self.dt)
+            options = dict(dt=dt, params=params, integrator=self.integrator, forces=self.force_method)
             previous = self.current
-            state = advance(
-                previous, steps, dt=float(self.dt), params=params,
-                integrator=self.integrator, forces=self.force_method,
-            )
-            quantities, _, _ = _diagnostics(state, params)
-            host, quantities = jax.device_get((state, quantities))
+        start = time.perf_counter()
+        state, done = previous, 0
+        while done < steps:
+            if (cancelled is not None and cancelled()) or generation != self._generation:
+                return None
+            chunk = min(steps - done, self._chunk_steps)
+            call_start = time.perf_counter()
+            state = jax.block_until_ready(advance(state, chunk, **options))
+            per_step = (time.perf_counter() - call_start) / chunk
+            self._chunk_steps = max(1, min(LIMITS.max_steps_per_frame, int(CALL_BUDGET_S / max(per_step, 1e-9))))
+            done += chunk
+        quantities, _, _ = _diagnostics(state, params)
+        host, quantities = jax.device_get((state, quantities))
+        with self._lock:
+            if generation != self._generation:
+                return None
+            self.fault = None
             if not self._finite(host, quantities):
                 # Nothing non-finite is kept or drawn: stop at the last good step instead.
                 self._stop_at_fault(previous, params)
@@ -562,10 +591,11 @@ class SimulationState(param.Parameterized):
 
     def snapshot(self) -> dict:
         """A consistent readout for drawing one frame (safe while another thread steps):
-        ``bodies`` (:meth:`body_columns`), ``trails`` (:meth:`trail_columns`, None when
+        ``generation`` (the run it belongs to), ``bodies`` (:meth:`body_columns`), ``trails`` (:meth:`trail_columns`, None when
         trails are off), ``history`` (:meth:`take_new_history`) and ``nonfinite``."""
         with self._lock:
             return {
+                "generation": self._generation,
                 "bodies": self.body_columns(),
                 "trails": self.trail_columns() if self.trails else None,
                 "history": self.take_new_history(),

@@ -12,20 +12,22 @@ from __future__ import annotations
 import html
 import io
 import logging
+import math
 import re
-import threading
 import time
+from contextlib import contextmanager
 from functools import lru_cache, partial
 
 import numpy as np
 import panel as pn
 import param
-from bokeh.models import ColumnDataSource, HoverTool, LinearColorMapper, Range1d
+from bokeh.models import ColumnDataSource, CustomJS, HoverTool, LinearColorMapper, Range1d
 from bokeh.palettes import Plasma256
 from bokeh.plotting import figure
 
 from app.limits import LIMITS, safe_filename
-from app.views._common import locked, run_locked, show_message
+from app.views._common import show_message
+from app.views.session import SessionRunner
 from nbody_core import PRESETS
 from app.state.simulate import (
     DT_CHOICES,
@@ -46,6 +48,11 @@ _BACKGROUND = "#0b1221"
 _FEW_COLORS = ("#ff7f0e", "#2ca9e1", "#7fd34e", "#e377c2", "#bcbd22", "#17becf", "#f7b6d2", "#c5b0d5", "#ffbb78", "#98df8a")
 _LINE_COLORS = {"energy": "#d62728", "momentum": "#1f77b4", "angular": "#2ca02c"}
 _STATUS_INTERVAL_S = 0.25  # status line refresh period while playing
+# A frame the browser has not acknowledged within this time (hidden tab: no animation
+# frames; lost message) no longer holds the next one back: a hidden tab gets ~1 frame/s.
+_ACK_TIMEOUT_S = 1.0
+_ACK_JS = "const id = cb_obj.tags[0]; requestAnimationFrame(() => { ack.tags = [id]; });"
+_DISCONNECTED_POLL_S = 0.5  # socket closed, session not yet destroyed: look again this often
 # The status pane renders in its own shadow root: its stylesheet is attached to it.
 _STATUS_CSS = """
 :host { font-family: ui-monospace, SFMono-Regular, Menlo, monospace; font-size: 1.2rem;
@@ -84,13 +91,17 @@ class SimulateView(pn.viewable.Viewer):
 
     def __init__(self, state: SimulationState | None = None, *, sync_url: bool = True, **params):
         super().__init__(state=state or SimulationState(), **params)
-        self._doc = pn.state.curdoc
-        self._served = bool(self._doc is not None and getattr(self._doc, "session_context", None))
-        self._lock_doc = self._doc if self._served else None  # callbacks that draw run under its lock
-        self._callback = None
-        self._worker: threading.Thread | None = None
-        self._stop_event: threading.Event | None = None
-        self._destroyed = False
+        self.runner = SessionRunner("Simulate")
+        self._served = self.runner.served
+        self._lock_doc = self.runner.lock_doc  # callbacks that draw run under its lock
+        self._callback = None  # the notebook loop's periodic callback
+        self._loop_epoch = 0  # bumped by every start/stop: a frame of an older loop is dropped
+        self._frame_job = None  # the frame being computed on the pool
+        self._prepare_job = None
+        self._step_job = None
+        self._frames_sent = 0  # frame id echoed back by the browser once drawn (see _on_ack)
+        self._next_frame_at = 0.0
+        self._history_drawn_until = -math.inf  # time of the newest point in the energy plot
         self._frame_times: list[float] = []
         self._last_status = 0.0
         self.last_message = ""  # unescaped text of the latest message (for tests and logs)
@@ -100,14 +111,21 @@ class SimulateView(pn.viewable.Viewer):
         self._layout = self._build_layout()
         if sync_url and self._served:
             self._sync_url()
-        self.state.param.watch(self._on_rebuilt, ["preset", "num_bodies", "seed", "integrator", "force_method", "precision"])
-        self.state.param.watch(self._on_display_change, ["projection", "color_by", "size_by_mass", "trails", "trail_length"])
+        # Redraws run as locked next-tick callbacks, like the frames: a widget change is
+        # processed unlocked and Panel writes its model events straight to the socket, where
+        # they could overtake a frame still queued for sending (the browser then drew a
+        # frame of the previous run after the redraw).
+        self.state.param.watch(
+            self.runner.locked(self._on_rebuilt), ["preset", "num_bodies", "seed", "integrator", "force_method", "precision"]
+        )
+        self.state.param.watch(
+            self.runner.locked(self._on_display_change), ["projection", "color_by", "size_by_mass", "trails", "trail_length"]
+        )
         self.state.param.watch(self._on_frame_rate, ["frame_rate"])
         self.state.param.watch(self._sync_ladders, ["dt", "softening"])
         self.state.param.watch(lambda *_: self._update_status(force=True), ["dt", "softening", "steps_per_frame"])
         self.param.watch(self._on_playing, ["playing"])
-        if self._served:
-            pn.state.on_session_destroyed(self._on_session_destroyed)
+        self.runner.on_destroyed(self._stop_loop)
         self._redraw_all()
         self._ensure_ready()
 
@@ -156,6 +174,13 @@ class SimulateView(pn.viewable.Viewer):
             return fig
 
         energy = _diagnostic_figure("simulate-energy", "Relative energy error |E − E₀| / |E₀|", "|ΔE / E₀|")
+        # Back-pressure: each frame carries an id in the history source's tags; the browser
+        # echoes it through the ack source on its next animation frame (after drawing), and
+        # the server sends the next frame only then (see SessionRunner.frame_slot_free).
+        self._ack_source = ColumnDataSource({}, name="simulate-ack")
+        self.history_source.js_on_change("tags", CustomJS(args={"ack": self._ack_source}, code=_ACK_JS))
+        if self.runner.served:
+            self._ack_source.on_change("tags", self._on_ack)
         energy.line("t", "energy_error", source=self.history_source, line_width=2, color=_LINE_COLORS["energy"])
         momentum = _diagnostic_figure("simulate-momentum", "Momentum and angular-momentum error", "relative error")
         momentum.line("t", "momentum_error", source=self.history_source, line_width=2,
@@ -178,8 +203,8 @@ class SimulateView(pn.viewable.Viewer):
         self.play_button.link(self, value="playing", bidirectional=True)
         self.step_button = pn.widgets.Button(label="Step", color="primary", width=80, height=42)
         self.reset_button = pn.widgets.Button(label="Reset", color="warning", width=80, height=42)
-        self.step_button.on_click(locked(self._lock_doc, lambda _: self.step()))
-        self.reset_button.on_click(locked(self._lock_doc, lambda _: self.reset()))
+        self.step_button.on_click(self.runner.locked(lambda _: self.step()))
+        self.reset_button.on_click(self.runner.locked(lambda _: self.reset()))
 
         doc = lambda name: state.param[name].doc  # noqa: E731
         self.preset_select = pn.widgets.Select(
@@ -242,7 +267,7 @@ class SimulateView(pn.viewable.Viewer):
 
         self.upload = pn.widgets.FileInput(accept=".csv,text/csv", multiple=False, label="Upload CSV")
         # An empty file arrives as value None with a file name: watch both.
-        self.upload.param.watch(locked(self._lock_doc, self._on_upload), ["value", "filename"])
+        self.upload.param.watch(self.runner.locked(self._on_upload), ["value", "filename"])
         self.download_state = pn.widgets.FileDownload(
             callback=self._state_csv_file, filename="state.csv", label="State (CSV)", color="primary",
             variant="outline", width=130, embed=False,
@@ -345,14 +370,8 @@ class SimulateView(pn.viewable.Viewer):
         self.message.visible = False
 
     # ------------------------------------------------------------------ running
-    def _run_in_session(self, fn) -> None:
-        """Run ``fn`` under this session's document lock (from a worker thread)."""
-        if self._destroyed:
-            return
-        run_locked(self._doc, fn)
-
     def _ensure_ready(self) -> None:
-        """Compile (in a worker thread when served) and fetch the reference quantities."""
+        """Compile (on the pool when served) and fetch the reference quantities."""
         if self.state.ready:
             return
         generation = self.state.generation
@@ -369,28 +388,26 @@ class SimulateView(pn.viewable.Viewer):
                 self.compiling = False
             self._after_ready(generation)
             return
+        if self._prepare_job is not None or self.playing:
+            return  # already preparing, or the frame loop prepares before its first frame
         self.compiling = True
         self._update_status(force=True)
 
-        def work():
-            error = None
-            try:
-                self.state.prepare()
-            except Exception as exc:  # noqa: BLE001 - reported in the page, the session lives on
-                error = exc
-            self._run_in_session(partial(self._after_prepare, generation, error))
+        def prepared(_result):
+            self._prepare_job = None
+            self.compiling = False
+            if generation != self.state.generation or not self.state.ready:
+                self._ensure_ready()  # the run was rebuilt meanwhile: prepare the new one
+                return
+            self._after_ready(generation)
 
-        threading.Thread(target=work, name="nbody-compile", daemon=True).start()
-
-    def _after_prepare(self, generation: int, error: Exception | None) -> None:
-        self.compiling = False
-        if error is not None:
+        def failed(error):
+            self._prepare_job = None
+            self.compiling = False
             self.playing = False
             self.notify(f"Could not start this run: {error}")
-        elif generation != self.state.generation or not self.state.ready:
-            self._ensure_ready()  # the run was rebuilt meanwhile: prepare the new one
-            return
-        self._after_ready(generation)
+
+        self._prepare_job = self.runner.submit(lambda job: self.state.prepare(), done=prepared, failed=failed)
 
     def _after_ready(self, generation: int) -> None:
         self._update_status(force=True)
@@ -403,7 +420,7 @@ class SimulateView(pn.viewable.Viewer):
         if event.new:
             self._frame_times.clear()
             if self._served or (self.state.ready and not self.compiling):
-                self._start_loop()  # a served loop's worker compiles first if it must
+                self._start_loop()  # a served loop compiles first if it must
             else:
                 self._ensure_ready()
         else:
@@ -411,123 +428,164 @@ class SimulateView(pn.viewable.Viewer):
         self._update_status(force=True)
 
     def _start_loop(self) -> None:
-        """Served: frames are computed in a worker thread (JAX releases the GIL), so the
-        event loop stays free for clicks even when a frame takes longer than the period.
+        """Served: each frame is one job on the process's worker pool (JAX never runs on
+        the event loop); the next one is asked for once the browser has drawn this one.
         Notebook / no server: a periodic callback."""
-        if self._destroyed:
+        if self.runner.destroyed:
             return
         if self._served:
-            if self._worker is not None and self._worker.is_alive() and not self._stop_event.is_set():
-                return
-            self._stop_event = threading.Event()
-            self._worker = threading.Thread(
-                target=self._run_worker, args=(self._stop_event,), name="nbody-frames", daemon=True
-            )
-            self._worker.start()
+            if self._frame_job is None:
+                self._loop_epoch += 1
+                self._request_frame(self._loop_epoch)
         elif self._callback is None:
             period = max(1, int(round(1000 / self.state.frame_rate)))
             self._callback = pn.state.add_periodic_callback(self._frame, period=period, start=True)
 
     def _stop_loop(self) -> None:
-        if self._stop_event is not None:
-            self._stop_event.set()
-        self._worker = None
+        """Stop at once: the frame being computed is cancelled between two compiled calls
+        and any frame of the stopped loop that still arrives is dropped (new epoch)."""
+        self._loop_epoch += 1
+        if self._frame_job is not None:
+            self._frame_job.cancel()
+            self._frame_job = None
         if self._callback is not None:
             self._callback.stop()
             self._callback = None
+
+    def _request_frame(self, epoch: int) -> None:
+        """Session thread: ask the pool for the next frame of loop ``epoch`` when it is due,
+        no frame is being computed and none waits for the browser."""
+        if epoch != self._loop_epoch or not self.playing or self._frame_job is not None or self.runner.destroyed:
+            return
+        if not self.runner.connected:
+            self.runner.later(_DISCONNECTED_POLL_S, partial(self._request_frame, epoch))  # tab gone: send nothing
+            return
+        if not self.runner.frame_slot_free(timeout_s=_ACK_TIMEOUT_S):
+            self.runner.later(_ACK_TIMEOUT_S, partial(self._request_frame, epoch))  # the ack usually comes first
+            return
+        wait = self._next_frame_at - time.perf_counter()
+        if wait > 0.002:
+            self.runner.later(wait, partial(self._request_frame, epoch))
+            return
+        self._next_frame_at = time.perf_counter() + 1.0 / self.state.frame_rate
+        self._frame_job = self.runner.submit(
+            self._compute_frame, done=partial(self._frame_done, epoch), failed=partial(self._frame_error, epoch)
+        )
+
+    def _compute_frame(self, job) -> dict | None:
+        """Pool thread: one frame of the current run (None if stopped or rebuilt meanwhile)."""
+        state = self.state
+        if not state.ready:
+            self.runner.in_session(partial(self._set_compiling, True))
+            try:
+                state.prepare()
+            finally:
+                self.runner.in_session(partial(self._set_compiling, False))
+        if state.step_frame(cancelled=job.cancelled) is None:
+            return None
+        return state.snapshot()
+
+    def _frame_done(self, epoch: int, frame: dict | None) -> None:
+        if epoch != self._loop_epoch:
+            return  # a frame of a stopped loop: never drawn
+        self._frame_job = None
+        if frame is not None:
+            self._push_frame(frame)
+        self._request_frame(epoch)
+
+    def _frame_error(self, epoch: int, error: BaseException) -> None:
+        if epoch != self._loop_epoch:
+            return
+        self._frame_job = None
+        self._frame_failed(error)
+
+    def _on_ack(self, _attr, _old, new) -> None:
+        """The browser drew frame ``new[0]``: the next one may be sent."""
+        if new and new[0] == self._frames_sent:
+            self.runner.frame_acknowledged()
+            self._request_frame(self._loop_epoch)
 
     def _on_frame_rate(self, event) -> None:
         if self._callback is not None:
             self._callback.period = max(1, int(round(1000 / event.new)))
 
     def _on_session_destroyed(self, session_context) -> None:
-        self._destroyed = True
-        running = self._worker is not None or self._callback is not None
+        """Stop the frame loop for good (served: called by the runner's destroy hook)."""
+        running = self._frame_job is not None or self._callback is not None
+        self.runner._on_session_destroyed(session_context)
         self._stop_loop()
-        _LOG.info("session destroyed: Simulate frame loop %s", "stopped" if running else "was idle")
-
-    def _run_worker(self, stop: threading.Event) -> None:
-        drawn = threading.Event()
-        drawn.set()
-        while not stop.is_set():
-            start = time.perf_counter()
-            try:
-                if not self.state.ready:
-                    self._run_in_session(partial(self._set_compiling, True))
-                    self.state.prepare()
-                    self._run_in_session(partial(self._set_compiling, False))
-                self.state.step_frame()
-                frame = self.state.snapshot()
-            except Exception as error:  # noqa: BLE001 - reported in the page
-                self._run_in_session(partial(self._frame_failed, error))
-                return
-            # At most one frame waits in the document queue: a slow browser or a busy
-            # event loop slows the animation down instead of piling frames up.
-            while not drawn.wait(0.1):
-                if stop.is_set():
-                    return
-            if stop.is_set():
-                return
-            drawn.clear()
-            self._run_in_session(partial(self._draw_frame, frame, drawn))
-            remaining = 1.0 / self.state.frame_rate - (time.perf_counter() - start)
-            if remaining > 0:
-                stop.wait(remaining)
+        if running:
+            _LOG.info("session destroyed: Simulate frame loop stopped")
 
     def _set_compiling(self, value: bool) -> None:
         self.compiling = value
         self._update_status(force=True)
 
-    def _frame_failed(self, error: Exception) -> None:
+    def _frame_failed(self, error: BaseException) -> None:
         self.playing = False
         self.notify(f"Simulation stopped: {error}")
-
-    def _draw_frame(self, frame: dict, drawn: threading.Event) -> None:
-        try:
-            if self.playing:
-                self._push_frame(frame)
-        finally:
-            drawn.set()
 
     def _frame(self) -> None:
         """One frame of the periodic-callback loop (notebooks, tests)."""
         if not self.playing or not self.state.ready:
             return
         try:
-            self.state.step_frame()
+            diagnostics = self.state.step_frame()
         except Exception as error:  # noqa: BLE001 - stop the loop, keep the session
             self._frame_failed(error)
             return
-        self._push_frame(self.state.snapshot())
+        if diagnostics is not None:
+            self._push_frame(self.state.snapshot())
 
     def step(self) -> None:
-        """Advance one frame (``steps_per_frame`` steps) and draw it."""
-        if self.compiling:
+        """Advance one frame (``steps_per_frame`` steps) and draw it (on the pool when served)."""
+        if self.compiling or self._step_job is not None:
             return
-        self._ensure_ready()
-        try:
-            self.state.step_frame()
-        except Exception as error:  # noqa: BLE001
+        if not self._served:
+            self._ensure_ready()
+            try:
+                diagnostics = self.state.step_frame()
+            except Exception as error:  # noqa: BLE001
+                self.notify(f"Step failed: {error}")
+                return
+            if diagnostics is not None:
+                self._push_frame(self.state.snapshot())
+            self._update_status(force=True)
+            return
+
+        def stepped(frame):
+            self._step_job = None
+            if frame is not None:
+                self._push_frame(frame)
+            self._update_status(force=True)
+
+        def failed(error):
+            self._step_job = None
             self.notify(f"Step failed: {error}")
-            return
-        self._push_frame(self.state.snapshot())
-        self._update_status(force=True)
+
+        self._step_job = self.runner.submit(self._compute_frame, done=stepped, failed=failed)
 
     def reset(self) -> None:
         """Back to the initial conditions of the current settings."""
+        self.clear_message()  # a warning about the previous run no longer applies
         self.state.reset()
         self._redraw_all()
         self._ensure_ready()
 
     # ------------------------------------------------------------------ drawing
     def _push_frame(self, frame: dict) -> None:
-        """Send one frame (from :meth:`SimulationState.snapshot`) to the plots."""
+        """Send one frame (from :meth:`SimulationState.snapshot`) to the plots. A frame of
+        an older run (reset or rebuilt since it was computed) is dropped: it is never drawn
+        and its warnings are never shown."""
+        if frame.get("generation", self.state.generation) != self.state.generation:
+            return
         now = time.perf_counter()
         self._frame_times.append(now)
         if len(self._frame_times) > 90:
             del self._frame_times[:-90]
         new = frame["history"]
-        with pn.io.hold(self._doc) if self._served else _nullcontext():
+        self._frames_sent += 1
+        with self._batch():
             columns = frame["bodies"]
             if len(self.body_source.data["x"]) == len(columns["x"]):
                 # Only what moves: masses and marker sizes are constant within a run.
@@ -536,7 +594,12 @@ class SimulateView(pn.viewable.Viewer):
                 self.body_source.data = columns
             if frame["trails"] is not None:
                 self.trail_source.data = self._trail_data(frame["trails"])
-            if new.time.size:
+            # Only points after the last one drawn: a redraw (which draws the whole history)
+            # may have come between this frame's computation and now.
+            fresh = new.time > self._history_drawn_until
+            if fresh.any():
+                new = type(new)(*(column[fresh] for column in new))
+                self._history_drawn_until = float(new.time[-1])
                 self.history_source.stream(
                     {
                         "t": new.time,
@@ -546,7 +609,10 @@ class SimulateView(pn.viewable.Viewer):
                     },
                     rollover=HISTORY_POINTS,
                 )
+            self.history_source.tags = [self._frames_sent]  # the browser echoes it once drawn
             self._update_status()
+        if self._served:
+            self.runner.frame_sent()
         fault = frame.get("fault")
         if frame["nonfinite"]:
             # The state stopped at its last good step (see SimulationState.step_frame).
@@ -555,8 +621,8 @@ class SimulateView(pn.viewable.Viewer):
                 "The run produced NaN or inf (a close encounter?): lower dt, add softening, or Reset.")
             if self.last_message != text or not self.message.visible:
                 self.notify(text)
-        elif frame.get("energy_warning") and self._warned_generation != self.state.generation:
-            self._warned_generation = self.state.generation  # once per run
+        elif frame.get("energy_warning") and self._warned_generation != frame.get("generation"):
+            self._warned_generation = frame.get("generation")  # once per run
             self.notify(frame["energy_warning"], level="warning")
 
     def _trail_data(self, columns: dict | None = None) -> dict:
@@ -568,7 +634,27 @@ class SimulateView(pn.viewable.Viewer):
             columns["line_color"] = [_PALETTE[int(c * (len(_PALETTE) - 1))] for c in color]
         return columns
 
+    @contextmanager
+    def _batch(self):
+        """Send the model changes made inside as one message, in order with every other
+        change of this session. Bokeh's own hold, not ``pn.io.hold``: in a locked callback
+        the latter writes to the socket on Panel's separate path, where a frame's stream
+        could arrive after a later redraw (the browser drew a point of the previous run)."""
+        doc = self.runner.doc if self._served else None
+        if doc is None or doc.callbacks.hold_value is not None:
+            yield
+            return
+        doc.hold("combine")
+        try:
+            yield
+        finally:
+            doc.unhold()
+
     def _redraw_all(self) -> None:
+        with self._batch():
+            self._redraw_all_unbatched()
+
+    def _redraw_all_unbatched(self) -> None:
         state = self.state
         extent = state.extent()
         history = state.history
@@ -585,6 +671,7 @@ class SimulateView(pn.viewable.Viewer):
             "angular_momentum_error": np.maximum(history.angular_momentum_error, ERROR_FLOOR),
         }
         self.state.take_new_history()
+        self._history_drawn_until = float(history.time[-1]) if history.time.size else -math.inf
         self._set_ladder("dt", state.dt)
         self._set_ladder("softening", state.softening)
         self.num_bodies_input.disabled = not state.scalable
@@ -609,8 +696,10 @@ class SimulateView(pn.viewable.Viewer):
         self.body_source.data = self.state.body_columns()
         self.trail_source.data = self._trail_data()
 
-    def _sync_ladders(self, event) -> None:
-        self._set_ladder(event.name, event.new)
+    def _sync_ladders(self, *events) -> None:
+        # A preset sets dt and softening in one update: both events arrive in one call.
+        for event in events:
+            self._set_ladder(event.name, event.new)
 
     def _set_ladder(self, name: str, value: float) -> None:
         slider, choices = (self.dt_slider, DT_CHOICES) if name == "dt" else (self.softening_slider, SOFTENING_CHOICES)
@@ -706,11 +795,3 @@ def _preset_label(name: str) -> str:
     preset = PRESETS[name]
     size = f"N = {preset.default_num_bodies}+" if preset.scalable else f"{preset.build(None, None).num_bodies} bodies"
     return f"{name.replace('_', ' ').capitalize()} ({size})"
-
-
-class _nullcontext:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False

@@ -1,0 +1,138 @@
+"""The session runner and the process's fair worker pool (app/views/session.py)."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from types import SimpleNamespace
+
+import panel as pn
+import pytest
+from bokeh.document import Document
+from panel.io.state import set_curdoc
+
+from app.views.session import Cancelled, FairPool, Job, SessionRunner
+
+
+def _wait_until(condition, timeout_s: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        threading.Event().wait(0.005)
+
+
+def test_pool_takes_sessions_in_turn_and_reports_queue_positions():
+    pool = FairPool(slots=1)
+    gate = threading.Event()
+    order, positions = [], {}
+
+    def work(label):
+        def fn(job):
+            if label == "a0":
+                gate.wait(10)
+            order.append(label)
+        return fn
+
+    jobs = [Job(work("a0"), session="a")]
+    pool.submit(jobs[0])
+    _wait_until(lambda: pool.busy() == 1)
+    # Session a queues three jobs before b and c queue one each: b and c still go second and third.
+    for label, session in (("a1", "a"), ("a2", "a"), ("a3", "a"), ("b1", "b"), ("c1", "c")):
+        job = Job(work(label), session=session, on_position=lambda p, label=label: positions.__setitem__(label, p))
+        jobs.append(pool.submit(job))
+    assert positions == {"a1": 1, "b1": 2, "c1": 3, "a2": 4, "a3": 5}
+    gate.set()
+    for job in jobs:
+        assert job.finished.wait(10)
+    assert order == ["a0", "a1", "b1", "c1", "a2", "a3"]
+    assert all(job.position == 0 for job in jobs)
+
+
+def test_a_long_job_yields_its_slot_at_checkpoints_and_stops_within_a_piece():
+    pool = FairPool(slots=1)
+    pieces, other_ran = [], threading.Event()
+
+    def long_job(job):
+        while True:
+            time.perf_counter()  # a bounded piece of work
+            pieces.append(1)
+            job.checkpoint()
+
+    long = pool.submit(Job(long_job, session="heavy"))
+    _wait_until(lambda: len(pieces) > 3)
+    pool.submit(Job(lambda job: other_ran.set(), session="light"))
+    assert other_ran.wait(5)  # the light session got the slot between two pieces
+    start = time.perf_counter()
+    long.cancel()
+    assert long.finished.wait(5)
+    assert time.perf_counter() - start < 1.0  # cancellation reaches it within a piece
+    assert long.error is None and long.cancelled()
+    assert pool.busy() == 0
+
+
+def test_a_cancelled_queued_job_never_runs():
+    pool = FairPool(slots=1)
+    gate, ran = threading.Event(), []
+    first = pool.submit(Job(lambda job: gate.wait(10), session="a"))
+    _wait_until(lambda: pool.busy() == 1)
+    queued = pool.submit(Job(lambda job: ran.append(1), session="b"))
+    queued.cancel()
+    assert queued.finished.is_set() and pool.waiting() == 0
+    gate.set()
+    assert first.finished.wait(10)
+    assert ran == []
+
+
+def test_not_served_runner_runs_work_and_callbacks_at_once():
+    runner = SessionRunner("test")
+    assert not runner.served and runner.connected
+    results, errors = [], []
+    runner.submit(lambda job: 41 + 1, done=results.append, failed=errors.append)
+    runner.submit(lambda job: 1 / 0, done=results.append, failed=errors.append)
+    assert results == [42]
+    assert isinstance(errors[0], ZeroDivisionError)
+
+
+def _served_runner(monkeypatch, label="served"):
+    doc = Document()
+    context = SimpleNamespace(_session=None, id="test-session")
+    doc._session_context = lambda: context  # Bokeh keeps a weak reference: a callable
+    monkeypatch.setattr(pn.state, "on_session_destroyed", lambda callback: None)
+    with set_curdoc(doc):
+        return SessionRunner(label), doc
+
+
+def test_updates_to_a_destroyed_document_are_dropped_and_logged_once(monkeypatch, caplog):
+    """Closing a tab during HMC warm-up logged "AttributeError: 'DocumentCallbackManager'
+    object has no attribute '_change_callbacks'" from the worker thread (issue 11)."""
+    runner, doc = _served_runner(monkeypatch)
+    assert runner.served
+    doc.callbacks.destroy()  # what Bokeh does when it destroys the session's document
+    with caplog.at_level(logging.INFO, logger="app.views.session"):
+        for _ in range(100):
+            runner.in_session(lambda: None)  # must not raise
+    closed = [r for r in caplog.records if "session closed" in r.getMessage()]
+    assert len(closed) == 1
+
+
+def test_session_destroyed_cancels_jobs_and_runs_hooks(monkeypatch):
+    runner, _doc = _served_runner(monkeypatch)
+    started, hooks = threading.Event(), []
+    runner.on_destroyed(lambda: hooks.append("hook"))
+
+    def forever(job):
+        started.set()
+        while True:
+            job.checkpoint()
+            threading.Event().wait(0.01)
+
+    job = runner.submit(forever)
+    assert started.wait(10)
+    start = time.perf_counter()
+    runner._on_session_destroyed(None)
+    assert job.finished.wait(5)
+    assert time.perf_counter() - start < 1.0  # closing the tab frees its CPU within a second
+    assert hooks == ["hook"] and runner.destroyed and not runner.connected
+    with pytest.raises(Cancelled):
+        job.checkpoint()
