@@ -27,6 +27,7 @@ Members
 from .member import (
     LAGRANGIAN_FRACTIONS as LAGRANGIAN_FRACTIONS,
     SUMMARIES as SUMMARIES,
+    SUMMARY_DIMENSIONS as SUMMARY_DIMENSIONS,
     member_initial_state as member_initial_state,
     run_member as run_member,
 )
@@ -54,6 +55,7 @@ __all__ = [
     "SWEEPABLE_PARAMETERS",
     "SYSTEM_PARAMETERS",
     "SUMMARIES",
+    "SUMMARY_DIMENSIONS",
     "LAGRANGIAN_FRACTIONS",
     "MAX_MEMBERS",
     "MAX_STEPS_PER_MEMBER",

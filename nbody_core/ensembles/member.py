@@ -27,6 +27,7 @@ from .spec import EnsembleSpec, MemberTable, check_int
 
 __all__ = [
     "SUMMARIES",
+    "SUMMARY_DIMENSIONS",
     "LAGRANGIAN_FRACTIONS",
     "ICConfig",
     "MemberConfig",
