@@ -503,6 +503,7 @@ export function render({model, el}) {
       if (scene.fresh) {
         scene.painted++
         scene.paintTimes.push(now)
+        model.drawn = [scene.runId, scene.index]  // acknowledges the frame: the server may send the next
       }
       scene.fresh = false
       scene.dirty = false

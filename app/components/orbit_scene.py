@@ -105,7 +105,8 @@ class OrbitScene(JSComponent):
 
     Call :meth:`show_run` when a run starts (sends masses, resets trails and camera) and
     :meth:`show_frame` per frame (safe from a worker thread). The browser writes back
-    ``painted`` / ``paint_rate`` (frames it actually drew) and ``page_visible``.
+    ``painted`` / ``paint_rate`` (frames it actually drew), ``drawn`` (the last frame painted:
+    an acknowledgement the server can wait for) and ``page_visible``.
     """
 
     view = param.Selector(default="3d", objects=["3d", "xy", "xz", "yz", "quad"],
@@ -122,6 +123,7 @@ class OrbitScene(JSComponent):
     painted = param.Integer(0, doc="Frames the browser has painted (written by the browser).")
     paint_rate = param.Number(0.0, doc="Frames painted in the browser's last second (written by the browser).")
     page_visible = param.Boolean(True, doc="False while the page or the scene is hidden (written by the browser).")
+    drawn = param.List([-1, -1], doc="[run id, frame index] of the frame the browser painted last (written by the browser).")
 
     _esm = Path(__file__).with_name("orbit_scene.js")
 
@@ -138,6 +140,11 @@ class OrbitScene(JSComponent):
         self._time = 0.0
         self.frames_sent = 0
         self.bytes_sent = 0
+
+    @property
+    def last_sent(self) -> tuple[int, int]:
+        """``(run id, frame index)`` of the last frame sent (compare with ``drawn``)."""
+        return self._run_id, self._frame_index
 
     # ------------------------------------------------------------------ frames
     def show_run(self, position: np.ndarray, mass: np.ndarray, *, velocity: np.ndarray | None = None,

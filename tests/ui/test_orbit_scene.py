@@ -238,7 +238,7 @@ def test_colour_by_speed_switches_the_colours(open_scene):
     assert _pixel(page, *_body_pixel(page, n - 1)) != pixel_mass
 
 
-def test_bodies_out_of_view_are_marked_and_painted_frames_reach_the_server(open_scene):
+def test_bodies_out_of_view_are_marked_and_painted_frames_are_acknowledged(open_scene):
     page, scene = open_scene("?view=xy&trails=0")
     rng = np.random.default_rng(3)
     position = rng.normal(size=(25, 3)) * 0.5
@@ -256,6 +256,7 @@ def test_bodies_out_of_view_are_marked_and_painted_frames_reach_the_server(open_
     t = 1 / max(abs(dx) / 290, abs(dy) / 230)
     assert not _is_background(_pixel(page, 300 + dx * t - 2, 240 + dy * t, radius=3))
     deadline = time.monotonic() + 10
-    while scene.painted < 2 and time.monotonic() < deadline:
+    while (scene.painted < 2 or scene.drawn != list(scene.last_sent)) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert scene.painted >= 2 and scene.page_visible
+    assert scene.drawn == list(scene.last_sent) == [scene.last_sent[0], 1]  # the acknowledgement

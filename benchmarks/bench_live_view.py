@@ -1,0 +1,190 @@
+"""A class on one server: many frame-only clients playing Plummer N = 200 at once.
+
+Serves the app (``python -m panel serve app``, short session clean-up) and runs
+``--sessions`` lightweight clients (``benchmarks/frame_client.py``: Bokeh's websocket
+protocol, Play pressed, each binary frame acknowledged as the page does; no drawing), so
+the browsers' own CPU does not hide the server's capacity. Measures:
+
+- frames/s received per session (after the first second), min / median / max;
+- server CPU per frame per session: the server process's CPU time over the window divided
+  by the frames delivered, minus the physics of one frame (``SimulationState.step_frame``
+  for the same settings, timed in this process), i.e. the cost of packing, sending and the
+  session's bookkeeping;
+- ``/liveness`` latency while playing (p50 / p95 / max, every 0.5 s);
+- server RSS: warm baseline (one session played and closed), max while playing, and after
+  the sessions closed (until back within 10 % or 30 s).
+
+    python benchmarks/bench_live_view.py [--sessions 30] [--duration 20] [--n 200]
+
+Writes benchmarks/results/live_view.json and live_view.md. The machine is shared: the
+load average is recorded beside the figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO_ROOT / "benchmarks"))
+from frame_client import run_clients  # noqa: E402
+from load_test import (  # noqa: E402
+    Sampler,
+    free_port,
+    percentile,
+    process_sample,
+    start_server,
+    stop_server,
+    wait_live,
+)
+
+RESULTS = REPO_ROOT / "benchmarks" / "results"
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of ``pid`` so far (/proc/PID/stat)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+def physics_ms_per_frame(n: int, steps: int, repeats: int = 60) -> float:
+    """CPU ms of one frame's physics (step + diagnostics) for the load test's settings."""
+    from app.state.simulate import SimulationState
+
+    state = SimulationState(preset="plummer", num_bodies=n, steps_per_frame=steps)
+    state.prepare()
+    for _ in range(5):
+        state.step_frame()
+    start = time.process_time()
+    for _ in range(repeats):
+        state.step_frame()
+    return 1000 * (time.process_time() - start) / repeats
+
+
+def query(index: int, n: int, steps: int) -> str:
+    return f"?preset=plummer&n={n}&seed={index}&steps={steps}&fps=30"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sessions", type=int, default=30)
+    parser.add_argument("--duration", type=float, default=20.0, help="seconds each client plays")
+    parser.add_argument("--n", type=int, default=200)
+    parser.add_argument("--steps", type=int, default=1)
+    args = parser.parse_args(argv)
+
+    os.environ.setdefault("NBODY_MAX_SESSIONS", str(args.sessions + 10))
+    cache_dir = tempfile.mkdtemp(prefix="nbody-live-jax-")
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    work = Path(tempfile.mkdtemp(prefix="nbody-live-"))
+    process = start_server(port, log_path=work / "serve.log", cache_dir=cache_dir)
+    results: dict = {
+        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()},
+        "sessions": args.sessions, "duration_s": args.duration, "n": args.n, "steps_per_frame": args.steps,
+        "target_fps": 30,
+    }
+    try:
+        wait_live(base, process, timeout_s=180)
+        results["rss_cold_mib"] = process_sample(process.pid)["rss_mib"]
+        # Warm-up: one session compiles; the baseline is taken once it has been destroyed.
+        [warm] = asyncio.run(run_clients(base, [query(0, args.n, args.steps)], 4.0))
+        results["warmup"] = {"frames": len(warm.arrivals), "error": warm.error}
+        time.sleep(6)
+        results["rss_warm_baseline_mib"] = process_sample(process.pid)["rss_mib"]
+        results["physics_ms_per_frame"] = round(physics_ms_per_frame(args.n, args.steps), 3)
+
+        sampler = Sampler(process.pid, base)
+        sampler.start()
+        sampler.phase = "playing"
+        cpu0, wall0, load0 = cpu_seconds(process.pid), time.perf_counter(), os.getloadavg()[0]
+        clients = asyncio.run(run_clients(base, [query(i, args.n, args.steps) for i in range(args.sessions)],
+                                          args.duration, stagger_s=0.1))
+        cpu1, wall1 = cpu_seconds(process.pid), time.perf_counter()
+        sampler.phase = "closed"
+        load1 = os.getloadavg()[0]
+        # After close: RSS back within 10 % of the warm baseline, or 30 s.
+        closed_at = time.monotonic()
+        baseline = results["rss_warm_baseline_mib"]
+        rss_after = process_sample(process.pid)["rss_mib"]
+        while time.monotonic() - closed_at < 30 and rss_after > 1.1 * baseline:
+            time.sleep(1)
+            rss_after = process_sample(process.pid)["rss_mib"]
+        sampler.stop()
+    finally:
+        stop_server(process)
+
+    rates = [c.frames_per_s() for c in clients]
+    frames = sum(len(c.arrivals) for c in clients)
+    cpu_ms_per_frame = 1000 * (cpu1 - cpu0) / max(frames, 1)
+    latencies = [1000 * lat for _, lat, phase in sampler.latencies if phase == "playing"]
+    finite = [v for v in latencies if v != float("inf")]
+    results.update({
+        "errors": [c.error for c in clients if c.error],
+        "frames_total": frames,
+        "window_s": round(wall1 - wall0, 1),
+        "fps_per_session": {"min": round(min(rates), 2), "median": round(statistics.median(rates), 2),
+                            "max": round(max(rates), 2), "sessions_at_or_above_10": sum(r >= 10 for r in rates)},
+        "server_cpu_ms_per_frame": round(cpu_ms_per_frame, 3),
+        "server_cpu_ms_per_frame_excluding_physics": round(cpu_ms_per_frame - results["physics_ms_per_frame"], 3),
+        "server_cpu_share": round((cpu1 - cpu0) / (wall1 - wall0), 2),
+        "bytes_per_frame": round(sum(c.frame_bytes for c in clients) / max(frames, 1)),
+        "liveness_ms": {"p50": round(percentile(finite, 0.5), 1), "p95": round(percentile(finite, 0.95), 1),
+                        "max": round(max(finite), 1) if finite else None, "failed": len(latencies) - len(finite),
+                        "probes": len(latencies)},
+        "rss_max_playing_mib": max((s["rss_mib"] for s in sampler.samples if s["phase"] == "playing"), default=None),
+        "rss_after_close_mib": rss_after,
+        "rss_back_within_10_percent": rss_after <= 1.1 * baseline,
+        "seconds_to_rss_back": round(time.monotonic() - closed_at, 1),
+        "load_average_1min": {"start": round(load0, 2), "end": round(load1, 2)},
+    })
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "live_view.json").write_text(json.dumps(results, indent=2) + "\n")
+    (RESULTS / "live_view.md").write_text(markdown(results))
+    print((RESULTS / "live_view.md").read_text())
+    return 0
+
+
+def markdown(r: dict) -> str:
+    fps, live = r["fps_per_session"], r["liveness_ms"]
+    return "\n".join([
+        f"# Live view: {r['sessions']} frame-only clients playing Plummer N = {r['n']}",
+        "",
+        f"`python benchmarks/bench_live_view.py --sessions {r['sessions']} --duration {r['duration_s']:g} --n {r['n']}`"
+        f" on {r['machine']['cpus']} shared CPUs: one server process and {r['sessions']} clients that speak Bokeh's"
+        " websocket protocol, press Play, acknowledge each binary frame and draw nothing"
+        f" (`benchmarks/frame_client.py`). Target 30 frames/s per session, {r['steps_per_frame']} step/frame."
+        f" Load average {r['load_average_1min']['start']} at the start, {r['load_average_1min']['end']} at the end"
+        " (the machine is shared with other jobs).",
+        "",
+        "| figure | value | goal |",
+        "|---|---|---|",
+        f"| frames/s per session: min / median / max | {fps['min']} / {fps['median']} / {fps['max']}"
+        f" ({fps['sessions_at_or_above_10']} of {r['sessions']} at >= 10) | every session >= 10 |",
+        f"| server CPU per frame per session, all included | {r['server_cpu_ms_per_frame']} ms | |",
+        f"| physics of one frame (step + diagnostics, timed alone) | {r['physics_ms_per_frame']} ms | |",
+        f"| server CPU per frame per session, excluding physics | {r['server_cpu_ms_per_frame_excluding_physics']} ms | <= 2 ms |",
+        f"| server CPU used (cores) | {r['server_cpu_share']} | |",
+        f"| bytes per frame | {r['bytes_per_frame']} | |",
+        f"| `/liveness` while playing: p50 / p95 / max | {live['p50']} / {live['p95']} / {live['max']} ms"
+        f" ({live['failed']} of {live['probes']} failed) | p95 <= 200 ms |",
+        f"| server RSS MiB: cold / warm baseline / max playing / after close | {r['rss_cold_mib']} /"
+        f" {r['rss_warm_baseline_mib']} / {r['rss_max_playing_mib']} / {r['rss_after_close_mib']}"
+        f" (back within 10 %: {'yes' if r['rss_back_within_10_percent'] else 'no'}, {r['seconds_to_rss_back']} s) |"
+        " baseline ± 10 % within 30 s |",
+        f"| client errors | {len(r['errors'])} | 0 |",
+        "",
+    ])
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
