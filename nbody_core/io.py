@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from .provenance import provenance
 from .state import ParticleState, make_state
 
 __all__ = [
@@ -211,7 +212,16 @@ def save_npz(path: str | os.PathLike, arrays: dict[str, Any], metadata: dict[str
 
 def trajectory_npz_bytes(trajectory, metadata: dict[str, Any] | None = None) -> bytes:
     """npz bytes with ``t [T]``, ``position [T,N,3]``, ``velocity [T,N,3]``, ``mass [N]``,
-    ``energy [T]``, ``linear_momentum [T,3]``, ``angular_momentum [T,3]`` and ``metadata``."""
+    ``energy [T]``, ``linear_momentum [T,3]``, ``angular_momentum [T,3]`` and ``metadata``.
+
+    ``metadata`` gains the trajectory's ``unit_system`` and, unless it records ``versions``
+    already, :func:`~nbody_core.provenance.provenance` (versions, platform, devices, UTC time),
+    so every trajectory file says what produced it.
+    """
+    metadata = dict(metadata or {})
+    metadata.setdefault("unit_system", getattr(trajectory, "units", "nbody"))
+    if "versions" not in metadata:
+        metadata.update(provenance(metadata.get("command")))
     return npz_bytes(
         {
             "t": trajectory.time,

@@ -85,7 +85,10 @@ def test_npz_round_trip_with_metadata(tmp_path):
     path = tmp_path / "run.npz"
     atomic_write_bytes(path, trajectory_npz_bytes(trajectory, {"seed": 3, "units": {"t": "T"}}))
     arrays, metadata = load_npz(path)
-    assert metadata == {"seed": 3, "units": {"t": "T"}}
+    assert {k: metadata[k] for k in ("seed", "units", "unit_system")} == {
+        "seed": 3, "units": {"t": "T"}, "unit_system": "nbody"}
+    # Every trajectory file says what produced it (issue 10: one provenance() for every writer).
+    assert metadata["versions"]["jax"] and metadata["devices"]["count"] >= 1 and metadata["created_utc"]
     assert set(arrays) == {"t", "position", "velocity", "mass", "energy", "linear_momentum", "angular_momentum"}
     np.testing.assert_array_equal(arrays["position"], trajectory.position)
     np.testing.assert_array_equal(arrays["energy"], trajectory.energy)
