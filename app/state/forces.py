@@ -4,15 +4,18 @@ Any change of the configuration (preset, N, seed, potential and its parameters) 
 the force comparison in float64 and float32 through :mod:`nbody_core.forcelab`. Bad input
 (an N over the cap, a negative softening, a screening length of 0, ...) leaves the previous
 configuration and results in place, reverts the offending parameters and reports the reason
-in ``error`` (bumping ``error_count``, which the view turns into a notification). The timing
-sweep runs on demand through :meth:`ForcesState.run_timing` (blocking; the view calls it in
-a worker thread). No Panel import.
+in ``error`` (bumping ``error_count``, which the view turns into a notification). Given a
+``submit`` function (the served view passes its session runner's), the comparison is computed
+there, never on the caller's thread, and a result for a configuration changed meanwhile is
+dropped. The timing sweep runs on demand through :meth:`ForcesState.run_timing` (blocking;
+the view calls it on the worker pool). No Panel import.
 """
 
 from __future__ import annotations
 
 import math
 import threading
+from functools import partial
 from typing import Callable
 
 import jax
@@ -35,6 +38,7 @@ from nbody_core.state import PhysicsParams
 
 __all__ = [
     "ForcesState",
+    "timing_method_names",
     "CONFIGURATION",
     "DEFAULT_TIMING_NS",
     "FORCES_MAX_BODIES",
@@ -111,9 +115,16 @@ class ForcesState(param.Parameterized):
     timing_done = param.Integer(0, doc="Measurements done in the running sweep.")
     timing_total = param.Integer(0, doc="Measurements in the running sweep.")
     timing_message = param.String("", doc="Progress or outcome of the timing sweep.")
+    computing = param.Boolean(False, doc="The comparison of the current configuration is being computed.")
 
-    def __init__(self, **params):
+    def __init__(self, *, submit: Callable | None = None, **params):
+        """Args:
+            submit: ``submit(work, done, failed)`` runs ``work()`` elsewhere and then
+                ``done(result)`` or ``failed(error)``; None computes at once (notebooks, tests).
+            **params: initial parameter values.
+        """
         super().__init__(**params)
+        self._submit = submit
         # Faster kernels registered after this module was imported are timed too.
         self.param.timing_methods.objects = list(timing_methods())
         if "timing_methods" not in params:
@@ -176,29 +187,53 @@ class ForcesState(param.Parameterized):
             if value is None or not math.isfinite(value) or not ok(value):
                 raise ValueError(f"{name} must be a finite number {rule}, got {value!r}")
 
-    def _build_state(self):
-        preset = get_preset(self.preset)
-        n = self.num_bodies if preset.scalable else None
-        return preset.build(jax.random.key(self.seed), n)
+    @property
+    def scalable(self) -> bool:
+        """Whether the preset takes a number of bodies and a seed."""
+        return get_preset(self.preset).scalable
 
     def _recompute(self, *, initial: bool = False) -> None:
         try:
             self._validate()
-            comparisons = compare_forces_all_dtypes(
-                self._build_state(), params=self.physics_params, potential=self.potential
-            )
         except ValueError as error:
-            if initial:
-                raise
-            self._revert()
-            self.param.update(error=str(error), error_count=self.error_count + 1)
+            self._refuse(error, initial=initial)
             return
-        self._good = self.configuration
+        configuration = self.configuration
+        work = partial(_compare, self.preset, self.num_bodies, self.seed, self.physics_params, self.potential)
+        if self._submit is None:
+            try:
+                comparisons = work()
+            except ValueError as error:
+                self._refuse(error, initial=initial)
+                return
+            self._accept(configuration, comparisons)
+            return
+        self.computing = True
+        self._submit(work, partial(self._accept, configuration), partial(self._computation_failed, configuration))
+
+    def _accept(self, configuration: dict, comparisons: dict) -> None:
+        if configuration != self.configuration:
+            return  # changed meanwhile: the newer configuration's result is on its way
+        self._good = configuration
         self.param.update(
             comparisons=comparisons,
             precision=precision_difference(comparisons["float32"], comparisons["float64"]),
             error="",
+            computing=False,
         )
+
+    def _computation_failed(self, configuration: dict, error: BaseException) -> None:
+        if configuration != self.configuration:
+            return
+        self.computing = False
+        self._refuse(error, initial=False)
+
+    def _refuse(self, error: BaseException, *, initial: bool) -> None:
+        if initial and self._submit is None:
+            raise error
+        if self._good:
+            self._revert()
+        self.param.update(error=str(error), error_count=self.error_count + 1)
 
     def _revert(self) -> None:
         self._reverting = True
@@ -254,6 +289,18 @@ class ForcesState(param.Parameterized):
         finally:
             self.timing_running = False
             self._timing_lock.release()
+
+
+def _compare(preset_name: str, num_bodies: int, seed: int, params: PhysicsParams, potential: str) -> dict:
+    """The force comparison in every dtype for one configuration (JAX work: off the event loop)."""
+    preset = get_preset(preset_name)
+    state = preset.build(jax.random.key(seed), num_bodies if preset.scalable else None)
+    return compare_forces_all_dtypes(state, params=params, potential=potential)
+
+
+def timing_method_names() -> list[str]:
+    """Every force method the timing sweep can time, in a fixed order (for colours)."""
+    return list(timing_methods())
 
 
 def speedup_summary(result: TimingResult) -> str:

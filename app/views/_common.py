@@ -14,12 +14,20 @@ callback of its session; :func:`run_locked` does the same for one call from any 
 from __future__ import annotations
 
 import html
+import re
 from functools import partial, wraps
 
 import panel as pn
 from panel.io.state import set_curdoc
 
-__all__ = ["locked", "run_locked", "show_message"]
+__all__ = ["escape_markdown", "locked", "run_locked", "show_message"]
+
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|~>])")
+
+
+def escape_markdown(text: str) -> str:
+    """User- or file-derived text shown literally in a Markdown pane: no HTML, no Markdown."""
+    return _MARKDOWN_SPECIAL.sub(r"\\\1", html.escape(str(text), quote=False))
 
 
 def run_locked(doc, fn) -> None:
@@ -73,9 +81,10 @@ def show_message(message: pn.pane.Alert, text: str, *, level: str = "error", pan
         text: the message; the toast gets it HTML-escaped (toasts render HTML, and messages
             may quote user text such as file names or URL values).
         level: ``"error"``, ``"warning"`` or ``"info"``.
-        pane_text: what the alert pane shows, if not ``text`` (e.g. Markdown-escaped text).
+        pane_text: what the alert pane (Markdown) shows, if not ``text`` escaped with
+            :func:`escape_markdown` (messages quote user text: file names, typed values).
     """
-    message.object = text if pane_text is None else pane_text
+    message.object = escape_markdown(text) if pane_text is None else pane_text
     message.alert_type = {"error": "danger", "warning": "warning"}.get(level, "info")
     message.visible = True
     notifications = getattr(pn.state, "notifications", None)

@@ -3,13 +3,13 @@
 Plain Bokeh models in ``pn.pane.Bokeh`` (the browser tests read them by name, all
 ``forces-*``): the scene with force arrows, |F| autodiff against |F| hand-coded, the
 histogram of log10 relative differences in float64 and float32, and the timing sweep (ms vs
-N on log-log axes, compile time apart, a table). The sweep runs in a worker thread when
-served; its results reach the page through the session's ``add_next_tick_callback``.
+N on log-log axes, compile time apart, a table). Served, the comparison and the sweep run on
+the process's worker pool through the session runner (app/views/session.py), never on the
+event loop; their results reach the page under the document lock.
 """
 
 from __future__ import annotations
 
-import threading
 from functools import partial
 
 import numpy as np
@@ -28,10 +28,9 @@ from bokeh.models import (
 )
 from bokeh.plotting import figure
 
-from app.state.forces import FORCES_MAX_BODIES, ForcesState, log10_histogram
-from app.views._common import locked, run_locked, show_message
-from nbody_core import get_preset
-from nbody_core.forcelab import timing_methods
+from app.state.forces import FORCES_MAX_BODIES, ForcesState, log10_histogram, timing_method_names
+from app.views._common import escape_markdown, show_message
+from app.views.session import SessionRunner
 
 __all__ = ["ForcesView"]
 
@@ -46,7 +45,7 @@ _TOOLS = "pan,wheel_zoom,box_zoom,reset,save"
 
 
 def _method_color(method: str) -> str:
-    names = list(timing_methods())
+    names = timing_method_names()
     index = names.index(method) if method in names else len(names)
     return METHOD_COLORS[index % len(METHOD_COLORS)]
 
@@ -57,18 +56,18 @@ class ForcesView(pn.viewable.Viewer):
     state = param.ClassSelector(class_=ForcesState, doc="Force comparison and timing shown by this view.")
 
     def __init__(self, state: ForcesState | None = None, **params):
-        super().__init__(state=state or ForcesState(), **params)
-        self._doc = pn.state.curdoc
-        self._served = bool(self._doc is not None and getattr(self._doc, "session_context", None))
-        self._lock_doc = self._doc if self._served else None  # callbacks that draw run under its lock
-        self._thread: threading.Thread | None = None
-        self._destroyed = False
-        if self._served:
-            pn.state.on_session_destroyed(self._on_session_destroyed)
+        runner = SessionRunner("Forces")
+        if state is None:
+            # Served: the comparison is computed on the pool, never on the event loop.
+            state = ForcesState(submit=partial(_submit_plain, runner) if runner.served else None)
+        super().__init__(state=state, **params)
+        self.runner = runner
+        self._served = runner.served
+        self._timing_job = None
         self._build_plots()
         self._build_widgets()
         self._layout = self._build_layout()
-        self.state.param.watch(locked(self._lock_doc, self._on_results), ["comparisons", "dtype", "show_arrows"])
+        self.state.param.watch(self.runner.locked(self._on_results), ["comparisons", "dtype", "show_arrows", "computing"])
         self.state.param.watch(self._on_potential, ["potential", "preset"])
         self.state.param.watch(self._on_error, ["error_count"])
         self._redraw()
@@ -227,7 +226,7 @@ class ForcesView(pn.viewable.Viewer):
             state.param.numpy_loop_max_n, label="NumPy loop measured up to N"
         )
         self.run_timing_button = pn.widgets.Button(label="Run timing", color="primary")
-        self.run_timing_button.on_click(locked(self._lock_doc, lambda _: self.run_timing()))
+        self.run_timing_button.on_click(self.runner.locked(lambda _: self.run_timing()))
         self.progress = pn.indicators.Progress(value=0, max=1, sizing_mode="stretch_width", bar_color="primary")
         self.timing_status = pn.pane.Markdown("Timing not run yet: press **Run timing**.", sizing_mode="stretch_width")
 
@@ -272,16 +271,9 @@ class ForcesView(pn.viewable.Viewer):
         """Show ``text`` in the tab's message box and as a toast notification."""
         show_message(self.message, text, level=level)
 
-    def _on_session_destroyed(self, _session_context) -> None:
-        self._destroyed = True  # a running sweep finishes, but nothing more is sent
-
     def _in_session(self, fn) -> None:
         """Run ``fn`` under this session's document lock (any thread), or now when not served."""
-        if self._served:
-            if not self._destroyed:
-                run_locked(self._doc, fn)
-        else:
-            fn()
+        self.runner.in_session(fn)
 
     def _on_error(self, *_events) -> None:
         text = self.state.error
@@ -293,7 +285,7 @@ class ForcesView(pn.viewable.Viewer):
         potential = self.state.potential
         self.screening_input.visible = potential == "yukawa"
         self.power_input.visible = potential == "power_law"
-        self.num_bodies_input.disabled = self.seed_input.disabled = not get_preset(self.state.preset).scalable
+        self.num_bodies_input.disabled = self.seed_input.disabled = not self.state.scalable
 
     def _on_results(self, *_events) -> None:
         self.message.visible = False
@@ -302,6 +294,10 @@ class ForcesView(pn.viewable.Viewer):
     def _redraw(self) -> None:
         state = self.state
         comparisons = state.comparisons
+        if state.computing or not comparisons:
+            self.status.object = "Computing the forces of this configuration ..."
+            if not comparisons:
+                return
         current = state.current
         position = current.position
         span = float(np.ptp(position[:, :2], axis=0).max()) or 1.0
@@ -390,41 +386,43 @@ class ForcesView(pn.viewable.Viewer):
     # ------------------------------------------------------------------ timing
     def run_timing(self) -> None:
         """Start the timing sweep (a worker thread when served; blocking otherwise)."""
-        if self._thread is not None and self._thread.is_alive():
+        if self._timing_job is not None and not self._timing_job.finished.is_set():
             self.notify("A timing sweep is already running.", level="info")
             return
         self.run_timing_button.disabled = True
         self.progress.value, self.progress.max = 0, 1
         self.timing_status.object = "Timing: starting ..."
 
-        def progress(done, total, message):
-            self._in_session(partial(self._set_progress, done, total, message))
+        def work(job):
+            def progress(done, total, message):
+                job.checkpoint()  # stops between two measurements; lets other sessions in
+                self._in_session(partial(self._set_progress, done, total, message))
 
-        def work():
-            try:
-                result = self.state.run_timing(progress)
-            except Exception as error:  # noqa: BLE001 - reported in the page, the session lives on
-                self._in_session(partial(self.notify, f"Timing failed: {error}"))
-                result = None
-            self._in_session(partial(self._after_timing, result is not None))
+            return self.state.run_timing(progress)
 
-        if self._served:
-            self._thread = threading.Thread(target=work, name="forces-timing", daemon=True)
-            self._thread.start()
-        else:
-            work()
+        def done(result):
+            self._timing_job = None
+            self._after_timing(result is not None)
+
+        def failed(error):
+            self._timing_job = None
+            self.notify(f"Timing failed: {error}")
+            self._after_timing(False)
+
+        self._timing_job = self.runner.submit(work, done=done, failed=failed)
 
     def _set_progress(self, done: int, total: int, message: str) -> None:
         self.progress.max = total
         self.progress.value = done
-        self.timing_status.object = f"Timing {done}/{total}: {message}"
+        self.timing_status.object = f"Timing {done}/{total}: {escape_markdown(message)}"
 
     def _after_timing(self, ok: bool) -> None:
         self.run_timing_button.disabled = False
         if ok:
             self._show_timing()
         else:
-            self.timing_status.object = "Timing not run: " + (self.state.error or "see the message above")
+            # The error quotes the typed "Timing N values": text, never HTML.
+            self.timing_status.object = "Timing not run: " + escape_markdown(self.state.error or "see the message above")
 
     def _show_timing(self) -> None:
         result = self.state.timing
@@ -475,3 +473,8 @@ class ForcesView(pn.viewable.Viewer):
             f"loop is measured up to N = {result.numpy_loop_max_n} and extrapolated as N^2 above (hollow "
             f"markers, marked in the table)."
         )
+
+
+def _submit_plain(runner: SessionRunner, work, done, failed) -> None:
+    """``ForcesState``'s ``submit``: ``work()`` on the pool, callbacks in the session."""
+    runner.submit(lambda job: work(), done=done, failed=failed)

@@ -11,6 +11,7 @@ through the session's ``add_next_tick_callback`` (document lock held).
 
 from __future__ import annotations
 
+import html
 import math
 import threading
 from functools import partial
@@ -197,7 +198,7 @@ class InferenceView(pn.viewable.Viewer):
         self.start_button.on_click(locked(self._lock_doc, self._on_start))
         self.stop_button.on_click(self._on_stop)
         self.fd_button.on_click(self._on_measure)
-        self.status = pn.pane.HTML(self.state.status, name="inference-status", sizing_mode="stretch_width")
+        self.status = pn.pane.HTML(html.escape(self.state.status), name="inference-status", sizing_mode="stretch_width")
         self.summary = pn.pane.Markdown("", sizing_mode="stretch_width")
         self.fd_status = pn.pane.Markdown("Measured on this machine when you press the button.")
         self.message = pn.pane.Alert("", alert_type="danger", visible=False, sizing_mode="stretch_width")
@@ -261,7 +262,7 @@ class InferenceView(pn.viewable.Viewer):
         self._stop.set()
 
     def _on_status(self, *_events) -> None:
-        self.status.object = self.state.status
+        self.status.object = html.escape(self.state.status)  # may quote an error's text
         running = self.state.running
         self.start_button.disabled = running
         self.stop_button.disabled = not running

@@ -9,11 +9,9 @@ browser tests read are named ``simulate-*``.
 
 from __future__ import annotations
 
-import html
 import io
 import logging
 import math
-import re
 import time
 from contextlib import contextmanager
 from functools import lru_cache, partial
@@ -26,7 +24,7 @@ from bokeh.palettes import Plasma256
 from bokeh.plotting import figure
 
 from app.limits import LIMITS, safe_filename
-from app.views._common import show_message
+from app.views._common import escape_markdown, show_message
 from app.views.session import SessionRunner
 from nbody_core import PRESETS
 from app.state.simulate import (
@@ -364,7 +362,7 @@ class SimulateView(pn.viewable.Viewer):
     def notify(self, text: str, *, level: str = "error") -> None:
         """Show ``text`` in the tab's message box and as a toast notification."""
         self.last_message = text
-        show_message(self.message, text, level=level, pane_text=_escape_markdown(text))
+        show_message(self.message, text, level=level)
 
     def clear_message(self) -> None:
         self.message.visible = False
@@ -678,7 +676,8 @@ class SimulateView(pn.viewable.Viewer):
         self.seed_input.disabled = not state.scalable
         if self.num_bodies_input.value != state.num_bodies:
             self.num_bodies_input.value = state.num_bodies
-        self.description.object = f"**{state.preset.replace('_', ' ').title()}** — {state.description}"
+        # The description quotes an uploaded file's name: shown as text, never as HTML/Markdown.
+        self.description.object = f"**{state.preset.replace('_', ' ').title()}** — {escape_markdown(state.description)}"
         self._frame_times.clear()
         self._update_filenames()
         self._update_status(force=True)
@@ -778,14 +777,6 @@ class SimulateView(pn.viewable.Viewer):
         if not self.state.ready:
             self.state.prepare()
         return io.BytesIO(self.state.trajectory_npz())
-
-
-_MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|~>])")
-
-
-def _escape_markdown(text: str) -> str:
-    """User-supplied text (file names, URL values) shown literally: no HTML, no Markdown."""
-    return _MARKDOWN_SPECIAL.sub(r"\\\1", html.escape(text, quote=False))
 
 
 @lru_cache(maxsize=None)
