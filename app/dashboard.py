@@ -22,6 +22,7 @@ __all__ = [
     "build_dashboard",
     "build_tabs",
     "load_view_class",
+    "install_upload_guard",
     "serve_session",
     "session_count_readout",
     "session_full_page",
@@ -169,6 +170,47 @@ def build_dashboard(
     return template
 
 
+# Runs in the browser when the page is ready. Bokeh's FileInput reads a chosen file with
+# FileReader.readAsDataURL and sends it whole in one websocket message; a file over the cap
+# (50 MB in issue 16) closed the websocket (past its message size) and left a dead page.
+# Refused here before it is read: nothing is sent, the page says why, the session lives on.
+# The file name is shown with textContent (never parsed as HTML).
+_UPLOAD_GUARD_JS = """
+if (!window.__nbodyUploadGuard) {
+  window.__nbodyUploadGuard = true;
+  const read = FileReader.prototype.readAsDataURL;
+  const mb = (n) => (n / 1e6).toFixed(n < 1e7 ? 2 : 1) + " MB";
+  FileReader.prototype.readAsDataURL = function (blob) {
+    if (blob && blob.size > limit) {
+      let box = document.getElementById("nbody-upload-refused");
+      if (!box) {
+        box = document.createElement("div");
+        box.id = "nbody-upload-refused";
+        box.setAttribute("role", "alert");
+        box.style.cssText = "position:fixed;top:72px;left:50%;transform:translateX(-50%);z-index:10000;" +
+          "background:#f8d7da;color:#58151c;border:1px solid #f1aeb5;border-radius:6px;padding:10px 16px;" +
+          "max-width:80%;font:14px sans-serif;box-shadow:0 2px 8px rgba(0,0,0,.2);cursor:pointer";
+        box.addEventListener("click", () => box.remove());
+        document.body.appendChild(box);
+      }
+      box.textContent = "Not uploaded: \u201c" + (blob.name || "file") + "\u201d is " + mb(blob.size) +
+        "; this server accepts files up to " + mb(limit) + ". Nothing was sent and the session " +
+        "keeps running. (Click to dismiss.)";
+      return;  // never read: the widget never sends it
+    }
+    return read.call(this, blob);
+  };
+}
+"""
+
+
+def install_upload_guard(document, max_bytes: int) -> None:
+    """Refuse files over ``max_bytes`` in the browser, before they are read or sent."""
+    from bokeh.models import CustomJS
+
+    document.js_on_event("document_ready", CustomJS(args={"limit": int(max_bytes)}, code=_UPLOAD_GUARD_JS))
+
+
 def serve_session() -> pn.viewable.Viewable:
     """What ``app/main.py`` runs for each browser session of a served app.
 
@@ -219,6 +261,9 @@ def serve_session() -> pn.viewable.Viewable:
         )
         message_box.visible = True
     if served:
+        from app.limits import LIMITS
+
+        install_upload_guard(document, LIMITS.max_upload_bytes)
         dashboard.header.append(session_count_readout(lambda: SESSIONS.live, cap))
 
         def build_on_load() -> None:
