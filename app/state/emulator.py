@@ -158,7 +158,11 @@ class EmulatorState(param.Parameterized):
         data, config = self.data, self.config()
         if data is None:
             raise ValueError("load or generate an ensemble first")
-        phases = [1.0] + ([0.25, 0.5] if self.learning_curve else [])
+        # A learning-curve point needs MIN_MEMBERS members outside the full model's test split.
+        outside_test = data.num_members - max(2, int(np.floor(config.test * data.num_members + 0.5)))
+        phases = [1.0] + [f for f in (0.25, 0.5) if self.learning_curve and int(f * outside_test) >= MIN_MEMBERS]
+        if self.learning_curve and len(phases) == 1 and outside_test > MIN_MEMBERS:
+            phases.append(MIN_MEMBERS / outside_test)
         share = 1.0 / len(phases)
 
         def reporter(phase, label):
@@ -175,7 +179,7 @@ class EmulatorState(param.Parameterized):
             # Fewer members, none of the full model's test members (its own split is drawn
             # inside them), scored on that same test split: the curve compares like with like.
             rest = np.setdiff1d(np.arange(data.num_members), test)
-            keep = rest[: max(MIN_MEMBERS, int(fraction * len(rest)))]
+            keep = rest[: max(MIN_MEMBERS, int(round(fraction * len(rest))))]
             subset = replace(data, inputs=data.inputs[keep], outputs=data.outputs[keep], members=data.members[keep])
             small, small_report = train_emulator(subset, replace(config, gp_baseline=False),
                                                  progress=reporter(k, f"learning curve ({fraction:.0%})"),

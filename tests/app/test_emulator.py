@@ -15,8 +15,9 @@ from nbody_core.ensembles import EnsembleSpec, run_ensemble
 
 @pytest.fixture(scope="module")
 def trained_view():
-    # Tiny on purpose: N = 4, 10 steps, 2 small networks, 100 steps (the point is the wiring).
-    state = EmulatorState(gen_bodies=4, gen_members=32, gen_steps=10, num_networks=2, width=8, max_steps=100)
+    # Tiny on purpose: N = 4, 96 members (enough for a 3-point learning curve), 10 steps, 2 small
+    # networks, 100 training steps: the point is the wiring.
+    state = EmulatorState(gen_bodies=4, gen_members=96, gen_steps=10, num_networks=2, width=8, max_steps=100)
     view = EmulatorView(state)
     view.generate()
     assert state.data is not None, state.error

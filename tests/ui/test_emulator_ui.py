@@ -14,9 +14,9 @@ def test_train_a_tiny_emulator_from_the_tab(page, open_app, ui):
     open_app()
     page.locator(".bk-tab", has_text="Emulator").first.click()
     ui.wait_for_model(page, "emulator-scatter")
-    # Tiny on purpose (N = 4, 32 members, 10 steps, 2 networks of width 8): the wiring is tested.
+    # Tiny on purpose (N = 4, 96 members, 10 steps, 2 networks of width 8): the wiring is tested.
     fill(page, "Bodies N", 4)
-    fill(page, "Members M", 32)
+    fill(page, "Members M", 96)
     fill(page, "Steps (dt 0.02)", 10)
     fill(page, "Networks", 2)
     fill(page, "Width", 8)
