@@ -4,16 +4,16 @@ Plain Bokeh models in ``pn.pane.Bokeh`` (the browser tests read them by name, al
 ``emulator-*``): predicted against simulated on the held-out test members with ±2 sd
 whiskers, the learning curve (test RMSE against training members), and the prediction with
 its ±2 sd band along one swept input with the simulated members of that slice on top and the
-live "run the simulator here" checks in red. Generating, training and checking run in a
-worker thread when served; progress and results reach the page through the session's
-next-tick callbacks under the document lock, so the server never blocks.
+live "run the simulator here" checks in red. Generating, training and checking are jobs of
+the session's :class:`~app.views.session.SessionRunner` (the process-wide fair pool; each
+progress report is a checkpoint, so closing the tab stops the job); progress and results
+reach the page under the document lock, so the server never blocks.
 """
 
 from __future__ import annotations
 
 import html
 import io
-import threading
 from functools import partial
 
 import numpy as np
@@ -23,17 +23,13 @@ from bokeh.models import ColumnDataSource, Whisker
 from bokeh.plotting import figure
 
 from app.state.emulator import MAX_UPLOAD_BYTES, EmulatorState
-from app.views._common import locked, run_locked, show_message
-from nbody_core.ensembles import EnsembleCancelled
+from app.views._common import show_message
+from app.views.session import SessionRunner
 
 __all__ = ["EmulatorView"]
 
 _TOOLS = "pan,wheel_zoom,box_zoom,reset,save"
 _BLUE, _RED, _GREY = "#1f4e79", "#d62728", "#7f7f7f"
-
-
-class _Stopped(Exception):
-    """The session went away mid-training."""
 
 
 class EmulatorView(pn.viewable.Viewer):
@@ -43,19 +39,14 @@ class EmulatorView(pn.viewable.Viewer):
 
     def __init__(self, state: EmulatorState | None = None, **params):
         super().__init__(state=state or EmulatorState(), **params)
-        self._doc = pn.state.curdoc
-        self._served = bool(self._doc is not None and getattr(self._doc, "session_context", None))
-        self._lock_doc = self._doc if self._served else None
-        self._thread: threading.Thread | None = None
-        self._destroyed = False
-        if self._served:
-            pn.state.on_session_destroyed(self._on_session_destroyed)
+        self.runner = SessionRunner("emulator")
+        self._job = None
         self._build_plots()
         self._build_widgets()
         self._layout = self._build_layout()
         self.state.param.watch(self._on_data, ["data_count"])
         self.state.param.watch(self._on_trained, ["train_count"])
-        self.state.param.watch(locked(self._lock_doc, self._draw), ["output", "axis"])
+        self.state.param.watch(self.runner.locked(self._draw), ["output", "axis"])
         self.state.param.watch(self._draw_check, ["check_count"])
         self.state.param.watch(self._on_error, ["error_count"])
 
@@ -100,23 +91,23 @@ class EmulatorView(pn.viewable.Viewer):
         self.gen_members = pn.widgets.IntInput.from_param(s.param.gen_members, label="Members M")
         self.gen_steps = pn.widgets.IntInput.from_param(s.param.gen_steps, label="Steps (dt 0.02)")
         self.generate_button = pn.widgets.Button(label="Run softening × virial-ratio sweep", color="primary")
-        self.generate_button.on_click(locked(self._lock_doc, lambda _: self.generate()))
+        self.generate_button.on_click(self.runner.locked(lambda _: self.generate()))
         self.upload = pn.widgets.FileInput(accept=".npz", multiple=False, sizing_mode="stretch_width")
-        self.upload.param.watch(locked(self._lock_doc, self._on_upload), ["value"])
+        self.upload.param.watch(self.runner.locked(self._on_upload), ["value"])
         self.dataset_status = pn.pane.Markdown("No ensemble yet.", sizing_mode="stretch_width")
         self.networks_input = pn.widgets.IntInput.from_param(s.param.num_networks, label="Networks")
         self.width_input = pn.widgets.IntInput.from_param(s.param.width, label="Width")
         self.steps_input = pn.widgets.IntInput.from_param(s.param.max_steps, label="Max training steps")
         self.curve_toggle = pn.widgets.Checkbox.from_param(s.param.learning_curve, label="Learning curve (3 trainings)")
         self.train_button = pn.widgets.Button(label="Train emulator", color="primary", disabled=True)
-        self.train_button.on_click(locked(self._lock_doc, lambda _: self.train()))
+        self.train_button.on_click(self.runner.locked(lambda _: self.train()))
         self.progress = pn.indicators.Progress(value=0, max=1000, sizing_mode="stretch_width", bar_color="primary")
         self.status = pn.pane.Markdown("", sizing_mode="stretch_width")
         self.output_select = pn.widgets.Select.from_param(s.param.output, label="Output")
         self.axis_select = pn.widgets.Select.from_param(s.param.axis, label="Along")
         self.check_input = pn.widgets.FloatInput.from_param(s.param.check_value, label="Value", format="0.[0000]")
         self.check_button = pn.widgets.Button(label="Run the simulator here", disabled=True)
-        self.check_button.on_click(locked(self._lock_doc, lambda _: self.check()))
+        self.check_button.on_click(self.runner.locked(lambda _: self.check()))
         self.check_status = pn.pane.Markdown("", sizing_mode="stretch_width")
         self.metrics = pn.pane.Markdown("", sizing_mode="stretch_width", name="emulator-metrics")
         self.download = pn.widgets.FileDownload(callback=self._download_file, filename="emulator.npz",
@@ -152,34 +143,27 @@ class EmulatorView(pn.viewable.Viewer):
     def notify(self, text: str, *, level: str = "error") -> None:
         show_message(self.message, text, level=level, pane_text=html.escape(text))
 
-    def _on_session_destroyed(self, _session_context) -> None:
-        self._destroyed = True
-
-    def _in_session(self, fn) -> None:
-        if self._served:
-            if not self._destroyed:
-                run_locked(self._doc, fn)
-        else:
-            fn()
-
     def _on_error(self, *_events) -> None:
         if self.state.error:
             self.notify(f"Refused: {self.state.error}")
 
     def _busy(self) -> bool:
-        if self._thread is not None and self._thread.is_alive():
+        if self._job is not None and not self._job.finished.is_set():
             self.notify("Busy: wait for the current job to finish.", level="info")
             return True
         return False
 
-    def _start(self, name: str, work) -> None:
+    def _start(self, work, done, failure: str) -> None:
+        """Run ``work(job)`` on the session's runner; ``done(result)`` or a message after."""
         self.generate_button.disabled = self.train_button.disabled = self.check_button.disabled = True
         self.state.running = True
-        if self._served:
-            self._thread = threading.Thread(target=work, name=f"emulator-{name}", daemon=True)
-            self._thread.start()
-        else:
-            work()
+        self._job = self.runner.submit(
+            work, done=done, failed=lambda error: self._failed(f"{failure}: {type(error).__name__}: {error}"))
+
+    def _progress(self, job, fraction: float, text: str) -> None:
+        """From the job's thread: a checkpoint (stops a closed tab's job), then the bar."""
+        job.checkpoint()
+        self.runner.in_session(partial(self._set_progress, fraction, text))
 
     def _finish(self) -> None:
         self.state.running = False
@@ -205,19 +189,12 @@ class EmulatorView(pn.viewable.Viewer):
         self.progress.value = 0
         self.status.object = f"Running {spec.num_members} members ..."
 
-        def work():
-            try:
-                outcome = self.state.compute_generate(
-                    progress=lambda d, t: self._in_session(partial(self._set_progress, d / max(t, 1), f"chunk {d} of {t}")),
-                    should_stop=lambda: self._destroyed)
-            except EnsembleCancelled:
-                return
-            except Exception as error:  # noqa: BLE001 - shown in the page
-                self._in_session(partial(self._failed, f"The ensemble failed: {type(error).__name__}: {error}"))
-                return
-            self._in_session(partial(self._after_generate, outcome))
+        def work(job):
+            return self.state.compute_generate(
+                progress=lambda d, t: self._progress(job, d / max(t, 1), f"chunk {d} of {t}"),
+                should_stop=job.cancelled)
 
-        self._start("generate", work)
+        self._start(work, self._after_generate, "The ensemble failed")
 
     def _after_generate(self, outcome) -> None:
         self.state.accept_data(*outcome)
@@ -251,20 +228,11 @@ class EmulatorView(pn.viewable.Viewer):
         self.progress.value = 0
         self.status.object = "Compiling and training ..."
 
-        def stop():
-            return self._destroyed
+        def work(job):
+            return self.state.compute_training(progress=lambda f, t: self._progress(job, f, t),
+                                               should_stop=job.cancelled)
 
-        def work():
-            try:
-                outcome = self.state.compute_training(
-                    progress=lambda f, t: self._in_session(partial(self._set_progress, f, t)), should_stop=stop)
-            except Exception as error:  # noqa: BLE001 - shown in the page
-                self._in_session(partial(self._failed, f"Training failed: {type(error).__name__}: {error}"))
-                return
-            if not self._destroyed:
-                self._in_session(partial(self._after_train, outcome))
-
-        self._start("train", work)
+        self._start(work, self._after_train, "Training failed")
 
     def _after_train(self, outcome) -> None:
         self.state.accept_training(*outcome)
@@ -281,15 +249,7 @@ class EmulatorView(pn.viewable.Viewer):
             return
         self.check_status.object = "Simulating 8 fresh members here ..."
 
-        def work():
-            try:
-                outcome = self.state.compute_check(point)
-            except Exception as error:  # noqa: BLE001
-                self._in_session(partial(self._failed, f"The check failed: {type(error).__name__}: {error}"))
-                return
-            self._in_session(partial(self._after_check, outcome))
-
-        self._start("check", work)
+        self._start(lambda job: self.state.compute_check(point), self._after_check, "The check failed")
 
     def _after_check(self, outcome) -> None:
         self.state.accept_check(outcome)
