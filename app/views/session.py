@@ -30,6 +30,7 @@ from typing import Any, Callable, Hashable
 
 import panel as pn
 import param
+from bokeh.io.state import curstate
 
 from app.views._common import run_locked
 
@@ -353,11 +354,19 @@ class SessionRunner(param.Parameterized):
             return
         if self.stop.is_set():
             return
+        if not hasattr(self.doc.callbacks, "_change_callbacks"):
+            # Bokeh destroyed the document (it deletes its callback manager's attributes)
+            # before the session-destroyed hook ran: the tab is gone, nothing to draw.
+            self._log_closed("document destroyed")
+            return
+        state = curstate()
+        current = state.document
         try:
             run_locked(self.doc, fn)
         except (AttributeError, RuntimeError) as error:
-            # The document was destroyed between the check and the call (Bokeh deletes its
-            # callback manager's attributes): the tab is gone, nothing to draw.
+            # Destroyed between the check and the call. Bokeh made it its global current
+            # document on the way: put the previous one back.
+            state._document = current
             self._log_closed(type(error).__name__)
 
     def later(self, seconds: float, fn: Callable[[], None]) -> None:

@@ -10,6 +10,8 @@ from types import SimpleNamespace
 import panel as pn
 import pytest
 from bokeh.document import Document
+from bokeh.io.doc import curdoc as bokeh_curdoc
+from bokeh.io.doc import set_curdoc as bokeh_set_curdoc
 from panel.io.state import set_curdoc
 
 from app.views.session import Cancelled, FairPool, Job, SessionRunner
@@ -92,6 +94,15 @@ def test_not_served_runner_runs_work_and_callbacks_at_once():
     runner.submit(lambda job: 1 / 0, done=results.append, failed=errors.append)
     assert results == [42]
     assert isinstance(errors[0], ZeroDivisionError)
+
+
+@pytest.fixture(autouse=True)
+def _keep_bokeh_curdoc():
+    """Bokeh's add_next_tick_callback on these fake served documents replaces Bokeh's global
+    current document; put the original back so later tests are not 'served'."""
+    original = bokeh_curdoc()
+    yield
+    bokeh_set_curdoc(original)
 
 
 def _served_runner(monkeypatch, label="served"):
