@@ -12,6 +12,7 @@ units, doc). This module imports no JAX, so listing presets is instant; ``build`
 from __future__ import annotations
 
 import math
+import sys
 from typing import Any, Callable, NamedTuple
 
 from .units import get_unit_system
@@ -144,6 +145,16 @@ class Preset(NamedTuple):
 
 # Builders: thin, documented adapters from the registry's keywords to the constructors in
 # initial_conditions (imported on first use: this module stays free of JAX).
+def _checked(system: str, **values) -> None:
+    """Check concrete parameter values against the registry's bounds (``ValueError`` naming
+    the bound); traced values (inside jit/vmap) pass through unchecked."""
+    jax = sys.modules.get("jax")  # no JAX loaded: no value can be a tracer
+    for name, value in values.items():
+        if value is None or (jax is not None and isinstance(value, jax.core.Tracer)):
+            continue
+        PRESETS[system].parameter(name).check(value)
+
+
 def _figure_eight(key, n):
     from .initial_conditions import figure_eight
 
@@ -154,6 +165,7 @@ def _kepler(key, n, *, eccentricity=0.5, mass_ratio=1.0):
     # Total mass 2 and a = 1 whatever the mass ratio q = m2 / m1: the period stays 2 pi / sqrt(2).
     from .initial_conditions import kepler
 
+    _checked("kepler", eccentricity=eccentricity, mass_ratio=mass_ratio)
     return kepler(2.0 / (1.0 + mass_ratio), 2.0 * mass_ratio / (1.0 + mass_ratio), a=1.0, e=eccentricity)
 
 
@@ -178,12 +190,14 @@ def _solar_system_names():
 def _plummer(key, n, *, virial_ratio=None):
     from .initial_conditions import plummer
 
+    _checked("plummer", virial_ratio=virial_ratio)
     return plummer(key, n, virial_ratio=virial_ratio)
 
 
 def _cold_collapse(key, n, *, virial_ratio=0.0):
     from .initial_conditions import cold_collapse
 
+    _checked("cold_collapse", virial_ratio=virial_ratio)
     return cold_collapse(key, n, virial_ratio=virial_ratio)
 
 

@@ -126,6 +126,12 @@ def test_parameters_have_defaults_bounds_units_and_docs():
 
 def test_build_takes_the_parameters_and_is_traceable(key):
     kepler = nb.get_preset("kepler")
+    # Concrete values are checked against the registry's bounds (a negative mass ratio was a
+    # ZeroDivisionError or a negative mass).
+    with pytest.raises(ValueError, match=r"mass_ratio must satisfy 0 < q, got -1.0"):
+        kepler.build(None, None, mass_ratio=-1)
+    with pytest.raises(ValueError, match=r"virial_ratio must satisfy 0 <= Q, got -0.5"):
+        nb.get_preset("plummer").build(key, 8, virial_ratio=-0.5)
     built = kepler.build(None, None, eccentricity=0.7, mass_ratio=0.25)
     reference = nb.kepler(2.0 / 1.25, 0.5 / 1.25, a=1.0, e=0.7)
     np.testing.assert_array_equal(built.position, reference.position)
