@@ -24,7 +24,7 @@ from . import forces as _forces
 from .initial_conditions import MAX_BODIES
 from .numpy_reference import accelerations_loop, accelerations_vectorized
 from .potentials import NEWTONIAN, PairPotential, get_potential
-from .state import ParticleState, PhysicsParams, cast_state
+from .state import DTYPES as _state_dtypes, ParticleState, PhysicsParams, cast_state
 
 __all__ = [
     "DTYPES",
@@ -42,7 +42,7 @@ __all__ = [
     "DEFAULT_NUMPY_LOOP_MAX_N",
 ]
 
-DTYPES: dict[str, type] = {"float64": jnp.float64, "float32": jnp.float32}
+DTYPES = _state_dtypes  # the one name -> dtype map (nbody_core.state.DTYPES)
 
 # Floor of the denominator of a relative difference, as a fraction of the RMS force of the
 # configuration. A body whose net force nearly cancels (the middle body of a symmetric
@@ -329,9 +329,9 @@ def timing_methods() -> dict[str, str]:
     """Timing method names and descriptions: the four base methods plus ``jax_<name>`` for
     every faster kernel registered in :data:`nbody_core.forces.FORCE_METHODS`."""
     methods = dict(_BASE_TIMING_METHODS)
-    for name, description in _forces.FORCE_METHODS.items():
+    for name, method in _forces.FORCE_METHODS.items():
         if name not in ("autodiff", "analytic"):
-            methods[f"jax_{name}"] = f"JAX {description}"
+            methods[f"jax_{name}"] = f"JAX {method.description}"
     return methods
 
 

@@ -4,24 +4,35 @@ Everything that moves bodies goes through one small interface::
 
     acceleration_fn(position [n, 3], mass [n], params: PhysicsParams) -> [n, 3]
 
-built by :func:`acceleration_function` from a method name and a potential. Integrators and
-callers never look inside, so faster kernels plug in by registering a new method.
+built by :func:`acceleration_function` from a force method and a potential. The force
+methods are one registry, :data:`FORCE_METHODS`, of frozen :class:`ForceMethod` records; an
+``acceleration_fn`` is an :class:`Acceleration` record (method, potential), hashable and
+equal by value, so it can be a static argument of ``jax.jit`` and two calls with the same
+choice share one compilation. Adding a kernel is adding one record. A method that picks
+another per system (by ``n``, dtype or device: shapes are static when a kernel is traced)
+is one record whose ``kernel`` calls a selection function and then the chosen record's
+kernel.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Callable
 
 import jax
 import jax.numpy as jnp
 from jax import Array
 
+from .kernels import acceleration_autodiff_tiled, acceleration_tiled, acceleration_tiled_custom_vjp
 from .potentials import NEWTONIAN, PairPotential, get_potential, potential_energy_from_positions
 from .state import PhysicsParams
 
 __all__ = [
     "AccelerationFn",
+    "Acceleration",
+    "ForceMethod",
     "FORCE_METHODS",
+    "get_force_method",
     "acceleration_function",
     "acceleration_autodiff",
     "acceleration_analytic",
@@ -74,82 +85,136 @@ def forces_analytic(position: Array, mass: Array, params: PhysicsParams) -> Arra
     return mass[:, None] * acceleration_analytic(position, mass, params)
 
 
-# Registry of acceleration kernels. Each entry maps (potential) -> acceleration_fn; a method
-# that only knows Newtonian gravity says so instead of silently computing something else.
-_NEWTONIAN_ONLY: dict[str, AccelerationFn] = {"analytic": acceleration_analytic}
-FORCE_METHODS: dict[str, str] = {
-    "autodiff": "-grad U by jax.grad; any pair potential",
-    "analytic": "hand-coded Newtonian kernel (Newtonian only)",
+@dataclass(frozen=True)
+class ForceMethod:
+    """Registry entry: one way to compute accelerations.
+
+    Frozen and hashable (compared by value), so a record can be a static argument of
+    ``jax.jit``.
+
+    Attributes:
+        name: registry key, e.g. ``"tiled"``; the ``--forces`` / ``forces=`` value.
+        description: one line for menus and ``--help``.
+        kernel: ``kernel(position [n, 3], mass [n], params, potential) -> [n, 3]``
+            accelerations, length / time**2 units.
+        potentials: names of the pair potentials the kernel computes, or ``None`` for any
+            pair potential (autodiff of its energy).
+    """
+
+    name: str
+    description: str
+    kernel: Callable[[Array, Array, PhysicsParams, PairPotential], Array]
+    potentials: tuple[str, ...] | None = ("newtonian",)
+
+    def supports(self, potential: str | PairPotential) -> bool:
+        """True when the kernel computes ``potential`` (a registered one, not a look-alike)."""
+        if self.potentials is None:
+            return True
+        potential = get_potential(potential)
+        return any(
+            potential.pair_energy is get_potential(name).pair_energy for name in self.potentials
+        )
+
+    def check(self, potential: str | PairPotential) -> PairPotential:
+        """The potential, or a ``ValueError`` naming the methods that do compute it."""
+        potential = get_potential(potential)
+        if not self.supports(potential):
+            usable = sorted(name for name, m in FORCE_METHODS.items() if m.supports(potential))
+            raise ValueError(
+                f"force method {self.name!r} is hand-coded for "
+                f"{' / '.join(name.title() for name in self.potentials)} "
+                f"gravity only; for the {potential.name!r} potential use one of {usable}"
+            )
+        return potential
+
+
+@dataclass(frozen=True)
+class Acceleration:
+    """``acceleration_fn(position, mass, params) -> [n, 3]`` for one (method, potential).
+
+    A hashable record, not a fresh closure: equal choices give equal objects, so jitted
+    functions that take it as a static argument compile once per choice.
+    """
+
+    method: ForceMethod
+    potential: PairPotential
+
+    def __call__(self, position: Array, mass: Array, params: PhysicsParams) -> Array:
+        return self.method.kernel(position, mass, params, self.potential)
+
+
+def _analytic_kernel(position, mass, params, potential):
+    return acceleration_analytic(position, mass, params)
+
+
+def _tiled_kernel(position, mass, params, potential):
+    return acceleration_tiled(position, mass, params)
+
+
+def _tiled_custom_vjp_kernel(position, mass, params, potential):
+    return acceleration_tiled_custom_vjp(position, mass, params)
+
+
+#: Every force method by name. Methods with ``potentials=None`` apply to any pair potential.
+FORCE_METHODS: dict[str, ForceMethod] = {
+    method.name: method
+    for method in (
+        ForceMethod("autodiff", "-grad U by jax.grad; any pair potential", acceleration_autodiff, None),
+        ForceMethod("analytic", "hand-coded Newtonian kernel (Newtonian only)", _analytic_kernel),
+        ForceMethod("tiled", "hand-coded Newtonian kernel, tiled: fast, O(n) memory", _tiled_kernel),
+        ForceMethod(
+            "tiled_custom_vjp",
+            "the tiled kernel with a hand-coded exact reverse pass: fast gradients through runs",
+            _tiled_custom_vjp_kernel,
+        ),
+        ForceMethod(
+            "autodiff_tiled",
+            "-grad of the tiled potential by jax.grad; any pair potential, O(n) memory",
+            acceleration_autodiff_tiled,
+            None,
+        ),
+    )
 }
 
 
-# Methods that work for any pair potential: name -> (potential -> acceleration_fn).
-_ANY_POTENTIAL: dict[str, Callable[[PairPotential], AccelerationFn]] = {}
+def get_force_method(forces: str | ForceMethod) -> ForceMethod:
+    """Look a force method up by name (or pass a :class:`ForceMethod` through)."""
+    if isinstance(forces, ForceMethod):
+        return forces
+    try:
+        return FORCE_METHODS[forces]
+    except (KeyError, TypeError):
+        raise ValueError(f"unknown force method {forces!r}; choose one of {sorted(FORCE_METHODS)}") from None
 
 
-def register_force_method(
-    name: str, acceleration_fn: Callable, description: str, *, any_potential: bool = False
-) -> None:
-    """Register a kernel under ``name`` (used by the faster kernels in ``kernels.py``).
-
-    By default ``acceleration_fn(position, mass, params)`` is a hand-coded Newtonian kernel;
-    with ``any_potential=True`` it is a factory ``potential -> acceleration_fn``.
-    """
-    (_ANY_POTENTIAL if any_potential else _NEWTONIAN_ONLY)[name] = acceleration_fn
-    FORCE_METHODS[name] = description
+def register_force_method(method: ForceMethod) -> ForceMethod:
+    """Add ``method`` to :data:`FORCE_METHODS` (for kernels defined outside this module)."""
+    if not isinstance(method, ForceMethod):
+        raise TypeError(f"expected a ForceMethod record, got {type(method).__name__}")
+    FORCE_METHODS[method.name] = method
+    return method
 
 
 def acceleration_function(
-    method: str = "analytic", potential: str | PairPotential = NEWTONIAN
-) -> AccelerationFn:
-    """Build ``acceleration_fn(position, mass, params) -> [n, 3]``.
+    forces: str | ForceMethod = "analytic",
+    potential: str | PairPotential = NEWTONIAN,
+    *,
+    method: str | ForceMethod | None = None,
+) -> Acceleration:
+    """Build ``acceleration_fn(position, mass, params) -> [n, 3]`` (a hashable record).
 
     Args:
-        method: ``"autodiff"`` (any potential) or a hand-coded kernel (``"analytic"``, ...),
-            which apply to Newtonian gravity only.
+        forces: a name in :data:`FORCE_METHODS` (or a :class:`ForceMethod`): ``"autodiff"``
+            and ``"autodiff_tiled"`` apply to any potential, the hand-coded kernels
+            (``"analytic"``, ``"tiled"``, ...) to Newtonian gravity only.
         potential: a :class:`PairPotential` or its registry name.
+        method: deprecated alias of ``forces``.
 
     Raises:
         ValueError: for an unknown method or potential, or a hand-coded kernel asked for a
             non-Newtonian potential.
     """
-    potential = get_potential(potential)
-    if method == "autodiff":
-        return lambda position, mass, params: acceleration_autodiff(
-            position, mass, params, potential
-        )
-    if method in _ANY_POTENTIAL:
-        return _ANY_POTENTIAL[method](potential)
-    if method not in _NEWTONIAN_ONLY:
-        raise ValueError(f"unknown force method {method!r}; choose one of {sorted(FORCE_METHODS)}")
-    if potential.pair_energy is not NEWTONIAN.pair_energy:
-        raise ValueError(
-            f"force method {method!r} is hand-coded for Newtonian gravity only; "
-            f"use method='autodiff' for the {potential.name!r} potential"
-        )
-    return _NEWTONIAN_ONLY[method]
-
-
-# Fast exact kernels (tiled, O(n) memory); kernels.py imports nothing from this module.
-from .kernels import (  # noqa: E402
-    acceleration_autodiff_tiled,
-    acceleration_tiled,
-    acceleration_tiled_custom_vjp,
-)
-
-register_force_method(
-    "tiled", acceleration_tiled, "hand-coded Newtonian kernel, tiled: fast, O(n) memory"
-)
-register_force_method(
-    "tiled_custom_vjp",
-    acceleration_tiled_custom_vjp,
-    "the tiled kernel with a hand-coded exact reverse pass: fast gradients through runs",
-)
-register_force_method(
-    "autodiff_tiled",
-    lambda potential: lambda position, mass, params: acceleration_autodiff_tiled(
-        position, mass, params, potential
-    ),
-    "-grad of the tiled potential by jax.grad; any pair potential, O(n) memory",
-    any_potential=True,
-)
+    if method is not None:
+        forces = method
+    forces = get_force_method(forces)
+    return Acceleration(forces, forces.check(potential))

@@ -341,7 +341,7 @@ def simulate_ias15(
     if initial_dt is not None and not (np.isfinite(initial_dt) and initial_dt > 0):
         raise ValueError(f"initial_dt must be a positive finite number, got {initial_dt!r}")
     potential = get_potential(potential)
-    acceleration_fn = _cached_acceleration(forces, potential)
+    acceleration_fn = acceleration_function(forces, potential)  # hashable: one compile per choice
     params = PhysicsParams(*(jnp.asarray(p, dtype) for p in params))
     trajectory, counters = _ias15(
         state._replace(time=jnp.asarray(state.time, dtype)), jnp.asarray(times, dtype), params,
@@ -366,15 +366,3 @@ def simulate_ias15(
         "result": result,
         "status": status,
     }
-
-
-_ACCELERATION_CACHE: dict = {}
-
-
-def _cached_acceleration(forces, potential):
-    # acceleration_function builds a new closure per call; a static jit argument must be
-    # the same object each time or every call would recompile.
-    key = (forces, potential)
-    if key not in _ACCELERATION_CACHE:
-        _ACCELERATION_CACHE[key] = acceleration_function(forces, potential)
-    return _ACCELERATION_CACHE[key]

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from functools import partial
-from typing import NamedTuple
+from typing import Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -19,16 +19,21 @@ import numpy as np
 from jax import Array, lax
 
 from .diagnostics import angular_momentum, linear_momentum, total_energy
-from .forces import acceleration_function
-from .integrators import get_integrator
+from .forces import Acceleration, ForceMethod, acceleration_function
+from .integrators import Integrator, IntegratorState, get_integrator
 from .potentials import NEWTONIAN, PairPotential, get_potential
 from .state import ParticleState, PhysicsParams, register_units_pytree, resolve_params
 
 __all__ = [
     "Trajectory",
     "ConservedQuantities",
+    "IntegratorState",
+    "RunConfig",
+    "run_config",
+    "integrate",
     "simulate",
     "advance",
+    "advance_tracked",
     "conserved_quantities",
     "steps_for_duration",
     "first_nonfinite_index",
@@ -55,6 +60,10 @@ class Trajectory(NamedTuple):
         energy: ``[T]`` total energy, energy units.
         linear_momentum: ``[T, 3]``.
         angular_momentum: ``[T, 3]``.
+        max_relative_energy_error: scalar ``max |E - E0| / |E0|``: over EVERY step of the
+            run when it was tracked (``simulate(..., track_energy=True)``, ``nbody run``,
+            ``simulate_adaptive``), else over the saved snapshots only; NaN once the run
+            went non-finite; ``None`` where a producer does not report it.
         units: the state's unit system (static pytree metadata, not a leaf).
     """
 
@@ -65,6 +74,7 @@ class Trajectory(NamedTuple):
     energy: Array
     linear_momentum: Array
     angular_momentum: Array
+    max_relative_energy_error: Array | None = None
     units: str = "nbody"
 
     @property
@@ -164,36 +174,186 @@ def _cast(state: ParticleState, dt, params: PhysicsParams):
     return cast(dt), PhysicsParams(*(cast(p) for p in params))
 
 
-def _step_function(integrator: str, forces: str, potential):
-    acceleration_fn = acceleration_function(forces, potential)
-    return acceleration_fn, get_integrator(integrator).make_step(acceleration_fn)
+class RunConfig(NamedTuple):
+    """Static configuration of a fixed-step run (hashable: a ``jax.jit`` static argument).
+
+    Attributes:
+        integrator: the :class:`~nbody_core.integrators.Integrator` record.
+        acceleration: the :class:`~nbody_core.forces.Acceleration` record (force method
+            and potential).
+        track_energy: whether the relative energy error is taken after every step (one
+            potential-energy evaluation per step) or only at saved snapshots.
+    """
+
+    integrator: Integrator
+    acceleration: Acceleration
+    track_energy: bool = False
+
+    @property
+    def potential(self) -> PairPotential:
+        return self.acceleration.potential
 
 
-@partial(
-    jax.jit,
-    static_argnames=("integrator", "forces", "potential", "num_saves", "save_every", "remainder"),
-)
-def _simulate(state, dt, params, *, integrator, forces, potential, num_saves, save_every, remainder):
-    dt, params = _cast(state, dt, params)
-    acceleration_fn, step_fn = _step_function(integrator, forces, potential)
+def run_config(
+    integrator: str | Integrator = "leapfrog",
+    forces: str | ForceMethod = "tiled",
+    potential: str | PairPotential = "newtonian",
+    *,
+    track_energy: bool = False,
+) -> RunConfig:
+    """Validate a choice of integrator, force method and potential eagerly.
 
-    def run_steps(carry, count):
-        return lax.fori_loop(0, count, lambda _, c: step_fn(*c, dt, params), carry)
+    Raises:
+        ValueError: naming an unknown integrator, force method or potential, or a
+            hand-coded force method asked for a potential it does not compute.
+    """
+    return RunConfig(get_integrator(integrator), acceleration_function(forces, potential), bool(track_energy))
 
-    def save_block(carry, _):
-        carry = run_steps(carry, save_every)
-        state = carry[0]
-        return carry, (state, conserved_quantities(state, params, potential))
 
-    carry = (state, acceleration_fn(state.position, state.mass, params))
-    first = (state, conserved_quantities(state, params, potential))
-    carry, saved = lax.scan(save_block, carry, None, length=num_saves)
-    blocks = [jax.tree.map(lambda x: x[None], first), saved]
+class _Clock(NamedTuple):
+    """Traced step clock: the time after global step ``k`` is ``t0 + k * dt``, computed by
+    multiplication (no accumulated round-off), and exactly ``t_last`` after step ``total``."""
+
+    t0: Array
+    dt: Array
+    t_last: Array
+    total: Array
+    first_step: Array  # global index of this segment's first step, minus one
+
+    def time(self, k):
+        return jnp.where(k == self.total, self.t_last, self.t0 + k.astype(self.dt.dtype) * self.dt)
+
+
+class _Carry(NamedTuple):
+    state: IntegratorState
+    max_error: Array  # max |E - E0| / |E0| so far
+    energy0: Array
+
+
+def _stepper(config: RunConfig, clock: _Clock, params: PhysicsParams):
+    """``one_step(k, carry) -> carry``: step ``k`` of this segment (global step
+    ``clock.first_step + k + 1``), exact time, and the energy error when tracked."""
+    _, step_fn = config.integrator.build(config.acceleration)
+
+    def one_step(k, carry: _Carry) -> _Carry:
+        state = step_fn(carry.state, clock.dt, params)
+        particles = state.particles._replace(time=clock.time(clock.first_step + k + 1))
+        max_error = carry.max_error
+        if config.track_energy:
+            energy = total_energy(particles, params, config.potential)
+            # jnp.maximum propagates NaN: a blow-up is never hidden by an earlier maximum.
+            max_error = jnp.maximum(max_error, jnp.abs(energy - carry.energy0) / jnp.abs(carry.energy0))
+        return _Carry(state._replace(particles=particles), max_error, carry.energy0)
+
+    return one_step
+
+
+@partial(jax.jit, static_argnames=("config", "num_saves", "save_every", "remainder", "first"))
+def _segment(start, clock, params, *, config, num_saves, save_every, remainder, first):
+    """The one integration loop: ``num_saves`` save blocks of ``save_every`` steps (a
+    ``fori_loop`` inside a ``scan``) and ``remainder`` more steps, the last one saved.
+
+    With ``first``, ``start`` is the initial :class:`ParticleState`: the initial
+    acceleration and the initial snapshot are computed here. Otherwise ``start`` is the
+    :class:`_Carry` a previous segment returned, so a run cut into segments equals one run.
+
+    Returns:
+        ``(carry, (snapshots, quantities))``, the snapshots stacked on a leading axis.
+    """
+    dtype = clock.dt.dtype
+    potential = config.potential
+    if first:
+        init_fn, _ = config.integrator.build(config.acceleration)
+        quantities0 = conserved_quantities(start, params, potential)
+        initial = jax.tree.map(lambda x: x[None], (start, quantities0))
+        start = _Carry(init_fn(start, params), jnp.zeros((), dtype), quantities0.energy)
+    one_step = _stepper(config, clock, params)
+
+    def run(carry, offset, count):
+        step = lambda i, c: one_step(offset + i, c)  # noqa: E731
+        return lax.fori_loop(0, count, step, carry)
+
+    def snapshot(carry):
+        particles = carry.state.particles
+        return particles, conserved_quantities(particles, params, potential)
+
+    def save_block(carry, block):
+        carry = run(carry, block * save_every, save_every)
+        return carry, snapshot(carry)
+
+    carry, saved = lax.scan(save_block, start, jnp.arange(num_saves), length=num_saves)
+    blocks = [saved]
     if remainder:
-        carry = run_steps(carry, remainder)
-        last = carry[0]
-        blocks.append(jax.tree.map(lambda x: x[None], (last, conserved_quantities(last, params, potential))))
-    states, quantities = jax.tree.map(lambda *xs: jnp.concatenate(xs), *blocks)
+        carry = run(carry, num_saves * save_every, remainder)
+        blocks.append(jax.tree.map(lambda x: x[None], snapshot(carry)))
+    if first:
+        blocks.insert(0, initial)
+    return carry, jax.tree.map(lambda *xs: jnp.concatenate(xs), *blocks)
+
+
+def _segments(num_blocks: int, remainder: int, chunks: int) -> list[tuple[int, int]]:
+    """``(save blocks, extra steps)`` per compiled call: equal chunks (one compilation),
+    at most one shorter one, the remainder steps in the last."""
+    chunks = max(1, min(chunks, num_blocks))
+    size = -(-num_blocks // chunks) if num_blocks else 0
+    pieces = [(size, 0)] * (num_blocks // size) if size else []
+    if size and num_blocks % size:
+        pieces.append((num_blocks % size, 0))
+    if remainder or not pieces:
+        pieces.append((0, remainder))
+    return pieces
+
+
+def integrate(
+    state: ParticleState,
+    *,
+    dt,
+    num_steps: int,
+    save_every: int,
+    params: PhysicsParams,
+    config: RunConfig,
+    t_last=None,
+    chunks: int = 1,
+    on_chunk: Callable[[int, Trajectory], None] | None = None,
+) -> Trajectory:
+    """The fixed-step loop every caller shares (simulate, the CLI, ensemble members).
+
+    Runs in ``chunks`` compiled calls (equal ones share a compilation) carrying the
+    :class:`IntegratorState` from one to the next, so the result equals one call; after
+    each, ``on_chunk(steps_done, piece)`` may follow progress, ``piece`` being the
+    :class:`Trajectory` of the snapshots that call added (the initial one in the first),
+    computed, with the energy error so far. Inputs are validated by the caller.
+    ``t_last`` (default ``state.time + num_steps * dt``) is the exact time of the last step.
+    """
+    dt, params = _cast(state, dt, params)
+    dtype = state.position.dtype
+    t0 = _as(state.time, dtype)
+    clock = _Clock(
+        t0=t0,
+        dt=dt,
+        t_last=t0 + num_steps * dt if t_last is None else _as(t_last, dtype),
+        total=np.asarray(num_steps, np.int64 if jax.config.jax_enable_x64 else np.int32),
+        first_step=None,
+    )
+    num_blocks, remainder = divmod(num_steps, save_every)
+    carry, pieces, done = state._replace(time=t0), [], 0
+    for index, (blocks, extra) in enumerate(_segments(num_blocks, remainder, chunks)):
+        carry, saved = _segment(
+            carry, clock._replace(first_step=np.asarray(done, clock.total.dtype)), params,
+            config=config, num_saves=blocks, save_every=save_every, remainder=extra, first=index == 0,
+        )
+        pieces.append(saved)
+        done += blocks * save_every + extra
+        if on_chunk is not None:
+            on_chunk(done, jax.block_until_ready(_trajectory(state, saved, carry)))
+    saved = pieces[0] if len(pieces) == 1 else jax.tree.map(lambda *xs: jnp.concatenate(xs), *pieces)
+    return _trajectory(state, saved, carry)
+
+
+def _trajectory(state: ParticleState, saved, carry: _Carry) -> Trajectory:
+    states, quantities = saved
+    # Untracked: the maximum over the snapshots (their NaN included).
+    relative = jnp.abs(quantities.energy - carry.energy0) / jnp.abs(carry.energy0)
     return Trajectory(
         time=states.time,
         position=states.position,
@@ -202,69 +362,99 @@ def _simulate(state, dt, params, *, integrator, forces, potential, num_saves, sa
         energy=quantities.energy,
         linear_momentum=quantities.linear_momentum,
         angular_momentum=quantities.angular_momentum,
+        max_relative_energy_error=jnp.maximum(carry.max_error, jnp.max(relative)),
         units=state.units,
     )
+
+
+def _as(value, dtype):
+    if isinstance(value, jax.core.Tracer):
+        return value.astype(dtype)
+    return np.asarray(value, dtype)
 
 
 def simulate(
     state: ParticleState,
     *,
     dt,
-    num_steps: int,
+    num_steps: int | None = None,
+    t_end: float | None = None,
     save_every: int = 1,
     params: PhysicsParams | None = None,
     integrator: str = "leapfrog",
     forces: str = "tiled",
     potential: str | PairPotential = "newtonian",
+    track_energy: bool = False,
+    chunks: int = 1,
+    on_chunk: Callable[[int, Trajectory], None] | None = None,
 ) -> Trajectory:
-    """Integrate ``num_steps`` fixed steps in one compiled scan, saving every ``save_every``.
+    """Integrate fixed steps in one compiled scan, saving every ``save_every``-th step.
+
+    Give ``num_steps``, or ``t_end``, the END time (``state.time`` + duration): then the
+    step is shortened to the largest ``<= dt`` that lands on ``t_end`` in uniform steps
+    (:func:`steps_for_duration`). Snapshot ``k`` is at ``state.time + k * dt``, computed by
+    multiplication, and the last one exactly at ``t_end`` when given.
 
     Args:
         state: initial :class:`ParticleState` (its dtype sets the computation's dtype).
         dt: step, time units (traced: changing it does not recompile).
         num_steps: number of steps (static).
+        t_end: end time instead of ``num_steps`` (must be later than ``state.time``).
         save_every: save cadence (static); the last step is always saved.
         params: :class:`PhysicsParams` (traced); None takes G from ``state.units`` (G = 1 in
             N-body units, 39.48 in AU, Msun and years). Explicit params whose G contradicts
             a physical unit system of the state raise ``ValueError``.
-        integrator: ``"euler"``, ``"leapfrog"``, ``"yoshida4"`` or ``"rk4"``.
+        integrator: a name in :data:`~nbody_core.integrators.INTEGRATORS`: ``"euler"``,
+            ``"leapfrog"``, ``"yoshida4"``, ``"yoshida4_kdk"`` or ``"rk4"``.
         forces: a method of :data:`~nbody_core.forces.FORCE_METHODS`: ``"tiled"`` (default:
             the fast hand-coded kernel, Newtonian only), ``"tiled_custom_vjp"`` (same, with a
             hand-coded reverse pass: fastest gradients), ``"analytic"``, ``"autodiff"`` or
             ``"autodiff_tiled"`` (any potential).
         potential: pair potential name or :class:`PairPotential`.
+        track_energy: take the relative energy error after EVERY step, not only at the
+            snapshots, into ``Trajectory.max_relative_energy_error`` (``nbody run`` does).
+            Off by default because it costs one potential-energy evaluation per step:
+            measured x1.4 (figure-eight) to x2.2 (Plummer N = 1024) the run time of
+            leapfrog, whose step costs one force evaluation (2-core CPU).
+        chunks: number of compiled calls the run is cut into (for progress reports; the
+            result is the same).
+        on_chunk: ``on_chunk(steps_done, piece)`` after each chunk, ``piece`` the
+            :class:`Trajectory` of the snapshots that chunk added (see :func:`integrate`).
 
     Returns:
         :class:`Trajectory` with ``1 + ceil(num_steps / save_every)`` snapshots.
     """
     if dt is None:
         raise ValueError("dt is required: a positive finite time step")
+    t_last = None
+    if t_end is not None:
+        if num_steps is not None:
+            raise ValueError("give num_steps or t_end, not both")
+        t0 = float(np.asarray(state.time))
+        if not (math.isfinite(t_end) and t_end > t0):
+            raise ValueError(f"t_end must be a finite end time later than state.time = {t0!r}, got {t_end!r}")
+        num_steps, dt = steps_for_duration(t_end - t0, dt)
+        t_last = t_end
+    elif num_steps is None:
+        raise ValueError("give num_steps or t_end")
     params = resolve_params(state, params)
     validate_run_options(dt=dt, num_steps=num_steps, save_every=save_every, params=params)
-    get_integrator(integrator)
-    potential = get_potential(potential)
-    acceleration_function(forces, potential)  # validates the method/potential pair eagerly
-    dt, params = _cast(state, dt, params)  # one signature for float / np.float64 / jnp inputs
-    return _simulate(
-        state,
-        dt,
-        params,
-        integrator=integrator,
-        forces=forces,
-        potential=potential,
-        num_saves=num_steps // save_every,
-        save_every=save_every,
-        remainder=num_steps % save_every,
+    config = run_config(integrator, forces, potential, track_energy=track_energy)
+    return integrate(
+        state, dt=dt, num_steps=num_steps, save_every=save_every, params=params, config=config,
+        t_last=t_last, chunks=chunks, on_chunk=on_chunk,
     )
 
 
-@partial(jax.jit, static_argnames=("integrator", "forces", "potential"))
-def _advance(state, num_steps, dt, params, *, integrator, forces, potential):
+@partial(jax.jit, static_argnames=("config",))
+def _advance(state, num_steps, dt, params, reference_energy, *, config):
     dt, params = _cast(state, dt, params)
-    acceleration_fn, step_fn = _step_function(integrator, forces, potential)
-    carry = (state, acceleration_fn(state.position, state.mass, params))
-    state, _ = lax.fori_loop(0, num_steps, lambda _, c: step_fn(*c, dt, params), carry)
-    return state
+    t0 = state.time
+    init_fn, _ = config.integrator.build(config.acceleration)
+    clock = _Clock(t0, dt, t0 + num_steps.astype(dt.dtype) * dt, num_steps, jnp.zeros_like(num_steps))
+    carry = _Carry(init_fn(state, params), jnp.zeros((), dt.dtype), reference_energy.astype(dt.dtype))
+    carry = lax.fori_loop(0, num_steps, _stepper(config, clock, params), carry)
+    return carry.state.particles, carry.max_error
 
 
 def advance(
@@ -280,7 +470,9 @@ def advance(
     """Advance ``state`` by ``num_steps`` steps and return the new state (interactive use).
 
     ``num_steps``, ``dt`` and ``params`` are all traced: a frame loop that changes steps
-    per frame, dt or softening never recompiles. Not reverse-differentiable in
+    per frame, dt or softening never recompiles. The compiled function depends only on the
+    (hashable) choice of integrator, force method and potential and on the state's shape
+    and dtype, so every caller in the process shares it. Not reverse-differentiable in
     ``num_steps``-dependent loops; use :func:`simulate` for gradients. ``params=None`` takes
     G from the state's unit system, as in :func:`simulate`.
     """
@@ -288,14 +480,43 @@ def advance(
         raise ValueError("dt is required: a positive finite time step")
     params = resolve_params(state, params)
     validate_run_options(dt=dt, num_steps=num_steps, params=params)
-    get_integrator(integrator)
-    potential = get_potential(potential)
-    acceleration_function(forces, potential)
+    config = run_config(integrator, forces, potential, track_energy=False)
     dt, params = _cast(state, dt, params)
-    return _advance(
-        state, np.asarray(num_steps, np.int32), dt, params,
-        integrator=integrator, forces=forces, potential=potential,
-    )
+    one = np.ones((), state.position.dtype)
+    return _advance(state, np.asarray(num_steps, np.int32), dt, params, one, config=config)[0]
+
+
+def advance_tracked(
+    state: ParticleState,
+    num_steps: int,
+    *,
+    reference_energy,
+    dt,
+    params: PhysicsParams | None = None,
+    integrator: str = "leapfrog",
+    forces: str = "tiled",
+    potential: str | PairPotential = "newtonian",
+) -> tuple[ParticleState, Array]:
+    """:func:`advance`, also returning ``max |E - E_ref| / |E_ref|`` over EVERY step taken.
+
+    For a live view that warns on energy error: a frame of many steps can pass through a
+    close encounter and come back, which the frame's end state alone would not show. Costs
+    one potential-energy evaluation per step (see ``simulate(..., track_energy=True)``).
+
+    Args:
+        reference_energy: ``E_ref``, usually the energy of the run's initial state (traced).
+
+    Returns:
+        ``(state, max_error)``, ``max_error`` a scalar, NaN once a step went non-finite.
+    """
+    if dt is None:
+        raise ValueError("dt is required: a positive finite time step")
+    params = resolve_params(state, params)
+    validate_run_options(dt=dt, num_steps=num_steps, params=params)
+    config = run_config(integrator, forces, potential, track_energy=True)
+    dt, params = _cast(state, dt, params)
+    reference = _as(reference_energy, state.position.dtype)
+    return _advance(state, np.asarray(num_steps, np.int32), dt, params, reference, config=config)
 
 
 def first_nonfinite_index(trajectory: Trajectory) -> int | None:

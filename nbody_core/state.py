@@ -20,8 +20,19 @@ from jax.typing import ArrayLike
 
 from .units import get_unit_system
 
-__all__ = ["ParticleState", "PhysicsParams", "make_state", "validate_state", "cast_state", "resolve_params",
-           "register_units_pytree"]
+__all__ = ["DTYPES", "ParticleState", "PhysicsParams", "make_state", "validate_state", "cast_state", "get_dtype",
+           "resolve_params", "register_units_pytree"]
+
+#: The floating dtypes a run may use, by the name the CLI, the dashboard and files use.
+DTYPES: dict[str, type] = {"float64": jnp.float64, "float32": jnp.float32}
+
+
+def get_dtype(name: str):
+    """The dtype named ``name`` in :data:`DTYPES`, with a clear error for any other name."""
+    try:
+        return DTYPES[name]
+    except (KeyError, TypeError):
+        raise ValueError(f"unknown dtype {name!r}; choose one of {', '.join(DTYPES)}") from None
 
 
 class ParticleState(NamedTuple):

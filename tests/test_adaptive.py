@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import nbody_core as nb
-from nbody_core.adaptive import simulate_adaptive
+from nbody_core.adaptive import RESULTS, simulate_adaptive
 
 
 def _escape_and_binary(state_position, state_velocity, mass):
@@ -81,7 +81,9 @@ def test_saves_land_on_uniform_times(pythagorean_run):
 
 def test_max_steps_reports_failure_and_nan():
     trajectory, stats = simulate_adaptive(nb.pythagorean(), t_end=70.0, num_saves=140, max_steps=50)
-    assert stats["result"].startswith("max_steps (50) reached")
+    assert stats["result"] is RESULTS.max_steps_reached
+    assert stats["message"].startswith("max_steps (50) reached at snapshot")
+    assert np.isnan(float(trajectory.max_relative_energy_error))
     assert np.isnan(np.asarray(trajectory.position[-1])).all()
     assert nb.first_nonfinite_index(trajectory) is not None
 
@@ -111,3 +113,26 @@ def test_float32_on_request():
     # 8-digit initial data allow ~1e-7).
     assert float(np.max(trajectory.relative_energy_error)) < 5e-5
     np.testing.assert_allclose(trajectory.position[-1], state.position, atol=1e-4)
+
+
+def test_t_end_is_an_end_time_and_chunks_equal_one_call():
+    # Issue 12 point 4: a state at t = 5 with t_end = 6 runs one time unit, not six.
+    state = nb.figure_eight()._replace(time=np.float64(5.0))
+    options = dict(t_end=6.0, num_saves=6, rtol=1e-10, atol=1e-10)
+    trajectory, stats = simulate_adaptive(state, **options)
+    assert stats["result"] is RESULTS.successful and stats["result"] == "successful"
+    assert stats["message"] == RESULTS.successful.message
+    # Save times by multiplication from t0, the last exactly t_end.
+    np.testing.assert_array_equal(trajectory.time, 5.0 + (np.arange(7) / 6))
+    assert float(trajectory.time[-1]) == 6.0
+    done = []
+    on_chunk = lambda saves, piece: done.append((saves, piece.time.shape[0]))  # noqa: E731
+    chunked, chunked_stats = simulate_adaptive(state, chunks=3, on_chunk=on_chunk, **options)
+    assert done == [(2, 3), (4, 2), (6, 2)]  # the first piece holds the initial snapshot too
+    # The step size and compensation terms go from chunk to chunk: bit-identical results.
+    np.testing.assert_array_equal(chunked.position, trajectory.position)
+    assert chunked_stats["accepted_steps"] == stats["accepted_steps"]
+    # The energy error is taken at every accepted step, so it is at least the snapshots' one.
+    assert float(trajectory.max_relative_energy_error) >= float(np.max(trajectory.relative_energy_error))
+    with pytest.raises(ValueError, match="later than state.time = 5.0"):
+        simulate_adaptive(state, t_end=5.0)

@@ -40,8 +40,10 @@ def test_run_preset_lands_on_t_end_and_writes_npz(capsys, tmp_path):
     arrays, metadata = load_npz(out)
     num_steps = math.ceil(t_end / 0.003)
     assert metadata["num_steps"] == num_steps
-    # Uniform steps land exactly on t_end (to the round-off of num_steps additions).
-    assert arrays["t"][-1] == pytest.approx(t_end, rel=1e-13)
+    # Uniform steps land exactly on t_end; snapshot k is at k * save_every * dt, by
+    # multiplication (issue 12 point 5: no accumulated round-off).
+    assert arrays["t"][-1] == t_end
+    np.testing.assert_array_equal(arrays["t"][:-1], np.arange(len(arrays["t"]) - 1) * 100 * metadata["dt"])
     num_snapshots = 1 + math.ceil(num_steps / 100)
     assert arrays["t"].shape == (num_snapshots,)
     assert arrays["position"].shape == arrays["velocity"].shape == (num_snapshots, 3, 3)
@@ -97,12 +99,17 @@ def test_ic_csv_float32_and_dopri8(capsys, tmp_path):
     assert arrays["position"].dtype == np.float32 and metadata["dtype"] == "float32"
     out = tmp_path / "d.npz"
     period = nb.kepler_period(a=1.0, total_mass=1.3)
+    # The adaptive path needs no --dt: tolerance and save interval say what they mean.
     code, stdout, err = run_cli(capsys, "run", "--ic", str(csv), "--integrator", "dopri8",
-                                "--t-end", str(period), "--dt", str(period / 8), "--rtol", "1e-12",
+                                "--t-end", str(period), "--save-interval", str(period / 8), "--rtol", "1e-12",
                                 "--out", str(out))
     assert code == 0, err
     arrays, metadata = load_npz(out)
     assert arrays["t"].shape == (9,) and metadata["adaptive_stats"]["accepted_steps"] > 0
+    assert metadata["adaptive_stats"]["rejected_steps"] >= 0 and metadata["adaptive_stats"]["result"] == "successful"
+    assert metadata["dt"] is None and metadata["num_steps"] is None and metadata["rtol"] == 1e-12
+    steps = metadata["adaptive_stats"]["accepted_steps"]
+    assert f"dopri8 rtol=1e-12, {steps} accepted" in stdout and " x " not in stdout  # no "dt=... x N steps"
     # After one period the analytic Kepler orbit is back at its start (dopri8 at 1e-12).
     np.testing.assert_allclose(arrays["position"][-1], arrays["position"][0], atol=1e-9)
 
@@ -111,7 +118,7 @@ def test_ic_csv_float32_and_dopri8(capsys, tmp_path):
 def test_pythagorean_with_ias15_keeps_energy(capsys, tmp_path):
     out = tmp_path / "p.npz"
     code, stdout, err = run_cli(capsys, "run", "--preset", "pythagorean", "--integrator", "ias15",
-                                "--t-end", "70", "--save-every", "70000", "--out", str(out))
+                                "--t-end", "70", "--save-interval", "0.7", "--out", str(out))
     assert code == 0, err
     arrays, metadata = load_npz(out)
     assert metadata["integrator"] == "ias15" and metadata["adaptive_stats"]["accepted_steps"] > 10_000
@@ -233,10 +240,15 @@ def test_pythagorean_with_its_own_defaults_is_right(capsys, tmp_path):
     """issue 12 point 1: `nbody run --preset pythagorean` (leapfrog, dt = 1e-5) ended with a
     relative energy error of 5e2 and exit 0; the preset's default is now the adaptive dopri8."""
     out = tmp_path / "p.npz"
-    code, _, err = run_cli(capsys, "run", "--preset", "pythagorean", "--out", str(out))
+    code, stdout, err = run_cli(capsys, "run", "--preset", "pythagorean", "--max-energy-error", "1e-8",
+                                "--out", str(out))
     assert code == 0, err
+    # No warning with the preset's defaults; the adaptive summary counts its steps (issue 12
+    # point 13: it printed "dt=1e-05 x 7000000 steps").
+    assert "warning" not in err and "accepted +" in stdout and "7000000" not in stdout
     arrays, metadata = load_npz(out)
-    assert metadata["integrator"] == "dopri8" and metadata["t_end"] == pytest.approx(70.0, rel=1e-12)
+    assert metadata["integrator"] == "dopri8" and metadata["t_end"] == 70.0 and arrays["t"][-1] == 70.0
+    assert metadata["energy_error_warning"] is False
     # Dopri8 at rtol = 1e-13: measured 2.9e-10 (tests/test_presets.py states the bound).
     assert metadata["max_relative_energy_error"] < 1e-9
 
@@ -255,3 +267,66 @@ def test_readme_ic_example_runs(capsys, tmp_path):
     # here): 4e-5. Measured 1.1e-5.
     assert metadata["max_relative_energy_error"] < 4e-5
     assert metadata["command"][:3] == ["nbody", "run", "--ic"] and metadata["created_utc"]
+
+
+def test_energy_error_over_every_step_warns_flags_and_can_fail(capsys, tmp_path):
+    # Issue 12 point 1: leapfrog at dt = 1e-3 cannot follow the Pythagorean encounters.
+    out = tmp_path / "p.npz"
+    argv = ("run", "--preset", "pythagorean", "--integrator", "leapfrog", "--dt", "1e-3", "--out", str(out))
+    code, stdout, err = run_cli(capsys, *argv)
+    assert code == 0
+    assert "relative energy error reached" in err and "above 1%" in err
+    _, metadata = load_npz(out)
+    assert metadata["energy_error_warning"] is True and metadata["max_relative_energy_error_over"] == "every step"
+    code, _, err = run_cli(capsys, *argv, "--max-energy-error", "0.01")
+    assert code == 3 and "exceeds --max-energy-error 0.01 (exit 3)" in err
+    assert out.exists()  # written before the non-zero exit
+
+
+def test_max_error_is_over_every_step_not_the_snapshots(capsys, tmp_path):
+    # Issue 12 point 6: the reported maximum does not depend on the save cadence.
+    errors = []
+    for save_every in ("1", "1000"):
+        out = tmp_path / f"f{save_every}.npz"
+        code, _, err = run_cli(capsys, "run", "--preset", "figure_eight", "--integrator", "yoshida4",
+                               "--dt", "0.01", "--save-every", save_every, "--out", str(out))
+        assert code == 0, err
+        errors.append(load_npz(out)[1]["max_relative_energy_error"])
+    assert errors[0] == errors[1]
+
+
+def test_end_time_exact_after_ten_periods(capsys, tmp_path):
+    # Issue 12 point 5: --t-end 10T lands exactly on 10T.
+    out = tmp_path / "k.npz"
+    t_end = 10 * nb.kepler_period(a=1.0, total_mass=2.0)
+    code, _, err = run_cli(capsys, "run", "--preset", "kepler", "--t-end", repr(t_end), "--out", str(out))
+    assert code == 0, err
+    assert load_npz(out)[0]["t"][-1] == t_end
+
+
+def test_new_integrator_and_force_records_are_cli_choices_and_app_options(capsys, monkeypatch, tmp_path):
+    # Adding an integrator or a force method is adding one record: the CLI and the
+    # dashboard read the registries.
+    from app.state.ensembles import EnsemblesState, integrator_color
+    from app.state.simulate import SimulationState
+    from nbody_core.forces import FORCE_METHODS, ForceMethod
+    from nbody_core.integrators import INTEGRATORS
+
+    record = INTEGRATORS["leapfrog"]._replace(name="leapfrog_copy", description="a copy, for this test")
+    monkeypatch.setitem(INTEGRATORS, "leapfrog_copy", record)
+    method = ForceMethod("analytic_copy", "a copy, for this test", FORCE_METHODS["analytic"].kernel)
+    monkeypatch.setitem(FORCE_METHODS, "analytic_copy", method)
+    with pytest.raises(SystemExit):
+        main(["run", "--help"])
+    help_text = capsys.readouterr().out
+    assert "leapfrog_copy" in help_text and "analytic_copy" in help_text
+    out = tmp_path / "k.npz"
+    code, _, err = run_cli(capsys, "run", "--preset", "kepler", "--integrator", "leapfrog_copy",
+                           "--forces", "analytic_copy", "--steps", "10", "--out", str(out))
+    assert code == 0, err
+    metadata = load_npz(out)[1]
+    assert metadata["integrator"] == "leapfrog_copy" and metadata["forces"] == "analytic_copy"
+    state = SimulationState()
+    assert "leapfrog_copy" in state.param.integrator.objects and "analytic_copy" in state.param.forces.objects
+    assert "leapfrog_copy" in EnsemblesState().param.integrators.objects
+    assert integrator_color("leapfrog_copy") == record.color

@@ -177,8 +177,8 @@ def test_compare_forces_rejects_bad_input():
 
 def test_time_force_methods_structure_and_extrapolation(monkeypatch):
     # A faster kernel registered by the performance work shows up as a timing method.
-    monkeypatch.setitem(forces.FORCE_METHODS, "lab_test_kernel", "test kernel (Newtonian only)")
-    monkeypatch.setitem(forces._NEWTONIAN_ONLY, "lab_test_kernel", forces.acceleration_analytic)
+    record = forces.ForceMethod("lab_test_kernel", "test kernel (Newtonian only)", forces.FORCE_METHODS["analytic"].kernel)
+    monkeypatch.setitem(forces.FORCE_METHODS, "lab_test_kernel", record)
     assert "jax_lab_test_kernel" in forcelab.timing_methods()
     calls = []
     methods = ("numpy_loop", "numpy_vectorized", "jax_autodiff", "jax_lab_test_kernel")

@@ -22,6 +22,7 @@ import param
 
 from app.limits import LIMITS, check_limit, safe_filename
 from nbody_core import INTEGRATORS, get_preset
+from nbody_core.adaptive import ADAPTIVE_INTEGRATORS
 from nbody_core.ensembles import (
     SUMMARIES,
     SYSTEM_PARAMETERS,
@@ -36,7 +37,18 @@ from nbody_core.ensembles import (
     time_python_loop,
 )
 
-__all__ = ["EnsemblesState", "SWEEP_DEFAULTS", "NO_SWEEP", "CHUNK_SIZE", "parameters_for", "outcome_label"]
+__all__ = ["EnsemblesState", "SWEEP_DEFAULTS", "NO_SWEEP", "CHUNK_SIZE", "parameters_for", "outcome_label",
+           "integrator_color", "INTEGRATOR_NAMES"]
+
+
+def integrator_color(name: str) -> str:
+    """The integrator's plot colour, from its registry record (Okabe-Ito, colour-blind safe)."""
+    record = INTEGRATORS.get(name) or ADAPTIVE_INTEGRATORS.get(name)
+    return record.color if record is not None else "#333333"
+
+
+#: Every integrator name in the registries, fixed-step first.
+INTEGRATOR_NAMES = (*INTEGRATORS, *ADAPTIVE_INTEGRATORS)
 
 NO_SWEEP = "none (seeds only)"
 #: Most members per compiled call in the tab (fewer for large N, see
@@ -116,6 +128,7 @@ class EnsemblesState(param.Parameterized):
 
     def __init__(self, **params):
         super().__init__(**params)
+        self.param.integrators.objects = list(INTEGRATORS)  # the registry, read per session
         self.param.parameter.objects = parameters_for(self.system)
         preset = get_preset(self.system)
         if "dt" not in params:

@@ -107,7 +107,7 @@ class ForcesState(param.Parameterized):
 
     # Results (set by the state, read by the view).
     comparisons = param.Dict(default={}, doc="dtype -> ForceComparison of the current configuration.")
-    precision = param.Array(default=None, doc="[n] relative difference of float32 from float64 autodiff forces.")
+    float32_difference = param.Array(default=None, doc="[n] relative difference of float32 from float64 autodiff forces.")
     error = param.String("", doc="Why the last change was refused ('' when it was accepted).")
     error_count = param.Integer(0, doc="Bumped on every refused change.")
     timing = param.Parameter(default=None, doc="TimingResult of the last sweep.")
@@ -217,7 +217,7 @@ class ForcesState(param.Parameterized):
         self._good = configuration
         self.param.update(
             comparisons=comparisons,
-            precision=precision_difference(comparisons["float32"], comparisons["float64"]),
+            float32_difference=precision_difference(comparisons["float32"], comparisons["float64"]),
             error="",
             computing=False,
         )

@@ -24,8 +24,8 @@ import param
 from app.limits import LIMITS
 from nbody_core import FORCE_METHODS, INTEGRATORS, PRESETS, advance, get_preset
 from nbody_core.io import initial_conditions_csv_text, parse_initial_conditions_csv, trajectory_npz_bytes
-from nbody_core.simulate import Trajectory, conserved_quantities
-from nbody_core.state import ParticleState, PhysicsParams, cast_state
+from nbody_core.simulate import Trajectory, advance_tracked, conserved_quantities
+from nbody_core.state import DTYPES, ParticleState, PhysicsParams, cast_state
 
 __all__ = [
     "UPLOADED",
@@ -52,7 +52,7 @@ URL_PARAMETERS: dict[str, str] = {
     "num_bodies": "n",
     "seed": "seed",
     "integrator": "integrator",
-    "force_method": "forces",
+    "forces": "forces",
     "precision": "precision",
     "dt": "dt",
     "softening": "softening",
@@ -77,12 +77,8 @@ ENERGY_WARNING_LEVEL = 1e-2
 #: change act within one call (a frame of 200 steps at N = 2000 takes seconds).
 CALL_BUDGET_S = 0.05
 ERROR_FLOOR = 1e-17  # below float64 round-off; keeps exact zeros drawable on a log axis
-_DTYPES = {"float64": jnp.float64, "float32": jnp.float32}
-_STATIC = ("preset", "num_bodies", "seed", "integrator", "force_method", "precision")
-
-# Process-wide: (integrator, forces, n, dtype) whose frame function is compiled already.
-_COMPILED: set[tuple] = set()
-_COMPILED_LOCK = threading.Lock()
+_DTYPES = DTYPES
+_STATIC = ("preset", "num_bodies", "seed", "integrator", "forces", "precision")
 
 
 @jax.jit
@@ -148,7 +144,7 @@ class SimulationState(param.Parameterized):
     )
     seed = param.Integer(0, bounds=(0, 2**31 - 1), doc="PRNG seed of random presets.")
     integrator = param.Selector(default="leapfrog", objects=list(INTEGRATORS), doc="Time integrator.")
-    force_method = param.Selector(
+    forces = param.Selector(
         default="tiled", objects=list(FORCE_METHODS),
         doc="Force kernel: tiled (fast hand-coded, default), analytic (reference), autodiff (-grad U), autodiff_tiled, tiled_custom_vjp.",
     )
@@ -169,6 +165,9 @@ class SimulationState(param.Parameterized):
 
     def __init__(self, **params):
         super().__init__(**params)
+        # Read the registries per session: a record added there is an option here.
+        self.param.integrator.objects = list(INTEGRATORS)
+        self.param.forces.objects = list(FORCE_METHODS)
         self._uploaded: ParticleState | None = None
         self._uploaded_name = ""
         self._generation = 0
@@ -196,15 +195,6 @@ class SimulationState(param.Parameterized):
         return PhysicsParams(
             float(base.G), float(self.softening), float(base.screening_length), float(base.power_index)
         )
-
-    @property
-    def compile_key(self) -> tuple:
-        return (self.integrator, self.force_method, self.current.num_bodies, self.precision)
-
-    @property
-    def needs_compile(self) -> bool:
-        with _COMPILED_LOCK:
-            return self.compile_key not in _COMPILED
 
     @property
     def ready(self) -> bool:
@@ -375,13 +365,17 @@ class SimulationState(param.Parameterized):
         """
         start = time.perf_counter()
         with self._lock:
-            generation, state, key = self._generation, self.current, self.compile_key
-            options = dict(integrator=self.integrator, forces=self.force_method)
+            generation, state = self._generation, self.current
+            options = dict(integrator=self.integrator, forces=self.forces)
             params = self.physics_params
             dt = float(self.dt)
         # num_steps is traced: a zero-step call compiles the very function later frames use.
-        jax.block_until_ready(advance(state, 0, dt=dt, params=params, **options))
+        # The compiled function is keyed by hashable records (integrator, force method,
+        # potential) and the state's shape, so every session of the process shares it.
         quantities, momentum_scale, angular_scale = jax.device_get(_diagnostics(state, params))
+        jax.block_until_ready(
+            advance_tracked(state, 0, reference_energy=quantities.energy, dt=dt, params=params, **options)
+        )
         reference = _Reference(
             float(quantities.energy),
             np.asarray(quantities.linear_momentum, np.float64),
@@ -389,8 +383,6 @@ class SimulationState(param.Parameterized):
             float(momentum_scale),
             float(angular_scale),
         )
-        with _COMPILED_LOCK:
-            _COMPILED.add(key)
         with self._lock:
             if generation == self._generation and self._reference is None:
                 self._reference = reference
@@ -422,16 +414,23 @@ class SimulationState(param.Parameterized):
             params = self.physics_params
             steps = int(self.steps_per_frame)
             dt = float(self.dt)
-            options = dict(dt=dt, params=params, integrator=self.integrator, forces=self.force_method)
+            options = dict(dt=dt, params=params, integrator=self.integrator, forces=self.forces)
+            reference_energy = self._reference.energy
             previous = self.current
         start = time.perf_counter()
-        state, done = previous, 0
+        # The energy error over EVERY step of the frame, not only its last: a frame can pass
+        # through a close encounter and come back (costs one potential per step).
+        state, done, step_error = previous, 0, 0.0
         while done < steps:
             if (cancelled is not None and cancelled()) or generation != self._generation:
                 return None
             chunk = min(steps - done, self._chunk_steps)
             call_start = time.perf_counter()
-            state = jax.block_until_ready(advance(state, chunk, **options))
+            state, chunk_error = jax.block_until_ready(
+                advance_tracked(state, chunk, reference_energy=reference_energy, **options)
+            )
+            chunk_error = float(chunk_error)
+            step_error = chunk_error if not chunk_error <= step_error else step_error  # NaN wins
             per_step = (time.perf_counter() - call_start) / chunk
             self._chunk_steps = max(1, min(LIMITS.max_steps_per_frame, int(CALL_BUDGET_S / max(per_step, 1e-9))))
             done += chunk
@@ -447,8 +446,9 @@ class SimulationState(param.Parameterized):
                 self.last_frame_seconds = time.perf_counter() - start
                 return FrameDiagnostics(*(np.empty(0) for _ in range(4)))
             point = self._commit(state, host, quantities, steps)
-            if self.energy_warning is None and point[1] > ENERGY_WARNING_LEVEL:
-                self.energy_warning = self._energy_message(point[1])
+            worst = max(point[1], float(step_error))
+            if self.energy_warning is None and worst > ENERGY_WARNING_LEVEL:
+                self.energy_warning = self._energy_message(worst)
             self.last_frame_seconds = time.perf_counter() - start
             return FrameDiagnostics(*(np.array([v]) for v in point))
 
@@ -481,7 +481,7 @@ class SimulationState(param.Parameterized):
         """The frame from ``previous`` went non-finite: redo it one step at a time (same
         compiled function: the step count is traced), keep the last finite state and record
         where and why it failed in :attr:`fault`."""
-        options = dict(dt=float(self.dt), params=params, integrator=self.integrator, forces=self.force_method)
+        options = dict(dt=float(self.dt), params=params, integrator=self.integrator, forces=self.forces)
         good, good_steps = previous, 0
         if math.isfinite(self._reference.energy):
             for _ in range(int(self.steps_per_frame) - 1):  # the whole frame is known to fail

@@ -21,14 +21,17 @@ from bokeh.models import ColumnDataSource, HoverTool, Title
 from bokeh.plotting import figure
 
 from app.limits import LIMITS
-from app.state.ensembles import NO_SWEEP, EnsemblesState, outcome_label
+from app.state.ensembles import INTEGRATOR_NAMES, NO_SWEEP, EnsemblesState, integrator_color, outcome_label
 from app.views._common import locked, run_locked, show_message
 from nbody_core import get_preset
 from nbody_core.ensembles import EnsembleCancelled
 
-__all__ = ["EnsemblesView", "HISTOGRAMS", "INTEGRATOR_COLORS"]
+__all__ = ["EnsemblesView", "HISTOGRAMS", "INTEGRATOR_COLORS", "integrator_color"]
 
-INTEGRATOR_COLORS = {"euler": "#7f7f7f", "leapfrog": "#1f77b4", "yoshida4": "#d62728", "rk4": "#2ca02c"}
+
+
+#: Integrator name -> colour at import time (use :func:`integrator_color` for live records).
+INTEGRATOR_COLORS = {name: integrator_color(name) for name in INTEGRATOR_NAMES}
 #: Outcomes with a histogram each; True = histogram of log10 of the value.
 HISTOGRAMS = {
     "max_energy_error": True,
@@ -321,7 +324,7 @@ class EnsemblesView(pn.viewable.Viewer):
         ])
         self.points.data = {
             "x": x, "y": y, "value_x": x_raw, "value_y": y_raw, "integrator": integrators, "label": labels,
-            "color": [INTEGRATOR_COLORS.get(n, "#333333") for n in integrators],
+            "color": [integrator_color(n) for n in integrators],
             "member": np.arange(result.num_members),
         }
         fits = {"xs": [], "ys": [], "color": []}
@@ -333,7 +336,7 @@ class EnsemblesView(pn.viewable.Viewer):
             ends = np.array([x[chosen].min(), x[chosen].max()])
             fits["xs"].append(ends.tolist())
             fits["ys"].append((slope * ends + intercept).tolist())
-            fits["color"].append(INTEGRATOR_COLORS.get(integrator, "#333333"))
+            fits["color"].append(integrator_color(integrator))
         self.fits.data = fits
         x_label = "member (seed index)" if name is None else ("log10 " if log_x else "") + (
             "dt (step taken)" if name == "dt" else name)

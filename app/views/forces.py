@@ -341,9 +341,9 @@ class ForcesView(pn.viewable.Viewer):
             self.hist_sources[dtype].data = dict(self.hist_sources[dtype].data, count=counts)
             if values is not None:
                 medians[dtype] = float(np.median(values))
-        counts, _ = log10_histogram(state.precision, edges=HIST_EDGES)
+        counts, _ = log10_histogram(state.float32_difference, edges=HIST_EDGES)
         self.hist_sources["precision"].data = dict(self.hist_sources["precision"].data, count=counts)
-        precision_median = float(np.median(state.precision))
+        precision_median = float(np.median(state.float32_difference))
         if current.applicable:
             self.histogram.title.text = "|F autodiff - F hand-coded| / |F hand-coded| per body"
             self.histogram_subtitle.text = (

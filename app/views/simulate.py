@@ -114,7 +114,7 @@ class SimulateView(pn.viewable.Viewer):
         # they could overtake a frame still queued for sending (the browser then drew a
         # frame of the previous run after the redraw).
         self.state.param.watch(
-            self.runner.locked(self._on_rebuilt), ["preset", "num_bodies", "seed", "integrator", "force_method", "precision"]
+            self.runner.locked(self._on_rebuilt), ["preset", "num_bodies", "seed", "integrator", "forces", "precision"]
         )
         self.state.param.watch(
             self.runner.locked(self._on_display_change), ["projection", "color_by", "size_by_mass", "trails", "trail_length"]
@@ -223,8 +223,8 @@ class SimulateView(pn.viewable.Viewer):
             description=doc("integrator"),
         )
         self.force_select = pn.widgets.Select(
-            label="Force method", value=state.force_method, options=list(state.param.force_method.objects),
-            description=doc("force_method"),
+            label="Force method", value=state.forces, options=list(state.param.forces.objects),
+            description=doc("forces"),
         )
         self.precision_select = pn.widgets.RadioButtonGroup(
             value=state.precision, options=list(state.param.precision.objects)
@@ -256,7 +256,7 @@ class SimulateView(pn.viewable.Viewer):
         self.size_switch = pn.widgets.Checkbox(label="Size by mass", value=state.size_by_mass)
         for widget, name in (
             (self.preset_select, "preset"), (self.seed_input, "seed"), (self.integrator_select, "integrator"),
-            (self.force_select, "force_method"), (self.precision_select, "precision"),
+            (self.force_select, "forces"), (self.precision_select, "precision"),
             (self.steps_slider, "steps_per_frame"), (self.speed_slider, "frame_rate"), (self.trails_switch, "trails"),
             (self.trail_slider, "trail_length"), (self.projection_select, "projection"),
             (self.color_select, "color_by"), (self.size_switch, "size_by_mass"),
@@ -744,7 +744,7 @@ class SimulateView(pn.viewable.Viewer):
         self.status.object = (
             f"{mode} &nbsp; t = <b>{state.time:.4g}</b> &nbsp;·&nbsp; <b>{steps:,.0f}</b> steps/s"
             f" &nbsp;·&nbsp; <b>{fps:.1f}</b> frames/s &nbsp;·&nbsp; N = {state.current.num_bodies}"
-            f" &nbsp;·&nbsp; {state.integrator}, {state.force_method}, {state.precision},"
+            f" &nbsp;·&nbsp; {state.integrator}, {state.forces}, {state.precision},"
             f" dt = {state.dt:.3g}, ε = {state.softening:.3g}"
         )
 

@@ -1,9 +1,10 @@
 """``nbody run``: integrate a preset or a CSV of initial conditions and save an npz.
 
-The trajectory is computed in equal jitted chunks (one compilation) so a progress bar can
-follow long runs; the npz is written atomically and holds ``t``, ``position``,
-``velocity``, ``mass``, ``energy`` (plus momenta) and a JSON ``metadata`` entry with every
-parameter, the units of every array, package versions and the seed.
+The trajectory is computed by the core's own loop (``simulate`` / ``simulate_adaptive``) in
+equal jitted chunks (one compilation) so a progress bar can follow long runs; the npz is
+written atomically and holds ``t``, ``position``, ``velocity``, ``mass``, ``energy`` (plus
+momenta) and a JSON ``metadata`` entry with every parameter, the units of every array,
+package versions, the seed and the maximum relative energy error over EVERY step.
 """
 
 from __future__ import annotations
@@ -17,12 +18,22 @@ from pathlib import Path
 
 from nbody_core.cli import check_output_path, exit_now_if_computing, one_line_errors, run_in_worker, seed
 
-FIXED_STEP_INTEGRATORS = ("euler", "leapfrog", "yoshida4", "rk4")
-ADAPTIVE = "dopri8"
-ADAPTIVE_CHOICES = (ADAPTIVE, "ias15")  # see nbody_core.adaptive.ADAPTIVE_INTEGRATORS
 DEFAULT_MAX_SNAPSHOTS = 1000  # --save-every defaults to keep at most this many snapshots
+DEFAULT_ADAPTIVE_SAVES = 100  # --save-interval defaults to the duration / this
 PROGRESS_WORK_THRESHOLD = 2e8  # pair interactions above which "auto" shows a progress bar
 PROGRESS_CHUNKS = 20
+#: Relative energy error above which a run warns on stderr and flags its metadata (the
+#: dashboard's ENERGY_WARNING_LEVEL).
+ENERGY_WARNING_LEVEL = 1e-2
+EXIT_ENERGY_ERROR = 3  # --max-energy-error exceeded
+
+
+def _integrator_names() -> tuple[list[str], list[str]]:
+    """(fixed-step, adaptive) integrator names, from the registries."""
+    from ..adaptive import ADAPTIVE_INTEGRATORS
+    from ..integrators import INTEGRATORS
+
+    return list(INTEGRATORS), list(ADAPTIVE_INTEGRATORS)
 
 
 
@@ -48,32 +59,50 @@ def register(subparsers) -> None:
         metavar="SYSTEM",
         help="unit system of --ic data (nbody, au_msun_yr, cgs, si, pc_msun_myr); sets the default G",
     )
+    from ..forces import FORCE_METHODS
+    from ..state import DTYPES
+
+    fixed, adaptive = _integrator_names()
     integration = parser.add_argument_group("integration")
     integration.add_argument(
         "--integrator",
-        help=f"one of {', '.join(FIXED_STEP_INTEGRATORS)} or {' / '.join(ADAPTIVE_CHOICES)} (adaptive); default: "
-        "the preset's (see `nbody presets`), leapfrog for --ic",
+        help=f"fixed-step: {', '.join(fixed)}; adaptive: {', '.join(adaptive)} "
+        "(default: the preset's, see `nbody presets`; leapfrog for --ic)",
     )
-    integration.add_argument("--dt", type=float, help="time step (default: the preset's)")
     integration.add_argument(
-        "--t-end", type=float, help="duration; the steps are made uniform so the run lands exactly on it"
+        "--t-end", type=float,
+        help="END time (runs start at the initial conditions' time, 0 for presets and CSV files); "
+        "fixed steps are made uniform so the run lands exactly on it (default: the preset's)",
     )
-    integration.add_argument("--steps", type=int, help="number of steps (instead of --t-end)")
-    integration.add_argument(
+    fixed_group = parser.add_argument_group("fixed-step integrators")
+    fixed_group.add_argument("--dt", type=float, help="time step (default: the preset's)")
+    fixed_group.add_argument("--steps", type=int, help="number of steps (instead of --t-end)")
+    fixed_group.add_argument(
         "--save-every",
         type=int,
         help=f"save every k-th step (default: at most {DEFAULT_MAX_SNAPSHOTS} snapshots)",
     )
-    integration.add_argument("--rtol", type=float, default=1e-13, help="dopri8 tolerance (default 1e-13)")
+    adaptive_group = parser.add_argument_group("adaptive integrators (no --dt: the step size adapts)")
+    adaptive_group.add_argument(
+        "--rtol", type=float, default=1e-13,
+        help="relative error tolerance per step (default 1e-13; dopri8: ias15 controls its own steps)",
+    )
+    adaptive_group.add_argument(
+        "--atol", type=float, help="absolute error tolerance per step (default: the --rtol value; dopri8)"
+    )
+    adaptive_group.add_argument(
+        "--save-interval", type=float, metavar="T",
+        help=f"time between snapshots (default: the duration / {DEFAULT_ADAPTIVE_SAVES})",
+    )
     physics = parser.add_argument_group("physics")
     physics.add_argument("--softening", type=float, help="Plummer softening length (default: the preset's)")
     physics.add_argument("--G", type=float, dest="G", help="gravitational constant (default: the unit system's)")
     physics.add_argument(
         "--forces",
         default="tiled",
-        help="force method: tiled (default, fast hand-coded), analytic (reference), autodiff, autodiff_tiled",
+        help=f"force method: {', '.join(FORCE_METHODS)} (default tiled, the fast hand-coded kernel)",
     )
-    physics.add_argument("--dtype", default="float64", help="float64 (default) or float32")
+    physics.add_argument("--dtype", default="float64", help=f"{' or '.join(DTYPES)} (default float64)")
     output = parser.add_argument_group("output")
     output.add_argument("--out", metavar="FILE.npz", help="write the trajectory here (atomically)")
     output.add_argument(
@@ -81,6 +110,11 @@ def register(subparsers) -> None:
         choices=("auto", "always", "never"),
         default="auto",
         help="progress bar on stderr: auto = long runs on a terminal",
+    )
+    output.add_argument(
+        "--max-energy-error", type=float, metavar="X",
+        help=f"exit with status {EXIT_ENERGY_ERROR} (after writing --out) when the maximum relative "
+        "energy error over every step exceeds X; past 1%% a run always warns on stderr",
     )
     parser.set_defaults(handler=handle)
 
@@ -139,9 +173,15 @@ def _check_normal_masses(mass, dtype) -> None:
         )
 
 
-def _resolve_steps(args, preset) -> tuple[int, float]:
+def _resolve_steps(args, preset, t0: float) -> tuple[int, float, float | None, float]:
+    """Fixed-step plan: ``(num_steps, dt, t_end, requested dt)`` (``t_end`` None with
+    ``--steps``; ``dt`` <= the requested one, uniform steps landing on ``t_end``)."""
     from ..simulate import steps_for_duration, validate_run_options
 
+    if args.save_interval is not None:
+        raise ValueError("--save-interval applies to adaptive integrators; use --save-every with fixed steps")
+    if args.atol is not None:
+        raise ValueError("--atol applies to adaptive integrators")
     if args.t_end is not None and args.steps is not None:
         raise ValueError("give at most one of --t-end and --steps")
     dt = args.dt if args.dt is not None else (preset.dt if preset is not None else None)
@@ -151,165 +191,156 @@ def _resolve_steps(args, preset) -> tuple[int, float]:
     if args.steps is not None:
         if args.steps < 1:
             raise ValueError(f"--steps must be a positive integer, got {args.steps}")
-        return args.steps, dt
+        return args.steps, dt, None, dt
+    t_end = _end_time(args, preset, t0)
+    num_steps, uniform_dt = steps_for_duration(t_end - t0, dt)
+    return num_steps, uniform_dt, t_end, dt
+
+
+def _end_time(args, preset, t0: float) -> float:
     t_end = args.t_end if args.t_end is not None else (preset.t_end if preset is not None else None)
     if t_end is None:
         raise ValueError("--t-end or --steps is required with --ic")
     _positive_finite("--t-end", t_end)
-    return steps_for_duration(t_end, dt)
+    if t_end <= t0:
+        raise ValueError(f"--t-end is an end time and must be later than the start time {t0:g}, got {t_end!r}")
+    return t_end
 
 
-def _chunks(num_blocks: int, show_progress: bool) -> list[int]:
-    """Split ``num_blocks`` save blocks into equal chunks (plus at most one shorter one)."""
-    if not show_progress or num_blocks < 2:
-        return [num_blocks] if num_blocks else []
-    size = max(1, math.ceil(num_blocks / PROGRESS_CHUNKS))
-    full, rest = divmod(num_blocks, size)
-    return [size] * full + ([rest] if rest else [])
+def _resolve_saves(args, preset, t0: float) -> tuple[int, float]:
+    """Adaptive plan: ``(num_saves, t_end)``. ``--dt`` is taken as a --save-interval, with a note."""
+    if args.steps is not None:
+        raise ValueError("--steps applies to fixed-step integrators; give --t-end (and --save-interval)")
+    if args.save_every is not None:
+        raise ValueError("--save-every applies to fixed-step integrators; use --save-interval T")
+    _positive_finite("--atol", args.atol)
+    interval = args.save_interval
+    if args.dt is not None:
+        if interval is not None:
+            raise ValueError("give --save-interval, not --dt, with an adaptive integrator")
+        print(
+            "nbody run: note: an adaptive integrator chooses its own steps; --dt is taken as the "
+            "time between snapshots (say --save-interval)",
+            file=sys.stderr,
+        )
+        interval = args.dt
+    _positive_finite("--save-interval", interval)
+    t_end = _end_time(args, preset, t0)
+    if interval is None:
+        return DEFAULT_ADAPTIVE_SAVES, t_end
+    # Whole intervals; 1e-9 keeps 1.0 / 0.1 = 9.999... from making an 11th.
+    return max(1, math.ceil((t_end - t0) / interval - 1e-9)), t_end
 
 
 class _Completed(list):
-    """Snapshot pieces finished so far, each computed before it is appended (JAX dispatches
-    asynchronously), so an interrupted run can save them without waiting for the next."""
-
-    def append(self, piece) -> None:
-        import jax
-
-        super().append(jax.block_until_ready(piece))
+    """Snapshot pieces finished so far (the core hands each over computed), so an
+    interrupted run can save them without waiting for the next."""
 
 
 def _concatenate(pieces):
+    """One trajectory from the pieces that chunks completed (an interrupted run)."""
     import jax.numpy as jnp
 
+    whole = ("mass", "units", "max_relative_energy_error")
     fields = {
-        name: jnp.concatenate([getattr(p, name) for p in pieces])
-        for name in pieces[0]._fields
-        if name not in ("mass", "units")
+        name: jnp.concatenate([getattr(p, name) for p in pieces]) for name in pieces[0]._fields if name not in whole
     }
-    return type(pieces[0])(mass=pieces[0].mass, units=pieces[0].units, **fields)
+    last = pieces[-1]
+    return type(last)(
+        mass=last.mass, units=last.units, max_relative_energy_error=last.max_relative_energy_error, **fields
+    )
 
 
-def _run_fixed(state, params, args, num_steps, dt, save_every, progress_bar, completed=None):
-    import jax
-    import jax.numpy as jnp
+def _progress(progress_bar, completed):
+    """``on_chunk(done, piece)`` for the core's loops: keep the piece, move the bar."""
+    done = [0]
 
+    def on_chunk(now, piece):
+        completed.append(piece)
+        if progress_bar is not None:
+            progress_bar.update(now - done[0])
+        done[0] = now
+
+    return on_chunk
+
+
+def _run_fixed(state, params, args, plan, progress_bar, completed):
     from ..simulate import simulate
 
-    blocks, remainder = divmod(num_steps, save_every)
-    pieces = [] if completed is None else completed
-    for chunk in _chunks(blocks, progress_bar is not None or completed is not None):
-        trajectory = simulate(
-            state, dt=dt, num_steps=chunk * save_every, save_every=save_every, params=params,
-            integrator=args.integrator, forces=args.forces,
-        )
-        pieces.append(trajectory if not pieces else jax.tree.map(lambda x: x[1:], trajectory))
-        state = trajectory.final_state
-        if progress_bar is not None:
-            jax.block_until_ready(state)
-            progress_bar.update(chunk * save_every)
-    if remainder:
-        trajectory = simulate(
-            state, dt=dt, num_steps=remainder, save_every=save_every, params=params,
-            integrator=args.integrator, forces=args.forces,
-        )
-        pieces.append(trajectory if not pieces else jax.tree.map(lambda x: x[1:], trajectory))
-        if progress_bar is not None:
-            progress_bar.update(remainder)
-    mass = pieces[0].mass
-    fields = {
-        name: jnp.concatenate([getattr(p, name) for p in pieces])
-        for name in pieces[0]._fields
-        if name not in ("mass", "units")
+    num_steps, dt, t_end, requested_dt, save_every = plan
+    # With an end time the core makes the steps uniform itself and lands exactly on it.
+    timing = dict(dt=dt, num_steps=num_steps) if t_end is None else dict(dt=requested_dt, t_end=t_end)
+    trajectory = simulate(
+        state, save_every=save_every, params=params, integrator=args.integrator, forces=args.forces,
+        track_energy=True, chunks=PROGRESS_CHUNKS, on_chunk=_progress(progress_bar, completed), **timing,
+    )
+    return trajectory, None
+
+
+def _run_adaptive(state, params, args, plan, progress_bar, completed):
+    from ..adaptive import RESULTS, simulate_adaptive
+
+    num_saves, t_end = plan
+    trajectory, stats = simulate_adaptive(
+        state, t_end=t_end, num_saves=num_saves, params=params, rtol=args.rtol,
+        atol=args.rtol if args.atol is None else args.atol, forces=args.forces,
+        integrator=args.integrator, chunks=PROGRESS_CHUNKS, on_chunk=_progress(progress_bar, completed),
+    )
+    if stats["result"] is not RESULTS.successful:
+        raise ValueError(f"{args.integrator} failed: {stats['message']}")
+    return trajectory, {
+        "accepted_steps": stats["accepted_steps"],
+        "rejected_steps": stats["rejected_steps"],
+        "result": stats["result"].value,
     }
-    return type(pieces[0])(mass=mass, units=pieces[0].units, **fields), {}
-
-
-def _run_adaptive(state, params, args, num_steps, dt, save_every, progress_bar, completed=None):
-    import jax
-    import jax.numpy as jnp
-
-    from ..adaptive import simulate_adaptive
-
-    num_saves = math.ceil(num_steps / save_every)
-    interval = num_steps * dt / num_saves
-    chunks = _chunks(num_saves, progress_bar is not None or completed is not None)
-    # Equal chunks share one compilation; the save grid is the fixed-step one.
-    pieces, totals = [] if completed is None else completed, {"accepted_steps": 0, "rejected_steps": 0}
-    for chunk in chunks:
-        if args.integrator == "ias15":  # t_end is an end time there; no tolerance option
-            from ..ias15 import simulate_ias15
-
-            trajectory, stats = simulate_ias15(
-                state, t_end=float(state.time) + chunk * interval, num_saves=chunk, params=params,
-                forces=args.forces,
-            )
-        else:
-            trajectory, stats = simulate_adaptive(
-                state, t_end=chunk * interval, num_saves=chunk, params=params,
-                rtol=args.rtol, atol=args.rtol, forces=args.forces,
-            )
-        if stats["result"] != "successful":
-            raise ValueError(f"{args.integrator} failed: {stats['result']}")
-        totals["accepted_steps"] += stats["accepted_steps"]
-        totals["rejected_steps"] += stats["rejected_steps"]
-        pieces.append(trajectory if not pieces else jax.tree.map(lambda x: x[1:], trajectory))
-        state = trajectory.final_state
-        if progress_bar is not None:
-            progress_bar.update(round(chunk * interval / dt))
-    mass = pieces[0].mass
-    fields = {
-        name: jnp.concatenate([getattr(p, name) for p in pieces])
-        for name in pieces[0]._fields
-        if name not in ("mass", "units")
-    }
-    return type(pieces[0])(mass=mass, units=pieces[0].units, **fields), totals
 
 
 def handle(args: argparse.Namespace) -> int:
-    import jax.numpy as jnp
     import numpy as np
 
-    from ..forces import FORCE_METHODS, acceleration_function
+    from ..forces import get_force_method
     from ..io import atomic_write_bytes, trajectory_npz_bytes
     from ..provenance import provenance
     from ..simulate import first_nonfinite_index, validate_run_options
-    from ..state import cast_state
+    from ..state import cast_state, get_dtype
 
     out_path = None if args.out is None else check_output_path(args.out)
-    if args.integrator is None:
-        # The preset's own integrator: with it, its dt and t_end the run is right (pythagorean
-        # needs an adaptive one; tests/test_presets.py). A bad name is reported below.
-        from ..presets import PRESETS
-
-        default = PRESETS.get(args.preset) if args.ic is None and isinstance(args.preset, str) else None
-        args.integrator = default.integrator if default is not None else "leapfrog"
-    if args.integrator not in FIXED_STEP_INTEGRATORS + ADAPTIVE_CHOICES:
-        raise ValueError(
-            f"unknown integrator {args.integrator!r}; choose one of "
-            f"{', '.join(FIXED_STEP_INTEGRATORS + ADAPTIVE_CHOICES)}"
-        )
-    if args.forces not in FORCE_METHODS:
-        raise ValueError(f"unknown force method {args.forces!r}; choose one of {', '.join(sorted(FORCE_METHODS))}")
-    dtypes = {"float64": jnp.float64, "float32": jnp.float32}
-    if args.dtype not in dtypes:
-        raise ValueError(f"unknown dtype {args.dtype!r}; choose float64 or float32")
+    fixed, adaptive = _integrator_names()
+    if args.integrator is not None and args.integrator not in fixed + adaptive:
+        raise ValueError(f"unknown integrator {args.integrator!r}; choose one of {', '.join(fixed + adaptive)}")
+    get_force_method(args.forces)
+    dtype = get_dtype(args.dtype)
     if args.save_every is not None and args.save_every < 1:
         raise ValueError(f"--save-every must be a positive integer, got {args.save_every}")
     _positive_finite("--rtol", args.rtol)
+    if args.max_energy_error is not None and not (args.max_energy_error >= 0 and math.isfinite(args.max_energy_error)):
+        raise ValueError(f"--max-energy-error must be a finite number >= 0, got {args.max_energy_error!r}")
 
     state, params, units, preset, names = _load_system(args)
+    if args.integrator is None:
+        args.integrator = getattr(preset, "integrator", None) or "leapfrog"
+    is_adaptive = args.integrator in adaptive
     if args.softening is not None:
         params = params._replace(softening=args.softening)
     if args.G is not None:
         params = params._replace(G=args.G)
     validate_run_options(params=params)
-    acceleration_function(args.forces, "newtonian")
-    num_steps, dt = _resolve_steps(args, preset)
-    save_every = args.save_every or max(1, math.ceil(num_steps / DEFAULT_MAX_SNAPSHOTS))
-    _check_normal_masses(state.mass, dtypes[args.dtype])
-    state = cast_state(state, dtypes[args.dtype])
+    get_force_method(args.forces).check("newtonian")
+    t0 = float(np.asarray(state.time))
+    if is_adaptive:
+        plan = _resolve_saves(args, preset, t0)
+        num_steps, dt, save_every = None, None, None
+        total = plan[0]  # progress in save intervals
+    else:
+        num_steps, dt, t_end, requested_dt = _resolve_steps(args, preset, t0)
+        save_every = args.save_every or max(1, math.ceil(num_steps / DEFAULT_MAX_SNAPSHOTS))
+        plan = (num_steps, dt, t_end, requested_dt, save_every)
+        total = num_steps
+    _check_normal_masses(state.mass, dtype)
+    state = cast_state(state, dtype)
 
-    work = num_steps * state.num_bodies**2
+    # An adaptive run's work is unknown beforehand: count it as one step per save interval.
+    work = total * state.num_bodies**2
     show = args.progress == "always" or (
         args.progress == "auto" and work > PROGRESS_WORK_THRESHOLD and sys.stderr.isatty()
     )
@@ -317,20 +348,20 @@ def handle(args: argparse.Namespace) -> int:
     if show:
         from tqdm import tqdm
 
-        progress_bar = tqdm(total=num_steps, unit="step", file=sys.stderr, desc="nbody run", leave=False)
+        progress_bar = tqdm(
+            total=total, unit="save" if is_adaptive else "step", file=sys.stderr, desc="nbody run", leave=False
+        )
     started = time.perf_counter()
     completed = _Completed()  # chunks finished so far: what an interrupted run keeps
     interrupted = False
     try:
-        runner = _run_adaptive if args.integrator in ADAPTIVE_CHOICES else _run_fixed
+        runner = _run_adaptive if is_adaptive else _run_fixed
         try:
-            trajectory, adaptive_stats = run_in_worker(
-                runner, state, params, args, num_steps, dt, save_every, progress_bar, completed
-            )
+            trajectory, adaptive_stats = run_in_worker(runner, state, params, args, plan, progress_bar, completed)
         except KeyboardInterrupt:
             if out_path is None or not completed:
                 raise
-            trajectory, adaptive_stats, interrupted = _concatenate(list(completed)), {}, True
+            trajectory, adaptive_stats, interrupted = _concatenate(list(completed)), None, True
         energy = np.asarray(trajectory.energy)
     finally:
         if progress_bar is not None:
@@ -341,25 +372,31 @@ def handle(args: argparse.Namespace) -> int:
     # A non-finite run (reported below as one warning line) must not also spray numpy
     # RuntimeWarnings on stderr.
     with np.errstate(all="ignore"), warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # nanmax of an all-NaN array
+        warnings.simplefilter("ignore", RuntimeWarning)
         relative_error = np.abs(energy - energy[0]) / abs(energy[0])
-        max_error = float(np.nanmax(relative_error))
+    # Over every step (tracked inside the core's loop), not only the saved snapshots.
+    max_error = float(trajectory.max_relative_energy_error)
+    energy_warning = not (max_error <= ENERGY_WARNING_LEVEL)  # NaN (a blow-up) warns too
     t_final = float(trajectory.time[-1])
     label = units.label
     metadata = {
         "source": {"preset": args.preset, "ic": args.ic, "n": int(state.num_bodies), "seed": args.seed},
         "body_names": names,
         "integrator": args.integrator,
+        "adaptive": is_adaptive,
+        # Fixed steps only: the step taken, the number of steps and the save cadence.
         "dt": dt,
         "num_steps": num_steps,
+        "save_every": save_every,
+        # Adaptive only: the time between snapshots, the tolerances and the steps it took.
+        "save_interval": (t_final - t0) / plan[0] if is_adaptive and not interrupted else None,
+        "rtol": args.rtol if is_adaptive and args.integrator != "ias15" else None,
+        "atol": (args.rtol if args.atol is None else args.atol) if is_adaptive and args.integrator != "ias15" else None,
+        "adaptive_stats": adaptive_stats,
         # Ctrl-C: the snapshots completed before it are saved; t_end says how far it got.
         "interrupted": interrupted,
         "t_start": float(trajectory.time[0]),
         "t_end": t_final,
-        "save_every": save_every,
-        "rtol": args.rtol if args.integrator == ADAPTIVE else None,
-        "atol": args.rtol if args.integrator == ADAPTIVE else None,
-        "adaptive_stats": adaptive_stats or None,
         "forces": args.forces,
         "potential": "newtonian",
         "dtype": args.dtype,
@@ -375,8 +412,11 @@ def handle(args: argparse.Namespace) -> int:
             "angular_momentum": label("angular_momentum"),
             "G": f"{label('length')}^3 / ({label('mass')} {label('time')}^2)",
         },
-        "final_relative_energy_error": float(relative_error[-1]),
-        "max_relative_energy_error": max_error if np.isfinite(relative_error).any() else None,
+        "final_relative_energy_error": float(relative_error[-1]) if np.isfinite(relative_error[-1]) else None,
+        "max_relative_energy_error": max_error if math.isfinite(max_error) else None,
+        "max_relative_energy_error_over": "every step",
+        "energy_error_warning": energy_warning,
+        "energy_warning_level": ENERGY_WARNING_LEVEL,
         "first_nonfinite_snapshot": bad,
         "wall_seconds_including_compile": round(wall, 3),
         **provenance(getattr(args, "command_line", None)),
@@ -392,10 +432,18 @@ def handle(args: argparse.Namespace) -> int:
         exit_now_if_computing(130)
         return 130
     name = args.preset or Path(args.ic).name
+    if is_adaptive:
+        tolerance = "" if args.integrator == "ias15" else f" rtol={args.rtol:.3g},"
+        steps = (
+            f"{args.integrator}{tolerance} {adaptive_stats['accepted_steps']} accepted + "
+            f"{adaptive_stats['rejected_steps']} rejected steps"
+        )
+    else:
+        steps = f"{args.integrator} dt={dt:.6g} x {num_steps} steps"
     summary = (
-        f"{name}: {state.num_bodies} bodies, {args.integrator} dt={dt:.6g} x {num_steps} steps "
-        f"to t={t_final:.6g} {label('time')}, {len(energy)} snapshots; relative energy error "
-        f"final {relative_error[-1]:.2e}, max {max_error:.2e}; {wall:.2f} s"
+        f"{name}: {state.num_bodies} bodies, {steps} to t={t_final:.6g} {label('time')}, "
+        f"{len(energy)} snapshots; relative energy error final {relative_error[-1]:.2e}, "
+        f"max {max_error:.2e} (every step); {wall:.2f} s"
         + (f"; wrote {out_path}" if out_path is not None else "")
     )
     print(summary)
@@ -406,4 +454,18 @@ def handle(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 1
+    if energy_warning:
+        hint = "tighten --rtol" if is_adaptive else "try a smaller --dt or an adaptive --integrator"
+        print(
+            f"nbody run: warning: the relative energy error reached {max_error:.2e}, above "
+            f"{ENERGY_WARNING_LEVEL:.0%}: this trajectory is not to be trusted; {hint}",
+            file=sys.stderr,
+        )
+    if args.max_energy_error is not None and not (max_error <= args.max_energy_error):
+        print(
+            f"nbody run: error: the relative energy error {max_error:.2e} exceeds "
+            f"--max-energy-error {args.max_energy_error:g} (exit {EXIT_ENERGY_ERROR})",
+            file=sys.stderr,
+        )
+        return EXIT_ENERGY_ERROR
     return 0

@@ -29,7 +29,7 @@ def test_state_compares_both_dtypes_for_newtonian(view):
     assert d64.shape == d32.shape == (64,)
     # Round-off of each dtype (eps 2.2e-16 and 1.2e-7): orders of magnitude apart.
     assert np.median(d64) < 1e-14 and 1e-9 < np.median(d32) < 1e-5
-    assert state.precision.shape == (64,)
+    assert state.float32_difference.shape == (64,)
 
 
 def test_view_draws_arrows_scatter_and_both_histograms(view):

@@ -141,7 +141,7 @@ def test_url_settings_round_trip_and_tampered_values_are_rejected():
         "plummer", 64, "rk4", 0.0005, 0.02)
     assert state.projection == "yz" and state.trails is False
     assert [r.split(":")[0] for r in rejected] == ["forces=<script>", "steps=abc", "fps=1000"]
-    assert state.steps_per_frame == 10 and state.frame_rate == 30 and state.force_method == "tiled"
+    assert state.steps_per_frame == 10 and state.frame_rate == 30 and state.forces == "tiled"
     again = SimulationState()
     assert again.apply_settings(state.url_settings()) == []
     assert again.url_settings() == state.url_settings()
@@ -256,3 +256,16 @@ def test_empty_upload_is_reported():
 def test_user_text_in_messages_is_neither_html_nor_markdown(view):
     view.notify("forces=__import__('os'): <img src=x onerror=alert(1)>")
     assert "<img" not in view.message.object and r"\_\_import\_\_" in view.message.object
+
+
+def test_sessions_share_one_compile_per_configuration():
+    # Issue 10 item 5: no app-side cache; the core's jitted frame function is keyed by
+    # hashable records (integrator, force method, potential) and the state's shape, so a
+    # second session with the same configuration reuses the first one's compilation.
+    first = SimulationState(preset="figure_eight", integrator="rk4", forces="analytic")
+    first.prepare()
+    size = _simulate_module._advance._cache_size()
+    second = SimulationState(preset="figure_eight", integrator="rk4", forces="analytic")
+    second.prepare()
+    second.step_frame()
+    assert _simulate_module._advance._cache_size() == size

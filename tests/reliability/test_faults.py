@@ -50,7 +50,7 @@ def test_coincident_bodies_stop_at_step_one_naming_zero_softening():
 
 
 def test_exact_collision_mid_frame_is_located_to_the_step():
-    state = _uploaded(HEAD_ON, softening=0.0, dt=0.25, steps_per_frame=8, force_method="analytic")
+    state = _uploaded(HEAD_ON, softening=0.0, dt=0.25, steps_per_frame=8, forces="analytic")
     state.step_frame()
     assert state.fault is not None and state.fault.step == 4
     assert state.steps_taken == 3 and state.time == pytest.approx(0.75)
@@ -101,7 +101,7 @@ def test_a_healthy_run_never_warns():
 def test_view_pauses_and_shows_the_fault_message():
     view = SimulateView()
     view.state.load_csv(HEAD_ON, filename="head_on.csv")
-    view.state.param.update(softening=0.0, dt=0.25, steps_per_frame=8, force_method="analytic")
+    view.state.param.update(softening=0.0, dt=0.25, steps_per_frame=8, forces="analytic")
     view.playing = True
     for _ in range(3):
         if not view.playing:
@@ -165,7 +165,7 @@ def test_out_of_memory_mid_run_is_reported_and_the_session_lives_on(monkeypatch)
     view = SimulateView()
     view.playing = True
     view._frame()
-    monkeypatch.setattr(simulate_state, "advance", _out_of_memory)
+    monkeypatch.setattr(simulate_state, "advance_tracked", _out_of_memory)  # the frame function
     view._frame()
     assert not view.playing and view.message.visible
     assert "RESOURCE_EXHAUSTED" in view.last_message
@@ -179,7 +179,7 @@ def test_a_failing_compile_is_reported_and_the_session_lives_on(monkeypatch):
     import app.state.simulate as simulate_state
 
     view = SimulateView()
-    monkeypatch.setattr(simulate_state, "advance", _out_of_memory)
+    monkeypatch.setattr(simulate_state, "advance_tracked", _out_of_memory)  # prepare() compiles it
     view.state.integrator = "rk4"  # a new configuration: prepare() runs the failing call
     view.reset()
     assert view.message.visible and "RESOURCE_EXHAUSTED" in view.last_message
