@@ -7,8 +7,8 @@ session clean-up (``--check-unused-sessions`` / ``--unused-session-lifetime``), 
    warm-up session (which compiles) has closed and been destroyed (``warm`` baseline);
 2. opens ``--sessions`` headless Chromium sessions (each its own browser context), each with
    its own URL settings (``preset=plummer&n=N&seed=i&dt=dt_i``), and presses Play in all;
-3. for ``--duration`` seconds: every page timestamps each update of its ``simulate-bodies``
-   source (frame intervals, p50/p95 per session); a thread times ``/liveness`` every 0.5 s
+3. for ``--duration`` seconds: every page timestamps each frame its orbit scene receives
+   (``window.nbodyScenes['simulate-scene'].onFrame``) (frame intervals, p50/p95 per session); a thread times ``/liveness`` every 0.5 s
    (server responsiveness); another samples RSS and threads every second;
 4. checks that every session kept its own settings (URL, status line, different bodies);
 5. closes every session and follows RSS and threads until the server has destroyed them.
@@ -62,8 +62,7 @@ PAGE_TIMEOUT_MS = 240_000
 
 _HOOK = """() => {
   window.__frames = [];
-  const src = Bokeh.documents[0].get_model_by_name('simulate-bodies');
-  src.connect(src.properties.data.change, () => window.__frames.push(performance.now()));
+  window.nbodyScenes['simulate-scene'].onFrame(() => window.__frames.push(performance.now()));
   return true;
 }"""
 
@@ -218,8 +217,7 @@ def open_session(browser, url: str):
     start = time.perf_counter()
     page.goto(url, timeout=PAGE_TIMEOUT_MS)
     page.wait_for_function(
-        "() => window.Bokeh && Bokeh.documents.length > 0"
-        " && Bokeh.documents[0].get_model_by_name('simulate-bodies') !== null", timeout=PAGE_TIMEOUT_MS)
+        "() => window.nbodyScenes && window.nbodyScenes['simulate-scene'] !== undefined", timeout=PAGE_TIMEOUT_MS)
     page.get_by_role("button", name="▶ Play").wait_for(timeout=PAGE_TIMEOUT_MS)
     page.evaluate(_HOOK)
     return context, page, time.perf_counter() - start
@@ -238,7 +236,7 @@ def _safe_status(page) -> str:
 
 
 def first_body_x(page) -> float:
-    return page.evaluate("() => Bokeh.documents[0].get_model_by_name('simulate-bodies').data.x[0]")
+    return page.evaluate("() => window.nbodyScenes['simulate-scene'].positions()[0][0]")
 
 
 def percentile(values: list[float], q: float) -> float:

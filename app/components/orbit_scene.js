@@ -79,7 +79,7 @@ export function render({model, el}) {
     n: 0, runId: -1, index: -1, time: 0,
     position: new Float32Array(0), speed: null, mass: new Float32Array(0),
     trail: new Float32Array(0), trailCap: 0, trailHead: 0, trailCount: 0,
-    center: [0, 0, 0], extent: 1, zoom: 1, yaw: -0.6, pitch: 0.9,
+    center: [0, 0, 0], extent: 1, zoom: 1, yaw: -0.6, pitch: 0.6,
     dirty: true, fresh: false, painted: 0, draws: 0, paintTimes: [],
     viewports: [], projected: [], offscreen: 0, lastReport: 0, reported: -1,
     colorRange: [0, 1], alive: true,
@@ -211,7 +211,9 @@ export function render({model, el}) {
     updateColors()
     pushTrail()
     scene.dirty = true
+    for (const listener of listeners) listener(frame)
   }
+  const listeners = []  // api.onFrame: called with each frame received (tests, benchmarks)
 
   function centerOfMass() {
     const n = scene.n, p = scene.position, m = scene.mass
@@ -600,6 +602,7 @@ export function render({model, el}) {
     frameIndex: () => scene.index,
     runId: () => scene.runId,
     numBodies: () => scene.n,
+    positions: () => Array.from({length: scene.n}, (_, i) => Array.from(scene.position.subarray(3 * i, 3 * i + 3))),
     trailCount: () => scene.trailCount,
     offscreen: () => scene.offscreen,
     camera: () => ({center: [...scene.center], extent: scene.extent, zoom: scene.zoom, yaw: scene.yaw, pitch: scene.pitch}),
@@ -609,6 +612,7 @@ export function render({model, el}) {
       return s ? [s[3 * i], s[3 * i + 1]] : null
     },
     colorOf: (i) => colorTable[colorIndex[i]] || null,
+    onFrame: (callback) => { listeners.push(callback) },
   }
   window.nbodyScenes = window.nbodyScenes || {}
   window.nbodyScenes[model.name] = api

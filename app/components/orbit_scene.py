@@ -140,6 +140,17 @@ class OrbitScene(JSComponent):
         self._time = 0.0
         self.frames_sent = 0
         self.bytes_sent = 0
+        self.last_message = b""  # bytes of the last frame sent (see unpack_frame)
+
+    @property
+    def position(self) -> np.ndarray:
+        """``[n, 3]`` positions of the last frame sent (as given, before float32 packing)."""
+        return self._position
+
+    @property
+    def mass(self) -> np.ndarray:
+        """``[n]`` masses of the current run (float32, as sent)."""
+        return self._mass
 
     @property
     def last_sent(self) -> tuple[int, int]:
@@ -206,6 +217,7 @@ class OrbitScene(JSComponent):
     def _send(self, data: bytes) -> None:
         self.frames_sent += 1
         self.bytes_sent += len(data)
+        self.last_message = data
         self._send_msg(data)
 
     def _handle_msg(self, data) -> None:

@@ -159,7 +159,10 @@ class SimulationState(param.Parameterized):
     trail_length = param.Integer(
         min(200, LIMITS.max_trail_length), bounds=(2, LIMITS.max_trail_length), doc="Frames of trail kept per body."
     )
-    projection = param.Selector(default="xy", objects=["xy", "xz", "yz"], doc="Plane the orbits are projected on.")
+    projection = param.Selector(
+        default="3d", objects=["3d", "xy", "xz", "yz", "quad"],
+        doc="View: rotatable 3D camera, one fixed plane, or all four (quad).",
+    )
     color_by = param.Selector(default="mass", objects=["mass", "speed"], doc="Colour bodies by mass or speed.")
     size_by_mass = param.Boolean(True, doc="Draw heavier bodies larger.")
 
@@ -604,9 +607,27 @@ class SimulationState(param.Parameterized):
                 "energy_warning": self.energy_warning,
             }
 
+    def live_frame(self) -> dict:
+        """What the live view sends per frame (safe while another thread steps):
+        ``generation``, ``time``, ``position`` / ``velocity`` (``[n, 3]`` copies), ``history``
+        (:meth:`take_new_history`), ``nonfinite``, ``fault`` and ``energy_warning``. Unlike
+        :meth:`snapshot` it builds no plot columns and no trail: the browser keeps those."""
+        with self._lock:
+            return {
+                "generation": self._generation,
+                "time": self._time,
+                "position": self._position_np.copy(),
+                "velocity": self._velocity_np.copy(),
+                "history": self.take_new_history(),
+                "nonfinite": self.nonfinite,
+                "fault": self.fault,
+                "energy_warning": self.energy_warning,
+            }
+
     @property
     def axes(self) -> tuple[int, int]:
-        return {"xy": (0, 1), "xz": (0, 2), "yz": (1, 2)}[self.projection]
+        """Position axes of the plane :meth:`body_columns` projects on (xy for the 3D views)."""
+        return {"xz": (0, 2), "yz": (1, 2)}.get(self.projection, (0, 1))
 
     def body_columns(self) -> dict[str, np.ndarray]:
         """Columns for the bodies' scatter: projected ``x``, ``y``, ``size`` (screen px),

@@ -1,10 +1,14 @@
 """Simulate tab: the live orbit view, streaming conservation plots and their controls.
 
-Per-frame drawing goes through Bokeh ``ColumnDataSource`` updates in ``pn.pane.Bokeh``
-(measured 23-29 updates/s here, against ~3/s for a HoloViews overlay, see NOTES.md). The
-frame loop is one periodic callback per session, stopped when the session is destroyed;
-JAX compiles in a worker thread while the status line says "compiling…". Bokeh models the
-browser tests read are named ``simulate-*``.
+The orbit view is :class:`~app.components.orbit_scene.OrbitScene` (``simulate-scene``): per
+frame the server sends one binary message of float32 positions and the browser draws the
+bodies and keeps the fading trails (3D camera or projections). The browser acknowledges each
+painted frame (``drawn``) and the next one is sent only then; a hidden page or tab
+(``page_visible`` false, from the browser's ``visibilitychange`` and the scene's visibility)
+gets no frames until it is shown again. The energy and momentum plots stay Bokeh and take the
+new points at their own cadence (~5/s), not per frame. Frames are computed on the process's
+worker pool (:class:`~app.views.session.SessionRunner`). Bokeh models the browser tests read
+are named ``simulate-*``.
 """
 
 from __future__ import annotations
@@ -19,10 +23,10 @@ from functools import lru_cache, partial
 import numpy as np
 import panel as pn
 import param
-from bokeh.models import ColumnDataSource, CustomJS, HoverTool, LinearColorMapper, Range1d
-from bokeh.palettes import Plasma256
+from bokeh.models import ColumnDataSource
 from bokeh.plotting import figure
 
+from app.components.orbit_scene import OrbitScene
 from app.limits import LIMITS, safe_filename
 from app.views._common import escape_markdown, show_message
 from app.views.session import SessionRunner
@@ -41,15 +45,13 @@ __all__ = ["SimulateView"]
 
 _LOG = logging.getLogger(__name__)
 
-_PALETTE = Plasma256[90:]  # magenta to yellow: every colour stands out on the dark background
-_BACKGROUND = "#0b1221"
-_FEW_COLORS = ("#ff7f0e", "#2ca9e1", "#7fd34e", "#e377c2", "#bcbd22", "#17becf", "#f7b6d2", "#c5b0d5", "#ffbb78", "#98df8a")
 _LINE_COLORS = {"energy": "#d62728", "momentum": "#1f77b4", "angular": "#2ca02c"}
 _STATUS_INTERVAL_S = 0.25  # status line refresh period while playing
 # A frame the browser has not acknowledged within this time (hidden tab: no animation
 # frames; lost message) no longer holds the next one back: a hidden tab gets ~1 frame/s.
 _ACK_TIMEOUT_S = 1.0
-_ACK_JS = "const id = cb_obj.tags[0]; requestAnimationFrame(() => { ack.tags = [id]; });"
+_HISTORY_INTERVAL_S = 0.2  # energy/momentum plots take new points ~5 times a second, not per frame
+_HIDDEN_POLL_S = 0.5  # page or tab hidden: look again this often (no frame is computed meanwhile)
 _DISCONNECTED_POLL_S = 0.5  # socket closed, session not yet destroyed: look again this often
 # The status pane renders in its own shadow root: its stylesheet is attached to it.
 _STATUS_CSS = """
@@ -97,7 +99,8 @@ class SimulateView(pn.viewable.Viewer):
         self._frame_job = None  # the frame being computed on the pool
         self._prepare_job = None
         self._step_job = None
-        self._frames_sent = 0  # frame id echoed back by the browser once drawn (see _on_ack)
+        self._pending_history: list = []  # diagnostics of frames sent, not yet in the plots
+        self._last_history_push = 0.0
         self._next_frame_at = 0.0
         self._history_drawn_until = -math.inf  # time of the newest point in the energy plot
         self._frame_times: list[float] = []
@@ -130,36 +133,18 @@ class SimulateView(pn.viewable.Viewer):
     # ------------------------------------------------------------------ plots
     def _build_plots(self) -> None:
         state = self.state
-        self.body_source = ColumnDataSource(state.body_columns(), name="simulate-bodies")
-        self.trail_source = ColumnDataSource(self._trail_data(), name="simulate-trails")
         self.history_source = ColumnDataSource(
             {"t": [], "energy_error": [], "momentum_error": [], "angular_momentum_error": []},
             name="simulate-history",
         )
-        mapper = LinearColorMapper(palette=_PALETTE, low=0.0, high=1.0)
-        extent = state.extent()
-        orbit = figure(
-            name="simulate-orbit",
-            x_range=Range1d(-extent, extent),
-            y_range=Range1d(-extent, extent),
-            match_aspect=True,
-            aspect_ratio=1,
-            sizing_mode="scale_height",
-            min_height=420,
-            tools="pan,wheel_zoom,box_zoom,reset,save",
-            active_scroll="wheel_zoom",
-            background_fill_color=_BACKGROUND,
-            border_fill_color="white",
-            output_backend="canvas",
+        self.scene = OrbitScene(
+            name="simulate-scene", view=state.projection, color_by=state.color_by, size_by_mass=state.size_by_mass,
+            trails=state.trails, trail_length=state.trail_length, sizing_mode="stretch_both", min_height=420,
         )
-        orbit.grid.grid_line_color = "#24304a"
-        orbit.multi_line("xs", "ys", source=self.trail_source, line_width=2, line_alpha=0.6, line_color="line_color")
-        bodies = orbit.scatter(
-            "x", "y", size="size", source=self.body_source,
-            fill_color={"field": "color", "transform": mapper}, line_color="white", line_width=0.6,
-        )
-        orbit.add_tools(HoverTool(renderers=[bodies], tooltips=[("mass", "@mass{0.000e}"), ("speed", "@speed{0.000}")]))
-        self._orbit = orbit
+        # Back-pressure: the browser sets `drawn` to the frame it painted last, and the next
+        # frame is sent only then (see SessionRunner.frame_slot_free); a hidden page pauses.
+        self.scene.param.watch(self._on_drawn, ["drawn"])  # touches no Bokeh model: no lock needed
+        self.scene.param.watch(self.runner.locked(self._on_visibility), ["page_visible"])
 
         def _diagnostic_figure(name, title, y_label):
             fig = figure(
@@ -172,13 +157,6 @@ class SimulateView(pn.viewable.Viewer):
             return fig
 
         energy = _diagnostic_figure("simulate-energy", "Relative energy error |E − E₀| / |E₀|", "|ΔE / E₀|")
-        # Back-pressure: each frame carries an id in the history source's tags; the browser
-        # echoes it through the ack source on its next animation frame (after drawing), and
-        # the server sends the next frame only then (see SessionRunner.frame_slot_free).
-        self._ack_source = ColumnDataSource({}, name="simulate-ack")
-        self.history_source.js_on_change("tags", CustomJS(args={"ack": self._ack_source}, code=_ACK_JS))
-        if self.runner.served:
-            self._ack_source.on_change("tags", self._on_ack)
         energy.line("t", "energy_error", source=self.history_source, line_width=2, color=_LINE_COLORS["energy"])
         momentum = _diagnostic_figure("simulate-momentum", "Momentum and angular-momentum error", "relative error")
         momentum.line("t", "momentum_error", source=self.history_source, line_width=2,
@@ -190,7 +168,6 @@ class SimulateView(pn.viewable.Viewer):
         momentum.legend.label_text_font_size = "12px"
         momentum.legend.padding = momentum.legend.spacing = 2
         self._energy_figure, self._momentum_figure = energy, momentum
-        self._orbit_pane = pn.pane.Bokeh(orbit, sizing_mode="stretch_both", min_height=420)
         self._energy_pane = pn.pane.Bokeh(energy, sizing_mode="stretch_width")
         self._momentum_pane = pn.pane.Bokeh(momentum, sizing_mode="stretch_width")
 
@@ -254,6 +231,10 @@ class SimulateView(pn.viewable.Viewer):
         )
         self.color_select = pn.widgets.RadioButtonGroup(value=state.color_by, options=list(state.param.color_by.objects))
         self.size_switch = pn.widgets.Checkbox(label="Size by mass", value=state.size_by_mass)
+        self.follow_switch = pn.widgets.Checkbox.from_param(self.scene.param.follow_com, name="Follow centre of mass")
+        self.fit_button = pn.widgets.Button(label="Fit view", color="primary", variant="outline", width=90,
+                                            description="Fit the camera to the bodies (or double-click the scene)")
+        self.fit_button.on_click(lambda _: self.scene.param.trigger("refit"))
         for widget, name in (
             (self.preset_select, "preset"), (self.seed_input, "seed"), (self.integrator_select, "integrator"),
             (self.force_select, "forces"), (self.precision_select, "precision"),
@@ -300,7 +281,8 @@ class SimulateView(pn.viewable.Viewer):
             ),
             pn.Card(
                 pn.Row(self.trails_switch, self.size_switch), self.trail_slider,
-                label("Projection"), self.projection_select, label("Colour by"), self.color_select,
+                label("View (3D: drag to rotate, wheel to zoom, double-click to fit)"), self.projection_select,
+                pn.Row(self.follow_switch, self.fit_button), label("Colour by"), self.color_select,
                 title="Display", collapsible=True, sizing_mode="stretch_width",
             ),
             pn.Card(
@@ -319,7 +301,7 @@ class SimulateView(pn.viewable.Viewer):
             self.status,
             self.message,
             self.description,
-            pn.Row(self._orbit_pane, plots, sizing_mode="stretch_both"),
+            pn.Row(self.scene, plots, sizing_mode="stretch_both"),
             sizing_mode="stretch_both",
         )
         return pn.Row(controls, main, sizing_mode="stretch_both")
@@ -423,6 +405,7 @@ class SimulateView(pn.viewable.Viewer):
                 self._ensure_ready()
         else:
             self._stop_loop()
+            self.runner.in_session(self._flush_history)  # the last frames' points, at once
         self._update_status(force=True)
 
     def _start_loop(self) -> None:
@@ -458,6 +441,8 @@ class SimulateView(pn.viewable.Viewer):
         if not self.runner.connected:
             self.runner.later(_DISCONNECTED_POLL_S, partial(self._request_frame, epoch))  # tab gone: send nothing
             return
+        if not self.scene.page_visible:
+            return  # hidden page or tab: _on_visibility asks again once it is shown
         if not self.runner.frame_slot_free(timeout_s=_ACK_TIMEOUT_S):
             self.runner.later(_ACK_TIMEOUT_S, partial(self._request_frame, epoch))  # the ack usually comes first
             return
@@ -481,7 +466,7 @@ class SimulateView(pn.viewable.Viewer):
                 self.runner.in_session(partial(self._set_compiling, False))
         if state.step_frame(cancelled=job.cancelled) is None:
             return None
-        return state.snapshot()
+        return state.live_frame()
 
     def _frame_done(self, epoch: int, frame: dict | None) -> None:
         if epoch != self._loop_epoch:
@@ -497,11 +482,18 @@ class SimulateView(pn.viewable.Viewer):
         self._frame_job = None
         self._frame_failed(error)
 
-    def _on_ack(self, _attr, _old, new) -> None:
-        """The browser drew frame ``new[0]``: the next one may be sent."""
-        if new and new[0] == self._frames_sent:
+    def _on_drawn(self, event) -> None:
+        """The browser painted frame ``event.new``: the next one may be sent."""
+        if list(event.new) == list(self.scene.last_sent):
             self.runner.frame_acknowledged()
             self._request_frame(self._loop_epoch)
+
+    def _on_visibility(self, event) -> None:
+        """Page or tab shown again (``visibilitychange`` in the browser): resume the frames."""
+        self.runner.frame_acknowledged()  # a frame sent while hiding may never be painted
+        if event.new:
+            self._request_frame(self._loop_epoch)
+        self._update_status(force=True)
 
     def _on_frame_rate(self, event) -> None:
         if self._callback is not None:
@@ -533,7 +525,7 @@ class SimulateView(pn.viewable.Viewer):
             self._frame_failed(error)
             return
         if diagnostics is not None:
-            self._push_frame(self.state.snapshot())
+            self._push_frame(self.state.live_frame())
 
     def step(self) -> None:
         """Advance one frame (``steps_per_frame`` steps) and draw it (on the pool when served)."""
@@ -547,7 +539,7 @@ class SimulateView(pn.viewable.Viewer):
                 self.notify(f"Step failed: {error}")
                 return
             if diagnostics is not None:
-                self._push_frame(self.state.snapshot())
+                self._push_frame(self.state.live_frame())
             self._update_status(force=True)
             return
 
@@ -572,42 +564,21 @@ class SimulateView(pn.viewable.Viewer):
 
     # ------------------------------------------------------------------ drawing
     def _push_frame(self, frame: dict) -> None:
-        """Send one frame (from :meth:`SimulationState.snapshot`) to the plots. A frame of
-        an older run (reset or rebuilt since it was computed) is dropped: it is never drawn
-        and its warnings are never shown."""
+        """Send one frame (from :meth:`SimulationState.live_frame`) to the scene; its
+        diagnostics join the plots at their own cadence. A frame of an older run (reset or
+        rebuilt since it was computed) is dropped: it is never drawn and its warnings are
+        never shown."""
         if frame.get("generation", self.state.generation) != self.state.generation:
             return
         now = time.perf_counter()
         self._frame_times.append(now)
         if len(self._frame_times) > 90:
             del self._frame_times[:-90]
-        new = frame["history"]
-        self._frames_sent += 1
+        self._pending_history.append(frame["history"])
         with self._batch():
-            columns = frame["bodies"]
-            if len(self.body_source.data["x"]) == len(columns["x"]):
-                # Only what moves: masses and marker sizes are constant within a run.
-                self.body_source.data.update({k: columns[k] for k in ("x", "y", "color", "speed")})
-            else:
-                self.body_source.data = columns
-            if frame["trails"] is not None:
-                self.trail_source.data = self._trail_data(frame["trails"])
-            # Only points after the last one drawn: a redraw (which draws the whole history)
-            # may have come between this frame's computation and now.
-            fresh = new.time > self._history_drawn_until
-            if fresh.any():
-                new = type(new)(*(column[fresh] for column in new))
-                self._history_drawn_until = float(new.time[-1])
-                self.history_source.stream(
-                    {
-                        "t": new.time,
-                        "energy_error": np.maximum(new.energy_error, ERROR_FLOOR),
-                        "momentum_error": np.maximum(new.momentum_error, ERROR_FLOOR),
-                        "angular_momentum_error": np.maximum(new.angular_momentum_error, ERROR_FLOOR),
-                    },
-                    rollover=HISTORY_POINTS,
-                )
-            self.history_source.tags = [self._frames_sent]  # the browser echoes it once drawn
+            self.scene.show_frame(frame["position"], velocity=frame["velocity"], time=frame["time"])
+            if not self.playing or now - self._last_history_push >= _HISTORY_INTERVAL_S:
+                self._flush_history()
             self._update_status()
         if self._served:
             self.runner.frame_sent()
@@ -623,14 +594,30 @@ class SimulateView(pn.viewable.Viewer):
             self._warned_generation = frame.get("generation")  # once per run
             self.notify(frame["energy_warning"], level="warning")
 
-    def _trail_data(self, columns: dict | None = None) -> dict:
-        columns = dict(self.state.trail_columns() if columns is None else columns)
-        color = np.asarray(columns.pop("color"))
-        if 0 < color.size <= len(_FEW_COLORS):
-            columns["line_color"] = list(_FEW_COLORS[: color.size])  # few bodies: one colour each
-        else:
-            columns["line_color"] = [_PALETTE[int(c * (len(_PALETTE) - 1))] for c in color]
-        return columns
+    def _flush_history(self) -> None:
+        """Stream the diagnostics of the frames sent since the last flush into the plots.
+        Only points after the last one drawn: a redraw (which draws the whole history) may
+        have come between a frame's computation and now."""
+        self._last_history_push = time.perf_counter()
+        pending, self._pending_history = self._pending_history, []
+        pending = [new for new in pending if new.time.size]
+        if not pending:
+            return
+        new = type(pending[0])(*(np.concatenate(columns) for columns in zip(*pending)))
+        fresh = new.time > self._history_drawn_until
+        if not fresh.any():
+            return
+        new = type(new)(*(column[fresh] for column in new))
+        self._history_drawn_until = float(new.time[-1])
+        self.history_source.stream(
+            {
+                "t": new.time,
+                "energy_error": np.maximum(new.energy_error, ERROR_FLOOR),
+                "momentum_error": np.maximum(new.momentum_error, ERROR_FLOOR),
+                "angular_momentum_error": np.maximum(new.angular_momentum_error, ERROR_FLOOR),
+            },
+            rollover=HISTORY_POINTS,
+        )
 
     @contextmanager
     def _batch(self):
@@ -654,14 +641,9 @@ class SimulateView(pn.viewable.Viewer):
 
     def _redraw_all_unbatched(self) -> None:
         state = self.state
-        extent = state.extent()
         history = state.history
-        self._orbit.x_range.update(start=-extent, end=extent)
-        self._orbit.y_range.update(start=-extent, end=extent)
-        i, j = state.axes
-        self._orbit.xaxis.axis_label, self._orbit.yaxis.axis_label = "xyz"[i], "xyz"[j]
-        self.body_source.data = state.body_columns()
-        self.trail_source.data = self._trail_data()
+        self.scene.show_run(state.position, state.mass, velocity=state.velocity, time=state.time)
+        self._pending_history = []
         self.history_source.data = {
             "t": history.time,
             "energy_error": np.maximum(history.energy_error, ERROR_FLOOR),
@@ -688,12 +670,10 @@ class SimulateView(pn.viewable.Viewer):
         self._ensure_ready()
 
     def _on_display_change(self, *events) -> None:
-        names = {e.name for e in events}
-        if "projection" in names:
-            i, j = self.state.axes
-            self._orbit.xaxis.axis_label, self._orbit.yaxis.axis_label = "xyz"[i], "xyz"[j]
-        self.body_source.data = self.state.body_columns()
-        self.trail_source.data = self._trail_data()
+        # Drawing happens in the browser: display settings are the scene's parameters.
+        names = {"projection": "view", "color_by": "color_by", "size_by_mass": "size_by_mass",
+                 "trails": "trails", "trail_length": "trail_length"}
+        self.scene.param.update(**{names[e.name]: e.new for e in events})
 
     def _sync_ladders(self, *events) -> None:
         # A preset sets dt and softening in one update: both events arrive in one call.
@@ -733,17 +713,22 @@ class SimulateView(pn.viewable.Viewer):
         self._last_status = now
         state = self.state
         fps, steps = self.rates()
+        # Frames the browser painted in its last second (reported by the scene); not served: sent.
+        painted = (self.scene.paint_rate if self._served else fps) if self.playing else 0.0
         if self.compiling:
             mode = '<span class="compiling">compiling…</span>'
         elif state.nonfinite:
             mode = '<span class="warning">non-finite!</span>'
+        elif self.playing and self._served and not self.scene.page_visible:
+            mode = '<span class="paused">hidden: no frames sent</span>'
         elif self.playing:
             mode = '<span class="playing">▶ playing</span>'
         else:
             mode = '<span class="paused">paused</span>'
         self.status.object = (
             f"{mode} &nbsp; t = <b>{state.time:.4g}</b> &nbsp;·&nbsp; <b>{steps:,.0f}</b> steps/s"
-            f" &nbsp;·&nbsp; <b>{fps:.1f}</b> frames/s &nbsp;·&nbsp; N = {state.current.num_bodies}"
+            f" &nbsp;·&nbsp; <b>{painted:.0f}</b> painted frames/s (sent {fps:.1f}/s)"
+            f" &nbsp;·&nbsp; N = {state.current.num_bodies}"
             f" &nbsp;·&nbsp; {state.integrator}, {state.forces}, {state.precision},"
             f" dt = {state.dt:.3g}, ε = {state.softening:.3g}"
         )

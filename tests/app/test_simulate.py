@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from app.limits import LIMITS
-from app.state.simulate import ERROR_FLOOR, TRAIL_BODIES, UPLOADED, URL_PARAMETERS, SimulationState
+from app.components.orbit_scene import FLAG_SPEED, HEADER_WORDS, unpack_frame
+from app.state.simulate import ERROR_FLOOR, UPLOADED, URL_PARAMETERS, SimulationState
 from app.views.simulate import SimulateView
 from nbody_core import PRESETS, FIGURE_EIGHT_PERIOD
 from nbody_core.io import load_npz
@@ -26,21 +27,24 @@ def view():
 def test_view_starts_ready_with_the_figure_eight(view):
     assert view.state.preset == "figure_eight"
     assert view.state.ready and not view.compiling
-    np.testing.assert_allclose(view.body_source.data["x"], [0.97000436, -0.97000436, 0.0], atol=1e-12)
+    np.testing.assert_allclose(view.scene.position[:, 0], [0.97000436, -0.97000436, 0.0], atol=1e-12)
+    assert view.scene.last_sent[1] == 0  # the run's first frame (with the masses) is in the scene
     assert len(view.history_source.data["t"]) == 0
     assert "paused" in view.status.object
 
 
 def test_playing_frames_grow_orbit_trails_and_energy_curve(view):
     view.playing = True  # no server: the loop is driven by calling the frame callback
-    x0 = np.array(view.body_source.data["x"])
+    x0 = np.array(view.scene.position)
     for _ in range(5):
         view._frame()
-    view.playing = False
+    view.playing = False  # Pause sends the points still waiting for the plots' cadence
     assert len(view.history_source.data["t"]) == 5
     np.testing.assert_allclose(view.history_source.data["t"], 0.01 * np.arange(1, 6), rtol=1e-12)
-    assert not np.allclose(view.body_source.data["x"], x0)
-    assert all(len(xs) == 6 for xs in view.trail_source.data["xs"])
+    assert not np.allclose(view.scene.position, x0)
+    # Each frame is positions only (no history re-sent: the browser keeps the trails).
+    assert view.scene.last_sent[1] == 5
+    assert len(view.scene.last_message) == 4 * (HEADER_WORDS + 3 * 3)
     energy_error = np.asarray(view.history_source.data["energy_error"])
     # Leapfrog on the figure-eight at dt = 1e-3: relative energy error ~1e-9 after 50 steps
     # (second order, error ~ (dt * |omega|)^2 with |omega| ~ 2); the floor is 1e-17.
@@ -71,18 +75,18 @@ def test_preset_change_resets_cleanly_with_its_defaults(view):
     assert state.current.num_bodies == PRESETS["plummer"].default_num_bodies
     assert state.softening == float(PRESETS["plummer"].params.softening)
     assert view.softening_slider.value == state.softening
-    assert len(view.body_source.data["x"]) == state.current.num_bodies
+    assert len(view.scene.position) == state.current.num_bodies
     assert len(view.history_source.data["t"]) == 0
-    assert view.trail_source.data["xs"] == []  # a trail needs two frames
+    run = view.scene.last_sent[0]
     view.step()
-    assert len(view.trail_source.data["xs"]) == TRAIL_BODIES  # trails drawn for the first 64 bodies
+    assert view.scene.last_sent == (run, 1)  # the same run: the browser extends its trails
     assert not view.num_bodies_input.disabled
 
 
 def test_body_count_and_integrator_changes_rebuild_the_run(view):
     view.preset_select.value = "cold_collapse"
     view.num_bodies_input.value = 40
-    assert view.state.current.num_bodies == 40 and len(view.body_source.data["x"]) == 40
+    assert view.state.current.num_bodies == 40 and len(view.scene.position) == 40
     view.step()
     view.integrator_select.value = "yoshida4"
     assert view.state.time == 0.0 and view.state.current.num_bodies == 40
@@ -112,23 +116,22 @@ def test_float32_run_has_float32_state_and_larger_energy_error():
     assert errors["float32"] > 100 * errors["float64"]
 
 
-def test_projection_colour_and_size_options_change_the_plot(view):
+def test_view_colour_size_and_trail_options_reach_the_scene(view):
     view.preset_select.value = "solar_system"
-    x_before = np.array(view.body_source.data["y"])
+    assert view.scene.view == "3d"  # the rotatable camera by default
     view.projection_select.value = "xz"
-    assert view._orbit.yaxis[0].axis_label == "z"
-    np.testing.assert_allclose(view.body_source.data["y"], view.state.position[:, 2])
-    assert not np.allclose(view.body_source.data["y"], x_before)
-    sizes = np.asarray(view.body_source.data["size"])
-    assert sizes[0] == sizes.max() and sizes.min() < sizes[0]  # the Sun is the largest marker
     view.size_switch.value = False
-    assert np.ptp(view.body_source.data["size"]) == 0
-    view.color_select.value = "speed"
-    color = np.asarray(view.body_source.data["color"])
-    speed = np.linalg.norm(view.state.velocity, axis=1)
-    assert color[np.argmax(speed)] == 1.0 and color[np.argmin(speed)] == 0.0
     view.trails_switch.value = False
-    assert view.trail_source.data["xs"] == []
+    view.trail_slider.value = 50
+    assert (view.scene.view, view.scene.size_by_mass, view.scene.trails, view.scene.trail_length) == ("xz", False, False, 50)
+    assert unpack_frame(view.scene.last_message)["speed"] is None  # speeds travel only when needed
+    view.color_select.value = "speed"
+    assert view.scene.color_by == "speed"
+    view.step()
+    frame = unpack_frame(view.scene.last_message)
+    assert frame["flags"] & FLAG_SPEED
+    # float32 on the wire: relative 2**-24 ~ 6e-8.
+    np.testing.assert_allclose(frame["speed"], np.linalg.norm(view.state.velocity, axis=1), rtol=1e-6)
 
 
 def test_url_settings_round_trip_and_tampered_values_are_rejected():
@@ -170,7 +173,7 @@ def test_good_csv_upload_replaces_the_system(view):
     view.upload.value = TWO_BODY_CSV
     assert view.state.preset == UPLOADED and view.state.current.num_bodies == 2
     assert view.state.ready
-    np.testing.assert_allclose(sorted(view.body_source.data["x"]), [-0.5, 0.5])
+    np.testing.assert_allclose(sorted(view.scene.position[:, 0]), [-0.5, 0.5])
     view.step()
     assert view.state.time > 0
 

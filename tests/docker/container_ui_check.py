@@ -35,15 +35,12 @@ def test_simulate_tab_renders_from_container(page, container_url):
     # Bokeh's tab headers carry no ARIA role; the Simulate tab is the active one on load.
     simulate_tab = page.locator(".bk-tab.bk-active", has_text="Simulate")
     simulate_tab.wait_for(state="visible", timeout=LOAD_TIMEOUT_MS)
-    # The Simulate tab's orbit plot exists and its bodies source holds the default preset.
+    # The Simulate tab's orbit scene (drawn in the browser) shows the default preset.
     page.wait_for_function(
-        "() => { const doc = Bokeh.documents[0];"
-        " const bodies = doc.get_model_by_name('simulate-bodies');"
-        " return doc.get_model_by_name('simulate-orbit') !== null"
-        " && bodies !== null && Object.values(bodies.data)[0].length > 0; }",
+        "() => window.nbodyScenes && window.nbodyScenes['simulate-scene']"
+        " && window.nbodyScenes['simulate-scene'].numBodies() > 0 && window.nbodyScenes['simulate-scene'].painted() > 0",
         timeout=LOAD_TIMEOUT_MS,
     )
-    page.locator(".bk-Canvas").first.wait_for(state="visible", timeout=LOAD_TIMEOUT_MS)
 
     SCREENSHOT.parent.mkdir(exist_ok=True)
     page.screenshot(path=str(SCREENSHOT), full_page=True)

@@ -163,6 +163,19 @@ def source_length(page, name: str, column: str) -> int:
     )
 
 
+def scene_positions(page, name: str = "simulate-scene") -> list[list[float]]:
+    """``[n, 3]`` positions of the last frame the page's orbit scene received ([] before one)."""
+    return page.evaluate(
+        "(name) => (window.nbodyScenes && window.nbodyScenes[name]) ? window.nbodyScenes[name].positions() : []", name)
+
+
+def wait_for_scene_bodies(page, n: int, name: str = "simulate-scene", timeout_ms: int = PAGE_LOAD_TIMEOUT_MS) -> None:
+    """Wait until the page's orbit scene shows ``n`` bodies."""
+    page.wait_for_function(
+        "([name, n]) => window.nbodyScenes && window.nbodyScenes[name] && window.nbodyScenes[name].numBodies() === n",
+        arg=[name, n], timeout=timeout_ms)
+
+
 @pytest.fixture
 def open_app(page, app_url):
     """Open the dashboard (optionally with a query string) and wait for its document."""
@@ -180,12 +193,15 @@ def open_app(page, app_url):
 @pytest.fixture(scope="session")
 def ui():
     """Helpers for tests: ``ui.wait_for_model(page, name)``, ``ui.source_length(page, name,
-    column)``, ``ui.wait_for_bokeh_document(page)``, ``ui.results_dir`` (test-results/)."""
+    column)``, ``ui.wait_for_bokeh_document(page)``, ``ui.scene_positions(page)``,
+    ``ui.wait_for_scene_bodies(page, n)``, ``ui.results_dir`` (test-results/)."""
     RESULTS_DIR.mkdir(exist_ok=True)
     return SimpleNamespace(
         wait_for_model=wait_for_model,
         source_length=source_length,
         wait_for_bokeh_document=wait_for_bokeh_document,
+        scene_positions=scene_positions,
+        wait_for_scene_bodies=wait_for_scene_bodies,
         results_dir=RESULTS_DIR,
     )
 

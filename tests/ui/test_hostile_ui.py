@@ -90,7 +90,7 @@ def test_bad_upload_is_named_and_the_figure_eight_is_kept(upload_page, name, dat
     notice = page.get_by_text(re.compile(rf"Could not load {re.escape(name)}: .*{message}")).first
     expect(notice).to_be_visible(timeout=MESSAGE_TIMEOUT_MS)
     expect(page.get_by_text("The previous setup is kept").first).to_be_visible()
-    assert page.evaluate("() => Bokeh.documents[0].get_model_by_name('simulate-bodies').data.x.length") == 3
+    assert page.evaluate("() => window.nbodyScenes['simulate-scene'].numBodies()") == 3
     _step_works(page)
 
 
@@ -102,7 +102,7 @@ def test_after_all_bad_uploads_a_good_one_still_loads(upload_page):
     )
     expect(page.get_by_text("Loaded good.csv: 4 bodies").first).to_be_visible(timeout=PAGE_TIMEOUT_MS)
     page.wait_for_function(
-        "() => Bokeh.documents[0].get_model_by_name('simulate-bodies').data.x.length == 4", timeout=PAGE_TIMEOUT_MS
+        "() => window.nbodyScenes['simulate-scene'].numBodies() == 4", timeout=PAGE_TIMEOUT_MS
     )
     expect(page.get_by_text("paused", exact=True)).to_be_visible(timeout=PAGE_TIMEOUT_MS)
     _step_works(page)
@@ -270,8 +270,8 @@ def test_non_finite_run_pauses_at_the_step_with_the_cause_and_keeps_the_last_goo
     expect(page.get_by_text(re.compile(r"close encounter with zero softening")).first).to_be_visible()
     expect(page.get_by_role("button", name="▶ Play")).to_be_visible()  # paused by itself
     expect(_status(page)).to_contain_text("t = 0.75 ")  # the last good state, step 3
-    xs = page.evaluate("() => Array.from(Bokeh.documents[0].get_model_by_name('simulate-bodies').data.x)")
-    assert xs == [-0.25, 0.25]
+    xs = page.evaluate("() => window.nbodyScenes['simulate-scene'].positions().map(p => p[0])")
+    assert xs == [-0.25, 0.25]  # exact in float32 too
 
 
 def test_coincident_bodies_with_zero_softening_are_named_at_step_one(fault_page):

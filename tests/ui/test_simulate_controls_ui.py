@@ -55,7 +55,7 @@ def _wait(page, script: str, arg, context: str, *, timeout_ms: int = 60_000) -> 
         state = page.evaluate(
             "() => { const d = Bokeh.documents[0];"
             " return {t: Array.from(d.get_model_by_name('simulate-history').data.t).slice(0, 6),"
-            " n: d.get_model_by_name('simulate-bodies').data.x.length}; }"
+            " n: window.nbodyScenes && window.nbodyScenes['simulate-scene'] ? window.nbodyScenes['simulate-scene'].numBodies() : null}; }"
         )
         status = page.locator(".nbody-status").first.inner_text()
         pytest.fail(f"{context}: timed out waiting for {script!r} ({arg}); page: {state}, status: {status!r}")
@@ -83,7 +83,7 @@ def _check_switch(page, ui, preset, *, playing: bool, context: str) -> None:
     expect(status).to_contain_text(f"dt = {dt}, ε = {softening}")
     title = name.replace("_", " ").title()
     expect(page.locator("strong").filter(has_text=re.compile(f"^{title}$")).first).to_be_visible(timeout=30_000)
-    _wait(page, "(n) => Bokeh.documents[0].get_model_by_name('simulate-bodies').data.x.length == n", n, context)
+    _wait(page, "(n) => window.nbodyScenes && window.nbodyScenes['simulate-scene'] && window.nbodyScenes['simulate-scene'].numBodies() == n", n, context)
     first_frame = STEPS_PER_FRAME * float(dt)
     if playing:
         # Frames of the new run drawn: the history restarts one frame in. A frame of the

@@ -19,15 +19,16 @@ def _ready(page, ui):
 def test_play_grows_the_orbit_and_energy_curve(open_app, ui):
     page = open_app()
     _ready(page, ui)
-    x0 = page.evaluate("() => Array.from(Bokeh.documents[0].get_model_by_name('simulate-bodies').data.x)")
+    ui.wait_for_scene_bodies(page, 3)
+    x0 = ui.scene_positions(page)
     assert _history_length(page, ui) == 0
     page.get_by_role("button", name="▶ Play").click()
     page.wait_for_function(
         "() => Bokeh.documents[0].get_model_by_name('simulate-history').data.t.length >= 20", timeout=30_000
     )
     expect(page.get_by_text("playing", exact=False).first).to_be_visible()
-    trail = page.evaluate("() => Bokeh.documents[0].get_model_by_name('simulate-trails').data.xs[0].length")
-    x1 = page.evaluate("() => Array.from(Bokeh.documents[0].get_model_by_name('simulate-bodies').data.x)")
+    trail = page.evaluate("() => window.nbodyScenes['simulate-scene'].trailCount()")  # kept by the browser
+    x1 = ui.scene_positions(page)
     energy = page.evaluate(
         "() => Array.from(Bokeh.documents[0].get_model_by_name('simulate-history').data.energy_error)"
     )
@@ -61,7 +62,7 @@ def test_bad_csv_upload_shows_a_message_and_keeps_running(open_app, ui):
     )
     expect(page.get_by_text("Could not load bad.csv").first).to_be_visible(timeout=20_000)
     expect(page.get_by_text("mass must be positive").first).to_be_visible()
-    assert ui.source_length(page, "simulate-bodies", "x") == 3  # the figure-eight is kept
+    ui.wait_for_scene_bodies(page, 3)  # the figure-eight is kept
     page.get_by_role("button", name="Step").click()
     page.wait_for_function("() => Bokeh.documents[0].get_model_by_name('simulate-history').data.t.length == 1")
 
@@ -69,7 +70,7 @@ def test_bad_csv_upload_shows_a_message_and_keeps_running(open_app, ui):
 def test_shared_url_opens_the_same_setup_and_tampered_values_are_ignored(open_app, ui):
     page = open_app("?preset=cold_collapse&n=48&integrator=rk4&dt=0.0005&view=xz&steps=abc&forces=evil")
     _ready(page, ui)
-    assert ui.source_length(page, "simulate-bodies", "x") == 48
+    ui.wait_for_scene_bodies(page, 48)
     status = page.locator(".nbody-status")
     expect(status).to_contain_text("rk4")
     expect(status).to_contain_text("dt = 0.0005")
