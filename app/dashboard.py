@@ -193,8 +193,10 @@ if (!window.__nbodyUploadGuard) {
         box.addEventListener("click", () => box.remove());
         document.body.appendChild(box);
       }
-      box.textContent = "Not uploaded: \u201c" + (blob.name || "file") + "\u201d is " + mb(blob.size) +
-        "; this server accepts files up to " + mb(limit) + ". Nothing was sent and the session " +
+      let size = mb(blob.size), cap = mb(limit);
+      if (size === cap) { size = blob.size + " bytes"; cap = limit + " bytes"; }  // just over the cap
+      box.textContent = "Not uploaded: \u201c" + (blob.name || "file") + "\u201d is " + size +
+        "; this server accepts files up to " + cap + ". Nothing was sent and the session " +
         "keeps running. (Click to dismiss.)";
       return;  // never read: the widget never sends it
     }

@@ -78,9 +78,24 @@ UPLOADS = [
     ("enormous-mass", (HEADER + "1e300,0,0,0,0,0,0\n1,1,0,0,0,0,0\n").encode(), r"too large for float64"),
     ("one-body", (HEADER + "1,0,0,0,0,0,0\n").encode(), r"at least 2 bodies, got 1"),
     ("too-many-bodies", (HEADER + _rows(LIMITS.max_bodies + 1)).encode(), rf"the limit is {LIMITS.max_bodies}"),
-    ("over-size-limit", (HEADER + "1,0,0,0,0,0,0\n" * (LIMITS.max_upload_bytes // 14 + 1)).encode(),
-     rf"this server accepts at most {LIMITS.max_upload_bytes}"),
 ]
+
+
+def test_an_upload_just_over_the_size_limit_is_refused_in_the_browser(upload_page):
+    # The page refuses it before reading it (app.dashboard.install_upload_guard): nothing is
+    # sent, so the server's own size check (for other clients) is not reached.
+    page = upload_page
+    data = (HEADER + "1,0,0,0,0,0,0\n" * (LIMITS.max_upload_bytes // 14 + 1)).encode()
+    page.locator("input[type=file]").set_input_files(
+        files=[{"name": "over-size-limit.csv", "mimeType": "text/csv", "buffer": data}]
+    )
+    notice = page.locator("#nbody-upload-refused")
+    expect(notice).to_have_text(re.compile(
+        rf"Not uploaded: .over-size-limit\.csv. is {len(data)} bytes; this server accepts files up to "
+        rf"{LIMITS.max_upload_bytes} bytes\. Nothing was sent"
+    ), timeout=MESSAGE_TIMEOUT_MS)
+    assert page.evaluate("() => Bokeh.documents[0].get_model_by_name('simulate-bodies').data.x.length") == 3
+    _step_works(page)
 
 
 @pytest.mark.parametrize(("name", "data", "message"), [pytest.param(f"{i}.csv", d, m, id=i) for i, d, m in UPLOADS])
