@@ -124,12 +124,10 @@ def serve_arguments(args: argparse.Namespace, environ=None) -> tuple[list[str], 
 
 def handle(args: argparse.Namespace) -> int:
     arguments, env = serve_arguments(args)
-    if "NBODY_MAX_SESSIONS" in env:
-        os.environ["NBODY_MAX_SESSIONS"] = env["NBODY_MAX_SESSIONS"]
     # Checked now, not at the first page: a bad cap fails at start with the variable named.
     from app.limits import max_sessions_from_environment
 
-    cap = max_sessions_from_environment()
+    cap = max_sessions_from_environment({**os.environ, **env})
     if args.dry_run:
         print(" ".join(["panel", *arguments]))
         return 0

@@ -141,6 +141,12 @@ CASES = [
     ("infer-chains-zero", INFER + ["--out", "s.nc", "--chains", "0"], r"num_chains must be an integer >= 1, got 0"),
     ("infer-samples-negative", INFER + ["--out", "s.nc", "--samples", "-1"], r"num_samples must be an integer >= 1, got -1"),
     ("infer-out-suffix", INFER + ["--out", "s.txt"], r"--out must end in \.nc or \.npz"),
+    # -- nbody serve (--dry-run: checked, printed, nothing served)
+    ("serve-origin-star", ["serve", "--allow-websocket-origin", "*", "--dry-run"], r"'\*' would let any web page"),
+    ("serve-origin-url", ["serve", "--allow-websocket-origin", "http://x/", "--dry-run"], r"must be HOST or HOST:PORT"),
+    ("serve-port-0", ["serve", "--port", "0", "--dry-run"], r"--port must be in \[1, 65535\], got 0"),
+    ("serve-max-sessions-0", ["serve", "--max-sessions", "0", "--dry-run"], r"NBODY_MAX_SESSIONS='0' must be at least 1"),
+    ("serve-max-sessions-huge", ["serve", "--max-sessions", "100000", "--dry-run"], r"NBODY_MAX_SESSIONS=100000 exceeds"),
     ("infer-seed-2-63", INFER + ["--out", "s.nc", "--seed", "9223372036854775808"],
      r"argument --seed: must be an integer in \[0, 4294967295\], got 9223372036854775808"),
     ("infer-out-missing-directory", INFER + ["--out", "no/dir/s.nc"], r"directory 'no/dir' does not exist"),
@@ -319,3 +325,25 @@ def test_sigint_keeps_the_completed_snapshots(workdir):
     # Leapfrog at dt = 1e-3 on a softened Plummer sphere: |dE/E| stays ~1e-5 (README table).
     energy = arrays["energy"]
     assert np.max(np.abs(energy - energy[0]) / abs(energy[0])) < 1e-3
+
+
+def test_serve_refuses_a_short_secret_key_and_keeps_a_given_one(monkeypatch, capsys):
+    import argparse
+
+    from nbody_core.cli.serve import serve_arguments
+
+    def namespace(**extra):
+        return argparse.Namespace(port=5006, address="127.0.0.1", allow_websocket_origin=[], max_sessions=None, **extra)
+
+    with pytest.raises(ValueError, match="at least 32 bytes"):
+        serve_arguments(namespace(), environ={"NBODY_SECRET_KEY": "short"})
+    _, env = serve_arguments(namespace(), environ={"NBODY_SECRET_KEY": "k" * 40})
+    assert env["BOKEH_SECRET_KEY"] == "k" * 40 and env["BOKEH_SIGN_SESSIONS"] == "true"
+    _, first = serve_arguments(namespace(), environ={})
+    _, second = serve_arguments(namespace(), environ={})
+    assert len(first["BOKEH_SECRET_KEY"]) >= 32 and first["BOKEH_SECRET_KEY"] != second["BOKEH_SECRET_KEY"]
+    # --dry-run leaves this process's environment alone.
+    monkeypatch.delenv("NBODY_MAX_SESSIONS", raising=False)
+    assert main(["serve", "--max-sessions", "7", "--dry-run"]) == 0
+    assert "NBODY_MAX_SESSIONS" not in os.environ
+    assert capsys.readouterr().out.startswith("panel serve ")
