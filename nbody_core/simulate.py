@@ -31,6 +31,8 @@ __all__ = [
     "RunConfig",
     "run_config",
     "integrate",
+    "integration_loop",
+    "make_clock",
     "simulate",
     "advance",
     "advance_tracked",
@@ -248,47 +250,73 @@ def _stepper(config: RunConfig, clock: _Clock, params: PhysicsParams):
     return one_step
 
 
-@partial(jax.jit, static_argnames=("config", "num_saves", "save_every", "remainder", "first"))
-def _segment(start, clock, params, *, config, num_saves, save_every, remainder, first):
-    """The one integration loop: ``num_saves`` save blocks of ``save_every`` steps (a
-    ``fori_loop`` inside a ``scan``) and ``remainder`` more steps, the last one saved.
+def make_clock(t0, dt, num_steps, t_last=None) -> _Clock:
+    """The step clock of a run of ``num_steps`` steps from ``t0`` (all may be traced): the
+    time after step ``k`` is ``t0 + k * dt``, and ``t_last`` (default ``t0 + num_steps * dt``)
+    after the last."""
+    total = jnp.asarray(num_steps)
+    t_last = t0 + total.astype(dt.dtype) * dt if t_last is None else t_last
+    return _Clock(t0, dt, t_last, total, jnp.zeros_like(total))
 
-    With ``first``, ``start`` is the initial :class:`ParticleState`: the initial
-    acceleration and the initial snapshot are computed here. Otherwise ``start`` is the
-    :class:`_Carry` a previous segment returned, so a run cut into segments equals one run.
+
+def default_observation(particles: ParticleState, params: PhysicsParams, potential: PairPotential):
+    """What :func:`integration_loop` saves by default: ``(particles, conserved quantities)``."""
+    return particles, conserved_quantities(particles, params, potential)
+
+
+def integration_loop(
+    start, clock: _Clock, params: PhysicsParams, *, config: RunConfig, num_saves: int, save_every,
+    remainder: int = 0, first: bool = True, observe: Callable = default_observation,
+):
+    """The one integration loop (call it inside ``jit``/``vmap``): ``num_saves`` save blocks
+    of ``save_every`` steps (a ``fori_loop`` inside a ``scan``) and ``remainder`` more steps,
+    the last one saved. ``simulate``, the CLI (through ``simulate``) and ensemble members run it.
+
+    Args:
+        start: with ``first``, the initial :class:`ParticleState`: the initial acceleration
+            and the initial observation are made here. Otherwise the :class:`_Carry` a
+            previous call returned, so a run cut into calls equals one run.
+        clock: the run's :class:`_Clock` (:func:`make_clock`).
+        params: :class:`PhysicsParams`.
+        config: the :class:`RunConfig`.
+        num_saves: save blocks (static).
+        save_every: steps per block (static, or traced: a traced count loops in a while loop).
+        remainder: steps after the last block, then one more observation (static).
+        observe: ``observe(particles, params, potential) -> pytree`` saved at each save.
 
     Returns:
-        ``(carry, (snapshots, quantities))``, the snapshots stacked on a leading axis.
+        ``(carry, saved)``: the :class:`_Carry` (``carry.state.particles`` is the final state,
+        ``carry.max_error`` the tracked energy error) and the observations stacked on a
+        leading axis (the initial one first when ``first``).
     """
     dtype = clock.dt.dtype
     potential = config.potential
+    blocks = []
     if first:
         init_fn, _ = config.integrator.build(config.acceleration)
-        quantities0 = conserved_quantities(start, params, potential)
-        initial = jax.tree.map(lambda x: x[None], (start, quantities0))
-        start = _Carry(init_fn(start, params), jnp.zeros((), dtype), quantities0.energy)
+        blocks.append(jax.tree.map(lambda x: x[None], observe(start, params, potential)))
+        start = _Carry(init_fn(start, params), jnp.zeros((), dtype), total_energy(start, params, potential))
     one_step = _stepper(config, clock, params)
 
     def run(carry, offset, count):
         step = lambda i, c: one_step(offset + i, c)  # noqa: E731
         return lax.fori_loop(0, count, step, carry)
 
-    def snapshot(carry):
-        particles = carry.state.particles
-        return particles, conserved_quantities(particles, params, potential)
-
     def save_block(carry, block):
         carry = run(carry, block * save_every, save_every)
-        return carry, snapshot(carry)
+        return carry, observe(carry.state.particles, params, potential)
 
     carry, saved = lax.scan(save_block, start, jnp.arange(num_saves), length=num_saves)
-    blocks = [saved]
+    blocks.append(saved)
     if remainder:
         carry = run(carry, num_saves * save_every, remainder)
-        blocks.append(jax.tree.map(lambda x: x[None], snapshot(carry)))
-    if first:
-        blocks.insert(0, initial)
+        blocks.append(jax.tree.map(lambda x: x[None], observe(carry.state.particles, params, potential)))
     return carry, jax.tree.map(lambda *xs: jnp.concatenate(xs), *blocks)
+
+
+_segment = jax.jit(
+    integration_loop, static_argnames=("config", "num_saves", "save_every", "remainder", "first", "observe")
+)
 
 
 def _segments(num_blocks: int, remainder: int, chunks: int) -> list[tuple[int, int]]:

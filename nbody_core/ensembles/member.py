@@ -14,14 +14,11 @@ from typing import Mapping, NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax import lax
 
 from ..diagnostics import to_center_of_mass_frame, virial_ratio
-from ..forces import acceleration_function
-from ..integrators import get_integrator
 from ..potentials import get_potential, softened_distance_matrix
 from ..presets import get_preset
-from ..simulate import conserved_quantities
+from ..simulate import conserved_quantities, integration_loop, make_clock, run_config
 from ..state import ParticleState, PhysicsParams
 from .spec import EnsembleSpec, MemberTable, check_int
 
@@ -186,10 +183,9 @@ def simulate_member(state: ParticleState, inputs: Mapping[str, jax.Array], *, co
         power_index=jnp.asarray(config.power_index, dtype),
     )
     potential = get_potential(config.potential)
-    acceleration_fn = acceleration_function(config.forces, potential)
-    step_fn = get_integrator(config.integrator).make_step(acceleration_fn)
+    run = run_config(config.integrator, config.forces, potential)
 
-    def snapshot(state):
+    def snapshot(state, params, potential):
         quantities = conserved_quantities(state, params, potential)
         out = {
             "time": state.time,
@@ -203,14 +199,13 @@ def simulate_member(state: ParticleState, inputs: Mapping[str, jax.Array], *, co
             out["velocity"] = state.velocity
         return out
 
-    def save_block(carry, _):
-        count = inputs["steps_per_save"] if config.steps_per_save is None else config.steps_per_save
-        carry = lax.fori_loop(0, count, lambda _, c: step_fn(*c, dt, params), carry)
-        return carry, snapshot(carry[0])
-
-    carry = (state, acceleration_fn(state.position, state.mass, params))
-    (final, _), saved = lax.scan(save_block, carry, None, length=config.num_saves)
-    saved = jax.tree.map(lambda first, rest: jnp.concatenate([first[None], rest]), snapshot(state), saved)
+    # The core's one loop: snapshot k at t0 + k * steps_per_save * dt, exactly.
+    count = inputs["steps_per_save"] if config.steps_per_save is None else config.steps_per_save
+    clock = make_clock(jnp.asarray(state.time, dtype), dt, count * config.num_saves)
+    carry, saved = integration_loop(
+        state, clock, params, config=run, num_saves=config.num_saves, save_every=count, observe=snapshot
+    )
+    final = carry.state.particles
     energy = saved["energy"]
     error = jnp.abs(energy - energy[0]) / jnp.abs(energy[0])
     finite = jnp.isfinite(energy).all()
