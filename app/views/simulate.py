@@ -126,6 +126,7 @@ class SimulateView(pn.viewable.Viewer):
         self.state.param.watch(self._sync_ladders, ["dt", "softening"])
         self.state.param.watch(lambda *_: self._update_status(force=True), ["dt", "softening", "steps_per_frame"])
         self.param.watch(self._on_playing, ["playing"])
+        self.runner.param.watch(lambda *_: self._update_status(force=True), ["queue_position"])
         self.runner.on_destroyed(self._stop_loop)
         self._redraw_all()
         self._ensure_ready()
@@ -715,7 +716,10 @@ class SimulateView(pn.viewable.Viewer):
         fps, steps = self.rates()
         # Frames the browser painted in its last second (reported by the scene); not served: sent.
         painted = (self.scene.paint_rate if self._served else fps) if self.playing else 0.0
-        if self.compiling:
+        if self.runner.queue_position:
+            # Every JAX slot of the server is busy with other sessions' work: say so.
+            mode = f'<span class="compiling">waiting for the server: {self.runner.queue_position} in queue</span>'
+        elif self.compiling:
             mode = '<span class="compiling">compiling…</span>'
         elif state.nonfinite:
             mode = '<span class="warning">non-finite!</span>'
@@ -759,6 +763,12 @@ class SimulateView(pn.viewable.Viewer):
         return io.BytesIO(self.state.state_csv().encode())
 
     def _trajectory_file(self) -> io.BytesIO:
+        # Runs on the event loop: no JAX here (prepare() compiles). Until the run is ready
+        # (a second or two after it is built) there is nothing recorded to download.
+        if not self.state.ready and self._served:
+            text = "The run is still being prepared: download again in a moment."
+            self.notify(text, level="info")
+            raise ValueError(text)
         if not self.state.ready:
             self.state.prepare()
         return io.BytesIO(self.state.trajectory_npz())
