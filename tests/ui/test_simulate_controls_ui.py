@@ -30,6 +30,11 @@ PRESETS = [
     ("rotating_disk", "Rotating disk (N = 256+)", 256, "0.001", "0.01"),
 ]
 STEPS_PER_FRAME = 10  # the tab's default
+# Bodies in the last frame or run start the browser's orbit scene received.
+SCENE_BODIES = (
+    "(n) => window.nbodyScenes && window.nbodyScenes['simulate-scene']"
+    " && window.nbodyScenes['simulate-scene'].positions().length == n"
+)
 FAILURES = re.compile(r"Preset:|Simulation stopped|Energy error|positional argument|NoneType|Traceback")
 
 
