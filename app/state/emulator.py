@@ -31,7 +31,7 @@ from nbody_core.emulator import (
     train_emulator,
     training_data_from_arrays,
 )
-from nbody_core.emulator.inference import simulate_at
+from nbody_core.emulator.inference import GridPosterior, emulator_posterior, simulate_at
 from nbody_core.ensembles import EnsembleSpec, run_ensemble
 
 __all__ = ["EmulatorState", "MAX_UPLOAD_BYTES", "GENERATE_SWEEPS"]
@@ -65,6 +65,7 @@ class EmulatorState(param.Parameterized):
     output = param.Selector(default=None, objects=[], doc="Output shown in the plots.")
     axis = param.Selector(default=None, objects=[], doc="Input along the band plot's x axis.")
     check_value = param.Number(0.1, doc="Value of the band's input where 'run the simulator here' checks.")
+    observed_value = param.Number(1.0, doc="An observed value of the plotted output, for the posterior.")
 
     # Data and results (set by the methods below, read by the view).
     arrays = param.Dict(default=None, doc="Arrays of the loaded ensemble.")
@@ -78,6 +79,8 @@ class EmulatorState(param.Parameterized):
     train_count = param.Integer(0, doc="Bumped on every accepted training.")
     last_check = param.Dict(default=None, doc="The last 'run the simulator here' check.")
     check_count = param.Integer(0)
+    posterior = param.Parameter(default=None, doc="GridPosterior of the axis input from the observed value.")
+    posterior_count = param.Integer(0)
     running = param.Boolean(False)
     error = param.String("", doc="Why the last action was refused.")
     error_count = param.Integer(0)
@@ -191,6 +194,8 @@ class EmulatorState(param.Parameterized):
 
     def accept_training(self, emulator, report, curve) -> None:
         self.emulator, self.report, self.curve, self.last_check = emulator, report, curve, None
+        self.posterior = None
+        self.observed_value = float(np.median(self.data.outputs[:, self.data.output_names.index(self.output)]))
         self.error = ""
         self.train_count += 1
 
@@ -259,6 +264,20 @@ class EmulatorState(param.Parameterized):
     def accept_check(self, check: dict[str, Any]) -> None:
         self.last_check = check
         self.check_count += 1
+
+    # ------------------------------------------------------------------ inference
+    def compute_posterior(self) -> GridPosterior:
+        """Posterior of :attr:`axis` (others at mid-range) from one observed value of
+        :attr:`output`, the emulator as forward model (worker-thread safe)."""
+        if not np.isfinite(float(self.observed_value)):
+            raise ValueError("the observed value must be finite")
+        fixed = {n: v for n, v in self.fixed_values().items() if n != self.axis}
+        return emulator_posterior(self.emulator, {self.output: float(self.observed_value)}, fixed=fixed,
+                                  grid_points=201)
+
+    def accept_posterior(self, posterior: GridPosterior) -> None:
+        self.posterior = posterior
+        self.posterior_count += 1
 
     def download_name(self) -> str:
         return safe_filename(f"emulator_{self.dataset_name.split(':')[0]}", suffix=".npz")

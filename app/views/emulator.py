@@ -48,6 +48,7 @@ class EmulatorView(pn.viewable.Viewer):
         self.state.param.watch(self._on_trained, ["train_count"])
         self.state.param.watch(self.runner.locked(self._draw), ["output", "axis"])
         self.state.param.watch(self._draw_check, ["check_count"])
+        self.state.param.watch(self._draw_posterior, ["posterior_count"])
         self.state.param.watch(self._on_error, ["error_count"])
 
     # ------------------------------------------------------------------ plots
@@ -84,6 +85,13 @@ class EmulatorView(pn.viewable.Viewer):
         band.legend.location = "top_left"
         self.band_figure = band
 
+        self.posterior_source = ColumnDataSource({"x": [], "density": []}, name="emulator-posterior")
+        posterior = figure(name="emulator-posterior-figure", title="Posterior from one observed value", height=260,
+                           width=820, tools=_TOOLS, y_axis_label="posterior mass per grid cell")
+        posterior.varea("x", 0, "density", source=self.posterior_source, fill_color=_BLUE, fill_alpha=0.3)
+        posterior.line("x", "density", source=self.posterior_source, color=_BLUE, line_width=2)
+        self.posterior_figure = posterior
+
     # ------------------------------------------------------------------ widgets
     def _build_widgets(self) -> None:
         s = self.state
@@ -109,6 +117,11 @@ class EmulatorView(pn.viewable.Viewer):
         self.check_button = pn.widgets.Button(label="Run the simulator here", disabled=True)
         self.check_button.on_click(self.runner.locked(lambda _: self.check()))
         self.check_status = pn.pane.Markdown("", sizing_mode="stretch_width")
+        self.observed_input = pn.widgets.FloatInput.from_param(s.param.observed_value, label="Observed output",
+                                                               format="0.[0000]")
+        self.infer_button = pn.widgets.Button(label="Infer from this observation", disabled=True)
+        self.infer_button.on_click(self.runner.locked(lambda _: self.infer()))
+        self.posterior_status = pn.pane.Markdown("", sizing_mode="stretch_width")
         self.metrics = pn.pane.Markdown("", sizing_mode="stretch_width", name="emulator-metrics")
         self.download = pn.widgets.FileDownload(callback=self._download_file, filename="emulator.npz",
                                                 label="Download model (.npz)", disabled=True, sizing_mode="stretch_width")
@@ -132,6 +145,10 @@ class EmulatorView(pn.viewable.Viewer):
             pn.pane.Bokeh(self.band_figure),
             pn.Row(self.check_input, self.check_button),
             self.check_status,
+            pn.pane.Markdown("### Inference with the emulator as forward model", margin=(10, 10, 0, 10)),
+            pn.Row(self.observed_input, self.infer_button),
+            self.posterior_status,
+            pn.pane.Bokeh(self.posterior_figure),
             sizing_mode="stretch_both", scroll=True,
         )
         return pn.Row(controls, main, sizing_mode="stretch_both")
@@ -155,7 +172,8 @@ class EmulatorView(pn.viewable.Viewer):
 
     def _start(self, work, done, failure: str) -> None:
         """Run ``work(job)`` on the session's runner; ``done(result)`` or a message after."""
-        self.generate_button.disabled = self.train_button.disabled = self.check_button.disabled = True
+        self.generate_button.disabled = self.train_button.disabled = True
+        self.check_button.disabled = self.infer_button.disabled = True
         self.state.running = True
         self._job = self.runner.submit(
             work, done=done, failed=lambda error: self._failed(f"{failure}: {type(error).__name__}: {error}"))
@@ -169,7 +187,7 @@ class EmulatorView(pn.viewable.Viewer):
         self.state.running = False
         self.generate_button.disabled = False
         self.train_button.disabled = self.state.data is None
-        self.check_button.disabled = self.state.emulator is None
+        self.check_button.disabled = self.infer_button.disabled = self.state.emulator is None
 
     def _set_progress(self, fraction: float, text: str) -> None:
         self.progress.value = int(1000 * fraction)
@@ -251,6 +269,33 @@ class EmulatorView(pn.viewable.Viewer):
 
         self._start(lambda job: self.state.compute_check(point), self._after_check, "The check failed")
 
+    def infer(self) -> None:
+        """Grid posterior of the band's input from the observed value (a runner job)."""
+        if self._busy() or self.state.emulator is None:
+            return
+        self.posterior_status.object = "Computing the posterior ..."
+        self._start(lambda job: self.state.compute_posterior(), self._after_posterior, "Inference failed")
+
+    def _after_posterior(self, posterior) -> None:
+        self.state.accept_posterior(posterior)
+        self._finish()
+
+    def _draw_posterior(self, *_events) -> None:
+        posterior = self.state.posterior
+        if posterior is None:
+            self.posterior_source.data = {"x": [], "density": []}
+            self.posterior_status.object = ""
+            return
+        name = posterior.names[0]
+        self.posterior_source.data = {"x": posterior.grids[0], "density": posterior.marginals[0]}
+        lo, hi = posterior.interval[0]
+        self.posterior_figure.title.text = f"Posterior of {name} from {self.state.output} = {self.state.observed_value:.4g}"
+        self.posterior_figure.xaxis.axis_label = name
+        self.posterior_status.object = html.escape(
+            f"{name} = {posterior.mean[0]:.4g} ± {posterior.sd[0]:.3g} (95 % interval [{lo:.4g}, {hi:.4g}]), "
+            f"{posterior.forward_evaluations} emulator evaluations in {posterior.seconds * 1000:.0f} ms; uniform prior "
+            "over the trained range, likelihood N(mean, sd²) from the emulator.")
+
     def _after_check(self, outcome) -> None:
         self.state.accept_check(outcome)
         self._finish()
@@ -264,12 +309,13 @@ class EmulatorView(pn.viewable.Viewer):
             f"{self.state.dataset_name}: {data.num_members} members{dropped}; inputs "
             f"{', '.join(data.input_names)}; outputs {', '.join(data.output_names)}")
         self.status.object = "Ready: press **Train emulator**."
-        for source in (self.scatter_source, self.curve_source, self.band_source, self.sim_source, self.check_source):
+        for source in (self.scatter_source, self.curve_source, self.band_source, self.sim_source, self.check_source,
+                       self.posterior_source):
             source.data = {key: [] for key in source.data}
         self.metrics.object = ""
-        self.check_status.object = ""
+        self.check_status.object = self.posterior_status.object = ""
         self.train_button.disabled = False
-        self.check_button.disabled = True
+        self.check_button.disabled = self.infer_button.disabled = True
         self.download.disabled = True
 
     def _on_trained(self, *_events) -> None:
@@ -288,6 +334,7 @@ class EmulatorView(pn.viewable.Viewer):
         self.download.disabled = False
         self.check_source.data = {"x": [], "y": []}
         self.check_status.object = ""
+        self._draw_posterior()
         self._draw()
 
     def _draw(self, *_events) -> None:

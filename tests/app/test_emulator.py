@@ -88,3 +88,18 @@ def test_uploads_are_checked_and_names_escaped(tmp_path):
     assert view.state.load_upload(run_ensemble(spec).npz_bytes(), "ok.npz")
     assert view.state.data.num_members == 24 and not view.train_button.disabled
     assert "ok.npz: 24 members" in view.dataset_status.object
+
+
+def test_posterior_from_an_observed_value(trained_view):
+    view, state = trained_view, trained_view.state
+    state.param.update(axis="virial_ratio", output="lagrangian_radius_50")
+    # Observe exactly what the emulator predicts at virial ratio 0.5 (other input mid-range):
+    # the posterior must put 0.5 inside its 95 % interval.
+    point = {**state.fixed_values(), "virial_ratio": 0.5}
+    state.observed_value = state.emulator.predict_named(point)["lagrangian_radius_50"][0]
+    view.infer()
+    posterior = state.posterior
+    assert posterior.names == ("virial_ratio",) and len(view.posterior_source.data["x"]) == 201
+    assert abs(sum(view.posterior_source.data["density"]) - 1) < 1e-9  # normalised grid mass
+    assert posterior.interval[0, 0] <= 0.5 <= posterior.interval[0, 1]
+    assert "95 % interval" in view.posterior_status.object

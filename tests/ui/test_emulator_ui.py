@@ -36,5 +36,10 @@ def test_train_a_tiny_emulator_from_the_tab(page, open_app, ui):
         "() => Bokeh.documents[0].get_model_by_name('emulator-check').data.y.length === 8", timeout=240_000
     )
     page.get_by_text("fresh simulations inside").first.wait_for()
+    page.get_by_role("button", name="Infer from this observation").click()
+    page.wait_for_function(
+        "() => Bokeh.documents[0].get_model_by_name('emulator-posterior').data.x.length === 201", timeout=120_000
+    )
+    page.get_by_text("95 % interval").first.wait_for()
     page.screenshot(path=str(ui.results_dir / "emulator-trained.png"), full_page=True)
     assert errors == []
