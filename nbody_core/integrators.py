@@ -193,16 +193,6 @@ class Integrator(NamedTuple):
     description: str
     color: str
 
-    def make_step(self, acceleration_fn: AccelerationFn):
-        """Deprecated adapter for loops written before :class:`IntegratorState`:
-        ``step_fn(particles, acceleration, dt, params) -> (particles, acceleration)``."""
-        _, step_fn = self.build(acceleration_fn)
-
-        def legacy_step_fn(particles, acceleration, dt, params):
-            return tuple(step_fn(IntegratorState(particles, acceleration), dt, params))
-
-        return legacy_step_fn
-
 
 INTEGRATORS: dict[str, Integrator] = {
     integrator.name: integrator

@@ -442,8 +442,9 @@ def simulate(
         track_energy: take the relative energy error after EVERY step, not only at the
             snapshots, into ``Trajectory.max_relative_energy_error`` (``nbody run`` does).
             Off by default because it costs one potential-energy evaluation per step:
-            measured x1.4 (figure-eight) to x2.2 (Plummer N = 1024) the run time of
-            leapfrog, whose step costs one force evaluation (2-core CPU).
+            measured x1.6-3.2 the run time of leapfrog (one force evaluation per step;
+            figure-eight, Plummer N = 256 and 1024) and x1.1-2.1 of yoshida4 (three), on a
+            shared 2-core CPU at load ~15 (min of 7 interleaved runs).
         chunks: number of compiled calls the run is cut into (for progress reports; the
             result is the same).
         on_chunk: ``on_chunk(steps_done, piece)`` after each chunk, ``piece`` the
