@@ -146,3 +146,25 @@ def test_method_validation():
         acceleration_function("fast")
     with pytest.raises(ValueError, match="unknown potential 'coulomb'"):
         acceleration_function("autodiff", "coulomb")
+
+
+def test_a_method_that_selects_another_is_one_record(monkeypatch):
+    # How an "auto" method plugs in: one record whose kernel picks a registered kernel by a
+    # static property of the system (n here; shapes are static when a kernel is traced).
+    from nbody_core.forces import FORCE_METHODS, ForceMethod
+
+    chosen = []
+
+    def select(position, mass, params, potential):
+        name = "analytic" if position.shape[0] <= 8 else "tiled"
+        chosen.append(name)
+        return FORCE_METHODS[name].kernel(position, mass, params, potential)
+
+    monkeypatch.setitem(FORCE_METHODS, "select_test", ForceMethod("select_test", "picks by n", select))
+    state = nb.figure_eight()
+    picked = nb.simulate(state, dt=1e-2, num_steps=10, forces="select_test")
+    reference = nb.simulate(state, dt=1e-2, num_steps=10, forces="analytic")
+    np.testing.assert_array_equal(picked.position, reference.position)
+    assert chosen and set(chosen) == {"analytic"}
+    # Equal choices are equal records: a static jit argument that compiles once.
+    assert acceleration_function("select_test") == acceleration_function("select_test", "newtonian")
