@@ -2,7 +2,7 @@
 
 The ensemble comes from a small Plummer softening x virial-ratio sweep run here
 (:meth:`EmulatorState.generate`) or from an uploaded npz written by ``nbody ensemble`` / the
-Ensembles tab's download (:meth:`EmulatorState.load_upload`, size-capped). Training
+Ensembles tab's download (:meth:`EmulatorState.load_upload`, capped like every upload). Training
 (:meth:`EmulatorState.compute_training`, no parameter changes: safe in a worker thread; then
 :meth:`EmulatorState.accept_training` under the document lock) fits the deep ensemble, the GP
 baseline and, for a learning curve, the same network on a quarter and a half of the training
@@ -22,7 +22,7 @@ from typing import Any, Callable
 import numpy as np
 import param
 
-from app.limits import safe_filename
+from app.limits import LIMITS, check_limit, safe_filename
 from nbody_core.emulator import (
     MIN_MEMBERS,
     TrainConfig,
@@ -34,11 +34,7 @@ from nbody_core.emulator import (
 from nbody_core.emulator.inference import GridPosterior, emulator_posterior, simulate_at
 from nbody_core.ensembles import EnsembleSpec, run_ensemble
 
-__all__ = ["EmulatorState", "MAX_UPLOAD_BYTES", "GENERATE_SWEEPS"]
-
-#: Largest uploaded ensemble file, bytes (an ensemble of 10^4 members without trajectories
-#: is ~2 MB; trajectories are not needed and make files huge).
-MAX_UPLOAD_BYTES = 20_000_000
+__all__ = ["EmulatorState", "GENERATE_SWEEPS"]
 #: The sweep the tab runs itself.
 GENERATE_SWEEPS = ("softening=0.01:0.3:log", "virial_ratio=0.3:0.7")
 # Arrays of an ensemble file the emulator reads (trajectories are skipped when present).
@@ -96,6 +92,9 @@ class EmulatorState(param.Parameterized):
 
     # ------------------------------------------------------------------ data
     def generate_spec(self) -> EnsembleSpec:
+        """The sweep run here, within the server's ensemble caps (``ValueError`` otherwise)."""
+        check_limit("max_ensemble_members", self.gen_members)
+        check_limit("max_ensemble_bodies", self.gen_bodies)
         return EnsembleSpec(system="plummer", num_bodies=self.gen_bodies, num_members=self.gen_members,
                             num_steps=self.gen_steps, dt=0.02, sweeps=GENERATE_SWEEPS, design="random",
                             seed=self.gen_seed)
@@ -126,13 +125,14 @@ class EmulatorState(param.Parameterized):
         return True
 
     def load_upload(self, content: bytes | None, filename: str | None) -> bool:
-        """Read an uploaded ensemble npz (no pickle, size-capped)."""
+        """Read an uploaded ensemble npz (no pickle; at most ``LIMITS.max_upload_bytes``: a
+        1024-member ensemble without trajectories is ~0.35 MB)."""
         name = safe_filename(filename or "upload.npz")
         if not content:
             self.refuse("the uploaded file is empty")
             return False
-        if len(content) > MAX_UPLOAD_BYTES:
-            self.refuse(f"the file is {len(content):,} bytes; the limit is {MAX_UPLOAD_BYTES:,}")
+        if len(content) > LIMITS.max_upload_bytes:
+            self.refuse(f"the file is {len(content):,} bytes; the limit is {LIMITS.max_upload_bytes:,}")
             return False
         try:
             with np.load(io.BytesIO(content), allow_pickle=False) as raw:

@@ -22,7 +22,8 @@ import param
 from bokeh.models import ColumnDataSource, Whisker
 from bokeh.plotting import figure
 
-from app.state.emulator import MAX_UPLOAD_BYTES, EmulatorState
+from app.limits import LIMITS
+from app.state.emulator import EmulatorState
 from app.views._common import show_message
 from app.views.session import SessionRunner
 
@@ -101,7 +102,8 @@ class EmulatorView(pn.viewable.Viewer):
         self.generate_button = pn.widgets.Button(label="Run softening × virial-ratio sweep", color="primary")
         self.generate_button.on_click(self.runner.locked(lambda _: self.generate()))
         self.upload = pn.widgets.FileInput(accept=".npz", multiple=False, sizing_mode="stretch_width")
-        self.upload.param.watch(self.runner.locked(self._on_upload), ["value"])
+        # An empty file arrives as value None with a file name: watch both (as the Simulate tab).
+        self.upload.param.watch(self.runner.locked(self._on_upload), ["value", "filename"])
         self.dataset_status = pn.pane.Markdown("No ensemble yet.", sizing_mode="stretch_width")
         self.networks_input = pn.widgets.IntInput.from_param(s.param.num_networks, label="Networks")
         self.width_input = pn.widgets.IntInput.from_param(s.param.width, label="Width")
@@ -131,7 +133,7 @@ class EmulatorView(pn.viewable.Viewer):
         label = partial(pn.pane.Markdown, margin=(4, 10, -8, 10))
         controls = pn.Column(
             pn.Card(self.gen_bodies, self.gen_members, self.gen_steps, self.generate_button,
-                    label(f"…or upload an ensemble npz (≤ {MAX_UPLOAD_BYTES // 1_000_000} MB)"), self.upload,
+                    label(f"…or upload an ensemble npz (≤ {LIMITS.max_upload_bytes / 1e6:g} MB)"), self.upload,
                     self.dataset_status, title="Ensemble", collapsible=True, sizing_mode="stretch_width"),
             pn.Card(self.networks_input, self.width_input, self.steps_input, self.curve_toggle,
                     title="Network", collapsible=True, sizing_mode="stretch_width"),

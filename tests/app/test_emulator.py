@@ -7,7 +7,8 @@ import io
 import numpy as np
 import pytest
 
-from app.state.emulator import MAX_UPLOAD_BYTES, EmulatorState
+from app.limits import LIMITS
+from app.state.emulator import EmulatorState
 from app.views.emulator import EmulatorView
 from nbody_core.emulator import load_emulator
 from nbody_core.ensembles import EnsembleSpec, run_ensemble
@@ -73,7 +74,7 @@ def test_uploads_are_checked_and_names_escaped(tmp_path):
     view.upload.filename = "<b>evil</b>.npz"
     view.state.load_upload(b"not a zip", "<b>evil</b>.npz")
     assert "not a readable npz" in view.message.object and "<b>" not in view.message.object
-    view.state.load_upload(b"x" * (MAX_UPLOAD_BYTES + 1), "big.npz")
+    view.state.load_upload(b"x" * (LIMITS.max_upload_bytes + 1), "big.npz")
     assert "limit" in view.message.object
     buffer = io.BytesIO()
     np.savez(buffer, x=np.zeros(2))
@@ -87,6 +88,10 @@ def test_uploads_are_checked_and_names_escaped(tmp_path):
     spec = EnsembleSpec(num_bodies=4, num_members=24, num_steps=5, dt=0.01, sweeps=("virial_ratio=0.3:0.7",))
     assert view.state.load_upload(run_ensemble(spec).npz_bytes(), "ok.npz")
     assert view.state.data.num_members == 24 and not view.train_button.disabled
+    # The generated sweep respects the server's ensemble caps.
+    view.state.gen_members = LIMITS.max_ensemble_members + 1
+    view.generate()
+    assert "number of ensemble members" in view.message.object and view.state.data.num_members == 24
     assert "ok.npz: 24 members" in view.dataset_status.object
 
 
