@@ -94,7 +94,7 @@ def test_an_upload_just_over_the_size_limit_is_refused_in_the_browser(upload_pag
         rf"Not uploaded: .over-size-limit\.csv. is {len(data)} bytes; this server accepts files up to "
         rf"{LIMITS.max_upload_bytes} bytes\. Nothing was sent"
     ), timeout=MESSAGE_TIMEOUT_MS)
-    assert page.evaluate("() => Bokeh.documents[0].get_model_by_name('simulate-bodies').data.x.length") == 3
+    assert page.evaluate("() => window.nbodyScenes['simulate-scene'].numBodies()") == 3
     _step_works(page)
 
 

@@ -122,8 +122,8 @@ def test_an_upload_over_the_cap_is_refused_in_the_browser_and_the_session_lives(
     try:
         page = context.new_page()
         page.goto(f"{served}/app", timeout=PAGE_LOAD_TIMEOUT_MS)
-        ui.wait_for_model(page, "simulate-bodies")
-        page.get_by_role("button", name="Step").wait_for()
+        ui.wait_for_model(page, "simulate-history")
+        page.get_by_text("paused", exact=True).wait_for(timeout=PAGE_LOAD_TIMEOUT_MS)  # built and compiled
         name = "<b>huge</b>.csv"
         page.locator("input[type=file]").set_input_files(
             files=[{"name": name, "mimeType": "text/csv", "buffer": b"m,x,y,z,vx,vy,vz\n" + b"1" * 12_000_000}]
@@ -134,8 +134,11 @@ def test_an_upload_over_the_cap_is_refused_in_the_browser_and_the_session_lives(
         assert f"Not uploaded: \u201c{name}\u201d is 12.0 MB; this server accepts files up to 1.00 MB" in text
         assert alert.locator("b").count() == 0  # the name is text, not HTML
         # The websocket is still open: the server still answers a Step.
+        before = page.evaluate("() => Bokeh.documents[0].get_model_by_name('simulate-history').data.t.length")
         page.get_by_role("button", name="Step").click()
-        page.wait_for_function("() => Bokeh.documents[0].get_model_by_name('simulate-history').data.t.length == 1")
+        page.wait_for_function(
+            "(n) => Bokeh.documents[0].get_model_by_name('simulate-history').data.t.length > n", arg=before
+        )
     finally:
         context.close()
 
