@@ -1,0 +1,222 @@
+"""Twin runs: a system beside a copy perturbed by ``delta``, and the fitted Lyapunov time.
+
+The pair is one batch of two systems run by ``jax.vmap`` over the core's one integration
+loop (:func:`nbody_core.simulate.integration_loop`, the same machinery ensembles use), so
+both copies take exactly the same steps. The separation of the copies against time shows
+chaos: in a chaotic system it grows exponentially, ``d(t) ~ d0 exp(t / t_L)``, until it
+saturates at the size of the system; in a regular one (a Kepler orbit) it grows linearly
+(the perturbed orbit has a slightly different period, so the phase drifts at a constant rate).
+
+Pure functions over pytrees; no Panel.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from .diagnostics import total_energy
+from .simulate import _cast, integration_loop, make_clock, run_config, validate_run_options
+from .state import ParticleState, PhysicsParams, resolve_params
+
+__all__ = ["TwinRun", "LyapunovFit", "perturb", "twin_run", "phase_space_separation", "fit_lyapunov_time"]
+
+#: Saturation: the fit stops where the separation first reaches this fraction of the
+#: system's initial RMS size (positions about the centre of mass). Past it the two copies
+#: are no longer "nearby" and the growth is no longer exponential.
+DEFAULT_SATURATION_FRACTION = 0.1
+
+
+class LyapunovFit(NamedTuple):
+    """Least-squares fit ``log d(t) = log d0 + lambda t`` over ``[t_start, t_stop]``.
+
+    Attributes:
+        exponent: ``lambda``, 1 / time units (largest Lyapunov exponent estimate).
+        lyapunov_time: ``1 / lambda``, time units (``inf`` when ``lambda <= 0``).
+        t_start, t_stop: the fitted window, time units.
+        num_points: snapshots inside the window.
+    """
+
+    exponent: float
+    lyapunov_time: float
+    t_start: float
+    t_stop: float
+    num_points: int
+
+
+class TwinRun(NamedTuple):
+    """A system and its perturbed copy, saved at the same snapshots.
+
+    Attributes:
+        time: ``[S]`` snapshot times, time units.
+        position: ``[2, S, n, 3]`` positions of (original, copy), length units.
+        velocity: ``[2, S, n, 3]`` velocities, length / time units.
+        energy: ``[2, S]`` total energies, energy units.
+        separation: ``[S]`` phase-space separation of the copies (:func:`phase_space_separation`).
+        delta: the initial perturbation, length units (or velocity units for a velocity coordinate).
+        fit: the :class:`LyapunovFit` of ``separation``.
+    """
+
+    time: np.ndarray
+    position: np.ndarray
+    velocity: np.ndarray
+    energy: np.ndarray
+    separation: np.ndarray
+    delta: float
+    fit: LyapunovFit
+
+
+def perturb(state: ParticleState, delta: float, *, body: int = 0, coordinate: int = 0,
+            velocity: bool = False) -> ParticleState:
+    """A copy of ``state`` with ``delta`` added to one coordinate of one body.
+
+    Args:
+        state: the original system, ``[n, 3]`` positions and velocities.
+        delta: the perturbation, length units (velocity units with ``velocity``).
+        body: index of the perturbed body, ``0 <= body < n``.
+        coordinate: 0, 1 or 2 for x, y, z.
+        velocity: perturb the velocity instead of the position.
+
+    Raises:
+        ValueError: for a body or coordinate out of range, or a non-finite delta.
+    """
+    n = state.num_bodies
+    if not 0 <= int(body) < n:
+        raise ValueError(f"body must be in [0, {n - 1}], got {body}")
+    if int(coordinate) not in (0, 1, 2):
+        raise ValueError(f"coordinate must be 0, 1 or 2 (x, y, z), got {coordinate}")
+    if not np.isfinite(delta):
+        raise ValueError(f"delta must be finite, got {delta}")
+    if velocity:
+        return state._replace(velocity=state.velocity.at[body, coordinate].add(delta))
+    return state._replace(position=state.position.at[body, coordinate].add(delta))
+
+
+def phase_space_separation(position, velocity):
+    """Euclidean distance between the two copies in phase space, over all bodies.
+
+    Args:
+        position: ``[2, S, n, 3]``, length units.
+        velocity: ``[2, S, n, 3]``, length / time units (N-body units make the two comparable).
+
+    Returns:
+        ``[S]`` ``sqrt(sum |dx|^2 + |dv|^2)``.
+    """
+    dx = position[0] - position[1]
+    dv = velocity[0] - velocity[1]
+    return jnp.sqrt(jnp.sum(dx * dx, axis=(-2, -1)) + jnp.sum(dv * dv, axis=(-2, -1)))
+
+
+def _observe(particles, params, potential):
+    return particles.position, particles.velocity, total_energy(particles, params, potential)
+
+
+def _pair_loop(pair, clock, params, *, config, num_saves, save_every, remainder):
+    def one(state):
+        _, saved = integration_loop(state, clock, params, config=config, num_saves=num_saves,
+                                    save_every=save_every, remainder=remainder, observe=_observe)
+        return saved
+
+    return jax.vmap(one)(pair)
+
+
+_pair_loop_jit = jax.jit(_pair_loop, static_argnames=("config", "num_saves", "save_every", "remainder"))
+
+
+def fit_lyapunov_time(time, separation, *, saturation: float, t_min: float = 0.0) -> LyapunovFit:
+    """Fit the exponential-growth window of a separation curve.
+
+    The window runs from the first snapshot at or after ``t_min`` to the last one before the
+    separation first reaches ``saturation``; ``log d`` is fitted by least squares against
+    ``t`` over it (every snapshot weighted alike).
+
+    Args:
+        time: ``[S]`` times, time units.
+        separation: ``[S]`` separations (positive).
+        saturation: separation at which growth is no longer exponential (same units).
+        t_min: start of the window (skip an initial transient), time units.
+
+    Raises:
+        ValueError: when fewer than 3 finite snapshots lie in the window.
+    """
+    time = np.asarray(time, dtype=float)
+    separation = np.asarray(separation, dtype=float)
+    start = int(np.searchsorted(time, t_min))
+    saturated = np.nonzero(~(separation[start:] < saturation))[0]  # NaN counts as saturated
+    stop = start + (int(saturated[0]) if saturated.size else separation.size - start)
+    t, d = time[start:stop], separation[start:stop]
+    keep = d > 0
+    t, d = t[keep], d[keep]
+    if t.size < 3:
+        raise ValueError(
+            f"only {t.size} snapshots before the separation saturates at {saturation:g}: "
+            "save more often or use a smaller delta"
+        )
+    exponent, _ = np.polyfit(t, np.log(d), 1)
+    lyapunov_time = float(1.0 / exponent) if exponent > 0 else float("inf")
+    return LyapunovFit(float(exponent), lyapunov_time, float(t[0]), float(t[-1]), int(t.size))
+
+
+def twin_run(
+    state: ParticleState,
+    *,
+    delta: float = 1e-9,
+    dt: float,
+    num_steps: int,
+    save_every: int = 1,
+    params: PhysicsParams | None = None,
+    integrator: str = "yoshida4",
+    forces: str = "tiled",
+    body: int = 0,
+    coordinate: int = 0,
+    velocity: bool = False,
+    saturation_fraction: float = DEFAULT_SATURATION_FRACTION,
+    t_min: float = 0.0,
+) -> TwinRun:
+    """Run ``state`` beside a copy perturbed by ``delta`` and fit the Lyapunov time.
+
+    The pair is stacked on a leading axis and ``jax.vmap`` runs the core's one integration
+    loop over it (one compilation, both copies in one batch).
+
+    Args:
+        state: ``[n, 3]`` initial system.
+        delta: perturbation of one coordinate (:func:`perturb`); keep it well above the
+            float64 resolution of the coordinate (~1e-16 of its size).
+        dt, num_steps, save_every: fixed step (time units), steps, steps between saves.
+        params: physics parameters (softening etc.), defaults from the state's units.
+        integrator, forces: as for :func:`nbody_core.simulate.simulate`.
+        body, coordinate, velocity: which coordinate is perturbed.
+        saturation_fraction: the fit window ends where the separation reaches this fraction
+            of the initial RMS size about the centre of mass.
+        t_min: start of the fit window, time units.
+
+    Returns:
+        A :class:`TwinRun` (NumPy arrays).
+    """
+    params = resolve_params(state, params)
+    validate_run_options(dt=dt, num_steps=num_steps, save_every=save_every, params=params)
+    config = run_config(integrator, forces)
+    copy = perturb(state, delta, body=body, coordinate=coordinate, velocity=velocity)
+    pair = jax.tree.map(lambda a, b: jnp.stack([jnp.asarray(a), jnp.asarray(b)]), state, copy)
+    dtype = state.position.dtype
+    dt_arr, params = _cast(state, dt, params)
+    clock = make_clock(jnp.asarray(state.time, dtype), dt_arr, num_steps)
+    num_saves, remainder = divmod(num_steps, save_every)
+    position, velocity_, energy = _pair_loop_jit(
+        pair, clock, params, config=config, num_saves=num_saves, save_every=save_every, remainder=remainder
+    )
+    position, velocity_, energy = (np.asarray(x) for x in (position, velocity_, energy))
+    steps = np.arange(num_saves + 1) * save_every
+    if remainder:
+        steps = np.append(steps, num_steps)
+    time = float(state.time) + steps * float(dt)
+    separation = np.asarray(phase_space_separation(position, velocity_))
+    centred = np.asarray(state.position) - np.average(
+        np.asarray(state.position), axis=0, weights=np.asarray(state.mass)
+    )
+    size = float(np.sqrt(np.mean(np.sum(centred**2, axis=-1))))
+    fit = fit_lyapunov_time(time, separation, saturation=saturation_fraction * size, t_min=t_min)
+    return TwinRun(time, position, velocity_, energy, separation, float(delta), fit)
