@@ -35,6 +35,7 @@ TABS: list[tuple[str, str]] = [
     ("Inference", "app.views.inference:InferenceView"),
     ("Ensembles", "app.views.ensembles:EnsemblesView"),
     ("Emulator", "app.views.emulator:EmulatorView"),
+    ("Chaos", "app.views.chaos:ChaosView"),
 ]
 
 ACCENT = "#1f4e79"
