@@ -47,6 +47,9 @@ __all__ = [
     "measure_gradient_costs",
     "to_inference_data",
     "summary_diagnostics",
+    "mode_check",
+    "R_HAT_THRESHOLD",
+    "LP_GAP_THRESHOLD",
     "MASS_PRIOR_STD",
     "LOG_G_PRIOR_STD",
     "VELOCITY_PRIOR_STD",
@@ -390,12 +393,48 @@ def scaling_problem(
     )
 
 
-def initial_positions(problem: InferenceProblem, key, num_chains: int, *, spread: float = 0.1) -> Array:
-    """Chain starting points ``[num_chains, d]``: the prior mean jittered by ``spread`` prior sds."""
+def initial_positions(
+    problem: InferenceProblem, key, num_chains: int, *, spread: float | None = None, max_tries: int = 16,
+) -> Array:
+    """Chain starting points ``[num_chains, d]``, overdispersed by default: draws from the prior.
+
+    Why the prior (and not a multi-start optimisation): the prior is wider than the posterior
+    by construction, which is what split R-hat needs to detect chains that have not mixed
+    (Gelman & Rubin 1992; Vehtari et al. 2021); an optimiser would pull every chain into the
+    nearest mode first and could hide exactly the multimodality R-hat is meant to reveal.
+    Starting all chains near the prior mean (the former default, ``spread=0.1``) left 7 of 28
+    simulated datasets stuck in a wrong mode with R-hat <= 1.05 in 2 of them (issue 12).
+
+    Args:
+        problem: the posterior.
+        key: PRNG key.
+        num_chains: number of chains.
+        spread: None (default) draws from the prior; a number instead jitters the prior mean by
+            ``spread`` prior standard deviations (not overdispersed: for experiments only).
+        max_tries: prior draws per chain; the first whose log density is finite is kept (a
+            draw can make the simulation blow up, e.g. a close encounter at a large mass).
+
+    Raises:
+        ValueError: for a bad ``num_chains``, or no finite draw among ``max_tries`` for a chain.
+    """
     if isinstance(num_chains, bool) or not isinstance(num_chains, (int, np.integer)) or num_chains < 1:
         raise ValueError(f"num_chains must be a positive integer, got {num_chains!r}")
-    noise = jax.random.normal(key, (int(num_chains), problem.num_parameters))
-    return jnp.asarray(problem.prior_mean) + spread * jnp.asarray(problem.prior_std) * noise
+    mean, std = jnp.asarray(problem.prior_mean), jnp.asarray(problem.prior_std)
+    if spread is not None:
+        noise = jax.random.normal(key, (int(num_chains), problem.num_parameters))
+        return mean + spread * std * noise
+    candidates = mean + std * jax.random.normal(key, (int(max_tries), int(num_chains), problem.num_parameters))
+    values = np.asarray(_logdensity_batch(problem.logdensity_fn, candidates.reshape(-1, problem.num_parameters)))
+    finite = np.isfinite(values.reshape(int(max_tries), int(num_chains)))
+    if not finite.any(axis=0).all():
+        raise ValueError(f"no prior draw with a finite log density in {max_tries} tries for some chain")
+    first = np.argmax(finite, axis=0)
+    return candidates[jnp.asarray(first), jnp.arange(int(num_chains))]
+
+
+@jax.jit
+def _logdensity_batch(fn, x):
+    return jax.vmap(fn)(x)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -517,44 +556,159 @@ def _arviz():
     return arviz
 
 
-def to_inference_data(result, problem: InferenceProblem):
-    """Export draws of :func:`nbody_core.hmc.sample` as an ArviZ ``InferenceData``.
+R_HAT_THRESHOLD = 1.05  # Vehtari et al. 2021 recommend 1.01 for final results; 1.05 flags gross failures
+LP_GAP_THRESHOLD = 5.0  # chain mean log densities this many pooled within-chain sds apart: different modes
 
-    Groups: ``posterior`` (one variable per parameter, ``[chain, draw]``), ``sample_stats``
-    (``lp``, ``acceptance_rate``, ``diverging``, ``energy``, ``energy_error``, ``step_size``,
-    ``n_steps``), ``observed_data`` (``positions [time, body, axis]``) and ``constant_data``
-    (``true_<parameter>``, ``observed_times``).
+
+def mode_check(position, logdensity, parameter_names: Sequence[str]) -> dict:
+    """Do the chains agree? Split R-hat of every parameter plus a mode check on the log density.
+
+    Chains sitting in different modes have mean log densities far apart compared with each
+    chain's own spread (in a shared mode they differ by ~ sd / sqrt(ESS)); R-hat alone can
+    miss it when the stuck chains happen to agree with each other (issue 12: 2 of 7 stuck
+    datasets had R-hat <= 1.05).
+
+    Args:
+        position: ``[chains, draws, d]`` post-warm-up draws.
+        logdensity: ``[chains, draws]`` log density of the draws.
+        parameter_names: ``d`` names.
+
+    Returns:
+        dict with ``max_r_hat``, ``r_hat`` (per parameter), ``chain_mean_lp``, ``lp_gap_in_sd``
+        (largest difference of chain mean log densities over the pooled within-chain sd),
+        ``chains_disagree`` (``max_r_hat > 1.05`` or ``lp_gap_in_sd > 5``) and ``warning``
+        (a sentence for users, or None).
     """
     az = _arviz()
+    position, logdensity = np.asarray(position), np.asarray(logdensity)
+    chains = position.shape[0]
+    if chains < 2 or position.shape[1] < 4:
+        return {"max_r_hat": math.nan, "r_hat": {}, "chain_mean_lp": logdensity.mean(axis=1).tolist(),
+                "lp_gap_in_sd": math.nan, "chains_disagree": False,
+                "warning": "R-hat and the mode check need at least 2 chains of at least 4 draws"}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        r_hat = {name: float(az.rhat(position[..., i])) for i, name in enumerate(parameter_names)}
+    finite_lp = np.where(np.isfinite(logdensity), logdensity, -np.inf)
+    means = finite_lp.mean(axis=1)
+    pooled_sd = float(np.sqrt(np.mean(np.var(logdensity, axis=1, ddof=1))))
+    gap = float((means.max() - means.min()) / max(pooled_sd, 1e-12))
+    max_r_hat = max(r_hat.values())
+    disagree = bool(not np.isfinite(gap) or gap > LP_GAP_THRESHOLD or not max_r_hat <= R_HAT_THRESHOLD)
+    warning = None
+    if disagree:
+        worst = max(r_hat, key=lambda k: r_hat[k] if np.isfinite(r_hat[k]) else np.inf)
+        warning = (
+            f"chains disagree: max R-hat {max_r_hat:.3g} ({worst}), chain mean log densities "
+            f"{', '.join(f'{m:.4g}' for m in means)} differ by {gap:.3g} within-chain sd; "
+            "some chains are likely stuck in a different mode: do not trust this posterior "
+            "(run more chains, longer warm-up, or check the model)"
+        )
+    return {"max_r_hat": max_r_hat, "r_hat": r_hat, "chain_mean_lp": means.tolist(), "lp_gap_in_sd": gap,
+            "chains_disagree": disagree, "warning": warning}
+
+
+@jax.jit
+def _pointwise(predict_fn, theta):
+    return jax.vmap(predict_fn)(theta)
+
+
+def _physical_variables(names, values) -> dict:
+    """Physical masses (and G) beside their logs: ``m0 = exp(log_m0)``."""
+    return {_physical_name(n): np.exp(values[..., i]) for i, n in enumerate(names) if n.startswith("log_")}
+
+
+def to_inference_data(result, problem: InferenceProblem, *, key=None, sampler: str = "nbody_core.hmc"):
+    """Export draws of :func:`nbody_core.hmc.sample` (or :func:`nuts_sample`) as ArviZ
+    ``InferenceData``.
+
+    Groups:
+        ``posterior``: each parameter ``[chain, draw]`` and the physical values beside the
+        logs (``m0 = exp(log_m0)``, ``G``); ``sample_stats``: ``lp``, ``acceptance_rate``,
+        ``diverging``, ``energy``, ``energy_error``, ``step_size`` (the jittered step each
+        transition used), ``n_steps``; ``log_likelihood``: pointwise ``positions [chain, draw,
+        time, body, axis]`` (so ``az.loo`` / ``az.compare`` work); ``posterior_predictive``:
+        simulated positions plus observation noise for every draw; ``prior``: as many draws
+        from the prior; ``warmup_posterior`` / ``warmup_sample_stats``: the warm-up
+        transitions; ``observed_data``: ``positions [time, body, axis]`` with the observation
+        times as the ``time`` coordinate; ``constant_data``: ``true_<parameter>``.
+
+    Args:
+        result: a :class:`nbody_core.hmc.SampleResult`.
+        problem: the problem sampled.
+        key: PRNG key of the predictive noise and the prior draws (default ``key(0)``).
+        sampler: recorded in the attributes.
+    """
+    az = _arviz()
+    key = jax.random.key(0) if key is None else key
+    key_noise, key_prior = jax.random.split(key)
+    names = problem.parameter_names
     position = np.asarray(result.position)
     info = result.info
-    chains, draws = position.shape[:2]
-    num_leapfrog = np.asarray(info.path_position).shape[2] - 1
-    step_size = np.broadcast_to(np.asarray(result.step_size)[:, None], (chains, draws))
-    return az.from_dict(
-        posterior={name: position[..., i] for i, name in enumerate(problem.parameter_names)},
-        sample_stats={
-            "lp": np.asarray(result.logdensity),
-            "acceptance_rate": np.asarray(info.acceptance_rate),
-            "diverging": np.asarray(info.is_divergent),
-            "energy": np.asarray(info.energy),
-            "energy_error": np.asarray(info.hamiltonian_error),
-            "step_size": step_size,
-            "n_steps": np.full((chains, draws), num_leapfrog),
-        },
-        observed_data={"positions": np.asarray(problem.observations)},
-        constant_data={
-            **{f"true_{name}": np.asarray(v) for name, v in zip(problem.parameter_names, problem.truth)},
-            "observed_times": np.asarray(problem.observed_times),
-        },
-        dims={"positions": ["time", "body", "axis"], "observed_times": ["time"]},
-        attrs={"problem": problem.name, "noise": problem.noise, "sampler": "nbody_core.hmc"},
+    chains, draws, d = position.shape
+    # Pointwise predictions of every draw: one vmapped simulation per draw.
+    prediction = np.asarray(_pointwise(problem.predict_fn, jnp.asarray(position.reshape(-1, d))))
+    prediction = prediction.reshape((chains, draws) + prediction.shape[1:])
+    observed = np.asarray(problem.observations)
+    z = (observed - prediction) / problem.noise
+    log_likelihood = -0.5 * z**2 - math.log(problem.noise) - 0.5 * _LOG_2PI
+    predictive = prediction + problem.noise * np.asarray(jax.random.normal(key_noise, prediction.shape))
+    prior = np.asarray(problem.prior_mean) + np.asarray(problem.prior_std) * np.asarray(
+        jax.random.normal(key_prior, (chains, draws, d))
     )
+    n_steps = np.asarray(getattr(info, "num_integration_steps", None)) if hasattr(info, "num_integration_steps") \
+        else np.full((chains, draws), np.asarray(info.path_position).shape[2] - 1)
+    sample_stats = {
+        "lp": np.asarray(result.logdensity),
+        "acceptance_rate": np.asarray(info.acceptance_rate),
+        "diverging": np.asarray(info.is_divergent),
+        "energy": np.asarray(info.energy),
+        "energy_error": np.asarray(info.hamiltonian_error),
+        "step_size": np.broadcast_to(np.asarray(info.step_size), (chains, draws)),
+        "n_steps": n_steps,
+    }
+    groups = {}
+    warm = result.warmup_info
+    if warm is not None and hasattr(warm, "path_position") and np.asarray(warm.path_position).shape[1] > 0:
+        accepted = np.asarray(warm.is_accepted)
+        path = np.asarray(warm.path_position)
+        warm_position = np.where(accepted[..., None], path[:, :, -1], path[:, :, 0])
+        warm_lp = np.where(accepted, np.asarray(warm.path_logdensity)[:, :, -1], np.asarray(warm.path_logdensity)[:, :, 0])
+        groups["warmup_posterior"] = {
+            **{n: warm_position[..., i] for i, n in enumerate(names)}, **_physical_variables(names, warm_position)
+        }
+        groups["warmup_sample_stats"] = {
+            "lp": warm_lp, "acceptance_rate": np.asarray(warm.acceptance_rate),
+            "diverging": np.asarray(warm.is_divergent), "step_size": np.asarray(warm.step_size),
+        }
+    axes = ["x", "y", "z"]
+    coords = {"time": np.asarray(problem.observed_times), "body": np.arange(observed.shape[1]),
+              "axis": axes[: observed.shape[-1]]}
+    dims = {"positions": ["time", "body", "axis"]}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        return az.from_dict(
+            posterior={**{n: position[..., i] for i, n in enumerate(names)}, **_physical_variables(names, position)},
+            sample_stats=sample_stats,
+            log_likelihood={"positions": log_likelihood},
+            posterior_predictive={"positions": predictive},
+            prior={**{n: prior[..., i] for i, n in enumerate(names)}, **_physical_variables(names, prior)},
+            observed_data={"positions": observed},
+            constant_data={f"true_{n}": np.asarray(v) for n, v in zip(names, problem.truth)},
+            coords=coords,
+            dims=dims,
+            save_warmup=bool(groups),
+            **groups,
+            attrs={"problem": problem.name, "noise": problem.noise, "sampler": sampler,
+                   "parameter_names": ",".join(names)},
+        )
 
 
 def summary_diagnostics(idata) -> dict:
     """ArviZ diagnostics: per-parameter mean, sd, bulk/tail ESS, split R-hat, MCSE and the
-    94 % HDI; per-chain BFMI; acceptance rate and divergence count.
+    94 % HDI; per-chain BFMI; acceptance rate and divergence count; and the chains' agreement
+    (:func:`mode_check`: ``mode_check``, plus its ``chains_disagree`` flag and ``warning``
+    at the top level).
 
     R-hat needs at least two chains (with one chain ArviZ returns NaN, reported as such).
     """
@@ -564,7 +718,13 @@ def summary_diagnostics(idata) -> dict:
         summary = az.summary(idata, kind="all", round_to="none")
         bfmi = np.atleast_1d(az.bfmi(idata))
     stats = idata.sample_stats
+    names = [n for n in str(idata.attrs.get("parameter_names", "")).split(",") if n] or list(idata.posterior.data_vars)
+    position = np.stack([idata.posterior[n].values for n in names], axis=-1)
+    agreement = mode_check(position, stats["lp"].values, names)
     return {
+        "chains_disagree": agreement["chains_disagree"],
+        "warning": agreement["warning"],
+        "mode_check": agreement,
         "parameters": {
             name: {column: float(summary.loc[name, column]) for column in summary.columns}
             for name in summary.index

@@ -205,8 +205,24 @@ def test_hmc_agrees_with_blackjax_nuts(problem, hmc_run):
 
 def test_inference_data_export(problem, hmc_run, tmp_path):
     result, idata = hmc_run
-    assert set(idata.posterior.data_vars) == set(problem.parameter_names)
+    # Physical masses beside the log masses.
+    assert set(idata.posterior.data_vars) == set(problem.parameter_names) | {"m0", "m1", "m2"}
+    np.testing.assert_allclose(idata.posterior["m0"].values, np.exp(idata.posterior["log_m0"].values))
     assert idata.posterior.sizes == {"chain": 4, "draw": 400}
+    # Issue 12 point 11: the groups az.loo / az.compare / predictive checks need, and warm-up.
+    for group in ("log_likelihood", "posterior_predictive", "prior", "warmup_posterior", "warmup_sample_stats"):
+        assert group in idata.groups(), group
+    assert idata.log_likelihood["positions"].shape == (4, 400) + problem.observations.shape
+    assert idata.warmup_posterior.sizes["draw"] == 200
+    # Observation times are the coordinate of the observed data, not integers.
+    np.testing.assert_allclose(idata.observed_data["time"].values, problem.observed_times)
+    # The recorded step size is the jittered one each transition used (jitter 0.2 by default).
+    steps = idata.sample_stats["step_size"].values
+    assert np.ptp(steps[0]) > 0 and np.all(np.abs(steps / result.step_size[:, None] - 1) <= 0.2 + 1e-12)
+    with __import__("warnings").catch_warnings():
+        __import__("warnings").simplefilter("ignore")
+        loo = inference._arviz().loo(idata)
+    assert np.isfinite(loo.elpd_loo)
     for stat in ("lp", "acceptance_rate", "diverging", "energy", "energy_error", "step_size", "n_steps"):
         assert stat in idata.sample_stats
     diagnostics = inference.summary_diagnostics(idata)
@@ -282,3 +298,39 @@ def test_quick_benchmark_writes_json_and_table(tmp_path):
     assert payload["triple"]["best_relative_error"] < 1e-6
     table = (tmp_path / "quick.md").read_text()
     assert "| d |" in table and "Triple" in table
+
+
+def test_chains_start_overdispersed_from_the_prior(problem):
+    # Issue 12 point 9: the former default started every chain within 0.05 prior sd of the
+    # prior mean, which defeats R-hat on a multimodal likelihood. Now: prior draws.
+    x0 = np.asarray(inference.initial_positions(problem, jax.random.key(5), 64))
+    z = (x0 - problem.prior_mean) / problem.prior_std
+    # 64 x 3 standard normal draws: sample sd within 0.7..1.3 (chi-square, p > 0.999 either side).
+    assert 0.7 < z.std() < 1.3
+    assert np.all(np.isfinite(np.asarray(jax.vmap(problem.logdensity_fn)(jnp.asarray(x0)))))
+
+
+def test_mode_check_flags_chains_in_different_modes():
+    rng = np.random.default_rng(0)
+    names = ("a", "b")
+    agree = rng.normal(size=(4, 200, 2))
+    lp = -0.5 * np.sum(agree**2, axis=-1)
+    result = inference.mode_check(agree, lp, names)
+    assert not result["chains_disagree"] and result["warning"] is None
+    # Two chains stuck elsewhere, with the same spread: R-hat and the lp gap both flag it.
+    stuck = agree.copy()
+    stuck[2:] += 10.0
+    lp_stuck = lp.copy()
+    lp_stuck[2:] -= 1e4  # a far worse mode, as in issue 12 (-1.45e6 against +371)
+    result = inference.mode_check(stuck, lp_stuck, names)
+    assert result["chains_disagree"] and "chains disagree" in result["warning"]
+    # Stuck chains that agree in position (R-hat fine) but not in log density are still flagged.
+    result = inference.mode_check(agree, lp_stuck, names)
+    assert result["max_r_hat"] < 1.05 and result["chains_disagree"]
+
+
+def test_summary_diagnostics_reports_agreement(hmc_run):
+    _, idata = hmc_run
+    diagnostics = inference.summary_diagnostics(idata)
+    assert diagnostics["chains_disagree"] is False and diagnostics["warning"] is None
+    assert diagnostics["mode_check"]["max_r_hat"] < 1.05
