@@ -19,11 +19,13 @@ def test_infer_writes_netcdf_and_npz(tmp_path, capsys):
     assert "log_m0" in captured.out and "acceptance" in captured.out
     assert "sampling" in captured.err  # the progress bar
     idata = inference._arviz().from_netcdf(str(nc))
-    assert set(idata.posterior.data_vars) == {"log_m0", "log_m1", "log_m2"}
+    # Physical masses beside the log masses (issue 12 point 11).
+    assert set(idata.posterior.data_vars) == {"log_m0", "log_m1", "log_m2", "m0", "m1", "m2"}
+    assert {"log_likelihood", "posterior_predictive", "prior", "warmup_posterior"} <= set(idata.groups())
     assert idata.posterior.sizes == {"chain": 2, "draw": 100}
     assert {"energy", "diverging", "acceptance_rate"} <= set(idata.sample_stats.data_vars)
     diagnostics = json.loads(idata.attrs["diagnostics"])
-    assert set(diagnostics["parameters"]) == {"log_m0", "log_m1", "log_m2"}
+    assert {"log_m0", "log_m1", "log_m2"} <= set(diagnostics["parameters"])
     assert np.asarray(idata.constant_data["true_log_m0"]).item() == pytest.approx(np.log(1.1))
 
     npz = tmp_path / "samples.npz"
@@ -57,3 +59,36 @@ def test_bad_input_gives_one_line_error(extra, message, tmp_path, monkeypatch, c
     assert code == 2
     err = capsys.readouterr().err.strip()
     assert message in err and len(err.splitlines()) == 1, err
+
+
+def test_seed_sets_data_and_chain_seeds(tmp_path, capsys):
+    def run(*seeds):
+        path = tmp_path / f"s{len(list(tmp_path.iterdir()))}.npz"
+        base = [a for a in SMALL if a not in ("--seed", "3")]
+        assert main(["infer", *base, *seeds, "--out", str(path), "--progress", "off"]) == 0
+        return load_npz(path)
+
+    (both, meta), (split, split_meta) = run("--seed", "3"), run("--data-seed", "3", "--chain-seed", "3")
+    # --seed S is --data-seed S --chain-seed S: the same data and the same draws.
+    np.testing.assert_array_equal(both["observations"], split["observations"])
+    np.testing.assert_array_equal(both["posterior"], split["posterior"])
+    assert split_meta["diagnostics"]["data_seed"] == 3 and split_meta["diagnostics"]["chain_seed"] == 3
+    # A new chain seed changes the chains, not the data.
+    other, _ = run("--data-seed", "3", "--chain-seed", "4")
+    np.testing.assert_array_equal(both["observations"], other["observations"])
+    assert not np.array_equal(both["posterior"], other["posterior"])
+    capsys.readouterr()
+
+
+def test_disagreeing_chains_warn_and_can_fail(tmp_path, capsys):
+    # A step size of 1e-7 and no warm-up: each chain stays at its own prior draw, so the chains
+    # cannot agree. The former CLI printed the table and exited 0 without a word.
+    stuck = [*SMALL, "--warmup", "0", "--step-size", "1e-7", "--samples", "20", "--progress", "off"]
+    path = tmp_path / "stuck.npz"
+    assert main(["infer", *stuck, "--out", str(path)]) == 0
+    err = capsys.readouterr().err
+    assert "warning: chains disagree" in err
+    _, metadata = load_npz(path)
+    assert metadata["diagnostics"]["chains_disagree"] is True
+    assert metadata["diagnostics"]["mode_check"]["max_r_hat"] > 1.05
+    assert main(["infer", *stuck, "--out", str(path), "--fail-on-disagreement"]) == 3

@@ -148,6 +148,10 @@ class InferenceState(param.Parameterized):
 
     status = param.String("Ready: choose a system and press Start.", doc="One-line status.")
     running = param.Boolean(False, doc="A run is in progress.")
+    chains_warning = param.String(
+        None, allow_None=True,
+        doc="Set when the chains disagree (R-hat > 1.05 or chains in different modes); None otherwise.",
+    )
 
     def __init__(self, **params):
         super().__init__(**params)
@@ -164,6 +168,8 @@ class InferenceState(param.Parameterized):
         self.hamiltonian_error = np.zeros((0, 0))
         self.divergent = np.zeros((0, 0), bool)
         self.energy = np.zeros((0, 0))
+        self.logdensity = np.zeros((0, 0))
+        self.chains_warning = None
         self.last_info = None  # HMCInfo of the latest chunk, [chains, k, ...]
         self.num_warmup_done = 0
         self.diagnostics: dict = {}
@@ -217,6 +223,8 @@ class InferenceState(param.Parameterized):
             (chunk.position, "draws"), (np.asarray(info.acceptance_rate), "acceptance"),
             (np.asarray(info.hamiltonian_error), "hamiltonian_error"),
             (np.asarray(info.is_divergent), "divergent"), (np.asarray(info.energy), "energy"),
+            (np.where(np.asarray(info.is_accepted), np.asarray(info.path_logdensity)[..., -1],
+                      np.asarray(info.path_logdensity)[..., 0]), "logdensity"),
         )
         for value, name in parts:
             old = getattr(self, name)
@@ -267,6 +275,8 @@ class InferenceState(param.Parameterized):
                     if x.shape[0] >= 2:
                         row["r_hat"] = float(az.rhat(x))
             result["parameters"][name] = row
+        if draws.shape[1] >= 4 and draws.shape[0] >= 2:
+            result["mode_check"] = inference.mode_check(draws, self.logdensity[:, post], names)
         return result
 
     def finish(self, message: str | None = None) -> None:
@@ -280,6 +290,10 @@ class InferenceState(param.Parameterized):
                 f"Done: {d.get('num_draws', 0)} draws per chain, acceptance "
                 f"{d.get('acceptance_rate', math.nan):.2f}, {d.get('divergences', 0)} divergences."
             )
+            check = d.get("mode_check") or {}
+            if check.get("chains_disagree"):
+                self.chains_warning = check["warning"]
+                self.status += f" Warning: {check['warning']}."
 
     # ------------------------------------------------------------------ finite differences
     def gradient_error_sweep(self) -> dict:

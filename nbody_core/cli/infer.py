@@ -62,7 +62,19 @@ def register(subparsers) -> None:
     )
     parser.add_argument("--leapfrog-steps", type=int, default=10, help="leapfrog steps per proposal (default 10)")
     parser.add_argument("--target-accept", type=float, default=0.8, help="dual-averaging target (default 0.8)")
-    parser.add_argument("--seed", type=seed, default=0, help="PRNG seed of the data noise and the chains (0 to 2**32-1)")
+    parser.add_argument(
+        "--seed", type=seed, default=0,
+        help="sets both --data-seed and --chain-seed (default 0; 0 to 2**32-1)",
+    )
+    parser.add_argument("--data-seed", type=seed, default=None, help="PRNG seed of the observation noise (default: --seed)")
+    parser.add_argument(
+        "--chain-seed", type=seed, default=None,
+        help="PRNG seed of the chains' starting points (prior draws) and transitions (default: --seed)",
+    )
+    parser.add_argument(
+        "--fail-on-disagreement", action="store_true",
+        help="exit with status 3 when the chains disagree (max R-hat > 1.05 or chains in different modes)",
+    )
     parser.add_argument("--out", required=True, metavar="FILE", help="output file, .nc (ArviZ NetCDF) or .npz")
     parser.add_argument("--progress", choices=("auto", "on", "off"), default="auto", help="progress bar on stderr")
     parser.add_argument("--emulator", metavar="MODEL", help="use a model from 'nbody emulate train' as the forward "
@@ -97,8 +109,11 @@ def handle(args: argparse.Namespace) -> int:
 
     from .. import inference
 
-    key = jax.random.key(args.seed)
-    key_data, key_init, key_chains = jax.random.split(key, 3)
+    data_seed = args.seed if args.data_seed is None else args.data_seed
+    chain_seed = args.seed if args.chain_seed is None else args.chain_seed
+    # --seed S is exactly --data-seed S --chain-seed S.
+    key_data = jax.random.split(jax.random.key(data_seed), 3)[0]
+    key_init, key_chains = jax.random.split(jax.random.key(chain_seed), 3)[1:]
     problem = inference.make_problem(
         args.problem, params=args.params, noise=args.noise, num_obs=args.num_obs, key=key_data
     )
@@ -142,7 +157,8 @@ def handle(args: argparse.Namespace) -> int:
     idata = inference.to_inference_data(result, problem)
     diagnostics = inference.summary_diagnostics(idata)
     diagnostics.update(
-        wall_time_s=elapsed, seed=args.seed, step_size=np.asarray(warm.step_size).tolist(),
+        wall_time_s=elapsed, seed=args.seed, data_seed=data_seed, chain_seed=chain_seed,
+        step_size=np.asarray(warm.step_size).tolist(),
         truth=dict(zip(problem.parameter_names, problem.truth.tolist())),
     )
     _print_summary(problem, diagnostics)
@@ -175,6 +191,11 @@ def handle(args: argparse.Namespace) -> int:
             },
         )
     print(f"wrote {out}", file=sys.stderr)
+    if diagnostics["chains_disagree"]:
+        # Also recorded in the file (diagnostics: chains_disagree, warning, mode_check).
+        print(f"nbody infer: warning: {diagnostics['warning']}", file=sys.stderr)
+        if args.fail_on_disagreement:
+            return 3
     return 0
 
 

@@ -101,3 +101,17 @@ def test_finite_difference_panel(view):
     assert view.cost_source.data["d"] == [1, 3]
     assert all(v > 0 for v in view.cost_source.data["finite_difference_ms"])
     assert "finite differences" in view.fd_status.object
+
+
+def test_disagreeing_chains_give_a_visible_warning():
+    # A fixed step of 1e-6 (the smallest allowed) leaves each chain at its own prior draw (the chains now start
+    # overdispersed), so they cannot agree: the state says so and the status line shows it.
+    state = InferenceState(**{**SMALL, "auto_step_size": False, "step_size": 1e-6, "num_warmup": 1,
+                              "num_samples": 10})
+    run = state.start()
+    state.record(run.warmup())
+    while not run.done:
+        state.record(run.next_chunk())
+    state.finish()
+    assert state.chains_warning is not None and "chains disagree" in state.chains_warning
+    assert "Warning: chains disagree" in state.status
