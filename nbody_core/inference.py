@@ -669,11 +669,15 @@ def to_inference_data(result, problem: InferenceProblem, *, key=None, sampler: s
     }
     groups = {}
     warm = result.warmup_info
-    if warm is not None and hasattr(warm, "path_position") and np.asarray(warm.path_position).shape[1] > 0:
+    warm_position = warm_lp = None
+    if hasattr(warm, "path_position") and np.asarray(warm.path_position).shape[1] > 0:  # HMC
         accepted = np.asarray(warm.is_accepted)
-        path = np.asarray(warm.path_position)
+        path, path_lp = np.asarray(warm.path_position), np.asarray(warm.path_logdensity)
         warm_position = np.where(accepted[..., None], path[:, :, -1], path[:, :, 0])
-        warm_lp = np.where(accepted, np.asarray(warm.path_logdensity)[:, :, -1], np.asarray(warm.path_logdensity)[:, :, 0])
+        warm_lp = np.where(accepted, path_lp[:, :, -1], path_lp[:, :, 0])
+    elif hasattr(warm, "position") and np.asarray(warm.position).shape[1] > 0:  # NUTS
+        warm_position, warm_lp = np.asarray(warm.position), np.asarray(warm.logdensity)
+    if warm_position is not None:
         groups["warmup_posterior"] = {
             **{n: warm_position[..., i] for i, n in enumerate(names)}, **_physical_variables(names, warm_position)
         }

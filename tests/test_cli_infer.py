@@ -92,3 +92,17 @@ def test_disagreeing_chains_warn_and_can_fail(tmp_path, capsys):
     assert metadata["diagnostics"]["chains_disagree"] is True
     assert metadata["diagnostics"]["mode_check"]["max_r_hat"] > 1.05
     assert main(["infer", *stuck, "--out", str(path), "--fail-on-disagreement"]) == 3
+
+
+def test_nuts_sampler_option(tmp_path, capsys):
+    path = tmp_path / "nuts.npz"
+    code = main(["infer", *SMALL, "--sampler", "nuts", "--out", str(path), "--progress", "off"])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    arrays, metadata = load_npz(path)
+    assert metadata["sampler"] == "nuts" and arrays["posterior"].shape == (2, 100, 3)
+    d = metadata["diagnostics"]
+    # NUTS reports its own leapfrog count: at least one gradient per draw, at most 2**10 - 1.
+    assert 2 * 100 <= d["gradient_evaluations"] <= 2 * 100 * 1023
+    assert d["min_ess_bulk_per_gradient"] > 0
+    assert "nuts" in captured.out

@@ -60,7 +60,12 @@ def register(subparsers) -> None:
         "--step-size", type=_step_size, default="auto",
         help="leapfrog step size, or 'auto' for dual averaging (and a diagonal metric) during warm-up",
     )
-    parser.add_argument("--leapfrog-steps", type=int, default=10, help="leapfrog steps per proposal (default 10)")
+    parser.add_argument(
+        "--sampler", choices=("hmc", "nuts"), default="hmc",
+        help="hmc: this project's HMC, every gradient recorded (default); nuts: BlackJAX NUTS with "
+        "window adaptation (chooses its own path lengths; more effective samples per gradient)",
+    )
+    parser.add_argument("--leapfrog-steps", type=int, default=10, help="leapfrog steps per proposal (default 10, hmc only)")
     parser.add_argument("--target-accept", type=float, default=0.8, help="dual-averaging target (default 0.8)")
     parser.add_argument(
         "--seed", type=seed, default=0,
@@ -130,35 +135,27 @@ def handle(args: argparse.Namespace) -> int:
         file=sys.stderr,
     )
     started = time.perf_counter()
-    with tqdm(total=total, desc="warm-up", unit="it", disable=not show, file=sys.stderr) as bar:
-        warm = hmc.warmup_chains(
-            chain_keys, x0, logdensity_fn=problem.logdensity_fn, num_warmup=args.warmup,
-            step_size=0.01 if auto else args.step_size, adapt_step_size=auto, adapt_mass_matrix=auto,
-            target_acceptance=args.target_accept, **options,
-        )
-        jax.block_until_ready(warm.state)
-        bar.update(args.warmup)
-        bar.set_description("sampling")
-        states, draws, infos = warm.state, [], []
-        for index in range(math.ceil(args.samples / chunk)):
-            states, chunk_draws, info = hmc.sample_chains_chunk(
-                chain_keys, index, states, warm.step_size, warm.inverse_mass_matrix,
-                logdensity_fn=problem.logdensity_fn, num_steps=chunk, **options,
+    if args.sampler == "nuts":
+        with tqdm(total=total, desc="NUTS (one compiled run)", unit="it", disable=not show, file=sys.stderr) as bar:
+            result = hmc.nuts_sample(
+                key_chains, problem.logdensity_fn, x0, num_samples=args.samples, num_warmup=args.warmup,
+                target_acceptance=args.target_accept,
             )
-            draws.append(jax.device_get(chunk_draws))
-            infos.append(jax.device_get(info))
-            bar.update(min(chunk, args.samples - index * chunk))
-    join = lambda *xs: np.concatenate(xs, axis=1)[:, : args.samples]  # noqa: E731
-    draws, info = jax.tree.map(join, *draws), jax.tree.map(join, *infos)
-    result = hmc.SampleResult(
-        draws.position, draws.logdensity, info, warm.step_size, warm.inverse_mass_matrix, warm.info
-    )
+            jax.block_until_ready(result.position)
+            bar.update(total)
+    else:
+        result = _run_hmc(args, problem, chain_keys, x0, show, auto, options, total, chunk)
     elapsed = time.perf_counter() - started
-    idata = inference.to_inference_data(result, problem)
+    idata = inference.to_inference_data(
+        result, problem, sampler="blackjax.nuts" if args.sampler == "nuts" else "nbody_core.hmc"
+    )
     diagnostics = inference.summary_diagnostics(idata)
+    gradients = hmc.gradient_evaluations(result)
+    min_ess = min(diagnostics["parameters"][name]["ess_bulk"] for name in problem.parameter_names)
     diagnostics.update(
+        sampler=args.sampler, gradient_evaluations=gradients, min_ess_bulk_per_gradient=min_ess / gradients,
         wall_time_s=elapsed, seed=args.seed, data_seed=data_seed, chain_seed=chain_seed,
-        step_size=np.asarray(warm.step_size).tolist(),
+        step_size=np.asarray(result.step_size).tolist(),
         truth=dict(zip(problem.parameter_names, problem.truth.tolist())),
     )
     _print_summary(problem, diagnostics)
@@ -185,7 +182,7 @@ def handle(args: argparse.Namespace) -> int:
             {
                 "parameter_names": list(problem.parameter_names), "problem": problem.name,
                 "params": args.params, "noise": problem.noise, "num_obs": args.num_obs,
-                "leapfrog_steps": args.leapfrog_steps, "diagnostics": diagnostics,
+                "leapfrog_steps": args.leapfrog_steps, "sampler": args.sampler, "diagnostics": diagnostics,
                 "arviz": "az.from_dict(posterior={n: posterior[..., i]}, sample_stats=...)",
                 **provenance(getattr(args, "command_line", None)),
             },
@@ -199,6 +196,39 @@ def handle(args: argparse.Namespace) -> int:
     return 0
 
 
+def _run_hmc(args, problem, chain_keys, x0, show, auto, options, total, chunk):
+    """Warm up and sample with the recorded-gradient HMC, chunk by chunk behind a progress bar."""
+    import jax
+    import numpy as np
+    from tqdm import tqdm
+
+    from .. import hmc
+
+    with tqdm(total=total, desc="warm-up", unit="it", disable=not show, file=sys.stderr) as bar:
+        warm = hmc.warmup_chains(
+            chain_keys, x0, logdensity_fn=problem.logdensity_fn, num_warmup=args.warmup,
+            step_size=0.01 if auto else args.step_size, adapt_step_size=auto, adapt_mass_matrix=auto,
+            target_acceptance=args.target_accept, **options,
+        )
+        jax.block_until_ready(warm.state)
+        bar.update(args.warmup)
+        bar.set_description("sampling")
+        states, draws, infos = warm.state, [], []
+        for index in range(math.ceil(args.samples / chunk)):
+            states, chunk_draws, info = hmc.sample_chains_chunk(
+                chain_keys, index, states, warm.step_size, warm.inverse_mass_matrix,
+                logdensity_fn=problem.logdensity_fn, num_steps=chunk, **options,
+            )
+            draws.append(jax.device_get(chunk_draws))
+            infos.append(jax.device_get(info))
+            bar.update(min(chunk, args.samples - index * chunk))
+    join = lambda *xs: np.concatenate(xs, axis=1)[:, : args.samples]  # noqa: E731
+    draws, info = jax.tree.map(join, *draws), jax.tree.map(join, *infos)
+    return hmc.SampleResult(
+        draws.position, draws.logdensity, info, warm.step_size, warm.inverse_mass_matrix, warm.info
+    )
+
+
 def _print_summary(problem, diagnostics) -> None:
     print(f"{'parameter':<10} {'truth':>10} {'mean':>10} {'sd':>9} {'ess_bulk':>9} {'r_hat':>7}")
     for name, truth in zip(problem.parameter_names, problem.truth):
@@ -210,5 +240,7 @@ def _print_summary(problem, diagnostics) -> None:
     bfmi = ", ".join(f"{b:.2f}" for b in diagnostics["bfmi"])
     print(
         f"acceptance {diagnostics['acceptance_rate']:.3f}, divergences {diagnostics['divergences']}, "
-        f"BFMI per chain [{bfmi}], {diagnostics['wall_time_s']:.1f} s"
+        f"BFMI per chain [{bfmi}], {diagnostics['wall_time_s']:.1f} s; {diagnostics['sampler']}: "
+        f"{diagnostics['gradient_evaluations']} gradients, min bulk ESS per gradient "
+        f"{diagnostics['min_ess_bulk_per_gradient']:.2e}"
     )
