@@ -411,8 +411,11 @@ def initial_positions(
         num_chains: number of chains.
         spread: None (default) draws from the prior; a number instead jitters the prior mean by
             ``spread`` prior standard deviations (not overdispersed: for experiments only).
-        max_tries: prior draws per chain; the first whose log density is finite is kept (a
-            draw can make the simulation blow up, e.g. a close encounter at a large mass).
+        max_tries: prior draws per chain; the one with the highest log density is kept. A
+            random multi-start: every chain starts at its own independent prior draws (so
+            chains in different modes stay visible to R-hat and :func:`mode_check`), but not
+            in a region where the simulation blows up or the likelihood is hopeless (pure
+            prior draws there left NUTS at its maximum tree depth for minutes).
 
     Raises:
         ValueError: for a bad ``num_chains``, or no finite draw among ``max_tries`` for a chain.
@@ -428,8 +431,8 @@ def initial_positions(
     finite = np.isfinite(values.reshape(int(max_tries), int(num_chains)))
     if not finite.any(axis=0).all():
         raise ValueError(f"no prior draw with a finite log density in {max_tries} tries for some chain")
-    first = np.argmax(finite, axis=0)
-    return candidates[jnp.asarray(first), jnp.arange(int(num_chains))]
+    best = np.argmax(np.where(finite, values.reshape(int(max_tries), int(num_chains)), -np.inf), axis=0)
+    return candidates[jnp.asarray(best), jnp.arange(int(num_chains))]
 
 
 @jax.jit

@@ -238,7 +238,7 @@ def test_console_script_subprocess_no_traceback(tmp_path):
 @pytest.mark.slow  # the adaptive run to t = 70: ~10 s
 def test_pythagorean_with_its_own_defaults_is_right(capsys, tmp_path):
     """issue 12 point 1: `nbody run --preset pythagorean` (leapfrog, dt = 1e-5) ended with a
-    relative energy error of 5e2 and exit 0; the preset's default is now the adaptive dopri8."""
+    relative energy error of 5e2 and exit 0; the preset's default is now the adaptive IAS15."""
     out = tmp_path / "p.npz"
     code, stdout, err = run_cli(capsys, "run", "--preset", "pythagorean", "--max-energy-error", "1e-8",
                                 "--out", str(out))
@@ -247,10 +247,11 @@ def test_pythagorean_with_its_own_defaults_is_right(capsys, tmp_path):
     # point 13: it printed "dt=1e-05 x 7000000 steps").
     assert "warning" not in err and "accepted +" in stdout and "7000000" not in stdout
     arrays, metadata = load_npz(out)
-    assert metadata["integrator"] == "dopri8" and metadata["t_end"] == 70.0 and arrays["t"][-1] == 70.0
+    assert metadata["integrator"] == "ias15" and metadata["t_end"] == 70.0 and arrays["t"][-1] == 70.0
     assert metadata["energy_error_warning"] is False
-    # Dopri8 at rtol = 1e-13: measured 2.9e-10 (tests/test_presets.py states the bound).
-    assert metadata["max_relative_energy_error"] < 1e-9
+    # IAS15 (the preset's default since it passed issue 12's 3e-11): measured ~1e-12 over
+    # every step (tests/test_ias15.py states the bound).
+    assert metadata["max_relative_energy_error"] < 3e-11
 
 
 def test_readme_ic_example_runs(capsys, tmp_path):
