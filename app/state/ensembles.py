@@ -126,6 +126,11 @@ class EnsemblesState(param.Parameterized):
     error_count = param.Integer(0, doc="Bumped on every refusal.")
     run_count = param.Integer(0, doc="Bumped on every accepted result.")
 
+    @property
+    def scalable(self) -> bool:
+        """Whether the chosen system takes a number of bodies."""
+        return get_preset(self.system).scalable
+
     def __init__(self, **params):
         super().__init__(**params)
         self.param.integrators.objects = list(INTEGRATORS)  # the registry, read per session

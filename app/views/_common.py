@@ -22,12 +22,17 @@ from panel.io.state import set_curdoc
 
 __all__ = ["escape_markdown", "locked", "run_locked", "show_message"]
 
-_MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|~>])")
+_MARKDOWN_INLINE = re.compile(r"([\\`*_{}\[\]|~])")  # emphasis, code, links, tables, strike
+_MARKDOWN_LINE_START = re.compile(r"(?m)^(\s*)([#+\-=])")  # headings, bullet lists, rules
+_MARKDOWN_ORDERED = re.compile(r"(?m)^(\s*\d+)([.)])")  # ordered lists: escape the "." / ")"
 
 
 def escape_markdown(text: str) -> str:
-    """User- or file-derived text shown literally in a Markdown pane: no HTML, no Markdown."""
-    return _MARKDOWN_SPECIAL.sub(r"\\\1", html.escape(str(text), quote=False))
+    """User- or file-derived text shown literally in a Markdown pane: HTML-escaped (no
+    tags, no script) and with every character that would start Markdown formatting escaped."""
+    escaped = _MARKDOWN_INLINE.sub(r"\\\1", html.escape(str(text), quote=False))
+    escaped = _MARKDOWN_LINE_START.sub(r"\1\\\2", escaped)
+    return _MARKDOWN_ORDERED.sub(r"\1\\\2", escaped)
 
 
 def run_locked(doc, fn) -> None:

@@ -11,7 +11,6 @@ the page through the session's ``add_next_tick_callback``, so the server never b
 from __future__ import annotations
 
 import io
-import threading
 from functools import partial
 
 import numpy as np
@@ -22,9 +21,8 @@ from bokeh.plotting import figure
 
 from app.limits import LIMITS
 from app.state.ensembles import INTEGRATOR_NAMES, NO_SWEEP, EnsemblesState, integrator_color, outcome_label
-from app.views._common import locked, run_locked, show_message
-from nbody_core import get_preset
-from nbody_core.ensembles import EnsembleCancelled
+from app.views._common import show_message
+from app.views.session import SessionRunner
 
 __all__ = ["EnsemblesView", "HISTOGRAMS", "INTEGRATOR_COLORS", "integrator_color"]
 
@@ -58,18 +56,14 @@ class EnsemblesView(pn.viewable.Viewer):
 
     def __init__(self, state: EnsemblesState | None = None, **params):
         super().__init__(state=state or EnsemblesState(), **params)
-        self._doc = pn.state.curdoc
-        self._served = bool(self._doc is not None and getattr(self._doc, "session_context", None))
-        self._lock_doc = self._doc if self._served else None  # callbacks that draw run under its lock
-        self._thread: threading.Thread | None = None
-        self._destroyed = False
-        if self._served:
-            pn.state.on_session_destroyed(self._on_session_destroyed)
+        self.runner = SessionRunner("Ensembles")
+        self._served = self.runner.served
+        self._job = None  # the ensemble being computed on the pool (cancelled when the tab closes)
         self._build_plots()
         self._build_widgets()
         self._layout = self._build_layout()
         self.state.param.watch(self._on_result, ["run_count"])
-        self.state.param.watch(locked(self._lock_doc, self._draw_outcome), ["outcome"])
+        self.state.param.watch(self.runner.locked(self._draw_outcome), ["outcome"])
         self.state.param.watch(self._on_error, ["error_count"])
         self.state.param.watch(self._on_system, ["system", "parameter"])
         self._on_system()
@@ -143,7 +137,7 @@ class EnsemblesView(pn.viewable.Viewer):
         )
         self.outcome_select = pn.widgets.Select.from_param(state.param.outcome, label="Outcome plotted")
         self.run_button = pn.widgets.Button(label="Run ensemble", color="primary")
-        self.run_button.on_click(locked(self._lock_doc, lambda _: self.run()))
+        self.run_button.on_click(self.runner.locked(lambda _: self.run()))
         self.progress = pn.indicators.Progress(value=0, max=1, sizing_mode="stretch_width", bar_color="primary")
         self.run_status = pn.pane.Markdown("Not run yet: press **Run ensemble**.", sizing_mode="stretch_width")
         self.download = pn.widgets.FileDownload(
@@ -190,23 +184,16 @@ class EnsemblesView(pn.viewable.Viewer):
         """Show ``text`` in the tab's message box and as a toast notification."""
         show_message(self.message, text, level=level)
 
-    def _on_session_destroyed(self, _session_context) -> None:
-        self._destroyed = True  # the running ensemble stops at its next chunk
-
     def _in_session(self, fn) -> None:
         """Run ``fn`` under this session's document lock (any thread), or now when not served."""
-        if self._served:
-            if not self._destroyed:
-                run_locked(self._doc, fn)
-        else:
-            fn()
+        self.runner.in_session(fn)
 
     def _on_error(self, *_events) -> None:
         if self.state.error:
             self.notify(f"Refused: {self.state.error}. The previous result is kept.")
 
     def _on_system(self, *_events) -> None:
-        scalable = get_preset(self.state.system).scalable
+        scalable = self.state.scalable
         self.num_bodies_input.disabled = not scalable
         swept = self.state.parameter != NO_SWEEP
         for widget in (self.low_input, self.high_input, self.log_toggle):
@@ -215,7 +202,7 @@ class EnsemblesView(pn.viewable.Viewer):
     # ------------------------------------------------------------------ running
     def run(self) -> None:
         """Validate and start a run (a worker thread when served; blocking otherwise)."""
-        if self._thread is not None and self._thread.is_alive():
+        if self._job is not None and not self._job.finished.is_set():
             self.notify("An ensemble is already running.", level="info")
             return
         spec = self.state.prepare()
@@ -228,25 +215,22 @@ class EnsemblesView(pn.viewable.Viewer):
         self.run_status.object = f"Compiling and running {spec.num_members} members ..."
         loop_members = self.state.loop_members
 
-        def progress(done, total):
-            self._in_session(partial(self._set_progress, done, total))
+        def work(job):
+            def progress(done, total):
+                job.checkpoint()  # between chunks: stop when the tab closes, let others in
+                self._in_session(partial(self._set_progress, done, total))
 
-        def work():
-            try:
-                outcome = self.state.compute(spec, loop_members=loop_members, progress=progress,
-                                             should_stop=lambda: self._destroyed)
-            except EnsembleCancelled:
-                return
-            except Exception as error:  # noqa: BLE001 - reported in the page, the session lives on
-                self._in_session(partial(self._after_run, None, f"{type(error).__name__}: {error}"))
-                return
-            self._in_session(partial(self._after_run, outcome, None))
+            return self.state.compute(spec, loop_members=loop_members, progress=progress, should_stop=job.cancelled)
 
-        if self._served:
-            self._thread = threading.Thread(target=work, name="ensembles-run", daemon=True)
-            self._thread.start()
-        else:
-            work()
+        def done(outcome):
+            self._job = None
+            self._after_run(outcome, None)
+
+        def failed(error):
+            self._job = None
+            self._after_run(None, f"{type(error).__name__}: {error}")
+
+        self._job = self.runner.submit(work, done=done, failed=failed)
 
     def _set_progress(self, done: int, total: int) -> None:
         self.progress.max = max(total, 1)

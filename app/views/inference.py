@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import html
 import math
-import threading
 from functools import partial
 
 import numpy as np
@@ -23,7 +22,8 @@ from bokeh.models import Arrow, BoxAnnotation, ColumnDataSource, NormalHead, Spa
 from bokeh.plotting import figure
 
 from app.state.inference import COST_DIMS, InferenceState
-from app.views._common import locked, run_locked, show_message
+from app.views._common import show_message
+from app.views.session import SessionRunner
 
 __all__ = ["InferenceView"]
 
@@ -42,18 +42,17 @@ class InferenceView(pn.viewable.Viewer):
 
     def __init__(self, state: InferenceState | None = None, **params):
         super().__init__(state=state or InferenceState(), **params)
-        self._doc = pn.state.curdoc
-        self._served = bool(self._doc is not None and getattr(self._doc, "session_context", None))
-        self._lock_doc = self._doc if self._served else None  # callbacks that draw run under its lock
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self.runner = SessionRunner("Inference")
+        self._served = self.runner.served
+        self._run_epoch = 0  # bumped by Start and Stop: a chunk of an older run is dropped
+        self._chunk_job = None
+        self._fd_job = None
+        self.runner.on_destroyed(self._on_session_destroyed)
         self._build_plots()
         self._build_widgets()
         self._layout = self._build_layout()
-        self.state.param.watch(locked(self._lock_doc, self._on_plane), ["plane_x", "plane_y"])
+        self.state.param.watch(self.runner.locked(self._on_plane), ["plane_x", "plane_y"])
         self.state.param.watch(self._on_status, ["status", "running"])
-        if self._served:
-            pn.state.on_session_destroyed(self._on_session_destroyed)
 
     # ------------------------------------------------------------------ plots
     def _build_plots(self) -> None:
@@ -195,8 +194,8 @@ class InferenceView(pn.viewable.Viewer):
         self.start_button = pn.widgets.Button(label="▶ Start sampling", color="success")
         self.stop_button = pn.widgets.Button(label="■ Stop", color="danger", disabled=True)
         self.fd_button = pn.widgets.Button(label="Measure finite differences", color="primary")
-        self.start_button.on_click(locked(self._lock_doc, self._on_start))
-        self.stop_button.on_click(self._on_stop)
+        self.start_button.on_click(self.runner.locked(self._on_start))
+        self.stop_button.on_click(self.runner.locked(self._on_stop))
         self.fd_button.on_click(self._on_measure)
         self.status = pn.pane.HTML(html.escape(self.state.status), name="inference-status", sizing_mode="stretch_width")
         self.summary = pn.pane.Markdown("", sizing_mode="stretch_width")
@@ -256,10 +255,10 @@ class InferenceView(pn.viewable.Viewer):
 
     def _in_session(self, fn) -> None:
         """Run ``fn`` under this session's document lock (from any thread), or now if not served."""
-        run_locked(self._doc if self._served else None, fn)
+        self.runner.in_session(fn)
 
-    def _on_session_destroyed(self, session_context) -> None:
-        self._stop.set()
+    def _on_session_destroyed(self) -> None:
+        self._run_epoch += 1  # the runner has cancelled the running chunk; nothing more is drawn
 
     def _on_status(self, *_events) -> None:
         self.status.object = html.escape(self.state.status)  # may quote an error's text
@@ -269,7 +268,7 @@ class InferenceView(pn.viewable.Viewer):
 
     # ------------------------------------------------------------------ sampling
     def _on_start(self, *_events) -> None:
-        if self._thread is not None and self._thread.is_alive():
+        if self.state.running:
             return
         try:
             run = self.state.start()
@@ -277,41 +276,60 @@ class InferenceView(pn.viewable.Viewer):
             self.notify(f"Refused: {error}")
             return
         self.message.visible = False
-        self._stop.clear()
         self._reset_plots()
         self._start_worker(run)
 
     def _start_worker(self, run) -> None:
-        stop = self._stop
-        applied = threading.Event()
-
-        def deliver(chunk):
-            # At most one chunk queued for the page: wait until the session has drawn the
-            # previous one, so a slow browser never builds a backlog (and Stop acts at once).
-            applied.clear()
-            self._in_session(partial(self._apply_chunk, chunk, applied))
-            while not applied.wait(0.05):
-                if stop.is_set():
-                    return
-
-        def work():
+        """Warm-up, then one chunk of draws per pool job: the slot is free between chunks
+        (other sessions take their turn), Stop cancels the chunk being computed, and the next
+        chunk is asked for only once this one is drawn (no backlog for a slow browser)."""
+        self._run_epoch += 1
+        epoch = self._run_epoch
+        if not self._served:
             try:
-                deliver(run.warmup())
-                while not run.done and not stop.is_set():
-                    deliver(run.next_chunk())
+                self._apply_chunk(run.warmup())
+                while not run.done:
+                    self._apply_chunk(run.next_chunk())
             except Exception as error:  # noqa: BLE001 - reported in the page; the session lives on
-                self._in_session(partial(self._failed, str(error)))
+                self._failed(str(error))
                 return
-            self._in_session(partial(self._finished, stop.is_set()))
+            self._finished(False)
+            return
+        self._submit_chunk(epoch, run, warmup=True)
 
-        if self._served:
-            self._thread = threading.Thread(target=work, name="inference-hmc", daemon=True)
-            self._thread.start()
+    def _submit_chunk(self, epoch: int, run, *, warmup: bool) -> None:
+        def work(job):
+            job.checkpoint()
+            return run.warmup() if warmup else run.next_chunk()
+
+        self._chunk_job = self.runner.submit(
+            work, done=partial(self._chunk_done, epoch, run), failed=partial(self._chunk_failed, epoch)
+        )
+
+    def _chunk_done(self, epoch: int, run, chunk) -> None:
+        if epoch != self._run_epoch:
+            return  # stopped meanwhile
+        self._chunk_job = None
+        self._apply_chunk(chunk)
+        if run.done:
+            self._finished(False)
         else:
-            work()
+            self._submit_chunk(epoch, run, warmup=False)
+
+    def _chunk_failed(self, epoch: int, error: BaseException) -> None:
+        if epoch != self._run_epoch:
+            return
+        self._chunk_job = None
+        self._failed(str(error))
 
     def _on_stop(self, *_events) -> None:
-        self._stop.set()
+        if not self.state.running:
+            return
+        self._run_epoch += 1
+        if self._chunk_job is not None:
+            self._chunk_job.cancel()  # a chunk being computed stops at its end; it is not drawn
+            self._chunk_job = None
+        self._finished(True)
 
     def _failed(self, text: str) -> None:
         self.state.finish(f"Stopped: {text}")
@@ -350,13 +368,9 @@ class InferenceView(pn.viewable.Viewer):
         for box in self.warmup_boxes:
             box.right = self.state.num_warmup
 
-    def _apply_chunk(self, chunk, applied: threading.Event | None = None) -> None:
+    def _apply_chunk(self, chunk) -> None:
         """Append a chunk to the state and to every plot (session thread, document locked)."""
-        try:
-            self._draw_chunk(chunk)
-        finally:
-            if applied is not None:
-                applied.set()
+        self._draw_chunk(chunk)
 
     def _draw_chunk(self, chunk) -> None:
         state = self.state
@@ -484,20 +498,21 @@ class InferenceView(pn.viewable.Viewer):
         self.fd_button.disabled = True
         self.fd_status.object = "Measuring the error sweep at the current point ..."
 
-        def work():
-            try:
-                sweep = self.state.gradient_error_sweep()
-                self._in_session(partial(self._show_sweep, sweep))
-                costs = self.state.gradient_costs(COST_DIMS)
-                self._in_session(partial(self._show_costs, costs))
-            except Exception as error:  # noqa: BLE001 - reported in the page
-                self._in_session(partial(self.notify, f"Finite-difference measurement failed: {error}"))
-            self._in_session(partial(setattr, self.fd_button, "disabled", False))
+        def work(job):
+            sweep = self.state.gradient_error_sweep()
+            self._in_session(partial(self._show_sweep, sweep))
+            job.checkpoint()  # between the sweep and the cost measurements
+            return self.state.gradient_costs(COST_DIMS)
 
-        if self._served:
-            threading.Thread(target=work, name="inference-fd", daemon=True).start()
-        else:
-            work()
+        def done(costs):
+            self._show_costs(costs)
+            self.fd_button.disabled = False
+
+        def failed(error):
+            self.notify(f"Finite-difference measurement failed: {error}")
+            self.fd_button.disabled = False
+
+        self._fd_job = self.runner.submit(work, done=done, failed=failed)
 
     def _show_sweep(self, sweep) -> None:
         errors = np.asarray(sweep["relative_error"])

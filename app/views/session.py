@@ -210,7 +210,10 @@ class FairPool:
         except Cancelled:
             job.stop.set()
         except BaseException as error:  # noqa: BLE001 - handed to the job's failed callback
-            job.error = error
+            if job.cancelled():
+                job.stop.set()  # raised because it was told to stop (its own cancel exception)
+            else:
+                job.error = error
         finally:
             with self._cond:
                 if job.holds_slot:
@@ -218,12 +221,12 @@ class FairPool:
                     self._free += 1
                 self._running.discard(job)
                 self._dispatch()
-            job.finished.set()
             if job.on_finished is not None:
                 try:
                     job.on_finished()
                 except Exception:  # noqa: BLE001 - the pool thread must live on
                     _LOG.exception("job callback failed")
+            job.finished.set()  # after the outcome was handed on
 
     def _yield_slot(self, job: Job) -> None:
         """Give ``job``'s slot to another session's waiting job, if any, and wait for the

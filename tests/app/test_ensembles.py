@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -105,21 +106,22 @@ def test_bad_input_notifies_and_keeps_the_previous_result(kepler_view, change, m
 
 
 def test_served_run_happens_in_a_thread(monkeypatch):
-    # Served: the run goes to a worker thread and results come back through the document's
+    # Served: the run goes to the worker pool and results come back through the document's
     # next-tick callback (called here directly, as Bokeh would under the document lock).
     state = EnsemblesState(system="kepler", num_members=4, num_steps=40, parameter="eccentricity")
     view = EnsemblesView(state)
     callbacks = []
 
     class FakeDocument:
+        callbacks = SimpleNamespace(_change_callbacks={})  # a live (not destroyed) document
+
         def add_next_tick_callback(self, fn):
             callbacks.append(fn)
 
-    view._served, view._doc = True, FakeDocument()
+    view.runner.served, view.runner.doc, view._served = True, FakeDocument(), True
     view.run()
     assert view.run_button.disabled
-    view._thread.join(timeout=120)
-    assert not view._thread.is_alive()
+    assert view._job.finished.wait(120)
     assert state.result is None  # nothing changed outside the document lock
     for fn in callbacks:
         fn()

@@ -14,6 +14,7 @@ from bokeh.io.doc import curdoc as bokeh_curdoc
 from bokeh.io.doc import set_curdoc as bokeh_set_curdoc
 from panel.io.state import set_curdoc
 
+from app.views._common import escape_markdown
 from app.views.session import Cancelled, FairPool, Job, SessionRunner
 
 
@@ -147,3 +148,17 @@ def test_session_destroyed_cancels_jobs_and_runs_hooks(monkeypatch):
     assert hooks == ["hook"] and runner.destroyed and not runner.connected
     with pytest.raises(Cancelled):
         job.checkpoint()
+
+
+@pytest.mark.parametrize(
+    ("text", "shown"),
+    [
+        ('<img src=x onerror="window.__xss=7">.csv', r'&lt;img src=x onerror="window.\_\_xss=7"&gt;.csv'),
+        ("<b>bold</b>", "&lt;b&gt;bold&lt;/b&gt;"),
+        ("**not bold** a_b [link](javascript:x)", r"\*\*not bold\*\* a\_b \[link\](javascript:x)"),
+        ("# not a heading\n- not a list\n1. nor this", "\\# not a heading\n\\- not a list\n1\\. nor this"),
+        ("warm-up of 1.5 s, ok.npz", "warm-up of 1.5 s, ok.npz"),  # plain text stays as typed
+    ],
+)
+def test_escape_markdown(text, shown):
+    assert escape_markdown(text) == shown
