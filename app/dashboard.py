@@ -36,6 +36,7 @@ TABS: list[tuple[str, str]] = [
     ("Ensembles", "app.views.ensembles:EnsemblesView"),
     ("Emulator", "app.views.emulator:EmulatorView"),
     ("Chaos", "app.views.chaos:ChaosView"),
+    ("Lessons", "app.views.lessons:LessonsView"),
 ]
 
 ACCENT = "#1f4e79"
@@ -113,6 +114,9 @@ def build_tabs(tabs: list[tuple[str, str]] | None = None, *, lazy: bool = True) 
 
     if pending:
         tabs_widget.param.watch(build_on_first_open, "active")
+    titles = [title for title, _ in entries]
+    if "lesson" in (getattr(pn.state, "session_args", None) or {}) and "Lessons" in titles:
+        tabs_widget.active = titles.index("Lessons")  # ?lesson=NAME&step=K opens the Lessons tab
     return tabs_widget
 
 
