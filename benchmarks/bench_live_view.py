@@ -30,8 +30,11 @@ import platform
 import statistics
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
+
+import numpy as np
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT / "benchmarks"))
@@ -54,6 +57,30 @@ def cpu_seconds(pid: int) -> float:
     """User + system CPU seconds of ``pid`` so far (/proc/PID/stat)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+class CpuSampler(threading.Thread):
+    """``(perf_counter, CPU seconds)`` of the server process every ``period_s``."""
+
+    def __init__(self, pid: int, period_s: float = 0.25):
+        super().__init__(daemon=True, name="cpu-sampler")
+        self.pid, self.period_s, self.samples = pid, period_s, []
+        self._halt = threading.Event()
+
+    def run(self) -> None:
+        while not self._halt.is_set():
+            self.samples.append((time.perf_counter(), cpu_seconds(self.pid)))
+            self._halt.wait(self.period_s)
+
+    def stop(self) -> None:
+        self._halt.set()
+        self.join(timeout=5)
+
+    def cpu_between(self, start: float, end: float) -> float:
+        """CPU seconds used between two perf_counter times (linear between samples)."""
+        times = [t for t, _ in self.samples]
+        values = [c for _, c in self.samples]
+        return float(np.interp(end, times, values) - np.interp(start, times, values))
 
 
 def physics_ms_per_frame(n: int, steps: int, repeats: int = 60) -> float:
@@ -106,10 +133,12 @@ def main(argv: list[str] | None = None) -> int:
         sampler = Sampler(process.pid, base)
         sampler.start()
         sampler.phase = "playing"
-        cpu0, wall0, load0 = cpu_seconds(process.pid), time.perf_counter(), os.getloadavg()[0]
+        cpu = CpuSampler(process.pid)
+        cpu.start()
+        load0 = os.getloadavg()[0]
         clients = asyncio.run(run_clients(base, [query(i, args.n, args.steps) for i in range(args.sessions)],
                                           args.duration, stagger_s=0.1))
-        cpu1, wall1 = cpu_seconds(process.pid), time.perf_counter()
+        cpu.stop()
         sampler.phase = "closed"
         load1 = os.getloadavg()[0]
         # After close: RSS back within 10 % of the warm baseline, or 30 s.
@@ -124,20 +153,25 @@ def main(argv: list[str] | None = None) -> int:
         stop_server(process)
 
     rates = [c.frames_per_s() for c in clients]
-    frames = sum(len(c.arrivals) for c in clients)
-    cpu_ms_per_frame = 1000 * (cpu1 - cpu0) / max(frames, 1)
+    # Steady window: every client playing (1 s after the last Play) until the first one stops;
+    # connecting and building each session's tabs is not counted in the per-frame cost.
+    started = [c.play_sent_at for c in clients if c.play_sent_at is not None]
+    wall0, wall1 = max(started) + 1.0, min(started) + args.duration - 0.2
+    frames = sum(1 for c in clients for t in c.arrivals if wall0 <= t <= wall1)
+    cpu_ms_per_frame = 1000 * cpu.cpu_between(wall0, wall1) / max(frames, 1)
+    cpu_share = cpu.cpu_between(wall0, wall1) / max(wall1 - wall0, 1e-9)
     latencies = [1000 * lat for _, lat, phase in sampler.latencies if phase == "playing"]
     finite = [v for v in latencies if v != float("inf")]
     results.update({
         "errors": [c.error for c in clients if c.error],
-        "frames_total": frames,
-        "window_s": round(wall1 - wall0, 1),
+        "frames_in_steady_window": frames,
+        "steady_window_s": round(wall1 - wall0, 1),
         "fps_per_session": {"min": round(min(rates), 2), "median": round(statistics.median(rates), 2),
                             "max": round(max(rates), 2), "sessions_at_or_above_10": sum(r >= 10 for r in rates)},
         "server_cpu_ms_per_frame": round(cpu_ms_per_frame, 3),
         "server_cpu_ms_per_frame_excluding_physics": round(cpu_ms_per_frame - results["physics_ms_per_frame"], 3),
-        "server_cpu_share": round((cpu1 - cpu0) / (wall1 - wall0), 2),
-        "bytes_per_frame": round(sum(c.frame_bytes for c in clients) / max(frames, 1)),
+        "server_cpu_share": round(cpu_share, 2),
+        "bytes_per_frame": round(sum(c.frame_bytes for c in clients) / max(sum(len(c.arrivals) for c in clients), 1)),
         "liveness_ms": {"p50": round(percentile(finite, 0.5), 1), "p95": round(percentile(finite, 0.95), 1),
                         "max": round(max(finite), 1) if finite else None, "failed": len(latencies) - len(finite),
                         "probes": len(latencies)},
@@ -170,6 +204,7 @@ def markdown(r: dict) -> str:
         "|---|---|---|",
         f"| frames/s per session: min / median / max | {fps['min']} / {fps['median']} / {fps['max']}"
         f" ({fps['sessions_at_or_above_10']} of {r['sessions']} at >= 10) | every session >= 10 |",
+        f"| steady window (all {r['sessions']} playing) | {r['steady_window_s']} s, {r['frames_in_steady_window']} frames | |",
         f"| server CPU per frame per session, all included | {r['server_cpu_ms_per_frame']} ms | |",
         f"| physics of one frame (step + diagnostics, timed alone) | {r['physics_ms_per_frame']} ms | |",
         f"| server CPU per frame per session, excluding physics | {r['server_cpu_ms_per_frame_excluding_physics']} ms | <= 2 ms |",

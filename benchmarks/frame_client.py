@@ -158,15 +158,33 @@ class FrameClient:
         await self._patch([{"kind": "ModelChanged", "model": {"id": self._ids["play"]}, "attr": "active", "new": False}])
 
 
-async def run_clients(base_url: str, queries: list[str], duration_s: float, *, stagger_s: float = 0.2) -> list[ClientResult]:
-    """Start one client per query (``stagger_s`` apart) and let each play ``duration_s``."""
+async def run_clients(base_url: str, queries: list[str], duration_s: float, *, stagger_s: float = 0.2,
+                      connect_timeout_s: float = 600.0) -> list[ClientResult]:
+    """Connect one client per query (``stagger_s`` apart), then press Play in all of them at
+    once and let each play ``duration_s`` (so that every session plays during the window)."""
     clients = [FrameClient(base_url, query) for query in queries]
 
-    async def start(index: int, client: FrameClient):
+    async def connect(index: int, client: FrameClient) -> bool:
         await asyncio.sleep(index * stagger_s)
-        return await client.run(duration_s)
+        try:
+            await asyncio.wait_for(client._connect(), connect_timeout_s)
+            return True
+        except Exception as error:  # noqa: BLE001 - reported per client in the results
+            client.result.error = f"connect: {type(error).__name__}: {error}"
+            return False
 
-    return list(await asyncio.gather(*(start(i, c) for i, c in enumerate(clients))))
+    async def play(client: FrameClient) -> None:
+        try:
+            await client._play_for(duration_s)
+        except Exception as error:  # noqa: BLE001
+            client.result.error = f"play: {type(error).__name__}: {error}"
+
+    connected = await asyncio.gather(*(connect(i, c) for i, c in enumerate(clients)))
+    await asyncio.gather(*(play(c) for c, ok in zip(clients, connected) if ok))
+    for client in clients:
+        if client._ws is not None:
+            client._ws.close()
+    return [client.result for client in clients]
 
 
 def main(argv: list[str] | None = None) -> int:
