@@ -11,6 +11,7 @@ tests drive this class directly.
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 import threading
 import time
 from collections import deque
@@ -33,6 +34,7 @@ __all__ = [
     "SOFTENING_CHOICES",
     "URL_PARAMETERS",
     "SimulationState",
+    "preset_label",
     "FrameDiagnostics",
     "RunFault",
     "ENERGY_WARNING_LEVEL",
@@ -707,6 +709,16 @@ class SimulationState(param.Parameterized):
     def trajectory_npz(self) -> bytes:
         """npz bytes of :meth:`trajectory` with this run's settings as metadata."""
         return trajectory_npz_bytes(self.trajectory(), {**self.url_settings(), "description": self.description})
+
+
+@lru_cache(maxsize=None)
+def preset_label(name: str) -> str:
+    """The preset selector's label for ``name``, e.g. 'Plummer (N = 256+)', 'Kepler (2 bodies)'."""
+    if name == UPLOADED:
+        return "Uploaded CSV"
+    preset = PRESETS[name]
+    size = f"N = {preset.default_num_bodies}+" if preset.scalable else f"{preset.build(None, None).num_bodies} bodies"
+    return f"{name.replace('_', ' ').capitalize()} ({size})"
 
 
 def closest_pair(position: np.ndarray, *, block: int = 256) -> tuple[int, int, float]:

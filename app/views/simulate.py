@@ -18,7 +18,7 @@ import logging
 import math
 import time
 from contextlib import contextmanager
-from functools import lru_cache, partial
+from functools import partial
 
 import numpy as np
 import panel as pn
@@ -30,7 +30,6 @@ from app.components.orbit_scene import OrbitScene
 from app.limits import LIMITS, safe_filename
 from app.views._common import escape_markdown, show_message
 from app.views.session import SessionRunner
-from nbody_core import PRESETS
 from app.state.simulate import (
     DT_CHOICES,
     ERROR_FLOOR,
@@ -39,6 +38,7 @@ from app.state.simulate import (
     UPLOADED,
     URL_PARAMETERS,
     SimulationState,
+    preset_label,
 )
 
 __all__ = ["SimulateView"]
@@ -185,7 +185,7 @@ class SimulateView(pn.viewable.Viewer):
         doc = lambda name: state.param[name].doc  # noqa: E731
         self.preset_select = pn.widgets.Select(
             label="Preset", value=state.preset, description=doc("preset"),
-            options={_preset_label(name): name for name in state.param.preset.objects},
+            options={preset_label(name): name for name in state.param.preset.objects},
         )
         self.num_bodies_input = pn.widgets.IntInput(
             label="Bodies N", value=state.num_bodies, start=2, end=LIMITS.max_bodies, step=1,
@@ -772,12 +772,3 @@ class SimulateView(pn.viewable.Viewer):
         if not self.state.ready:
             self.state.prepare()
         return io.BytesIO(self.state.trajectory_npz())
-
-
-@lru_cache(maxsize=None)
-def _preset_label(name: str) -> str:
-    if name == UPLOADED:
-        return "Uploaded CSV"
-    preset = PRESETS[name]
-    size = f"N = {preset.default_num_bodies}+" if preset.scalable else f"{preset.build(None, None).num_bodies} bodies"
-    return f"{name.replace('_', ' ').capitalize()} ({size})"
