@@ -155,7 +155,7 @@ def _plummer(n, dtype=jnp.float64):
 # -- rows ------------------------------------------------------------------------------------
 
 def bench_forces(sizes, repeats):
-    methods = ["analytic", "autodiff", "tiled", "autodiff_tiled"]
+    methods = ["analytic", "autodiff", "tiled", "autodiff_tiled", "auto"]
     for n in sizes:
         pairs = n * (n - 1)
         inner_for = lambda seconds_guess: max(1, int(0.05 / seconds_guess))
@@ -210,7 +210,7 @@ def bench_leapfrog(n, steps, repeats):
     sim = _rebound_sim(state, dt)
     contenders, first = {"rebound leapfrog": lambda: sim.steps(steps)}, {}
     # The O(n^2)-memory reference kernels take ~10x longer (see the force rows): not rerun here.
-    for method in ("tiled", "autodiff_tiled"):
+    for method in ("tiled", "autodiff_tiled", "auto"):
         run = lambda method=method: nb.simulate(state, dt=dt, num_steps=steps, save_every=steps,
                                                params=params, forces=method).position
         first[f"jax simulate {method}"] = _first_call(run)
@@ -227,14 +227,14 @@ def bench_leapfrog(n, steps, repeats):
 def bench_small_n(steps, repeats):
     state = nb.figure_eight()
     params = nb.PhysicsParams()
-    for method in ("analytic", "tiled"):
+    for method in ("analytic", "tiled", "auto"):
         run = lambda method=method: nb.simulate(state, dt=1e-3, num_steps=steps, save_every=steps,
                                                params=params, forces=method).position
         first = _first_call(run)
         t = _median_time(run, repeats, _inner(run))
         _row("small N", f"figure-eight scan, {method}", n=3, steps=steps, seconds=t,
              steps_per_s=steps / t, compile_s=max(0.0, first - t))
-    for method in ("analytic", "tiled"):
+    for method in ("analytic", "tiled", "auto"):
         frame = lambda method=method: nb.advance(state, 1, dt=1e-3, params=params, forces=method)
         first = _first_call(frame)
         t = _median_time(frame, repeats, _inner(frame))
@@ -247,7 +247,7 @@ def bench_gradient(n, steps, repeats):
     state = _plummer(n)
     params = nb.PhysicsParams(softening=0.05)
     observed = state.position + 0.01 * jax.random.normal(key, state.position.shape)
-    for method in ("analytic", "tiled", "autodiff_tiled", "tiled_custom_vjp"):
+    for method in ("analytic", "tiled", "autodiff_tiled", "tiled_custom_vjp", "auto"):
         def forward(position, method=method):
             traj = nb.simulate(state._replace(position=position), dt=1e-3, num_steps=steps,
                                save_every=steps, params=params, forces=method)
@@ -268,7 +268,7 @@ def bench_ensemble(members, n, steps, repeats, rebound_runs):
     keys = jax.random.split(jax.random.key(3), members)
     positions = base.position[None] * (1.0 + 0.01 * jax.random.normal(keys[0], (members, n, 3)))
     params = nb.PhysicsParams(softening=SOFTENING)
-    for method in ("tiled",):  # the broadcast reference is ~10x slower per pair (force rows)
+    for method in ("tiled", "auto"):  # the broadcast reference is ~10x slower per pair (force rows)
         def one(position, method=method):
             return nb.simulate(base._replace(position=position), dt=1e-3, num_steps=steps,
                                save_every=steps, params=params, forces=method).position[-1]

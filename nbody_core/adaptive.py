@@ -221,7 +221,7 @@ def simulate_adaptive(
     params: PhysicsParams | None = None,
     rtol: float = 1e-13,
     atol: float = 1e-13,
-    forces: str = "analytic",
+    forces: str = "auto",
     potential="newtonian",
     max_steps: int = 1_000_000,
     integrator: str = "dopri8",

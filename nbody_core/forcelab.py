@@ -23,6 +23,7 @@ import numpy as np
 from . import forces as _forces
 from .initial_conditions import MAX_BODIES
 from .numpy_reference import accelerations_loop, accelerations_vectorized
+from .pallas_kernels import pallas_interpret_default
 from .potentials import NEWTONIAN, PairPotential, get_potential
 from .state import DTYPES as _state_dtypes, ParticleState, PhysicsParams, cast_state
 
@@ -99,11 +100,16 @@ def hand_coded_status(potential: str | PairPotential, method: str = "analytic") 
     return None
 
 
+def _offered(name: str) -> bool:
+    """Every registered method, less Pallas where it would run in its (slow) interpreter."""
+    return name != "pallas" or not pallas_interpret_default()
+
+
 def _hand_coded_methods() -> list[str]:
     """Registered kernels that are hand-coded for Newtonian gravity (the ones that refuse
     another potential); autodiff methods, tiled or not, apply to any potential."""
     methods = []
-    for method in _forces.FORCE_METHODS:
+    for method in filter(_offered, _forces.FORCE_METHODS):
         try:
             _forces.acceleration_function(method, "yukawa")
         except ValueError:
@@ -330,7 +336,7 @@ def timing_methods() -> dict[str, str]:
     every faster kernel registered in :data:`nbody_core.forces.FORCE_METHODS`."""
     methods = dict(_BASE_TIMING_METHODS)
     for name, method in _forces.FORCE_METHODS.items():
-        if name not in ("autodiff", "analytic"):
+        if name not in ("autodiff", "analytic") and _offered(name):
             methods[f"jax_{name}"] = f"JAX {method.description}"
     return methods
 

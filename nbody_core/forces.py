@@ -23,7 +23,9 @@ import jax
 import jax.numpy as jnp
 from jax import Array
 
+from .autoselect import AUTO, resolve_forces
 from .kernels import acceleration_autodiff_tiled, acceleration_tiled, acceleration_tiled_custom_vjp
+from .pallas_kernels import acceleration_pallas
 from .potentials import NEWTONIAN, PairPotential, get_potential, potential_energy_from_positions
 from .state import PhysicsParams
 
@@ -155,6 +157,19 @@ def _tiled_custom_vjp_kernel(position, mass, params, potential):
     return acceleration_tiled_custom_vjp(position, mass, params)
 
 
+def _pallas_kernel(position, mass, params, potential):
+    return acceleration_pallas(position, mass, params)
+
+
+def _auto_kernel(position, mass, params, potential):
+    # n and dtype are static while a kernel is traced: the choice is made then, once per
+    # compilation. Gradients may follow (unknown here): select_forces answers with a kernel
+    # whose reverse pass is cheap and whose forward is as fast.
+    newtonian = potential.pair_energy is NEWTONIAN.pair_energy
+    name = resolve_forces(AUTO, n=position.shape[0], dtype=position.dtype, newtonian=newtonian)
+    return FORCE_METHODS[name].kernel(position, mass, params, potential)
+
+
 #: Every force method by name. Methods with ``potentials=None`` apply to any pair potential.
 FORCE_METHODS: dict[str, ForceMethod] = {
     method.name: method
@@ -171,6 +186,19 @@ FORCE_METHODS: dict[str, ForceMethod] = {
             "autodiff_tiled",
             "-grad of the tiled potential by jax.grad; any pair potential, O(n) memory",
             acceleration_autodiff_tiled,
+            None,
+        ),
+        ForceMethod(
+            "pallas",
+            "Pallas direct-sum kernel with a hand-written reverse pass (Triton on GPUs; "
+            "interpreted, slow, elsewhere); Newtonian only",
+            _pallas_kernel,
+        ),
+        ForceMethod(
+            AUTO,
+            "the fastest exact kernel for the device, dtype, N and potential "
+            "(nbody_core.autoselect; default)",
+            _auto_kernel,
             None,
         ),
     )

@@ -198,7 +198,7 @@ class RunConfig(NamedTuple):
 
 def run_config(
     integrator: str | Integrator = "leapfrog",
-    forces: str | ForceMethod = "tiled",
+    forces: str | ForceMethod = "auto",
     potential: str | PairPotential = "newtonian",
     *,
     track_energy: bool = False,
@@ -410,7 +410,7 @@ def simulate(
     save_every: int = 1,
     params: PhysicsParams | None = None,
     integrator: str = "leapfrog",
-    forces: str = "tiled",
+    forces: str = "auto",
     potential: str | PairPotential = "newtonian",
     track_energy: bool = False,
     chunks: int = 1,
@@ -434,10 +434,12 @@ def simulate(
             a physical unit system of the state raise ``ValueError``.
         integrator: a name in :data:`~nbody_core.integrators.INTEGRATORS`: ``"euler"``,
             ``"leapfrog"``, ``"yoshida4"``, ``"yoshida4_kdk"`` or ``"rk4"``.
-        forces: a method of :data:`~nbody_core.forces.FORCE_METHODS`: ``"tiled"`` (default:
-            the fast hand-coded kernel, Newtonian only), ``"tiled_custom_vjp"`` (same, with a
-            hand-coded reverse pass: fastest gradients), ``"analytic"``, ``"autodiff"`` or
-            ``"autodiff_tiled"`` (any potential).
+        forces: a method of :data:`~nbody_core.forces.FORCE_METHODS`: ``"auto"`` (default:
+            the fastest exact kernel for the device, dtype, N and potential, see
+            :mod:`nbody_core.autoselect`), ``"tiled"`` (the fast hand-coded CPU kernel,
+            Newtonian only), ``"tiled_custom_vjp"`` (same, with a hand-coded reverse pass),
+            ``"pallas"`` (GPU kernel), ``"analytic"``, ``"autodiff"`` or ``"autodiff_tiled"``
+            (any potential).
         potential: pair potential name or :class:`PairPotential`.
         track_energy: take the relative energy error after EVERY step, not only at the
             snapshots, into ``Trajectory.max_relative_energy_error`` (``nbody run`` does).
@@ -493,7 +495,7 @@ def advance(
     dt,
     params: PhysicsParams | None = None,
     integrator: str = "leapfrog",
-    forces: str = "tiled",
+    forces: str = "auto",
     potential: str | PairPotential = "newtonian",
 ) -> ParticleState:
     """Advance ``state`` by ``num_steps`` steps and return the new state (interactive use).
@@ -523,7 +525,7 @@ def advance_tracked(
     dt,
     params: PhysicsParams | None = None,
     integrator: str = "leapfrog",
-    forces: str = "tiled",
+    forces: str = "auto",
     potential: str | PairPotential = "newtonian",
 ) -> tuple[ParticleState, Array]:
     """:func:`advance`, also returning ``max |E - E_ref| / |E_ref|`` over EVERY step taken.

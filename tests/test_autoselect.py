@@ -48,7 +48,7 @@ def test_table_is_total_and_names_real_methods():
                 rows = [r for r in CROSSOVERS if (r.platform, r.newtonian, r.needs_grad)
                         == (platform, newtonian, grad)]
                 assert rows and rows[-1].n_max is None
-    assert {r.method for r in CROSSOVERS} - {"pallas"} <= set(FORCE_METHODS)
+    assert {r.method for r in CROSSOVERS} <= set(FORCE_METHODS)
     assert all(r.evidence for r in CROSSOVERS)
 
 
@@ -63,3 +63,36 @@ def test_bad_inputs_raise():
         select_forces("cpu", jnp.float64, 0)
     with pytest.raises(ValueError, match="floating"):
         select_forces("cpu", jnp.int32, 10)
+
+
+def test_auto_record_runs_the_selected_kernel_and_equals_the_reference(key):
+    # The "auto" record picks at trace time (n, dtype static) and runs that record's kernel;
+    # whatever it picks computes the reference sums (float64 round-off, see test_kernels.py).
+    import jax
+    import numpy as np
+
+    from nbody_core import PhysicsParams, plummer, simulate
+    from nbody_core.forces import acceleration_analytic, acceleration_function
+
+    state = plummer(key, 40)
+    params = PhysicsParams(softening=0.05)
+    auto = acceleration_function("auto")
+    expected = acceleration_analytic(state.position, state.mass, params)
+    actual = jax.jit(auto)(state.position, state.mass, params)
+    np.testing.assert_allclose(actual, expected, rtol=0, atol=1e-12 * float(jnp.max(jnp.abs(expected))))
+    a = simulate(state, dt=1e-3, num_steps=20, params=params).position
+    b = simulate(state, dt=1e-3, num_steps=20, params=params, forces="analytic").position
+    np.testing.assert_allclose(a, b, rtol=0, atol=1e-12)  # 20 steps of round-off-level differences
+    yukawa = acceleration_function("auto", "yukawa")  # any potential: an autodiff kernel
+    assert np.all(np.isfinite(yukawa(state.position, state.mass, params)))
+
+
+def test_auto_is_the_default_everywhere():
+    import inspect
+
+    from nbody_core import advance, simulate, simulate_adaptive
+    from nbody_core.ensembles import EnsembleSpec
+
+    for fn in (simulate, advance, simulate_adaptive):
+        assert inspect.signature(fn).parameters["forces"].default == "auto"
+    assert EnsembleSpec().forces == "auto"

@@ -22,6 +22,7 @@ def test_quick_run_writes_json_and_table(tmp_path):
     assert names == {
         "figure-eight scan, analytic", "figure-eight scan, tiled",
         "advance(state, 1) per call, analytic", "advance(state, 1) per call, tiled",
+        "figure-eight scan, auto", "advance(state, 1) per call, auto",
     }
     for row in payload["rows"]:
         assert row["seconds"] > 0 and row["compile_s"] is not None  # compile reported apart

@@ -129,7 +129,8 @@ def test_steps_for_duration_lands_exactly():
         ({"dt": 1e-3, "num_steps": 2.5}, "num_steps must be a non-negative integer"),
         ({"dt": 1e-3, "num_steps": 10, "save_every": 0}, "save_every must be a positive integer"),
         ({"dt": 1e-3, "num_steps": 10, "integrator": "midpoint"}, "unknown integrator 'midpoint'"),
-        ({"dt": 1e-3, "num_steps": 10, "potential": "yukawa"}, "Newtonian gravity only"),
+        # A hand-coded kernel refuses other potentials ("auto", the default, picks autodiff).
+        ({"dt": 1e-3, "num_steps": 10, "potential": "yukawa", "forces": "tiled"}, "Newtonian gravity only"),
         ({"dt": 1e-3, "num_steps": 10, "params": nb.PhysicsParams(softening=-1.0)}, "softening must be >= 0"),
         ({"dt": 1e-3, "num_steps": 10, "params": nb.PhysicsParams(G=float("inf"))}, "G must be finite"),
     ],

@@ -24,6 +24,8 @@ import param
 
 from app.limits import LIMITS
 from nbody_core import FORCE_METHODS, INTEGRATORS, PRESETS, advance, get_preset
+from nbody_core.autoselect import resolve_forces
+from nbody_core.pallas_kernels import pallas_interpret_default
 from nbody_core.io import initial_conditions_csv_text, parse_initial_conditions_csv, trajectory_npz_bytes
 from nbody_core.simulate import Trajectory, advance_tracked, conserved_quantities
 from nbody_core.state import DTYPES, ParticleState, PhysicsParams, cast_state
@@ -92,6 +94,11 @@ def _diagnostics(state: ParticleState, params: PhysicsParams):
     return quantities, jnp.sum(state.mass * speed), jnp.sum(state.mass * lever)
 
 
+
+def _force_options() -> list[str]:
+    """Force methods offered: the registry, less Pallas where it would run interpreted (slow)."""
+    return [name for name in FORCE_METHODS if name != "pallas" or not pallas_interpret_default()]
+
 class FrameDiagnostics(NamedTuple):
     """Diagnostics of the frames produced since the last call to ``take_new_history``.
 
@@ -147,8 +154,10 @@ class SimulationState(param.Parameterized):
     seed = param.Integer(0, bounds=(0, 2**31 - 1), doc="PRNG seed of random presets.")
     integrator = param.Selector(default="leapfrog", objects=list(INTEGRATORS), doc="Time integrator.")
     forces = param.Selector(
-        default="tiled", objects=list(FORCE_METHODS),
-        doc="Force kernel: tiled (fast hand-coded, default), analytic (reference), autodiff (-grad U), autodiff_tiled, tiled_custom_vjp.",
+        default="auto", objects=_force_options(),
+        doc="Force kernel: auto (default: the fastest exact kernel for N, precision and device), "
+        "tiled (fast hand-coded), analytic (reference), autodiff (-grad U), autodiff_tiled, tiled_custom_vjp, "
+        "pallas (GPU servers only).",
     )
     precision = param.Selector(default="float64", objects=list(_DTYPES), doc="Floating-point precision of the run.")
     dt = param.Number(1e-3, bounds=(1e-7, 1.0), inclusive_bounds=(True, True), doc="Time step, time units (traced).")
@@ -172,7 +181,7 @@ class SimulationState(param.Parameterized):
         super().__init__(**params)
         # Read the registries per session: a record added there is an option here.
         self.param.integrator.objects = list(INTEGRATORS)
-        self.param.forces.objects = list(FORCE_METHODS)
+        self.param.forces.objects = _force_options()
         self._uploaded: ParticleState | None = None
         self._uploaded_name = ""
         self._generation = 0
@@ -187,6 +196,12 @@ class SimulationState(param.Parameterized):
     @property
     def dtype(self):
         return _DTYPES[self.precision]
+
+    @property
+    def resolved_forces(self) -> str:
+        """The kernel that runs: ``forces`` itself, or what ``"auto"`` picks for N, precision
+        and this server's device (``nbody_core.autoselect``)."""
+        return resolve_forces(self.forces, n=self.current.num_bodies, dtype=self.dtype)
 
     @property
     def scalable(self) -> bool:

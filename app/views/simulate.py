@@ -77,6 +77,12 @@ def _ladder_options(choices, value) -> list[float]:
     return sorted({*choices, float(value)})
 
 
+def _forces_label(state) -> str:
+    """``auto → tiled_custom_vjp``: the chosen method and the kernel it runs (registry names)."""
+    resolved = state.resolved_forces
+    return state.forces if resolved == state.forces else f"{state.forces} → {resolved}"
+
+
 class SimulateView(pn.viewable.Viewer):
     """Live simulation of one :class:`~app.state.simulate.SimulationState` per session.
 
@@ -733,7 +739,7 @@ class SimulateView(pn.viewable.Viewer):
             f"{mode} &nbsp; t = <b>{state.time:.4g}</b> &nbsp;·&nbsp; <b>{steps:,.0f}</b> steps/s"
             f" &nbsp;·&nbsp; <b>{painted:.0f}</b> painted frames/s (sent {fps:.1f}/s)"
             f" &nbsp;·&nbsp; N = {state.current.num_bodies}"
-            f" &nbsp;·&nbsp; {state.integrator}, {state.forces}, {state.precision},"
+            f" &nbsp;·&nbsp; {state.integrator}, {_forces_label(state)}, {state.precision},"
             f" dt = {state.dt:.3g}, ε = {state.softening:.3g}"
         )
 

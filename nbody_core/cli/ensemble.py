@@ -73,8 +73,10 @@ def register(subparsers) -> None:
     integration.add_argument("--softening", type=float, help="base softening (default: the preset's)")
     integration.add_argument("--integrator", default="leapfrog",
                              help="euler, leapfrog (default), yoshida4 or rk4")
-    integration.add_argument("--forces", default="tiled",
-                             help="tiled (default, fast hand-coded), analytic (reference), autodiff, autodiff_tiled")
+    integration.add_argument("--forces", default="auto",
+                             help="auto (default: the fastest exact kernel for the device and N), "
+                                  "tiled, tiled_custom_vjp, pallas, analytic (reference), autodiff, "
+                                  "autodiff_tiled")
     integration.add_argument("--potential", default="newtonian", help="pair potential (default newtonian)")
     integration.add_argument("--saves", type=int, metavar="K",
                              help="snapshots after t=0 (must divide --steps; default: its largest divisor <= 20)")

@@ -99,8 +99,9 @@ def register(subparsers) -> None:
     physics.add_argument("--G", type=float, dest="G", help="gravitational constant (default: the unit system's)")
     physics.add_argument(
         "--forces",
-        default="tiled",
-        help=f"force method: {', '.join(FORCE_METHODS)} (default tiled, the fast hand-coded kernel)",
+        default="auto",
+        help=f"force method: {', '.join(FORCE_METHODS)} (default auto: the fastest exact kernel "
+        "for the device, dtype and N)",
     )
     physics.add_argument("--dtype", default="float64", help=f"{' or '.join(DTYPES)} (default float64)")
     output = parser.add_argument_group("output")

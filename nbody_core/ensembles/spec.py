@@ -129,7 +129,7 @@ class EnsembleSpec:
     shared_initial_conditions: bool = False
     num_saves: int | None = None
     save_trajectories: bool = False
-    forces: str = "tiled"
+    forces: str = "auto"
     potential: str = "newtonian"
     virial_ratio: float | None = None
     eccentricity: float | None = None

@@ -144,7 +144,7 @@ def test_url_settings_round_trip_and_tampered_values_are_rejected():
         "plummer", 64, "rk4", 0.0005, 0.02)
     assert state.projection == "yz" and state.trails is False
     assert [r.split(":")[0] for r in rejected] == ["forces=<script>", "steps=abc", "fps=1000"]
-    assert state.steps_per_frame == 10 and state.frame_rate == 30 and state.forces == "tiled"
+    assert state.steps_per_frame == 10 and state.frame_rate == 30 and state.forces == "auto"
     again = SimulationState()
     assert again.apply_settings(state.url_settings()) == []
     assert again.url_settings() == state.url_settings()
