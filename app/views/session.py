@@ -73,12 +73,17 @@ class Job:
         self.started = False
         self.finished = threading.Event()
         self.on_finished: Callable[[], None] | None = None  # called on the pool thread at the end
+        self.session_alive: Callable[[], bool] | None = None  # False once the session's browser is gone
         self.result: Any = None
         self.error: BaseException | None = None
 
     def cancelled(self) -> bool:
-        """True once this job (or its whole session) has been told to stop."""
-        return self.stop.is_set() or (self._session_stop is not None and self._session_stop.is_set())
+        """True once this job (or its whole session) has been told to stop, or the session's
+        browser has gone (a closed tab frees its CPU at the next checkpoint, not when Bokeh
+        destroys the session 20-30 s later)."""
+        if self.stop.is_set() or (self._session_stop is not None and self._session_stop.is_set()):
+            return True
+        return self.session_alive is not None and not self.session_alive()
 
     def cancel(self) -> None:
         """Stop this job: dropped if still queued, told to stop (at its next
@@ -292,6 +297,7 @@ class SessionRunner(param.Parameterized):
         self._jobs_lock = threading.Lock()
         self._hooks: list[Callable[[], None]] = []
         self._closed_logged = False
+        self._seen_connection = False
         self._in_flight = 0  # frames sent to the browser and not yet acknowledged
         self._frame_sent_at = 0.0
         if self.served:
@@ -322,7 +328,12 @@ class SessionRunner(param.Parameterized):
         session = getattr(self.doc.session_context, "_session", None)
         if session is None:
             return True  # still being built
-        return not session.destroyed and session.connection_count > 0
+        if session.destroyed:
+            return False
+        if session.connection_count > 0:
+            self._seen_connection = True
+            return True
+        return not self._seen_connection  # not yet connected (page loading) counts as alive
 
     def on_destroyed(self, hook: Callable[[], None]) -> None:
         """Call ``hook()`` (no arguments) when the session is destroyed."""
@@ -402,6 +413,8 @@ class SessionRunner(param.Parameterized):
         pool fairly. Not served, ``fn`` runs at once on the caller's thread.
         """
         job = Job(fn, session=self.session_key, stop=self.stop, on_position=self._on_position)
+        if self.served:
+            job.session_alive = lambda: self.connected
         if not self.served:
             self.pool._run(job)  # at once, on this thread (no slot: nothing else waits here)
             self._finish(job, done, failed)

@@ -162,3 +162,27 @@ def test_session_destroyed_cancels_jobs_and_runs_hooks(monkeypatch):
 )
 def test_escape_markdown(text, shown):
     assert escape_markdown(text) == shown
+
+
+def test_a_closed_tab_stops_its_jobs_before_the_session_is_destroyed(monkeypatch):
+    """Bokeh destroys a session 20-30 s after its tab closes; its work stops at once."""
+    runner, doc = _served_runner(monkeypatch)
+    session = SimpleNamespace(destroyed=False, connection_count=0)
+    doc.session_context._session = session
+    assert runner.connected  # page still loading: not yet connected counts as alive
+    session.connection_count = 1
+    started = threading.Event()
+
+    def forever(job):
+        started.set()
+        while True:
+            job.checkpoint()
+            threading.Event().wait(0.01)
+
+    job = runner.submit(forever)
+    assert started.wait(10) and not job.cancelled()
+    start = time.perf_counter()
+    session.connection_count = 0  # the tab closed
+    assert job.finished.wait(5)
+    assert time.perf_counter() - start < 1.0
+    assert not runner.connected and not runner.destroyed
