@@ -51,7 +51,8 @@ class LessonsView(pn.viewable.Viewer):
         self.chaos = ChaosView(ChaosState())
         self.showing = "simulate"  # which view the stage shows: "simulate" or "chaos"
         self.stage = pn.Column(self.simulate, sizing_mode="stretch_width")
-        self.picker.param.watch(lambda event: self.open(event.new), "value")
+        self._picking = False
+        self.picker.param.watch(lambda event: None if self._picking else self.open(event.new), "value")
         self.previous_button.on_click(self.runner.locked(lambda _: self.go(-1)))
         self.next_button.on_click(self.runner.locked(lambda _: self.go(+1)))
         self.reveal_button.on_click(self.runner.locked(lambda _: self.reveal()))
@@ -101,7 +102,11 @@ class LessonsView(pn.viewable.Viewer):
         self.message.visible = False
         self.player.open(lesson, step)
         if self.picker.value != name:
-            self.picker.value = name
+            self._picking = True  # the picker's watcher must not reopen the lesson at step 1
+            try:
+                self.picker.value = name
+            finally:
+                self._picking = False
         self._show()
 
     def go(self, offset: int) -> None:

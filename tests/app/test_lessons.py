@@ -67,6 +67,13 @@ def test_unknown_lesson_is_explained_in_words(view):
     assert "There is no lesson called" in view.message.object and "<b>" not in view.message.object
 
 
+def test_open_at_a_step_keeps_the_step(view):
+    view.open("figure_eight")
+    view.open("pythagorean_chaos", 1)  # the picker changes too; it must not reset the step
+    assert view.player.step == 1 and view.picker.value == "pythagorean_chaos"
+    assert "Step 2 of 3" in view.position.object
+
+
 def test_player_clamps_steps():
     lesson = load_lesson(LESSON_DIR / "figure_eight.toml")
     player = LessonPlayer()
