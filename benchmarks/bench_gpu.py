@@ -2,6 +2,8 @@
 
     python benchmarks/bench_gpu.py                 # on a GPU machine: writes benchmarks/results/gpu.{md,json}
     python benchmarks/bench_gpu.py --quick --allow-cpu --out-dir /tmp/g   # CPU smoke run (interpreter)
+    python benchmarks/bench_gpu.py --only forces; python benchmarks/bench_gpu.py --only leapfrog gradient ensemble
+                                                   # two shorter device calls: rows merge into gpu.json
 
 Without a GPU (and without ``--allow-cpu``) it prints "no GPU" and exits 0.
 
@@ -207,6 +209,12 @@ def main(argv=None) -> int:
         "load_average": os.getloadavg()[0],
     }
     args.out_dir.mkdir(parents=True, exist_ok=True)
+    previous = args.out_dir / "gpu.json"
+    if args.only and previous.exists():  # keep the other groups' rows (split device runs)
+        old = json.loads(previous.read_text())
+        rerun = {r["group"] for r in rows}
+        rows[:0] = [r for r in old["rows"] if r["group"] not in rerun]
+        meta["command"] += f" (other groups from {old['meta']['date']})"
     (args.out_dir / "gpu.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=1))
     (args.out_dir / "gpu.md").write_text(_markdown(meta, rows))
     print(f"wrote {args.out_dir / 'gpu.md'}")
