@@ -243,7 +243,7 @@ def simulate_adaptive(
         params: :class:`PhysicsParams` (traced); None takes G from ``state.units``.
         rtol, atol: per-step relative and absolute error tolerances (RMS norm over all
             position and velocity components). 1e-13 solves the Pythagorean problem to a
-            relative energy error ~1e-10 (see tests/test_adaptive.py).
+            relative energy error ~1e-10 (see tests/nbody_core/test_adaptive.py).
         forces: force method (a name in :data:`~nbody_core.forces.FORCE_METHODS`).
         potential: pair potential name or :class:`PairPotential`.
         max_steps: cap on attempted steps over the whole run; snapshots not reached are NaN.

@@ -116,7 +116,7 @@ def yoshida4(acceleration_fn: AccelerationFn) -> tuple[InitFn, StepFn]:
     period at equal dt (so equal force evaluations: dt = 0.04, 0.02, 0.01), its position
     error against a converged reference is 5.9-6.0x smaller than kick-drift-kick's (the
     5.9x of issue 12); its maximum relative energy error is ~2.8x larger, still bounded
-    (symplectic) and 1.9e-8 at dt = 0.01. tests/test_integrators.py holds the ratio.
+    (symplectic) and 1.9e-8 at dt = 0.01. tests/nbody_core/test_integrators.py holds the ratio.
     """
     drifts = (
         0.5 * YOSHIDA_W1,

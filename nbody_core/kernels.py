@@ -1,7 +1,7 @@
 """Fast exact pairwise kernels: tiled over blocks of bodies, O(n) memory, same physics.
 
 Every kernel here computes the same sums as the reference kernels in ``forces.py`` /
-``potentials.py`` (equal to float64 round-off, tested in ``tests/test_kernels.py``), but walks
+``potentials.py`` (equal to float64 round-off, tested in ``tests/nbody_core/test_kernels.py``), but walks
 the ``n x n`` pair matrix one block of ``block_size`` target bodies at a time (``lax.map``),
 so only ``[block_size, n]`` temporaries exist at once: memory grows O(n), and the
 temporaries of one block stay in cache. Coordinates are split into x, y, z rows

@@ -17,7 +17,7 @@ one more Pallas kernel, so gradients through whole runs cost about one extra for
 step. Forward-mode (``jax.jvp``) and second derivatives are not defined for them.
 
 Off GPU the kernels run in Pallas's interpreter (``interpret=True``, chosen automatically):
-slow, but exact, which is how CI checks them on the CPU (tests/test_pallas_kernels.py).
+slow, but exact, which is how CI checks them on the CPU (tests/nbody_core/test_pallas_kernels.py).
 """
 
 from __future__ import annotations

@@ -207,7 +207,7 @@ def _rotating_disk(key, n):
     return rotating_disk(key, n)
 
 
-# Default integrators and steps: tests/test_presets.py runs each preset to t_end with these and
+# Default integrators and steps: tests/nbody_core/test_presets.py runs each preset to t_end with these and
 # checks its energy error against a bound stated there.
 PRESETS: dict[str, Preset] = {
     p.name: p

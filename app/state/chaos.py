@@ -19,7 +19,7 @@ from nbody_core.state import PhysicsParams
 __all__ = ["SYSTEMS", "ChaosState"]
 
 #: system key -> (friendly name, builder, softening, dt, t_end). Softening 0.05 keeps the
-#: Pythagorean near-collision at t ~ 15.8 integrable at a fixed step (tests/test_chaos.py).
+#: Pythagorean near-collision at t ~ 15.8 integrable at a fixed step (tests/nbody_core/test_chaos.py).
 SYSTEMS: dict[str, tuple[str, object, float, float, float]] = {
     "pythagorean": ("Pythagorean 3-4-5 problem (softened 0.05)", pythagorean, 0.05, 5e-4, 40.0),
     "figure_eight": ("Figure-eight (3 equal masses)", figure_eight, 0.0, 1e-3, 10 * FIGURE_EIGHT_PERIOD),

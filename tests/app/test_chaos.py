@@ -21,7 +21,7 @@ def test_pythagorean_twins_are_drawn_with_a_lyapunov_time(view):
     d = np.asarray(view.separation_source.data["d"])
     assert d[0] == pytest.approx(1e-9, rel=1e-6) and d.max() > 1e6 * d[0]  # grows > 6 decades
     assert len(view.fit_source.data["t"]) == 2
-    # Same settings as tests/test_chaos.py: t_L measured 1.46 there.
+    # Same settings as tests/nbody_core/test_chaos.py: t_L measured 1.46 there.
     assert 0.5 < run.fit.lyapunov_time < 5.0
     assert "Lyapunov time" in view.summary.object
     assert not view.run_button.disabled

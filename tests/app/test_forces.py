@@ -11,7 +11,7 @@ from app.views.forces import HIST_EDGES, ForcesView
 @pytest.fixture(scope="module")
 def view():
     # One view for the module: the first comparison compiles (seconds), later ones reuse it.
-    # Plummer N=64 seed 7 is also used by tests/test_forcelab.py: one compile for both.
+    # Plummer N=64 seed 7 is also used by tests/nbody_core/test_forcelab.py: one compile for both.
     return ForcesView(ForcesState(preset="plummer", num_bodies=64, seed=7))
 
 

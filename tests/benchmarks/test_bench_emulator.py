@@ -6,7 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-BENCH = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_emulator.py"
+BENCH = Path(__file__).resolve().parents[2] / "benchmarks" / "bench_emulator.py"
 
 
 def test_quick_run_writes_json_and_table(tmp_path):

@@ -1,7 +1,7 @@
 """``nbody ensemble``: one loadable npz, bit-for-bit reruns, resume, one-line errors.
 
 The two-body Kepler preset keeps compiles short; the Plummer path is covered in
-tests/test_ensembles.py.
+tests/nbody_core/ensembles/test_ensembles.py.
 """
 
 from __future__ import annotations

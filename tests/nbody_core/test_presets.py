@@ -42,7 +42,7 @@ ENERGY_BOUNDS = {
     # energy, which is ~disk mass / central mass = 1e-2 of the total: 8e-8; measured 3.9e-9.
     "rotating_disk": 8e-8,
     # IAS15 (the preset's default): issue 12's target is 3e-11 at t = 70; measured ~1e-13 at the
-    # snapshots (tests/test_ias15.py: ~1e-12 over every step).
+    # snapshots (tests/nbody_core/test_ias15.py: ~1e-12 over every step).
     "pythagorean": 3e-11,
 }
 

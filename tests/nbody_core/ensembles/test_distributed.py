@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 WORKER = Path(__file__).with_name("_distributed_worker.py")
-REPO = WORKER.parents[1]
+REPO = WORKER.parents[3]
 TIMEOUT_S = 180  # compile + run ~10 s per process on a quiet 2-core machine; generous for load
 
 

@@ -1,6 +1,6 @@
-"""One process of tests/test_distributed.py: run a small ensemble, save what it returned.
+"""One process of tests/nbody_core/ensembles/test_distributed.py: run a small ensemble, save what it returned.
 
-Usage: ``python tests/_distributed_worker.py OUT.npz NUM_PROCESSES PROCESS_ID PORT``. With
+Usage: ``python tests/nbody_core/ensembles/_distributed_worker.py OUT.npz NUM_PROCESSES PROCESS_ID PORT``. With
 ``NUM_PROCESSES > 1`` it joins a ``jax.distributed`` cluster on localhost first (before any
 other JAX work), so ``jax.devices()`` lists every process's CPU device.
 """
