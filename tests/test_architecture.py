@@ -82,3 +82,9 @@ def test_registry_and_facade_load_without_jax(name):
 def test_app_state_never_imports_panel_or_plotting(path):
     bad = [(line, name) for line, name in imports(path) if name.split(".")[0] in ("panel", "bokeh", "holoviews")]
     assert not bad, bad
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "app" / "views").glob("*.py")), ids=lambda p: p.name)
+def test_app_views_reach_the_core_only_through_their_state(path):
+    bad = [(line, name) for line, name in imports(path) if name.split(".")[0] in ("nbody_core", "jax")]
+    assert not bad, bad
