@@ -106,6 +106,11 @@ def register(subparsers) -> None:
     physics.add_argument("--dtype", default="float64", help=f"{' or '.join(DTYPES)} (default float64)")
     output = parser.add_argument_group("output")
     output.add_argument("--out", metavar="FILE.npz", help="write the trajectory here (atomically)")
+    output.add_argument("--movie", metavar="OUT.mp4|OUT.gif", help="also write an animation of the run (trails, energy error)")
+    output.add_argument("--movie-fps", type=int, default=30, metavar="FPS", help="movie frames per second (default 30)")
+    output.add_argument("--movie-seconds", type=float, default=3.0, metavar="S", help="movie duration (default 3)")
+    output.add_argument("--movie-size", default="640x480", metavar="WxH", help="movie size in pixels (default 640x480)")
+    output.add_argument("--movie-no-energy", action="store_true", help="draw the orbits only, no energy plot beside")
     output.add_argument(
         "--progress",
         choices=("auto", "always", "never"),
@@ -296,6 +301,29 @@ def _run_adaptive(state, params, args, plan, progress_bar, completed):
     }
 
 
+def _write_movie(args, path, size, trajectory, units, *, name: str) -> None:
+    """``--movie``: draw the saved snapshots; a tqdm bar on stderr only for a terminal."""
+    from ..movie import write_movie
+
+    show = args.progress == "always" or (args.progress == "auto" and sys.stderr.isatty())
+    bar = None
+    if show:
+        from tqdm import tqdm
+
+        bar = tqdm(total=round(args.movie_fps * args.movie_seconds), unit="frame", file=sys.stderr,
+                   desc="nbody movie", leave=False)
+    try:
+        write_movie(
+            path, trajectory.time, trajectory.position, trajectory.mass,
+            None if args.movie_no_energy else trajectory.energy, fps=args.movie_fps, seconds=args.movie_seconds,
+            size=size, units=units.name, title=name,
+            progress=None if bar is None else (lambda done, total: bar.update(done - bar.n)),
+        )
+    finally:
+        if bar is not None:
+            bar.close()
+
+
 def handle(args: argparse.Namespace) -> int:
     import numpy as np
 
@@ -306,6 +334,20 @@ def handle(args: argparse.Namespace) -> int:
     from ..state import cast_state, get_dtype
 
     out_path = None if args.out is None else check_output_path(args.out)
+    movie_path, movie_size = None, None
+    if args.movie is not None:
+        from ..movie import MOVIE_FORMATS, parse_size
+
+        movie_path = Path(args.movie)
+        if movie_path.suffix.lower() not in MOVIE_FORMATS:
+            raise ValueError(f"--movie must end in .mp4 or .gif, got {movie_path.name!r}")
+        # The same directory checks as --out (check_output_path wants .npz: ask it about one).
+        check_output_path(str(movie_path.with_suffix(".npz")))
+        movie_size = parse_size(args.movie_size)
+        if not (1 <= args.movie_fps <= 60):
+            raise ValueError(f"--movie-fps must be from 1 to 60, got {args.movie_fps}")
+        if not (math.isfinite(args.movie_seconds) and 1 <= round(args.movie_fps * args.movie_seconds) <= 3600):
+            raise ValueError(f"--movie-seconds must give 1 to 3600 frames, got {args.movie_seconds}")
     fixed, adaptive = _integrator_names()
     if args.integrator is not None and args.integrator not in fixed + adaptive:
         raise ValueError(f"unknown integrator {args.integrator!r}; choose one of {', '.join(fixed + adaptive)}")
@@ -424,6 +466,8 @@ def handle(args: argparse.Namespace) -> int:
     }
     if out_path is not None:
         atomic_write_bytes(out_path, trajectory_npz_bytes(trajectory, metadata))
+    if movie_path is not None and not interrupted:
+        _write_movie(args, movie_path, movie_size, trajectory, units, name=args.preset or Path(args.ic).name)
     if interrupted:
         print(
             f"nbody run: interrupted at t={t_final:.6g} {label('time')}; wrote the {len(energy)} "
@@ -446,6 +490,7 @@ def handle(args: argparse.Namespace) -> int:
         f"{len(energy)} snapshots; relative energy error final {relative_error[-1]:.2e}, "
         f"max {max_error:.2e} (every step); {wall:.2f} s"
         + (f"; wrote {out_path}" if out_path is not None else "")
+        + (f"; wrote {movie_path}" if movie_path is not None else "")
     )
     print(summary)
     if bad is not None:
