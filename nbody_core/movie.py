@@ -128,8 +128,9 @@ def write_movie(path: str | Path, time, position, mass, energy=None, *, fps: int
                 progress: Callable[[int, int], None] | None = None) -> int:
     """Write the run as ``path`` (``.mp4`` or ``.gif``); returns the number of frames.
 
-    ``fps * seconds`` frames (rounded) sample the snapshots evenly. ``progress(done, total)``
-    is called after each frame.
+    ``fps * seconds`` frames (rounded) sample the snapshots evenly (a snapshot repeats when
+    there are fewer snapshots than frames; a GIF then stores repeats as one longer frame).
+    ``progress(done, total)`` is called after each frame.
 
     Raises:
         ValueError: for an unknown extension, fps outside 1-60, or a duration giving no frame

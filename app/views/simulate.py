@@ -29,6 +29,7 @@ from bokeh.plotting import figure
 from app.components.orbit_scene import OrbitScene
 from app.limits import LIMITS, safe_filename
 from app.views._common import escape_markdown, show_message
+from app.views.record import RecordPanel
 from app.views.session import SessionRunner
 from app.state.simulate import (
     DT_CHOICES,
@@ -115,6 +116,7 @@ class SimulateView(pn.viewable.Viewer):
         self._warned_generation = -1  # run generation whose energy warning was shown
         self._build_plots()
         self._build_widgets()
+        self.recorder = RecordPanel(self)  # the Record button (app/views/record.py)
         self._layout = self._build_layout()
         if sync_url and self._served:
             self._sync_url()
@@ -296,6 +298,7 @@ class SimulateView(pn.viewable.Viewer):
                 pn.Row(self.download_state, self.download_trajectory),
                 title="Download", collapsible=True, sizing_mode="stretch_width",
             ),
+            pn.Card(self.recorder, title="Record a movie", collapsible=True, collapsed=True, sizing_mode="stretch_width"),
             width=330,
             scroll=True,
             sizing_mode="stretch_height",
