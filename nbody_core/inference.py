@@ -39,6 +39,7 @@ __all__ = [
     "PROBLEMS",
     "PARAMETER_SETS",
     "make_problem",
+    "read_observations_csv",
     "scaling_problem",
     "initial_positions",
     "finite_difference_gradient",
@@ -327,9 +328,9 @@ def _build(
 
 def make_problem(
     name: str = "triple", *, params: str = "masses", noise: float | None = None, num_obs: int = 20, key=None,
-    t_end: float | None = None, dt: float | None = None,
+    t_end: float | None = None, dt: float | None = None, observations=None,
 ) -> InferenceProblem:
-    """Build a named inference problem with data simulated from its truth.
+    """Build a named inference problem with data simulated from its truth (or your own data).
 
     Args:
         name: a key of :data:`PROBLEMS` (``"triple"``, ``"hierarchical"``, ``"star_planets"``).
@@ -346,6 +347,10 @@ def make_problem(
         t_end: time of the last observation (default: the problem's), time units.
         dt: largest simulation step (default: the problem's); the step used divides the
             interval between observations evenly.
+        observations: your own data instead of simulated ones: ``(times [K], positions [K, n,
+            a])`` as :func:`read_observations_csv` returns; the times must be ``k * t_1``
+            (``k = 1..K``) and fix ``num_obs`` and ``t_end`` (``truth`` then only records the
+            problem's nominal system).
 
     Raises:
         ValueError: for an unknown problem or parameter set, or a bad noise / count.
@@ -360,13 +365,70 @@ def make_problem(
             raise ValueError(f"{label} must be a positive finite number, got {value!r}")
     state, nominal = spec.build()
     infer_G, infer_velocity = PARAMETER_SETS[params]
-    return _build(
+    if observations is not None:
+        times, values = (np.asarray(a, dtype=np.float64) for a in observations)
+        expected = (times.size, int(state.mass.shape[0]), len(spec.observed_axes))
+        if times.ndim != 1 or values.shape != expected:
+            raise ValueError(f"observations must be times [K] and positions {list(expected)}, got "
+                             f"{list(times.shape)} and {list(values.shape)}")
+        num_obs, t_end = times.size, float(times[-1])
+        if not np.allclose(times, t_end * np.arange(1, num_obs + 1) / num_obs, rtol=1e-9, atol=0):
+            raise ValueError("observation times must be equally spaced, t_k = k * t_1 for k = 1..K")
+    problem = _build(
         spec.name, spec.description, state, nominal, mass_index=tuple(range(state.mass.shape[0])),
         infer_G=infer_G, velocity_body=spec.velocity_body if infer_velocity else None,
         dt=spec.dt if dt is None else dt, t_end=spec.t_end if t_end is None else t_end, num_obs=num_obs,
         noise=spec.default_noise if noise is None else noise,
         key=jax.random.key(0) if key is None else key, observed_axes=spec.observed_axes,
     )
+    if observations is None:
+        return problem
+    data = problem.logdensity_fn.args[0]._replace(observations=jnp.asarray(values, problem.observations.dtype))
+    P = jax.tree_util.Partial
+    return dataclasses.replace(
+        problem, observations=values, observed_times=times,
+        **{name: P(getattr(problem, name).func, data)
+           for name in ("logdensity_fn", "log_likelihood_fn", "log_prior_fn", "predict_fn")},
+    )
+
+
+def read_observations_csv(path, *, num_bodies: int, axes: Sequence[int] = (0, 1)):
+    """Read observed positions from a CSV with header ``t,body,x,y,z`` (one row per body per
+    time; ``body`` is the 0-based index; only the columns of ``axes`` are used, the others may
+    be empty). Returns ``(times [K], positions [K, num_bodies, len(axes)])``.
+
+    Raises:
+        ValueError: naming the row, for a missing column, a non-number, a body out of range, or
+            a time that does not list every body exactly once.
+    """
+    import csv
+
+    names = ("x", "y", "z")
+    rows: dict[float, dict[int, list[float]]] = {}
+    with open(path, newline="") as handle:
+        reader = csv.DictReader(handle)
+        missing = {"t", "body"} | {names[a] for a in axes}
+        if reader.fieldnames is None or not missing <= {f.strip() for f in reader.fieldnames}:
+            raise ValueError(f"observations CSV needs the columns t, body, {', '.join(names[a] for a in axes)}")
+        for line, row in enumerate(reader, start=2):
+            row = {k.strip(): v for k, v in row.items() if k is not None}
+            try:
+                t, body = float(row["t"]), int(row["body"])
+                values = [float(row[names[a]]) for a in axes]
+            except (TypeError, ValueError):
+                raise ValueError(f"observations CSV line {line}: not a number") from None
+            if not (0 <= body < num_bodies) or not all(map(math.isfinite, [t, *values])):
+                raise ValueError(f"observations CSV line {line}: body must be in 0..{num_bodies - 1} and values finite")
+            if body in rows.setdefault(t, {}):
+                raise ValueError(f"observations CSV line {line}: body {body} twice at t = {t}")
+            rows[t][body] = values
+    if not rows:
+        raise ValueError("observations CSV has no rows")
+    times = np.array(sorted(rows))
+    for t in times:
+        if len(rows[t]) != num_bodies:
+            raise ValueError(f"observations CSV: t = {t} lists {len(rows[t])} of {num_bodies} bodies")
+    return times, np.array([[rows[t][b] for b in range(num_bodies)] for t in times])
 
 
 def scaling_problem(
