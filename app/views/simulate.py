@@ -29,6 +29,7 @@ from bokeh.plotting import figure
 from app.components.orbit_scene import OrbitScene
 from app.limits import LIMITS, safe_filename
 from app.views._common import escape_markdown, show_message
+from app.views.keyboard import SimulateKeys
 from app.views.record import RecordPanel
 from app.views.session import SessionRunner
 from app.state.simulate import (
@@ -117,6 +118,7 @@ class SimulateView(pn.viewable.Viewer):
         self._build_plots()
         self._build_widgets()
         self.recorder = RecordPanel(self)  # the Record button (app/views/record.py)
+        self.keys = SimulateKeys(self)  # keyboard shortcuts + help overlay (app/views/keyboard.py)
         self._layout = self._build_layout()
         if sync_url and self._served:
             self._sync_url()
@@ -308,6 +310,7 @@ class SimulateView(pn.viewable.Viewer):
             sizing_mode="stretch_width", min_width=320,
         )
         main = pn.Column(
+            self.keys,
             self.status,
             self.message,
             self.description,

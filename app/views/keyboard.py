@@ -1,0 +1,59 @@
+"""Keyboard shortcuts and their help overlay for the Simulate view (space play/pause,
+→ step, R reset, +/− speed, T trails, ? help)."""
+
+from __future__ import annotations
+
+import panel as pn
+
+from app.components.keyboard import KeyboardShortcuts
+
+__all__ = ["HELP_TEXT", "SimulateKeys"]
+
+HELP_TEXT = """**Keyboard shortcuts** (press **?** again or **Esc** to close)
+
+| Key | Does |
+|---|---|
+| Space | play / pause |
+| → | one step (while paused) |
+| R | reset the run to its start |
+| + / − | faster / slower (frames per second) |
+| T | trails on / off |
+| ? | this help |
+"""
+
+SPEED_STEP = 5  # frames per second added or taken by + / -
+
+
+class SimulateKeys(pn.viewable.Viewer):
+    """``SimulateKeys(simulate_view)``: the shortcut listener and the help overlay."""
+
+    def __init__(self, simulate, **params):
+        super().__init__(**params)
+        self.simulate = simulate
+        self.help = pn.pane.Alert(HELP_TEXT, alert_type="info", visible=False, name="keyboard-help",
+                                  styles={"font-size": "1.2em"})
+        self.listener = KeyboardShortcuts(on_action=simulate.runner.locked(self.act))
+
+    def __panel__(self):
+        return pn.Column(self.listener, self.help, sizing_mode="stretch_width")
+
+    def act(self, action: str) -> None:
+        """Do one shortcut's action (also callable from tests)."""
+        view, state = self.simulate, self.simulate.state
+        if action == "play":
+            view.playing = not view.playing
+        elif action == "step":
+            if not view.playing:
+                view.step()
+        elif action == "reset":
+            view.reset()
+        elif action in ("faster", "slower"):
+            bounds = state.param.frame_rate.bounds
+            change = SPEED_STEP if action == "faster" else -SPEED_STEP
+            state.frame_rate = min(max(state.frame_rate + change, bounds[0]), bounds[1])
+        elif action == "trails":
+            state.trails = not state.trails
+        elif action == "help":
+            self.help.visible = not self.help.visible
+        elif action == "close":
+            self.help.visible = False
