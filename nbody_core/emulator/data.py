@@ -18,7 +18,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from ..ensembles import parse_sweep
+from ..ensembles import PARAMETER_DIMENSIONS, SUMMARY_DIMENSIONS, parse_sweep
 from ..io import load_npz
 
 __all__ = [
@@ -50,29 +50,10 @@ DEFAULT_OUTPUTS = (
 )
 _NEVER_DEFAULT = ("finite", "momentum_drift", "angular_momentum_drift", "initial_virial_ratio")
 
-#: Dimension of each sweepable numeric parameter (in the ensemble's unit system).
-INPUT_UNITS = {
-    "dt": "time",
-    "softening": "length",
-    "virial_ratio": "dimensionless",
-    "mass_ratio": "dimensionless",
-    "eccentricity": "dimensionless",
-}
-#: Dimension of each summary (in the ensemble's unit system).
-OUTPUT_UNITS = {
-    "final_energy_error": "dimensionless",
-    "max_energy_error": "dimensionless",
-    "initial_virial_ratio": "dimensionless",
-    "final_virial_ratio": "dimensionless",
-    "escaper_fraction": "dimensionless",
-    "lagrangian_radius_10": "length",
-    "lagrangian_radius_50": "length",
-    "lagrangian_radius_90": "length",
-    "min_pair_distance": "length",
-    "momentum_drift": "momentum",
-    "angular_momentum_drift": "angular momentum",
-    "finite": "dimensionless",
-}
+#: Dimension of each sweepable numeric parameter and of each summary (the ensembles' own
+#: tables), used for files that carry no unit labels of their own.
+INPUT_UNITS = PARAMETER_DIMENSIONS
+OUTPUT_UNITS = SUMMARY_DIMENSIONS
 
 
 @dataclass(frozen=True)

@@ -43,6 +43,7 @@ from .runner import (
 from .spec import (
     MAX_MEMBERS as MAX_MEMBERS,
     MAX_STEPS_PER_MEMBER as MAX_STEPS_PER_MEMBER,
+    PARAMETER_DIMENSIONS as PARAMETER_DIMENSIONS,
     SYSTEM_PARAMETERS as SYSTEM_PARAMETERS,
     EnsembleSpec as EnsembleSpec,
     MemberTable as MemberTable,
@@ -56,6 +57,7 @@ __all__ = [
     "SYSTEM_PARAMETERS",
     "SUMMARIES",
     "SUMMARY_DIMENSIONS",
+    "PARAMETER_DIMENSIONS",
     "LAGRANGIAN_FRACTIONS",
     "MAX_MEMBERS",
     "MAX_STEPS_PER_MEMBER",

@@ -38,6 +38,7 @@ from .sweeps import IC_PARAMETERS, Sweep, check_value, format_sweep, parse_sweep
 __all__ = [
     "MAX_MEMBERS",
     "MAX_STEPS_PER_MEMBER",
+    "PARAMETER_DIMENSIONS",
     "SYSTEM_PARAMETERS",
     "EnsembleSpec",
     "MemberTable",
@@ -45,6 +46,13 @@ __all__ = [
     "check_int",
     "steps_per_save",
 ]
+
+#: Dimension (``units.DIMENSIONS``) of each numeric sweepable parameter.
+PARAMETER_DIMENSIONS: dict[str, str] = {
+    "dt": "time",
+    "softening": "length",
+    **{name: parameter.units for name, parameter in IC_PARAMETERS.items()},
+}
 
 #: Hard cap on members of one ensemble (memory of the host-side tables, not of a chunk).
 MAX_MEMBERS = 1_000_000
@@ -248,8 +256,7 @@ class EnsembleSpec:
         """Unit label of each numeric column in the preset's unit system (``"1"``:
         dimensionless)."""
         units = get_unit_system(get_preset(self.system).units)
-        dimensions = {"dt": "time", "softening": "length", **{n: p.units for n, p in IC_PARAMETERS.items()}}
-        return {name: units.label(dimensions[name]) for name in self.parameter_names()}
+        return {name: units.label(PARAMETER_DIMENSIONS[name]) for name in self.parameter_names()}
 
     def grid_points(self) -> list[tuple]:
         """Cartesian product of the sweeps' points (grid design), in sweep order."""

@@ -9,25 +9,12 @@ import pytest
 import nbody_core as nb
 from nbody_core.ias15 import GAUSS_RADAU_SPACINGS, _C, _D, simulate_ias15
 from kepler_analytic import kepler_positions
+from pythagorean_outcome import escape_and_binary
 
 # Measured with REBOUND 5.2.2 (benchmarks/bench_ias15.py; rebound is a GPL benchmark-only
 # dependency, so the test suite carries its figure): IAS15 with adaptive_mode = "global" (the
 # RS15 criterion implemented here) takes 12564 steps on the Pythagorean problem to t = 70.
 REBOUND_GLOBAL_STEPS = 12564
-
-
-def _escape_and_binary(position, velocity, mass):
-    """Two-body energies: body 0 about the (1, 2) pair's centre of mass, and the pair itself."""
-    x, v, m = (np.asarray(a) for a in (position, velocity, mass))
-    m_pair = m[1] + m[2]
-    x_pair = (m[1] * x[1] + m[2] * x[2]) / m_pair
-    v_pair = (m[1] * v[1] + m[2] * v[2]) / m_pair
-    dx, dv = x[0] - x_pair, v[0] - v_pair
-    reduced = m[0] * m_pair / (m[0] + m_pair)
-    escape_energy = 0.5 * reduced * dv @ dv - m[0] * m_pair / np.linalg.norm(dx)
-    dx12, dv12 = x[1] - x[2], v[1] - v[2]
-    binary_energy = 0.5 * m[1] * m[2] / m_pair * dv12 @ dv12 - m[1] * m[2] / np.linalg.norm(dx12)
-    return escape_energy, float(dx @ dv), binary_energy
 
 
 def test_newton_and_monomial_coefficients_invert_and_interpolate():
@@ -83,7 +70,7 @@ def test_pythagorean_energy_outcome_and_steps(pythagorean_run):
     assert float(trajectory.relative_energy_error[-1]) <= 3e-11
     # Over every step (not only snapshots), including the encounter: measured 0.6-1.2e-12.
     assert stats["max_relative_energy_error"] < 3e-11
-    escape_energy, radial_motion, binary_energy = _escape_and_binary(
+    escape_energy, radial_motion, binary_energy = escape_and_binary(
         trajectory.position[-1], trajectory.velocity[-1], trajectory.mass
     )
     # Szebehely & Peters (1967): the lightest body (m = 3) leaves on an unbound orbit...

@@ -2,8 +2,9 @@
 
 Asserts what must hold at any size (speed is reported by the benchmark, never asserted):
 every session draws frames, keeps its own settings (dt from its URL, its own bodies), the
-server answers /liveness throughout, and after the pages close the server's thread count
-returns to its warm baseline (no frame worker or periodic callback outlives its session).
+server answers /liveness throughout, playing sessions add no threads beyond the shared
+worker pool, and after the pages close the server's thread count returns to its warm
+baseline (no frame job or periodic callback outlives its session).
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ import importlib.util
 from pathlib import Path
 
 import pytest
+
+from app.views.session import JAX_SLOTS
 
 LOAD_TEST = Path(__file__).resolve().parents[2] / "benchmarks" / "load_test.py"
 
@@ -31,8 +34,10 @@ def test_three_sessions_stay_isolated_and_leave_no_threads_behind(tmp_path):
     assert results["isolation"]["ok"], results["isolation"]["problems"]
     assert results["summary"]["sessions_with_frames"] == 3, results["sessions"]
     assert results["liveness_during_play"]["failed"] == 0
-    # While playing, each session had its own frame worker on top of the baseline...
-    assert results["during"]["threads_max"] > results["warm"]["threads"]
+    # Sessions own no threads: their frames run on the one process-wide pool, which starts at
+    # most JAX_SLOTS workers on demand (frames are short jobs that never yield their slot), so
+    # three playing sessions add at most that many threads to the warm baseline...
+    assert results["during"]["threads_max"] <= results["warm"]["threads"] + JAX_SLOTS
     # ...and once the sessions are destroyed, none is left.
     assert results["threads_back_to_baseline"], (results["warm"], results["after"])
 
