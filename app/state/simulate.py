@@ -69,6 +69,15 @@ URL_PARAMETERS: dict[str, str] = {
     "size_by_mass": "size",
 }
 
+#: How a refused link value names each setting (messages for students, not parameter names).
+_SETTING_WORDS = {
+    "preset": "system", "num_bodies": "number of bodies N", "seed": "random seed", "integrator": "integrator",
+    "forces": "force method", "precision": "precision", "dt": "time step dt", "softening": "softening length",
+    "steps_per_frame": "steps per frame", "frame_rate": "speed (frames per second)", "trails": "trails switch",
+    "trail_length": "trail length", "projection": "view", "color_by": "colouring", "size_by_mass": "size switch",
+}
+_SETTING_UNITS = {"dt": " time units", "softening": " length units", "frame_rate": " frames/s"}
+
 TRAIL_BODIES = 64  # trails are stored and drawn for at most this many bodies
 TRAIL_POINTS = 16_000  # and at most this many trail points in all (per frame sent)
 RECORD_VALUES = 4_000_000  # floats of recorded trajectory kept for download (~32 MB)
@@ -288,7 +297,7 @@ class SimulationState(param.Parameterized):
                 if name == "preset" and value == UPLOADED and self._uploaded is None:
                     raise ValueError("no initial conditions have been uploaded in this session")
             except (ValueError, TypeError) as error:
-                rejected.append(f"{key}={str(raw)[:40]!s}: {error}")
+                rejected.append(f"{key}={str(raw)[:40]!s}: {self._in_words(name, error)}")
                 continue
             if value != getattr(self, name):
                 updates[name] = value
@@ -300,6 +309,23 @@ class SimulationState(param.Parameterized):
         finally:
             self._keep = set()
         return rejected
+
+    def _in_words(self, name: str, error: BaseException) -> str:
+        """A refused link value said in the student's words: what the setting is, its allowed
+        range with units, and that the current value is kept (not the internal
+        "Number parameter 'SimulationState.dt' must be at least 1e-07")."""
+        label = _SETTING_WORDS.get(name, name.replace("_", " "))
+        parameter = self.param[name]
+        text = str(error)
+        if isinstance(parameter, param.Number) and "parameter" in text and parameter.bounds is not None:
+            low, high = parameter.bounds
+            if name == "num_bodies":
+                high = LIMITS.max_bodies
+            unit = _SETTING_UNITS.get(name, "")
+            side = "at least" if "at least" in text else "at most"
+            limit = low if side == "at least" else high
+            return f"the {label} must be {side} {limit:g}{unit}; kept {getattr(self, name)!r}"
+        return f"{text} (the {label}; kept {getattr(self, name)!r})"
 
     def _coerce(self, name: str, raw: Any):
         parameter = self.param[name]

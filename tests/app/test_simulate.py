@@ -272,3 +272,13 @@ def test_sessions_share_one_compile_per_configuration():
     second.prepare()
     second.step_frame()
     assert _simulate_module._advance._cache_size() == size
+
+
+def test_refused_link_values_are_said_in_words():
+    # Issue 14: "Number parameter 'SimulationState.dt' must be at least 1e-07" named internals.
+    state = SimulationState()
+    rejected = state.apply_settings({"dt": "-1", "fps": "0", "n": "10000000"})
+    assert rejected[0].startswith("n=10000000: the number of bodies N must be at most")
+    assert "dt=-1: the time step dt must be at least 1e-07 time units; kept 0.001" in rejected
+    assert "fps=0: the speed (frames per second) must be at least 1 frames/s; kept 30" in rejected
+    assert not any("SimulationState" in message or "parameter" in message for message in rejected)
