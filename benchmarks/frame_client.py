@@ -116,6 +116,7 @@ class FrameClient:
         token = _TOKEN.search(page.body.decode()).group(1)
         ws_url = self.base_url.replace("http://", "ws://") + "/app/ws"
         self._ws = await websocket_connect(ws_url, subprotocols=["bokeh", token], max_message_size=64 << 20)
+        self._ws.stream.set_nodelay(True)  # as browsers do: a message's frames are not held by Nagle
         await self._receive()  # ACK
         await self._send("PULL-DOC-REQ", {})
         while "play" not in self._ids or "scene_data" not in self._ids:

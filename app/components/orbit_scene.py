@@ -132,6 +132,12 @@ class OrbitScene(JSComponent):
     # template's indicator) for every frame. Measured: ~10 ms of server time per frame.
     _busy__ignore = ["drawn", "painted", "paint_rate", "page_visible"]
 
+    # Panel holds every browser-written change back 50 ms (``_debounce``) before processing
+    # it: on the acknowledgement that capped each session at ~10 frames/s (1 session, frame
+    # client: 10.5 frames/s, a fixed ~95 ms per frame cycle). The acknowledgement and the
+    # visibility change are processed on the next tick instead.
+    _priority_changes = ["drawn", "page_visible"]
+
     def _update_properties(self, *events, doc):
         # A change the browser wrote (the per-frame acknowledgement, the paint counts) has
         # nothing to send back, but Panel would still compute the whole design's parameters
