@@ -26,6 +26,7 @@ __all__ = [
     "serve_session",
     "session_count_readout",
     "session_full_page",
+    "projector_toggle",
 ]
 
 #: ``(title, "module:Class")`` for each tab, in display order. Append one line per tab.
@@ -153,6 +154,32 @@ def session_full_page(live: int, cap: int) -> pn.template.BootstrapTemplate:
     return template
 
 
+#: Projector mode (a class on <html> and <body>): larger text and high contrast. Panel's
+#: widgets size their text in rem (measured: buttons 0.8rem = 12.8 px), so a larger root font
+#: reaches controls inside their shadow DOM; the custom properties --bokeh-font-size /
+#: --font-size inherit into it too. (Text drawn on plot canvases keeps its size.)
+PROJECTOR_CSS = """
+html.nbody-projector { font-size: 24px; }
+body.nbody-projector { --bokeh-font-size: 20px; --font-size: 20px; font-size: 20px;
+  --panel-on-background-color: #000; color: #000; background: #fff; }
+body.nbody-projector *:focus-visible { outline: 4px solid #D55E00 !important; outline-offset: 2px; }
+body:not(.nbody-projector) *:focus-visible { outline: 2px solid #0072B2; outline-offset: 1px; }
+"""
+
+
+def projector_toggle() -> pn.widgets.Toggle:
+    """Header toggle for projector mode: large fonts, high contrast, sidebar collapsed
+    (all in the browser: a class on <body>, no server round trip)."""
+    toggle = pn.widgets.Toggle(label="Projector mode", value=False, width=160, name="projector-toggle")
+    toggle.jscallback(value="""
+document.body.classList.toggle("nbody-projector", cb_obj.active);
+document.documentElement.classList.toggle("nbody-projector", cb_obj.active);
+if (cb_obj.active) { document.body.classList.add("collapsed"); const s = document.getElementById("sidebar");
+  if (s) { s.classList.add("collapsed"); } }
+""")
+    return toggle
+
+
 def build_dashboard(
     tabs: list[tuple[str, str]] | None = None, *, lazy: bool = True, content: pn.viewable.Viewable | None = None
 ) -> pn.template.BootstrapTemplate:
@@ -165,12 +192,14 @@ def build_dashboard(
             fills it once the browser has connected).
     """
     template = pn.template.BootstrapTemplate(
+        raw_css=[PROJECTOR_CSS],
         title="N-body Explorer",
         header_background=ACCENT,
         sidebar_width=260,
         collapsed_sidebar=True,
     )
     template.sidebar.append(pn.pane.Markdown(_ABOUT, sizing_mode="stretch_width"))
+    template.header.append(projector_toggle())
     template.main.append(build_tabs(tabs, lazy=lazy) if content is None else content)
     return template
 
