@@ -227,6 +227,7 @@ def simulate_adaptive(
     integrator: str = "dopri8",
     chunks: int = 1,
     on_chunk: Callable[[int, Trajectory], None] | None = None,
+    initial_dt: float | None = None,
 ) -> tuple[Trajectory, dict]:
     """Integrate to the END time ``t_end`` with adaptive Dormand-Prince 8(7) steps, saving
     ``num_saves + 1`` snapshots evenly spaced in time.
@@ -257,11 +258,13 @@ def simulate_adaptive(
         on_chunk: ``on_chunk(saves_done, piece)`` after each chunk, ``piece`` the
             :class:`Trajectory` of the snapshots that chunk reached (the initial one in the
             first).
+        initial_dt: first step to try, time units (default: chosen from the state); pass a
+            previous run's ``stats["next_dt"]`` to continue it without restarting step control.
 
     Returns:
         ``(trajectory, stats)``: a :class:`Trajectory` (its ``max_relative_energy_error``
         taken over every accepted step) and a dict with ``accepted_steps``,
-        ``rejected_steps``, ``result`` (a :class:`RESULTS` member) and ``message`` (the
+        ``rejected_steps``, ``next_dt`` (the controller's step size at the end), ``result`` (a :class:`RESULTS` member) and ``message`` (the
         result in words, with where it stopped).
 
     Raises:
@@ -283,10 +286,12 @@ def simulate_adaptive(
         raise ValueError(f"rtol and atol must be positive, got rtol={rtol!r}, atol={atol!r}")
     if isinstance(max_steps, bool) or not isinstance(max_steps, (int, np.integer)) or max_steps < 1:
         raise ValueError(f"max_steps must be a positive integer, got {max_steps!r}")
+    if initial_dt is not None and not (np.isfinite(initial_dt) and initial_dt > 0):
+        raise ValueError(f"initial_dt must be a positive finite number, got {initial_dt!r}")
     acceleration_fn = acceleration_function(forces, potential)  # a hashable record
     potential = acceleration_fn.potential
     if integrator == "ias15":
-        return _run_ias15(state, t_end, num_saves, params, acceleration_fn, max_steps, on_chunk)
+        return _run_ias15(state, t_end, num_saves, params, acceleration_fn, max_steps, on_chunk, initial_dt)
     dtype = state.position.dtype
     params = PhysicsParams(*(jnp.asarray(p, dtype) for p in params))
     # Save times by multiplication from t0, the last exactly t_end.
@@ -297,7 +302,8 @@ def simulate_adaptive(
     count = jnp.zeros((), jnp.int32)
     carry = _Carry(
         state.position, jnp.zeros_like(state.position), state.velocity, jnp.zeros_like(state.velocity),
-        jnp.asarray(save_times[0]), zero, zero, count, count, zero,
+        jnp.asarray(save_times[0]), zero, jnp.asarray(0.0 if initial_dt is None else initial_dt, dtype),
+        count, count, zero,
         total_energy(state, params, potential),
     )
     size = -(-num_saves // max(1, min(chunks, num_saves)))
@@ -348,21 +354,22 @@ def simulate_adaptive(
     max_error = carry.max_error if result is RESULTS.successful else jnp.asarray(jnp.nan, dtype)
     trajectory = snapshots(saved_x, saved_v, save_times, max_error)
     message = result.message if not where else f"{where} at snapshot {reached + 1} of {num_saves}: {result.message}"
-    return trajectory, {"accepted_steps": accepted, "rejected_steps": rejected, "result": result, "message": message}
+    return trajectory, {"accepted_steps": accepted, "rejected_steps": rejected, "result": result, "message": message,
+                        "next_dt": float(carry.h_free)}
 
 
 _IAS15_RESULTS = {"successful": RESULTS.successful, "max_steps": RESULTS.max_steps_reached,
                   "failed": RESULTS.step_size_underflow}
 
 
-def _run_ias15(state, t_end, num_saves, params, acceleration_fn, max_steps, on_chunk):
+def _run_ias15(state, t_end, num_saves, params, acceleration_fn, max_steps, on_chunk, initial_dt=None):
     """``simulate_adaptive(integrator="ias15")``: one call of :func:`simulate_ias15`, its
     statistics in this module's terms."""
     from .ias15 import simulate_ias15
 
     trajectory, stats = simulate_ias15(
         state, t_end=t_end, num_saves=num_saves, params=params, forces=acceleration_fn.method,
-        potential=acceleration_fn.potential, max_steps=max_steps,
+        potential=acceleration_fn.potential, max_steps=max_steps, initial_dt=initial_dt,
     )
     result = _IAS15_RESULTS[stats["status"]]
     max_error = stats["max_relative_energy_error"] if result is RESULTS.successful else float("nan")
@@ -374,5 +381,5 @@ def _run_ias15(state, t_end, num_saves, params, acceleration_fn, max_steps, on_c
     message = result.message if result is RESULTS.successful else f"{stats['result']}: {result.message}"
     return trajectory, {
         "accepted_steps": stats["accepted_steps"], "rejected_steps": stats["rejected_steps"],
-        "result": result, "message": message,
+        "result": result, "message": message, "next_dt": stats["next_dt"],
     }

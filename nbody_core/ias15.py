@@ -255,8 +255,8 @@ def _ias15(state, save_times, params, epsilon, max_steps, initial_dt, *, acceler
              coefficients, zero, h0, jnp.ones((), jnp.int32), count, count, count, saved_x, saved_v,
              energy(x0, jnp.zeros_like(x0), v0), zero, jnp.zeros((), bool))
     carry = lax.while_loop(cond, body, carry)
-    (index, accepted, rejected, iterations, saved_x, saved_v, e0, max_de, failed) = (
-        carry[11], carry[12], carry[13], carry[14], carry[15], carry[16], carry[17], carry[18], carry[19])
+    (h_free, index, accepted, rejected, iterations, saved_x, saved_v, e0, max_de, failed) = (
+        carry[10], carry[11], carry[12], carry[13], carry[14], carry[15], carry[16], carry[17], carry[18], carry[19])
     # Snapshots never reached are NaN, so they cannot pass for data.
     reached = jnp.arange(num_saves + 1) < index
     saved_x = jnp.where(reached[:, None, None], saved_x, jnp.nan)
@@ -268,7 +268,7 @@ def _ias15(state, save_times, params, epsilon, max_steps, initial_dt, *, acceler
         linear_momentum=quantities.linear_momentum, angular_momentum=quantities.angular_momentum,
         units=state.units,
     )
-    return trajectory, (index, accepted, rejected, iterations, max_de / jnp.abs(e0), failed)
+    return trajectory, (index, accepted, rejected, iterations, max_de / jnp.abs(e0), failed, h_free)
 
 
 def simulate_ias15(
@@ -309,8 +309,9 @@ def simulate_ias15(
         dict with ``accepted_steps``, ``rejected_steps``, ``iterations`` (predictor-corrector
         passes in all; each costs 7 force evaluations), ``max_relative_energy_error`` (over
         every accepted step, not only the snapshots), ``result`` (``"successful"`` or a
-        message naming the failure) and ``status`` (``"successful"``, ``"max_steps"`` or
-        ``"failed"``).
+        message naming the failure), ``status`` (``"successful"``, ``"max_steps"`` or
+        ``"failed"``) and ``next_dt`` (the controller's free step size at the end, time units:
+        pass it as ``initial_dt`` to continue a run without restarting step control).
 
     Raises:
         ValueError: for a non-increasing or non-finite save grid, a bad ``epsilon``,
@@ -348,7 +349,7 @@ def simulate_ias15(
         jnp.asarray(epsilon, dtype), jnp.asarray(max_steps, jnp.int32),
         jnp.asarray(0.0 if initial_dt is None else initial_dt, dtype), acceleration_fn=acceleration_fn, potential=potential,
     )
-    index, accepted, rejected, iterations, max_error, failed = (np.asarray(c) for c in counters)
+    index, accepted, rejected, iterations, max_error, failed, next_dt = (np.asarray(c) for c in counters)
     num_saves = len(times) - 1
     index, accepted, rejected = int(index), int(accepted), int(rejected)
     if index > num_saves:
@@ -365,4 +366,5 @@ def simulate_ias15(
         "max_relative_energy_error": float(max_error),
         "result": result,
         "status": status,
+        "next_dt": float(next_dt),
     }

@@ -24,6 +24,7 @@ import param
 
 from app.limits import LIMITS
 from nbody_core import FORCE_METHODS, INTEGRATORS, PRESETS, advance, get_preset
+from nbody_core.adaptive import ADAPTIVE_INTEGRATORS, simulate_adaptive
 from nbody_core.autoselect import resolve_forces
 from nbody_core.pallas_kernels import pallas_interpret_default
 from nbody_core.io import initial_conditions_csv_text, parse_initial_conditions_csv, trajectory_npz_bytes
@@ -89,6 +90,14 @@ ENERGY_WARNING_LEVEL = 1e-2
 #: many steps is cut into calls of about this length so that Pause, Reset or a preset
 #: change act within one call (a frame of 200 steps at N = 2000 takes seconds).
 CALL_BUDGET_S = 0.05
+#: With an adaptive integrator (ias15, dopri8) ``dt`` is the frame's save interval, not a
+#: step: a preset whose default integrator is adaptive opens with the 1-2-5 ladder value of
+#: ``dt`` nearest to ``t_end / (steps_per_frame * ADAPTIVE_FRAMES)``, so that its default
+#: duration plays in about this many frames (Pythagorean: dt = 5e-3, 1400 frames to t = 70).
+ADAPTIVE_FRAMES = 1500
+#: Cap on attempted adaptive steps in one frame (IAS15 takes ~3000 steps over the whole
+#: Pythagorean run to t = 70): a frame that needs more stops the run with a fault.
+ADAPTIVE_MAX_STEPS = 100_000
 ERROR_FLOOR = 1e-17  # below float64 round-off; keeps exact zeros drawable on a log axis
 _DTYPES = DTYPES
 _STATIC = ("preset", "num_bodies", "seed", "integrator", "forces", "precision")
@@ -161,7 +170,11 @@ class SimulationState(param.Parameterized):
         min(256, LIMITS.max_bodies), bounds=(2, LIMITS.max_bodies), doc="Number of bodies N for scalable presets (Plummer, collapse, disk)."
     )
     seed = param.Integer(0, bounds=(0, 2**31 - 1), doc="PRNG seed of random presets.")
-    integrator = param.Selector(default="leapfrog", objects=list(INTEGRATORS), doc="Time integrator.")
+    integrator = param.Selector(
+        default="leapfrog", objects=[*INTEGRATORS, *ADAPTIVE_INTEGRATORS],
+        doc="Time integrator: fixed-step (leapfrog, yoshida4, ...) or adaptive (ias15, dopri8; dt is then "
+        "the interval between frames, not the step).",
+    )
     forces = param.Selector(
         default="auto", objects=_force_options(),
         doc="Force kernel: auto (default: the fastest exact kernel for N, precision and device), "
@@ -169,7 +182,11 @@ class SimulationState(param.Parameterized):
         "pallas (GPU servers only).",
     )
     precision = param.Selector(default="float64", objects=list(_DTYPES), doc="Floating-point precision of the run.")
-    dt = param.Number(1e-3, bounds=(1e-7, 1.0), inclusive_bounds=(True, True), doc="Time step, time units (traced).")
+    dt = param.Number(
+        1e-3, bounds=(1e-7, 1.0), inclusive_bounds=(True, True),
+        doc="Time step, time units (traced); with an adaptive integrator, the save interval: each frame "
+        "advances steps_per_frame x dt in time.",
+    )
     softening = param.Number(0.0, bounds=(0.0, 10.0), doc="Plummer softening length, length units (traced).")
     steps_per_frame = param.Integer(
         min(10, LIMITS.max_steps_per_frame), bounds=(1, LIMITS.max_steps_per_frame), doc="Integrator steps per animation frame (traced)."
@@ -189,7 +206,7 @@ class SimulationState(param.Parameterized):
     def __init__(self, **params):
         super().__init__(**params)
         # Read the registries per session: a record added there is an option here.
-        self.param.integrator.objects = list(INTEGRATORS)
+        self.param.integrator.objects = [*INTEGRATORS, *ADAPTIVE_INTEGRATORS]
         self.param.forces.objects = _force_options()
         self._uploaded: ParticleState | None = None
         self._uploaded_name = ""
@@ -211,6 +228,16 @@ class SimulationState(param.Parameterized):
         """The kernel that runs: ``forces`` itself, or what ``"auto"`` picks for N, precision
         and this server's device (``nbody_core.autoselect``)."""
         return resolve_forces(self.forces, n=self.current.num_bodies, dtype=self.dtype)
+
+    @property
+    def adaptive(self) -> bool:
+        """True when the integrator is adaptive (``dt`` is then the frame's save interval)."""
+        return self.integrator in ADAPTIVE_INTEGRATORS
+
+    @property
+    def accepted_steps_per_second(self) -> float:
+        """Accepted adaptive steps per wall-clock second over the last frame (0 before one)."""
+        return self._last_accepted / self.last_frame_seconds if self.last_frame_seconds > 0 else 0.0
 
     @property
     def scalable(self) -> bool:
@@ -248,9 +275,13 @@ class SimulationState(param.Parameterized):
             return
         preset = get_preset(name)
         self._base_params = preset.params
-        updates = {"dt": preset.dt, "softening": float(preset.params.softening)}
+        updates = {"integrator": preset.integrator, "dt": preset.dt, "softening": float(preset.params.softening)}
         if preset.scalable:
             updates["num_bodies"] = min(preset.default_num_bodies, LIMITS.max_bodies)
+        if preset.integrator in ADAPTIVE_INTEGRATORS:
+            steps = self.steps_per_frame if "steps_per_frame" in keep else self.param.steps_per_frame.default
+            target = preset.t_end / (steps * ADAPTIVE_FRAMES)
+            updates["dt"] = min(DT_CHOICES, key=lambda choice: abs(math.log(choice / target)))
         updates = {k: v for k, v in updates.items() if k not in keep}
         self.param.update(**updates)
 
@@ -401,6 +432,9 @@ class SimulationState(param.Parameterized):
             self.fault: RunFault | None = None
             self.energy_warning: str | None = None
             self._chunk_steps = 1  # steps per compiled call, adapted to CALL_BUDGET_S by step_frame
+            self._next_dt: float | None = None  # adaptive step size carried from frame to frame
+            self._last_accepted = 0  # accepted adaptive steps in the last frame
+            self.rejected_steps = 0
 
     def prepare(self) -> float:
         """Compile the frame function for this configuration if needed, and compute the
@@ -419,7 +453,12 @@ class SimulationState(param.Parameterized):
         # The compiled function is keyed by hashable records (integrator, force method,
         # potential) and the state's shape, so every session of the process shares it.
         quantities, momentum_scale, angular_scale = jax.device_get(_diagnostics(state, params))
-        jax.block_until_ready(advance(state, 0, dt=dt, params=params, **options))
+        if options["integrator"] in ADAPTIVE_INTEGRATORS:
+            # Compile the frame's call (save times, step size and params are traced: later
+            # frames and slider moves reuse it); the result is discarded.
+            self._adaptive_frame(state, float(state.time) + dt, params, None, **options)
+        else:
+            jax.block_until_ready(advance(state, 0, dt=dt, params=params, **options))
         reference = _Reference(
             float(quantities.energy),
             np.asarray(quantities.linear_momentum, np.float64),
@@ -460,6 +499,9 @@ class SimulationState(param.Parameterized):
             dt = float(self.dt)
             options = dict(dt=dt, params=params, integrator=self.integrator, forces=self.forces)
             previous = self.current
+            next_dt, reference_energy = self._next_dt, self._reference.energy
+        if self.adaptive:
+            return self._step_adaptive(generation, previous, params, steps * dt, next_dt, reference_energy, options)
         start = time.perf_counter()
         # The live view checks the energy error of each frame's END state (computed below for
         # the plots anyway), not of every step: per-step tracking (advance_tracked, one
@@ -490,6 +532,56 @@ class SimulationState(param.Parameterized):
             point = self._commit(state, host, quantities, steps)
             if self.energy_warning is None and point[1] > ENERGY_WARNING_LEVEL:
                 self.energy_warning = self._energy_message(point[1])
+            self.last_frame_seconds = time.perf_counter() - start
+            return FrameDiagnostics(*(np.array([v]) for v in point))
+
+    @staticmethod
+    def _adaptive_frame(state, t_end, params, initial_dt, *, integrator, forces):
+        """One adaptive call from ``state`` to the end time ``t_end`` (one save interval)."""
+        trajectory, stats = simulate_adaptive(
+            state, t_end=t_end, num_saves=1, params=params, forces=forces, integrator=integrator,
+            max_steps=ADAPTIVE_MAX_STEPS, initial_dt=initial_dt,
+        )
+        return jax.block_until_ready(trajectory), stats
+
+    def _step_adaptive(self, generation, previous, params, interval, next_dt, reference_energy, options):
+        """A frame of an adaptive run: to ``previous.time + interval`` in one compiled call,
+        starting from the step size the previous frame ended with."""
+        start = time.perf_counter()
+        options = {k: options[k] for k in ("integrator", "forces")}
+        t_end = self._time + interval
+        trajectory, stats = self._adaptive_frame(previous, t_end, params, next_dt, **options)
+        state = previous._replace(
+            position=trajectory.position[-1], velocity=trajectory.velocity[-1],
+            time=jnp.asarray(t_end, previous.position.dtype),
+        )
+        quantities, _, _ = _diagnostics(state, params)
+        host, quantities, frame_start_energy = jax.device_get((state, quantities, trajectory.energy[0]))
+        with self._lock:
+            if generation != self._generation:
+                return None
+            self.fault = None
+            if stats["result"] != "successful" or not self._finite(host, quantities):
+                self.nonfinite = True
+                self.fault = RunFault(
+                    self.steps_taken + 1, self._time,
+                    f"Paused: the adaptive integrator {self.integrator} stopped in the frame from "
+                    f"t = {self._time:.4g} to {t_end:.4g} ({stats['message']}). The last good "
+                    "state is kept and can be downloaded; add softening or press Reset.",
+                )
+                self.last_frame_seconds = time.perf_counter() - start
+                return FrameDiagnostics(*(np.empty(0) for _ in range(4)))
+            self._next_dt = stats["next_dt"]
+            self._last_accepted = stats["accepted_steps"]
+            self.rejected_steps += stats["rejected_steps"]
+            point = self._commit(state, host, quantities, stats["accepted_steps"])
+            # Worst error over every accepted step: the frame's own (relative to its start
+            # energy) on top of where the frame started.
+            scale = abs(reference_energy) or 1.0
+            within = float(trajectory.max_relative_energy_error) * abs(float(frame_start_energy)) / scale
+            worst = max(point[1], abs(float(frame_start_energy) - reference_energy) / scale + within)
+            if self.energy_warning is None and worst > ENERGY_WARNING_LEVEL:
+                self.energy_warning = self._energy_message(worst)
             self.last_frame_seconds = time.perf_counter() - start
             return FrameDiagnostics(*(np.array([v]) for v in point))
 

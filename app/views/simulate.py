@@ -79,6 +79,12 @@ def _ladder_options(choices, value) -> list[float]:
     return sorted({*choices, float(value)})
 
 
+def _dt_label(state) -> str:
+    """The dt slider's label: a step for fixed-step integrators, the frame's save interval
+    (steps per frame x dt of simulated time per frame) for adaptive ones."""
+    return "dt (save interval; adaptive steps)" if state.adaptive else "dt (time step)"
+
+
 def _forces_label(state) -> str:
     """``auto → tiled_custom_vjp``: the chosen method and the kernel it runs (registry names)."""
     resolved = state.resolved_forces
@@ -133,6 +139,7 @@ class SimulateView(pn.viewable.Viewer):
             self.runner.locked(self._on_display_change), ["projection", "color_by", "size_by_mass", "trails", "trail_length"]
         )
         self.state.param.watch(self._on_frame_rate, ["frame_rate"])
+        self.state.param.watch(lambda *_: setattr(self.dt_slider, "name", _dt_label(self.state)), ["integrator"])
         self.state.param.watch(self._sync_ladders, ["dt", "softening"])
         self.state.param.watch(lambda *_: self._update_status(force=True), ["dt", "softening", "steps_per_frame"])
         self.param.watch(self._on_playing, ["playing"])
@@ -218,7 +225,7 @@ class SimulateView(pn.viewable.Viewer):
             value=state.precision, options=list(state.param.precision.objects)
         )
         self.dt_slider = pn.widgets.DiscreteSlider(
-            label="dt (time step)", options=_ladder_options(DT_CHOICES, state.dt), value=float(state.dt),
+            label=_dt_label(state), options=_ladder_options(DT_CHOICES, state.dt), value=float(state.dt),
             css_classes=["nbody-dt-slider"],
             formatter="%.3g",
         )
@@ -741,12 +748,18 @@ class SimulateView(pn.viewable.Viewer):
             mode = '<span class="playing">▶ playing</span>'
         else:
             mode = '<span class="paused">paused</span>'
+        if state.adaptive:
+            # dt is the frame's save interval; the integrator chooses its own steps.
+            accepted = state.accepted_steps_per_second if self.playing else 0.0
+            rate, dt_text = f"<b>{accepted:,.0f}</b> accepted steps/s", f"save interval dt = {state.dt:.3g}"
+        else:
+            rate, dt_text = f"<b>{steps:,.0f}</b> steps/s", f"dt = {state.dt:.3g}"
         self.status.object = (
-            f"{mode} &nbsp; t = <b>{state.time:.4g}</b> &nbsp;·&nbsp; <b>{steps:,.0f}</b> steps/s"
+            f"{mode} &nbsp; t = <b>{state.time:.4g}</b> &nbsp;·&nbsp; {rate}"
             f" &nbsp;·&nbsp; <b>{painted:.0f}</b> painted frames/s (sent {fps:.1f}/s)"
             f" &nbsp;·&nbsp; N = {state.current.num_bodies}"
             f" &nbsp;·&nbsp; {state.integrator}, {_forces_label(state)}, {state.precision},"
-            f" dt = {state.dt:.3g}, ε = {state.softening:.3g}"
+            f" {dt_text}, ε = {state.softening:.3g}"
         )
 
     # ------------------------------------------------------------------ files

@@ -23,7 +23,8 @@ from playwright.sync_api import expect
 PRESETS = [
     ("figure_eight", "Figure eight (3 bodies)", 3, "0.001", "0"),
     ("kepler", "Kepler (2 bodies)", 2, "0.001", "0"),
-    ("pythagorean", "Pythagorean (3 bodies)", 3, "1e-05", "0"),
+    # Adaptive default (ias15): dt is the frame's save interval, t_end / (10 x 1500 frames) -> 5e-3.
+    ("pythagorean", "Pythagorean (3 bodies)", 3, "0.005", "0"),
     ("solar_system", "Solar system (9 bodies)", 9, "0.001", "0"),
     ("plummer", "Plummer (N = 256+)", 256, "0.001", "0.01"),
     ("cold_collapse", "Cold collapse (N = 256+)", 256, "0.001", "0.05"),
