@@ -123,3 +123,24 @@ def test_t_end_is_an_end_time_and_chunks_equal_one_call():
     assert float(trajectory.max_relative_energy_error) >= float(np.max(trajectory.relative_energy_error))
     with pytest.raises(ValueError, match="later than state.time = 5.0"):
         simulate_adaptive(state, t_end=5.0)
+
+
+@pytest.mark.parametrize("integrator", ["ias15", "dopri8"])
+def test_a_run_continues_from_the_step_size_it_ended_with(integrator):
+    """``stats["next_dt"]`` passed back as ``initial_dt`` continues step control (the live
+    dashboard runs one call per frame): two halves take about the steps of one whole run."""
+    state = nb.figure_eight()
+    whole, whole_stats = simulate_adaptive(state, t_end=2.0, num_saves=1, integrator=integrator)
+    half, first = simulate_adaptive(state, t_end=1.0, num_saves=1, integrator=integrator)
+    assert first["next_dt"] > 0
+    middle = state._replace(position=half.position[-1], velocity=half.velocity[-1], time=half.time[-1])
+    end, second = simulate_adaptive(middle, t_end=2.0, num_saves=1, integrator=integrator,
+                                    initial_dt=first["next_dt"])
+    # Continued, not restarted: no extra rejections, and at most a couple of extra steps
+    # (the landing step at t = 1 is the only difference from the whole run).
+    assert second["rejected_steps"] <= whole_stats["rejected_steps"] + 1
+    assert first["accepted_steps"] + second["accepted_steps"] <= whole_stats["accepted_steps"] + 2
+    # Both near machine precision on a smooth orbit (tolerances ~1e-13 per step).
+    np.testing.assert_allclose(np.asarray(end.position[-1]), np.asarray(whole.position[-1]), atol=1e-10)
+    with pytest.raises(ValueError, match="initial_dt"):
+        simulate_adaptive(state, t_end=1.0, integrator=integrator, initial_dt=-1.0)
