@@ -21,6 +21,7 @@ from bokeh.plotting import figure
 
 from app.limits import LIMITS
 from app.state.ensembles import INTEGRATOR_NAMES, NO_SWEEP, EnsemblesState, integrator_color, outcome_label
+from app.state.simulate import preset_label
 from app.views._common import show_message
 from app.views.session import SessionRunner
 
@@ -114,7 +115,8 @@ class EnsemblesView(pn.viewable.Viewer):
     # ------------------------------------------------------------------ widgets
     def _build_widgets(self) -> None:
         state = self.state
-        self.system_select = pn.widgets.Select.from_param(state.param.system, label="System")
+        self.system_select = pn.widgets.Select.from_param(  # the Simulate tab's friendly names
+            state.param.system, label="System", options={preset_label(n): n for n in state.param.system.objects})
         self.num_bodies_input = pn.widgets.IntInput.from_param(
             state.param.num_bodies, label=f"Bodies N per member (≤ {LIMITS.max_ensemble_bodies})"
         )

@@ -29,6 +29,7 @@ from bokeh.models import (
 from bokeh.plotting import figure
 
 from app.state.forces import FORCES_MAX_BODIES, ForcesState, log10_histogram, timing_method_names
+from app.state.simulate import preset_label
 from app.views._common import escape_markdown, show_message
 from app.views.session import SessionRunner
 
@@ -205,7 +206,8 @@ class ForcesView(pn.viewable.Viewer):
     # ------------------------------------------------------------------ widgets
     def _build_widgets(self) -> None:
         state = self.state
-        self.preset_select = pn.widgets.Select.from_param(state.param.preset, label="Preset")
+        self.preset_select = pn.widgets.Select.from_param(  # the Simulate tab's friendly names
+            state.param.preset, label="Preset", options={preset_label(n): n for n in state.param.preset.objects})
         self.num_bodies_input = pn.widgets.IntInput.from_param(
             state.param.num_bodies, label=f"Bodies N (2 to {FORCES_MAX_BODIES})"
         )
