@@ -665,6 +665,14 @@ class SimulationState(param.Parameterized):
             advice += f" or some softening (bodies {i} and {j} are {distance:.3g} apart)"
         if self.integrator == "euler":
             advice += ", or a symplectic integrator (leapfrog, yoshida4)"
+        if self.adaptive:
+            # dt is only the save interval here: the integrator chose its own steps.
+            return (
+                f"Energy error |ΔE/E₀| = {energy_error:.2g} passed {ENERGY_WARNING_LEVEL:g} at t = "
+                f"{self._time:.4g} with the adaptive {self.integrator}, whose steps are chosen by its "
+                "error control (dt is only the save interval): the bodies likely met closer than "
+                "float precision resolves; add some softening or use float64."
+            )
         return (
             f"Energy error |ΔE/E₀| = {energy_error:.2g} passed {ENERGY_WARNING_LEVEL:g} at step "
             f"{self.steps_taken} (t = {self._time:.4g}): dt = {dt:.3g} is likely too large for this "

@@ -355,3 +355,20 @@ def test_adaptive_slider_changes_do_not_recompile():
     for _ in range(3):
         assert state.step_frame() is not None and state.fault is None
     assert ias15._cache_size() == compiled
+
+
+def test_view_labels_dt_as_the_save_interval_and_shows_accepted_steps_for_adaptive_runs(view):
+    view.preset_select.value = "pythagorean"
+    assert view.integrator_select.value == "ias15"
+    assert "save interval" in view.dt_slider.name
+    view.playing = True  # no server: the loop is driven by calling the frame callback
+    for _ in range(3):
+        view._frame()
+    view._update_status(force=True)
+    assert "accepted steps/s" in view.status.object and "save interval dt = 0.005" in view.status.object
+    assert view.state.time == pytest.approx(view.state.frames_taken * 0.05, rel=1e-12)
+    view.playing = False
+    view.integrator_select.value = "leapfrog"
+    assert view.dt_slider.name == "dt (time step)"
+    view._update_status(force=True)
+    assert "accepted" not in view.status.object and " dt = 0.005" in view.status.object
