@@ -85,11 +85,11 @@ def main(argv=None) -> int:
     import jax.numpy as jnp
     import numpy as np
 
-    from nbody_core import inference
+    from nbody_core import gradient_checks, inference
 
     load_before = os.getloadavg()[0]
     rows = []
-    for cost in inference.measure_gradient_costs(
+    for cost in gradient_checks.measure_gradient_costs(
         args.dims, repeats=args.repeats, num_bodies=args.num_bodies, num_steps=args.num_steps, num_obs=args.num_obs
     ):
         rows.append({
@@ -109,10 +109,10 @@ def main(argv=None) -> int:
     # The triple posterior of the tab and the CLI (default settings).
     problem = inference.make_problem("triple", num_obs=4 if args.quick else 20)
     x = jnp.asarray(problem.truth) + 0.01
-    forward, _ = inference._time(inference._forward, problem.logdensity_fn, x, repeats=args.repeats)
-    ad, _ = inference._time(inference._autodiff_gradient, problem.logdensity_fn, x, repeats=args.repeats)
-    fd, _ = inference._time(inference.finite_difference_gradient, problem.logdensity_fn, x, 1e-5, repeats=args.repeats)
-    sweep = inference.gradient_error_sweep(problem.logdensity_fn, x, np.logspace(-10, -1, 19))
+    forward, _ = gradient_checks.time_call(gradient_checks.forward_value, problem.logdensity_fn, x, repeats=args.repeats)
+    ad, _ = gradient_checks.time_call(gradient_checks.autodiff_gradient, problem.logdensity_fn, x, repeats=args.repeats)
+    fd, _ = gradient_checks.time_call(gradient_checks.finite_difference_gradient, problem.logdensity_fn, x, 1e-5, repeats=args.repeats)
+    sweep = gradient_checks.gradient_error_sweep(problem.logdensity_fn, x, np.logspace(-10, -1, 19))
     best = int(np.argmin(sweep["relative_error"]))
     triple = {
         "d": problem.num_parameters,

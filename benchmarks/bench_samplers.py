@@ -33,7 +33,7 @@ def main(argv=None) -> int:
 
     import jax
 
-    from nbody_core import hmc, inference
+    from nbody_core import hmc, inference, nuts
 
     problem = inference.make_problem("triple", num_obs=20, key=jax.random.key(0))
     x0 = inference.initial_positions(problem, jax.random.key(1), chains)
@@ -45,7 +45,7 @@ def main(argv=None) -> int:
             result = hmc.sample(jax.random.key(2), problem.logdensity_fn, x0, num_samples=draws,
                                 num_warmup=warmup, num_integration_steps=10, step_size=0.01)
         else:
-            result = hmc.nuts_sample(jax.random.key(2), problem.logdensity_fn, x0, num_samples=draws,
+            result = nuts.nuts_sample(jax.random.key(2), problem.logdensity_fn, x0, num_samples=draws,
                                      num_warmup=warmup)
         jax.block_until_ready(result.position)
         wall = time.perf_counter() - start

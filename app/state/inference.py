@@ -19,7 +19,7 @@ import numpy as np
 import param
 
 from app.limits import LIMITS
-from nbody_core import hmc, inference
+from nbody_core import gradient_checks, hmc, inference, posterior
 
 __all__ = ["InferenceState", "SamplerRun", "Chunk", "FD_STEPS", "COST_DIMS"]
 
@@ -260,7 +260,7 @@ class InferenceState(param.Parameterized):
             "num_draws": int(draws.shape[1]),
             "parameters": {},
         }
-        az = inference._arviz()
+        az = posterior.arviz()
         names = self.problem_obj.parameter_names if self.problem_obj else []
         for i, name in enumerate(names):
             x = draws[..., i] if draws.size else np.zeros((0, 0))
@@ -276,7 +276,7 @@ class InferenceState(param.Parameterized):
                         row["r_hat"] = float(az.rhat(x))
             result["parameters"][name] = row
         if draws.shape[1] >= 4 and draws.shape[0] >= 2:
-            result["mode_check"] = inference.mode_check(draws, self.logdensity[:, post], names)
+            result["mode_check"] = posterior.mode_check(draws, self.logdensity[:, post], names)
         return result
 
     def finish(self, message: str | None = None) -> None:
@@ -304,11 +304,11 @@ class InferenceState(param.Parameterized):
             x = self.draws[0, -1]
         else:
             x = problem.truth
-        return inference.gradient_error_sweep(problem.logdensity_fn, jnp.asarray(x), FD_STEPS)
+        return gradient_checks.gradient_error_sweep(problem.logdensity_fn, jnp.asarray(x), FD_STEPS)
 
-    def gradient_costs(self, dims=COST_DIMS, **options) -> list[inference.GradientCost]:
+    def gradient_costs(self, dims=COST_DIMS, **options) -> list[gradient_checks.GradientCost]:
         """Seconds per forward, autodiff and finite-difference gradient at each ``d``."""
         options.setdefault("num_bodies", 128)
         options.setdefault("num_steps", 10)
         options.setdefault("repeats", 3)
-        return inference.measure_gradient_costs(dims, **options)
+        return gradient_checks.measure_gradient_costs(dims, **options)

@@ -105,7 +105,7 @@ def handle(args: argparse.Namespace) -> int:
         raise ValueError(f"--out must end in .nc or .npz, got {args.out!r}")
     if not out.parent.exists():
         raise ValueError(f"--out directory {str(out.parent)!r} does not exist")
-    from .. import hmc
+    from .. import hmc, nuts
     from ..hmc import validate_sampler_options
 
     validate_sampler_options(
@@ -150,7 +150,7 @@ def handle(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     if args.sampler == "nuts":
         with tqdm(total=total, desc="NUTS (one compiled run)", unit="it", disable=not show, file=sys.stderr) as bar:
-            result = hmc.nuts_sample(
+            result = nuts.nuts_sample(
                 key_chains, problem.logdensity_fn, x0, num_samples=args.samples, num_warmup=args.warmup,
                 target_acceptance=args.target_accept,
             )

@@ -11,7 +11,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from nbody_core import hmc, inference
+from nbody_core import gradient_checks, hmc, inference, posterior
 
 # One small N-body problem shared by every test (one compile per static configuration, the
 # same as in the CLI and app tests): the perturbed figure-eight observed at 4 times over
@@ -36,7 +36,7 @@ def hmc_run(problem):
 
 def _mcse_of(draws):
     """ArviZ's MCSE of the mean of ``draws [chain, draw]``."""
-    az = inference._arviz()
+    az = posterior.arviz()
     return float(az.mcse(np.asarray(draws), method="mean"))
 
 
@@ -91,7 +91,7 @@ def test_reproducible_from_seed(problem):
 def test_autodiff_gradient_matches_finite_differences(problem):
     x = jnp.asarray(problem.truth) + 0.03
     steps = np.logspace(-9, -1, 9)
-    sweep = inference.gradient_error_sweep(problem.logdensity_fn, x, steps)
+    sweep = gradient_checks.gradient_error_sweep(problem.logdensity_fn, x, steps)
     errors = sweep["relative_error"]
     best = int(np.argmin(errors))
     # Brief: agreement to 1e-6 relative at the best h (float64: truncation ~ h^2, round-off
@@ -164,7 +164,7 @@ def test_inference_data_export(problem, hmc_run, tmp_path):
     assert np.ptp(steps[0]) > 0 and np.all(np.abs(steps / result.step_size[:, None] - 1) <= 0.2 + 1e-12)
     with __import__("warnings").catch_warnings():
         __import__("warnings").simplefilter("ignore")
-        loo = inference._arviz().loo(idata)
+        loo = posterior.arviz().loo(idata)
     assert np.isfinite(loo.elpd_loo)
     for stat in ("lp", "acceptance_rate", "diverging", "energy", "energy_error", "step_size", "n_steps"):
         assert stat in idata.sample_stats
@@ -173,7 +173,7 @@ def test_inference_data_export(problem, hmc_run, tmp_path):
     assert 0.5 < diagnostics["acceptance_rate"] <= 1.0
     path = tmp_path / "samples.nc"
     idata.to_netcdf(str(path))
-    back = inference._arviz().from_netcdf(str(path))
+    back = posterior.arviz().from_netcdf(str(path))
     np.testing.assert_allclose(back.posterior["log_m0"].values, idata.posterior["log_m0"].values)
 
 
@@ -217,7 +217,7 @@ def test_bad_input_raises_clear_errors(problem):
 
 
 def test_gradient_costs_are_measured():
-    costs = inference.measure_gradient_costs((1, 3), repeats=1, num_bodies=4, num_steps=2, num_obs=1)
+    costs = gradient_checks.measure_gradient_costs((1, 3), repeats=1, num_bodies=4, num_steps=2, num_obs=1)
     assert [c.num_parameters for c in costs] == [1, 3]
     for cost in costs:
         for value in cost[1:]:

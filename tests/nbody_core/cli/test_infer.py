@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from nbody_core import inference
+from nbody_core import inference, posterior
 from nbody_core.cli import main
 from nbody_core.io import load_npz
 
@@ -18,7 +18,7 @@ def test_infer_writes_netcdf_and_npz(tmp_path, capsys):
     captured = capsys.readouterr()
     assert "log_m0" in captured.out and "acceptance" in captured.out
     assert "sampling" in captured.err  # the progress bar
-    idata = inference._arviz().from_netcdf(str(nc))
+    idata = posterior.arviz().from_netcdf(str(nc))
     # Physical masses beside the log masses (issue 12 point 11).
     assert set(idata.posterior.data_vars) == {"log_m0", "log_m1", "log_m2", "m0", "m1", "m2"}
     assert {"log_likelihood", "posterior_predictive", "prior", "warmup_posterior"} <= set(idata.groups())
