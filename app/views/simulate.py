@@ -79,10 +79,21 @@ def _ladder_options(choices, value) -> list[float]:
     return sorted({*choices, float(value)})
 
 
+def _unit_words(state) -> tuple[str, str]:
+    """``(time, length)`` unit names of the run, for labels: years and AU for the solar system."""
+    units = getattr(getattr(state, "current", None), "units", "nbody")
+    return ("yr", "AU") if units == "au_msun_yr" else ("time units", "length units")
+
+
 def _dt_label(state) -> str:
     """The dt slider's label: a step for fixed-step integrators, the frame's save interval
-    (steps per frame x dt of simulated time per frame) for adaptive ones."""
-    return "dt (save interval; adaptive steps)" if state.adaptive else "dt (time step)"
+    (steps per frame x dt of simulated time per frame) for adaptive ones; with its unit."""
+    time_unit = _unit_words(state)[0]
+    return f"dt (save interval, {time_unit}; adaptive steps)" if state.adaptive else f"dt (time step, {time_unit})"
+
+
+def _softening_label(state) -> str:
+    return f"Softening ε ({_unit_words(state)[1]})"
 
 
 def _forces_label(state) -> str:
@@ -139,7 +150,9 @@ class SimulateView(pn.viewable.Viewer):
             self.runner.locked(self._on_display_change), ["projection", "color_by", "size_by_mass", "trails", "trail_length"]
         )
         self.state.param.watch(self._on_frame_rate, ["frame_rate"])
-        self.state.param.watch(lambda *_: setattr(self.dt_slider, "name", _dt_label(self.state)), ["integrator"])
+        self.state.param.watch(lambda *_: setattr(self.dt_slider, "name", _dt_label(self.state)), ["integrator", "preset"])
+        self.state.param.watch(
+            lambda *_: setattr(self.softening_slider, "name", _softening_label(self.state)), ["preset"])
         self.state.param.watch(self._sync_ladders, ["dt", "softening"])
         self.state.param.watch(lambda *_: self._update_status(force=True), ["dt", "softening", "steps_per_frame"])
         self.param.watch(self._on_playing, ["playing"])
@@ -230,7 +243,7 @@ class SimulateView(pn.viewable.Viewer):
             formatter="%.3g",
         )
         self.softening_slider = pn.widgets.DiscreteSlider(
-            label="Softening ε", options=_ladder_options(SOFTENING_CHOICES, state.softening),
+            label=_softening_label(state), options=_ladder_options(SOFTENING_CHOICES, state.softening),
             css_classes=["nbody-softening-slider"],
             value=float(state.softening), formatter="%.3g",
         )

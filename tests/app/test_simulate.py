@@ -369,6 +369,16 @@ def test_view_labels_dt_as_the_save_interval_and_shows_accepted_steps_for_adapti
     assert view.state.time == pytest.approx(view.state.frames_taken * 0.05, rel=1e-12)
     view.playing = False
     view.integrator_select.value = "leapfrog"
-    assert view.dt_slider.name == "dt (time step)"
+    assert view.dt_slider.name == "dt (time step, time units)"
     view._update_status(force=True)
     assert "accepted" not in view.status.object and " dt = 0.005" in view.status.object
+
+
+def test_dt_and_softening_sliders_name_their_units():
+    from app.views.simulate import SimulateView
+
+    view = SimulateView(sync_url=False)
+    assert view.dt_slider.name == "dt (time step, time units)"
+    assert view.softening_slider.name == "Softening ε (length units)"
+    view.state.preset = "solar_system"  # years and AU (issue 14)
+    assert view.dt_slider.name == "dt (time step, yr)" and view.softening_slider.name == "Softening ε (AU)"
