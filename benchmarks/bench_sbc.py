@@ -28,6 +28,8 @@ RESULTS = REPO_ROOT / "benchmarks" / "results"
 
 
 def _run(t_end, num_datasets, options):
+    import numpy as np
+
     from nbody_core import inference, sbc
 
     problem = inference.make_problem("triple", params="masses", num_obs=4, noise=0.02, t_end=t_end)
@@ -38,8 +40,10 @@ def _run(t_end, num_datasets, options):
         "t_end": t_end, "num_datasets": num_datasets, "p_values": r["p_values"],
         "stuck": r["stuck"], "num_stuck": r["num_stuck"], "stuck_flagged_by_r_hat": len(flagged),
         "stuck_with_r_hat_ok": len(silent),
+        "stuck_max_r_hat": [float(r["max_r_hat"][k]) for k in r["stuck"]],
+        "stuck_lp_gap": [float(r["lp_gap"][k]) for k in r["stuck"]],
         "max_lp_gap": float(max(r["lp_gap"])), "divergences": int(r["divergences"].sum()),
-        "ranks": r["ranks"].tolist(), "truth_masses": __import__("numpy").exp(r["truths"]).round(4).tolist(),
+        "ranks": r["ranks"].tolist(), "truth_masses": np.exp(r["truths"]).round(4).tolist(),
         "seconds": r["seconds"], "first_dataset_s": r["first_dataset_s"],
     }
 
@@ -53,6 +57,8 @@ def _markdown(payload) -> str:
         f"{o['num_warmup']} warm-up transitions, each chain started at the best of 16 prior draws; "
         f"L = {o['num_thinned']} thinned draws, rank chi-square on {o['num_bins']} bins (pass: p > 0.01).",
         "",
+        "Stuck datasets are listed below the table.",
+        "",
         "| observed t | K | p log_m0 | p log_m1 | p log_m2 | stuck | of which R-hat > 1.05 | max lp gap (nats) | s |",
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
@@ -63,6 +69,12 @@ def _markdown(payload) -> str:
             f"| {r['num_stuck']} | {r['stuck_flagged_by_r_hat']} "
             f"| {r['max_lp_gap']:.3g} | {r['seconds']:.0f} |"
         )
+    lines.append("")
+    for r in payload["rows"]:
+        for k, rhat, gap in zip(r["stuck"], r["stuck_max_r_hat"], r["stuck_lp_gap"]):
+            masses = ", ".join(f"{m:.2f}" for m in r["truth_masses"][k])
+            lines.append(f"- t in (0, {r['t_end']:g}], dataset {k}: true masses {masses}; max R-hat {rhat:.2f}, "
+                         f"lp gap {gap:.3g}")
     lines += [
         "",
         "lp gap: the truth's log density minus the best draw's (a calibrated sampler: a few nats below 0). "
