@@ -485,7 +485,8 @@ class SimulateView(pn.viewable.Viewer):
             return
         self._next_frame_at = time.perf_counter() + 1.0 / self.state.frame_rate
         self._frame_job = self.runner.submit(
-            self._compute_frame, done=partial(self._frame_done, epoch), failed=partial(self._frame_error, epoch)
+            self._compute_frame, done=partial(self._frame_done, epoch), failed=partial(self._frame_error, epoch),
+            report_position=False,
         )
 
     def _compute_frame(self, job) -> dict | None:
