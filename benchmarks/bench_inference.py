@@ -1,7 +1,7 @@
 """Cost of a log-posterior gradient: autodiff (reverse mode through the whole simulation)
 against central finite differences, as the number of parameters d grows.
 
-Runs :func:`nbody_core.inference.measure_gradient_costs` (the same routine as the Inference
+Runs :func:`nbody_core.gradient_checks.measure_gradient_costs` (the same routine as the Inference
 tab's finite-difference panel) on :func:`nbody_core.inference.scaling_problem`: a Plummer
 cluster whose first d log masses are inferred, the same simulation for every d, so the
 forward cost is fixed. Side by side in one process: one log density (forward simulation +
