@@ -124,6 +124,7 @@ class SimulateView(pn.viewable.Viewer):
         self._frame_job = None  # the frame being computed on the pool
         self._prepare_job = None
         self._step_job = None
+        self._step_requested = False  # Step clicked while the run compiles: done once ready
         self._pending_history: list = []  # diagnostics of frames sent, not yet in the plots
         self._last_history_push = 0.0
         self._next_frame_at = 0.0
@@ -425,7 +426,11 @@ class SimulateView(pn.viewable.Viewer):
     def _after_ready(self, generation: int) -> None:
         self._update_status(force=True)
         if self.playing:
+            self._step_requested = False  # playing: the loop moves on anyway
             self._start_loop()
+        elif self._step_requested:
+            self._step_requested = False
+            self.step()
 
     def _on_playing(self, event) -> None:
         self.play_button.label = "Pause" if event.new else "▶ Play"
@@ -563,7 +568,13 @@ class SimulateView(pn.viewable.Viewer):
 
     def step(self) -> None:
         """Advance one frame (``steps_per_frame`` steps) and draw it (on the pool when served)."""
-        if self.compiling or self._step_job is not None:
+        if self._step_job is not None:
+            return  # one step at a time; this click lands while the previous frame computes
+        if self.compiling:
+            # The run is compiling (just loaded, reset or rebuilt): a click then must not be
+            # lost; the step is taken as soon as the run is ready (_after_ready).
+            self._step_requested = True
+            self._update_status(force=True)
             return
         if not self._served:
             self._ensure_ready()

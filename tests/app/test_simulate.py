@@ -179,6 +179,21 @@ def test_good_csv_upload_replaces_the_system(view):
     assert view.state.time > 0
 
 
+def test_step_clicked_while_the_run_compiles_is_taken_once_it_is_ready(view):
+    # Served, a load/reset/rebuild compiles on the worker pool; a Step click in that window
+    # used to be dropped silently (the browser test after a CSV upload saw Step do nothing).
+    view.upload.filename = "binary.csv"
+    view.upload.value = TWO_BODY_CSV
+    view.compiling = True  # as while the pool compiles the uploaded run
+    view.step()
+    assert view.state.time == 0.0  # nothing computed while compiling...
+    view.compiling = False
+    view._after_ready(view.state.generation)
+    assert view.state.time > 0  # ...and the click was not lost
+    view.step()
+    assert view.state.time == pytest.approx(2 * view.state.steps_per_frame * view.state.dt)
+
+
 def test_downloads_give_the_current_state_and_the_recorded_trajectory(view, tmp_path):
     for _ in range(3):
         view.step()

@@ -56,7 +56,11 @@ def test_softening_sweep_over_256_plummer_spheres_and_download(page, open_app, u
     path = tmp_path / download.suggested_filename
     download.save_as(path)
     data = np.load(path)
-    assert data["parameters"].shape == (256, 3)
+    # Requested inputs only: dt (fixed) and softening (swept); the Plummer sphere's virial
+    # ratio is not requested here, so it has no column (no NaN columns in the file).
+    assert data["parameters"].shape == (256, 2)
+    assert data["parameter_names"].tolist() == ["dt", "softening"]
+    assert data["parameter_swept"].tolist() == [False, True]
     np.testing.assert_allclose(data["param_softening"], np.geomspace(0.001, 0.1, 256))
     assert data["summaries"].shape[0] == 256 and data["finite"].all()
     metadata = json.loads(str(data["metadata"]))
