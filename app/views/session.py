@@ -327,7 +327,7 @@ class SessionRunner(param.Parameterized):
             return True
         if self.stop.is_set():
             return False
-        session = getattr(self.doc.session_context, "_session", None)
+        session = getattr(getattr(self.doc, "session_context", None), "_session", None)
         if session is None:
             return True  # still being built
         if session.destroyed:

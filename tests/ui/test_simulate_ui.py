@@ -79,5 +79,5 @@ def test_shared_url_opens_the_same_setup_and_tampered_values_are_ignored(open_ap
     expect(page.get_by_text("steps=abc").first).to_be_visible()
     # The URL now holds the settings actually in use, the tampered ones replaced.
     page.wait_for_function("() => window.location.search.includes('steps=10')")
-    assert "forces=tiled" in page.evaluate("() => window.location.search")
+    assert "forces=auto" in page.evaluate("() => window.location.search")  # the default kernel choice
     page.screenshot(path=str(ui.results_dir / "simulate-shared-url.png"))
