@@ -7,20 +7,22 @@ Enter, click at once) is dispatched by ``Reactive._server_event`` as an *unlocke
 applied inside it too. Panel's own widgets cope (``unlocked()`` writes their events straight
 to the socket), but setting a plain Bokeh model (``source.data``, ``figure.visible``) there
 raises ``RuntimeError('_pending_writes should be non-None ...')`` and the callback stops
-half way. :func:`locked` wraps such a callback so it always runs in a locked next-tick
-callback of its session; :func:`run_locked` does the same for one call from any thread.
+half way. ``SessionRunner.locked`` (app/views/session.py) wraps such a callback so it always runs in
+a locked next-tick callback of its session; :func:`run_locked` does that for one call from
+any thread, and :func:`call_in_document` is the call itself. Also: escaping of user text and
+the tabs' message boxes.
 """
 
 from __future__ import annotations
 
 import html
 import re
-from functools import partial, wraps
+from functools import partial
 
 import panel as pn
 from panel.io.state import set_curdoc
 
-__all__ = ["escape_markdown", "locked", "run_locked", "show_message"]
+__all__ = ["call_in_document", "escape_markdown", "run_locked", "show_message"]
 
 _MARKDOWN_INLINE = re.compile(r"([\\`*_{}\[\]|~])")  # emphasis, code, links, tables, strike
 _MARKDOWN_LINE_START = re.compile(r"(?m)^(\s*)([#+\-=])")  # headings, bullet lists, rules
@@ -48,34 +50,21 @@ def run_locked(doc, fn) -> None:
     if doc is None:
         fn()
         return
-
-    def guarded() -> None:
-        with set_curdoc(doc):
-            try:
-                fn()
-            except Exception as error:  # noqa: BLE001 - the session's handler shows it
-                handler = pn.config.exception_handler
-                if handler is None:
-                    raise
-                handler(error)
-
-    doc.add_next_tick_callback(guarded)  # a next-tick callback without `nolock` runs locked
+    doc.add_next_tick_callback(partial(call_in_document, doc, fn))  # without `nolock`: locked
 
 
-def locked(doc, callback):
-    """``callback`` (a widget ``on_click`` callback or a param watcher) made to run under
-    ``doc``'s lock (see :func:`run_locked`), whichever path Panel called it from.
-
-    Args:
-        doc: the session's document, or None when the view is not served (runs at once).
-        callback: the function to wrap; its arguments are passed on.
-    """
-
-    @wraps(callback)
-    def run(*args, **kwargs):
-        run_locked(doc, partial(callback, *args, **kwargs))
-
-    return run
+def call_in_document(doc, fn) -> None:
+    """``fn()`` with ``doc`` as Panel's current document (called on the document's callback
+    thread, lock held); an exception goes to the session's ``pn.config.exception_handler``
+    (shown in the page), as any Panel callback's would."""
+    with set_curdoc(doc):
+        try:
+            fn()
+        except Exception as error:  # noqa: BLE001 - the session's handler shows it
+            handler = pn.config.exception_handler
+            if handler is None:
+                raise
+            handler(error)
 
 
 def show_message(message: pn.pane.Alert, text: str, *, level: str = "error", pane_text: str | None = None) -> None:

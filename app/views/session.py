@@ -31,9 +31,8 @@ from typing import Any, Callable, Hashable
 import panel as pn
 import param
 from bokeh.io.state import curstate
-from panel.io.state import set_curdoc
 
-from app.views._common import run_locked
+from app.views._common import call_in_document, run_locked
 
 __all__ = ["Cancelled", "FairPool", "Job", "POOL", "JAX_SLOTS", "SessionRunner"]
 
@@ -402,14 +401,7 @@ class SessionRunner(param.Parameterized):
         """Bokeh callback thread, document lock held: ``fn()`` unless the session is gone."""
         if self.stop.is_set() or not hasattr(self.doc.callbacks, "_change_callbacks"):
             return
-        with set_curdoc(self.doc):
-            try:
-                fn()
-            except Exception as error:  # noqa: BLE001 - the session's handler shows it
-                handler = pn.config.exception_handler
-                if handler is None:
-                    raise
-                handler(error)
+        call_in_document(self.doc, fn)
 
     def locked(self, callback: Callable) -> Callable:
         """``callback`` (a widget callback or param watcher) run under the document lock."""
