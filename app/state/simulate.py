@@ -3,9 +3,9 @@
 Static configuration (preset, N, seed, integrator, force method, precision) builds a new run
 and may compile; ``dt``, ``softening`` and ``steps_per_frame`` are traced by
 :func:`nbody_core.advance`, so moving them while playing never recompiles. Display options
-(projection, colours, trails) only change how :meth:`SimulationState.body_columns` and
-:meth:`SimulationState.trail_columns` present the run. No Panel import: the view and the
-tests drive this class directly.
+(projection, colours, trails) travel to the browser-drawn scene (``app/components``), which
+keeps the trails itself; shared-link handling is in :mod:`app.state.links`. No Panel import:
+the view and the tests drive this class directly.
 """
 
 from __future__ import annotations
@@ -23,7 +23,9 @@ import numpy as np
 import param
 
 from app.limits import LIMITS
-from nbody_core import FORCE_METHODS, INTEGRATORS, PRESETS, advance, get_preset
+from app.state.links import URL_PARAMETERS, coerce, refusal_in_words, url_values
+from app.state.run_messages import ENERGY_WARNING_LEVEL, energy_warning, fault_message
+from nbody_core import FORCE_METHODS, INTEGRATORS, PRESETS, get_preset
 from nbody_core.adaptive import ADAPTIVE_INTEGRATORS, simulate_adaptive
 from nbody_core.autoselect import resolve_forces
 from nbody_core.pallas_kernels import pallas_interpret_default
@@ -50,42 +52,8 @@ UPLOADED = "uploaded"
 DT_CHOICES = tuple(round(m * 10.0**e, 12) for e in range(-6, -1) for m in (1, 2, 5)) + (0.1,)
 SOFTENING_CHOICES = (0.0,) + tuple(round(m * 10.0**e, 12) for e in range(-4, 0) for m in (1, 2, 5)) + (1.0,)
 
-#: URL query key for each synced parameter, in the order a URL is applied (preset first: it
-#: sets dt and softening, which the URL may then override).
-URL_PARAMETERS: dict[str, str] = {
-    "preset": "preset",
-    "num_bodies": "n",
-    "seed": "seed",
-    "integrator": "integrator",
-    "forces": "forces",
-    "precision": "precision",
-    "dt": "dt",
-    "softening": "softening",
-    "steps_per_frame": "steps",
-    "frame_rate": "fps",
-    "trails": "trails",
-    "trail_length": "trail",
-    "projection": "view",
-    "color_by": "color",
-    "size_by_mass": "size",
-}
-
-#: How a refused link value names each setting (messages for students, not parameter names).
-_SETTING_WORDS = {
-    "preset": "system", "num_bodies": "number of bodies N", "seed": "random seed", "integrator": "integrator",
-    "forces": "force method", "precision": "precision", "dt": "time step dt", "softening": "softening length",
-    "steps_per_frame": "steps per frame", "frame_rate": "speed (frames per second)", "trails": "trails switch",
-    "trail_length": "trail length", "projection": "view", "color_by": "colouring", "size_by_mass": "size switch",
-}
-_SETTING_UNITS = {"dt": " time units", "softening": " length units", "frame_rate": " frames/s"}
-
-TRAIL_BODIES = 64  # trails are stored and drawn for at most this many bodies
-TRAIL_POINTS = 16_000  # and at most this many trail points in all (per frame sent)
 RECORD_VALUES = 4_000_000  # floats of recorded trajectory kept for download (~32 MB)
 HISTORY_POINTS = 20_000  # diagnostic points kept for the live plots
-#: Relative energy error above which a live run warns once that dt is likely too large
-#: (leapfrog on every preset at its own dt stays below 1e-3; see tests/app).
-ENERGY_WARNING_LEVEL = 1e-2
 #: Wall-clock budget of one compiled call in :meth:`SimulationState.step_frame`: a frame of
 #: many steps is cut into calls of about this length so that Pause, Reset or a preset
 #: change act within one call (a frame of 200 steps at N = 2000 takes seconds).
@@ -323,12 +291,12 @@ class SimulationState(param.Parameterized):
             if isinstance(raw, bytes):
                 raw = raw.decode("utf-8", "replace")
             try:
-                value = self._coerce(name, raw)
+                value = coerce(self.param[name], raw)
                 self.param[name]._validate(value)
                 if name == "preset" and value == UPLOADED and self._uploaded is None:
                     raise ValueError("no initial conditions have been uploaded in this session")
             except (ValueError, TypeError) as error:
-                rejected.append(f"{key}={str(raw)[:40]!s}: {self._in_words(name, error)}")
+                rejected.append(f"{key}={str(raw)[:40]!s}: {refusal_in_words(self, name, error)}")
                 continue
             if value != getattr(self, name):
                 updates[name] = value
@@ -341,62 +309,9 @@ class SimulationState(param.Parameterized):
             self._keep = set()
         return rejected
 
-    def _in_words(self, name: str, error: BaseException) -> str:
-        """A refused link value said in the student's words: what the setting is, its allowed
-        range with units, and that the current value is kept (not the internal
-        "Number parameter 'SimulationState.dt' must be at least 1e-07")."""
-        label = _SETTING_WORDS.get(name, name.replace("_", " "))
-        parameter = self.param[name]
-        text = str(error)
-        if isinstance(parameter, param.Number) and "parameter" in text and parameter.bounds is not None:
-            low, high = parameter.bounds
-            if name == "num_bodies":
-                high = LIMITS.max_bodies
-            unit = _SETTING_UNITS.get(name, "")
-            side = "at least" if "at least" in text else "at most"
-            limit = low if side == "at least" else high
-            return f"the {label} must be {side} {limit:g}{unit}; kept {getattr(self, name)!r}"
-        return f"{text} (the {label}; kept {getattr(self, name)!r})"
-
-    def _coerce(self, name: str, raw: Any):
-        parameter = self.param[name]
-        if isinstance(raw, bytes):
-            raw = raw.decode("utf-8", "replace")
-        if isinstance(parameter, param.Boolean):
-            if isinstance(raw, bool):
-                return raw
-            text = str(raw).strip().lower()
-            if text in ("true", "1", "yes", "on"):
-                return True
-            if text in ("false", "0", "no", "off"):
-                return False
-            raise ValueError(f"expected true or false, got {raw!r}")
-        if isinstance(parameter, param.Integer):
-            value = float(raw)
-            if not math.isfinite(value) or not value.is_integer():
-                raise ValueError(f"expected an integer, got {raw!r}")
-            return int(value)
-        if isinstance(parameter, param.Number):
-            value = float(raw)
-            if not math.isfinite(value):
-                raise ValueError(f"expected a finite number, got {raw!r}")
-            return value
-        if isinstance(parameter, param.Selector):
-            text = str(raw)
-            if text not in parameter.objects:
-                raise ValueError(f"unknown value {text!r}; choose one of {list(parameter.objects)}")
-            return text
-        return raw
-
     def url_settings(self) -> dict[str, str]:
         """The current settings as URL query values (inverse of :meth:`apply_settings`)."""
-        out = {}
-        for name, key in URL_PARAMETERS.items():
-            value = getattr(self, name)
-            out[key] = ("true" if value else "false") if isinstance(value, bool) else (
-                repr(value) if isinstance(value, float) else str(value)
-            )
-        return out
+        return url_values(self, URL_PARAMETERS)
 
     # ----------------------------------------------------------------- the run
     def _initial_state(self) -> ParticleState:
@@ -420,9 +335,6 @@ class SimulationState(param.Parameterized):
             self._time = float(initial.time)
             self.steps_taken = 0
             self.frames_taken = 0
-            n_trail = min(self.current.num_bodies, TRAIL_BODIES)
-            self._trail = deque(maxlen=LIMITS.max_trail_length)
-            self._trail.append(self._position_np[:n_trail].copy())
             self._new_history: list[tuple[float, float, float, float]] = []
             self._history: deque = deque(maxlen=HISTORY_POINTS)
             self._record_frames = max(2, RECORD_VALUES // (7 * self.current.num_bodies + 8))
@@ -593,7 +505,6 @@ class SimulationState(param.Parameterized):
         self._time = float(host.time)
         self.steps_taken += steps
         self.frames_taken += 1
-        self._trail.append(self._position_np[: min(len(self._mass_np), TRAIL_BODIES)].copy())
         point = self._errors(quantities)
         self._new_history.append(point)
         self._history.append(point)
@@ -632,51 +543,17 @@ class SimulationState(param.Parameterized):
         self.fault = RunFault(first_bad, self._time, self._fault_message(first_bad))
 
     def _fault_message(self, first_bad: int) -> str:
-        dt, softening = float(self.dt), float(self.softening)
-        i, j, distance = closest_pair(self._position_np)
-        if not math.isfinite(self._reference.energy):
-            cause = (
-                f"bodies {i} and {j} start {distance:.3g} apart with zero softening, so the initial energy is "
-                "infinite: add softening (or move them apart) and press Reset"
-                if distance == 0
-                else f"the initial energy is not finite in {self.precision}: rescale the initial conditions"
-            )
-        elif softening == 0:
-            cause = (
-                f"likely a close encounter with zero softening (bodies {i} and {j} were {distance:.3g} apart "
-                "just before): add softening or lower dt"
-            )
-        else:
-            cause = (
-                f"likely the step dt = {dt:.3g} is too large for this configuration (bodies {i} and {j} were "
-                f"{distance:.3g} apart, softening {softening:.3g}): lower dt"
-            )
-        return (
-            f"Paused: positions or energy became non-finite (NaN or inf) at step {first_bad} "
-            f"(t = {self._time + dt:.4g}): {cause}. The last good state (step {first_bad - 1}, "
-            f"t = {self._time:.4g}) is kept and can be downloaded; press Play to continue from it, or Reset."
+        return fault_message(
+            first_bad=first_bad, time=self._time, dt=float(self.dt), softening=float(self.softening),
+            position=self._position_np, initial_energy_finite=math.isfinite(self._reference.energy),
+            precision=self.precision,
         )
 
     def _energy_message(self, energy_error: float) -> str:
-        dt, softening = float(self.dt), float(self.softening)
-        advice = "try a smaller dt"
-        if softening == 0:
-            i, j, distance = closest_pair(self._position_np)
-            advice += f" or some softening (bodies {i} and {j} are {distance:.3g} apart)"
-        if self.integrator == "euler":
-            advice += ", or a symplectic integrator (leapfrog, yoshida4)"
-        if self.adaptive:
-            # dt is only the save interval here: the integrator chose its own steps.
-            return (
-                f"Energy error |ΔE/E₀| = {energy_error:.2g} passed {ENERGY_WARNING_LEVEL:g} at t = "
-                f"{self._time:.4g} with the adaptive {self.integrator}, whose steps are chosen by its "
-                "error control (dt is only the save interval): the bodies likely met closer than "
-                "float precision resolves; add some softening or use float64."
-            )
-        return (
-            f"Energy error |ΔE/E₀| = {energy_error:.2g} passed {ENERGY_WARNING_LEVEL:g} at step "
-            f"{self.steps_taken} (t = {self._time:.4g}): dt = {dt:.3g} is likely too large for this "
-            f"configuration; {advice}."
+        return energy_warning(
+            energy_error, steps_taken=self.steps_taken, time=self._time, dt=float(self.dt),
+            softening=float(self.softening), position=self._position_np, integrator=self.integrator,
+            adaptive=self.adaptive,
         )
 
     def _errors(self, quantities) -> tuple[float, float, float, float]:
@@ -730,21 +607,6 @@ class SimulationState(param.Parameterized):
             points, self._new_history = self._new_history, []
         return _as_diagnostics(points)
 
-    def snapshot(self) -> dict:
-        """A consistent readout for drawing one frame (safe while another thread steps):
-        ``generation`` (the run it belongs to), ``bodies`` (:meth:`body_columns`), ``trails`` (:meth:`trail_columns`, None when
-        trails are off), ``history`` (:meth:`take_new_history`) and ``nonfinite``."""
-        with self._lock:
-            return {
-                "generation": self._generation,
-                "bodies": self.body_columns(),
-                "trails": self.trail_columns() if self.trails else None,
-                "history": self.take_new_history(),
-                "nonfinite": self.nonfinite,
-                "fault": self.fault,
-                "energy_warning": self.energy_warning,
-            }
-
     def live_frame(self) -> dict:
         """What the live view sends per frame (safe while another thread steps):
         ``generation``, ``time``, ``position`` / ``velocity`` (``[n, 3]`` copies), ``history``
@@ -761,56 +623,6 @@ class SimulationState(param.Parameterized):
                 "fault": self.fault,
                 "energy_warning": self.energy_warning,
             }
-
-    @property
-    def axes(self) -> tuple[int, int]:
-        """Position axes of the plane :meth:`body_columns` projects on (xy for the 3D views)."""
-        return {"xz": (0, 2), "yz": (1, 2)}.get(self.projection, (0, 1))
-
-    def body_columns(self) -> dict[str, np.ndarray]:
-        """Columns for the bodies' scatter: projected ``x``, ``y``, ``size`` (screen px),
-        ``color`` in [0, 1], ``mass`` and ``speed``."""
-        with self._lock:
-            return self._body_columns()
-
-    def _body_columns(self) -> dict[str, np.ndarray]:
-        i, j = self.axes
-        speed = np.linalg.norm(self._velocity_np, axis=1)
-        mass = self._mass_np
-        return {
-            "x": self._position_np[:, i].copy(),
-            "y": self._position_np[:, j].copy(),
-            "size": body_sizes(mass, enabled=self.size_by_mass),
-            "color": _unit_scale(np.log10(mass) if self.color_by == "mass" else speed),
-            "mass": mass,
-            "speed": speed,
-        }
-
-    def trail_columns(self) -> dict[str, list]:
-        """Columns for the trails' multi-line: ``xs``, ``ys`` (one array per body, newest
-        last) and ``color`` in [0, 1] per body. Empty when trails are off."""
-        with self._lock:
-            return self._trail_columns()
-
-    def _trail_columns(self) -> dict[str, list]:
-        if not self.trails or len(self._trail) < 2:
-            return {"xs": [], "ys": [], "color": []}
-        n_trail = self._trail[-1].shape[0]
-        length = min(self.trail_length, len(self._trail), max(2, TRAIL_POINTS // n_trail))
-        recent = np.stack(list(self._trail)[-length:])  # [length, n_trail, 3]
-        i, j = self.axes
-        color = self._body_columns()["color"][:n_trail]
-        return {
-            "xs": [recent[:, b, i] for b in range(n_trail)],
-            "ys": [recent[:, b, j] for b in range(n_trail)],
-            "color": color,
-        }
-
-    def extent(self) -> float:
-        """Half-width of a view that holds most of the initial system (length units)."""
-        radius = np.linalg.norm(np.asarray(self.initial.position, np.float64), axis=1)
-        r = np.percentile(radius, 95) if radius.size > 20 else radius.max()
-        return float(1.25 * r) if r > 0 else 1.0
 
     # ----------------------------------------------------------------- files
     def load_csv(self, data: bytes | str, *, filename: str = "upload.csv") -> None:
@@ -855,46 +667,6 @@ def preset_label(name: str) -> str:
     preset = PRESETS[name]
     size = f"N = {preset.default_num_bodies}+" if preset.scalable else f"{preset.build(None, None).num_bodies} bodies"
     return f"{name.replace('_', ' ').capitalize()} ({size})"
-
-
-def closest_pair(position: np.ndarray, *, block: int = 256) -> tuple[int, int, float]:
-    """``(i, j, distance)`` of the closest pair of bodies (``[n, 3]`` positions, n >= 2),
-    in blocks of rows so memory stays ``O(block * n)``."""
-    position = np.asarray(position, np.float64)
-    best = (0, 1, math.inf)
-    for start in range(0, position.shape[0], block):
-        rows = position[start:start + block]
-        distance = np.linalg.norm(rows[:, None, :] - position[None, :, :], axis=-1)
-        distance[np.arange(rows.shape[0]), start + np.arange(rows.shape[0])] = np.inf
-        k = int(np.argmin(distance))
-        i, j = divmod(k, position.shape[0])
-        if distance.flat[k] < best[2]:
-            best = (min(start + i, j), max(start + i, j), float(distance.flat[k]))
-    return best
-
-
-def body_sizes(mass: np.ndarray, *, enabled: bool = True) -> np.ndarray:
-    """Marker sizes in screen pixels: larger for heavier bodies (log-mass scale), and larger
-    overall for small N so that a three-body orbit reads from the back of a lecture hall."""
-    n = mass.shape[0]
-    base = 18.0 if n <= 10 else 9.0 if n <= 100 else 6.0 if n <= 500 else 4.0
-    if not enabled:
-        return np.full(n, base)
-    scaled = _unit_scale(np.log10(mass))
-    if np.ptp(np.log10(mass)) == 0:
-        return np.full(n, base)
-    return base * (0.5 + 1.0 * scaled)
-
-
-def _unit_scale(values: np.ndarray) -> np.ndarray:
-    values = np.asarray(values, np.float64)
-    finite = values[np.isfinite(values)]
-    if finite.size == 0:
-        return np.full(values.shape, 0.5)
-    low, high = finite.min(), finite.max()
-    if high - low <= 1e-12 * max(1.0, abs(high)):
-        return np.full(values.shape, 0.5)
-    return np.clip((values - low) / (high - low), 0.0, 1.0)
 
 
 def _as_diagnostics(points) -> FrameDiagnostics:
