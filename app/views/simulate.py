@@ -15,27 +15,22 @@ from __future__ import annotations
 
 import io
 import logging
-import math
 import time
 from contextlib import contextmanager
 from functools import partial
 
-import numpy as np
 import panel as pn
 import param
-from bokeh.models import ColumnDataSource
-from bokeh.plotting import figure
 
 from app.components.orbit_scene import OrbitScene
 from app.limits import LIMITS, safe_filename
 from app.views._common import escape_markdown, show_message
+from app.views.diagnostics_plots import DiagnosticsPlots
 from app.views.keyboard import SimulateKeys
 from app.views.record import RecordPanel
 from app.views.session import SessionRunner
 from app.state.simulate import (
     DT_CHOICES,
-    ERROR_FLOOR,
-    HISTORY_POINTS,
     SOFTENING_CHOICES,
     UPLOADED,
     URL_PARAMETERS,
@@ -47,7 +42,6 @@ __all__ = ["SimulateView"]
 
 _LOG = logging.getLogger(__name__)
 
-_LINE_COLORS = {"energy": "#d62728", "momentum": "#1f77b4", "angular": "#2ca02c"}
 _STATUS_INTERVAL_S = 0.25  # status line refresh period while playing
 # A frame the browser has not acknowledged within this time (hidden tab: no animation
 # frames; lost message) no longer holds the next one back: a hidden tab gets ~1 frame/s.
@@ -125,10 +119,7 @@ class SimulateView(pn.viewable.Viewer):
         self._prepare_job = None
         self._step_job = None
         self._step_requested = False  # Step clicked while the run compiles: done once ready
-        self._pending_history: list = []  # diagnostics of frames sent, not yet in the plots
-        self._last_history_push = 0.0
         self._next_frame_at = 0.0
-        self._history_drawn_until = -math.inf  # time of the newest point in the energy plot
         self._frame_times: list[float] = []
         self._last_status = 0.0
         self.last_message = ""  # unescaped text of the latest message (for tests and logs)
@@ -165,10 +156,8 @@ class SimulateView(pn.viewable.Viewer):
     # ------------------------------------------------------------------ plots
     def _build_plots(self) -> None:
         state = self.state
-        self.history_source = ColumnDataSource(
-            {"t": [], "energy_error": [], "momentum_error": [], "angular_momentum_error": []},
-            name="simulate-history",
-        )
+        self.plots = DiagnosticsPlots()
+        self.history_source = self.plots.source  # name "simulate-history" (tests read it)
         self.scene = OrbitScene(
             name="simulate-scene", view=state.projection, color_by=state.color_by, size_by_mass=state.size_by_mass,
             trails=state.trails, trail_length=state.trail_length, sizing_mode="stretch_both", min_height=420,
@@ -177,31 +166,6 @@ class SimulateView(pn.viewable.Viewer):
         # frame is sent only then (see SessionRunner.frame_slot_free); a hidden page pauses.
         self.scene.param.watch(self._on_drawn, ["drawn"])  # touches no Bokeh model: no lock needed
         self.scene.param.watch(self.runner.locked(self._on_visibility), ["page_visible"])
-
-        def _diagnostic_figure(name, title, y_label):
-            fig = figure(
-                name=name, title=title, y_axis_type="log", height=250, sizing_mode="stretch_width",
-                tools="pan,wheel_zoom,box_zoom,reset,save", x_axis_label="time", y_axis_label=y_label,
-            )
-            fig.title.text_font_size = "15px"
-            fig.xaxis.axis_label_text_font_size = fig.yaxis.axis_label_text_font_size = "14px"
-            fig.xaxis.major_label_text_font_size = fig.yaxis.major_label_text_font_size = "12px"
-            return fig
-
-        energy = _diagnostic_figure("simulate-energy", "Relative energy error |E − E₀| / |E₀|", "|ΔE / E₀|")
-        energy.line("t", "energy_error", source=self.history_source, line_width=2, color=_LINE_COLORS["energy"])
-        momentum = _diagnostic_figure("simulate-momentum", "Momentum and angular-momentum error", "relative error")
-        momentum.line("t", "momentum_error", source=self.history_source, line_width=2,
-                      color=_LINE_COLORS["momentum"], legend_label="|ΔP| / Σ m|v₀|")
-        momentum.line("t", "angular_momentum_error", source=self.history_source, line_width=2,
-                      color=_LINE_COLORS["angular"], legend_label="|ΔL| / Σ m|r₀×v₀|")
-        momentum.legend.location = "bottom_right"
-        momentum.legend.background_fill_alpha = 0.7
-        momentum.legend.label_text_font_size = "12px"
-        momentum.legend.padding = momentum.legend.spacing = 2
-        self._energy_figure, self._momentum_figure = energy, momentum
-        self._energy_pane = pn.pane.Bokeh(energy, sizing_mode="stretch_width")
-        self._momentum_pane = pn.pane.Bokeh(momentum, sizing_mode="stretch_width")
 
     # ------------------------------------------------------------------ widgets
     def _build_widgets(self) -> None:
@@ -327,7 +291,7 @@ class SimulateView(pn.viewable.Viewer):
             sizing_mode="stretch_height",
         )
         plots = pn.Column(
-            self._energy_pane, self._momentum_pane, pn.pane.Markdown(_READING_GUIDE, sizing_mode="stretch_width"),
+            *self.plots.panes, pn.pane.Markdown(_READING_GUIDE, sizing_mode="stretch_width"),
             sizing_mode="stretch_width", min_width=320,
         )
         main = pn.Column(
@@ -443,7 +407,7 @@ class SimulateView(pn.viewable.Viewer):
                 self._ensure_ready()
         else:
             self._stop_loop()
-            self.runner.in_session(self._flush_history)  # the last frames' points, at once
+            self.runner.in_session(self.plots.flush)  # the last frames' points, at once
         self._update_status(force=True)
 
     def _start_loop(self) -> None:
@@ -619,11 +583,11 @@ class SimulateView(pn.viewable.Viewer):
         self._frame_times.append(now)
         if len(self._frame_times) > 90:
             del self._frame_times[:-90]
-        self._pending_history.append(frame["history"])
+        self.plots.queue(frame["history"])
         with self._batch():
             self.scene.show_frame(frame["position"], velocity=frame["velocity"], time=frame["time"])
-            if not self.playing or now - self._last_history_push >= _HISTORY_INTERVAL_S:
-                self._flush_history()
+            if not self.playing or now - self.plots.last_flush >= _HISTORY_INTERVAL_S:
+                self.plots.flush()
             self._update_status()
         if self._served:
             self.runner.frame_sent()
@@ -638,31 +602,6 @@ class SimulateView(pn.viewable.Viewer):
         elif frame.get("energy_warning") and self._warned_generation != frame.get("generation"):
             self._warned_generation = frame.get("generation")  # once per run
             self.notify(frame["energy_warning"], level="warning")
-
-    def _flush_history(self) -> None:
-        """Stream the diagnostics of the frames sent since the last flush into the plots.
-        Only points after the last one drawn: a redraw (which draws the whole history) may
-        have come between a frame's computation and now."""
-        self._last_history_push = time.perf_counter()
-        pending, self._pending_history = self._pending_history, []
-        pending = [new for new in pending if new.time.size]
-        if not pending:
-            return
-        new = type(pending[0])(*(np.concatenate(columns) for columns in zip(*pending)))
-        fresh = new.time > self._history_drawn_until
-        if not fresh.any():
-            return
-        new = type(new)(*(column[fresh] for column in new))
-        self._history_drawn_until = float(new.time[-1])
-        self.history_source.stream(
-            {
-                "t": new.time,
-                "energy_error": np.maximum(new.energy_error, ERROR_FLOOR),
-                "momentum_error": np.maximum(new.momentum_error, ERROR_FLOOR),
-                "angular_momentum_error": np.maximum(new.angular_momentum_error, ERROR_FLOOR),
-            },
-            rollover=HISTORY_POINTS,
-        )
 
     @contextmanager
     def _batch(self):
@@ -688,15 +627,8 @@ class SimulateView(pn.viewable.Viewer):
         state = self.state
         history = state.history
         self.scene.show_run(state.position, state.mass, velocity=state.velocity, time=state.time)
-        self._pending_history = []
-        self.history_source.data = {
-            "t": history.time,
-            "energy_error": np.maximum(history.energy_error, ERROR_FLOOR),
-            "momentum_error": np.maximum(history.momentum_error, ERROR_FLOOR),
-            "angular_momentum_error": np.maximum(history.angular_momentum_error, ERROR_FLOOR),
-        }
+        self.plots.replace(history)
         self.state.take_new_history()
-        self._history_drawn_until = float(history.time[-1]) if history.time.size else -math.inf
         self._set_ladder("dt", state.dt)
         self._set_ladder("softening", state.softening)
         self.num_bodies_input.disabled = not state.scalable
