@@ -7,6 +7,7 @@ does not), so two views with shortcuts in one page do not both act.
 
 from __future__ import annotations
 
+import json
 from typing import Callable
 
 import param
@@ -49,7 +50,7 @@ class KeyboardShortcuts(JSComponent):
 
     last_action = param.String(default="", doc="The most recent action received (for tests).")
 
-    _esm = _ESM % __import__("json").dumps(KEYMAP)
+    _esm = _ESM % json.dumps(KEYMAP)
 
     def __init__(self, on_action: Callable[[str], None] | None = None, **params):
         super().__init__(**params)
