@@ -19,7 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from .diagnostics import total_energy
-from .simulate import _cast, integration_loop, make_clock, run_config, validate_run_options
+from .simulate import cast_run_inputs, integration_loop, make_clock, run_config, validate_run_options
 from .state import ParticleState, PhysicsParams, resolve_params
 
 __all__ = ["TwinRun", "LyapunovFit", "perturb", "twin_run", "phase_space_separation", "fit_lyapunov_time"]
@@ -202,7 +202,7 @@ def twin_run(
     copy = perturb(state, delta, body=body, coordinate=coordinate, velocity=velocity)
     pair = jax.tree.map(lambda a, b: jnp.stack([jnp.asarray(a), jnp.asarray(b)]), state, copy)
     dtype = state.position.dtype
-    dt_arr, params = _cast(state, dt, params)
+    dt_arr, params = cast_run_inputs(state, dt, params)
     clock = make_clock(jnp.asarray(state.time, dtype), dt_arr, num_steps)
     num_saves, remainder = divmod(num_steps, save_every)
     position, velocity_, energy = _pair_loop_jit(

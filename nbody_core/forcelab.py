@@ -89,7 +89,7 @@ def hand_coded_status(potential: str | PairPotential, method: str = "analytic") 
     """
     try:
         _forces.acceleration_function(method, potential)
-    except ValueError as error:
+    except ValueError:
         if method not in _forces.FORCE_METHODS:
             raise
         name = get_potential(potential).name

@@ -224,7 +224,7 @@ def _reverse_kernel(eps_ref, xt_ref, yt_ref, zt_ref, mt_ref, ct_x_ref, ct_y_ref,
     ``xbar_k = sum_j u v - 3 s**-5 (d . v) d``, ``mbar_k = -sum_j u (abar_j . d)``,
     ``epsbar_k = -3 eps sum_j m_j s**-5 (abar_k . d)``; masked pairs add 0.
     """
-    target_block, split = pl.program_id(0), pl.program_id(1)
+    split = pl.program_id(1)
     xt, yt, zt, mt = xt_ref[...], yt_ref[...], zt_ref[...], mt_ref[...]
     ctx, cty, ctz = ct_x_ref[...], ct_y_ref[...], ct_z_ref[...]
     eps = eps_ref[0]

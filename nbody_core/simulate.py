@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from functools import partial
-from typing import Callable, NamedTuple
+from typing import Any, Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -21,11 +21,12 @@ from jax import Array, lax
 from .diagnostics import angular_momentum, linear_momentum, total_energy
 from .forces import Acceleration, ForceMethod, acceleration_function
 from .integrators import Integrator, IntegratorState, get_integrator
-from .potentials import NEWTONIAN, PairPotential, get_potential
+from .potentials import NEWTONIAN, PairPotential
 from .state import ParticleState, PhysicsParams, register_units_pytree, resolve_params
 
 __all__ = [
     "Trajectory",
+    "cast_run_inputs",
     "ConservedQuantities",
     "IntegratorState",
     "RunConfig",
@@ -161,11 +162,15 @@ def steps_for_duration(t_end: float, dt: float) -> tuple[int, float]:
     return num_steps, t_end / num_steps
 
 
-def _cast(state: ParticleState, dt, params: PhysicsParams):
-    # Strongly typed arrays of the state's dtype: a Python float (weakly typed) and a
-    # jnp.float64 would otherwise be two jit signatures, i.e. a needless recompilation.
-    # Concrete values become NumPy arrays (always NumPy, so one signature), which costs no
-    # eager device dispatch per value (~0.05 ms each: most of an interactive frame's overhead).
+def cast_run_inputs(state: ParticleState, dt, params: PhysicsParams) -> tuple[Any, PhysicsParams]:
+    """``dt`` and every field of ``params`` as strongly typed arrays of the state's dtype,
+    so that changing their values never recompiles a jitted run.
+
+    A Python float (weakly typed) and a ``jnp.float64`` would otherwise be two jit
+    signatures. Concrete values become NumPy arrays (always NumPy, so one signature), which
+    costs no eager device dispatch per value (~0.05 ms each: most of an interactive frame's
+    overhead); traced values are only cast.
+    """
     dtype = state.position.dtype
 
     def cast(value):
@@ -353,7 +358,7 @@ def integrate(
     computed, with the energy error so far. Inputs are validated by the caller.
     ``t_last`` (default ``state.time + num_steps * dt``) is the exact time of the last step.
     """
-    dt, params = _cast(state, dt, params)
+    dt, params = cast_run_inputs(state, dt, params)
     dtype = state.position.dtype
     t0 = _as(state.time, dtype)
     clock = _Clock(
@@ -479,7 +484,7 @@ def simulate(
 
 @partial(jax.jit, static_argnames=("config",))
 def _advance(state, num_steps, dt, params, reference_energy, *, config):
-    dt, params = _cast(state, dt, params)
+    dt, params = cast_run_inputs(state, dt, params)
     t0 = state.time
     init_fn, _ = config.integrator.build(config.acceleration)
     clock = _Clock(t0, dt, t0 + num_steps.astype(dt.dtype) * dt, num_steps, jnp.zeros_like(num_steps))
@@ -512,7 +517,7 @@ def advance(
     params = resolve_params(state, params)
     validate_run_options(dt=dt, num_steps=num_steps, params=params)
     config = run_config(integrator, forces, potential, track_energy=False)
-    dt, params = _cast(state, dt, params)
+    dt, params = cast_run_inputs(state, dt, params)
     one = np.ones((), state.position.dtype)
     return _advance(state, np.asarray(num_steps, np.int32), dt, params, one, config=config)[0]
 
@@ -545,7 +550,7 @@ def advance_tracked(
     params = resolve_params(state, params)
     validate_run_options(dt=dt, num_steps=num_steps, params=params)
     config = run_config(integrator, forces, potential, track_energy=True)
-    dt, params = _cast(state, dt, params)
+    dt, params = cast_run_inputs(state, dt, params)
     reference = _as(reference_energy, state.position.dtype)
     return _advance(state, np.asarray(num_steps, np.int32), dt, params, reference, config=config)
 

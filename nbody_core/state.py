@@ -9,7 +9,6 @@ state's unit system, so a state in AU, Msun and years is never integrated with G
 
 from __future__ import annotations
 
-import math
 from typing import NamedTuple
 
 import jax

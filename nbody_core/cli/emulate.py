@@ -163,8 +163,6 @@ def infer_with_emulator(model: str, observed_items: list[str], fix_items: list[s
                         out: str | None = None) -> int:
     """Print (and with ``out`` write as npz) the emulator's grid posterior; shared by
     ``nbody emulate infer`` and ``nbody infer --emulator``."""
-    import numpy as np
-
     from nbody_core.emulator import load_emulator
     from nbody_core.emulator.inference import compare_posteriors, emulator_posterior, simulator_posterior
     from nbody_core.io import save_npz

@@ -21,7 +21,6 @@ reuses the ones a run with the same arguments left behind.
 from __future__ import annotations
 
 import argparse
-import shutil
 import sys
 import time
 from pathlib import Path

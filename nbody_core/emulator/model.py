@@ -26,7 +26,7 @@ import io
 import json
 import time
 from dataclasses import dataclass, field
-from functools import partial
+from pathlib import Path
 from typing import Any, Callable, NamedTuple
 
 import equinox as eqx
@@ -445,7 +445,7 @@ def emulator_npz_bytes(emulator: Emulator) -> bytes:
     return buffer.getvalue()
 
 
-def save_emulator(emulator: Emulator, path) -> "Path":
+def save_emulator(emulator: Emulator, path) -> Path:
     """Write the model as one compressed ``.npz`` atomically (no pickle).
 
     Arrays: ``network_leaf_000 ...`` (the stacked MLP weights and biases in
