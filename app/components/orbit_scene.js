@@ -8,12 +8,22 @@
 // Views: "3d" (drag to orbit, wheel to zoom, double-click to re-fit), the fixed "xy",
 // "xz", "yz" projections, or "quad" (all four). Painted frames (animation frames that
 // showed a new simulation frame) are counted and reported back as `painted`/`paint_rate`.
+//
+// Edit mode (model.editing, set by the server while paused; see the "edit mode" sections):
+// velocity arrows are drawn, a body can be dragged in the camera plane, an arrow tip dragged
+// to set a velocity, shift-click adds a body; each finished gesture sends one
+// {type: "edit", action, index, vector} message (simulation units) and the server answers
+// with the edited state (FLAG_RESET | FLAG_KEEP_CAMERA: trails dropped, camera kept).
 
 const HEADER = 8            // float32 words before the positions
 const MAGIC = 7.0           // header[0]: format version
 const FLAG_SPEED = 1        // speeds [n] follow the positions
 const FLAG_MASS = 2         // masses [n] follow (speeds first when both)
 const FLAG_RESET = 4        // a new run: drop the trails, re-fit the camera
+const FLAG_VELOCITY = 8     // velocities [n, 3] follow (after speeds and masses): edit mode
+const FLAG_KEEP_CAMERA = 16 // with FLAG_RESET: an edited state, keep the camera
+const MAX_ARROWS = 200      // edit mode: velocity arrows for every body up to this N (else the selected one)
+const PICK_SLOP = 4         // edit mode: extra CSS px around a body or an arrow tip that still picks it
 const TRAIL_SEGMENT_BUDGET = 24000  // segments stroked per viewport and frame, all bodies together
 const FADE_BUCKETS = 6      // trail age classes, oldest faintest
 const COLOR_BINS = 16       // continuous colour map quantised for batched drawing
@@ -54,7 +64,12 @@ export function unpackFrame(buffer) {
     mass = data.subarray(offset, offset + n)
     offset += n
   }
-  return {n, flags, runId: data[3], index: data[4], time: data[5], position, speed, mass}
+  let velocity = null
+  if (flags & FLAG_VELOCITY) {
+    velocity = data.subarray(offset, offset + 3 * n)
+    offset += 3 * n
+  }
+  return {n, flags, runId: data[3], index: data[4], time: data[5], position, speed, mass, velocity}
 }
 
 export function render({model, el}) {
@@ -83,6 +98,7 @@ export function render({model, el}) {
     dirty: true, fresh: false, painted: 0, draws: 0, paintTimes: [],
     viewports: [], projected: [], offscreen: 0, lastReport: 0, reported: -1,
     colorRange: [0, 1], alive: true,
+    velocity: null, arrowScale: 0, tips: [],   // edit mode: [n, 3] velocities, arrow time scale, tip pixels per viewport
   }
 
   // -------------------------------------------------------------- colours and sizes
@@ -200,10 +216,11 @@ export function render({model, el}) {
       updateSizes()
     }
     scene.speed = frame.speed ? Float32Array.from(frame.speed) : null
+    receiveVelocity(frame, reset)
     if (reset) {
       if (!frame.mass) updateSizes()
       scene.fresh = "reset"
-      fit()
+      if (!(frame.flags & FLAG_KEEP_CAMERA)) fit()
     } else {
       scene.fresh = true
       if (model.follow_com) followCenter()
@@ -325,6 +342,7 @@ export function render({model, el}) {
       if (model.trails) drawTrails(vp, project)
       const screen = drawBodies(vp, project)
       scene.projected.push(screen)
+      scene.tips[scene.projected.length - 1] = model.editing ? drawEditOverlay(vp, project, screen) : null
       drawLabels(vp)
       ctx.restore()
     }
@@ -496,6 +514,208 @@ export function render({model, el}) {
     }
   }
 
+  // -------------------------------------------------------------- edit mode: data
+  function receiveVelocity(frame, reset) {
+    // Velocities come only while editing; the arrow scale is set when editing starts or a
+    // new run arrives, never for an edited state (the tip would jump away from the mouse).
+    scene.velocity = frame.velocity ? Float32Array.from(frame.velocity) : null
+    if (scene.velocity && (!(scene.arrowScale > 0) || (reset && !(frame.flags & FLAG_KEEP_CAMERA)))) setArrowScale()
+  }
+
+  function setArrowScale() {
+    // Arrow length = velocity x arrowScale (a time): the median speed draws as a fifth of the
+    // view's half-width, so typical arrows are visible and none dominates.
+    const v = scene.velocity, n = scene.n
+    if (!v || n === 0) { scene.arrowScale = 0; return }
+    const speeds = []
+    for (let i = 0; i < n; i++) {
+      const s = Math.hypot(v[3 * i], v[3 * i + 1], v[3 * i + 2])
+      if (Number.isFinite(s) && s > 0) speeds.push(s)
+    }
+    speeds.sort((a, b) => a - b)
+    const typical = speeds.length ? speeds[Math.floor(speeds.length / 2)] : 1
+    scene.arrowScale = 0.2 * (scene.extent / scene.zoom) / typical
+  }
+
+  function select(i) {
+    if (model.selected !== i) model.selected = i
+    scene.dirty = true
+  }
+
+  // Inverse of projector(vp): the world point drawn at pixel (x, y) at the given depth (3D)
+  // or with the hidden coordinate of `ref` (projections).
+  function unproject(vp, x, y, depth, ref) {
+    const cx = vp.x + vp.w / 2, cy = vp.y + vp.h / 2
+    const s = 0.5 * Math.min(vp.w, vp.h) / (scene.extent / scene.zoom)
+    const [ox, oy, oz] = scene.center
+    if (vp.kind === "3d") {
+      const cyaw = Math.cos(scene.yaw), syaw = Math.sin(scene.yaw)
+      const cp = Math.cos(scene.pitch), sp = Math.sin(scene.pitch)
+      const distance = 6 * scene.extent / scene.zoom
+      const f = distance / Math.max(distance - depth, 0.1 * distance)
+      const x1 = (x - cx) / (s * f), y2 = -(y - cy) / (s * f)
+      // Camera axes in world coordinates (rows of the rotation in projector()).
+      return [
+        ox + cyaw * x1 + cp * syaw * y2 - sp * syaw * depth,
+        oy - syaw * x1 + cp * cyaw * y2 - sp * cyaw * depth,
+        oz + sp * y2 + cp * depth,
+      ]
+    }
+    const a = {xy: 0, xz: 0, yz: 1}[vp.kind], b = {xy: 1, xz: 2, yz: 2}[vp.kind]
+    const out = [ref[0], ref[1], ref[2]]
+    out[a] = scene.center[a] + (x - cx) / s
+    out[b] = scene.center[b] - (y - cy) / s
+    return out
+  }
+
+  // -------------------------------------------------------------- edit mode: drawing
+  function drawEditOverlay(vp, project, screen) {
+    // Velocity arrows (every body up to MAX_ARROWS, else the selected one), a ring round the
+    // selected body, a cross at the centre of mass and a hint. Returns the tips' pixels.
+    const n = scene.n, p = scene.position, v = scene.velocity, k = scene.arrowScale
+    const tips = new Float32Array(3 * n).fill(NaN)
+    const selected = model.selected
+    if (v && k > 0) {
+      ctx.lineWidth = 1.5
+      for (let i = 0; i < n; i++) {
+        if (n > MAX_ARROWS && i !== selected) continue
+        project(p[3 * i] + k * v[3 * i], p[3 * i + 1] + k * v[3 * i + 1], p[3 * i + 2] + k * v[3 * i + 2], tips, 3 * i)
+        const x0 = screen[3 * i], y0 = screen[3 * i + 1], x1 = tips[3 * i], y1 = tips[3 * i + 1]
+        if (![x0, y0, x1, y1].every(Number.isFinite)) continue
+        const colour = i === selected ? "rgba(255,255,255,0.95)" : "rgba(255,220,120,0.85)"
+        ctx.strokeStyle = colour
+        ctx.fillStyle = colour
+        ctx.beginPath()
+        ctx.moveTo(x0, y0)
+        ctx.lineTo(x1, y1)
+        ctx.stroke()
+        const len = Math.hypot(x1 - x0, y1 - y0)
+        if (len > 6) {
+          const ux = (x1 - x0) / len, uy = (y1 - y0) / len
+          ctx.beginPath()
+          ctx.moveTo(x1, y1)
+          ctx.lineTo(x1 - 8 * ux - 4 * uy, y1 - 8 * uy + 4 * ux)
+          ctx.lineTo(x1 - 8 * ux + 4 * uy, y1 - 8 * uy - 4 * ux)
+          ctx.closePath()
+          ctx.fill()
+        }
+        ctx.beginPath()  // the handle to drag
+        ctx.arc(x1, y1, 4, 0, 2 * Math.PI)
+        ctx.stroke()
+      }
+    }
+    if (selected >= 0 && selected < n) {
+      const x = screen[3 * selected], y = screen[3 * selected + 1]
+      if (Number.isFinite(x) && Number.isFinite(y)) {
+        ctx.strokeStyle = "rgba(255,255,255,0.95)"
+        ctx.lineWidth = 2
+        ctx.setLineDash([4, 3])
+        ctx.beginPath()
+        ctx.arc(x, y, (radius[selected] || 2) + 6, 0, 2 * Math.PI)
+        ctx.stroke()
+        ctx.setLineDash([])
+      }
+    }
+    const c = centerOfMass(), at = new Float64Array(3)
+    project(c[0], c[1], c[2], at, 0)
+    if (Number.isFinite(at[0]) && Number.isFinite(at[1])) {
+      ctx.strokeStyle = "rgba(255,255,255,0.7)"
+      ctx.lineWidth = 1
+      ctx.beginPath()
+      ctx.moveTo(at[0] - 6, at[1]); ctx.lineTo(at[0] + 6, at[1])
+      ctx.moveTo(at[0], at[1] - 6); ctx.lineTo(at[0], at[1] + 6)
+      ctx.stroke()
+    }
+    if (vp === scene.viewports[0]) {
+      ctx.fillStyle = "rgba(255,220,120,0.95)"
+      ctx.font = "12px sans-serif"
+      ctx.fillText("Paused: drag a body or an arrow tip (alt-drag a body: new velocity) · shift-click adds · Delete removes · + centre of mass",
+                   vp.x + 10, vp.y + 54)
+    }
+    return tips
+  }
+
+  // -------------------------------------------------------------- edit mode: input
+  let editDrag = null   // {kind: "move" | "velocity", index, vp, v (viewport index), depth, moved}
+
+  function pick(x, y, v) {
+    // What is under pixel (x, y) in viewport v: a body's disc first (a body at rest has its
+    // arrow tip on itself), then an arrow tip, then a body within PICK_SLOP of its disc.
+    const screen = scene.projected[v], tips = scene.tips[v]
+    const nearest = (points, reach) => {
+      let best = -1, bestDistance = Infinity
+      for (let i = 0; points && i < scene.n; i++) {
+        const d = Math.hypot(points[3 * i] - x, points[3 * i + 1] - y)
+        if (d <= reach(i) && d < bestDistance) { best = i; bestDistance = d }
+      }
+      return best
+    }
+    let i = nearest(screen, (j) => radius[j] || 2)
+    if (i >= 0) return {kind: "move", index: i}
+    i = nearest(tips, () => 5 + PICK_SLOP)
+    if (i >= 0) return {kind: "velocity", index: i}
+    i = nearest(screen, (j) => (radius[j] || 2) + PICK_SLOP)
+    return i >= 0 ? {kind: "move", index: i} : null
+  }
+
+  function editPointerDown(event, x, y, vp) {
+    const v = scene.viewports.indexOf(vp)
+    if (v < 0) return false
+    const hit = pick(x, y, v)
+    if (hit === null) {
+      if (!event.shiftKey) return false   // the camera's drag
+      const world = unproject(vp, x, y, 0, scene.center)
+      if (world.every(Number.isFinite)) model.send_msg({type: "edit", action: "add", vector: world})
+      return true
+    }
+    const i = hit.index
+    select(i)
+    if (event.altKey) hit.kind = "velocity"   // alt-drag a body: draw its velocity from the body out
+    const tipDepth = hit.kind === "velocity" && scene.tips[v] ? scene.tips[v][3 * i + 2] : NaN
+    const depth = Number.isFinite(tipDepth) ? tipDepth : scene.projected[v][3 * i + 2]
+    editDrag = {kind: hit.kind, index: i, vp, v, depth, moved: false}
+    canvas.style.cursor = "grabbing"
+    return true
+  }
+
+  function editPointerMove(event) {
+    const rect = canvas.getBoundingClientRect()
+    const d = editDrag, i = d.index, p = scene.position
+    const body = [p[3 * i], p[3 * i + 1], p[3 * i + 2]]
+    if (d.kind === "move") {
+      const world = unproject(d.vp, event.clientX - rect.left, event.clientY - rect.top, d.depth, body)
+      if (!world.every(Number.isFinite)) return
+      p.set(world, 3 * i)   // shown at once; the server's edited state replaces it on release
+    } else if (scene.velocity && scene.arrowScale > 0) {
+      const k = scene.arrowScale, vel = scene.velocity
+      const tip = [body[0] + k * vel[3 * i], body[1] + k * vel[3 * i + 1], body[2] + k * vel[3 * i + 2]]
+      const world = unproject(d.vp, event.clientX - rect.left, event.clientY - rect.top, d.depth, tip)
+      if (!world.every(Number.isFinite)) return
+      vel.set([(world[0] - body[0]) / k, (world[1] - body[1]) / k, (world[2] - body[2]) / k], 3 * i)
+    }
+    d.moved = true
+    scene.dirty = true
+  }
+
+  function editPointerUp(event) {
+    const d = editDrag
+    editDrag = null
+    canvas.style.cursor = "grab"
+    if (!d.moved || event.type !== "pointerup") return   // a click selects; a cancelled drag sends nothing
+    const i = d.index
+    const source = d.kind === "move" ? scene.position : scene.velocity
+    if (!source) return
+    model.send_msg({type: "edit", action: d.kind, index: i, vector: Array.from(source.subarray(3 * i, 3 * i + 3))})
+  }
+
+  function editHover(event) {
+    if (scene.n > 2000) return   // picking scans every body
+    const rect = canvas.getBoundingClientRect()
+    const x = event.clientX - rect.left, y = event.clientY - rect.top
+    const v = scene.viewports.indexOf(viewportAt(x, y))
+    canvas.style.cursor = v >= 0 && pick(x, y, v) ? "pointer" : "grab"
+  }
+
   // -------------------------------------------------------------- animation loop
   function tick(now) {
     if (!scene.alive) return
@@ -532,12 +752,17 @@ export function render({model, el}) {
   canvas.addEventListener("pointerdown", (event) => {
     const rect = canvas.getBoundingClientRect()
     const vp = viewportAt(event.clientX - rect.left, event.clientY - rect.top)
-    drag = {x: event.clientX, y: event.clientY, kind: vp ? vp.kind : "3d", vp}
+    if (model.editing && editPointerDown(event, event.clientX - rect.left, event.clientY - rect.top, vp)) {
+      canvas.setPointerCapture(event.pointerId)
+      return
+    }
+    drag = {x: event.clientX, y: event.clientY, x0: event.clientX, y0: event.clientY, kind: vp ? vp.kind : "3d", vp}
     canvas.setPointerCapture(event.pointerId)
     canvas.style.cursor = "grabbing"
   })
   canvas.addEventListener("pointermove", (event) => {
-    if (drag === null) return
+    if (editDrag !== null) { editPointerMove(event); return }
+    if (drag === null) { if (model.editing) editHover(event); return }
     const dx = event.clientX - drag.x, dy = event.clientY - drag.y
     drag.x = event.clientX
     drag.y = event.clientY
@@ -554,7 +779,14 @@ export function render({model, el}) {
     scene.dirty = true
   })
   const endDrag = (event) => {
+    if (editDrag !== null) {
+      if (canvas.hasPointerCapture(event.pointerId)) canvas.releasePointerCapture(event.pointerId)
+      editPointerUp(event)
+      return
+    }
     if (drag !== null && canvas.hasPointerCapture(event.pointerId)) canvas.releasePointerCapture(event.pointerId)
+    // Edit mode: a click (no drag) on empty space clears the selection.
+    if (drag !== null && model.editing && event.type === "pointerup" && Math.hypot(event.clientX - drag.x0, event.clientY - drag.y0) < 3) select(-1)
     drag = null
     canvas.style.cursor = "grab"
   }
@@ -581,6 +813,8 @@ export function render({model, el}) {
     scene.dirty = true
   })
   model.on("refit", () => fit())
+  model.on(["editing"], () => { if (model.editing) setArrowScale(); if (!model.editing) editDrag = null; scene.dirty = true })
+  model.on(["selected"], () => { scene.dirty = true })
   const observer = new ResizeObserver(() => { scene.dirty = true })
   observer.observe(canvas)
 
@@ -612,6 +846,22 @@ export function render({model, el}) {
       return s ? [s[3 * i], s[3 * i + 1]] : null
     },
     colorOf: (i) => colorTable[colorIndex[i]] || null,
+    // Edit mode: velocities as received, the arrow-tip pixel of body i in viewport v, the
+    // selected body, and the world point under a pixel (at body i's depth, or the centre's).
+    velocities: () => scene.velocity ? Array.from({length: scene.n}, (_, i) => Array.from(scene.velocity.subarray(3 * i, 3 * i + 3))) : null,
+    tipPixel: (i, v = 0) => {
+      const t = scene.tips[v]
+      return t ? [t[3 * i], t[3 * i + 1]] : null
+    },
+    selected: () => model.selected,
+    editing: () => !!model.editing,
+    arrowScale: () => scene.arrowScale,
+    worldAt: (x, y, v = 0, i = -1) => {
+      const vp = scene.viewports[v]
+      if (!vp) return null
+      const depth = i >= 0 && scene.projected[v] ? scene.projected[v][3 * i + 2] : 0
+      return unproject(vp, x, y, depth, i >= 0 ? scene.position.subarray(3 * i, 3 * i + 3) : scene.center)
+    },
     onFrame: (callback) => { listeners.push(callback) },
   }
   window.nbodyScenes = window.nbodyScenes || {}

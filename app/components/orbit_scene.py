@@ -2,27 +2,36 @@
 
 The server sends one binary message per frame (:func:`pack_frame`: float32 header,
 positions ``[n, 3]``, speeds ``[n]`` only when colouring by speed, masses ``[n]`` only when
-a run starts); the browser (``orbit_scene.js``, shipped beside this file, no CDN) keeps the
-trails, fades them, and reports back how many frames it painted.
+a run starts, velocities ``[n, 3]`` only while editing); the browser (``orbit_scene.js``,
+shipped beside this file, no CDN) keeps the trails, fades them, and reports back how many
+frames it painted. While ``editing`` (the run is paused) the browser draws velocity arrows and
+lets bodies be dragged; it sends ``{"type": "edit", ...}`` messages, which go to
+:attr:`OrbitScene.on_edit` (see ``app/state/edits.py`` for their format).
 """
 
 from __future__ import annotations
 
 import threading
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import param
 from bokeh.palettes import Cividis256
 from panel.custom import JSComponent
 
-__all__ = ["OrbitScene", "pack_frame", "unpack_frame", "FLAG_MASS", "FLAG_RESET", "FLAG_SPEED", "HEADER_WORDS"]
+__all__ = [
+    "OrbitScene", "pack_frame", "unpack_frame", "FLAG_MASS", "FLAG_RESET", "FLAG_SPEED", "FLAG_VELOCITY",
+    "FLAG_KEEP_CAMERA", "HEADER_WORDS",
+]
 
 HEADER_WORDS = 8  # float32 words before the positions (keep in step with orbit_scene.js)
 MAGIC = 7.0  # header[0]: format version
 FLAG_SPEED = 1
 FLAG_MASS = 2
 FLAG_RESET = 4
+FLAG_VELOCITY = 8  # velocities [n, 3] follow (after speeds and masses): editing
+FLAG_KEEP_CAMERA = 16  # with FLAG_RESET: an edited state, trails dropped but the camera kept
 
 # Colour-blind-safe maps. Okabe & Ito (2008), "Color Universal Design", for a few bodies
 # (black replaced by light grey: the scene background is dark); cividis (Nuñez et al.
@@ -42,11 +51,14 @@ def pack_frame(
     run_id: int = 0,
     frame_index: int = 0,
     reset: bool = False,
+    velocity: np.ndarray | None = None,
+    keep_camera: bool = False,
 ) -> bytes:
     """One frame as little-endian float32 bytes: the only thing sent per frame.
 
     Layout: header ``[magic, n, flags, run_id, frame_index, time, 0, 0]``, then positions
-    ``[n, 3]`` row-major, then speeds ``[n]`` if given, then masses ``[n]`` if given.
+    ``[n, 3]`` row-major, then speeds ``[n]`` if given, then masses ``[n]`` if given, then
+    velocities ``[n, 3]`` if given.
 
     Args:
         position: ``[n, 3]`` positions, length units.
@@ -56,15 +68,20 @@ def pack_frame(
         run_id: identifies the run; the browser drops its trails when it changes.
         frame_index: frames since the run started.
         reset: a new run: the browser drops its trails and re-fits the camera.
+        velocity: ``[n, 3]`` velocities, velocity units (editing: drawn as arrows), or None.
+        keep_camera: with ``reset``, the browser keeps its camera (an edited state).
 
     Returns:
-        ``4 * (8 + 3n [+ n] [+ n])`` bytes.
+        ``4 * (8 + 3n [+ n] [+ n] [+ 3n])`` bytes.
     """
     position = np.asarray(position)
     if position.ndim != 2 or position.shape[1] != 3:
         raise ValueError(f"position must have shape [n, 3], got {position.shape}")
     n = position.shape[0]
-    flags = (FLAG_SPEED if speed is not None else 0) | (FLAG_MASS if mass is not None else 0) | (FLAG_RESET if reset else 0)
+    flags = (
+        (FLAG_SPEED if speed is not None else 0) | (FLAG_MASS if mass is not None else 0) | (FLAG_RESET if reset else 0)
+        | (FLAG_VELOCITY if velocity is not None else 0) | (FLAG_KEEP_CAMERA if keep_camera else 0)
+    )
     parts = [
         np.array([MAGIC, n, flags, run_id, frame_index, time, 0.0, 0.0], dtype="<f4"),
         position.astype("<f4", copy=False).reshape(-1),
@@ -75,28 +92,36 @@ def pack_frame(
             if extra.shape[0] != n:
                 raise ValueError(f"{label} must have shape [{n}], got {extra.shape}")
             parts.append(extra.astype("<f4", copy=False))
+    if velocity is not None:
+        velocity = np.asarray(velocity)
+        if velocity.shape != (n, 3):
+            raise ValueError(f"velocity must have shape [{n}, 3], got {velocity.shape}")
+        parts.append(velocity.astype("<f4", copy=False).reshape(-1))
     return np.concatenate(parts).tobytes()
 
 
 def unpack_frame(data: bytes) -> dict:
     """Inverse of :func:`pack_frame` (for tests and frame-only clients): a dict with
-    ``n, flags, run_id, frame_index, time, position [n, 3], speed, mass`` (float32)."""
+    ``n, flags, run_id, frame_index, time, position [n, 3], speed, mass, velocity [n, 3]``
+    (float32; None where absent)."""
     words = np.frombuffer(data, dtype="<f4")
     if words.size < HEADER_WORDS or words[0] != MAGIC:
         raise ValueError("not an orbit-scene frame")
     n, flags = int(words[1]), int(words[2])
     offset = HEADER_WORDS + 3 * n
-    expected = offset + n * (bool(flags & FLAG_SPEED) + bool(flags & FLAG_MASS))
+    expected = offset + n * (bool(flags & FLAG_SPEED) + bool(flags & FLAG_MASS) + 3 * bool(flags & FLAG_VELOCITY))
     if expected != words.size:
         raise ValueError(f"frame holds {words.size} words, header says {expected}")
     out = {
         "n": n, "flags": flags, "run_id": int(words[3]), "frame_index": int(words[4]), "time": float(words[5]),
-        "position": words[HEADER_WORDS:offset].reshape(n, 3), "speed": None, "mass": None,
+        "position": words[HEADER_WORDS:offset].reshape(n, 3), "speed": None, "mass": None, "velocity": None,
     }
     for flag, key in ((FLAG_SPEED, "speed"), (FLAG_MASS, "mass")):
         if flags & flag:
             out[key] = words[offset:offset + n]
             offset += n
+    if flags & FLAG_VELOCITY:
+        out["velocity"] = words[offset:offset + 3 * n].reshape(n, 3)
     return out
 
 
@@ -124,13 +149,15 @@ class OrbitScene(JSComponent):
     paint_rate = param.Number(0.0, doc="Frames painted in the browser's last second (written by the browser).")
     page_visible = param.Boolean(True, doc="False while the page or the scene is hidden (written by the browser).")
     drawn = param.List([-1, -1], doc="[run id, frame index] of the frame the browser painted last (written by the browser).")
+    editing = param.Boolean(False, doc="Paused for editing: velocity arrows drawn, bodies can be dragged.")
+    selected = param.Integer(-1, bounds=(-1, None), doc="Index of the selected body, -1 for none (written by the browser; the server clears it).")
 
     _esm = Path(__file__).with_name("orbit_scene.js")
 
     # What the browser writes back (an acknowledgement per painted frame, counts twice a
     # second) must not mark the session busy: Panel would toggle its busy state (and the
     # template's indicator) for every frame. Measured: ~10 ms of server time per frame.
-    _busy__ignore = ["drawn", "painted", "paint_rate", "page_visible"]
+    _busy__ignore = ["drawn", "painted", "paint_rate", "page_visible", "selected"]
 
     # Panel holds every browser-written change back 50 ms (``_debounce``) before processing
     # it: on the acknowledgement that capped each session at ~10 frames/s (1 session, frame
@@ -160,6 +187,9 @@ class OrbitScene(JSComponent):
         self._time = 0.0
         self.frames_sent = 0
         self.bytes_sent = 0
+        #: Called with each ``{"type": "edit", ...}`` message the browser sends (a dict,
+        #: unvalidated: see ``app.state.edits.validate_edit``); None ignores them.
+        self.on_edit: Callable[[dict], None] | None = None
         self.last_message = b""  # bytes of the last frame sent (see unpack_frame)
 
     @property
@@ -220,18 +250,43 @@ class OrbitScene(JSComponent):
         self._send(data)
         return data
 
+    def show_edit(self, position: np.ndarray, mass: np.ndarray, *, velocity: np.ndarray, time: float = 0.0) -> bytes:
+        """Show an edited state: like :meth:`show_run` (trails dropped, masses sent, any N),
+        but the browser keeps its camera, so the scene does not jump under the mouse.
+
+        Args:
+            position: ``[n, 3]`` positions, length units.
+            mass: ``[n]`` masses, mass units.
+            velocity: ``[n, 3]`` velocities, velocity units.
+            time: simulation time, time units.
+
+        Returns:
+            The bytes sent.
+        """
+        with self._lock:
+            self._run_id += 1
+            self._frame_index = 0
+            self._mass = np.asarray(mass, np.float32).reshape(-1)
+            self._store(position, velocity, time)
+            data = self._pack(reset=True, keep_camera=True)
+        self._send(data)
+        return data
+
     def _store(self, position, velocity, time) -> None:
         self._position = np.asarray(position)
         self._velocity = None if velocity is None else np.asarray(velocity)
         self._time = float(time)
 
-    def _pack(self, *, reset: bool) -> bytes:
+    def _pack(self, *, reset: bool, keep_camera: bool = False) -> bytes:
         speed = None
         if self.color_by == "speed" and self._velocity is not None:
             speed = np.linalg.norm(self._velocity, axis=1)
+        # Velocity vectors travel only while editing (the arrows): 12 bytes a body more.
+        velocity = self._velocity if self.editing and self._velocity is not None else None
         return pack_frame(
             self._position, speed=speed, mass=self._mass if reset else None, time=self._time,
-            run_id=self._run_id, frame_index=self._frame_index, reset=reset,
+            run_id=self._run_id, frame_index=self._frame_index, reset=reset, velocity=velocity,
+            keep_camera=keep_camera,
         )
 
     def _send(self, data: bytes) -> None:
@@ -245,6 +300,17 @@ class OrbitScene(JSComponent):
         if isinstance(data, dict) and data.get("type") == "ready" and self._mass.size:
             with self._lock:
                 data = self._pack(reset=True)
+            self._send(data)
+        elif isinstance(data, dict) and data.get("type") == "edit" and self.on_edit is not None:
+            self.on_edit(data)
+
+    @param.depends("editing", watch=True)
+    def _resend_for_editing(self) -> None:
+        # Editing starts: the arrows need the velocities now (a frame, not a new run).
+        if self.editing and self._mass.size and self._velocity is not None:
+            with self._lock:
+                self._frame_index += 1
+                data = self._pack(reset=False)
             self._send(data)
 
     @param.depends("color_by", watch=True)

@@ -9,7 +9,9 @@ from app.components.orbit_scene import (
     CIVIDIS,
     FLAG_MASS,
     FLAG_RESET,
+    FLAG_KEEP_CAMERA,
     FLAG_SPEED,
+    FLAG_VELOCITY,
     HEADER_WORDS,
     OKABE_ITO,
     OrbitScene,
@@ -96,6 +98,43 @@ def test_a_rendering_view_asking_for_the_frame_gets_the_current_one():
     scene._handle_msg({"type": "ready"})
     scene._handle_msg({"type": "something else"})
     assert scene.frames_sent == 2
+
+
+def test_velocities_travel_only_while_editing():
+    position, velocity, mass = _system()
+    scene = OrbitScene()
+    scene.show_run(position, mass, velocity=velocity)
+    assert unpack_frame(scene.show_frame(position, velocity=velocity))["velocity"] is None
+    scene.editing = True  # re-sends the current frame with velocities at once (the arrows)
+    resent = unpack_frame(scene.last_message)
+    assert scene.frames_sent == 3 and resent["flags"] == FLAG_VELOCITY
+    np.testing.assert_allclose(resent["velocity"], velocity, rtol=1e-7, atol=1e-7)
+    scene.editing = False
+    assert scene.frames_sent == 3 and unpack_frame(scene.show_frame(position, velocity=velocity))["velocity"] is None
+
+
+def test_show_edit_is_a_new_run_that_keeps_the_camera_and_may_change_n():
+    position, velocity, mass = _system()
+    scene = OrbitScene(editing=True)
+    first = unpack_frame(scene.show_run(position, mass, velocity=velocity))
+    assert not first["flags"] & FLAG_KEEP_CAMERA
+    edited = unpack_frame(scene.show_edit(position[:4], mass[:4], velocity=velocity[:4], time=2.0))
+    assert edited["flags"] == FLAG_RESET | FLAG_MASS | FLAG_VELOCITY | FLAG_KEEP_CAMERA
+    assert edited["n"] == 4 and edited["run_id"] == first["run_id"] + 1 and edited["time"] == 2.0
+    np.testing.assert_allclose(edited["velocity"], velocity[:4], rtol=1e-7, atol=1e-7)
+    scene.show_frame(position[:4])  # frames of the edited state follow with its N
+    with pytest.raises(ValueError, match=r"velocity must have shape \[3, 3\]"):
+        pack_frame(position[:3], velocity=velocity)
+
+
+def test_edit_messages_go_to_on_edit_and_nowhere_else():
+    scene = OrbitScene()
+    scene._handle_msg({"type": "edit", "action": "move"})  # no handler: ignored
+    received = []
+    scene.on_edit = received.append
+    scene._handle_msg({"type": "edit", "action": "remove", "index": 1})
+    scene._handle_msg({"type": "ready"})
+    assert received == [{"type": "edit", "action": "remove", "index": 1}] and scene.frames_sent == 0
 
 
 def test_parameters_and_palettes():
