@@ -32,6 +32,8 @@ class _InSession:
 
     def __init__(self, scene: OrbitScene, doc):
         self.scene, self._doc = scene, doc
+        self.edits: list[dict] = []  # edit messages the page sent (edit mode)
+        scene.on_edit = self.edits.append
 
     def __getattr__(self, name):
         return getattr(self.scene, name)
@@ -69,6 +71,7 @@ def scene_server():
         scene = OrbitScene(
             name=NAME, sizing_mode="fixed", width=600, height=480, view=args.get("view", "3d"),
             trails=args.get("trails", "1") == "1", trail_length=int(args.get("trail_length", 200)),
+            editing=args.get("editing", "0") == "1",
         )
         scenes.append(_InSession(scene, pn.state.curdoc))
         colour = pn.widgets.RadioButtonGroup.from_param(scene.param.color_by, name="")
@@ -260,3 +263,102 @@ def test_bodies_out_of_view_are_marked_and_painted_frames_are_acknowledged(open_
         time.sleep(0.05)
     assert scene.painted >= 2 and scene.page_visible
     assert scene.drawn == list(scene.last_sent) == [scene.last_sent[0], 1]  # the acknowledgement
+
+
+# ----------------------------------------------------------------------------- edit mode
+def _canvas_box(page):
+    return page.evaluate(f"() => {{ const r = {SCENE_JS}.canvas.getBoundingClientRect(); return [r.x, r.y] }}")
+
+
+def _drag(page, box, start, end):
+    page.mouse.move(box[0] + start[0], box[1] + start[1])
+    page.mouse.down()
+    page.mouse.move(box[0] + end[0], box[1] + end[1], steps=6)
+    page.mouse.up()
+
+
+def _wait_edits(scene, count):
+    deadline = time.monotonic() + 30
+    while len(scene.edits) < count and time.monotonic() < deadline:
+        time.sleep(0.05)  # polls what the server received (no fixed wait)
+    assert len(scene.edits) >= count, f"the server received {scene.edits}"
+    return scene.edits[count - 1]
+
+
+def test_edit_mode_draws_arrows_and_drags_send_moves_and_velocities(open_scene):
+    page, scene = open_scene("?view=xy&trails=0&editing=1")
+    velocity = np.array([[0.0, 0.5, 0.0], [0.0, -0.5, 0.0], [0.5, 0.0, 0.0]])
+    scene.show_run(THREE, MASS3, velocity=velocity)
+    _wait_frame(page, 0)
+    page.wait_for_function(f"() => {SCENE_JS}.velocities() !== null && {SCENE_JS}.arrowScale() > 0")
+    page.wait_for_function(f"() => !{SCENE_JS}.pending()")
+    camera = page.evaluate(f"() => {SCENE_JS}.camera()")
+    px_per_unit = 0.5 * 480 / (camera["extent"] / camera["zoom"])  # xy view: s in projector()
+    k = page.evaluate(f"() => {SCENE_JS}.arrowScale()")
+    tip = page.evaluate(f"() => {SCENE_JS}.tipPixel(2)")
+    x2, y2 = _body_pixel(page, 2)
+    assert tip[0] > x2 + 20  # body 2 moves in +x: its arrow points right
+    assert not _is_background(_pixel(page, (x2 + 2 * tip[0]) / 3, y2, radius=1))  # the arrow is drawn
+    box = _canvas_box(page)
+    x0, y0 = _body_pixel(page, 0)
+    _drag(page, box, (x0, y0), (x0 + 40, y0 - 30))
+    move = _wait_edits(scene, 1)
+    assert move["type"] == "edit" and move["action"] == "move" and move["index"] == 0
+    # 1 px of mouse = 1 / px_per_unit length units; float32 on the page (~1e-6 here).
+    np.testing.assert_allclose(move["vector"], THREE[0] + [40 / px_per_unit, 30 / px_per_unit, 0.0], atol=1e-4)
+    assert page.evaluate(f"() => {SCENE_JS}.selected()") == 0
+    _drag(page, box, tip, (tip[0] + 20, tip[1] + 25))
+    turn = _wait_edits(scene, 2)
+    assert turn["action"] == "velocity" and turn["index"] == 2
+    np.testing.assert_allclose(turn["vector"], velocity[2] + [20 / px_per_unit / k, -25 / px_per_unit / k, 0.0], atol=1e-4)
+
+
+def test_edit_mode_shift_click_adds_and_an_edited_state_keeps_the_camera(open_scene):
+    page, scene = open_scene("?view=xy&trails=0&editing=1")
+    scene.show_run(THREE, MASS3, velocity=np.zeros((3, 3)))
+    _wait_frame(page, 0)
+    page.wait_for_function(f"() => !{SCENE_JS}.pending()")
+    camera = page.evaluate(f"() => {SCENE_JS}.camera()")
+    box = _canvas_box(page)
+    page.keyboard.down("Shift")
+    page.mouse.click(box[0] + 300 + 60, box[1] + 240 + 90)  # empty space below right of the centre
+    page.keyboard.up("Shift")
+    add = _wait_edits(scene, 1)
+    s = 0.5 * 480 / (camera["extent"] / camera["zoom"])
+    np.testing.assert_allclose(add["vector"], [camera["center"][0] + 60 / s, camera["center"][1] - 90 / s,
+                                               camera["center"][2]], atol=1e-4)
+    # The server answers with the edited state (4 bodies): trails dropped, camera kept.
+    four = np.vstack([THREE, add["vector"]])
+    scene.show_edit(four, np.ones(4), velocity=np.zeros((4, 3)))
+    page.wait_for_function(f"() => {SCENE_JS}.numBodies() === 4 && !{SCENE_JS}.pending()")
+    assert page.evaluate(f"() => {SCENE_JS}.camera()") == camera
+    x3, y3 = _body_pixel(page, 3)
+    assert abs(x3 - 360) < 1.5 and abs(y3 - 330) < 1.5  # drawn where it was clicked
+    assert not _is_background(_pixel(page, x3, y3))
+
+
+def test_edit_mode_drag_in_3d_stays_in_the_camera_plane(open_scene):
+    page, scene = open_scene("?view=3d&trails=0&editing=1")
+    rng = np.random.default_rng(5)
+    position = rng.normal(size=(6, 3))
+    scene.show_run(position, np.ones(6), velocity=np.zeros((6, 3)))
+    _wait_frame(page, 0)
+    page.wait_for_function(f"() => !{SCENE_JS}.pending()")
+    x, y = _body_pixel(page, 0)
+    depth_before = page.evaluate(f"() => {SCENE_JS}.worldAt({x}, {y}, 0, 0)")
+    box = _canvas_box(page)
+    _drag(page, box, (x, y), (x - 35, y + 25))
+    move = _wait_edits(scene, 1)
+    page.wait_for_function(f"() => !{SCENE_JS}.pending()")
+    # Drawn where it was dropped (the page shows the drag at once) ...
+    x_new, y_new = _body_pixel(page, 0)
+    assert abs(x_new - (x - 35)) < 1 and abs(y_new - (y + 25)) < 1
+    # ... and moved only across the line of sight: the step is orthogonal to the camera's
+    # viewing direction (d = (-sin(pitch) sin(yaw), -sin(pitch) cos(yaw), cos(pitch))).
+    camera = page.evaluate(f"() => {SCENE_JS}.camera()")
+    yaw, pitch = camera["yaw"], camera["pitch"]
+    view_dir = np.array([-np.sin(pitch) * np.sin(yaw), -np.sin(pitch) * np.cos(yaw), np.cos(pitch)])
+    step = np.asarray(move["vector"]) - position[0]
+    assert np.linalg.norm(step) > 0.05
+    assert abs(step @ view_dir) < 1e-4 * np.linalg.norm(step) + 1e-5  # float32 on the page
+    np.testing.assert_allclose(depth_before, position[0], atol=1e-4)  # worldAt inverts the projection
