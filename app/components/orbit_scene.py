@@ -207,6 +207,25 @@ class OrbitScene(JSComponent):
         """``(run id, frame index)`` of the last frame sent (compare with ``drawn``)."""
         return self._run_id, self._frame_index
 
+    def unacknowledged(self, drawn=None) -> int | None:
+        """Frames sent after the one the browser painted last (0: it has drawn the newest).
+
+        The browser paints only the newest frame it holds at each animation frame, so one
+        acknowledgement stands for every earlier frame of the run as well.
+
+        Args:
+            drawn: ``[run id, frame index]`` as written by the browser (default: ``drawn``).
+
+        Returns:
+            ``frame index sent last - frame index drawn``, or None when ``drawn`` belongs to
+            another run than the last frame sent (an acknowledgement that says nothing).
+        """
+        run_id, index = self.last_sent
+        drawn_run, drawn_index = self.drawn if drawn is None else drawn
+        if drawn_run != run_id or drawn_index > index:
+            return None
+        return index - drawn_index
+
     # ------------------------------------------------------------------ frames
     def show_run(self, position: np.ndarray, mass: np.ndarray, *, velocity: np.ndarray | None = None,
                  time: float = 0.0) -> bytes:

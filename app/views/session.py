@@ -4,7 +4,7 @@ A :class:`SessionRunner` belongs to one view of one browser session. It captures
 session's document, knows whether it is served, runs page updates under the document lock
 (:meth:`SessionRunner.in_session`), submits JAX work with done/failed callbacks
 (:meth:`SessionRunner.submit`), owns the one stop ``Event`` that closing the tab sets, and
-keeps at most one frame in flight to the browser (:meth:`SessionRunner.frame_sent` /
+keeps at most :data:`FRAMES_IN_FLIGHT` frames in flight to the browser (:meth:`SessionRunner.frame_sent` /
 :meth:`SessionRunner.frame_acknowledged`). Modelled on Panel's concurrency how-to
 (``SessionTaskRunner``): threads compute, the document is only touched under its lock.
 
@@ -34,7 +34,7 @@ from bokeh.io.state import curstate
 
 from app.views._common import call_in_document, run_locked
 
-__all__ = ["Cancelled", "FairPool", "Job", "POOL", "JAX_SLOTS", "SessionRunner"]
+__all__ = ["Cancelled", "FairPool", "FRAMES_IN_FLIGHT", "Job", "POOL", "JAX_SLOTS", "SessionRunner"]
 
 _LOG = logging.getLogger(__name__)
 
@@ -43,6 +43,12 @@ _LOG = logging.getLogger(__name__)
 JAX_SLOTS = 2
 _IDLE_THREAD_S = 30.0  # a pool thread with nothing to do for this long exits
 _POLL_S = 0.05  # how often a waiting job looks at its stop event (cancellation latency)
+#: Frames sent to a browser and not yet acknowledged before the next one waits. Two: the next
+#: frame is computed and sent while the browser paints the previous one, so a round trip
+#: (send, wait for the animation frame, paint, acknowledge, compute) longer than one display
+#: frame no longer halves the rate. With one, a single viewer of the figure-eight got 43.7
+#: painted frames/s on a 60 Hz display (benchmarks/results/dashboard.md).
+FRAMES_IN_FLIGHT = 2
 
 
 class Cancelled(Exception):
@@ -471,18 +477,23 @@ class SessionRunner(param.Parameterized):
 
     # ----------------------------------------------------------------- frames
     def frame_slot_free(self, *, timeout_s: float) -> bool:
-        """True when no frame is waiting for the browser: back-pressure of one frame in
-        flight, so a slow browser slows the animation instead of queueing frames (and a
-        click is drawn right after the frame being shown). A frame not acknowledged within
-        ``timeout_s`` (hidden tab, lost message) frees the slot anyway."""
-        if self._in_flight and time.perf_counter() - self._frame_sent_at < timeout_s:
+        """True when fewer than :data:`FRAMES_IN_FLIGHT` frames wait for the browser:
+        back-pressure, so a slow browser slows the animation instead of queueing frames (and
+        a click is drawn at most a frame or two later). When no acknowledgement came within
+        ``timeout_s`` of the last frame sent (hidden tab, lost message) the slot is free anyway."""
+        if self._in_flight >= FRAMES_IN_FLIGHT and time.perf_counter() - self._frame_sent_at < timeout_s:
             return False
         return True
+
+    @property
+    def frames_in_flight(self) -> int:
+        """Frames sent and not yet acknowledged."""
+        return self._in_flight
 
     def frame_sent(self) -> None:
         if not self._nodelay_done:
             self._set_nodelay()
-        self._in_flight = 1
+        self._in_flight += 1
         self._frame_sent_at = time.perf_counter()
 
     def _set_nodelay(self) -> None:
@@ -503,5 +514,7 @@ class SessionRunner(param.Parameterized):
                 continue
             self._nodelay_done = True
 
-    def frame_acknowledged(self) -> None:
-        self._in_flight = 0
+    def frame_acknowledged(self, outstanding: int = 0) -> None:
+        """The browser painted a frame; ``outstanding`` frames were sent after it (they are
+        still in flight; never more than were counted by :meth:`frame_sent`)."""
+        self._in_flight = max(0, min(self._in_flight, outstanding))

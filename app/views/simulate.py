@@ -3,7 +3,7 @@
 The orbit view is :class:`~app.components.orbit_scene.OrbitScene` (``simulate-scene``): per
 frame the server sends one binary message of float32 positions and the browser draws the
 bodies and keeps the fading trails (3D camera or projections). The browser acknowledges each
-painted frame (``drawn``) and the next one is sent only then; a hidden page or tab
+painted frame (``drawn``) and at most two frames are in flight; a hidden page or tab
 (``page_visible`` false, from the browser's ``visibilitychange`` and the scene's visibility)
 gets no frames until it is shown again. The energy and momentum plots stay Bokeh and take the
 new points at their own cadence (~5/s), not per frame. Frames are computed on the process's
@@ -162,8 +162,9 @@ class SimulateView(pn.viewable.Viewer):
             name="simulate-scene", view=state.projection, color_by=state.color_by, size_by_mass=state.size_by_mass,
             trails=state.trails, trail_length=state.trail_length, sizing_mode="stretch_both", min_height=420,
         )
-        # Back-pressure: the browser sets `drawn` to the frame it painted last, and the next
-        # frame is sent only then (see SessionRunner.frame_slot_free); a hidden page pauses.
+        # Back-pressure: the browser sets `drawn` to the frame it painted last, and a frame is
+        # sent only while fewer than two are unacknowledged (SessionRunner.frame_slot_free);
+        # a hidden page pauses.
         self.scene.param.watch(self._on_drawn, ["drawn"])  # touches no Bokeh model: no lock needed
         self.scene.param.watch(self.runner.locked(self._on_visibility), ["page_visible"])
 
@@ -486,9 +487,10 @@ class SimulateView(pn.viewable.Viewer):
         self._frame_failed(error)
 
     def _on_drawn(self, event) -> None:
-        """The browser painted frame ``event.new``: the next one may be sent."""
-        if list(event.new) == list(self.scene.last_sent):
-            self.runner.frame_acknowledged()
+        """The browser painted frame ``event.new``: the frames up to it are no longer in flight."""
+        outstanding = self.scene.unacknowledged(event.new)
+        if outstanding is not None:
+            self.runner.frame_acknowledged(outstanding)
             self._request_frame(self._loop_epoch)
 
     def _on_visibility(self, event) -> None:

@@ -81,6 +81,21 @@ def test_show_run_then_frames_carry_masses_once_and_speeds_only_when_colouring_b
     assert again["run_id"] == first["run_id"] + 1 and again["frame_index"] == 0
 
 
+def test_one_acknowledgement_stands_for_every_earlier_frame_of_its_run():
+    position, _, mass = _system()
+    scene = OrbitScene()
+    scene.show_run(position, mass)
+    run = scene.last_sent[0]
+    for _ in range(3):
+        scene.show_frame(position)
+    assert scene.unacknowledged([run, 3]) == 0
+    assert scene.unacknowledged([run, 1]) == 2  # frames 2 and 3 are still in flight
+    assert scene.unacknowledged([run - 1, 3]) is None  # a painted frame of the previous run
+    assert scene.unacknowledged([run, 4]) is None  # not a frame this scene sent
+    scene.drawn = [run, 2]
+    assert scene.unacknowledged() == 1
+
+
 def test_show_frame_with_another_body_count_asks_for_show_run():
     position, _, mass = _system()
     scene = OrbitScene()

@@ -15,7 +15,7 @@ from bokeh.io.doc import set_curdoc as bokeh_set_curdoc
 from panel.io.state import set_curdoc
 
 from app.views._common import escape_markdown
-from app.views.session import Cancelled, FairPool, Job, SessionRunner
+from app.views.session import FRAMES_IN_FLIGHT, Cancelled, FairPool, Job, SessionRunner
 
 
 def _wait_until(condition, timeout_s: float = 10.0) -> None:
@@ -85,6 +85,30 @@ def test_a_cancelled_queued_job_never_runs():
     gate.set()
     assert first.finished.wait(10)
     assert ran == []
+
+
+def test_frames_in_flight_are_capped_and_an_acknowledgement_frees_slots():
+    runner = SessionRunner("test")
+    timeout_s = 3600.0  # never reached here: only the counts decide
+    assert FRAMES_IN_FLIGHT == 2
+    runner.frame_sent()
+    assert runner.frame_slot_free(timeout_s=timeout_s)  # one in flight: the next may go
+    runner.frame_sent()
+    assert runner.frames_in_flight == 2 and not runner.frame_slot_free(timeout_s=timeout_s)
+    runner.frame_acknowledged(outstanding=1)  # the older one painted, the newer still in flight
+    assert runner.frames_in_flight == 1 and runner.frame_slot_free(timeout_s=timeout_s)
+    runner.frame_acknowledged(outstanding=5)  # frames the runner never counted (a run start)
+    assert runner.frames_in_flight == 1
+    runner.frame_acknowledged()
+    assert runner.frames_in_flight == 0
+
+
+def test_an_unacknowledged_frame_frees_its_slot_after_the_timeout():
+    runner = SessionRunner("test")
+    runner.frame_sent()
+    runner.frame_sent()
+    assert not runner.frame_slot_free(timeout_s=3600.0)
+    assert runner.frame_slot_free(timeout_s=0.0)  # hidden tab or lost message: send anyway
 
 
 def test_not_served_runner_runs_work_and_callbacks_at_once():
