@@ -43,6 +43,7 @@ class ChaosView(pn.viewable.Viewer):
         self.orbit_sources = [ColumnDataSource({"xs": [], "ys": []}, name=f"chaos-orbit-{i}") for i in range(2)]
         self.separation_source = ColumnDataSource({"t": [], "d": []}, name="chaos-separation")
         self.fit_source = ColumnDataSource({"t": [], "d": []}, name="chaos-fit")
+        self.power_source = ColumnDataSource({"t": [], "d": []}, name="chaos-power-fit")
         orbits = figure(title="Both copies (x, y in length units)", match_aspect=True, height=380,
                         sizing_mode="stretch_width", x_axis_label="x", y_axis_label="y")
         for index, (source, dash) in enumerate(zip(self.orbit_sources, ("solid", "dashed"))):
@@ -55,6 +56,8 @@ class ChaosView(pn.viewable.Viewer):
         separation.line("t", "d", source=self.separation_source, color="#000000", legend_label="separation")
         separation.line("t", "d", source=self.fit_source, color="#CC79A7", line_width=3, line_dash="dashed",
                         legend_label="exponential fit")
+        separation.line("t", "d", source=self.power_source, color="#009E73", line_width=3, line_dash="dotted",
+                        legend_label="power-law fit (regular)")
         separation.legend.location = "top_left"
         self.system.param.watch(lambda e: setattr(self.state, "system", e.new), "value")
         self.delta.param.watch(lambda e: setattr(self.state, "delta", e.new), "value")
@@ -110,9 +113,22 @@ class ChaosView(pn.viewable.Viewer):
         positive = run.separation > 0
         self.separation_source.data = {"t": run.time[positive], "d": run.separation[positive]}
         fit = run.fit
-        t = np.array([fit.t_start, fit.t_stop])
         window = (run.time >= fit.t_start) & (run.time <= fit.t_stop)
-        log_d = np.log(run.separation[window])
-        intercept = np.mean(log_d - fit.exponent * run.time[window])  # least-squares intercept
-        self.fit_source.data = {"t": t, "d": np.exp(intercept + fit.exponent * t)}
+        empty = {"t": [], "d": []}
+        if fit.regular:
+            # The power law d ~ (t - t0)^p through the separation's running maximum (the
+            # envelope the regular/exponential test compares, nbody_core.chaos).
+            window &= run.time > run.time[0]
+            t = run.time[window]
+            log_t = np.log(t - run.time[0])
+            log_d = np.log(np.maximum.accumulate(run.separation)[window])
+            intercept = np.mean(log_d - fit.power * log_t)  # least-squares intercept
+            self.fit_source.data = empty
+            self.power_source.data = {"t": t, "d": np.exp(intercept + fit.power * log_t)}
+        else:
+            t = np.array([fit.t_start, fit.t_stop])
+            log_d = np.log(run.separation[window])
+            intercept = np.mean(log_d - fit.exponent * run.time[window])  # least-squares intercept
+            self.fit_source.data = {"t": t, "d": np.exp(intercept + fit.exponent * t)}
+            self.power_source.data = empty
         self.summary.object = escape_markdown(self.state.summary())

@@ -36,6 +36,30 @@ def test_regular_kepler_orbit_reports_slow_growth():
     # growth at the fitted rate would multiply it by exp(20 P / t_L).
     assert run.separation.size == 401
     assert run.separation[400] / run.separation[200] == pytest.approx(2.0, rel=0.05)  # measured 1.99999
+    assert run.fit.regular
+    assert "No exponential growth detected: regular orbit" in state.summary()
+    assert "Lyapunov time t_L" not in state.summary()
+
+
+def test_plummer_twin_is_offered_and_drawn_with_its_lyapunov_time():
+    view = ChaosView(ChaosState(system="plummer"))
+    assert view.state.delta == 1e-9  # the default perturbation
+    view.run()
+    run = view.state.result
+    assert run is not None and not run.fit.regular
+    assert len(view.orbit_sources[0].data["xs"]) == 32
+    # Same settings as tests/nbody_core/test_chaos.py (measured t_L = 0.32 there).
+    assert 0.1 < run.fit.lyapunov_time < 1.0
+    assert "Lyapunov time t" in view.summary.object and "regular" not in view.summary.object
+    assert len(view.fit_source.data["t"]) == 2 and len(view.power_source.data["t"]) == 0
+
+
+def test_regular_orbit_draws_a_power_law_instead_of_an_exponential():
+    view = ChaosView(ChaosState(system="figure_eight"))
+    view.run()
+    assert view.state.result.fit.regular
+    assert len(view.fit_source.data["t"]) == 0 and len(view.power_source.data["t"]) > 10
+    assert "regular orbit" in view.summary.object
 
 
 def test_every_system_has_a_friendly_name():
