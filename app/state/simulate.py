@@ -1,7 +1,10 @@
-"""Session state of the Simulate tab: one live N-body run and its streaming diagnostics.
+"""Session state of the Simulate tab: the parameters of one live N-body run.
 
-Static configuration (preset, N, seed, integrator, force method, precision) builds a new run
-and may compile; ``dt``, ``softening`` and ``steps_per_frame`` are traced by
+What belongs here: the parameters (with bounds and docs), preset defaults, which changes
+rebuild the run, validation of URL settings and uploads, and the labels derived from them.
+The run itself (build, compile, advance, faults, readouts) is :class:`app.state.simulate_run.LiveRun`,
+mixed in. Static configuration (preset, N, seed, integrator, force method, precision) builds
+a new run and may compile; ``dt``, ``softening`` and ``steps_per_frame`` are traced by
 :func:`nbody_core.advance`, so moving them while playing never recompiles. Display options
 (projection, colours, trails) travel to the browser-drawn scene (``app/components``), which
 keeps the trails itself; shared-link handling is in :mod:`app.state.links`. No Panel import:
@@ -11,27 +14,23 @@ the view and the tests drive this class directly.
 from __future__ import annotations
 
 import math
-from functools import lru_cache
 import threading
-import time
-from collections import deque
-from typing import Any, Callable, Mapping, NamedTuple
+from functools import lru_cache
+from typing import Any, Mapping
 
 import jax
-import jax.numpy as jnp
-import numpy as np
 import param
 
 from app.limits import LIMITS
 from app.state.links import URL_PARAMETERS, coerce, refusal_in_words, url_values
-from app.state.run_messages import ENERGY_WARNING_LEVEL, energy_warning, fault_message
+from app.state.run_messages import ENERGY_WARNING_LEVEL
+from app.state.simulate_run import ERROR_FLOOR, HISTORY_POINTS, FrameDiagnostics, LiveRun, RunFault
 from nbody_core import FORCE_METHODS, INTEGRATORS, PRESETS, get_preset
-from nbody_core.adaptive import ADAPTIVE_INTEGRATORS, simulate_adaptive
+from nbody_core.adaptive import ADAPTIVE_INTEGRATORS
 from nbody_core.autoselect import resolve_forces
-from nbody_core.pallas_kernels import pallas_interpret_default
 from nbody_core.io import initial_conditions_csv_text, parse_initial_conditions_csv, trajectory_npz_bytes
-from nbody_core.simulate import Trajectory, advance, conserved_quantities
-from nbody_core.state import DTYPES, ParticleState, PhysicsParams, cast_state
+from nbody_core.pallas_kernels import pallas_interpret_default
+from nbody_core.state import DTYPES, ParticleState, PhysicsParams
 
 __all__ = [
     "UPLOADED",
@@ -43,6 +42,8 @@ __all__ = [
     "FrameDiagnostics",
     "RunFault",
     "ENERGY_WARNING_LEVEL",
+    "ERROR_FLOOR",
+    "HISTORY_POINTS",
 ]
 
 #: Preset-selector entry for initial conditions uploaded as CSV.
@@ -52,79 +53,22 @@ UPLOADED = "uploaded"
 DT_CHOICES = tuple(round(m * 10.0**e, 12) for e in range(-6, -1) for m in (1, 2, 5)) + (0.1,)
 SOFTENING_CHOICES = (0.0,) + tuple(round(m * 10.0**e, 12) for e in range(-4, 0) for m in (1, 2, 5)) + (1.0,)
 
-RECORD_VALUES = 4_000_000  # floats of recorded trajectory kept for download (~32 MB)
-HISTORY_POINTS = 20_000  # diagnostic points kept for the live plots
-#: Wall-clock budget of one compiled call in :meth:`SimulationState.step_frame`: a frame of
-#: many steps is cut into calls of about this length so that Pause, Reset or a preset
-#: change act within one call (a frame of 200 steps at N = 2000 takes seconds).
-CALL_BUDGET_S = 0.05
 #: With an adaptive integrator (ias15, dopri8) ``dt`` is the frame's save interval, not a
 #: step: a preset whose default integrator is adaptive opens with the 1-2-5 ladder value of
 #: ``dt`` nearest to ``t_end / (steps_per_frame * ADAPTIVE_FRAMES)``, so that its default
 #: duration plays in about this many frames (Pythagorean: dt = 5e-3, 1400 frames to t = 70).
 ADAPTIVE_FRAMES = 1500
-#: Cap on attempted adaptive steps in one frame (IAS15 takes ~3000 steps over the whole
-#: Pythagorean run to t = 70): a frame that needs more stops the run with a fault.
-ADAPTIVE_MAX_STEPS = 100_000
-ERROR_FLOOR = 1e-17  # below float64 round-off; keeps exact zeros drawable on a log axis
 _DTYPES = DTYPES
 _STATIC = ("preset", "num_bodies", "seed", "integrator", "forces", "precision")
-
-
-@jax.jit
-def _diagnostics(state: ParticleState, params: PhysicsParams):
-    """Energy, linear momentum ``[3]``, angular momentum ``[3]`` and their scales."""
-    quantities = conserved_quantities(state, params)
-    speed = jnp.linalg.norm(state.velocity, axis=-1)
-    lever = jnp.linalg.norm(jnp.cross(state.position, state.velocity), axis=-1)
-    return quantities, jnp.sum(state.mass * speed), jnp.sum(state.mass * lever)
-
 
 
 def _force_options() -> list[str]:
     """Force methods offered: the registry, less Pallas where it would run interpreted (slow)."""
     return [name for name in FORCE_METHODS if name != "pallas" or not pallas_interpret_default()]
 
-class FrameDiagnostics(NamedTuple):
-    """Diagnostics of the frames produced since the last call to ``take_new_history``.
 
-    Attributes:
-        time: ``[k]`` simulation times.
-        energy_error: ``[k]`` ``|E - E0| / |E0|``.
-        momentum_error: ``[k]`` ``|P - P0| / sum_i m_i |v_i(0)|``.
-        angular_momentum_error: ``[k]`` ``|L - L0| / sum_i m_i |r_i(0) x v_i(0)|``.
-    """
-
-    time: np.ndarray
-    energy_error: np.ndarray
-    momentum_error: np.ndarray
-    angular_momentum_error: np.ndarray
-
-
-class RunFault(NamedTuple):
-    """Where and why a live run stopped (see :meth:`SimulationState.step_frame`).
-
-    Attributes:
-        step: the first step whose result is not finite (counted from the initial state).
-        time: simulation time of the last good state, which the run keeps.
-        message: what happened, the likely cause and what to do, for the user.
-    """
-
-    step: int
-    time: float
-    message: str
-
-
-class _Reference(NamedTuple):
-    energy: float
-    linear_momentum: np.ndarray
-    angular_momentum: np.ndarray
-    momentum_scale: float
-    angular_momentum_scale: float
-
-
-class SimulationState(param.Parameterized):
-    """One live run for one dashboard session.
+class SimulationState(LiveRun, param.Parameterized):
+    """One live run for one dashboard session (the run machinery is :class:`LiveRun`).
 
     Call :meth:`prepare` (compiles if needed; safe in a worker thread) and then
     :meth:`step_frame` per animation frame. Static parameters rebuild the run through
@@ -203,9 +147,11 @@ class SimulationState(param.Parameterized):
         return self.integrator in ADAPTIVE_INTEGRATORS
 
     @property
-    def accepted_steps_per_second(self) -> float:
-        """Accepted adaptive steps per wall-clock second over the last frame (0 before one)."""
-        return self._last_accepted / self.last_frame_seconds if self.last_frame_seconds > 0 else 0.0
+    def units(self) -> str:
+        """Unit system of the run (``nbody_core.units`` name), known without building it."""
+        if self.preset == UPLOADED:
+            return self._uploaded.units if self._uploaded is not None else "nbody"
+        return get_preset(self.preset).units
 
     @property
     def scalable(self) -> bool:
@@ -219,16 +165,6 @@ class SimulationState(param.Parameterized):
         return PhysicsParams(
             float(base.G), float(self.softening), float(base.screening_length), float(base.power_index)
         )
-
-    @property
-    def ready(self) -> bool:
-        """True once the reference conserved quantities of this run are known."""
-        return self._reference is not None
-
-    @property
-    def generation(self) -> int:
-        """Counter bumped by every reset (a worker's result for an older run is stale)."""
-        return self._generation
 
     @property
     def description(self) -> str:
@@ -321,309 +257,6 @@ class SimulationState(param.Parameterized):
         n = self.num_bodies if preset.scalable else None
         return preset.build(jax.random.key(self.seed), n)
 
-    def reset(self) -> None:
-        """Rebuild the initial state of the current configuration and clear all history."""
-        with self._lock:
-            initial = cast_state(self._initial_state(), self.dtype)
-            self._generation += 1
-            self.initial = initial
-            self.current = initial
-            self._reference: _Reference | None = None
-            self._position_np = np.asarray(initial.position, np.float64)
-            self._velocity_np = np.asarray(initial.velocity, np.float64)
-            self._mass_np = np.asarray(initial.mass, np.float64)
-            self._time = float(initial.time)
-            self.steps_taken = 0
-            self.frames_taken = 0
-            self._new_history: list[tuple[float, float, float, float]] = []
-            self._history: deque = deque(maxlen=HISTORY_POINTS)
-            self._record_frames = max(2, RECORD_VALUES // (7 * self.current.num_bodies + 8))
-            self._record: deque = deque(maxlen=self._record_frames)
-            self.last_frame_seconds = 0.0
-            self.nonfinite = False
-            self.fault: RunFault | None = None
-            self.energy_warning: str | None = None
-            self._chunk_steps = 1  # steps per compiled call, adapted to CALL_BUDGET_S by step_frame
-            self._next_dt: float | None = None  # adaptive step size carried from frame to frame
-            self._last_accepted = 0  # accepted adaptive steps in the last frame
-            self.rejected_steps = 0
-
-    def prepare(self) -> float:
-        """Compile the frame function for this configuration if needed, and compute the
-        reference conserved quantities. Safe to call from a worker thread.
-
-        Returns:
-            Seconds spent (compilation included).
-        """
-        start = time.perf_counter()
-        with self._lock:
-            generation, state = self._generation, self.current
-            options = dict(integrator=self.integrator, forces=self.forces)
-            params = self.physics_params
-            dt = float(self.dt)
-        # num_steps is traced: a zero-step call compiles the very function later frames use.
-        # The compiled function is keyed by hashable records (integrator, force method,
-        # potential) and the state's shape, so every session of the process shares it.
-        quantities, momentum_scale, angular_scale = jax.device_get(_diagnostics(state, params))
-        if options["integrator"] in ADAPTIVE_INTEGRATORS:
-            # Compile the frame's call (save times, step size and params are traced: later
-            # frames and slider moves reuse it); the result is discarded.
-            self._adaptive_frame(state, float(state.time) + dt, params, None, **options)
-        else:
-            jax.block_until_ready(advance(state, 0, dt=dt, params=params, **options))
-        reference = _Reference(
-            float(quantities.energy),
-            np.asarray(quantities.linear_momentum, np.float64),
-            np.asarray(quantities.angular_momentum, np.float64),
-            float(momentum_scale),
-            float(angular_scale),
-        )
-        with self._lock:
-            if generation == self._generation and self._reference is None:
-                self._reference = reference
-                self._record_snapshot(quantities)
-        return time.perf_counter() - start
-
-    def step_frame(self, cancelled: Callable[[], bool] | None = None) -> FrameDiagnostics | None:
-        """Advance by ``steps_per_frame`` steps and record the frame's diagnostics.
-
-        The steps run outside the state's lock, in compiled calls of about
-        :data:`CALL_BUDGET_S` each (the step count is traced, so any split reuses the same
-        compiled function), so :meth:`reset` never waits for a frame and a stop acts within
-        one call. The frame is committed only if the run was not rebuilt meanwhile.
-
-        Args:
-            cancelled: polled between calls; when it returns True the frame is dropped.
-
-        Returns:
-            The diagnostics of this frame (one point), or None when the frame was dropped:
-            cancelled, or the run was reset or rebuilt while it was computed (its result
-            belongs to an older run and is never recorded or drawn).
-        """
-        if not self.ready:
-            self.prepare()
-        with self._lock:
-            if self._reference is None:
-                return None  # reset between prepare() and here: the caller asks again
-            generation = self._generation
-            params = self.physics_params
-            steps = int(self.steps_per_frame)
-            dt = float(self.dt)
-            options = dict(dt=dt, params=params, integrator=self.integrator, forces=self.forces)
-            previous = self.current
-            next_dt, reference_energy = self._next_dt, self._reference.energy
-        if self.adaptive:
-            return self._step_adaptive(generation, previous, params, steps * dt, next_dt, reference_energy, options)
-        start = time.perf_counter()
-        # The live view checks the energy error of each frame's END state (computed below for
-        # the plots anyway), not of every step: per-step tracking (advance_tracked, one
-        # potential per step) measured x1.31 (N = 200, 1 step/frame), x1.83 (N = 256, 10
-        # steps/frame), x1.45 (N = 1000) the cost of a plain step on this machine, far above
-        # the ~15 % a live frame can spare. The CLI/API reports keep per-step tracking.
-        state, done = previous, 0
-        while done < steps:
-            if (cancelled is not None and cancelled()) or generation != self._generation:
-                return None
-            chunk = min(steps - done, self._chunk_steps)
-            call_start = time.perf_counter()
-            state = jax.block_until_ready(advance(state, chunk, **options))
-            per_step = (time.perf_counter() - call_start) / chunk
-            self._chunk_steps = max(1, min(LIMITS.max_steps_per_frame, int(CALL_BUDGET_S / max(per_step, 1e-9))))
-            done += chunk
-        quantities, _, _ = _diagnostics(state, params)
-        host, quantities = jax.device_get((state, quantities))
-        with self._lock:
-            if generation != self._generation:
-                return None
-            self.fault = None
-            if not self._finite(host, quantities):
-                # Nothing non-finite is kept or drawn: stop at the last good step instead.
-                self._stop_at_fault(previous, params)
-                self.last_frame_seconds = time.perf_counter() - start
-                return FrameDiagnostics(*(np.empty(0) for _ in range(4)))
-            point = self._commit(state, host, quantities, steps)
-            if self.energy_warning is None and point[1] > ENERGY_WARNING_LEVEL:
-                self.energy_warning = self._energy_message(point[1])
-            self.last_frame_seconds = time.perf_counter() - start
-            return FrameDiagnostics(*(np.array([v]) for v in point))
-
-    @staticmethod
-    def _adaptive_frame(state, t_end, params, initial_dt, *, integrator, forces):
-        """One adaptive call from ``state`` to the end time ``t_end`` (one save interval)."""
-        trajectory, stats = simulate_adaptive(
-            state, t_end=t_end, num_saves=1, params=params, forces=forces, integrator=integrator,
-            max_steps=ADAPTIVE_MAX_STEPS, initial_dt=initial_dt,
-        )
-        return jax.block_until_ready(trajectory), stats
-
-    def _step_adaptive(self, generation, previous, params, interval, next_dt, reference_energy, options):
-        """A frame of an adaptive run: to ``previous.time + interval`` in one compiled call,
-        starting from the step size the previous frame ended with."""
-        start = time.perf_counter()
-        options = {k: options[k] for k in ("integrator", "forces")}
-        t_end = self._time + interval
-        trajectory, stats = self._adaptive_frame(previous, t_end, params, next_dt, **options)
-        state = previous._replace(
-            position=trajectory.position[-1], velocity=trajectory.velocity[-1],
-            time=jnp.asarray(t_end, previous.position.dtype),
-        )
-        quantities, _, _ = _diagnostics(state, params)
-        host, quantities, frame_start_energy = jax.device_get((state, quantities, trajectory.energy[0]))
-        with self._lock:
-            if generation != self._generation:
-                return None
-            self.fault = None
-            if stats["result"] != "successful" or not self._finite(host, quantities):
-                self.nonfinite = True
-                self.fault = RunFault(
-                    self.steps_taken + 1, self._time,
-                    f"Paused: the adaptive integrator {self.integrator} stopped in the frame from "
-                    f"t = {self._time:.4g} to {t_end:.4g} ({stats['message']}). The last good "
-                    "state is kept and can be downloaded; add softening or press Reset.",
-                )
-                self.last_frame_seconds = time.perf_counter() - start
-                return FrameDiagnostics(*(np.empty(0) for _ in range(4)))
-            self._next_dt = stats["next_dt"]
-            self._last_accepted = stats["accepted_steps"]
-            self.rejected_steps += stats["rejected_steps"]
-            point = self._commit(state, host, quantities, stats["accepted_steps"])
-            # Worst error over every accepted step: the frame's own (relative to its start
-            # energy) on top of where the frame started.
-            scale = abs(reference_energy) or 1.0
-            within = float(trajectory.max_relative_energy_error) * abs(float(frame_start_energy)) / scale
-            worst = max(point[1], abs(float(frame_start_energy) - reference_energy) / scale + within)
-            if self.energy_warning is None and worst > ENERGY_WARNING_LEVEL:
-                self.energy_warning = self._energy_message(worst)
-            self.last_frame_seconds = time.perf_counter() - start
-            return FrameDiagnostics(*(np.array([v]) for v in point))
-
-    def _commit(self, state: ParticleState, host: ParticleState, quantities, steps: int):
-        """Make ``state`` (``host``: its copy on the host) the current one, ``steps`` later."""
-        self.current = state
-        self._position_np = np.asarray(host.position, np.float64)
-        self._velocity_np = np.asarray(host.velocity, np.float64)
-        self._time = float(host.time)
-        self.steps_taken += steps
-        self.frames_taken += 1
-        point = self._errors(quantities)
-        self._new_history.append(point)
-        self._history.append(point)
-        self._record_snapshot(quantities)
-        self.nonfinite = False
-        return point
-
-    def _finite(self, host: ParticleState, quantities) -> bool:
-        """Positions, velocities, energy and the reference energy are all finite."""
-        return bool(
-            np.isfinite(np.asarray(host.position)).all()
-            and np.isfinite(np.asarray(host.velocity)).all()
-            and math.isfinite(float(quantities.energy))
-            and math.isfinite(self._reference.energy)
-        )
-
-    def _stop_at_fault(self, previous: ParticleState, params: PhysicsParams) -> None:
-        """The frame from ``previous`` went non-finite: redo it one step at a time (same
-        compiled function: the step count is traced), keep the last finite state and record
-        where and why it failed in :attr:`fault`."""
-        options = dict(dt=float(self.dt), params=params, integrator=self.integrator, forces=self.forces)
-        good, good_steps = previous, 0
-        if math.isfinite(self._reference.energy):
-            for _ in range(int(self.steps_per_frame) - 1):  # the whole frame is known to fail
-                candidate = advance(good, 1, **options)
-                quantities, _, _ = _diagnostics(candidate, params)
-                host, quantities = jax.device_get((candidate, quantities))
-                if not self._finite(host, quantities):
-                    break
-                good, good_host, good_quantities = candidate, host, quantities
-                good_steps += 1
-        if good_steps:
-            self._commit(good, good_host, good_quantities, good_steps)
-        self.nonfinite = True
-        first_bad = self.steps_taken + 1
-        self.fault = RunFault(first_bad, self._time, self._fault_message(first_bad))
-
-    def _fault_message(self, first_bad: int) -> str:
-        return fault_message(
-            first_bad=first_bad, time=self._time, dt=float(self.dt), softening=float(self.softening),
-            position=self._position_np, initial_energy_finite=math.isfinite(self._reference.energy),
-            precision=self.precision,
-        )
-
-    def _energy_message(self, energy_error: float) -> str:
-        return energy_warning(
-            energy_error, steps_taken=self.steps_taken, time=self._time, dt=float(self.dt),
-            softening=float(self.softening), position=self._position_np, integrator=self.integrator,
-            adaptive=self.adaptive,
-        )
-
-    def _errors(self, quantities) -> tuple[float, float, float, float]:
-        ref = self._reference
-        energy_error = abs(float(quantities.energy) - ref.energy) / abs(ref.energy) if ref.energy else float("nan")
-        momentum_error = float(np.linalg.norm(np.asarray(quantities.linear_momentum) - ref.linear_momentum))
-        angular_error = float(np.linalg.norm(np.asarray(quantities.angular_momentum) - ref.angular_momentum))
-        momentum_error /= ref.momentum_scale or 1.0
-        angular_error /= ref.angular_momentum_scale or 1.0
-        return (self._time, energy_error, momentum_error, angular_error)
-
-    def _record_snapshot(self, quantities) -> None:
-        self._record.append(
-            (
-                self._time,
-                self._position_np.copy(),
-                self._velocity_np.copy(),
-                float(quantities.energy),
-                np.asarray(quantities.linear_momentum, np.float64),
-                np.asarray(quantities.angular_momentum, np.float64),
-            )
-        )
-
-    # ----------------------------------------------------------------- readouts
-    @property
-    def time(self) -> float:
-        """Simulation time of the current state, time units."""
-        return self._time
-
-    @property
-    def position(self) -> np.ndarray:
-        """``[n, 3]`` float64 copy of the current positions."""
-        return self._position_np
-
-    @property
-    def velocity(self) -> np.ndarray:
-        return self._velocity_np
-
-    @property
-    def mass(self) -> np.ndarray:
-        return self._mass_np
-
-    @property
-    def history(self) -> FrameDiagnostics:
-        """All diagnostics kept so far (oldest first, at most ``HISTORY_POINTS``)."""
-        return _as_diagnostics(list(self._history))
-
-    def take_new_history(self) -> FrameDiagnostics:
-        """Diagnostics of the frames since the previous call (for streaming to a plot)."""
-        with self._lock:
-            points, self._new_history = self._new_history, []
-        return _as_diagnostics(points)
-
-    def live_frame(self) -> dict:
-        """What the live view sends per frame (safe while another thread steps):
-        ``generation``, ``time``, ``position`` / ``velocity`` (``[n, 3]`` copies), ``history``
-        (:meth:`take_new_history`), ``nonfinite``, ``fault`` and ``energy_warning``. Unlike
-        :meth:`snapshot` it builds no plot columns and no trail: the browser keeps those."""
-        with self._lock:
-            return {
-                "generation": self._generation,
-                "time": self._time,
-                "position": self._position_np.copy(),
-                "velocity": self._velocity_np.copy(),
-                "history": self.take_new_history(),
-                "nonfinite": self.nonfinite,
-                "fault": self.fault,
-                "energy_warning": self.energy_warning,
-            }
-
     # ----------------------------------------------------------------- files
     def load_csv(self, data: bytes | str, *, filename: str = "upload.csv") -> None:
         """Replace the initial conditions by an uploaded CSV (``m,x,y,z,vx,vy,vz``) and reset.
@@ -645,15 +278,6 @@ class SimulationState(param.Parameterized):
         """The current state as CSV text in the upload format."""
         return initial_conditions_csv_text(self.current)
 
-    def trajectory(self) -> Trajectory:
-        """The recorded frames (most recent ``_record_frames``) as a :class:`Trajectory`."""
-        with self._lock:
-            frames = list(self._record)
-        if not frames:
-            raise ValueError("nothing recorded yet: press Step or Play first")
-        time_, position, velocity, energy, momentum, angular = (np.stack(column) for column in zip(*frames))
-        return Trajectory(time_, position, velocity, self._mass_np, energy, momentum, angular)
-
     def trajectory_npz(self) -> bytes:
         """npz bytes of :meth:`trajectory` with this run's settings as metadata."""
         return trajectory_npz_bytes(self.trajectory(), {**self.url_settings(), "description": self.description})
@@ -669,8 +293,3 @@ def preset_label(name: str) -> str:
     return f"{name.replace('_', ' ').capitalize()} ({size})"
 
 
-def _as_diagnostics(points) -> FrameDiagnostics:
-    if not points:
-        return FrameDiagnostics(*(np.empty(0) for _ in range(4)))
-    columns = np.asarray(points, np.float64).T
-    return FrameDiagnostics(*columns)

@@ -1,4 +1,11 @@
-"""Simulate tab: the live orbit view, streaming conservation plots and their controls.
+"""Simulate tab: the live orbit view, its frame loop and the streaming conservation plots.
+
+What belongs here: the run's life in the page (prepare on the worker pool, Play / Step /
+Reset, the frame loop and its back-pressure), drawing each frame, the status line and the
+tab's messages. The sidebar's widgets and their links to the state are
+:class:`~app.views.simulate_controls.SimulateControls`; the run itself is
+:class:`~app.state.simulate.SimulationState` (parameters) with its
+:class:`~app.state.simulate_run.LiveRun` machinery.
 
 The orbit view is :class:`~app.components.orbit_scene.OrbitScene` (``simulate-scene``): per
 frame the server sends one binary message of float32 positions and the browser draws the
@@ -13,7 +20,6 @@ are named ``simulate-*``.
 
 from __future__ import annotations
 
-import io
 import logging
 import time
 from contextlib import contextmanager
@@ -23,20 +29,13 @@ import panel as pn
 import param
 
 from app.components.orbit_scene import OrbitScene
-from app.limits import LIMITS, safe_filename
 from app.views._common import escape_markdown, show_message
 from app.views.diagnostics_plots import DiagnosticsPlots
 from app.views.keyboard import SimulateKeys
 from app.views.record import RecordPanel
 from app.views.session import SessionRunner
-from app.state.simulate import (
-    DT_CHOICES,
-    SOFTENING_CHOICES,
-    UPLOADED,
-    URL_PARAMETERS,
-    SimulationState,
-    preset_label,
-)
+from app.views.simulate_controls import WIDGET_NAMES, SimulateControls, forces_label
+from app.state.simulate import UPLOADED, URL_PARAMETERS, SimulationState
 
 __all__ = ["SimulateView"]
 
@@ -69,33 +68,6 @@ exactly only by the symplectic ones (compare euler or rk4). Try float32 to see r
 """
 
 
-def _ladder_options(choices, value) -> list[float]:
-    return sorted({*choices, float(value)})
-
-
-def _unit_words(state) -> tuple[str, str]:
-    """``(time, length)`` unit names of the run, for labels: years and AU for the solar system."""
-    units = getattr(getattr(state, "current", None), "units", "nbody")
-    return ("yr", "AU") if units == "au_msun_yr" else ("time units", "length units")
-
-
-def _dt_label(state) -> str:
-    """The dt slider's label: a step for fixed-step integrators, the frame's save interval
-    (steps per frame x dt of simulated time per frame) for adaptive ones; with its unit."""
-    time_unit = _unit_words(state)[0]
-    return f"dt (save interval, {time_unit}; adaptive steps)" if state.adaptive else f"dt (time step, {time_unit})"
-
-
-def _softening_label(state) -> str:
-    return f"Softening ε ({_unit_words(state)[1]})"
-
-
-def _forces_label(state) -> str:
-    """``auto → tiled_custom_vjp``: the chosen method and the kernel it runs (registry names)."""
-    resolved = state.resolved_forces
-    return state.forces if resolved == state.forces else f"{state.forces} → {resolved}"
-
-
 class SimulateView(pn.viewable.Viewer):
     """Live simulation of one :class:`~app.state.simulate.SimulationState` per session.
 
@@ -125,8 +97,18 @@ class SimulateView(pn.viewable.Viewer):
         self.last_message = ""  # unescaped text of the latest message (for tests and logs)
         self._warned_generation = -1  # run generation whose energy warning was shown
         self._build_plots()
-        self._build_widgets()
         self.recorder = RecordPanel(self)  # the Record button (app/views/record.py)
+        self.controls = SimulateControls(
+            self.state, scene=self.scene, recorder=self.recorder, notify=self.notify, served=self._served)
+        for name in WIDGET_NAMES:  # the sidebar's widgets, also reachable as view.<name>
+            setattr(self, name, getattr(self.controls, name))
+        self._wire_controls()
+        self.status = pn.pane.HTML(
+            "", css_classes=["nbody-status"], stylesheets=[_STATUS_CSS], sizing_mode="stretch_width",
+            name="simulate-status",
+        )
+        self.message = pn.pane.Alert("", alert_type="danger", visible=False, sizing_mode="stretch_width")
+        self.description = pn.pane.Markdown("", sizing_mode="stretch_width", margin=(0, 10))
         self.keys = SimulateKeys(self)  # keyboard shortcuts + help overlay (app/views/keyboard.py)
         self._layout = self._build_layout()
         if sync_url and self._served:
@@ -142,10 +124,6 @@ class SimulateView(pn.viewable.Viewer):
             self.runner.locked(self._on_display_change), ["projection", "color_by", "size_by_mass", "trails", "trail_length"]
         )
         self.state.param.watch(self._on_frame_rate, ["frame_rate"])
-        self.state.param.watch(lambda *_: setattr(self.dt_slider, "name", _dt_label(self.state)), ["integrator", "preset"])
-        self.state.param.watch(
-            lambda *_: setattr(self.softening_slider, "name", _softening_label(self.state)), ["preset"])
-        self.state.param.watch(self._sync_ladders, ["dt", "softening"])
         self.state.param.watch(lambda *_: self._update_status(force=True), ["dt", "softening", "steps_per_frame"])
         self.param.watch(self._on_playing, ["playing"])
         self.runner.param.watch(lambda *_: self._update_status(force=True), ["queue_position"])
@@ -168,129 +146,16 @@ class SimulateView(pn.viewable.Viewer):
         self.scene.param.watch(self._on_drawn, ["drawn"])  # touches no Bokeh model: no lock needed
         self.scene.param.watch(self.runner.locked(self._on_visibility), ["page_visible"])
 
-    # ------------------------------------------------------------------ widgets
-    def _build_widgets(self) -> None:
-        state = self.state
-        self.play_button = pn.widgets.Toggle(label="▶ Play", color="success", width=110, height=42)
+    # ------------------------------------------------------------------ layout
+    def _wire_controls(self) -> None:
+        """Connect the sidebar's buttons and upload to what they start here."""
         self.play_button.link(self, value="playing", bidirectional=True)
-        self.step_button = pn.widgets.Button(label="Step", color="primary", width=80, height=42)
-        self.reset_button = pn.widgets.Button(label="Reset", color="warning", width=80, height=42)
         self.step_button.on_click(self.runner.locked(lambda _: self.step()))
         self.reset_button.on_click(self.runner.locked(lambda _: self.reset()))
-
-        doc = lambda name: state.param[name].doc  # noqa: E731
-        self.preset_select = pn.widgets.Select(
-            label="Preset", value=state.preset, description=doc("preset"),
-            options={preset_label(name): name for name in state.param.preset.objects},
-        )
-        self.num_bodies_input = pn.widgets.IntInput(
-            label="Bodies N", value=state.num_bodies, start=2, end=LIMITS.max_bodies, step=1,
-            disabled=not state.scalable,
-        )
-        # N triggers a rebuild (and possibly a compile): apply it on Enter / blur, not per key.
-        self.num_bodies_input.param.watch(self._on_num_bodies_widget, "value")
-        self.seed_input = pn.widgets.IntInput(
-            label="Seed", value=state.seed, start=0, end=2**31 - 1, disabled=not state.scalable, description=doc("seed")
-        )
-        self.integrator_select = pn.widgets.Select(
-            label="Integrator", value=state.integrator, options=list(state.param.integrator.objects),
-            description=doc("integrator"),
-        )
-        self.force_select = pn.widgets.Select(
-            label="Force method", value=state.forces, options=list(state.param.forces.objects),
-            description=doc("forces"),
-        )
-        self.precision_select = pn.widgets.RadioButtonGroup(
-            value=state.precision, options=list(state.param.precision.objects)
-        )
-        self.dt_slider = pn.widgets.DiscreteSlider(
-            label=_dt_label(state), options=_ladder_options(DT_CHOICES, state.dt), value=float(state.dt),
-            css_classes=["nbody-dt-slider"],
-            formatter="%.3g",
-        )
-        self.softening_slider = pn.widgets.DiscreteSlider(
-            label=_softening_label(state), options=_ladder_options(SOFTENING_CHOICES, state.softening),
-            css_classes=["nbody-softening-slider"],
-            value=float(state.softening), formatter="%.3g",
-        )
-        self.dt_slider.param.watch(lambda event: setattr(self.state, "dt", float(event.new)), "value")
-        self.softening_slider.param.watch(lambda event: setattr(self.state, "softening", float(event.new)), "value")
-        self.steps_slider = pn.widgets.IntSlider(
-            label="Steps per frame", value=state.steps_per_frame, start=1, end=LIMITS.max_steps_per_frame
-        )
-        self.speed_slider = pn.widgets.IntSlider(label="Speed (frames/s)", value=state.frame_rate, start=1, end=60)
-        self.trails_switch = pn.widgets.Checkbox(label="Trails", value=state.trails)
-        self.trail_slider = pn.widgets.IntSlider(
-            label="Trail length (frames)", value=state.trail_length, start=2, end=LIMITS.max_trail_length
-        )
-        self.projection_select = pn.widgets.RadioButtonGroup(
-            value=state.projection, options=list(state.param.projection.objects)
-        )
-        self.color_select = pn.widgets.RadioButtonGroup(value=state.color_by, options=list(state.param.color_by.objects))
-        self.size_switch = pn.widgets.Checkbox(label="Size by mass", value=state.size_by_mass)
-        self.follow_switch = pn.widgets.Checkbox.from_param(self.scene.param.follow_com, name="Follow centre of mass")
-        self.fit_button = pn.widgets.Button(label="Fit view", color="primary", variant="outline", width=90,
-                                            description="Fit the camera to the bodies (or double-click the scene)")
-        self.fit_button.on_click(lambda _: self.scene.param.trigger("refit"))
-        for widget, name in (
-            (self.preset_select, "preset"), (self.seed_input, "seed"), (self.integrator_select, "integrator"),
-            (self.force_select, "forces"), (self.precision_select, "precision"),
-            (self.steps_slider, "steps_per_frame"), (self.speed_slider, "frame_rate"), (self.trails_switch, "trails"),
-            (self.trail_slider, "trail_length"), (self.projection_select, "projection"),
-            (self.color_select, "color_by"), (self.size_switch, "size_by_mass"),
-        ):
-            self._bind(widget, name)
-
-        self.upload = pn.widgets.FileInput(accept=".csv,text/csv", multiple=False, label="Upload CSV")
         # An empty file arrives as value None with a file name: watch both.
         self.upload.param.watch(self.runner.locked(self._on_upload), ["value", "filename"])
-        self.download_state = pn.widgets.FileDownload(
-            callback=self._state_csv_file, filename="state.csv", label="State (CSV)", color="primary",
-            variant="outline", width=130, embed=False,
-        )
-        self.download_trajectory = pn.widgets.FileDownload(
-            callback=self._trajectory_file, filename="trajectory.npz", label="Trajectory (npz)",
-            color="primary", variant="outline", width=150, embed=False,
-        )
-        self.status = pn.pane.HTML(
-            "", css_classes=["nbody-status"], stylesheets=[_STATUS_CSS], sizing_mode="stretch_width",
-            name="simulate-status",
-        )
-        self.message = pn.pane.Alert("", alert_type="danger", visible=False, sizing_mode="stretch_width")
-        self.description = pn.pane.Markdown("", sizing_mode="stretch_width", margin=(0, 10))
-        self._update_filenames()
 
     def _build_layout(self):
-        label = partial(pn.pane.Markdown, margin=(4, 10, -8, 10))
-        controls = pn.Column(
-            pn.Row(self.play_button, self.step_button, self.reset_button),
-            self.speed_slider,
-            self.steps_slider,
-            pn.Card(
-                self.preset_select, pn.Row(self.num_bodies_input, self.seed_input),
-                label("Upload initial conditions (m,x,y,z,vx,vy,vz)"), self.upload,
-                title="System", collapsible=True, sizing_mode="stretch_width",
-            ),
-            pn.Card(
-                self.integrator_select, self.force_select, label("Precision"), self.precision_select,
-                self.dt_slider, self.softening_slider,
-                title="Numerics", collapsible=True, sizing_mode="stretch_width",
-            ),
-            pn.Card(
-                pn.Row(self.trails_switch, self.size_switch), self.trail_slider,
-                label("View (3D: drag to rotate, wheel to zoom, double-click to fit)"), self.projection_select,
-                pn.Row(self.follow_switch, self.fit_button), label("Colour by"), self.color_select,
-                title="Display", collapsible=True, sizing_mode="stretch_width",
-            ),
-            pn.Card(
-                pn.Row(self.download_state, self.download_trajectory),
-                title="Download", collapsible=True, sizing_mode="stretch_width",
-            ),
-            pn.Card(self.recorder, title="Record a movie", collapsible=True, collapsed=True, sizing_mode="stretch_width"),
-            width=330,
-            scroll=True,
-            sizing_mode="stretch_height",
-        )
         plots = pn.Column(
             *self.plots.panes, pn.pane.Markdown(_READING_GUIDE, sizing_mode="stretch_width"),
             sizing_mode="stretch_width", min_width=320,
@@ -303,30 +168,10 @@ class SimulateView(pn.viewable.Viewer):
             pn.Row(self.scene, plots, sizing_mode="stretch_both"),
             sizing_mode="stretch_both",
         )
-        return pn.Row(controls, main, sizing_mode="stretch_both")
+        return pn.Row(self.controls, main, sizing_mode="stretch_both")
 
     def __panel__(self):
         return self._layout
-
-    def _bind(self, widget, name: str) -> None:
-        """Two-way link between ``widget.value`` and ``state.<name>``. A value the state
-        refuses (a tampered client can send anything) is named in a message and undone."""
-
-        def to_state(event):
-            if event.new == getattr(self.state, name):
-                return
-            try:
-                setattr(self.state, name, event.new)
-            except (ValueError, TypeError) as error:
-                self.notify(f"{widget.label or name}: {error}")
-                widget.value = getattr(self.state, name)
-
-        def to_widget(event):
-            if widget.value != event.new:
-                widget.value = event.new
-
-        widget.param.watch(to_state, "value")
-        self.state.param.watch(to_widget, name)
 
     # ------------------------------------------------------------------ URL
     def _sync_url(self) -> None:
@@ -398,8 +243,7 @@ class SimulateView(pn.viewable.Viewer):
             self.step()
 
     def _on_playing(self, event) -> None:
-        self.play_button.label = "Pause" if event.new else "▶ Play"
-        self.play_button.color = "danger" if event.new else "success"
+        self.controls.show_playing(event.new)
         if event.new:
             self._frame_times.clear()
             if self._served or (self.state.ready and not self.compiling):
@@ -631,16 +475,10 @@ class SimulateView(pn.viewable.Viewer):
         self.scene.show_run(state.position, state.mass, velocity=state.velocity, time=state.time)
         self.plots.replace(history)
         self.state.take_new_history()
-        self._set_ladder("dt", state.dt)
-        self._set_ladder("softening", state.softening)
-        self.num_bodies_input.disabled = not state.scalable
-        self.seed_input.disabled = not state.scalable
-        if self.num_bodies_input.value != state.num_bodies:
-            self.num_bodies_input.value = state.num_bodies
+        self.controls.refresh()
         # The description quotes an uploaded file's name: shown as text, never as HTML/Markdown.
         self.description.object = f"**{state.preset.replace('_', ' ').title()}** — {escape_markdown(state.description)}"
         self._frame_times.clear()
-        self._update_filenames()
         self._update_status(force=True)
 
     def _on_rebuilt(self, *events) -> None:
@@ -653,28 +491,6 @@ class SimulateView(pn.viewable.Viewer):
         names = {"projection": "view", "color_by": "color_by", "size_by_mass": "size_by_mass",
                  "trails": "trails", "trail_length": "trail_length"}
         self.scene.param.update(**{names[e.name]: e.new for e in events})
-
-    def _sync_ladders(self, *events) -> None:
-        # A preset sets dt and softening in one update: both events arrive in one call.
-        for event in events:
-            self._set_ladder(event.name, event.new)
-
-    def _set_ladder(self, name: str, value: float) -> None:
-        slider, choices = (self.dt_slider, DT_CHOICES) if name == "dt" else (self.softening_slider, SOFTENING_CHOICES)
-        value = float(value)
-        if value not in slider.options:
-            slider.options = _ladder_options(choices, value)
-        if slider.value != value:
-            slider.value = value
-
-    def _on_num_bodies_widget(self, event) -> None:
-        if event.new is None or event.new == self.state.num_bodies:
-            return
-        try:
-            self.state.num_bodies = int(event.new)
-        except ValueError as error:
-            self.notify(f"Bodies N: {error}")
-            self.num_bodies_input.value = self.state.num_bodies
 
     # ------------------------------------------------------------------ status
     def rates(self) -> tuple[float, float]:
@@ -717,7 +533,7 @@ class SimulateView(pn.viewable.Viewer):
             f"{mode} &nbsp; t = <b>{state.time:.4g}</b> &nbsp;·&nbsp; {rate}"
             f" &nbsp;·&nbsp; <b>{painted:.0f}</b> painted frames/s (sent {fps:.1f}/s)"
             f" &nbsp;·&nbsp; N = {state.current.num_bodies}"
-            f" &nbsp;·&nbsp; {state.integrator}, {_forces_label(state)}, {state.precision},"
+            f" &nbsp;·&nbsp; {state.integrator}, {forces_label(state)}, {state.precision},"
             f" {dt_text}, ε = {state.softening:.3g}"
         )
 
@@ -737,22 +553,3 @@ class SimulateView(pn.viewable.Viewer):
         if self.state.preset == UPLOADED:
             self._redraw_all()
             self._ensure_ready()
-
-    def _update_filenames(self) -> None:
-        stem = self.state.preset if self.state.preset != UPLOADED else "uploaded"
-        self.download_state.filename = safe_filename(f"nbody_{stem}_state", suffix=".csv")
-        self.download_trajectory.filename = safe_filename(f"nbody_{stem}_trajectory", suffix=".npz")
-
-    def _state_csv_file(self) -> io.BytesIO:
-        return io.BytesIO(self.state.state_csv().encode())
-
-    def _trajectory_file(self) -> io.BytesIO:
-        # Runs on the event loop: no JAX here (prepare() compiles). Until the run is ready
-        # (a second or two after it is built) there is nothing recorded to download.
-        if not self.state.ready and self._served:
-            text = "The run is still being prepared: download again in a moment."
-            self.notify(text, level="info")
-            raise ValueError(text)
-        if not self.state.ready:
-            self.state.prepare()
-        return io.BytesIO(self.state.trajectory_npz())

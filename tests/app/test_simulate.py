@@ -197,12 +197,12 @@ def test_step_clicked_while_the_run_compiles_is_taken_once_it_is_ready(view):
 def test_downloads_give_the_current_state_and_the_recorded_trajectory(view, tmp_path):
     for _ in range(3):
         view.step()
-    csv_bytes = view._state_csv_file().getvalue()
+    csv_bytes = view.controls._state_csv_file().getvalue()
     state = SimulationState()
     state.load_csv(csv_bytes)
     np.testing.assert_allclose(state.position, view.state.position, rtol=0, atol=0)
     path = tmp_path / view.download_trajectory.filename
-    path.write_bytes(view._trajectory_file().getvalue())
+    path.write_bytes(view.controls._trajectory_file().getvalue())
     arrays, metadata = load_npz(path)
     assert arrays["position"].shape == (4, 3, 3)  # initial snapshot + 3 frames
     np.testing.assert_allclose(arrays["t"], [0.0, 0.01, 0.02, 0.03], atol=1e-12)
