@@ -23,6 +23,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from app.limits import LIMITS
+from app.state.edits import Bodies
 from app.state.run_messages import ENERGY_WARNING_LEVEL, energy_warning, fault_message
 from nbody_core.adaptive import ADAPTIVE_INTEGRATORS, simulate_adaptive
 from nbody_core.simulate import Trajectory, advance, conserved_quantities
@@ -139,6 +140,40 @@ class LiveRun:
             self._next_dt: float | None = None  # adaptive step size carried from frame to frame
             self._last_accepted = 0  # accepted adaptive steps in the last frame
             self.rejected_steps = 0
+
+    # ----------------------------------------------------------------- edits (app/state/edits.py)
+    def bodies(self) -> Bodies:
+        """Float64 copies of the current positions, velocities and masses, and the time."""
+        with self._lock:
+            return Bodies.of(self._position_np, self._velocity_np, self._mass_np, self._time)
+
+    def replace_bodies(self, bodies: Bodies) -> None:
+        """Continue the run from ``bodies`` (an edited state; N may differ): a new generation
+        whose reference quantities (:meth:`prepare`), plots and recording start here. The
+        settings, the time, the step counters and ``initial`` (what Reset goes back to) stay."""
+        with self._lock:
+            dtype = self.dtype
+            state = ParticleState(
+                jnp.asarray(bodies.position, dtype), jnp.asarray(bodies.velocity, dtype),
+                jnp.asarray(bodies.mass, dtype), jnp.asarray(bodies.time, dtype), units=self.current.units,
+            )
+            self._generation += 1
+            self.current = state
+            self._reference = None
+            # What the run holds (cast to its precision), not the float64 edit: the readout
+            # and the next frame agree.
+            self._position_np = np.asarray(state.position, np.float64)
+            self._velocity_np = np.asarray(state.velocity, np.float64)
+            self._mass_np = np.asarray(state.mass, np.float64)
+            self._time = float(bodies.time)
+            self._new_history = []
+            self._history = deque(maxlen=HISTORY_POINTS)
+            self._record_frames = max(2, RECORD_VALUES // (7 * state.num_bodies + 8))
+            self._record = deque(maxlen=self._record_frames)
+            self.nonfinite = False
+            self.fault = None
+            self.energy_warning = None
+            self._next_dt = None
 
     def prepare(self) -> float:
         """Compile the frame function for this configuration if needed, and compute the

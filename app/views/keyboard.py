@@ -1,5 +1,5 @@
 """Keyboard shortcuts and their help overlay for the Simulate view (space play/pause,
-→ step, R reset, +/− speed, T trails, ? help)."""
+→ step, R reset, +/− speed, T trails, ? help; while editing bodies: Delete, Ctrl+Z, Ctrl+Shift+Z)."""
 
 from __future__ import annotations
 
@@ -18,7 +18,12 @@ HELP_TEXT = """**Keyboard shortcuts** (press **?** again or **Esc** to close)
 | R | reset the run to its start |
 | + / − | faster / slower (frames per second) |
 | T | trails on / off |
+| Delete | remove the selected body (paused, *Edit bodies* on) |
+| Ctrl+Z / Ctrl+Shift+Z | undo / redo an edit of the bodies (paused) |
 | ? | this help |
+
+While paused with *Edit bodies* on: drag a body to move it, drag its arrow tip to change its
+velocity, shift-click empty space to add a body.
 """
 
 SPEED_STEP = 5  # frames per second added or taken by + / -
@@ -57,3 +62,15 @@ class SimulateKeys(pn.viewable.Viewer):
             self.help.visible = not self.help.visible
         elif action == "close":
             self.help.visible = False
+        elif action in ("remove", "undo", "redo"):
+            editor = getattr(view, "editor", None)  # app/views/body_editor.py
+            if editor is None or view.playing:
+                return
+            if action == "remove":
+                if editor.editing:
+                    editor.remove_selected()
+            elif action == "undo":
+                if editor.session.can_undo:  # a stray Ctrl+Z with nothing to undo says nothing
+                    editor.undo()
+            elif editor.session.can_redo:
+                editor.redo()

@@ -30,6 +30,7 @@ import param
 
 from app.components.orbit_scene import OrbitScene
 from app.views._common import escape_markdown, show_message
+from app.views.body_editor import BodyEditor
 from app.views.diagnostics_plots import DiagnosticsPlots
 from app.views.keyboard import SimulateKeys
 from app.views.record import RecordPanel
@@ -98,8 +99,10 @@ class SimulateView(pn.viewable.Viewer):
         self._warned_generation = -1  # run generation whose energy warning was shown
         self._build_plots()
         self.recorder = RecordPanel(self)  # the Record button (app/views/record.py)
+        self.editor = BodyEditor(self)  # drag bodies and arrows while paused (app/views/body_editor.py)
         self.controls = SimulateControls(
-            self.state, scene=self.scene, recorder=self.recorder, notify=self.notify, served=self._served)
+            self.state, scene=self.scene, recorder=self.recorder, notify=self.notify, served=self._served,
+            editor=self.editor)
         for name in WIDGET_NAMES:  # the sidebar's widgets, also reachable as view.<name>
             setattr(self, name, getattr(self.controls, name))
         self._wire_controls()
@@ -479,6 +482,7 @@ class SimulateView(pn.viewable.Viewer):
         # The description quotes an uploaded file's name: shown as text, never as HTML/Markdown.
         self.description.object = f"**{state.preset.replace('_', ' ').title()}** — {escape_markdown(state.description)}"
         self._frame_times.clear()
+        self.editor.refresh()  # a new run: the edit history and selection belong to the old one
         self._update_status(force=True)
 
     def _on_rebuilt(self, *events) -> None:

@@ -65,6 +65,7 @@ class SimulateControls(pn.viewable.Viewer):
         state: the run whose parameters the widgets edit.
         scene: the orbit scene (its camera controls: follow the centre of mass, fit).
         recorder: the Record panel, shown in its own card.
+        editor: the body editor (app/views/body_editor.py), shown in a card under Play, or None.
         notify: ``notify(text, level=...)`` shows a message in the tab (refused values).
         served: True when served (a download before the run is ready is refused, not computed).
     """
@@ -72,12 +73,12 @@ class SimulateControls(pn.viewable.Viewer):
     state = param.ClassSelector(class_=SimulationState, doc="The run whose parameters these widgets edit.")
 
     def __init__(self, state: SimulationState, *, scene, recorder, notify: Callable[..., None],
-                 served: bool, **params):
+                 served: bool, editor=None, **params):
         super().__init__(state=state, **params)
         self._notify = notify
         self._served = served
         self._build_widgets(scene)
-        self._layout = self._build_layout(recorder)
+        self._layout = self._build_layout(recorder, editor)
         state.param.watch(lambda *_: setattr(self.dt_slider, "name", _dt_label(self.state)), ["integrator", "preset"])
         state.param.watch(lambda *_: setattr(self.softening_slider, "name", _softening_label(self.state)), ["preset"])
         state.param.watch(self._sync_ladders, ["dt", "softening"])
@@ -166,10 +167,11 @@ class SimulateControls(pn.viewable.Viewer):
         )
         self.update_filenames()
 
-    def _build_layout(self, recorder):
+    def _build_layout(self, recorder, editor=None):
         label = partial(pn.pane.Markdown, margin=(4, 10, -8, 10))
         return pn.Column(
             pn.Row(self.play_button, self.step_button, self.reset_button),
+            *([pn.Card(editor, title="Edit bodies", collapsible=True, sizing_mode="stretch_width")] if editor is not None else []),
             self.speed_slider,
             self.steps_slider,
             pn.Card(

@@ -1,6 +1,6 @@
 """Keyboard shortcut actions on the Simulate view (app logic; the browser test presses keys)."""
 
-from app.components.keyboard import KEYMAP
+from app.components.keyboard import CTRL_KEYMAP, KEYMAP
 from app.views.simulate import SimulateView
 
 
@@ -34,4 +34,5 @@ def test_unknown_messages_are_ignored():
     view.keys.listener._handle_msg({"action": "__del__"})
     view.keys.listener._handle_msg("reset")
     assert view.keys.listener.last_action == ""
-    assert set(KEYMAP.values()) == {"play", "step", "reset", "faster", "slower", "trails", "help", "close"}
+    assert set(KEYMAP.values()) == {"play", "step", "reset", "faster", "slower", "trails", "help", "close", "remove"}
+    assert set(CTRL_KEYMAP.values()) == {"undo", "redo"}
