@@ -4,9 +4,10 @@ Same initial state (nbody_core.pythagorean(), centre-of-mass frame), one integra
 t = 70 with no intermediate output in both. For each contender: wall time (best of
 ``--repeats`` runs, compile excluded and reported apart; runs alternate between the two so a
 changing machine load hits both alike, and CPU time is recorded beside wall time), steps, the
-relative energy error at t = 70 and the outcome (m = 3 escapes, 4 + 5 bound). REBOUND runs in
-its "global" adaptive mode (RS15's criterion, the one implemented here) and in its default
-PRS23 mode (Pham, Rein & Spiegel 2024). The dopri8 integrator is timed once for reference.
+relative energy error at t = 70 and the outcome (m = 3 escapes, 4 + 5 bound). Both run with
+the "global" step-size criterion (RS15's; our default) and with PRS23 (Pham, Rein & Spiegel
+2024; REBOUND's default), each compared with REBOUND in the same mode. The dopri8 integrator
+is timed once for reference.
 
     python benchmarks/bench_ias15.py            # full: 7 repeats
     python benchmarks/bench_ias15.py --quick    # 2 repeats, no dopri8
@@ -68,11 +69,11 @@ def _rebound_run(state, mode):
     }
 
 
-def _ours_run(state, simulate_ias15):
+def _ours_run(state, simulate_ias15, mode="global"):
     import jax
 
     wall, cpu = time.perf_counter(), time.process_time()
-    trajectory, stats = simulate_ias15(state, t_end=T_END, num_saves=1)
+    trajectory, stats = simulate_ias15(state, t_end=T_END, num_saves=1, adaptive_mode=mode)
     jax.block_until_ready(trajectory)
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
     return wall, cpu, {
@@ -101,15 +102,17 @@ def main(argv=None) -> int:
     start = time.perf_counter()
     _ours_run(state, simulate_ias15)
     compile_s = time.perf_counter() - start
-    names = ("nbody_core ias15", "REBOUND ias15 global", "REBOUND ias15 PRS23")
+    _ours_run(state, simulate_ias15, "prs23")
+    names = ("nbody_core ias15 global", "nbody_core ias15 PRS23", "REBOUND ias15 global", "REBOUND ias15 PRS23")
     runs = {name: [] for name in names}
     info = {}
     for _ in range(repeats):  # alternate so load changes hit every contender alike
         for name in names:
-            if name == names[0]:
-                wall, cpu, details = _ours_run(state, simulate_ias15)
+            mode = "global" if "global" in name else "PRS23"
+            if name.startswith("nbody_core"):
+                wall, cpu, details = _ours_run(state, simulate_ias15, mode.lower())
             else:
-                wall, cpu, details = _rebound_run(state, "global" if "global" in name else "PRS23")
+                wall, cpu, details = _rebound_run(state, mode)
             runs[name].append((wall, cpu))
             info[name] = details
     rows = []
@@ -118,8 +121,11 @@ def main(argv=None) -> int:
         rows.append({"name": name, "wall_s": min(walls), "cpu_s": min(cpus), **info[name]})
     reference = {row["name"]: row for row in rows}
     for row in rows:
-        row["wall_over_rebound_global"] = row["wall_s"] / reference[names[1]]["wall_s"]
-        row["wall_over_rebound_prs23"] = row["wall_s"] / reference[names[2]]["wall_s"]
+        row["wall_over_rebound_global"] = row["wall_s"] / reference[names[2]]["wall_s"]
+        row["wall_over_rebound_prs23"] = row["wall_s"] / reference[names[3]]["wall_s"]
+        same = reference[names[2] if "global" in row["name"] else names[3]]
+        row["wall_over_rebound_same_mode"] = row["wall_s"] / same["wall_s"]
+        row["cpu_over_rebound_same_mode"] = row["cpu_s"] / same["cpu_s"]
     if not args.quick:
         trajectory, stats = nb.simulate_adaptive(state, t_end=T_END, num_saves=1)
         wall, cpu = time.perf_counter(), time.process_time()
@@ -131,8 +137,8 @@ def main(argv=None) -> int:
             "steps": stats["accepted_steps"] + stats["rejected_steps"],
             "energy_error": float(trajectory.relative_energy_error[-1]),
             "outcome_ok": _outcome(trajectory.position[-1], trajectory.velocity[-1], trajectory.mass),
-            "wall_over_rebound_global": wall / reference[names[1]]["wall_s"],
-            "wall_over_rebound_prs23": wall / reference[names[2]]["wall_s"],
+            "wall_over_rebound_global": wall / reference[names[2]]["wall_s"],
+            "wall_over_rebound_prs23": wall / reference[names[3]]["wall_s"],
         })
     import rebound
 
@@ -161,21 +167,25 @@ def _markdown(payload) -> str:
         f"{payload['problem']}; best of {payload['repeats']} alternating runs, compile excluded "
         f"(first call {payload['compile_s']:.1f} s with compile). REBOUND {payload['rebound_version']}.",
         "",
-        "| integrator | wall ms | CPU ms | steps | \\|dE/E\\| at t = 70 | outcome | wall / REBOUND global | wall / REBOUND PRS23 |",
-        "|---|---:|---:|---:|---:|---|---:|---:|",
+        "| integrator | wall ms | CPU ms | steps | iterations | \\|dE/E\\| at t = 70 | outcome | wall / REBOUND global "
+        "| wall / REBOUND PRS23 | wall (CPU) / REBOUND same mode |",
+        "|---|---:|---:|---:|---:|---:|---|---:|---:|---:|",
     ]
     for r in payload["rows"]:
         cpu = "" if r.get("cpu_s") is None else f"{1e3 * r['cpu_s']:.1f}"
+        same = (f"{r['wall_over_rebound_same_mode']:.2f} ({r['cpu_over_rebound_same_mode']:.2f})"
+                if "wall_over_rebound_same_mode" in r else "")
         lines.append(
-            f"| {r['name']} | {1e3 * r['wall_s']:.1f} | {cpu} | {r['steps']} | {r['energy_error']:.2e} "
-            f"| {'m=3 escapes, 4+5 bound' if r['outcome_ok'] else 'WRONG'} "
-            f"| {r['wall_over_rebound_global']:.2f} | {r['wall_over_rebound_prs23']:.2f} |"
+            f"| {r['name']} | {1e3 * r['wall_s']:.1f} | {cpu} | {r['steps']} | {r.get('iterations', '')} "
+            f"| {r['energy_error']:.2e} | {'m=3 escapes, 4+5 bound' if r['outcome_ok'] else 'WRONG'} "
+            f"| {r['wall_over_rebound_global']:.2f} | {r['wall_over_rebound_prs23']:.2f} | {same} |"
         )
     lines += [
         "",
         f"Load average {payload['load_average_before']:.1f} before, {payload['load_average_after']:.1f} "
         f"after, {payload['cpu_count']} CPUs: only ratios from one run are meaningful; on a loaded "
-        "machine CPU time (all threads of the process) is the steadier measure.",
+        "machine CPU time (all threads of the process) is the steadier measure. Iterations: "
+        "predictor-corrector passes (7 force evaluations each, one batch).",
         "",
     ]
     return "\n".join(lines)

@@ -8,13 +8,17 @@ step of length ``dt`` the acceleration is a polynomial in ``s = t / dt``::
 whose coefficients ``b`` come from accelerations sampled at the 8 Gauss-Radau nodes ``h_k``
 (written in Newton form with coefficients ``g``, eq. 5-7). Integrating twice gives position
 and velocity at any ``s`` (eq. 9-10). A predictor-corrector iterates the ``b`` to a fixed
-point (sec. 2.3); the step error is estimated from the last term, ``max |b6| / max |a|``,
-and the next step is ``dt (epsilon / error)**(1/7)`` (sec. 3.2, eq. 11-12). A step whose
-successor would be 4x (``1 / safety_factor``) shorter is rejected and redone. The next
-step's ``b`` are predicted from this step's polynomial (sec. 2.5, the ``e`` coefficients).
-Positions, velocities and time are carried with compensated (Kahan) summation (sec. 5), and
-forces are evaluated on compensated separations (a translation to the most accelerated body):
-on the Pythagorean problem the energy error at t = 70 is ~1e-13, against REBOUND's ~3e-11.
+point (sec. 2.3), here with the 7 nodes' forces evaluated as one batch per pass (a Jacobi
+sweep; RS15 sweeps the nodes in turn). The next step is ``dt (epsilon / error)**(1/7)`` with
+the error ``max |b6| / max |a|`` (sec. 3.2, eq. 11-12; ``adaptive_mode="global"``, the
+default) or from each body's acceleration, jerk and snap (Pham, Rein & Spiegel 2024,
+``adaptive_mode="prs23"``, REBOUND's default: fewer, longer steps). A step whose successor
+would be 4x (``1 / safety_factor``) shorter is rejected and redone. The next step's ``b``
+are predicted from this step's polynomial (sec. 2.5, the ``e`` coefficients). Positions,
+velocities and time are carried with compensated (Kahan) summation (sec. 5), and forces are
+evaluated on compensated pair separations (Newtonian gravity, up to 64 bodies) or after a
+translation to the most accelerated body (other potentials): on the Pythagorean problem the
+energy error at t = 70 is ~1e-13, against REBOUND's ~3e-11.
 
 Interface: ``simulate_ias15(state, *, t_end, ...) -> (Trajectory, stats)``, like
 :func:`nbody_core.adaptive.simulate_adaptive`; ``t_end`` is an end time (not a duration).
@@ -31,7 +35,7 @@ import numpy as np
 from jax import lax
 
 from .forces import acceleration_function
-from .potentials import get_potential
+from .potentials import NEWTONIAN, get_potential
 from .simulate import Trajectory, conserved_quantities, validate_run_options
 from .state import ParticleState, PhysicsParams, resolve_params
 
@@ -42,6 +46,11 @@ SAFETY_FACTOR = 0.25  # RS15 sec. 3.2: largest growth (x4) and the rejection thr
 PREDICTOR_CORRECTOR_TOLERANCE = 1e-16  # RS15 sec. 2.3: converged when |delta b6| / |a| < 1e-16
 MAX_ITERATIONS = 12  # RS15 sec. 2.3: give up iterating after 12 passes
 NO_PREDICTION_RATIO = 20.0  # step growth beyond which the previous polynomial is not extrapolated
+ADAPTIVE_MODES = ("global", "prs23")  # step-size criteria: RS15 sec. 3.2, and PRS23 (REBOUND's default)
+# Newtonian runs up to this many bodies take forces from compensated pair separations with the
+# kernel below; beyond it (and for other potentials) the chosen force method, [7, n, 3] at once.
+PAIRWISE_MAX_BODIES = 64
+UNROLLED_MAX_BODIES = 8  # pair loop written out (no reductions: one fused kernel) up to this N
 
 # Gauss-Radau spacings on [0, 1] for 15th order (RS15 table 1; Everhart 1985): the zero node
 # and the seven roots of the Radau quadrature polynomial.
@@ -92,7 +101,8 @@ _V_WEIGHTS = np.array([1.0 / (k + 2) for k in range(7)])
 # Python-float tuples (not NumPy float64 scalars, which would promote a float32 run).
 _X_NODE = tuple(tuple(float(_X_WEIGHTS[k] * _H[n] ** (k + 1)) for k in range(7)) for n in range(8))
 _C_ROWS = tuple(tuple(float(c) for c in _C[j]) for j in range(7))
-_D_MATRIX = np.asarray(_D, dtype=np.float64)
+# Node n's position weights on b_k (times (h_n dt)**2), nodes 1..7 as rows.
+_X_NODE_MATRIX = np.array(_X_NODE[1:])
 _BINOMIAL = np.array([[float(math.comb(k + 1, j + 1)) if j <= k else 0.0 for k in range(7)] for j in range(7)])
 
 
@@ -112,114 +122,176 @@ def _predict_b(b_last, e_last, ratio):
     """
     dtype = b_last.dtype
     powers = ratio ** jnp.arange(1, 8, dtype=dtype)
-    e = powers[:, None, None] * jnp.tensordot(jnp.asarray(_BINOMIAL, dtype), b_last, axes=1)
+    e = powers[:, None, None] * jnp.stack(
+        [sum(float(_BINOMIAL[j, k]) * b_last[k] for k in range(j, 7)) for j in range(7)])
     b = e + (b_last - e_last)
     usable = ratio <= NO_PREDICTION_RATIO
     return jnp.where(usable, b, 0.0), jnp.where(usable, e, 0.0)
 
 
-@partial(jax.jit, static_argnames=("acceleration_fn", "potential"))
-def _ias15(state, save_times, params, epsilon, max_steps, initial_dt, *, acceleration_fn, potential):
+@partial(jax.jit, static_argnames=("acceleration_fn", "potential", "pairwise", "adaptive_mode"))
+def _ias15(state, save_times, params, epsilon, max_steps, initial_dt, *, acceleration_fn, potential,
+           pairwise, adaptive_mode):
     dtype = state.position.dtype
     mass = state.mass
     num_saves = save_times.shape[0] - 1
-    x_weights = jnp.asarray(_X_WEIGHTS, dtype)
-    v_weights = jnp.asarray(_V_WEIGHTS, dtype)
-    d_matrix = jnp.asarray(_D_MATRIX, dtype)
+    n_bodies = state.position.shape[0]
+    off_diagonal = ~jnp.eye(n_bodies, dtype=bool)
 
     def acceleration(x):
         return acceleration_fn(x, mass, params)
 
-    def energy(x, x_low, v):
-        """Total energy from compensated positions: pair separations ``(x_i - x_j) + (low_i -
-        low_j)`` keep the bits that rounding ``x`` to float64 loses, which at a close encounter
-        (r ~ 4e-4 in the Pythagorean problem) would alone move E by G m_i m_j ulp(x) / r**2 ~ 1e-9 E."""
-        n = x.shape[0]
-        dr = (x[:, None, :] - x[None, :, :]) + (x_low[:, None, :] - x_low[None, :, :])
-        off_diagonal = ~jnp.eye(n, dtype=bool)
+    def separations(x, x_low):
+        """Compensated pair separations ``dr[i, j] = x_j - x_i``, ``[n, n, 3]``: the low words
+        keep the bits that rounding ``x`` to float64 loses (see ``energy``)."""
+        return (x[None, :, :] - x[:, None, :]) + (x_low[None, :, :] - x_low[:, None, :])
+
+    def pair_acceleration(dr0, displacement):
+        """Newtonian accelerations ``[..., n, 3]`` at separations ``dr0 + (d_j - d_i)``.
+
+        The ``analytic`` kernel's formula on compensated separations (``dr0`` carries the low
+        words): every pair, not only the anchor's, keeps ulp(r) rather than ulp(|x|) at a close
+        encounter. ``displacement``: ``[..., n, 3]`` (a batch of nodes)."""
+        if n_bodies <= UNROLLED_MAX_BODIES:
+            terms = [[] for _ in range(n_bodies)]
+            for i in range(n_bodies):
+                for j in range(i + 1, n_bodies):
+                    d = dr0[i, j] + (displacement[..., j, :] - displacement[..., i, :])
+                    r2 = d[..., 0] * d[..., 0] + d[..., 1] * d[..., 1] + d[..., 2] * d[..., 2]
+                    w = params.G * (r2 + params.softening**2)[..., None] ** -1.5 * d
+                    terms[i].append(mass[j] * w)
+                    terms[j].append(-mass[i] * w)
+            zero = jnp.zeros_like(displacement[..., 0, :])
+            return jnp.stack([sum(t) if t else zero for t in terms], axis=-2)
+        dr = dr0 + (displacement[..., None, :, :] - displacement[..., :, None, :])
+        r2 = jnp.sum(dr * dr, axis=-1) + params.softening**2
+        inv_r3 = jnp.where(off_diagonal, jnp.where(off_diagonal, r2, 1.0) ** -1.5, 0.0)
+        return params.G * jnp.einsum("...ij,...ijk->...ik", inv_r3 * mass[None, :], dr)
+
+    def anchored_acceleration(x, anchor, displacement):
+        """The chosen force method at ``x + displacement`` (``displacement`` holds the low words).
+
+        Pair forces depend on separations only: they are evaluated with the body that feels
+        the largest acceleration at the origin, so a close pair's coordinates are small and
+        rounding them loses ulp(r), not ulp(|x|) (a 2500x gain at the Pythagorean problem's
+        r ~ 4e-4 encounter)."""
+        return acceleration((x - x[anchor]) + (displacement - displacement[anchor]))
+
+    def energy(dr, v):
+        """Total energy from compensated separations ``dr`` (:func:`separations`): they keep the
+        bits that rounding ``x`` to float64 loses, which at a close encounter (r ~ 4e-4 in the
+        Pythagorean problem) would alone move E by G m_i m_j ulp(x) / r**2 ~ 1e-9 E."""
         r2 = jnp.sum(dr * dr, axis=-1) + params.softening**2
         s = jnp.sqrt(jnp.where(off_diagonal, r2, 1.0))
         pair = jnp.where(off_diagonal, mass[:, None] * mass[None, :] * potential.pair_energy(s, params), 0.0)
         return 0.5 * jnp.sum(mass[:, None] * v * v) + 0.5 * jnp.sum(pair)
 
-    def predictor_corrector(x, x_low, v, a0, b, h):
-        """Iterate the b's to convergence (RS15 sec. 2.3); Gauss-Seidel over the 7 nodes."""
+    def predictor_corrector(x, x_low, v, a0, dr0, b, h):
+        """Iterate the b's to their fixed point (RS15 sec. 2.3), all 7 nodes at once.
+
+        Each pass evaluates the accelerations at the 7 nodes from the current ``b`` as one
+        batch, then recomputes ``g`` by divided differences (eq. 7) and ``b = C^T g`` (eq. 6).
+        RS15 (and REBOUND) sweep the nodes one after another, each using the b's that the
+        nodes before it updated (Gauss-Seidel); this Jacobi form converges to the same fixed
+        point in about one pass more per step (3.0 against 2.3 on the Pythagorean problem) but
+        a pass is ~5 fused kernels instead of ~35, which on a CPU is what a small-N step costs.
+        """
         anchor = jnp.argmax(jnp.sum(a0 * a0, axis=1))
-        g = jnp.tensordot(d_matrix, b, axes=1)
+        steps = jnp.asarray(_H[1:], dtype)[:, None, None] * h  # [7, 1, 1]: h_n dt
+        drift = v[None] * steps + (a0 / 2)[None] * steps**2
+        if not pairwise:
+            drift = drift + x_low[None]
 
         def body(carry):
-            b, g, error, _, iterations, _ = carry
-            g = list(g)
-            for n in range(1, 8):
-                s = _H[n]
-                poly = a0 / 2 + sum(w * b[k] for k, w in enumerate(_X_NODE[n]))
-                displacement = (poly * (s * h) ** 2 + v * (s * h)) + x_low
-                # Pair forces depend on separations only: evaluate them with the body that
-                # feels the largest acceleration at the origin, so a close pair's coordinates
-                # are small and rounding them loses ulp(r), not ulp(|x|) (a 2500x gain at the
-                # Pythagorean problem's r ~ 4e-4 encounter).
-                x_node = (x - x[anchor]) + (displacement - displacement[anchor])
-                a_node = acceleration(x_node)
-                # Divided differences (RS15 eq. 7): the Newton coefficient of node n.
-                value = (a_node - a0) / s
+            b, error, _, iterations, _ = carry
+            poly = sum(jnp.asarray(_X_NODE_MATRIX[:, k], dtype)[:, None, None] * b[k] for k in range(7))
+            displacement = drift + poly * steps**2  # [7, n, 3]
+            if pairwise:
+                a_nodes = pair_acceleration(dr0, displacement)
+            else:
+                a_nodes = jax.vmap(lambda d: anchored_acceleration(x, anchor, d))(displacement)
+            change = a_nodes - a0[None]
+            g = []
+            for n in range(1, 8):  # divided differences (RS15 eq. 7)
+                value = change[n - 1] / _H[n]
                 for j in range(1, n):
-                    value = (value - g[j - 1]) / (s - _H[j])
-                delta = value - g[n - 1]
-                g[n - 1] = value
-                b = b.at[:n].add(jnp.asarray(_C_ROWS[n - 1][:n], dtype)[:, None, None] * delta)
-            # Convergence measure: change of b6 relative to the acceleration (global maxima).
-            new_error = jnp.max(jnp.abs(delta)) / jnp.max(jnp.abs(a_node))
-            return b, jnp.stack(g), new_error, error, iterations + 1, a_node
+                    value = (value - g[j - 1]) / (_H[n] - _H[j])
+                g.append(value)
+            new_b = jnp.stack([sum(_C_ROWS[j][k] * g[j] for j in range(k, 7)) for k in range(7)])
+            new_error = jnp.max(jnp.abs(new_b[6] - b[6])) / jnp.max(jnp.abs(a_nodes[6]))
+            return new_b, new_error, error, iterations + 1, a_nodes[6]
 
         def cond(carry):
-            _, _, error, error_last, iterations, _ = carry
+            _, error, error_last, iterations, _ = carry
             converged = error < PREDICTOR_CORRECTOR_TOLERANCE
-            # Past two passes, an error that stops falling is round-off: further passes oscillate.
             stalled = (iterations > 2) & (error_last <= error)
             return ~converged & ~stalled & (iterations < MAX_ITERATIONS)
 
         big = jnp.asarray(1e300 if dtype == jnp.float64 else 1e30, dtype)
-        carry = (b, g, big, jnp.asarray(2.0, dtype), jnp.zeros((), jnp.int32), a0)
-        b, _, _, _, iterations, a_last = lax.while_loop(cond, body, carry)
+        carry = (b, big, jnp.asarray(2.0, dtype), jnp.zeros((), jnp.int32), a0)
+        b, _, _, iterations, a_last = lax.while_loop(cond, body, carry)
         return b, iterations, a_last
 
+    def step_control(b, h, x, v, a0, a_last):
+        """Next step size from this step's polynomial; ``h / SAFETY_FACTOR`` when undefined."""
+        if adaptive_mode == "prs23":
+            # PRS23 (Pham, Rein & Spiegel 2024; REBOUND's adaptive_mode 2): per body the
+            # timescale tau**2 = 2 |a|**2 / (|a'|**2 + |a| |a''|) from the acceleration, jerk
+            # and snap at the end of the step (in units of the step), and
+            # dt = (7! epsilon)**(1/7) min_i tau_i (the factor makes epsilon = 1e-9 mean what it
+            # means in RS15's criterion). Bodies with no acceleration at the start are skipped.
+            a_end = a0 + sum(b[k] for k in range(7))
+            jerk = sum((k + 1) * b[k] for k in range(7))
+            snap = sum((k + 1) * k * b[k] for k in range(1, 7))
+            y2, y3, y4 = (jnp.sum(q * q, axis=1) for q in (a_end, jerk, snap))
+            timescale2 = 2 * y2 / (y3 + jnp.sqrt(y4 * y2))
+            usable = (jnp.sum(a0 * a0, axis=1) > 0) & jnp.isfinite(timescale2) & (timescale2 > 0)
+            smallest = jnp.min(jnp.where(usable, timescale2, jnp.inf))
+            found = jnp.isfinite(smallest)
+            factor = (epsilon * 5040.0) ** (1.0 / 7.0)
+            return jnp.where(found, jnp.sqrt(jnp.where(found, smallest, 1.0)) * h * factor, h / SAFETY_FACTOR)
+        # RS15 sec. 3.2, global form: error = max|b6| / max|a|, skipping bodies whose motion
+        # over the step is below round-off (REBOUND's adaptive_mode 1 does the same).
+        moving = jnp.sum(v * v, axis=1) * h * h > 1e-16 * jnp.sum(x * x, axis=1)
+        max_b6 = jnp.max(jnp.where(moving[:, None], jnp.abs(b[6]), 0.0))
+        max_a = jnp.max(jnp.where(moving[:, None], jnp.abs(a_last), 0.0))
+        error = max_b6 / max_a
+        usable = jnp.isfinite(error) & (error > 0)
+        return jnp.where(usable, h * (epsilon / jnp.where(usable, error, 1.0)) ** (1.0 / 7.0), h / SAFETY_FACTOR)
+
     def body(carry):
-        (x, x_low, v, v_low, t, t_low, a0, b_last, e_last, dt_last, h_free, index,
+        (x, x_low, v, v_low, t, t_low, a0, dr0, b_last, e_last, dt_last, h_free, index,
          accepted, rejected, iterations_total, saved_x, saved_v, e0, max_de, failed) = carry
         target = save_times[index]
         to_target = (target - t) - t_low
         lands = h_free >= to_target
         h = jnp.where(lands, to_target, h_free)
         b_guess, e_guess = _predict_b(b_last, e_last, jnp.where(dt_last > 0, h / dt_last, 2 * NO_PREDICTION_RATIO))
-        b, iterations, a_last = predictor_corrector(x, x_low, v, a0, b_guess, h)
-
-        # Step-size control (RS15 sec. 3.2, global form): error = max|b6| / max|a|, skipping
-        # bodies whose motion over the step is below round-off (REBOUND does the same).
-        moving = jnp.sum(v * v, axis=1) * h * h > 1e-16 * jnp.sum(x * x, axis=1)
-        max_b6 = jnp.max(jnp.where(moving[:, None], jnp.abs(b[6]), 0.0))
-        max_a = jnp.max(jnp.where(moving[:, None], jnp.abs(a_last), 0.0))
-        error = max_b6 / max_a
-        usable = jnp.isfinite(error) & (error > 0)
-        h_new = jnp.where(usable, h * (epsilon / jnp.where(usable, error, 1.0)) ** (1.0 / 7.0), h / SAFETY_FACTOR)
+        b, iterations, a_last = predictor_corrector(x, x_low, v, a0, dr0, b_guess, h)
+        h_new = step_control(b, h, x, v, a0, a_last)
         reject = h_new < SAFETY_FACTOR * h
         h_new = jnp.minimum(h_new, h / SAFETY_FACTOR)
 
         # The end of the step (RS15 eq. 9-10 at s = 1), added with compensated summation.
-        increment_x = h * v + h * h * (a0 / 2 + jnp.tensordot(x_weights, b, axes=1))
-        increment_v = h * (a0 + jnp.tensordot(v_weights, b, axes=1))
+        increment_x = h * v + h * h * (a0 / 2 + sum(float(_X_WEIGHTS[k]) * b[k] for k in range(7)))
+        increment_v = h * (a0 + sum(float(_V_WEIGHTS[k]) * b[k] for k in range(7)))
         new_x, new_x_low = _two_sum_add(x, x_low, increment_x)
         new_v, new_v_low = _two_sum_add(v, v_low, increment_v)
         new_t, new_t_low = _two_sum_add(t, t_low, h)
         new_t, new_t_low = jnp.where(lands, target, new_t), jnp.where(lands, 0.0, new_t_low)
         finite = jnp.all(jnp.isfinite(new_x)) & jnp.all(jnp.isfinite(new_v)) & jnp.isfinite(h_new)
         ok = ~reject & finite
-        anchor = jnp.argmax(jnp.sum(a0 * a0, axis=1))  # as in predictor_corrector
-        new_a0 = acceleration((new_x - new_x[anchor]) + (new_x_low - new_x_low[anchor]))
-        new_de = jnp.abs(energy(new_x, new_x_low, new_v) - e0)
+        new_dr0 = separations(new_x, new_x_low)
+        if pairwise:
+            new_a0 = pair_acceleration(new_dr0, jnp.zeros_like(new_x))
+        else:
+            anchor = jnp.argmax(jnp.sum(a0 * a0, axis=1))  # as in predictor_corrector
+            new_a0 = acceleration((new_x - new_x[anchor]) + (new_x_low - new_x_low[anchor]))
+        new_de = jnp.abs(energy(new_dr0, new_v) - e0)
 
         pick = lambda new, old: jnp.where(ok, new, old)  # noqa: E731
         x, x_low, v, v_low = pick(new_x, x), pick(new_x_low, x_low), pick(new_v, v), pick(new_v_low, v_low)
-        t, t_low, a0 = pick(new_t, t), pick(new_t_low, t_low), pick(new_a0, a0)
+        t, t_low, a0, dr0 = pick(new_t, t), pick(new_t_low, t_low), pick(new_a0, a0), pick(new_dr0, dr0)
         b_last, e_last, dt_last = pick(b, b_last), pick(e_guess, e_last), pick(h, dt_last)
         max_de = pick(jnp.maximum(max_de, new_de), max_de)
         # A step shortened to land on a save time does not shrink the free step size.
@@ -228,17 +300,18 @@ def _ias15(state, save_times, params, epsilon, max_steps, initial_dt, *, acceler
         saved_x = saved_x.at[index].set(jnp.where(saved, x, saved_x[index]))
         saved_v = saved_v.at[index].set(jnp.where(saved, v, saved_v[index]))
         index = index + saved.astype(index.dtype)
-        return (x, x_low, v, v_low, t, t_low, a0, b_last, e_last, dt_last, h_free, index,
+        return (x, x_low, v, v_low, t, t_low, a0, dr0, b_last, e_last, dt_last, h_free, index,
                 accepted + ok.astype(jnp.int32), rejected + (~ok).astype(jnp.int32),
                 iterations_total + iterations, saved_x, saved_v, e0, max_de, ~finite)
 
     def cond(carry):
-        h_free, index, accepted, rejected, failed = carry[10], carry[11], carry[12], carry[13], carry[19]
+        h_free, index, accepted, rejected, failed = carry[11], carry[12], carry[13], carry[14], carry[20]
         return ((index <= num_saves) & (accepted + rejected < max_steps) & (h_free > 0)
                 & jnp.isfinite(h_free) & ~failed)
 
     x0, v0 = state.position, state.velocity
-    a0 = acceleration(x0)
+    dr0 = separations(x0, jnp.zeros_like(x0))
+    a0 = pair_acceleration(dr0, jnp.zeros_like(x0)) if pairwise else acceleration(x0)
     # First step: a hundredth of the shortest sqrt(|x_i| / |a_i|) over bodies away from the origin
     # and accelerated, at most one save interval; a poor guess only costs rejected steps.
     r2, a2 = jnp.sum(x0 * x0, axis=1), jnp.sum(a0 * a0, axis=1)
@@ -251,12 +324,11 @@ def _ias15(state, save_times, params, epsilon, max_steps, initial_dt, *, acceler
     zero = jnp.zeros((), dtype)
     count = jnp.zeros((), jnp.int32)
     coefficients = jnp.zeros((7,) + x0.shape, dtype)
-    carry = (x0, jnp.zeros_like(x0), v0, jnp.zeros_like(v0), save_times[0], zero, a0, coefficients,
+    carry = (x0, jnp.zeros_like(x0), v0, jnp.zeros_like(v0), save_times[0], zero, a0, dr0, coefficients,
              coefficients, zero, h0, jnp.ones((), jnp.int32), count, count, count, saved_x, saved_v,
-             energy(x0, jnp.zeros_like(x0), v0), zero, jnp.zeros((), bool))
+             energy(dr0, v0), zero, jnp.zeros((), bool))
     carry = lax.while_loop(cond, body, carry)
-    (h_free, index, accepted, rejected, iterations, saved_x, saved_v, e0, max_de, failed) = (
-        carry[10], carry[11], carry[12], carry[13], carry[14], carry[15], carry[16], carry[17], carry[18], carry[19])
+    (h_free, index, accepted, rejected, iterations, saved_x, saved_v, e0, max_de, failed) = carry[11:]
     # Snapshots never reached are NaN, so they cannot pass for data.
     reached = jnp.arange(num_saves + 1) < index
     saved_x = jnp.where(reached[:, None, None], saved_x, jnp.nan)
@@ -283,6 +355,7 @@ def simulate_ias15(
     potential="newtonian",
     max_steps: int = 1_000_000,
     initial_dt: float | None = None,
+    adaptive_mode: str = "global",
 ) -> tuple[Trajectory, dict]:
     """Integrate from ``state.time`` to the end time ``t_end`` with IAS15 (see module docstring).
 
@@ -303,11 +376,16 @@ def simulate_ias15(
         max_steps: cap on attempted steps (accepted + rejected); snapshots not reached are NaN.
         initial_dt: first step to try (default: 1 % of ``min_i sqrt(|x_i| / |a_i|)``, at most
             one save interval); a step too long is rejected and redone shorter.
+        adaptive_mode: step-size criterion: ``"global"`` (RS15 sec. 3.2, ``max|b6| / max|a|``;
+            REBOUND's ``adaptive_mode = 1``) or ``"prs23"`` (Pham, Rein & Spiegel 2024, from
+            each body's acceleration, jerk and snap; REBOUND's default ``adaptive_mode = 2``):
+            on the Pythagorean problem 5378 steps instead of 12561 at the same epsilon,
+            |dE/E| ~ 1e-13 both.
 
     Returns:
         ``(trajectory, stats)``: a :class:`Trajectory` whose first snapshot is ``state`` and a
         dict with ``accepted_steps``, ``rejected_steps``, ``iterations`` (predictor-corrector
-        passes in all; each costs 7 force evaluations), ``max_relative_energy_error`` (over
+        passes in all; each costs 7 force evaluations, made as one batch), ``max_relative_energy_error`` (over
         every accepted step, not only the snapshots), ``result`` (``"successful"`` or a
         message naming the failure), ``status`` (``"successful"``, ``"max_steps"`` or
         ``"failed"``) and ``next_dt`` (the controller's free step size at the end, time units:
@@ -315,7 +393,7 @@ def simulate_ias15(
 
     Raises:
         ValueError: for a non-increasing or non-finite save grid, a bad ``epsilon``,
-            ``num_saves`` or ``max_steps``.
+            ``num_saves``, ``max_steps``, ``initial_dt`` or ``adaptive_mode``.
     """
     params = resolve_params(state, params)
     validate_run_options(params=params)
@@ -341,6 +419,8 @@ def simulate_ias15(
         raise ValueError(f"max_steps must be a positive integer, got {max_steps!r}")
     if initial_dt is not None and not (np.isfinite(initial_dt) and initial_dt > 0):
         raise ValueError(f"initial_dt must be a positive finite number, got {initial_dt!r}")
+    if adaptive_mode not in ADAPTIVE_MODES:
+        raise ValueError(f"adaptive_mode must be one of {ADAPTIVE_MODES}, got {adaptive_mode!r}")
     potential = get_potential(potential)
     acceleration_fn = acceleration_function(forces, potential)  # hashable: one compile per choice
     params = PhysicsParams(*(jnp.asarray(p, dtype) for p in params))
@@ -348,6 +428,7 @@ def simulate_ias15(
         state._replace(time=jnp.asarray(state.time, dtype)), jnp.asarray(times, dtype), params,
         jnp.asarray(epsilon, dtype), jnp.asarray(max_steps, jnp.int32),
         jnp.asarray(0.0 if initial_dt is None else initial_dt, dtype), acceleration_fn=acceleration_fn, potential=potential,
+        pairwise=bool(potential.pair_energy is NEWTONIAN.pair_energy and state.position.shape[0] <= PAIRWISE_MAX_BODIES), adaptive_mode=adaptive_mode,
     )
     index, accepted, rejected, iterations, max_error, failed, next_dt = (np.asarray(c) for c in counters)
     num_saves = len(times) - 1
