@@ -629,7 +629,7 @@ export function render({model, el}) {
     if (vp === scene.viewports[0]) {
       ctx.fillStyle = "rgba(255,220,120,0.95)"
       ctx.font = "12px sans-serif"
-      ctx.fillText("Paused: drag a body or an arrow tip (alt-drag a body: new velocity) · shift-click adds · Delete removes · + centre of mass",
+      ctx.fillText("Editing: drag a body or an arrow tip · shift-click adds · Delete removes",
                    vp.x + 10, vp.y + 54)
     }
     return tips

@@ -20,11 +20,11 @@ from app.state.edit_session import EditSession, Readout
 __all__ = ["BodyEditor", "EDIT_HELP"]
 
 EDIT_HELP = (
-    "Pause, turn on **Edit bodies**, then: drag a body to move it (in the view's plane), drag the "
+    "Drag a body to move it (in the view's plane), drag the "
     "tip of its arrow to change its velocity (alt-drag a body to draw one from it), shift-click "
     "empty space to add a body (median mass, at rest in the centre-of-mass frame), click a body "
-    "and press **Delete** or *Remove body*. **Ctrl+Z** / **Ctrl+Shift+Z** undo and redo. "
-    "Play continues from the edited state; an edit restarts the conservation plots from it."
+    "and press **Delete** or *Remove body*. **Ctrl+Z** / **Ctrl+Shift+Z** undo and redo; + marks the "
+    "centre of mass. Play continues from the edited state; an edit restarts the conservation plots."
 )
 
 _READOUT_CSS = """
@@ -57,7 +57,7 @@ class BodyEditor(pn.viewable.Viewer):
                                                disabled=True, description="Remove the selected body (Delete)")
         self.readout = pn.pane.HTML("", name="simulate-edit-readout", stylesheets=[_READOUT_CSS],
                                     sizing_mode="stretch_width")
-        self.help = pn.pane.Markdown(EDIT_HELP, sizing_mode="stretch_width", margin=(0, 10))
+        self.help = pn.pane.Markdown(EDIT_HELP, sizing_mode="stretch_width", margin=(0, 10), visible=False)
         locked = self.runner.locked
         self.undo_button.on_click(locked(lambda _: self.undo()))
         self.redo_button.on_click(locked(lambda _: self.redo()))
@@ -81,6 +81,7 @@ class BodyEditor(pn.viewable.Viewer):
         editing = bool(self.edit_toggle.value) and not self.simulate.playing
         self.editing = editing
         self.scene.editing = editing
+        self.help.visible = editing  # the gestures, while they work
         if editing:
             self.request_readout()
         self._update_buttons()

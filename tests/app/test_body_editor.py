@@ -129,11 +129,11 @@ def view():
 
 def test_edit_mode_needs_the_toggle_and_a_paused_run(view):
     editor = view.editor
-    assert not view.scene.editing  # the toggle is off by default
+    assert not view.scene.editing and not editor.help.visible  # the toggle is off by default
     assert not editor.handle_message({"action": "move", "index": 0, "vector": [1, 0, 0]})
     assert "Edit bodies" in view.last_message
     editor.edit_toggle.value = True
-    assert view.scene.editing and "E = " in editor.readout.object
+    assert view.scene.editing and "E = " in editor.readout.object and editor.help.visible
     view.playing = True
     assert not view.scene.editing and editor.undo_button.disabled
     view.playing = False

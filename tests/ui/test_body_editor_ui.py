@@ -20,7 +20,7 @@ from app.state import edits
 from app.state.simulate import SimulationState
 from app.views.simulate import SimulateView
 
-from .conftest import free_port
+from .conftest import RESULTS_DIR, free_port
 
 SCENE = "window.nbodyScenes['simulate-scene']"
 BG = tuple(int(BACKGROUND[k:k + 2], 16) for k in (1, 3, 5))
@@ -123,6 +123,7 @@ def _settled(page, view, generation):
 def test_dragging_a_body_moves_it_on_the_server_and_on_the_canvas(editing_page):
     page, view = editing_page
     before = view.state.bodies()
+    readout_before = _poll(lambda: view.editor.last_readout, "the first readout")
     x0, y0 = _body_pixel(page, 0)
     old_look = _pixel(page, x0, y0)
     assert not _is_background(old_look)
@@ -142,6 +143,13 @@ def test_dragging_a_body_moves_it_on_the_server_and_on_the_canvas(editing_page):
     assert not _is_background(_pixel(page, x1, y1))
     assert _pixel(page, x0, y0) != old_look
     assert view.scene.selected == 0
+    # The energy readout follows: computed on the worker for the edited state, then shown.
+    readout = _poll(lambda: view.editor.last_readout if view.editor.last_readout
+                    and view.editor.last_readout.generation == view.state.generation else None, "the readout")
+    assert readout.energy != pytest.approx(readout_before.energy, rel=1e-6)
+    expect(page.get_by_text(readout.text(), exact=False)).to_be_visible(timeout=TIMEOUT_MS)
+    RESULTS_DIR.mkdir(exist_ok=True)
+    page.screenshot(path=str(RESULTS_DIR / "simulate-edit-bodies.png"))
 
 
 def test_dragging_an_arrow_tip_changes_the_velocity_on_the_server(editing_page):
@@ -186,6 +194,15 @@ def test_add_remove_undo_and_play_from_the_edited_state(editing_page):
 
     generation = view.state.generation
     page.get_by_role("button", name="↶ Undo").click()
+    _settled(page, view, generation)
+    assert view.state.current.num_bodies == 4
+
+    generation = view.state.generation
+    page.keyboard.press("Control+Shift+Z")  # redo: the removal again
+    _settled(page, view, generation)
+    assert view.state.current.num_bodies == 3
+    generation = view.state.generation
+    page.keyboard.press("Control+z")  # undo
     _settled(page, view, generation)
     assert view.state.current.num_bodies == 4
     edited = view.state.bodies()
