@@ -34,6 +34,11 @@ __all__ = [
     "SampleResult",
     "as_pytree_fn",
     "warmup_chains",
+    "warmup_chains_in_blocks",
+    "WarmupCarry",
+    "warmup_schedule",
+    "warmup_init",
+    "warmup_block",
     "sample_chains_chunk",
     "validate_sampler_options",
     "gradient_evaluations",
@@ -257,52 +262,32 @@ def as_pytree_fn(logdensity_fn) -> jax.tree_util.Partial:
 WARMUP_WINDOWS = ((0.15, False), (0.25, True), (0.45, True), (0.15, False))
 
 
-@partial(
-    jax.jit,
-    static_argnames=("num_warmup", "num_integration_steps", "adapt_step_size", "adapt_mass_matrix"),
-)
-def _warmup(
-    key,
-    position,
-    *,
-    logdensity_fn: LogDensityFn,
-    num_warmup: int,
-    num_integration_steps: int,
-    step_size,
-    target_acceptance=0.8,
-    adapt_step_size: bool = True,
-    adapt_mass_matrix: bool = True,
-    step_size_jitter=0.0,
-) -> WarmupResult:
-    """Warm up one chain (vmap for several): dual-averaging step size and, optionally, a
-    diagonal mass matrix.
+class WarmupCarry(NamedTuple):
+    """The adaptation state of one chain between warm-up transitions (a pytree): a warm-up
+    cut into blocks carries it from one compiled call to the next.
 
-    With ``adapt_mass_matrix`` (and ``num_warmup >= 40``) warm-up follows
-    :data:`WARMUP_WINDOWS`; each new metric is the regularised variance of a window's draws
-    and restarts dual averaging. Without ``adapt_step_size`` the step size stays as given.
-
-    Args:
-        key: PRNG key.
-        position: ``[d]`` starting point.
-        num_warmup: warm-up transitions (static); 0 returns the inputs unchanged.
-        step_size: initial (or fixed) leapfrog step size.
-        target_acceptance: dual-averaging target for the mean acceptance probability.
-        step_size_jitter: see :func:`build_kernel`.
+    Attributes:
+        state: the chain's :class:`HMCState`.
+        da: dual-averaging state of the current window.
+        next_step_size: step size the next window starts from.
+        inverse_mass: ``[d]`` diagonal inverse mass matrix in use.
+        count, mean, m2: Welford running variance of the current window's draws.
     """
-    step_fn = build_kernel(logdensity_fn, num_integration_steps=num_integration_steps)
-    state = init(position, logdensity_fn)
-    dtype = state.position.dtype
-    d = state.position.shape[-1]
-    inverse_mass = jnp.ones((d,), dtype)
-    step_size = jnp.asarray(step_size, dtype)
-    step_size_jitter = jnp.asarray(step_size_jitter, dtype)
-    if num_warmup == 0:
-        empty = jax.eval_shape(lambda k: step_fn(k, state, step_size, inverse_mass)[1], key)
-        info = jax.tree.map(lambda s: jnp.zeros((0,) + s.shape, s.dtype), empty)
-        return WarmupResult(state, step_size, inverse_mass, info)
 
-    # The schedule as per-iteration flags, so one scan (one copy of the kernel to compile)
-    # runs every window.
+    state: HMCState
+    da: DualAveragingState
+    next_step_size: Array
+    inverse_mass: Array
+    count: Array
+    mean: Array
+    m2: Array
+
+
+def warmup_schedule(num_warmup: int, *, adapt_mass_matrix: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:data:`WARMUP_WINDOWS` as per-iteration flags ``(window_start, window_end,
+    metric_window)``, each ``[num_warmup]`` bool: one scan (one copy of the kernel to
+    compile) runs every window. Without ``adapt_mass_matrix`` (or under 40 iterations) the
+    warm-up is one step-size window."""
     if adapt_mass_matrix and num_warmup >= 40:
         lengths = [int(f * num_warmup) for f, _ in WARMUP_WINDOWS]
         lengths[-1] = num_warmup - sum(lengths[:-1])
@@ -316,17 +301,44 @@ def _warmup(
         window_end[offset + length - 1] = True
         metric_window[offset : offset + length] = update_metric
         offset += length
+    return window_start, window_end, metric_window
 
-    class Carry(NamedTuple):
-        state: HMCState
-        da: DualAveragingState
-        next_step_size: Array
-        inverse_mass: Array
-        count: Array
-        mean: Array
-        m2: Array
 
-    def one(carry: Carry, xs):
+def warmup_init(position, *, logdensity_fn: LogDensityFn, step_size) -> WarmupCarry:
+    """The :class:`WarmupCarry` of one chain before its first warm-up transition."""
+    state = init(position, logdensity_fn)
+    dtype = state.position.dtype
+    d = state.position.shape[-1]
+    step_size = jnp.asarray(step_size, dtype)
+    zeros = jnp.zeros((d,), dtype)
+    return WarmupCarry(
+        state, dual_averaging_init(step_size), step_size, jnp.ones((d,), dtype), jnp.zeros((), dtype), zeros, zeros
+    )
+
+
+def warmup_block(
+    carry: WarmupCarry, xs, *, logdensity_fn: LogDensityFn, num_integration_steps: int, step_size,
+    target_acceptance=0.8, adapt_step_size: bool = True, step_size_jitter=0.0,
+) -> tuple[WarmupCarry, HMCInfo]:
+    """Warm-up transitions of one chain from ``carry`` (one ``lax.scan``; call in ``jit``).
+
+    Args:
+        carry: :class:`WarmupCarry` so far.
+        xs: ``(keys [k], window_start [k], window_end [k], metric_window [k])``: this
+            block's slice of the per-iteration keys and of :func:`warmup_schedule`.
+        step_size: the initial (or fixed) step size.
+        Others: see :func:`_warmup`.
+
+    Returns:
+        ``(carry, HMCInfo stacked [k, ...])``; blocks run one after another give the
+        carry and transitions of one uncut scan.
+    """
+    step_fn = build_kernel(logdensity_fn, num_integration_steps=num_integration_steps)
+    dtype = carry.state.position.dtype
+    step_size = jnp.asarray(step_size, dtype)
+    step_size_jitter = jnp.asarray(step_size_jitter, dtype)
+
+    def one(carry: WarmupCarry, xs):
         key, start, end, collect = xs
         da = jax.tree.map(
             lambda fresh, old: jnp.where(start, fresh, old), dual_averaging_init(carry.next_step_size), carry.da
@@ -351,13 +363,59 @@ def _warmup(
         inverse_mass = jnp.where(update, new_inverse_mass, carry.inverse_mass)
         next_step_size = jnp.where(end, jnp.where(update, window_step * rescale, window_step), carry.next_step_size)
         reset = lambda x: jnp.where(end, jnp.zeros_like(x), x)  # noqa: E731
-        carry = Carry(state, da, next_step_size, inverse_mass, reset(count), reset(mean), reset(m2))
+        carry = WarmupCarry(state, da, next_step_size, inverse_mass, reset(count), reset(mean), reset(m2))
         return carry, info
 
-    zeros = jnp.zeros((d,), dtype)
-    carry0 = Carry(state, dual_averaging_init(step_size), step_size, inverse_mass, jnp.zeros((), dtype), zeros, zeros)
-    xs = (jax.random.split(key, num_warmup), jnp.asarray(window_start), jnp.asarray(window_end), jnp.asarray(metric_window))
-    carry, info = lax.scan(one, carry0, xs)
+    return lax.scan(one, carry, xs)
+
+
+@partial(
+    jax.jit,
+    static_argnames=("num_warmup", "num_integration_steps", "adapt_step_size", "adapt_mass_matrix"),
+)
+def _warmup(
+    key,
+    position,
+    *,
+    logdensity_fn: LogDensityFn,
+    num_warmup: int,
+    num_integration_steps: int,
+    step_size,
+    target_acceptance=0.8,
+    adapt_step_size: bool = True,
+    adapt_mass_matrix: bool = True,
+    step_size_jitter=0.0,
+) -> WarmupResult:
+    """Warm up one chain (vmap for several): dual-averaging step size and, optionally, a
+    diagonal mass matrix.
+
+    With ``adapt_mass_matrix`` (and ``num_warmup >= 40``) warm-up follows
+    :data:`WARMUP_WINDOWS`; each new metric is the regularised variance of a window's draws
+    and restarts dual averaging. Without ``adapt_step_size`` the step size stays as given.
+    :func:`warmup_chains_in_blocks` runs the same transitions as bounded compiled calls.
+
+    Args:
+        key: PRNG key.
+        position: ``[d]`` starting point.
+        num_warmup: warm-up transitions (static); 0 returns the inputs unchanged.
+        step_size: initial (or fixed) leapfrog step size.
+        target_acceptance: dual-averaging target for the mean acceptance probability.
+        step_size_jitter: see :func:`build_kernel`.
+    """
+    carry0 = warmup_init(position, logdensity_fn=logdensity_fn, step_size=step_size)
+    if num_warmup == 0:
+        step_fn = build_kernel(logdensity_fn, num_integration_steps=num_integration_steps)
+        state, step_size = carry0.state, carry0.next_step_size
+        empty = jax.eval_shape(lambda k: step_fn(k, state, step_size, carry0.inverse_mass)[1], key)
+        info = jax.tree.map(lambda s: jnp.zeros((0,) + s.shape, s.dtype), empty)
+        return WarmupResult(state, step_size, carry0.inverse_mass, info)
+    flags = warmup_schedule(num_warmup, adapt_mass_matrix=adapt_mass_matrix)
+    xs = (jax.random.split(key, num_warmup), *(jnp.asarray(flag) for flag in flags))
+    carry, info = warmup_block(
+        carry0, xs, logdensity_fn=logdensity_fn, num_integration_steps=num_integration_steps,
+        step_size=step_size, target_acceptance=target_acceptance, adapt_step_size=adapt_step_size,
+        step_size_jitter=step_size_jitter,
+    )
     return WarmupResult(carry.state, carry.next_step_size, carry.inverse_mass, info)
 
 
@@ -486,6 +544,76 @@ def warmup_chains(chain_keys, initial_position, *, logdensity_fn, **options) -> 
     return jax.vmap(
         lambda k, x: warmup(jax.random.fold_in(k, 0), x, logdensity_fn=logdensity_fn, **options)
     )(chain_keys, jnp.asarray(initial_position))
+
+
+@partial(jax.jit, static_argnames=("num_warmup",))
+def _warmup_chains_init(chain_keys, initial_position, logdensity_fn, step_size, *, num_warmup):
+    carry = jax.vmap(lambda x: warmup_init(x, logdensity_fn=logdensity_fn, step_size=step_size))(initial_position)
+    # The keys of warmup(fold_in(chain_key, 0), ...): split(key, num_warmup), one per transition.
+    keys = jax.vmap(lambda k: jax.random.split(jax.random.fold_in(k, 0), num_warmup))(chain_keys)
+    return carry, keys
+
+
+@partial(jax.jit, static_argnames=("num_integration_steps", "adapt_step_size"))
+def _warmup_chains_block(carry, xs, logdensity_fn, step_size, target_acceptance, step_size_jitter, *,
+                         num_integration_steps, adapt_step_size):
+    keys, *flags = xs  # keys [chains, k]; the schedule's flags [k], shared by every chain
+    return jax.vmap(
+        lambda c, k: warmup_block(
+            c, (k, *flags), logdensity_fn=logdensity_fn, num_integration_steps=num_integration_steps,
+            step_size=step_size, target_acceptance=target_acceptance, adapt_step_size=adapt_step_size,
+            step_size_jitter=step_size_jitter,
+        )
+    )(carry, keys)
+
+
+def warmup_chains_in_blocks(
+    chain_keys, initial_position, *, logdensity_fn, num_warmup: int, block_size: int, num_integration_steps: int,
+    step_size, target_acceptance=0.8, adapt_step_size: bool = True, adapt_mass_matrix: bool = True,
+    step_size_jitter=0.0, before_block: Callable[[int], None] | None = None,
+) -> WarmupResult:
+    """:func:`warmup_chains` as compiled calls of at most ``block_size`` transitions each,
+    the :class:`WarmupCarry` (chain state and adaptation state) carried from one to the
+    next: the same keys, schedule and transitions, so the result is bit-identical to the
+    uncut warm-up, and a caller can stop between blocks.
+
+    Args:
+        chain_keys: ``[chains]`` keys (chain ``c`` uses ``fold_in(chain_keys[c], 0)``).
+        initial_position: ``[chains, d]``.
+        num_warmup: transitions per chain.
+        block_size: transitions per compiled call (the last block may be shorter: at most
+            two compilations).
+        before_block: called as ``before_block(transitions_done)`` before each block; raise
+            there to stop the warm-up.
+        Others: see :func:`_warmup`.
+
+    Returns:
+        :class:`WarmupResult` with a leading chain axis (``info`` ``[chains, num_warmup, ...]``).
+    """
+    validate_sampler_options(num_warmup=num_warmup, num_integration_steps=num_integration_steps, step_size=step_size)
+    if isinstance(block_size, bool) or not isinstance(block_size, (int, np.integer)) or block_size < 1:
+        raise ValueError(f"block_size must be a positive integer, got {block_size!r}")
+    options = dict(num_integration_steps=num_integration_steps, adapt_step_size=adapt_step_size)
+    if num_warmup == 0:
+        return warmup_chains(chain_keys, initial_position, logdensity_fn=logdensity_fn, num_warmup=0,
+                             step_size=step_size, target_acceptance=target_acceptance,
+                             adapt_mass_matrix=adapt_mass_matrix, step_size_jitter=step_size_jitter, **options)
+    logdensity_fn = as_pytree_fn(logdensity_fn)
+    initial_position = jnp.asarray(initial_position)
+    dtype = initial_position.dtype
+    step_size, target, jitter = (jnp.asarray(x, dtype) for x in (step_size, target_acceptance, step_size_jitter))
+    carry, keys = _warmup_chains_init(chain_keys, initial_position, logdensity_fn, step_size, num_warmup=num_warmup)
+    flags = warmup_schedule(num_warmup, adapt_mass_matrix=adapt_mass_matrix)
+    infos = []
+    for done in range(0, num_warmup, int(block_size)):
+        if before_block is not None:
+            before_block(done)
+        piece = slice(done, min(done + int(block_size), num_warmup))
+        xs = (keys[:, piece], *(jnp.asarray(flag[piece]) for flag in flags))
+        carry, info = _warmup_chains_block(carry, xs, logdensity_fn, step_size, target, jitter, **options)
+        infos.append(jax.block_until_ready(info))
+    info = infos[0] if len(infos) == 1 else jax.tree.map(lambda *xs: jnp.concatenate(xs, axis=1), *infos)
+    return WarmupResult(carry.state, carry.next_step_size, carry.inverse_mass, info)
 
 
 def sample_chains_chunk(

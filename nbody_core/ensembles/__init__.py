@@ -34,9 +34,11 @@ from .member import (
 from .result import EnsembleResult as EnsembleResult, fit_power_law as fit_power_law, load_ensemble as load_ensemble
 from .runner import (
     DEFAULT_MAX_CHUNK as DEFAULT_MAX_CHUNK,
+    PIECE_PAIR_STEPS as PIECE_PAIR_STEPS,
     EnsembleCancelled as EnsembleCancelled,
     chunk_size_for as chunk_size_for,
     default_chunk_size as default_chunk_size,
+    default_segment_steps as default_segment_steps,
     run_ensemble as run_ensemble,
     time_python_loop as time_python_loop,
 )
@@ -63,6 +65,8 @@ __all__ = [
     "MAX_STEPS_PER_MEMBER",
     "DEFAULT_MAX_CHUNK",
     "default_chunk_size",
+    "default_segment_steps",
+    "PIECE_PAIR_STEPS",
     "chunk_size_for",
     "Sweep",
     "parse_sweep",

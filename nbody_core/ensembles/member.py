@@ -9,11 +9,12 @@ ensemble is tested against).
 
 from __future__ import annotations
 
-from typing import Mapping, NamedTuple
+from typing import Any, Mapping, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax import lax
 
 from ..diagnostics import to_center_of_mass_frame, virial_ratio
 from ..potentials import get_potential, softened_distance_matrix
@@ -33,6 +34,11 @@ __all__ = [
     "member_inputs",
     "member_keys",
     "initial_state",
+    "MemberRun",
+    "start_member",
+    "advance_member",
+    "summarize_member",
+    "member_total_steps",
     "simulate_member",
     "initial_state_jit",
     "simulate_member_jit",
@@ -160,20 +166,25 @@ def _final_summaries(state: ParticleState, params: PhysicsParams, potential) -> 
     return out
 
 
-def simulate_member(state: ParticleState, inputs: Mapping[str, jax.Array], *, config: MemberConfig) -> dict:
-    """One member, single-system code: integrate from ``state`` and summarize.
+class MemberRun(NamedTuple):
+    """Where one member's integration stands between compiled calls (a pytree).
 
-    Args:
-        state: the member's initial :class:`ParticleState` (``[n, 3]`` leaves).
-        inputs: scalars ``dt`` (the step taken, time units), ``steps_per_save`` (int) and
-            ``softening`` (length units); other entries are ignored.
-        config: static configuration.
-
-    Returns:
-        dict of ``time [T]``, ``energy [T]``, the :data:`SUMMARIES` scalars and, with
-        ``save_trajectories``, ``position``/``velocity [T, n, 3]`` and ``mass [n]``
-        (T = num_saves + 1).
+    Attributes:
+        carry: the integration loop's carry (integrator state, initial energy).
+        saved: observation buffers, each ``[num_saves + 1, ...]``; row ``k`` is filled
+            once the member has taken ``k * steps_per_save`` steps.
+        steps_done: global steps taken so far (int scalar).
+        initial_virial_ratio: T / |U| of the initial state (measured at the start, so a
+            run cut into calls and an uncut one compute it in the same place).
     """
+
+    carry: Any
+    saved: dict
+    steps_done: jax.Array
+    initial_virial_ratio: jax.Array
+
+
+def _member_setup(state: ParticleState, inputs: Mapping[str, jax.Array], config: MemberConfig):
     dtype = state.position.dtype
     dt = jnp.asarray(inputs["dt"], dtype)
     params = PhysicsParams(
@@ -184,6 +195,8 @@ def simulate_member(state: ParticleState, inputs: Mapping[str, jax.Array], *, co
     )
     potential = get_potential(config.potential)
     run = run_config(config.integrator, config.forces, potential)
+    count = inputs["steps_per_save"] if config.steps_per_save is None else config.steps_per_save
+    clock = make_clock(jnp.asarray(state.time, dtype), dt, count * config.num_saves)
 
     def snapshot(state, params, potential):
         quantities = conserved_quantities(state, params, potential)
@@ -199,13 +212,82 @@ def simulate_member(state: ParticleState, inputs: Mapping[str, jax.Array], *, co
             out["velocity"] = state.velocity
         return out
 
-    # The core's one loop: snapshot k at t0 + k * steps_per_save * dt, exactly.
+    return params, potential, run, count, clock, snapshot
+
+
+def member_total_steps(inputs: Mapping[str, jax.Array], *, config: MemberConfig):
+    """Steps one member takes in all (``steps_per_save * num_saves``)."""
     count = inputs["steps_per_save"] if config.steps_per_save is None else config.steps_per_save
-    clock = make_clock(jnp.asarray(state.time, dtype), dt, count * config.num_saves)
-    carry, saved = integration_loop(
-        state, clock, params, config=run, num_saves=config.num_saves, save_every=count, observe=snapshot
+    return count * config.num_saves
+
+
+def start_member(state: ParticleState, inputs: Mapping[str, jax.Array], *, config: MemberConfig) -> MemberRun:
+    """One member before its first step: the initial acceleration and observation, and
+    empty rows for the later ones (single-system code, vmapped outside).
+
+    Args:
+        state: the member's initial :class:`ParticleState` (``[n, 3]`` leaves).
+        inputs: scalars ``dt`` (time units), ``steps_per_save`` (int) and ``softening``
+            (length units); other entries are ignored.
+        config: static configuration.
+    """
+    params, potential, run, count, clock, snapshot = _member_setup(state, inputs, config)
+    carry, first = integration_loop(
+        state, clock, params, config=run, num_saves=0, save_every=count, observe=snapshot
     )
-    final = carry.state.particles
+    saved = jax.tree.map(lambda x: jnp.zeros((config.num_saves + 1, *x.shape[1:]), x.dtype).at[0].set(x[0]), first)
+    return MemberRun(carry, saved, jnp.zeros((), clock.total.dtype), virial_ratio(state, params, potential))
+
+
+def advance_member(
+    state: ParticleState, member: MemberRun, inputs: Mapping[str, jax.Array], stop, *, config: MemberConfig
+) -> MemberRun:
+    """Take the member's steps up to global step ``min(stop, total)``, one bounded piece of a
+    run cut into compiled calls (single-system code, vmapped outside).
+
+    The steps are those of one uncut run (the same step function, the time of global step
+    ``k`` computed as ``t0 + k * dt``), so a run cut anywhere gives bit-identical results.
+    Each save is observed when its step is reached.
+
+    Args:
+        state: the member's initial state (its start time and masses set the clock).
+        member: the :class:`MemberRun` so far.
+        inputs: as in :func:`start_member`.
+        stop: global step to stop at (int scalar; may be shared by every member).
+        config: static configuration.
+    """
+    params, potential, run, count, clock, snapshot = _member_setup(state, inputs, config)
+    stop = jnp.minimum(jnp.asarray(stop, member.steps_done.dtype), member_total_steps(inputs, config=config))
+
+    def more(member: MemberRun):
+        return member.steps_done < stop
+
+    def piece(member: MemberRun):
+        done = member.steps_done
+        next_save = (done // count + 1) * count
+        upto = jnp.minimum(next_save, stop)
+        carry, seen = integration_loop(
+            member.carry, clock._replace(first_step=done), params, config=run, num_saves=1,
+            save_every=upto - done, first=False, observe=snapshot,
+        )
+        hit = upto == next_save
+        row = upto // count
+        saved = jax.tree.map(
+            lambda buffer, value: buffer.at[row].set(jnp.where(hit, value[0], buffer[row])), member.saved, seen
+        )
+        return member._replace(carry=carry, saved=saved, steps_done=upto)
+
+    return lax.while_loop(more, piece, member)
+
+
+def summarize_member(
+    state: ParticleState, member: MemberRun, inputs: Mapping[str, jax.Array], *, config: MemberConfig
+) -> dict:
+    """The outputs of a finished member (see :func:`simulate_member`)."""
+    params, potential, *_ = _member_setup(state, inputs, config)
+    saved = member.saved
+    dtype = state.position.dtype
+    final = member.carry.state.particles
     energy = saved["energy"]
     error = jnp.abs(energy - energy[0]) / jnp.abs(energy[0])
     finite = jnp.isfinite(energy).all()
@@ -218,7 +300,7 @@ def simulate_member(state: ParticleState, inputs: Mapping[str, jax.Array], *, co
         "energy": energy,
         "final_energy_error": error[-1],
         "max_energy_error": jnp.max(error),
-        "initial_virial_ratio": virial_ratio(state, params, potential),
+        "initial_virial_ratio": member.initial_virial_ratio,
         "final_virial_ratio": virial_ratio(final, params, potential),
         **_final_summaries(final, params, potential),
         "min_pair_distance": jnp.min(saved["min_pair_distance"]),
@@ -229,6 +311,27 @@ def simulate_member(state: ParticleState, inputs: Mapping[str, jax.Array], *, co
     if config.save_trajectories:
         out.update(position=saved["position"], velocity=saved["velocity"], mass=state.mass)
     return out
+
+
+def simulate_member(state: ParticleState, inputs: Mapping[str, jax.Array], *, config: MemberConfig) -> dict:
+    """One member, single-system code: integrate from ``state`` and summarize, in one call
+    (:func:`start_member`, :func:`advance_member` to the end, :func:`summarize_member`;
+    the runner makes the same calls as separate bounded pieces).
+
+    Args:
+        state: the member's initial :class:`ParticleState` (``[n, 3]`` leaves).
+        inputs: scalars ``dt`` (the step taken, time units), ``steps_per_save`` (int) and
+            ``softening`` (length units); other entries are ignored.
+        config: static configuration.
+
+    Returns:
+        dict of ``time [T]``, ``energy [T]``, the :data:`SUMMARIES` scalars and, with
+        ``save_trajectories``, ``position``/``velocity [T, n, 3]`` and ``mass [n]``
+        (T = num_saves + 1).
+    """
+    member = start_member(state, inputs, config=config)
+    member = advance_member(state, member, inputs, member_total_steps(inputs, config=config), config=config)
+    return summarize_member(state, member, inputs, config=config)
 
 
 def member_keys(spec: EnsembleSpec, ic_index: np.ndarray) -> np.ndarray:

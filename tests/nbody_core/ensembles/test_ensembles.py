@@ -19,11 +19,13 @@ import pytest
 import nbody_core
 from nbody_core.ensembles import (
     MAX_MEMBERS,
+    PIECE_PAIR_STEPS,
     SUMMARIES,
     EnsembleCancelled,
     EnsembleSpec,
     Sweep,
     fit_power_law,
+    default_segment_steps,
     format_sweep,
     load_ensemble,
     member_initial_state,
@@ -380,6 +382,36 @@ def test_checkpoints_resume_an_interrupted_run(tmp_path, plummer_spec, plummer_r
     # A checkpoint of another spec is never reused.
     other = EnsembleSpec(**{**plummer_spec.to_dict(), "seed": 99})
     assert run_ensemble(other, chunk_size=4, checkpoint_dir=checkpoints).timing["resumed_chunks"] == 0
+
+
+def test_a_run_cut_into_bounded_pieces_is_bit_identical(plummer_spec, plummer_result):
+    # The pieces take the same steps with the same step function and exact clock as one
+    # call, so nothing may differ, not even by one ulp.
+    reference = run_ensemble(plummer_spec, chunk_size=4)
+    for steps in (1, 3, 7, 39):
+        assert_results_equal(run_ensemble(plummer_spec, chunk_size=4, segment_steps=steps), reference)
+    # A dt sweep: every member its own step count (traced), RK4.
+    kepler = EnsembleSpec(system="kepler", num_members=6, num_steps=60, sweeps=("dt=0.001:0.01:log",),
+                          integrator="rk4", seed=1)
+    assert_results_equal(run_ensemble(kepler, chunk_size=4, segment_steps=7), run_ensemble(kepler, chunk_size=4))
+
+
+def test_a_stop_is_seen_before_the_next_piece(plummer_spec):
+    pieces = []
+
+    def should_stop():
+        pieces.append(1)
+        return len(pieces) > 3
+
+    with pytest.raises(EnsembleCancelled, match="after 0 of 3 chunks"):
+        run_ensemble(plummer_spec, chunk_size=4, segment_steps=5, should_stop=should_stop)
+    assert len(pieces) == 4  # polled before each piece; the fourth poll stopped the run
+
+
+def test_default_pieces_hold_a_bounded_number_of_pair_interactions():
+    assert default_segment_steps(64, 32) == PIECE_PAIR_STEPS // (32 * 64 * 64)
+    assert default_segment_steps(64, 32, 4) == PIECE_PAIR_STEPS // (4 * 32 * 64 * 64)
+    assert default_segment_steps(20_000, 1024) == 1  # at least one step
 
 
 def test_python_loop_timing(plummer_spec):
