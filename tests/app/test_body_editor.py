@@ -192,3 +192,26 @@ def test_step_after_an_edit_continues_from_it_and_reset_clears_the_history(view)
     assert editor.session.can_undo
     view.reset()
     assert not editor.session.can_undo and editor.undo_button.disabled and view.scene.selected == -1
+
+
+def test_hostile_edit_messages_are_refused_with_a_message_never_an_exception(view):
+    editor = view.editor
+    editor.edit_toggle.value = True
+    position = view.state.position.copy()
+    hostile = [
+        None, b"\x00\xff", 42, [], {"action": None}, {"action": ["move"]}, {"action": "move"},
+        {"action": "move", "index": 10**30, "vector": [0, 0, 0]},
+        {"action": "move", "index": "0", "vector": [0, 0, 0]},
+        {"action": "move", "index": 0, "vector": [[0], [0], [0]]},
+        {"action": "move", "index": 0, "vector": list(range(10**5))},
+        {"action": "velocity", "index": 0, "vector": {"x": 1}},
+        {"action": "add", "vector": [1e308, 1e308, 1e308]},
+        {"action": "remove", "index": -3},
+        {"action": "__class__", "index": 0},
+    ]
+    for message in hostile:
+        assert not editor.handle_message(message), message
+        assert view.last_message.startswith("Edit refused")
+    view.scene._handle_msg({"type": "edit", "action": "add"})  # through the scene's channel too
+    np.testing.assert_array_equal(view.state.position, position)
+    assert not editor.session.can_undo
