@@ -14,6 +14,12 @@
 // to set a velocity, shift-click adds a body; each finished gesture sends one
 // {type: "edit", action, index, vector} message (simulation units) and the server answers
 // with the edited state (FLAG_RESET | FLAG_KEEP_CAMERA: trails dropped, camera kept).
+//
+// Predict mode (model.predicting, set by the server while paused; see the "predict mode"
+// sections): a click (no drag) in a projection sends {type: "guess", plane, a, b} (the two
+// coordinates shown, length units); the server keeps the guesses and sends back
+// model.predict_marks ({guesses, labels, closest, path}), drawn over the bodies: numbered
+// crosses, and after a reveal the true path of model.predict_body and each guess's distance.
 
 const HEADER = 8            // float32 words before the positions
 const MAGIC = 7.0           // header[0]: format version
@@ -342,7 +348,8 @@ export function render({model, el}) {
       if (model.trails) drawTrails(vp, project)
       const screen = drawBodies(vp, project)
       scene.projected.push(screen)
-      scene.tips[scene.projected.length - 1] = model.editing ? drawEditOverlay(vp, project, screen) : null
+      scene.tips[scene.projected.length - 1] = model.editing && !model.predicting ? drawEditOverlay(vp, project, screen) : null
+      if (model.predicting || predictMarksShown()) drawPredictOverlay(vp, project, screen)
       drawLabels(vp)
       ctx.restore()
     }
@@ -716,6 +723,151 @@ export function render({model, el}) {
     canvas.style.cursor = v >= 0 && pick(x, y, v) ? "pointer" : "grab"
   }
 
+  // -------------------------------------------------------------- predict mode: drawing
+  const PREDICT_PLANES = {xy: [0, 1], xz: [0, 2], yz: [1, 2]}
+  const PREDICT_COLOR = "rgba(255,255,255,0.95)"
+  const PREDICT_CLOSEST = "rgba(0,158,115,1)"   // Okabe-Ito bluish green: the closest guess
+  const PREDICT_PATH = "rgba(240,228,66,0.95)"  // Okabe-Ito yellow: the true path
+
+  function predictMarksShown() {
+    const marks = model.predict_marks || {}
+    return (marks.guesses && marks.guesses.length > 0) || (marks.path && marks.path.length > 0)
+  }
+
+  // The world point drawn at pixel (x, y) of a projection viewport: its two shown coordinates.
+  function predictPlanePoint(vp, x, y) {
+    const axes = PREDICT_PLANES[vp.kind]
+    if (!axes) return null
+    const cx = vp.x + vp.w / 2, cy = vp.y + vp.h / 2
+    const s = 0.5 * Math.min(vp.w, vp.h) / (scene.extent / scene.zoom)
+    return [scene.center[axes[0]] + (x - cx) / s, scene.center[axes[1]] - (y - cy) / s]
+  }
+
+  // Pixel of a guess [plane, a, b] in viewport vp (null when vp shows another plane).
+  function predictGuessPixel(vp, guess, project) {
+    const axes = PREDICT_PLANES[guess[0]]
+    if (!axes || vp.kind !== guess[0]) return null
+    const world = [scene.center[0], scene.center[1], scene.center[2]]
+    world[axes[0]] = guess[1]
+    world[axes[1]] = guess[2]
+    const out = new Float64Array(3)
+    project(world[0], world[1], world[2], out, 0)
+    return [out[0], out[1]]
+  }
+
+  function drawPredictOverlay(vp, project, screen) {
+    const marks = model.predict_marks || {}
+    const guesses = marks.guesses || [], labels = marks.labels || [], path = marks.path || []
+    const body = model.predict_body
+    const v = scene.viewports.indexOf(vp)
+    ctx.save()
+    // The body to predict: a solid ring.
+    if (body >= 0 && body < scene.n) {
+      const x = screen[3 * body], y = screen[3 * body + 1]
+      if (Number.isFinite(x) && Number.isFinite(y)) {
+        ctx.strokeStyle = PREDICT_PATH
+        ctx.lineWidth = 2
+        ctx.beginPath()
+        ctx.arc(x, y, (radius[body] || 2) + 9, 0, 2 * Math.PI)
+        ctx.stroke()
+      }
+    }
+    // The true path (after a reveal): a thick line, the answer a filled disc.
+    const pathPixels = new Float32Array(2 * path.length)
+    if (path.length > 1) {
+      const out = new Float64Array(3)
+      ctx.strokeStyle = PREDICT_PATH
+      ctx.lineWidth = 3
+      ctx.lineJoin = "round"
+      ctx.beginPath()
+      path.forEach((point, k) => {
+        project(point[0], point[1], point[2], out, 0)
+        pathPixels[2 * k] = out[0]
+        pathPixels[2 * k + 1] = out[1]
+        if (k === 0) ctx.moveTo(out[0], out[1]); else ctx.lineTo(out[0], out[1])
+      })
+      ctx.stroke()
+      const end = path.length - 1
+      ctx.fillStyle = PREDICT_PATH
+      ctx.beginPath()
+      ctx.arc(pathPixels[2 * end], pathPixels[2 * end + 1], 6, 0, 2 * Math.PI)
+      ctx.fill()
+    }
+    predictState.pathPixels[v] = pathPixels
+    // The guesses: numbered crosses in their own plane; after a reveal, a dotted line to the
+    // answer and the distance.
+    const guessPixels = []
+    guesses.forEach((guess, k) => {
+      const at = predictGuessPixel(vp, guess, project)
+      guessPixels.push(at)
+      if (at === null || !at.every(Number.isFinite)) return
+      const [x, y] = at
+      const colour = k === marks.closest ? PREDICT_CLOSEST : PREDICT_COLOR
+      if (path.length > 1) {
+        const end = path.length - 1
+        ctx.strokeStyle = colour
+        ctx.lineWidth = 1
+        ctx.setLineDash([3, 3])
+        ctx.beginPath()
+        ctx.moveTo(x, y)
+        ctx.lineTo(pathPixels[2 * end], pathPixels[2 * end + 1])
+        ctx.stroke()
+        ctx.setLineDash([])
+      }
+      ctx.strokeStyle = colour
+      ctx.lineWidth = k === marks.closest ? 3 : 2
+      ctx.beginPath()
+      ctx.moveTo(x - 7, y - 7); ctx.lineTo(x + 7, y + 7)
+      ctx.moveTo(x - 7, y + 7); ctx.lineTo(x + 7, y - 7)
+      ctx.stroke()
+      ctx.fillStyle = colour
+      ctx.font = "bold 13px sans-serif"
+      ctx.fillText(labels[k] || String(k + 1), x + 10, y - 8)
+    })
+    predictState.guessPixels[v] = guessPixels
+    if (model.predicting && vp === scene.viewports[0]) {
+      ctx.fillStyle = PREDICT_PATH
+      ctx.font = "13px sans-serif"
+      const where = PREDICT_PLANES[vp.kind] || scene.viewports.some(other => PREDICT_PLANES[other.kind])
+        ? "click a projection where you think the ringed body will be" : "switch to a projection (xy, xz, yz) to place guesses"
+      ctx.fillText(`Predict: ${where}`, vp.x + 10, vp.y + 72)
+    }
+    ctx.restore()
+  }
+
+  // -------------------------------------------------------------- predict mode: input
+  const predictState = {down: null, pathPixels: [], guessPixels: []}
+
+  canvas.addEventListener("pointerdown", (event) => {
+    predictState.down = model.predicting ? [event.clientX, event.clientY] : null
+  })
+  canvas.addEventListener("pointerup", (event) => {
+    const down = predictState.down
+    predictState.down = null
+    // A click, not a drag (a drag pans the projection as usual).
+    if (!model.predicting || down === null || Math.hypot(event.clientX - down[0], event.clientY - down[1]) >= 4) return
+    const rect = canvas.getBoundingClientRect()
+    const x = event.clientX - rect.left, y = event.clientY - rect.top
+    const vp = viewportAt(x, y)
+    const point = vp ? predictPlanePoint(vp, x, y) : null
+    if (point === null || !point.every(Number.isFinite)) return
+    model.send_msg({type: "guess", plane: vp.kind, a: point[0], b: point[1]})
+  })
+
+  function predictApi() {
+    // For tests: the marks as received, and where they were drawn (CSS px) in viewport v.
+    return {
+      predicting: () => !!model.predicting,
+      predictMarks: () => model.predict_marks || {},
+      predictPathPixels: (v = 0) => {
+        const p = predictState.pathPixels[v]
+        return p ? Array.from({length: p.length / 2}, (_, k) => [p[2 * k], p[2 * k + 1]]) : []
+      },
+      predictGuessPixels: (v = 0) => predictState.guessPixels[v] || [],
+      planePoint: (x, y, v = 0) => scene.viewports[v] ? predictPlanePoint(scene.viewports[v], x, y) : null,
+    }
+  }
+
   // -------------------------------------------------------------- animation loop
   function tick(now) {
     if (!scene.alive) return
@@ -752,7 +904,7 @@ export function render({model, el}) {
   canvas.addEventListener("pointerdown", (event) => {
     const rect = canvas.getBoundingClientRect()
     const vp = viewportAt(event.clientX - rect.left, event.clientY - rect.top)
-    if (model.editing && editPointerDown(event, event.clientX - rect.left, event.clientY - rect.top, vp)) {
+    if (model.editing && !model.predicting && editPointerDown(event, event.clientX - rect.left, event.clientY - rect.top, vp)) {
       canvas.setPointerCapture(event.pointerId)
       return
     }
@@ -815,6 +967,7 @@ export function render({model, el}) {
   model.on("refit", () => fit())
   model.on(["editing"], () => { if (model.editing) setArrowScale(); if (!model.editing) editDrag = null; scene.dirty = true })
   model.on(["selected"], () => { scene.dirty = true })
+  model.on(["predicting", "predict_body", "predict_marks"], () => { scene.dirty = true })
   const observer = new ResizeObserver(() => { scene.dirty = true })
   observer.observe(canvas)
 
@@ -864,6 +1017,7 @@ export function render({model, el}) {
     },
     onFrame: (callback) => { listeners.push(callback) },
   }
+  Object.assign(api, predictApi())
   window.nbodyScenes = window.nbodyScenes || {}
   window.nbodyScenes[model.name] = api
 

@@ -6,7 +6,10 @@ a run starts, velocities ``[n, 3]`` only while editing); the browser (``orbit_sc
 shipped beside this file, no CDN) keeps the trails, fades them, and reports back how many
 frames it painted. While ``editing`` (the run is paused) the browser draws velocity arrows and
 lets bodies be dragged; it sends ``{"type": "edit", ...}`` messages, which go to
-:attr:`OrbitScene.on_edit` (see ``app/state/edits.py`` for their format).
+:attr:`OrbitScene.on_edit` (see ``app/state/edits.py`` for their format). While ``predicting``
+a click on a projection sends ``{"type": "guess", "plane", "a", "b"}`` to
+:attr:`OrbitScene.on_guess`; the server draws guesses and the revealed path through
+``predict_marks`` (see ``app/state/predict.py``).
 """
 
 from __future__ import annotations
@@ -151,6 +154,10 @@ class OrbitScene(JSComponent):
     drawn = param.List([-1, -1], doc="[run id, frame index] of the frame the browser painted last (written by the browser).")
     editing = param.Boolean(False, doc="Paused for editing: velocity arrows drawn, bodies can be dragged.")
     selected = param.Integer(-1, bounds=(-1, None), doc="Index of the selected body, -1 for none (written by the browser; the server clears it).")
+    predicting = param.Boolean(False, doc="Predict mode: a click on a projection places a guess (sent to on_guess).")
+    predict_body = param.Integer(-1, bounds=(-1, None), doc="Body ringed as the one to predict, -1 for none.")
+    predict_marks = param.Dict({}, doc="Drawn in predict mode (set by the server): guesses [[plane, a, b]], "
+                               "labels [str], closest (index), path [[x, y, z]] of the revealed body.")
 
     _esm = Path(__file__).with_name("orbit_scene.js")
 
@@ -190,6 +197,9 @@ class OrbitScene(JSComponent):
         #: Called with each ``{"type": "edit", ...}`` message the browser sends (a dict,
         #: unvalidated: see ``app.state.edits.validate_edit``); None ignores them.
         self.on_edit: Callable[[dict], None] | None = None
+        #: Called with each ``{"type": "guess", "plane", "a", "b"}`` message (a click in
+        #: predict mode; unvalidated: see ``app.state.predict.PredictState.add_guess``).
+        self.on_guess: Callable[[dict], None] | None = None
         self.last_message = b""  # bytes of the last frame sent (see unpack_frame)
 
     @property
@@ -322,6 +332,8 @@ class OrbitScene(JSComponent):
             self._send(data)
         elif isinstance(data, dict) and data.get("type") == "edit" and self.on_edit is not None:
             self.on_edit(data)
+        elif isinstance(data, dict) and data.get("type") == "guess" and self.on_guess is not None:
+            self.on_guess(data)
 
     @param.depends("editing", watch=True)
     def _resend_for_editing(self) -> None:

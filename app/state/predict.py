@@ -243,6 +243,36 @@ class PredictState(param.Parameterized):
         self.param.update(guesses=[*guesses, guess], result=None, error="")
         return guess
 
+    def add_guess_message(self, data) -> Guess:
+        """:meth:`add_guess` from the browser's ``{"type": "guess", "plane", "a", "b"}`` message
+        (anything a tampered client sends is refused in words, never raised as another error).
+
+        Raises:
+            ValueError: in words.
+        """
+        if not isinstance(data, dict):
+            raise ValueError("a guess must be a message with a plane and two coordinates")
+        try:
+            plane, a, b = str(data.get("plane", ""))[:8], float(data["a"]), float(data["b"])
+        except (KeyError, TypeError, ValueError):
+            raise ValueError("a guess must have a plane and two numeric coordinates") from None
+        return self.add_guess(plane, a, b)
+
+    def scene_marks(self, units: str = "nbody") -> dict:
+        """What the orbit scene draws (``OrbitScene.predict_marks``, JSON-ready): the guesses
+        ``[[plane, a, b]]``, their labels (numbers; with the distance after a reveal), the
+        closest guess and the true path ``[[x, y, z]]`` of the body (empty before a reveal)."""
+        result = self.result
+        guesses = list(result.guesses) if result is not None else list(self.guesses)
+        marks = {"guesses": [[g.plane, g.a, g.b] for g in guesses], "labels": [str(k + 1) for k in range(len(guesses))],
+                 "closest": -1, "path": []}
+        if result is not None:
+            length = unit_words(units)[1]
+            marks["labels"] = [f"{k + 1}: {d:.4g} {length}" for k, d in enumerate(result.distances)]
+            marks["closest"] = result.closest
+            marks["path"] = np.asarray(result.path, float).round(9).tolist()
+        return marks
+
     # ----------------------------------------------------------------- the answer
     def compute(self, simulation, checkpoint: Callable[[], None] | None = None) -> Reveal:
         """Run a copy of ``simulation``'s current state forward by :attr:`horizon` and score

@@ -324,6 +324,29 @@ class LiveRun:
             self.last_frame_seconds = time.perf_counter() - start
             return FrameDiagnostics(*(np.array([v]) for v in point))
 
+    def continue_from(self, state: ParticleState, *, steps: int, generation: int) -> bool:
+        """Make ``state``, computed elsewhere from this run's current state ``steps`` steps
+        ahead (a predict-mode reveal, app/state/predict.py), the current one, as if the run had
+        played there: one more diagnostics point and recorded frame. JAX work: call off the
+        event loop.
+
+        Args:
+            state: the later state (same bodies and dtype as :attr:`current`).
+            steps: steps it is ahead of the current state (accepted steps when adaptive).
+            generation: :attr:`generation` of the run it was computed from.
+
+        Returns:
+            False (nothing changed) when the run was rebuilt since, is not ready, or ``state``
+            is not finite.
+        """
+        quantities, _, _ = _diagnostics(state, self.physics_params)
+        host, quantities = jax.device_get((state, quantities))
+        with self._lock:
+            if generation != self._generation or self._reference is None or not self._finite(host, quantities):
+                return False
+            self._commit(state, host, quantities, int(steps))
+            return True
+
     def _commit(self, state: ParticleState, host: ParticleState, quantities, steps: int):
         """Make ``state`` (``host``: its copy on the host) the current one, ``steps`` later."""
         self.current = state

@@ -33,6 +33,7 @@ from app.views._common import escape_markdown, show_message
 from app.views.body_editor import BodyEditor
 from app.views.diagnostics_plots import DiagnosticsPlots
 from app.views.keyboard import SimulateKeys
+from app.views.predict import PredictPanel
 from app.views.record import RecordPanel
 from app.views.session import SessionRunner
 from app.views.simulate_controls import WIDGET_NAMES, SimulateControls, forces_label
@@ -112,6 +113,7 @@ class SimulateView(pn.viewable.Viewer):
         )
         self.message = pn.pane.Alert("", alert_type="danger", visible=False, sizing_mode="stretch_width")
         self.description = pn.pane.Markdown("", sizing_mode="stretch_width", margin=(0, 10))
+        self.predictor = PredictPanel(self)  # predict, then reveal (app/views/predict.py)
         self.keys = SimulateKeys(self)  # keyboard shortcuts + help overlay (app/views/keyboard.py)
         self._layout = self._build_layout()
         if sync_url and self._served:
@@ -168,6 +170,7 @@ class SimulateView(pn.viewable.Viewer):
             self.status,
             self.message,
             self.description,
+            self.predictor,
             pn.Row(self.scene, plots, sizing_mode="stretch_both"),
             sizing_mode="stretch_both",
         )

@@ -136,3 +136,76 @@ def test_an_adaptive_run_is_revealed_to_the_same_answer():
     assert np.allclose(result.path[-1], _exact(1.0), atol=1e-9)
     assert result.time[-1] == pytest.approx(1.0, rel=1e-12)
     assert result.distances[0] == pytest.approx(0.5, abs=1e-9)
+
+
+def test_browser_messages_become_guesses_or_are_refused_in_words():
+    game = PredictState()
+    assert game.add_guess_message({"type": "guess", "plane": "xz", "a": "0.5", "b": -1}) == Guess("xz", 0.5, -1.0)
+    for bad in ({"plane": "xy", "a": "left"}, {"plane": "xy"}, ["xy", 1, 2], {"plane": "<b>", "a": 1, "b": 2}):
+        with pytest.raises(ValueError):
+            game.add_guess_message(bad)
+    assert len(game.guesses) == 1
+
+
+def test_scene_marks_carry_guesses_then_the_path_and_distances():
+    game = PredictState(body=1, horizon=1.0)
+    game.add_guess("xy", 0.0, 0.0)
+    marks = game.scene_marks()
+    assert marks == {"guesses": [["xy", 0.0, 0.0]], "labels": ["1"], "closest": -1, "path": []}
+    result = game.reveal(_circular())
+    marks = game.scene_marks("au_msun_yr")
+    assert marks["labels"] == [f"1: {result.distances[0]:.4g} AU"] and marks["closest"] == 0
+    assert len(marks["path"]) == len(result.path) and np.allclose(marks["path"], result.path, atol=1e-9)
+
+
+# ---------------------------------------------------------------------- the view (no browser)
+def test_predict_panel_reveals_on_a_copy_and_continues_only_when_asked():
+    from app.views.simulate import SimulateView
+
+    view = SimulateView(sync_url=False)  # figure-eight, leapfrog, dt = 1e-3
+    panel, state = view.predictor, view.state
+    view.step()
+    t0, x0 = state.time, state.position.copy()
+    assert state.projection == "3d"
+    panel.toggle.value = True
+    assert view.scene.predicting and state.projection == "xy" and not view.playing
+    panel.body_input.value = 1
+    panel.horizon_input.value = 0.5
+    panel.add_guess({"type": "guess", "plane": "xy", "a": 0.0, "b": 0.0})
+    panel.add_guess({"type": "guess", "plane": "xy", "a": 0.5, "b": 0.2})
+    assert view.scene.predict_marks["guesses"] == [["xy", 0.0, 0.0], ["xy", 0.5, 0.2]]
+    assert view.scene.predict_body == 1
+    panel.reveal()  # not served: computed at once
+    result = panel.game.result
+    assert result is not None and result.steps == 500
+    assert state.time == t0 and np.array_equal(state.position, x0)  # the live run stays paused where it was
+    marks = view.scene.predict_marks
+    assert len(marks["path"]) == 241 and marks["closest"] == result.closest
+    assert np.allclose(marks["path"][0], x0[1]) and np.allclose(marks["path"][-1], result.path[-1])
+    # The table shows the server's distances (4 significant digits) and marks the closest.
+    for distance in result.distances:
+        assert f"{distance:.4g} length units" in panel.table.object
+    assert panel.table.object.count('class="closest"') == 1
+    assert panel.continue_button.visible
+    panel.continue_run()
+    assert state.time == pytest.approx(t0 + 0.5, abs=1e-12)
+    assert np.allclose(state.position[1], result.path[-1])
+    assert panel.game.guesses == [] and panel.game.result is None  # a new round at the new moment
+    panel.add_guess({"type": "guess", "plane": "xy", "a": 0.1, "b": 0.1})
+    view.playing = True  # Play ends predict mode
+    assert not panel.toggle.value and not view.scene.predicting and view.scene.predict_marks == {}
+    view.playing = False
+
+
+def test_predict_panel_refuses_bad_messages_and_clicks_outside_predict_mode():
+    from app.views.simulate import SimulateView
+
+    view = SimulateView(sync_url=False)
+    panel = view.predictor
+    panel.add_guess({"type": "guess", "plane": "xy", "a": 0.0, "b": 0.0})  # not in predict mode: ignored
+    assert panel.game.guesses == []
+    panel.toggle.value = True
+    panel.add_guess({"type": "guess", "plane": "3d", "a": 0.0, "b": 0.0})
+    assert panel.game.guesses == [] and "Guess not placed" in view.last_message
+    panel.reveal()  # nothing to reveal yet: said in words
+    assert panel.game.result is None and "place at least one guess" in view.last_message
