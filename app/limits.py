@@ -29,6 +29,13 @@ __all__ = [
     "safe_filename",
     "DEFAULT_MAX_SESSIONS",
     "max_sessions_from_environment",
+    "SECONDS_PER_PAIR_STEP",
+    "STEP_OVERHEAD_PAIRS",
+    "GRADIENT_COST_FACTOR",
+    "simulation_cpu_seconds",
+    "ensemble_cpu_seconds",
+    "inference_cpu_seconds",
+    "check_cost",
 ]
 
 
@@ -47,6 +54,8 @@ class Limits:
         max_simulation_steps: integrator steps of one whole run (ensemble / inference / export).
         max_upload_bytes: size of an uploaded initial-conditions file, bytes.
         max_trail_length: stored trail points per body in the live view.
+        max_click_cpu_seconds: estimated CPU seconds one click (an ensemble run, an HMC
+            run) may ask for (:func:`check_cost`).
     """
 
     max_bodies: int = 2000
@@ -59,6 +68,7 @@ class Limits:
     max_simulation_steps: int = 200_000
     max_upload_bytes: int = 1_000_000
     max_trail_length: int = 2000
+    max_click_cpu_seconds: int = 5
 
 
 # Hard ceilings: even a private instance cannot go past these (the core caps presets at
@@ -74,6 +84,7 @@ _CEILINGS = {
     "max_simulation_steps": 100_000_000,
     "max_upload_bytes": 5_000_000,
     "max_trail_length": 1_000_000,
+    "max_click_cpu_seconds": 86_400,
 }
 
 #: Environment variable for each field, e.g. ``NBODY_MAX_BODIES`` for ``max_bodies``.
@@ -90,6 +101,7 @@ _HUMAN_NAMES = {
     "max_simulation_steps": "number of simulation steps",
     "max_upload_bytes": "upload size in bytes",
     "max_trail_length": "trail length",
+    "max_click_cpu_seconds": "CPU seconds per click",
 }
 
 
@@ -215,3 +227,89 @@ def max_sessions_from_environment(environ: Mapping[str, str] | None = None) -> i
     if text is None or not text.strip():
         return DEFAULT_MAX_SESSIONS
     return _parse_positive_int("NBODY_MAX_SESSIONS", text, _MAX_SESSIONS_CEILING)
+
+
+# ------------------------------------------------------------------ cost of a click
+#
+# One model for every tab: a run costs (N^2 + STEP_OVERHEAD_PAIRS) x steps x force
+# evaluations x SECONDS_PER_PAIR_STEP of CPU per system. Calibrated on this project's 2-core
+# AMD EPYC (process CPU time, jax 0.10, auto force kernel, load 5-9) with vmapped ensembles
+# (benchmarks like nbody_core.ensembles.run_ensemble, chunks of 32): per member-step 2.6e-7 s
+# at N = 4, 8.5e-7 at N = 8, 3.6e-6 at N = 32, 1.5e-5 at N = 64, 6.0e-5 at N = 128 and
+# 4.2e-4 at N = 256; the constants below give 0.9x to 1.9x these (an over-estimate except
+# at N = 8 and 256, where they are 10 % under). HMC gradients of the inference problems (N = 3, 100-200 steps) measured
+# 7.4e-5 to 9.4e-5 CPU s each, 1.7-2.1 forward runs: GRADIENT_COST_FACTOR.
+
+#: CPU seconds per pair interaction of one integration step (see above).
+SECONDS_PER_PAIR_STEP = 6e-9
+#: Fixed cost of one step of one system, in pair interactions (dominates below N ~ 8).
+STEP_OVERHEAD_PAIRS = 64
+#: A log-density gradient through a simulation costs this many forward simulations.
+GRADIENT_COST_FACTOR = 2.0
+
+
+def simulation_cpu_seconds(*, num_bodies: int, num_steps, force_evaluations: int = 1) -> float:
+    """Estimated CPU seconds of ``num_steps`` integration steps of one ``num_bodies``-body
+    system (``num_steps`` may be an array: the sum over systems)."""
+    import numpy as np  # local: this module stays import-light for the CLI
+
+    pairs = float(num_bodies) ** 2 + STEP_OVERHEAD_PAIRS
+    return float(np.sum(num_steps)) * pairs * force_evaluations * SECONDS_PER_PAIR_STEP
+
+
+def ensemble_cpu_seconds(*, num_bodies: int, member_steps, force_evaluations: int = 1, loop_members: int = 0) -> float:
+    """Estimated CPU seconds of an ensemble: every member's steps (``member_steps``, one
+    entry per member), plus ``loop_members`` members run again one by one (the timing
+    baseline of the Ensembles tab)."""
+    import numpy as np
+
+    steps = np.asarray(member_steps, dtype=float)
+    loop = loop_members * float(steps.max()) if steps.size else 0.0
+    return simulation_cpu_seconds(num_bodies=num_bodies, num_steps=steps.sum() + loop,
+                                  force_evaluations=force_evaluations)
+
+
+def inference_cpu_seconds(*, num_chains: int, num_transitions: int, leapfrog_steps: int, num_bodies: int,
+                          simulation_steps: int) -> float:
+    """Estimated CPU seconds of an HMC run: ``num_chains x num_transitions x
+    (leapfrog_steps + 1)`` log-density gradients, each a simulation of
+    ``simulation_steps`` steps differentiated (:data:`GRADIENT_COST_FACTOR`)."""
+    gradients = num_chains * num_transitions * (leapfrog_steps + 1)
+    return GRADIENT_COST_FACTOR * gradients * simulation_cpu_seconds(num_bodies=num_bodies, num_steps=simulation_steps)
+
+
+def check_cost(seconds: float, *, what: str, reduce: str, limits: Limits | None = None) -> float:
+    """Refuse a click whose estimated CPU cost is over this server's budget.
+
+    Args:
+        seconds: the estimate (:func:`ensemble_cpu_seconds`, :func:`inference_cpu_seconds`).
+        what: the request in the user's words, e.g. ``"this ensemble"``.
+        reduce: what to reduce, in the user's words, e.g. ``"members, bodies or steps"``.
+        limits: caps to check against (:data:`LIMITS` by default).
+
+    Returns:
+        ``seconds`` when within the budget.
+
+    Raises:
+        ValueError: saying the estimate, the budget, how many times too much it is and
+            what to reduce.
+    """
+    limits = LIMITS if limits is None else limits
+    budget = limits.max_click_cpu_seconds
+    if seconds <= budget:
+        return seconds
+    factor = seconds / budget
+    times = f"{factor:.0f}" if factor >= 10 else f"{factor:.1f}"
+    raise ValueError(
+        f"{what} would need about {_duration(seconds)} of the server's CPU, {times} times the "
+        f"{budget} s one click may use on this shared server: reduce {reduce} until it is about {times} times smaller "
+        f"(a private instance can raise the budget with {ENVIRONMENT_VARIABLES['max_click_cpu_seconds']})"
+    )
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.0f} h"

@@ -20,7 +20,7 @@ import jax
 import numpy as np
 import param
 
-from app.limits import LIMITS, check_limit, safe_filename
+from app.limits import LIMITS, check_cost, check_limit, ensemble_cpu_seconds, safe_filename
 from nbody_core import INTEGRATORS, get_preset
 from nbody_core.adaptive import ADAPTIVE_INTEGRATORS
 from nbody_core.ensembles import (
@@ -201,9 +201,21 @@ class EnsemblesState(param.Parameterized):
             seed=self.seed,
             shared_initial_conditions=self.shared_initial_conditions and bool(sweeps),
         )
-        longest = int(np.max(member_table(spec).num_steps))
+        table = member_table(spec)
+        longest = int(np.max(table.num_steps))
         check_limit("max_simulation_steps", longest)
+        check_cost(self.cost_seconds(spec), what="This ensemble", reduce="the members or steps, or the bodies (the cost grows with their square)")
         return spec
+
+    def cost_seconds(self, spec: EnsembleSpec) -> float:
+        """Estimated CPU seconds of running ``spec`` and its Python-loop baseline
+        (:func:`app.limits.ensemble_cpu_seconds`)."""
+        table = member_table(spec)
+        evaluations = max(INTEGRATORS[name].force_evaluations_per_step for name in spec.integrators)
+        return ensemble_cpu_seconds(
+            num_bodies=spec.num_bodies, member_steps=table.num_steps, force_evaluations=evaluations,
+            loop_members=min(self.loop_members, spec.num_members),
+        )
 
     def prepare(self) -> EnsembleSpec | None:
         """Validate the inputs: the spec, or None after reporting the refusal."""
@@ -228,13 +240,17 @@ class EnsemblesState(param.Parameterized):
     ) -> tuple[EnsembleResult, dict[str, Any]]:
         """Run the ensemble, then time the Python loop (blocking; changes no parameter).
 
+        ``should_stop`` is polled between bounded pieces (each well under a second of CPU:
+        ``run_ensemble`` cuts every chunk into pieces of ``PIECE_PAIR_STEPS`` pair-steps) and
+        between the loop baseline's members; True raises ``EnsembleCancelled``.
+
         Returns:
             ``(result, speedup)`` where ``speedup`` has the vmap and loop timings (seconds)
             and ``ratio`` = extrapolated loop time / vmapped run time (compile excluded).
         """
         chunk_size = min(CHUNK_SIZE, default_chunk_size(spec, jax.devices()[0].platform))
         result = run_ensemble(spec, chunk_size=chunk_size, progress=progress, should_stop=should_stop)
-        loop = time_python_loop(spec, num_members=min(loop_members, spec.num_members))
+        loop = time_python_loop(spec, num_members=min(loop_members, spec.num_members), should_stop=should_stop)
         vmap_s = result.timing["run_s"]
         speedup = {
             "members": spec.num_members,

@@ -11,20 +11,31 @@ from __future__ import annotations
 
 import math
 import warnings
-from typing import NamedTuple
+from typing import Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import param
 
-from app.limits import LIMITS
+from app.limits import LIMITS, check_cost, inference_cpu_seconds
 from nbody_core import gradient_checks, hmc, inference, posterior
 
-__all__ = ["InferenceState", "SamplerRun", "Chunk", "FD_STEPS", "COST_DIMS"]
+__all__ = ["InferenceState", "SamplerRun", "Chunk", "FD_STEPS", "COST_DIMS", "PIECE_SECONDS", "simulation_steps"]
 
+#: Target CPU seconds of one bounded piece of work (a warm-up block): a stop or a closed tab
+#: is seen within this, and other sessions get their turn as often.
+PIECE_SECONDS = 0.25
 FD_STEPS = tuple(float(h) for h in np.logspace(-10, -1, 19))  # finite-difference steps h
 COST_DIMS = (2, 8, 32, 128)  # parameter counts d for the cost-per-gradient sweep
+
+
+def simulation_steps(problem: str, num_obs: int) -> int:
+    """Integration steps of one log-density evaluation of ``problem`` with ``num_obs``
+    observations (as ``nbody_core.inference.make_problem`` sets them: a whole number of
+    steps between observations, ending on ``t_end``)."""
+    spec = inference.PROBLEMS[problem]
+    return max(1, math.ceil(spec.t_end / spec.dt / num_obs - 1e-9)) * num_obs
 
 
 class Chunk(NamedTuple):
@@ -62,6 +73,14 @@ class SamplerRun:
         key_init, key_chains = jax.random.split(jax.random.key(seed))
         self.chain_keys = jax.random.split(key_chains, num_chains)
         self.initial_position = inference.initial_positions(problem, key_init, num_chains)
+        # Warm-up transitions per compiled block: about PIECE_SECONDS of CPU (cost model of
+        # app.limits), and never more than a live-update chunk of the sampling phase.
+        per_transition = inference_cpu_seconds(
+            num_chains=num_chains, num_transitions=1, leapfrog_steps=leapfrog_steps,
+            num_bodies=problem.initial_state.mass.shape[0],
+            simulation_steps=simulation_steps(problem.name, len(problem.observed_times)),
+        )
+        self.warmup_block = int(max(1, min(chunk_size, PIECE_SECONDS // per_transition)))
         self.states = None
         self.tuned_step_size = None
         self.inverse_mass_matrix = None
@@ -72,14 +91,19 @@ class SamplerRun:
     def done(self) -> bool:
         return self.num_drawn >= self.num_samples
 
-    def warmup(self) -> Chunk:
-        """Run the whole warm-up (one compiled scan) and return its transitions."""
+    def warmup(self, before_block: Callable[[int], None] | None = None) -> Chunk:
+        """Run the warm-up and return its transitions.
+
+        It runs as compiled blocks of ``warmup_block`` transitions (the same as one scan, bit
+        for bit): ``before_block(transitions_done)`` is called before each, and raising there
+        stops the warm-up within one block.
+        """
         auto = self.step_size is None
-        warm = hmc.warmup_chains(
+        warm = hmc.warmup_chains_in_blocks(
             self.chain_keys, self.initial_position, logdensity_fn=self.problem.logdensity_fn,
-            num_warmup=self.num_warmup, num_integration_steps=self.leapfrog_steps,
+            num_warmup=self.num_warmup, block_size=self.warmup_block, num_integration_steps=self.leapfrog_steps,
             step_size=0.01 if auto else self.step_size, adapt_step_size=auto, adapt_mass_matrix=auto,
-            step_size_jitter=0.2,
+            step_size_jitter=0.2, before_block=before_block,
         )
         self.states = warm.state
         self.tuned_step_size = np.asarray(warm.step_size)
@@ -198,12 +222,24 @@ class InferenceState(param.Parameterized):
             key=jax.random.fold_in(jax.random.key(self.seed), 0),
         )
 
+    def cost_seconds(self) -> float:
+        """Estimated CPU seconds of a run with the current settings
+        (:func:`app.limits.inference_cpu_seconds`)."""
+        spec = inference.PROBLEMS[self.problem]
+        return inference_cpu_seconds(
+            num_chains=self.num_chains, num_transitions=self.num_warmup + self.num_samples,
+            leapfrog_steps=self.leapfrog_steps, num_bodies=len(np.asarray(spec.build()[0].mass)),
+            simulation_steps=simulation_steps(self.problem, self.num_obs),
+        )
+
     def start(self) -> SamplerRun:
         """Validate the settings, build the problem and a fresh :class:`SamplerRun`.
 
         Raises:
             ValueError: naming the bad setting (the previous results are kept).
         """
+        check_cost(self.cost_seconds(), what="This HMC run",
+                   reduce="the chains, warm-up, samples or leapfrog steps")
         problem = self.build_problem()
         run = SamplerRun(
             problem, seed=self.seed, num_chains=self.num_chains, num_warmup=self.num_warmup,

@@ -23,7 +23,7 @@ from app.limits import LIMITS
 from app.state.ensembles import INTEGRATOR_NAMES, NO_SWEEP, EnsemblesState, integrator_color, outcome_label
 from app.state.simulate import preset_label
 from app.views._common import show_message
-from app.views.session import SessionRunner
+from app.views.session import SessionRunner, queue_text
 
 __all__ = ["EnsemblesView", "HISTOGRAMS", "INTEGRATOR_COLORS", "integrator_color"]
 
@@ -142,6 +142,8 @@ class EnsemblesView(pn.viewable.Viewer):
         self.run_button.on_click(self.runner.locked(lambda _: self.run()))
         self.progress = pn.indicators.Progress(value=0, max=1, sizing_mode="stretch_width", bar_color="primary")
         self.run_status = pn.pane.Markdown("Not run yet: press **Run ensemble**.", sizing_mode="stretch_width")
+        self.queue_status = pn.pane.HTML("", visible=False, name="ensembles-queue", sizing_mode="stretch_width")
+        self.runner.param.watch(self._on_queue, ["queue_position"])
         self.download = pn.widgets.FileDownload(
             callback=self._download_file, filename="ensemble.npz", label="Download data (.npz)",
             disabled=True, sizing_mode="stretch_width",
@@ -163,7 +165,7 @@ class EnsemblesView(pn.viewable.Viewer):
                 self.seed_input, self.shared_toggle,
                 title="Sweep", collapsible=True, sizing_mode="stretch_width",
             ),
-            self.run_button, self.progress, self.run_status, self.download,
+            self.run_button, self.progress, self.queue_status, self.run_status, self.download,
             width=340, scroll=True, sizing_mode="stretch_height",
         )
         main = pn.Column(
@@ -219,10 +221,15 @@ class EnsemblesView(pn.viewable.Viewer):
 
         def work(job):
             def progress(done, total):
-                job.checkpoint()  # between chunks: stop when the tab closes, let others in
                 self._in_session(partial(self._set_progress, done, total))
 
-            return self.state.compute(spec, loop_members=loop_members, progress=progress, should_stop=job.cancelled)
+            def should_stop():
+                # Between bounded pieces: raises Cancelled once the tab closed or Stop was
+                # pressed, and gives the slot to another session's waiting job first.
+                job.checkpoint()
+                return False
+
+            return self.state.compute(spec, loop_members=loop_members, progress=progress, should_stop=should_stop)
 
         def done(outcome):
             self._job = None
@@ -233,6 +240,12 @@ class EnsemblesView(pn.viewable.Viewer):
             self._after_run(None, f"{type(error).__name__}: {error}")
 
         self._job = self.runner.submit(work, done=done, failed=failed)
+
+    def _on_queue(self, *_events) -> None:
+        """Show this session's place in the server's queue while its run waits for a slot."""
+        text = queue_text(self.runner.queue_position)
+        self.queue_status.object = f"<em>{text}</em>" if text else ""
+        self.queue_status.visible = bool(text)
 
     def _set_progress(self, done: int, total: int) -> None:
         self.progress.max = max(total, 1)

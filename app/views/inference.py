@@ -23,7 +23,7 @@ from bokeh.plotting import figure
 
 from app.state.inference import COST_DIMS, InferenceState
 from app.views._common import show_message
-from app.views.session import SessionRunner
+from app.views.session import SessionRunner, queue_text
 
 __all__ = ["InferenceView"]
 
@@ -198,6 +198,8 @@ class InferenceView(pn.viewable.Viewer):
         self.stop_button.on_click(self.runner.locked(self._on_stop))
         self.fd_button.on_click(self._on_measure)
         self.status = pn.pane.HTML(html.escape(self.state.status), name="inference-status", sizing_mode="stretch_width")
+        self.queue_status = pn.pane.HTML("", visible=False, name="inference-queue", sizing_mode="stretch_width")
+        self.runner.param.watch(self._on_queue, ["queue_position"])
         self.summary = pn.pane.Markdown("", sizing_mode="stretch_width")
         self.fd_status = pn.pane.Markdown("Measured on this machine when you press the button.")
         self.message = pn.pane.Alert("", alert_type="danger", visible=False, sizing_mode="stretch_width")
@@ -222,7 +224,7 @@ class InferenceView(pn.viewable.Viewer):
                                       sizing_mode="stretch_width")
         self.hist_row = pn.Row(*[pn.pane.Bokeh(f) for f in self.hist_figures])
         live = pn.Column(
-            self.status, self.message, self.summary, self.stats_table,
+            self.status, self.queue_status, self.message, self.summary, self.stats_table,
             pn.Row(
                 pn.Column(pn.pane.Bokeh(self.plane, sizing_mode="stretch_width"),
                           pn.pane.Bokeh(self.gradnorm, sizing_mode="stretch_width"),
@@ -266,6 +268,12 @@ class InferenceView(pn.viewable.Viewer):
         self.start_button.disabled = running
         self.stop_button.disabled = not running
 
+    def _on_queue(self, *_events) -> None:
+        """Show this session's place in the server's queue while its next piece waits."""
+        text = queue_text(self.runner.queue_position)
+        self.queue_status.object = f"<em>{text}</em>" if text else ""
+        self.queue_status.visible = bool(text)
+
     # ------------------------------------------------------------------ sampling
     def _on_start(self, *_events) -> None:
         if self.state.running:
@@ -300,7 +308,9 @@ class InferenceView(pn.viewable.Viewer):
     def _submit_chunk(self, epoch: int, run, *, warmup: bool) -> None:
         def work(job):
             job.checkpoint()
-            return run.warmup() if warmup else run.next_chunk()
+            # The warm-up runs as blocks of transitions; before each, a closed tab or Stop
+            # ends the job and a waiting session gets the slot.
+            return run.warmup(before_block=lambda _done: job.checkpoint()) if warmup else run.next_chunk()
 
         self._chunk_job = self.runner.submit(
             work, done=partial(self._chunk_done, epoch, run), failed=partial(self._chunk_failed, epoch)

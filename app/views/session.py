@@ -51,6 +51,16 @@ _POLL_S = 0.05  # how often a waiting job looks at its stop event (cancellation 
 FRAMES_IN_FLIGHT = 2
 
 
+def queue_text(position: int) -> str:
+    """The waiting line shown to a user whose job is at ``position`` in the pool's queue
+    (1: next to get a slot; 0: not waiting, the empty string)."""
+    if position <= 0:
+        return ""
+    if position == 1:
+        return "waiting: you are next (the server is busy with other sessions)"
+    return f"waiting: {position - 1} ahead of you (the server is busy with other sessions)"
+
+
 class Cancelled(Exception):
     """Raised inside a job by :meth:`Job.checkpoint` once the job has been stopped."""
 

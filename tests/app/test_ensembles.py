@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import io
 import json
+import threading
+import time
 from types import SimpleNamespace
 
 import numpy as np
@@ -12,6 +14,7 @@ import pytest
 from app.limits import LIMITS
 from app.state.ensembles import NO_SWEEP, EnsemblesState, parameters_for
 from app.views.ensembles import HISTOGRAMS, EnsemblesView
+from app.views.session import queue_text
 
 
 @pytest.fixture(scope="module")
@@ -127,3 +130,63 @@ def test_served_run_happens_in_a_thread(monkeypatch):
         fn()
     assert state.result is not None and not view.run_button.disabled
     assert view.progress.value == view.progress.max
+
+
+def _poll(condition, timeout_s: float = 120.0) -> bool:
+    """Wait for ``condition()`` (no fixed sleeps: a loaded machine only makes it slower)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        threading.Event().wait(0.02)
+    return condition()
+
+
+def test_closing_the_tab_stops_a_running_ensemble_within_one_piece(monkeypatch):
+    # A chunk of 32 members of N = 64 for 3000 steps runs as ~14 pieces of
+    # PIECE_PAIR_STEPS pair-steps (0.1-0.2 s of CPU each); the tab closes after the second.
+    import app.state.ensembles as ensembles_state
+
+    state = EnsemblesState(system="plummer", num_bodies=64, num_members=32, num_steps=3000, loop_members=1)
+    view = EnsemblesView(state)
+    checks = []  # one entry per poll before a piece: was the stop already set?
+    real_run = ensembles_state.run_ensemble
+
+    def counting_run(spec, **options):
+        inner = options.pop("should_stop")
+
+        def should_stop():
+            checks.append(view.runner.stop.is_set())
+            return inner()
+
+        return real_run(spec, should_stop=should_stop, **options)
+
+    monkeypatch.setattr(ensembles_state, "run_ensemble", counting_run)
+
+    class FakeDocument:
+        callbacks = SimpleNamespace(_change_callbacks={})
+
+        def add_next_tick_callback(self, fn):
+            pass
+
+    view.runner.served, view.runner.doc, view._served = True, FakeDocument(), True
+    view.run()
+    job = view._job
+    assert _poll(lambda: len(checks) >= 2 or job.finished.is_set())
+    assert not job.finished.is_set(), "the run ended before it could be stopped"
+    at_stop = len(checks)
+    view.runner._on_session_destroyed(None)  # the tab closed
+    assert _poll(job.finished.is_set)
+    # At most the piece running when the tab closed finished; the next poll stopped the job.
+    assert len(checks) - at_stop <= 1
+    assert checks[at_stop:] in ([], [True])
+    assert job.error is None and job.cancelled() and state.result is None
+
+
+def test_a_waiting_run_shows_its_place_in_the_queue(kepler_view):
+    view = kepler_view
+    view.runner.queue_position = 3  # set by the pool (in the session) while the job waits
+    assert view.queue_status.visible and queue_text(3) in view.queue_status.object
+    assert "2 ahead of you" in view.queue_status.object
+    view.runner.queue_position = 0  # it got a slot
+    assert not view.queue_status.visible

@@ -2,6 +2,9 @@
 refusals, stopping and the finite-difference panel."""
 
 import math
+import threading
+import time
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -115,3 +118,50 @@ def test_disagreeing_chains_give_a_visible_warning():
     state.finish()
     assert state.chains_warning is not None and "chains disagree" in state.chains_warning
     assert "Warning: chains disagree" in state.status
+
+
+def test_closing_the_tab_stops_the_warm_up_within_one_block(monkeypatch):
+    # The warm-up runs as blocks of at most chunk_size transitions; the tab closes after the
+    # second block and at most the block running then finishes.
+    import app.state.inference as inference_state
+
+    view = InferenceView(InferenceState(**{**SMALL, "num_warmup": 400, "chunk_size": 5}))
+    blocks = []  # one entry per block about to start: was the stop already set?
+    real_warmup = inference_state.hmc.warmup_chains_in_blocks
+
+    def counting_warmup(*args, before_block, **options):
+        def hook(done):
+            blocks.append(view.runner.stop.is_set())
+            before_block(done)
+
+        return real_warmup(*args, before_block=hook, **options)
+
+    monkeypatch.setattr(inference_state.hmc, "warmup_chains_in_blocks", counting_warmup)
+
+    class FakeDocument:
+        callbacks = SimpleNamespace(_change_callbacks={})
+
+        def add_next_tick_callback(self, fn):
+            pass
+
+    view.runner.served, view.runner.doc, view._served = True, FakeDocument(), True
+    view._on_start()
+    job = view._chunk_job
+    assert _poll(lambda: len(blocks) >= 3 or job.finished.is_set())
+    assert not job.finished.is_set(), "the warm-up ended before it could be stopped"
+    at_stop = len(blocks)
+    view.runner._on_session_destroyed(None)  # the tab closed
+    assert _poll(job.finished.is_set)
+    assert len(blocks) - at_stop <= 1 and blocks[at_stop:] in ([], [True])
+    assert job.error is None and job.cancelled()
+    assert len(blocks) < 400 // 5  # stopped early, not at the end of the warm-up
+
+
+def _poll(condition, timeout_s: float = 120.0) -> bool:
+    """Wait for ``condition()`` (no fixed sleeps: a loaded machine only makes it slower)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        threading.Event().wait(0.02)
+    return condition()
