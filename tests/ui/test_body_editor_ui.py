@@ -191,6 +191,8 @@ def test_add_remove_undo_and_play_from_the_edited_state(editing_page):
     page.keyboard.press("Delete")  # removes the selected (new) body
     _settled(page, view, generation)
     assert view.state.current.num_bodies == 3
+    # The server cleared the selection, and the page knows it (no ring on a body that is gone).
+    page.wait_for_function(f"() => {SCENE}.selected() === -1", timeout=TIMEOUT_MS)
 
     generation = view.state.generation
     page.get_by_role("button", name="↶ Undo").click()
