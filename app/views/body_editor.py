@@ -121,6 +121,9 @@ class BodyEditor(pn.viewable.Viewer):
             self.session.apply(message)
         except ValueError as error:
             self.simulate.notify(f"Edit refused: {error}")
+            # The page already shows the drag: send the unchanged state back so it snaps back.
+            state = self.simulate.state
+            self.scene.show_edit(state.position, state.mass, velocity=state.velocity, time=state.time)
             return False
         action = message.get("action") if isinstance(message, dict) else None
         selected = self.scene.selected

@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from app.components.orbit_scene import FLAG_KEEP_CAMERA, unpack_frame
 from app.state.edit_session import EditSession
 from app.state.edits import Bodies
 from app.state.simulate import SimulationState
@@ -179,6 +180,10 @@ def test_a_refused_edit_is_explained_and_escaped(view):
     assert not editor.handle_message({"action": "move", "index": 0, "vector": ["<img src=x onerror=alert(1)>", 0, 0]})
     assert view.last_message.startswith("Edit refused")
     assert "<img" not in view.message.object  # the message box shows it as text
+    # The page, which already drew the drag, gets the unchanged state back.
+    frame = unpack_frame(view.scene.last_message)
+    np.testing.assert_allclose(frame["position"], view.state.position, rtol=1e-7, atol=1e-7)
+    assert frame["flags"] & FLAG_KEEP_CAMERA
 
 
 def test_step_after_an_edit_continues_from_it_and_reset_clears_the_history(view):
