@@ -29,6 +29,7 @@ from .state import PhysicsParams
 
 __all__ = [
     "default_block_size",
+    "force_block_size",
     "acceleration_tiled",
     "acceleration_tiled_custom_vjp",
     "acceleration_autodiff_tiled",
@@ -37,12 +38,43 @@ __all__ = [
 
 
 def default_block_size(dtype) -> int:
-    """Target bodies per block: measured on a 2-core AVX-512 CPU (benchmarks/bench_performance.py).
+    """Target bodies per block of the autodiff and energy kernels, measured on a 2-core
+    AVX-512 CPU (benchmarks/bench_performance.py).
 
     16 rows of float64 (or 32 of float32) times n <= 4096 columns keep each temporary within
     the 512 KiB - 2 MiB L2; larger blocks spill, smaller ones pay loop overhead.
     """
     return 32 if jnp.dtype(dtype).itemsize <= 4 else 16
+
+
+def force_block_size(dtype) -> int:
+    """Target bodies per tile of the hand-coded force kernels (forward and reverse).
+
+    float64: 4 rows, measured on a 2-core AVX-512 CPU (XLA:CPU, jax 0.10.2) side by side
+    with REBOUND (benchmarks/bench_cpu_variants.py; min process CPU time of 9 interleaved
+    repeats): one force evaluation at N = 1000 took 1.58 ms in 4-row tiles against 1.74 (2
+    rows), 2.05 (8) and 1.86 ms (16); at N = 4096 24.4 ms against 26.1, 43.9 and 44.6 ms.
+    XLA emits its own vectorized row sums for the thin ``[4, n]`` temporaries; from 8 rows
+    on it handed them to a library reduction that ran ~1.8x slower here. (The autodiff and
+    energy kernels measured mixed results with 4 rows: they keep
+    :func:`default_block_size`.) float32: 32 rows, as before.
+    """
+    return 32 if jnp.dtype(dtype).itemsize <= 4 else 4
+
+
+#: Up to this many bodies the forward kernel is one tile (no loop): a 200-step leapfrog run
+#: at N = 64 took 1.9-2.5 ms as one [64, 64] tile against 2.6-2.7 ms in 4-row tiles.
+SINGLE_TILE = 64
+
+
+def _single_tile_reverse(dtype) -> int:
+    """Largest N whose reverse pass runs as one tile (larger ones use forward-sized tiles).
+
+    float64, gradient through 200 leapfrog steps (process CPU time, min of 11): N = 16
+    0.33 ms as one tile against 1.00 ms in 4-row tiles, N = 32 1.31 against 3.4 ms, but
+    N = 64 10.7 ms as one tile against 4.7-5.3 ms in 4- or 8-row tiles. float32: 64.
+    """
+    return 64 if jnp.dtype(dtype).itemsize <= 4 else 32
 
 
 def _blocks(position: Array, block_size: int):
@@ -57,15 +89,18 @@ def _blocks(position: Array, block_size: int):
 def _newtonian_block(x, y, z, mass, target, softening2):
     """Accelerations / G on ``target [b, 3]`` from all bodies (columns ``x, y, z, mass [n]``).
 
-    The self-pair (and any pair with ``r**2 + eps**2 == 0``) is masked *before* the
-    reciprocal square root, so ``grad`` through it is 0, not NaN.
+    The self-pair (and any pair with ``r**2 + eps**2 == 0``) is masked *before* the square
+    root: its ``s**2`` becomes ``inf``, so it adds ``m / inf = 0`` and ``grad`` through it is
+    0, not NaN. ``m / (s**2 * sqrt(s**2))`` (one square root, one division) is measured
+    faster on XLA:CPU than ``rsqrt(s**2)**3`` in float64 (benchmarks/bench_cpu_variants.py),
+    and is the same quantity to round-off.
     """
     dx = x[None, :] - target[:, 0:1]
     dy = y[None, :] - target[:, 1:2]
     dz = z[None, :] - target[:, 2:3]
     r2 = dx * dx + dy * dy + dz * dz + softening2
-    inv_r = lax.rsqrt(jnp.where(r2 > 0, r2, jnp.inf))  # rsqrt(inf) = 0: masked pairs add 0
-    weight = mass[None, :] * (inv_r * inv_r * inv_r)
+    r2 = jnp.where(r2 > 0, r2, jnp.inf)
+    weight = mass[None, :] / (r2 * jnp.sqrt(r2))
     return jnp.stack(
         [jnp.sum(weight * dx, axis=1), jnp.sum(weight * dy, axis=1), jnp.sum(weight * dz, axis=1)],
         axis=-1,
@@ -86,16 +121,18 @@ def acceleration_tiled(
         mass: ``[n]`` masses, mass units.
         params: :class:`PhysicsParams` (``G``, ``softening`` are read).
         block_size: target bodies per tile (static); ``None`` picks
-            :func:`default_block_size` for the dtype.
+            :func:`force_block_size` for the dtype.
 
     Returns:
         ``[n, 3]`` accelerations, length / time**2 units.
     """
     n = position.shape[0]
-    block_size = block_size or default_block_size(position.dtype)
+    # Small N is one tile (no loop: small-N runs are overhead-bound), unless tiles are asked for.
+    single = block_size or max(force_block_size(position.dtype), SINGLE_TILE)
+    block_size = block_size or force_block_size(position.dtype)
     x, y, z = position[:, 0], position[:, 1], position[:, 2]
     softening2 = params.softening**2
-    if n <= block_size:  # one tile: no loop (small-N runs are overhead-bound)
+    if n <= single:
         return params.G * _newtonian_block(x, y, z, mass, position, softening2)
     blocks, padded = _blocks(position, block_size)
     out = lax.map(lambda target: _newtonian_block(x, y, z, mass, target, softening2), blocks)
@@ -139,8 +176,6 @@ def _newtonian_block_vjp(x, y, z, mass, cotangent, target, target_mass, target_c
     return position_bar, mass_bar, softening_bar
 
 
-_SINGLE_TILE_REVERSE = 64
-
 
 @partial(jax.custom_vjp, nondiff_argnums=(4,))
 def _tiled_custom_vjp(position, mass, G, softening, block_size):
@@ -169,10 +204,10 @@ def _tiled_bwd(block_size, residuals, cotangent):
         return _newtonian_block_vjp(x, y, z, mass, cotangent, target, target_mass,
                                     target_cotangent, softening, need_mass, need_softening)
 
-    # Up to 64 bodies the reverse pass runs as one tile ([64, 64] float64 temporaries are
-    # 32 KiB): measured on 2 cores, a gradient through 200 leapfrog steps at N = 64 took
-    # 10.7-11.1 ms against 14.1 ms with 16-row tiles (forward unchanged, 2.0-2.3 ms).
-    if n <= max(block_size, _SINGLE_TILE_REVERSE):
+    # Defaults as in the forward: small N is one tile, unless tiles were asked for.
+    single = block_size or max(force_block_size(position.dtype), _single_tile_reverse(position.dtype))
+    block_size = block_size or force_block_size(position.dtype)
+    if n <= single:
         position_bar, mass_bar, softening_bar = block((position, mass, cotangent))
     else:
         blocks, padded = _blocks(position, block_size)
@@ -205,7 +240,6 @@ def acceleration_tiled_custom_vjp(
     Returns:
         ``[n, 3]`` accelerations, length / time**2 units.
     """
-    block_size = block_size or default_block_size(position.dtype)
     dtype = position.dtype
     return _tiled_custom_vjp(position, mass, jnp.asarray(params.G, dtype),
                              jnp.asarray(params.softening, dtype), block_size)

@@ -23,7 +23,9 @@ from nbody_core.kernels import (
     acceleration_autodiff_tiled,
     acceleration_tiled,
     acceleration_tiled_custom_vjp,
+    SINGLE_TILE,
     default_block_size,
+    force_block_size,
     potential_energy_tiled,
 )
 from nbody_core.potentials import potential_energy_from_positions
@@ -54,6 +56,35 @@ def test_tiled_equals_reference_float64(key, n, block_size):
     )
     assert actual.shape == (n, 3) and actual.dtype == jnp.float64
     _assert_close(actual, expected, F64_RTOL)
+
+
+@pytest.mark.parametrize("n", [3, SINGLE_TILE, SINGLE_TILE + 1, 203])
+def test_tiled_default_tiling_equals_reference_float64(key, n):
+    # The defaults the "auto" method runs: one tile up to SINGLE_TILE bodies, then
+    # force_block_size rows (4 in float64) with a ragged last tile at n = 203.
+    position, mass = _system(key, n)
+    expected = acceleration_analytic(position, mass, PARAMS)
+    for kernel in (acceleration_tiled, acceleration_tiled_custom_vjp):
+        _assert_close(jax.jit(kernel)(position, mass, PARAMS), expected, F64_RTOL)
+    assert force_block_size(jnp.float64) < SINGLE_TILE and 203 % force_block_size(jnp.float64) != 0
+
+
+@pytest.mark.parametrize("n", [16, 40, 97])
+def test_custom_vjp_default_reverse_tiling_equals_reference(key, n):
+    # Reverse pass with the defaults: one tile up to 32 float64 bodies (n = 16), tiles of
+    # force_block_size rows above (n = 40, 97: ragged). Same 1e-12 bound as the forward.
+    position, mass = _system(key, n)
+    weights = jax.random.normal(key, (n, 3))
+
+    def loss(kernel, position, mass, softening):
+        return jnp.sum(weights * kernel(position, mass, PARAMS._replace(softening=softening)))
+
+    expected = jax.grad(lambda *a: loss(acceleration_analytic, *a), argnums=(0, 1, 2))(position, mass, 0.05)
+    actual = jax.jit(jax.grad(lambda *a: loss(acceleration_tiled_custom_vjp, *a), argnums=(0, 1, 2)))(
+        position, mass, 0.05
+    )
+    for a, e in zip(actual, expected):
+        _assert_close(a, e, F64_RTOL)
 
 
 def test_tiled_float32_matches_float64_reference(key):
