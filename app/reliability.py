@@ -118,14 +118,18 @@ def release_memory(*, clear_jax_caches: bool = False) -> bool:
     Bokeh models), then glibc's ``malloc_trim(0)`` (freed arena pages otherwise stay mapped:
     ~46 MiB after a burst of sessions, issue 16). ``clear_jax_caches`` also empties JAX's
     in-memory compilation caches (``jax.clear_caches()``; JAX has no size knob for them, and
-    the next compile of a frame function reloads it from the persistent disk cache).
+    the next compile of a frame function reloads it from the persistent disk cache) and the
+    ensembles' executable cache (``nbody_core.ensembles.runner.clear_compiled``).
 
     Returns:
         Whether ``malloc_trim`` was available (glibc) and called.
     """
-    gc.collect()
     if clear_jax_caches and "jax" in sys.modules:
         sys.modules["jax"].clear_caches()
+        runner = sys.modules.get("nbody_core.ensembles.runner")
+        if runner is not None:
+            runner.clear_compiled()  # the ensembles' own executable cache (up to 32)
+    gc.collect()  # after the caches let go of their executables
     if _MALLOC_TRIM is None:
         return False
     _MALLOC_TRIM(0)

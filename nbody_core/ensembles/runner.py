@@ -77,6 +77,7 @@ __all__ = [
     "EnsembleCancelled",
     "PIECE_PAIR_STEPS",
     "default_segment_steps",
+    "clear_compiled",
     "chunk_size_for",
     "member_bytes",
     "device_memory_bytes",
@@ -178,6 +179,15 @@ def default_chunk_size(spec: EnsembleSpec, device: Any = "cpu") -> int:
 _COMPILED: "OrderedDict[tuple, Any]" = OrderedDict()
 _COMPILED_MAX = 32
 _COMPILED_LOCK = threading.Lock()  # dashboard sessions run ensembles in parallel threads
+
+
+def clear_compiled() -> int:
+    """Forget every cached ensemble executable (``jax.clear_caches()`` does not reach this
+    cache); a server calls it once no session is left. Returns how many were dropped."""
+    with _COMPILED_LOCK:
+        count = len(_COMPILED)
+        _COMPILED.clear()
+    return count
 
 
 def _batched(fn: Callable, config: NamedTuple, num_args: int, sharding: NamedSharding, *, sequential: bool,

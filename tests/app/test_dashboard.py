@@ -84,6 +84,16 @@ def test_session_registry_caps_and_trims_after_the_last_session():
     assert registry.live == 0 and registry.trims == 1
 
 
+def test_releasing_memory_after_the_last_session_empties_the_compile_caches():
+    from app.reliability import release_memory
+    from nbody_core.ensembles import EnsembleSpec, run_ensemble, runner
+
+    run_ensemble(EnsembleSpec(system="kepler", num_members=2, num_steps=4))
+    assert len(runner._COMPILED) > 0
+    release_memory(clear_jax_caches=True)
+    assert len(runner._COMPILED) == 0
+
+
 def test_query_guard_drops_values_int_cannot_parse():
     import panel.io.location as location
 
