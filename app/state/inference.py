@@ -73,14 +73,15 @@ class SamplerRun:
         key_init, key_chains = jax.random.split(jax.random.key(seed))
         self.chain_keys = jax.random.split(key_chains, num_chains)
         self.initial_position = inference.initial_positions(problem, key_init, num_chains)
-        # Warm-up transitions per compiled block: about PIECE_SECONDS of CPU (cost model of
-        # app.limits), and never more than a live-update chunk of the sampling phase.
+        # Transitions per compiled call, warm-up blocks and sampling chunks alike: the live
+        # update's chunk_size, cut to about PIECE_SECONDS of CPU (cost model of app.limits)
+        # so that Stop or a closed tab acts, and other sessions get a turn, within that.
         per_transition = inference_cpu_seconds(
             num_chains=num_chains, num_transitions=1, leapfrog_steps=leapfrog_steps,
             num_bodies=problem.initial_state.mass.shape[0],
             simulation_steps=simulation_steps(problem.name, len(problem.observed_times)),
         )
-        self.warmup_block = int(max(1, min(chunk_size, PIECE_SECONDS // per_transition)))
+        self.chunk_size = self.warmup_block = int(max(1, min(chunk_size, PIECE_SECONDS // per_transition)))
         self.states = None
         self.tuned_step_size = None
         self.inverse_mass_matrix = None

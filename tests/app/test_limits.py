@@ -103,3 +103,16 @@ def test_queue_text_in_words():
     assert queue_text(0) == ""
     assert queue_text(1).startswith("waiting: you are next")
     assert queue_text(3).startswith("waiting: 2 ahead of you")
+
+
+def test_heavy_transitions_are_drawn_in_smaller_pieces():
+    # 8 chains x (L + 1 = 101) gradients of ~8.8e-5 s: ~0.07 s of CPU per transition, so a
+    # live-update chunk of 100 transitions (7 s) is cut to PIECE_SECONDS (3 transitions).
+    from app.state.inference import PIECE_SECONDS
+
+    state = InferenceState(num_chains=8, leapfrog_steps=100, chunk_size=100, auto_step_size=False, num_warmup=0,
+                           num_samples=30)
+    run = state.start()
+    per_transition = state.cost_seconds() / 30
+    assert run.chunk_size == run.warmup_block == int(PIECE_SECONDS // per_transition) == 3
+    assert InferenceState().start().chunk_size == 5  # the default chunk is already small
