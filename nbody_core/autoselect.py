@@ -43,18 +43,22 @@ class Crossover(NamedTuple):
 
 
 # How each figure was produced:
-#   CPU (2-core Xeon/EPYC, jax 0.10.2): `python benchmarks/bench_performance.py` (table in
+#   CPU (2-core AVX-512 EPYC, jax 0.10.2): `python benchmarks/bench_performance.py` (table in
 #     benchmarks/results/performance.md) and the gradient sweep in that script's `gradient`
-#     group run at N = 3, 16, 64 (2026-11-30, load ~13: ratios in one run).
+#     group run at N = 3, 16, 64 (2026-11-30, load ~13: ratios in one run). The tiled rows
+#     were re-measured after the kernel moved to 4-row float64 tiles (issue 13, 2026-11-30,
+#     load ~12; min process CPU time of interleaved repeats, side by side with REBOUND).
 #   GPU (one H200, jax 0.11.2): issue 13's table (`bench_performance.py --device gpu`); rows
 #     marked "expected" are not measured yet: `python benchmarks/bench_gpu.py` measures them.
 CROSSOVERS: tuple[Crossover, ...] = (
     Crossover("cpu", True, False, None, "tiled",
-              "N=1000 f64 forces 3.49 ms tiled vs 25 ms analytic; N=3 figure-eight 4.97 vs "
-              "3.7 M steps/s; N=4096 61 vs 374 ms"),
+              "f64 forces, 4-row tiles: N=1000 1.58 ms vs REBOUND 2.13 (CPU time), analytic "
+              "25 ms; N=4096 24.4 vs REBOUND 35.4 ms, analytic 374 ms; N=3 figure-eight "
+              "4.97 vs 3.7 M steps/s analytic"),
     Crossover("cpu", True, True, None, "tiled_custom_vjp",
               "grad through 200 leapfrog steps: N=3 0.17 ms vs 0.24 analytic / 0.32 tiled; "
-              "N=16 0.49 vs 11.2 / 5.3 ms; N=64 15.4 vs 153 / 168 ms; same forward as tiled"),
+              "N=16 0.49 vs 11.2 / 5.3 ms; N=64 15.4 vs 153 / 168 ms; with 4-row reverse "
+              "tiles N=64 grad/forward 2.0-2.1x (CPU time; 6.0x before); same forward as tiled"),
     Crossover("cpu", False, False, None, "autodiff_tiled",
               "N=1000 f64 5.58 ms vs autodiff 18.7 ms; N=4096 65 vs 609 ms"),
     Crossover("cpu", False, True, None, "autodiff_tiled",
