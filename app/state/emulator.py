@@ -22,7 +22,7 @@ from typing import Any, Callable
 import numpy as np
 import param
 
-from app.limits import LIMITS, check_limit, safe_filename
+from app.limits import LIMITS, check_cost, check_limit, ensemble_cpu_seconds, safe_filename
 from nbody_core.emulator import (
     MIN_MEMBERS,
     TrainConfig,
@@ -95,6 +95,10 @@ class EmulatorState(param.Parameterized):
         """The sweep run here, within the server's ensemble caps (``ValueError`` otherwise)."""
         check_limit("max_ensemble_members", self.gen_members)
         check_limit("max_ensemble_bodies", self.gen_bodies)
+        check_cost(
+            ensemble_cpu_seconds(num_bodies=self.gen_bodies, member_steps=[self.gen_steps] * self.gen_members),
+            what="This ensemble", reduce="the members or steps, or the bodies (the cost grows with their square)",
+        )
         return EnsembleSpec(system="plummer", num_bodies=self.gen_bodies, num_members=self.gen_members,
                             num_steps=self.gen_steps, dt=0.02, sweeps=GENERATE_SWEEPS, design="random",
                             seed=self.gen_seed)

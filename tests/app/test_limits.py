@@ -116,3 +116,13 @@ def test_heavy_transitions_are_drawn_in_smaller_pieces():
     per_transition = state.cost_seconds() / 30
     assert run.chunk_size == run.warmup_block == int(PIECE_SECONDS // per_transition) == 3
     assert InferenceState().start().chunk_size == 5  # the default chunk is already small
+
+
+def test_the_emulator_refuses_a_generated_ensemble_over_the_budget():
+    from app.state.emulator import EmulatorState
+
+    state = EmulatorState()
+    state.generate_spec()  # the default sweep fits (~0.2 s)
+    state.param.update(gen_members=1024, gen_bodies=128, gen_steps=2000)
+    with pytest.raises(ValueError, match="This ensemble would need about .* reduce the members or steps"):
+        state.generate_spec()
