@@ -259,6 +259,7 @@ def serve_session() -> pn.viewable.Viewable:
     Everything the callbacks need is bound here, in a regular module: Bokeh discards
     ``main.py``'s own namespace when its session ends.
     """
+    from app.components.accessibility import install_accessibility
     from app.limits import max_sessions_from_environment
     from app.reliability import (
         SESSIONS,
@@ -300,6 +301,7 @@ def serve_session() -> pn.viewable.Viewable:
         from app.limits import LIMITS
 
         install_upload_guard(document, LIMITS.max_upload_bytes)
+        install_accessibility(document)  # tab keys, ARIA names, focus rings (issue 14)
         dashboard.header.append(session_count_readout(lambda: SESSIONS.live, cap))
 
         def build_on_load() -> None:

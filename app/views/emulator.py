@@ -101,7 +101,11 @@ class EmulatorView(pn.viewable.Viewer):
         self.gen_steps = pn.widgets.IntInput.from_param(s.param.gen_steps, label="Steps (dt 0.02)")
         self.generate_button = pn.widgets.Button(label="Run softening × virial-ratio sweep", color="primary")
         self.generate_button.on_click(self.runner.locked(lambda _: self.generate()))
-        self.upload = pn.widgets.FileInput(accept=".npz", multiple=False, sizing_mode="stretch_width")
+        # The label is the file box's accessible name too (an unlabelled <input type=file> failed axe's "label").
+        self.upload = pn.widgets.FileInput(
+            accept=".npz", multiple=False, sizing_mode="stretch_width",
+            label=f"…or upload an ensemble npz (≤ {LIMITS.max_upload_bytes / 1e6:g} MB)",
+        )
         # An empty file arrives as value None with a file name: watch both (as the Simulate tab).
         self.upload.param.watch(self.runner.locked(self._on_upload), ["value", "filename"])
         self.dataset_status = pn.pane.Markdown("No ensemble yet.", sizing_mode="stretch_width")
@@ -130,10 +134,9 @@ class EmulatorView(pn.viewable.Viewer):
         self.message = pn.pane.Alert("", alert_type="danger", visible=False, sizing_mode="stretch_width")
 
     def _build_layout(self):
-        label = partial(pn.pane.Markdown, margin=(4, 10, -8, 10))
         controls = pn.Column(
             pn.Card(self.gen_bodies, self.gen_members, self.gen_steps, self.generate_button,
-                    label(f"…or upload an ensemble npz (≤ {LIMITS.max_upload_bytes / 1e6:g} MB)"), self.upload,
+                    self.upload,
                     self.dataset_status, title="Ensemble", collapsible=True, sizing_mode="stretch_width"),
             pn.Card(self.networks_input, self.width_input, self.steps_input, self.curve_toggle,
                     title="Network", collapsible=True, sizing_mode="stretch_width"),
