@@ -35,7 +35,7 @@ from app.views.diagnostics_plots import DiagnosticsPlots
 from app.views.keyboard import SimulateKeys
 from app.views.predict import PredictPanel
 from app.views.record import RecordPanel
-from app.views.session import SessionRunner
+from app.views.session import SessionRunner, queue_text
 from app.views.simulate_controls import WIDGET_NAMES, SimulateControls, forces_label
 from app.state.simulate import UPLOADED, URL_PARAMETERS, SimulationState
 
@@ -519,7 +519,7 @@ class SimulateView(pn.viewable.Viewer):
         painted = (self.scene.paint_rate if self._served else fps) if self.playing else 0.0
         if self.runner.queue_position:
             # Every JAX slot of the server is busy with other sessions' work: say so.
-            mode = f'<span class="compiling">waiting for the server: {self.runner.queue_position} in queue</span>'
+            mode = f'<span class="compiling">{queue_text(self.runner.queue_position)}</span>'
         elif self.compiling:
             mode = '<span class="compiling">compiling…</span>'
         elif state.nonfinite:

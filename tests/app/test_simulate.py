@@ -397,3 +397,10 @@ def test_dt_and_softening_sliders_name_their_units():
     assert view.softening_slider.name == "Softening ε (length units)"
     view.state.preset = "solar_system"  # years and AU (issue 14)
     assert view.dt_slider.name == "dt (time step, yr)" and view.softening_slider.name == "Softening ε (AU)"
+
+
+def test_status_line_shows_the_place_in_the_servers_queue(view):
+    view.runner.queue_position = 3  # set by the pool while this session's job waits
+    assert "waiting: 2 ahead of you" in view.status.object
+    view.runner.queue_position = 0
+    assert "ahead of you" not in view.status.object
