@@ -125,8 +125,11 @@ class PredictPanel(pn.viewable.Viewer):
     def _on_toggle(self, event) -> None:
         if event.new:
             self.simulate.playing = False  # guesses are about the paused moment
-            if self.simulate.state.projection == "3d":
-                self.simulate.state.projection = "xy"  # guesses are clicked in a plane
+            if self.scene.view not in ("xy", "xz", "yz", "quad"):
+                state = self.simulate.state
+                plane = state.projection if state.projection in ("xy", "xz", "yz") else "xy"
+                state.projection = plane  # guesses are clicked in a plane (the widget and link follow)
+                self.scene.view = plane
             self.game.active = True
             self.game.body = min(int(self.body_input.value or 0), self._num_bodies() - 1)
             self._moment()

@@ -118,6 +118,11 @@ class SimulateView(pn.viewable.Viewer):
         self._layout = self._build_layout()
         if sync_url and self._served:
             self._sync_url()
+            # A link's display settings (view=xz, color=speed, ...) were applied before the
+            # watcher below existed: the scene was built with the defaults.
+            self.scene.param.update(view=self.state.projection, color_by=self.state.color_by,
+                                    size_by_mass=self.state.size_by_mass, trails=self.state.trails,
+                                    trail_length=self.state.trail_length)
         # Redraws run as locked next-tick callbacks, like the frames: a widget change is
         # processed unlocked and Panel writes its model events straight to the socket, where
         # they could overtake a frame still queued for sending (the browser then drew a
