@@ -12,11 +12,17 @@ the browsers' own CPU does not hide the server's capacity. Measures:
   session's bookkeeping;
 - ``/liveness`` latency while playing (p50 / p95 / max, every 0.5 s);
 - server RSS: warm baseline (one session played and closed), max while playing, and after
-  the sessions closed (until back within 10 % or 30 s).
+  the sessions closed (until back within 10 % or 30 s);
+- cold start: a server process started with JAX's persistent compilation cache already
+  filled (by an earlier process) and one without it: process start to ``/liveness``, the
+  page (GET), the Simulate tab ready on the page, and Play to the first frame received;
+  then the first page of a new session while ``--burners`` CPU-bound processes keep the
+  machine busy (load average recorded beside it).
 
-    python benchmarks/bench_live_view.py [--sessions 30] [--duration 20] [--n 200]
+    python benchmarks/bench_live_view.py [--sessions 30] [--duration 20] [--n 200] [--burners 8]
+    python benchmarks/bench_live_view.py --quick --out-dir /tmp/bench   # 4 sessions x 6 s, 4 burners: a smoke run
 
-Writes benchmarks/results/live_view.json and live_view.md. The machine is shared: the
+Writes benchmarks/results/live_view.json and live_view.md (or into ``--out-dir``). The machine is shared: the
 load average is recorded beside the figures.
 """
 
@@ -101,25 +107,99 @@ def query(index: int, n: int, steps: int) -> str:
     return f"?preset=plummer&n={n}&seed={index}&steps={steps}&fps=30"
 
 
+def _one_session(base: str, query_string: str, play_s: float) -> dict:
+    """One frame client: seconds to the page and to the Simulate tab, ms from Play to the
+    first frame (None if none came), and the client's error."""
+    [client] = asyncio.run(run_clients(base, [query_string], play_s))
+    out = {"error": client.error, "page_s": None, "ready_s": None, "play_to_first_frame_ms": None}
+    if client.page_loaded_at is not None:
+        out["page_s"] = round(client.page_loaded_at - client.connect_started_at, 2)
+    if client.ready_at is not None:
+        out["ready_s"] = round(client.ready_at - client.connect_started_at, 2)
+    if client.play_sent_at is not None and client.arrivals:
+        out["play_to_first_frame_ms"] = round(1000 * (client.arrivals[0] - client.play_sent_at), 1)
+    return out
+
+
+def _burn() -> None:  # pragma: no cover - runs in the burner processes
+    while True:
+        pass
+
+
+def cold_start(args, work: Path) -> dict:
+    """Cold server with and without a filled persistent compilation cache, then a first page
+    while ``args.burners`` CPU-bound processes run (see the module docstring)."""
+    import multiprocessing
+
+    cache_dir = tempfile.mkdtemp(prefix="nbody-cold-jax-")
+    figures: dict = {"burners": args.burners}
+    # An earlier process fills the cache (as a lecture server restarted after a first run).
+    port = free_port()
+    process = start_server(port, log_path=work / "prime.log", cache_dir=cache_dir)
+    try:
+        wait_live(f"http://127.0.0.1:{port}", process, timeout_s=300)
+        figures["prime"] = _one_session(f"http://127.0.0.1:{port}", query(0, args.n, args.steps), 3.0)
+    finally:
+        stop_server(process)
+    for label, cache in (("with_cache", cache_dir), ("without_cache", tempfile.mkdtemp(prefix="nbody-cold-empty-"))):
+        port = free_port()
+        base = f"http://127.0.0.1:{port}"
+        started = time.perf_counter()
+        process = start_server(port, log_path=work / f"cold-{label}.log", cache_dir=cache)
+        try:
+            wait_live(base, process, timeout_s=300)
+            live_s = time.perf_counter() - started
+            figures[label] = {"start_to_live_s": round(live_s, 2), "load_average_1min": round(os.getloadavg()[0], 2),
+                              **_one_session(base, query(0, args.n, args.steps), 3.0)}
+            if label == "with_cache" and args.burners:
+                burners = [multiprocessing.Process(target=_burn, daemon=True) for _ in range(args.burners)]
+                for burner in burners:
+                    burner.start()
+                try:
+                    time.sleep(args.burn_s)  # let the 1-minute load average climb
+                    load = os.getloadavg()[0]
+                    figures["busy"] = {"load_average_1min": round(load, 2),
+                                       **_one_session(base, query(1, args.n, args.steps), 3.0)}
+                finally:
+                    for burner in burners:
+                        burner.terminate()
+                    for burner in burners:
+                        burner.join(timeout=5)
+        finally:
+            stop_server(process)
+    return figures
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sessions", type=int, default=30)
     parser.add_argument("--duration", type=float, default=20.0, help="seconds each client plays")
     parser.add_argument("--n", type=int, default=200)
     parser.add_argument("--steps", type=int, default=1)
+    parser.add_argument("--burners", type=int, default=8,
+                        help="CPU-bound processes running while the busy-machine first page is measured")
+    parser.add_argument("--burn-s", type=float, default=40.0,
+                        help="seconds the burners run before that page is asked for (the load average climbs)")
+    parser.add_argument("--skip-cold", action="store_true", help="leave out the cold-start figures")
+    parser.add_argument("--quick", action="store_true", help="4 sessions x 6 s, 4 burners for 10 s (a smoke run)")
+    parser.add_argument("--out-dir", default=str(RESULTS), help="where live_view.json / .md go")
     args = parser.parse_args(argv)
+    if args.quick:
+        args.sessions, args.duration, args.burners, args.burn_s = 4, 6.0, 4, 10.0
 
     os.environ.setdefault("NBODY_MAX_SESSIONS", str(args.sessions + 10))
     cache_dir = tempfile.mkdtemp(prefix="nbody-live-jax-")
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     work = Path(tempfile.mkdtemp(prefix="nbody-live-"))
-    process = start_server(port, log_path=work / "serve.log", cache_dir=cache_dir)
     results: dict = {
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()},
         "sessions": args.sessions, "duration_s": args.duration, "n": args.n, "steps_per_frame": args.steps,
-        "target_fps": 30,
+        "target_fps": 30, "quick": args.quick,
     }
+    if not args.skip_cold:
+        results["cold_start"] = cold_start(args, work)
+    process = start_server(port, log_path=work / "serve.log", cache_dir=cache_dir)
     try:
         wait_live(base, process, timeout_s=180)
         results["rss_cold_mib"] = process_sample(process.pid)["rss_mib"]
@@ -181,19 +261,22 @@ def main(argv: list[str] | None = None) -> int:
         "seconds_to_rss_back": round(time.monotonic() - closed_at, 1),
         "load_average_1min": {"start": round(load0, 2), "end": round(load1, 2)},
     })
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "live_view.json").write_text(json.dumps(results, indent=2) + "\n")
-    (RESULTS / "live_view.md").write_text(markdown(results))
-    print((RESULTS / "live_view.md").read_text())
+    out_dir = Path(args.out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "live_view.json").write_text(json.dumps(results, indent=2) + "\n")
+    (out_dir / "live_view.md").write_text(markdown(results))
+    print((out_dir / "live_view.md").read_text())
     return 0
 
 
 def markdown(r: dict) -> str:
     fps, live = r["fps_per_session"], r["liveness_ms"]
+    command = ("`python benchmarks/bench_live_view.py --quick` (a smoke run)" if r.get("quick") else
+               f"`python benchmarks/bench_live_view.py --sessions {r['sessions']} --duration {r['duration_s']:g} --n {r['n']}`")
     return "\n".join([
         f"# Live view: {r['sessions']} frame-only clients playing Plummer N = {r['n']}",
         "",
-        f"`python benchmarks/bench_live_view.py --sessions {r['sessions']} --duration {r['duration_s']:g} --n {r['n']}`"
+        command +
         f" on {r['machine']['cpus']} shared CPUs: one server process and {r['sessions']} clients that speak Bokeh's"
         " websocket protocol, press Play, acknowledge each binary frame and draw nothing"
         f" (`benchmarks/frame_client.py`). Target 30 frames/s per session, {r['steps_per_frame']} step/frame."
@@ -218,7 +301,44 @@ def markdown(r: dict) -> str:
         " baseline ± 10 % within 30 s |",
         f"| client errors | {len(r['errors'])} | 0 |",
         "",
+        *cold_markdown(r.get("cold_start")),
     ])
+
+
+def cold_markdown(c: dict | None) -> list[str]:
+    """The cold-start table (empty when it was skipped)."""
+    if not c:
+        return []
+
+    def cell(value, unit=""):
+        return "–" if value is None else f"{value}{unit}"
+
+    rows = [
+        "## Cold start and first page",
+        "",
+        "One frame client per row (`benchmarks/frame_client.py`: page, websocket, Simulate tab built, Play,"
+        " frames; nothing drawn, so \"first frame\" is the first frame received: a browser paints it at"
+        " its next animation frame). *With cache*: a new server process whose JAX persistent compilation"
+        " cache was filled by an earlier process; *without*: an empty cache. *Busy*: a new session on the"
+        f" cached server while {c['burners']} CPU-bound processes run on the machine's"
+        " CPUs (load average beside it).",
+        "",
+        "| case | process start → /liveness (s) | GET page (s) | GET → Simulate tab ready (s) | Play → first frame (ms) | load avg | goal |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for key, label, goal in (("with_cache", "cold server, persistent cache filled", "Play → first frame <= 4000 ms"),
+                             ("without_cache", "cold server, empty cache", ""),
+                             ("busy", "new session, busy machine", "page ready <= 10 s")):
+        f = c.get(key)
+        if not f:
+            continue
+        rows.append(
+            f"| {label} | {cell(f.get('start_to_live_s'))} | {cell(f['page_s'])} | {cell(f['ready_s'])} |"
+            f" {cell(f['play_to_first_frame_ms'])} | {f['load_average_1min']} | {goal} |"
+            + (f" error: {f['error']}" if f.get("error") else "")
+        )
+    rows.append("")
+    return rows
 
 
 if __name__ == "__main__":

@@ -41,6 +41,9 @@ class ClientResult:
     play_sent_at: float | None = None
     error: str | None = None
     messages: int = 0
+    connect_started_at: float | None = None  # GET of the page sent
+    page_loaded_at: float | None = None  # page (with the session token) received
+    ready_at: float | None = None  # the Simulate tab built: Play and the scene are on the page
 
     def frames_per_s(self, skip_s: float = 1.0) -> float:
         """Frames per second after the first ``skip_s`` seconds of playing."""
@@ -112,7 +115,9 @@ class FrameClient:
         return self.result
 
     async def _connect(self) -> None:
+        self.result.connect_started_at = time.perf_counter()
         page = await AsyncHTTPClient().fetch(f"{self.base_url}/app{self.result.query}", request_timeout=240)
+        self.result.page_loaded_at = time.perf_counter()
         token = _TOKEN.search(page.body.decode()).group(1)
         ws_url = self.base_url.replace("http://", "ws://") + "/app/ws"
         self._ws = await websocket_connect(ws_url, subprotocols=["bokeh", token], max_message_size=64 << 20)
@@ -130,6 +135,7 @@ class FrameClient:
                     "type": "event", "name": "document_ready", "values": {"type": "map"}}}])
             elif header["msgtype"] == "PATCH-DOC":
                 _walk(json.loads(content), self._ids)
+        self.result.ready_at = time.perf_counter()
 
     async def _play_for(self, duration_s: float) -> None:
         await self._patch([{"kind": "ModelChanged", "model": {"id": self._ids["play"]}, "attr": "active", "new": True}])
