@@ -138,11 +138,13 @@ def test_guesses_are_clicked_the_true_path_is_revealed_and_sessions_keep_their_o
     # A second session starts with no guesses; its guess does not appear in the first.
     other = page.context.new_page()
     other.bring_to_front()  # a background tab gets no animation frames: the scene would not paint
-    other.goto(page.url, timeout=TIMEOUT_MS)
+    other.goto(page.url + "&predict_body=1&predict_dt=0.5", timeout=TIMEOUT_MS)  # the lecturer's choice
     ui.wait_for_bokeh_document(other)
     ui.wait_for_scene_bodies(other, 3)
     expect(other.locator(".nbody-status")).to_contain_text("paused", timeout=TIMEOUT_MS)
     assert other.evaluate(f"() => ({SCENE}.predictMarks().guesses || []).length") == 0
+    expect(other.get_by_role("textbox", name="Body")).to_have_value("1")
+    expect(other.get_by_role("textbox", name=re.compile("after Δt"))).to_have_value("0.5")
     # The link carries view=xy (the first session's URL): the scene opens in that projection.
     other.wait_for_function(f"() => {SCENE}.planePoint(10, 10) !== null", timeout=15_000)
     other.get_by_role("button", name="Predict").click()
