@@ -96,6 +96,18 @@ def test_one_acknowledgement_stands_for_every_earlier_frame_of_its_run():
     assert scene.unacknowledged() == 1
 
 
+def test_paint_reports_from_the_browser_reach_the_watchers_on_the_short_path():
+    scene = OrbitScene()
+    seen = []
+    scene.param.watch(lambda event: seen.append(event.new), ["drawn"])
+    scene._process_events({"drawn": [3, 7], "painted": 12, "paint_rate": 30.0})
+    assert scene.drawn == [3, 7] and scene.painted == 12 and scene.paint_rate == 30.0
+    assert seen == [[3, 7]]
+    assert not scene._param__private.syncing  # the short path leaves nothing marked as syncing
+    scene._process_events({"view": "xy", "drawn": [3, 8]})  # anything else: Panel's own path
+    assert scene.view == "xy" and scene.drawn == [3, 8] and seen == [[3, 7], [3, 8]]
+
+
 def test_show_frame_with_another_body_count_asks_for_show_run():
     position, _, mass = _system()
     scene = OrbitScene()
