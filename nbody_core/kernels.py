@@ -176,7 +176,6 @@ def _newtonian_block_vjp(x, y, z, mass, cotangent, target, target_mass, target_c
     return position_bar, mass_bar, softening_bar
 
 
-
 @partial(jax.custom_vjp, nondiff_argnums=(4,))
 def _tiled_custom_vjp(position, mass, G, softening, block_size):
     return acceleration_tiled(position, mass, PhysicsParams(G=G, softening=softening),
