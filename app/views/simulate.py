@@ -70,6 +70,22 @@ exactly only by the symplectic ones (compare euler or rk4). Try float32 to see r
 """
 
 
+class StatusLine(pn.pane.HTML):
+    """The status line: an HTML pane whose new text replaces only its model's ``text``.
+
+    Panel's HTML pane recomputes every property of the pane (its stylesheets resolved
+    through the design) for each new text; the status line changes 4 times a second per
+    playing session and nothing but its text ever changes after it is built. Measured with
+    cProfile of the event loop at 10 playing sessions: half of each status update's cost.
+    """
+
+    def _update(self, ref, model) -> None:
+        if self.enable_streaming:
+            super()._update(ref, model)
+            return
+        model.text = self._transform_object(self.object)["object"]
+
+
 class SimulateView(pn.viewable.Viewer):
     """Live simulation of one :class:`~app.state.simulate.SimulationState` per session.
 
@@ -107,7 +123,7 @@ class SimulateView(pn.viewable.Viewer):
         for name in WIDGET_NAMES:  # the sidebar's widgets, also reachable as view.<name>
             setattr(self, name, getattr(self.controls, name))
         self._wire_controls()
-        self.status = pn.pane.HTML(
+        self.status = StatusLine(
             "", css_classes=["nbody-status"], stylesheets=[_STATUS_CSS], sizing_mode="stretch_width",
             name="simulate-status",
         )

@@ -404,3 +404,18 @@ def test_status_line_shows_the_place_in_the_servers_queue(view):
     assert "waiting: 2 ahead of you" in view.status.object
     view.runner.queue_position = 0
     assert "ahead of you" not in view.status.object
+
+
+def test_the_status_line_updates_only_its_text_and_escapes_it():
+    from bokeh.document import Document
+
+    import panel as pn
+
+    from app.views.simulate import StatusLine
+
+    line = StatusLine("<b>a</b>", stylesheets=[":host { color: red; }"], name="status")
+    model = line.get_root(Document())
+    stylesheets = list(model.stylesheets)
+    line.object = "<b>t = 1</b> & more"
+    assert model.text == pn.pane.HTML("<b>t = 1</b> & more")._transform_object("<b>t = 1</b> & more")["object"]
+    assert "t = 1" in model.text and list(model.stylesheets) == stylesheets
