@@ -102,3 +102,56 @@ MAX_MODULE_LINES = 600
 def test_no_module_is_oversized(path):
     lines = len(path.read_text().splitlines())
     assert lines <= MAX_MODULE_LINES, f"{path.relative_to(ROOT)}: {lines} lines; split it by concern"
+
+
+#: The private names of other libraries read on purpose, each with the reason. Anything else
+#: of the form ``obj._name`` (``obj`` not ``self``/``cls``) must name something the same module
+#: defines: a module's classes may share private helpers, other modules get a public method.
+FOREIGN_PRIVATE_ALLOWED = {
+    # app/protocol_speedups.py checks Bokeh's document internals at install time and falls back
+    # to Bokeh's own serializer when they are not there (tests/app/test_protocol_speedups.py).
+    ("app/protocol_speedups.py", "_models"),
+    ("app/protocol_speedups.py", "_new_models"),
+    # Panel's pn.state has no public setter for the current document of a worker thread.
+    ("app/views/session.py", "_document"),
+    # param has no public "validate this value against a class-level Parameter" call.
+    ("app/state/lessons.py", "_validate"),
+    ("app/state/simulate.py", "_validate"),
+    # argparse exposes a parser's actions only as _actions (stable since Python 3.2).
+    ("nbody_core/cli/ensemble.py", "_actions"),
+    ("nbody_core/cli/ensemble.py", "_StoreTrueAction"),
+}
+#: Public APIs whose names have a leading underscore: NamedTuple's methods and os._exit.
+PUBLIC_UNDERSCORE_NAMES = {"_replace", "_asdict", "_fields", "_make", "_field_defaults", "_exit"}
+
+
+def _defined_names(tree: ast.AST) -> set[str]:
+    """Functions, classes and attributes (``x.name = ...``) a module defines itself."""
+    names = set()
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            names.add(node.name)
+        elif isinstance(node, ast.Attribute) and isinstance(node.ctx, ast.Store):
+            names.add(node.attr)
+        elif isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+            names.add(node.id)
+    return names
+
+
+@pytest.mark.parametrize(
+    "path", sorted([*CORE.rglob("*.py"), *(ROOT / "app").rglob("*.py")]), ids=lambda p: str(p.relative_to(ROOT))
+)
+def test_no_private_access_across_modules(path):
+    tree = ast.parse(path.read_text(), str(path))
+    own = _defined_names(tree)
+    where = path.relative_to(ROOT).as_posix()
+    bad = []
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Attribute) or not node.attr.startswith("_") or node.attr.startswith("__"):
+            continue
+        if isinstance(node.value, ast.Name) and node.value.id in ("self", "cls"):
+            continue
+        if node.attr in PUBLIC_UNDERSCORE_NAMES or node.attr in own or (where, node.attr) in FOREIGN_PRIVATE_ALLOWED:
+            continue
+        bad.append((node.lineno, ast.unparse(node)))
+    assert not bad, f"{where}: private names of other modules {bad}; give that module a public method"

@@ -169,15 +169,15 @@ class BodyEditor(pn.viewable.Viewer):
         readout on the worker and prepare the run (a new N compiles there too)."""
         view, state = self.simulate, self.simulate.state
         view.clear_message()
-        with view._batch():
+        with view.batch():
             self.scene.show_edit(state.position, state.mass, velocity=state.velocity, time=state.time)
             self.scene.selected = selected
             view.plots.replace(state.history)
             state.take_new_history()
-            view._update_status(force=True)
+            view.update_status(force=True)
         self._update_buttons()
         self.request_readout()
-        view._ensure_ready()
+        view.ensure_ready()
 
     # ------------------------------------------------------------------ readout
     def request_readout(self) -> None:

@@ -89,7 +89,7 @@ class PredictPanel(pn.viewable.Viewer):
 
     def _apply_link(self) -> None:
         """A shared link's ``predict_body`` / ``predict_dt``: the lecturer's defaults."""
-        if not self.simulate._served:
+        if not self.runner.served:
             return
         args = {key: values[-1] for key, values in (pn.state.session_args or {}).items() if values}
         refused = []
@@ -232,7 +232,7 @@ class PredictPanel(pn.viewable.Viewer):
             self.scene.show_edit(frame["position"], simulation.mass, velocity=frame["velocity"], time=frame["time"])
             self.simulate.plots.queue(frame["history"])
             self.simulate.plots.flush()
-            self.simulate._update_status(force=True)
+            self.simulate.update_status(force=True)
             self._moment()  # a new moment: a new round of guesses
             self._refresh()
 

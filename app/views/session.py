@@ -357,6 +357,11 @@ class SessionRunner(param.Parameterized):
         self._hooks.append(hook)
 
     def _on_session_destroyed(self, _session_context) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Stop this session's work for good, as its destruction does: set :attr:`stop`, cancel
+        its jobs and call the :meth:`on_destroyed` hooks (once; later calls do nothing)."""
         if self.stop.is_set():
             return
         self.stop.set()

@@ -150,12 +150,12 @@ class SimulateView(pn.viewable.Viewer):
             self.runner.locked(self._on_display_change), ["projection", "color_by", "size_by_mass", "trails", "trail_length"]
         )
         self.state.param.watch(self._on_frame_rate, ["frame_rate"])
-        self.state.param.watch(lambda *_: self._update_status(force=True), ["dt", "softening", "steps_per_frame"])
+        self.state.param.watch(lambda *_: self.update_status(force=True), ["dt", "softening", "steps_per_frame"])
         self.param.watch(self._on_playing, ["playing"])
-        self.runner.param.watch(lambda *_: self._update_status(force=True), ["queue_position"])
+        self.runner.param.watch(lambda *_: self.update_status(force=True), ["queue_position"])
         self.runner.on_destroyed(self._stop_loop)
         self._redraw_all()
-        self._ensure_ready()
+        self.ensure_ready()
 
     # ------------------------------------------------------------------ plots
     def _build_plots(self) -> None:
@@ -221,14 +221,14 @@ class SimulateView(pn.viewable.Viewer):
         self.message.visible = False
 
     # ------------------------------------------------------------------ running
-    def _ensure_ready(self) -> None:
+    def ensure_ready(self) -> None:
         """Compile (on the pool when served) and fetch the reference quantities."""
         if self.state.ready:
             return
         generation = self.state.generation
         if not self._served:
             self.compiling = True
-            self._update_status(force=True)
+            self.update_status(force=True)
             try:
                 self.state.prepare()
             except Exception as error:  # noqa: BLE001 - reported in the page, the session lives on
@@ -242,13 +242,13 @@ class SimulateView(pn.viewable.Viewer):
         if self._prepare_job is not None or self.playing:
             return  # already preparing, or the frame loop prepares before its first frame
         self.compiling = True
-        self._update_status(force=True)
+        self.update_status(force=True)
 
         def prepared(_result):
             self._prepare_job = None
             self.compiling = False
             if generation != self.state.generation or not self.state.ready:
-                self._ensure_ready()  # the run was rebuilt meanwhile: prepare the new one
+                self.ensure_ready()  # the run was rebuilt meanwhile: prepare the new one
                 return
             self._after_ready(generation)
 
@@ -261,7 +261,7 @@ class SimulateView(pn.viewable.Viewer):
         self._prepare_job = self.runner.submit(lambda job: self.state.prepare(), done=prepared, failed=failed)
 
     def _after_ready(self, generation: int) -> None:
-        self._update_status(force=True)
+        self.update_status(force=True)
         if self.playing:
             self._step_requested = False  # playing: the loop moves on anyway
             self._start_loop()
@@ -276,11 +276,11 @@ class SimulateView(pn.viewable.Viewer):
             if self._served or (self.state.ready and not self.compiling):
                 self._start_loop()  # a served loop compiles first if it must
             else:
-                self._ensure_ready()
+                self.ensure_ready()
         else:
             self._stop_loop()
             self.runner.in_session(self.plots.flush)  # the last frames' points, at once
-        self._update_status(force=True)
+        self.update_status(force=True)
 
     def _start_loop(self) -> None:
         """Served: each frame is one job on the process's worker pool (JAX never runs on
@@ -369,23 +369,24 @@ class SimulateView(pn.viewable.Viewer):
         self.runner.frame_acknowledged()  # a frame sent while hiding may never be painted
         if event.new:
             self._request_frame(self._loop_epoch)
-        self._update_status(force=True)
+        self.update_status(force=True)
 
     def _on_frame_rate(self, event) -> None:
         if self._callback is not None:
             self._callback.period = max(1, int(round(1000 / event.new)))
 
-    def _on_session_destroyed(self, session_context) -> None:
-        """Stop the frame loop for good (served: called by the runner's destroy hook)."""
+    def close(self) -> None:
+        """Stop the frame loop and the session's work for good, as the session's destruction
+        does (served, the runner's destroy hook stops the loop); for tests and notebooks."""
         running = self._frame_job is not None or self._callback is not None
-        self.runner._on_session_destroyed(session_context)
+        self.runner.close()
         self._stop_loop()
         if running:
             _LOG.info("session destroyed: Simulate frame loop stopped")
 
     def _set_compiling(self, value: bool) -> None:
         self.compiling = value
-        self._update_status(force=True)
+        self.update_status(force=True)
 
     def _frame_failed(self, error: BaseException) -> None:
         self.playing = False
@@ -411,10 +412,10 @@ class SimulateView(pn.viewable.Viewer):
             # The run is compiling (just loaded, reset or rebuilt): a click then must not be
             # lost; the step is taken as soon as the run is ready (_after_ready).
             self._step_requested = True
-            self._update_status(force=True)
+            self.update_status(force=True)
             return
         if not self._served:
-            self._ensure_ready()
+            self.ensure_ready()
             try:
                 diagnostics = self.state.step_frame()
             except Exception as error:  # noqa: BLE001
@@ -422,14 +423,14 @@ class SimulateView(pn.viewable.Viewer):
                 return
             if diagnostics is not None:
                 self._push_frame(self.state.live_frame())
-            self._update_status(force=True)
+            self.update_status(force=True)
             return
 
         def stepped(frame):
             self._step_job = None
             if frame is not None:
                 self._push_frame(frame)
-            self._update_status(force=True)
+            self.update_status(force=True)
 
         def failed(error):
             self._step_job = None
@@ -442,7 +443,7 @@ class SimulateView(pn.viewable.Viewer):
         self.clear_message()  # a warning about the previous run no longer applies
         self.state.reset()
         self._redraw_all()
-        self._ensure_ready()
+        self.ensure_ready()
 
     # ------------------------------------------------------------------ drawing
     def _push_frame(self, frame: dict) -> None:
@@ -457,11 +458,11 @@ class SimulateView(pn.viewable.Viewer):
         if len(self._frame_times) > 90:
             del self._frame_times[:-90]
         self.plots.queue(frame["history"])
-        with self._batch():
+        with self.batch():
             self.scene.show_frame(frame["position"], velocity=frame["velocity"], time=frame["time"])
             if not self.playing or now - self.plots.last_flush >= _HISTORY_INTERVAL_S:
                 self.plots.flush()
-            self._update_status()
+            self.update_status()
         if self._served:
             self.runner.frame_sent()
         fault = frame.get("fault")
@@ -477,7 +478,7 @@ class SimulateView(pn.viewable.Viewer):
             self.notify(frame["energy_warning"], level="warning")
 
     @contextmanager
-    def _batch(self):
+    def batch(self):
         """Send the model changes made inside as one message, in order with every other
         change of this session. Bokeh's own hold, not ``pn.io.hold``: in a locked callback
         the latter writes to the socket on Panel's separate path, where a frame's stream
@@ -493,7 +494,7 @@ class SimulateView(pn.viewable.Viewer):
             doc.unhold()
 
     def _redraw_all(self) -> None:
-        with self._batch():
+        with self.batch():
             self._redraw_all_unbatched()
 
     def _redraw_all_unbatched(self) -> None:
@@ -507,12 +508,12 @@ class SimulateView(pn.viewable.Viewer):
         self.description.object = f"**{state.preset.replace('_', ' ').title()}** — {escape_markdown(state.description)}"
         self._frame_times.clear()
         self.editor.refresh()  # a new run: the edit history and selection belong to the old one
-        self._update_status(force=True)
+        self.update_status(force=True)
 
     def _on_rebuilt(self, *events) -> None:
         self.clear_message()
         self._redraw_all()
-        self._ensure_ready()
+        self.ensure_ready()
 
     def _on_display_change(self, *events) -> None:
         # Drawing happens in the browser: display settings are the scene's parameters.
@@ -529,7 +530,9 @@ class SimulateView(pn.viewable.Viewer):
         fps = (len(times) - 1) / (times[-1] - times[0])
         return fps, fps * self.state.steps_per_frame
 
-    def _update_status(self, force: bool = False) -> None:
+    def update_status(self, force: bool = False) -> None:
+        """Redraw the status line (mode, t, rates, N, integrator); at most every
+        ``_STATUS_INTERVAL_S`` seconds unless ``force``. Public for the editor and Predict panels."""
         now = time.perf_counter()
         if not force and now - self._last_status < _STATUS_INTERVAL_S:
             return
@@ -580,4 +583,4 @@ class SimulateView(pn.viewable.Viewer):
         self.notify(f"Loaded {filename}: {self.state.current.num_bodies} bodies.", level="info")
         if self.state.preset == UPLOADED:
             self._redraw_all()
-            self._ensure_ready()
+            self.ensure_ready()

@@ -239,7 +239,7 @@ def test_nonfinite_run_stops_with_a_message(view):
 def test_session_destroyed_stops_the_frame_loop(view):
     view.playing = True
     assert view._callback is not None  # the notebook/no-server loop: a periodic callback
-    view._on_session_destroyed(None)
+    view.close()
     assert view._callback is None
     view.playing = False
     view.playing = True  # a destroyed session never restarts its loop
@@ -379,13 +379,13 @@ def test_view_labels_dt_as_the_save_interval_and_shows_accepted_steps_for_adapti
     view.playing = True  # no server: the loop is driven by calling the frame callback
     for _ in range(3):
         view._frame()
-    view._update_status(force=True)
+    view.update_status(force=True)
     assert "accepted steps/s" in view.status.object and "save interval dt = 0.005" in view.status.object
     assert view.state.time == pytest.approx(view.state.frames_taken * 0.05, rel=1e-12)
     view.playing = False
     view.integrator_select.value = "leapfrog"
     assert view.dt_slider.name == "dt (time step, time units)"
-    view._update_status(force=True)
+    view.update_status(force=True)
     assert "accepted" not in view.status.object and " dt = 0.005" in view.status.object
 
 
