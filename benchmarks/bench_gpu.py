@@ -70,7 +70,6 @@ def main(argv=None) -> int:
         print("no GPU: nothing measured (pass --allow-cpu for a CPU smoke run)")
         return 0
     import jax.numpy as jnp
-    import numpy as np
 
     import nbody_core as nb
     from nbody_core.autoselect import resolve_forces

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import json
 import threading
 import time
@@ -12,7 +11,7 @@ import numpy as np
 import pytest
 
 from app.limits import LIMITS
-from app.state.ensembles import NO_SWEEP, EnsemblesState, parameters_for
+from app.state.ensembles import EnsemblesState, parameters_for
 from app.views.ensembles import HISTOGRAMS, EnsemblesView
 from app.views.session import queue_text
 

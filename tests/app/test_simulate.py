@@ -1,6 +1,5 @@
 """Simulate tab without a browser: state logic, plot sources, URL settings, files."""
 
-import io
 import sys
 
 import jax.numpy as jnp

@@ -68,7 +68,7 @@ def test_seed_sets_data_and_chain_seeds(tmp_path, capsys):
         assert main(["infer", *base, *seeds, "--out", str(path), "--progress", "off"]) == 0
         return load_npz(path)
 
-    (both, meta), (split, split_meta) = run("--seed", "3"), run("--data-seed", "3", "--chain-seed", "3")
+    (both, _), (split, split_meta) = run("--seed", "3"), run("--data-seed", "3", "--chain-seed", "3")
     # --seed S is --data-seed S --chain-seed S: the same data and the same draws.
     np.testing.assert_array_equal(both["observations"], split["observations"])
     np.testing.assert_array_equal(both["posterior"], split["posterior"])
