@@ -273,14 +273,7 @@ class OrbitScene(JSComponent):
         Returns:
             The bytes sent.
         """
-        with self._lock:
-            self._run_id += 1
-            self._frame_index = 0
-            self._mass = np.asarray(mass, np.float32).reshape(-1)
-            self._store(position, velocity, time)
-            data = self._pack(reset=True)
-        self._send(data)
-        return data
+        return self._start_run(position, mass, velocity, time, keep_camera=False)
 
     def show_frame(self, position: np.ndarray, *, velocity: np.ndarray | None = None, time: float = 0.0) -> bytes:
         """Send one frame of the current run (positions, and speeds when colouring by speed).
@@ -315,12 +308,16 @@ class OrbitScene(JSComponent):
         Returns:
             The bytes sent.
         """
+        return self._start_run(position, mass, velocity, time, keep_camera=True)
+
+    def _start_run(self, position, mass, velocity, time: float, *, keep_camera: bool) -> bytes:
+        """A new run id and masses, then the state sent with ``reset`` (trails dropped)."""
         with self._lock:
             self._run_id += 1
             self._frame_index = 0
             self._mass = np.asarray(mass, np.float32).reshape(-1)
             self._store(position, velocity, time)
-            data = self._pack(reset=True, keep_camera=True)
+            data = self._pack(reset=True, keep_camera=keep_camera)
         self._send(data)
         return data
 
