@@ -155,3 +155,38 @@ def test_no_private_access_across_modules(path):
             continue
         bad.append((node.lineno, ast.unparse(node)))
     assert not bad, f"{where}: private names of other modules {bad}; give that module a public method"
+
+
+def _architecture_rows() -> list[tuple[set[str], set[str]]]:
+    """``(folders, names)`` of each row of the README's Architecture table: the folders its
+    first cell names, the module names its first two cells name (the state and views rows list
+    their modules under "what it holds")."""
+    import re
+
+    text = (ROOT / "README.md").read_text()
+    section = text[text.index("## Architecture"):]
+    section = section[: section.index("\n## ", 1)]
+    rows = []
+    for line in section.splitlines():
+        if not line.startswith("| `"):
+            continue
+        cells = line.split("|")
+        first = re.findall(r"`([^`]+)`", cells[1])
+        folders = {t if t.endswith("/") else t.rsplit("/", 1)[0] + "/" for t in first if "/" in t}
+        tokens = first + re.findall(r"`([^`]+)`", cells[2])
+        names = {word.removesuffix(".py") for t in tokens for word in re.split(r"[\s/]+", t) if word}
+        rows.append((folders, names))
+    return rows
+
+
+@pytest.mark.parametrize(
+    "path",
+    sorted(p for p in [*CORE.rglob("*.py"), *(ROOT / "app").rglob("*.py")]
+           if p.name != "__init__.py" or p.parent == CORE),
+    ids=lambda p: str(p.relative_to(ROOT)),
+)
+def test_the_readme_architecture_table_names_every_module(path):
+    relative = path.relative_to(ROOT)
+    folder, stem = relative.parent.as_posix() + "/", path.stem
+    assert any(folder in folders and stem in names for folders, names in _architecture_rows()), (
+        f"README.md's Architecture table does not name {relative} (in its {folder} row)")
