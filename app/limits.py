@@ -249,8 +249,17 @@ GRADIENT_COST_FACTOR = 2.0
 
 
 def simulation_cpu_seconds(*, num_bodies: int, num_steps, force_evaluations: int = 1) -> float:
-    """Estimated CPU seconds of ``num_steps`` integration steps of one ``num_bodies``-body
-    system (``num_steps`` may be an array: the sum over systems)."""
+    """Estimated CPU seconds of integrating ``num_bodies``-body systems.
+
+    Args:
+        num_bodies: N of each system.
+        num_steps: integration steps, an int or a ``[systems]`` array (summed).
+        force_evaluations: force evaluations per step of the integrator.
+
+    Returns:
+        CPU seconds, ``sum(num_steps) x (N^2 + STEP_OVERHEAD_PAIRS) x force_evaluations x
+        SECONDS_PER_PAIR_STEP``.
+    """
     import numpy as np  # local: this module stays import-light for the CLI
 
     pairs = float(num_bodies) ** 2 + STEP_OVERHEAD_PAIRS
@@ -258,9 +267,18 @@ def simulation_cpu_seconds(*, num_bodies: int, num_steps, force_evaluations: int
 
 
 def ensemble_cpu_seconds(*, num_bodies: int, member_steps, force_evaluations: int = 1, loop_members: int = 0) -> float:
-    """Estimated CPU seconds of an ensemble: every member's steps (``member_steps``, one
-    entry per member), plus ``loop_members`` members run again one by one (the timing
-    baseline of the Ensembles tab)."""
+    """Estimated CPU seconds of an ensemble.
+
+    Args:
+        num_bodies: N of every member.
+        member_steps: ``[members]`` integration steps of each member.
+        force_evaluations: force evaluations per step.
+        loop_members: members run again one by one (the timing baseline of the Ensembles
+            tab), each counted at the longest member's steps.
+
+    Returns:
+        CPU seconds (:func:`simulation_cpu_seconds` of all those steps).
+    """
     import numpy as np
 
     steps = np.asarray(member_steps, dtype=float)
@@ -273,7 +291,12 @@ def inference_cpu_seconds(*, num_chains: int, num_transitions: int, leapfrog_ste
                           simulation_steps: int) -> float:
     """Estimated CPU seconds of an HMC run: ``num_chains x num_transitions x
     (leapfrog_steps + 1)`` log-density gradients, each a simulation of
-    ``simulation_steps`` steps differentiated (:data:`GRADIENT_COST_FACTOR`)."""
+    ``simulation_steps`` steps of ``num_bodies`` bodies differentiated
+    (:data:`GRADIENT_COST_FACTOR` forward runs).
+
+    Returns:
+        CPU seconds.
+    """
     gradients = num_chains * num_transitions * (leapfrog_steps + 1)
     return GRADIENT_COST_FACTOR * gradients * simulation_cpu_seconds(num_bodies=num_bodies, num_steps=simulation_steps)
 

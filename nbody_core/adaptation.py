@@ -59,14 +59,21 @@ DUAL_AVERAGING_KAPPA = 0.75
 
 
 def dual_averaging_init(step_size) -> DualAveragingState:
-    """Start adapting from ``step_size``; shrinkage target ``mu = log(10 step_size)``."""
+    """Start adapting from ``step_size`` (scalar, the parameters' units per unit of
+    fictitious time); shrinkage target ``mu = log(10 step_size)``."""
     log_step = jnp.log(jnp.asarray(step_size, dtype=float))
     zero = jnp.zeros_like(log_step)
     return DualAveragingState(log_step, zero, zero, zero, jnp.log(10.0) + log_step)
 
 
 def dual_averaging_update(state: DualAveragingState, acceptance_rate, target: float) -> DualAveragingState:
-    """One update of Algorithm 5 given the transition's acceptance probability."""
+    """One update of Algorithm 5.
+
+    Args:
+        state: the iterate so far (scalar fields).
+        acceptance_rate: scalar acceptance probability of the transition just made, in [0, 1].
+        target: the mean acceptance probability aimed at (0.8 by default in :func:`warmup`).
+    """
     t = state.iteration + 1
     eta = 1.0 / (t + DUAL_AVERAGING_T0)
     average_error = (1 - eta) * state.average_error + eta * (target - acceptance_rate)
@@ -77,8 +84,16 @@ def dual_averaging_update(state: DualAveragingState, acceptance_rate, target: fl
 
 
 class WarmupResult(NamedTuple):
-    """End of warm-up for one chain: the state, tuned step size and inverse mass matrix, and
-    the warm-up transitions' diagnostics (``HMCInfo`` stacked ``[num_warmup, ...]``)."""
+    """End of warm-up for one chain (a leading ``[chains]`` axis on every field from
+    :func:`warmup_chains`).
+
+    Attributes:
+        state: the chain's :class:`HMCState` after warm-up (position ``[d]``).
+        step_size: scalar tuned leapfrog step size.
+        inverse_mass_matrix: ``[d]`` diagonal inverse mass matrix (variance of each parameter,
+            its units squared).
+        info: the warm-up transitions' diagnostics, ``HMCInfo`` stacked ``[num_warmup, ...]``.
+    """
 
     state: HMCState
     step_size: Array
@@ -111,7 +126,8 @@ class WarmupCarry(NamedTuple):
         da: dual-averaging state of the current window.
         next_step_size: step size the next window starts from.
         inverse_mass: ``[d]`` diagonal inverse mass matrix in use.
-        count, mean, m2: Welford running variance of the current window's draws.
+        count, mean, m2: Welford running variance of the current window's draws: scalar
+            count, ``[d]`` mean and ``[d]`` sum of squared deviations.
     """
 
     state: HMCState
@@ -145,7 +161,13 @@ def warmup_schedule(num_warmup: int, *, adapt_mass_matrix: bool = True) -> tuple
 
 
 def warmup_init(position, *, logdensity_fn: LogDensityFn, step_size) -> WarmupCarry:
-    """The :class:`WarmupCarry` of one chain before its first warm-up transition."""
+    """The :class:`WarmupCarry` of one chain before its first warm-up transition.
+
+    Args:
+        position: ``[d]`` starting point of the chain.
+        logdensity_fn: log density of a ``[d]`` position (scalar).
+        step_size: scalar initial leapfrog step size.
+    """
     state = init(position, logdensity_fn)
     dtype = state.position.dtype
     d = state.position.shape[-1]
@@ -237,10 +259,16 @@ def _warmup(
     Args:
         key: PRNG key.
         position: ``[d]`` starting point.
+        logdensity_fn: log density of a ``[d]`` position (scalar).
         num_warmup: warm-up transitions (static); 0 returns the inputs unchanged.
-        step_size: initial (or fixed) leapfrog step size.
+        num_integration_steps: leapfrog steps per transition (static).
+        step_size: scalar initial (or fixed) leapfrog step size.
         target_acceptance: dual-averaging target for the mean acceptance probability.
+        adapt_step_size, adapt_mass_matrix: what to adapt (static).
         step_size_jitter: see :func:`build_kernel`.
+
+    Returns:
+        :class:`WarmupResult`.
     """
     carry0 = warmup_init(position, logdensity_fn=logdensity_fn, step_size=step_size)
     if num_warmup == 0:

@@ -42,9 +42,11 @@ class Readout(NamedTuple):
     """Conserved quantities of one state (for the paused view's readout).
 
     Attributes:
-        energy: total energy, energy units.
-        momentum: ``[3]`` total linear momentum.
-        angular_momentum: ``[3]`` total angular momentum about the origin.
+        energy: total energy (kinetic + potential, softened as the run is), energy units
+            (mass x length^2 / time^2).
+        momentum: ``[3]`` total linear momentum, mass x length / time units.
+        angular_momentum: ``[3]`` total angular momentum about the origin, mass x length^2
+            / time units.
         num_bodies: N.
         generation: the run generation the numbers belong to (older ones are stale).
     """
@@ -86,6 +88,7 @@ class EditSession(param.Parameterized):
 
     @property
     def history(self) -> EditHistory:
+        """This run's undo/redo history (cleared first if the run was reset or rebuilt)."""
         self.sync()
         return self._history
 

@@ -73,11 +73,19 @@ class Bodies(NamedTuple):
 
     @property
     def num_bodies(self) -> int:
+        """N, the number of bodies."""
         return int(self.mass.shape[0])
 
     @classmethod
     def of(cls, position, velocity, mass, time: float = 0.0) -> "Bodies":
-        """Float64 copies of the given arrays (so an edit never writes into a run's arrays)."""
+        """Float64 copies of the given arrays (so an edit never writes into a run's arrays).
+
+        Args:
+            position: ``[n, 3]`` (or ``3 n`` values), length units.
+            velocity: ``[n, 3]`` (or ``3 n`` values), length / time units.
+            mass: ``[n]`` masses, mass units.
+            time: simulation time, time units.
+        """
         return cls(
             np.array(position, np.float64).reshape(-1, 3),
             np.array(velocity, np.float64).reshape(-1, 3),
@@ -103,7 +111,7 @@ class Edit(NamedTuple):
 
 # ----------------------------------------------------------------------------- queries
 def center_of_mass(bodies: Bodies) -> tuple[np.ndarray, np.ndarray]:
-    """``([3] position, [3] velocity)`` of the centre of mass."""
+    """``([3] position, [3] velocity)`` of the centre of mass (length, length / time units)."""
     total = bodies.mass.sum()
     return bodies.mass @ bodies.position / total, bodies.mass @ bodies.velocity / total
 

@@ -74,12 +74,15 @@ class Reveal(NamedTuple):
     Attributes:
         body: index of the predicted body.
         start_time: time of the paused state, time units.
-        horizon: time actually run (a whole number of steps for fixed-step integrators).
+        horizon: time actually run, time units (a whole number of steps for fixed-step
+            integrators).
         steps: fixed steps taken (accepted steps for an adaptive integrator).
-        time: ``[k]`` times along the path, from ``start_time`` to ``start_time + horizon``.
+        time: ``[k]`` times along the path, from ``start_time`` to ``start_time + horizon``,
+            time units.
         path: ``[k, 3]`` true positions of the body, length units (``path[-1]`` the answer).
         guesses: the guesses scored, in the order placed.
-        distances: ``[g]`` distance of each guess to ``path[-1]`` in the guess's plane.
+        distances: ``[g]`` distance of each guess to ``path[-1]`` in the guess's plane,
+            length units.
         closest: index of the nearest guess (-1 without guesses).
         end_state: the copy's state at ``start_time + horizon`` (to continue from).
         generation: the live run's generation the copy was taken from.
@@ -99,7 +102,15 @@ class Reveal(NamedTuple):
 
 
 def guess_distances(guesses, final_position) -> np.ndarray:
-    """``[g]`` distance of each guess to ``final_position`` (``[3]``) in the guess's plane."""
+    """Distance of each guess to the body's true position, measured in the guess's plane.
+
+    Args:
+        guesses: ``g`` :class:`Guess` es (coordinates in length units).
+        final_position: ``[3]`` the body's true position, length units.
+
+    Returns:
+        ``[g]`` float64 distances, length units.
+    """
     final = np.asarray(final_position, dtype=float)
     out = np.empty(len(guesses))
     for k, guess in enumerate(guesses):
@@ -227,6 +238,10 @@ class PredictState(param.Parameterized):
     # ----------------------------------------------------------------- guesses
     def add_guess(self, plane: str, a: float, b: float) -> Guess:
         """Place a guess at ``(a, b)`` in ``plane``; a new guess after a reveal starts a new round.
+
+        Args:
+            plane: ``"xy"``, ``"xz"`` or ``"yz"`` (:data:`PLANES`).
+            a, b: the plane's two coordinates, length units.
 
         Raises:
             ValueError: in words, for an unknown plane, a non-finite point or too many guesses.

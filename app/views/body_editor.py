@@ -111,8 +111,16 @@ class BodyEditor(pn.viewable.Viewer):
 
     # ------------------------------------------------------------------ edits
     def handle_message(self, message) -> bool:
-        """An edit message from the scene (or a test): validate, apply, redraw. Returns True
-        when it was applied; a refused edit is explained in the tab's message box."""
+        """An edit message from the scene (or a test): validate, apply, redraw.
+
+        Args:
+            message: ``{"action": "move" | "velocity" | "add" | "remove", "index": int,
+                "vector": [x, y, z]}``, the vector in simulation units (length for move/add,
+                length / time for velocity); see :func:`app.state.edits.validate_edit`.
+
+        Returns:
+            True when it was applied; a refused edit is explained in the tab's message box.
+        """
         if not self.scene.editing:
             self.simulate.notify("Pause the run and turn on “Edit bodies” to edit.", level="info")
             return False
@@ -146,9 +154,11 @@ class BodyEditor(pn.viewable.Viewer):
         return self.handle_message({"action": "remove", "index": index})
 
     def undo(self) -> bool:
+        """Undo the last edit (the Undo button and Ctrl+Z); False, explained, when refused."""
         return self._step_history(self.session.undo)
 
     def redo(self) -> bool:
+        """Redo the last undone edit (Redo and Ctrl+Shift+Z); False, explained, when refused."""
         return self._step_history(self.session.redo)
 
     def _step_history(self, move) -> bool:

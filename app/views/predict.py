@@ -170,7 +170,8 @@ class PredictPanel(pn.viewable.Viewer):
         self._refresh()
 
     def add_guess(self, data: dict) -> None:
-        """A click in predict mode (the scene's ``guess`` message): keep it and draw it."""
+        """A click in predict mode (the scene's ``{"type": "guess", "plane", "a", "b"}``
+        message, ``a``/``b`` in length units): keep it and draw it, or say why not."""
         if not self.game.active:
             return
         self._moment()
@@ -183,6 +184,7 @@ class PredictPanel(pn.viewable.Viewer):
         self._refresh()
 
     def clear(self) -> None:
+        """Forget the guesses and the answer (the Clear button)."""
         self.game.clear()
         self.continue_button.visible = False
         self._refresh()
