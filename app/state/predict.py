@@ -19,6 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 import param
 
+from app.state.simulate_run import ADAPTIVE_MAX_STEPS
 from nbody_core.adaptive import ADAPTIVE_INTEGRATORS, simulate_adaptive
 from nbody_core.simulate import advance
 from nbody_core.state import ParticleState, PhysicsParams
@@ -45,8 +46,6 @@ MAX_GUESSES = 12
 MAX_REVEAL_STEPS = 200_000
 #: Points of the true path sent to the browser (drawn as a polyline).
 PATH_SAMPLES = 240
-#: Cap on adaptive steps in one reveal (the live view's per-frame cap, app/state/simulate.py).
-MAX_ADAPTIVE_STEPS = 100_000
 
 
 def unit_words(units: str) -> tuple[str, str]:
@@ -165,7 +164,7 @@ def true_path(
     if integrator in ADAPTIVE_INTEGRATORS:
         trajectory, stats = simulate_adaptive(
             state, t_end=t0 + horizon, num_saves=int(num_samples), params=params, forces=forces,
-            integrator=integrator, max_steps=MAX_ADAPTIVE_STEPS,
+            integrator=integrator, max_steps=ADAPTIVE_MAX_STEPS,  # the live view's per-frame cap
         )
         if stats["result"] != "successful":
             raise ValueError(f"the adaptive integrator {integrator} stopped before Δt: {stats['message']}")
