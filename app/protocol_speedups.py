@@ -55,9 +55,13 @@ class SyncedSerializer(Serializer):
         return manager._models.get(obj.id) is obj and obj not in manager._new_models
 
     def has_ref(self, obj: Any) -> bool:
+        """Whether ``obj`` is encoded as a bare ``{"id": ...}`` reference (already referenced
+        in this message, or a synced model of the document)."""
         return id(obj) in self._references or self._synced(obj)
 
     def get_ref(self, obj: Any) -> Ref | None:
+        """The reference of ``obj`` (remembered for the rest of the message), or None when
+        it must be encoded in full."""
         ref = self._references.get(id(obj))
         if ref is None and self._synced(obj):
             ref = self._references[id(obj)] = obj.ref
