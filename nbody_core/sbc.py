@@ -2,11 +2,13 @@
 
 For ``k = 1..K``: draw ``theta_k`` from the prior, simulate noisy observations from it with the
 problem's own forward model and noise, sample the posterior given those observations with
-:func:`nbody_core.hmc.sample` (chains started by :func:`nbody_core.inference.initial_positions`),
-thin to ``L`` draws and record, per parameter, the rank of ``theta_k`` among them (0..L). If the
-sampler is right, every rank is uniform on ``{0, ..., L}`` whatever the problem; a sampler that
-is overconfident piles ranks at the ends, a biased one on one side, and chains stuck in a wrong
-mode put the truth outside every draw (rank 0 or L, and far higher log density at the truth).
+:func:`nbody_core.hmc.sample` (chains started by time-window tempered multi-start optimisation,
+:func:`nbody_core.starts.tempered_starts`, and run in coordinates whitened by the Laplace
+covariance at the best start, i.e. with a dense metric), thin to ``L`` draws and record, per
+parameter, the rank of ``theta_k`` among them (0..L). If the sampler is right, every rank is
+uniform on ``{0, ..., L}`` whatever the problem; a sampler that is overconfident piles ranks at
+the ends, a biased one on one side, and chains stuck in a wrong mode put the truth outside
+every draw (rank 0 or L, and far higher log density at the truth).
 
 Everything after the first dataset reuses the compiled kernels: the observations are traced
 leaves of ``problem.logdensity_fn`` (a ``jax.tree_util.Partial``), so a new dataset of the same
@@ -26,6 +28,7 @@ from jax.scipy.special import gammaincc
 
 from . import hmc
 from .inference import InferenceProblem, initial_positions, make_problem, mode_check
+from .starts import laplace_scale, whitened_logdensity
 
 __all__ = ["with_observations", "simulate_dataset", "sbc", "rank_uniformity_pvalue", "STUCK_LP_GAP"]
 
@@ -33,6 +36,11 @@ __all__ = ["with_observations", "simulate_dataset", "sbc", "rank_uniformity_pval
 # 99.9 % quantile 8.1); the truth is itself a posterior draw, so its log density sitting more
 # than 20 nats above the best of L draws means the chains never reached the truth's mode.
 STUCK_LP_GAP = 20.0
+
+
+@jax.jit
+def _logdensity_batch(fn, x):
+    return jax.vmap(fn)(x)
 
 
 def with_observations(problem: InferenceProblem, observations, *, truth=None) -> InferenceProblem:
@@ -90,6 +98,8 @@ def sbc(
     data_noise: float | None = None,
     start_spread: float | None = None,
     max_tries: int = 16,
+    starts: str = "tempered",
+    precondition: bool = True,
 ) -> dict:
     """Run SBC on ``problem`` (default: the triple-system masses, 4 observations, noise 0.02).
 
@@ -108,6 +118,11 @@ def sbc(
         start_spread: passed to :func:`initial_positions` as ``spread`` (None: the overdispersed
             default; 0.1 reproduces the former start near the prior mean).
         max_tries: prior draws per chain start, the best kept (:func:`initial_positions`).
+        starts: ``"tempered"`` (default: time-window tempered multi-start optimisation,
+            :func:`nbody_core.starts.tempered_starts`) or ``"prior"`` (prior draws).
+        precondition: sample in coordinates whitened by the Laplace (Gauss-Newton) covariance
+            at the best start (:func:`nbody_core.starts.laplace_scale`): a dense metric, so a
+            thin correlated posterior ridge mixes within the draws (default True).
 
     Returns:
         dict with ``ranks [K, d]``, ``p_values`` (per parameter), ``stuck`` (dataset indices
@@ -140,12 +155,22 @@ def sbc(
     for k in range(num_datasets):
         key_data, key_start, key_chain = jax.random.split(jax.random.fold_in(key_runs, k), 3)
         posterior = simulate_dataset(problem, truths[k], key_data, noise=data_noise)
-        x0 = initial_positions(posterior, key_start, num_chains, spread=start_spread, max_tries=max_tries)
+        x0 = initial_positions(posterior, key_start, num_chains, spread=start_spread, max_tries=max_tries,
+                               method=starts)
+        logdensity_fn, center, scale = posterior.logdensity_fn, jnp.zeros(d), jnp.eye(d)
+        if precondition:
+            # Sample u with theta = center + L u, L the Laplace (Gauss-Newton) covariance's
+            # Cholesky factor at the best start: HMC with a dense metric (nbody_core.starts).
+            lp0 = np.asarray(_logdensity_batch(posterior.logdensity_fn, x0))
+            center = x0[int(np.argmax(lp0))]
+            scale = laplace_scale(posterior, center)
+            logdensity_fn = whitened_logdensity(posterior.logdensity_fn, center, scale)
+            x0 = jnp.linalg.solve(scale, (x0 - center).T).T
         result = hmc.sample(
-            key_chain, posterior.logdensity_fn, x0, num_samples=num_samples, num_warmup=num_warmup,
+            key_chain, logdensity_fn, x0, num_samples=num_samples, num_warmup=num_warmup,
             num_integration_steps=num_integration_steps, step_size=step_size,
         )
-        position = np.asarray(result.position)
+        position = np.asarray(center + jnp.einsum("ij,csj->csi", scale, result.position))
         logdensity = np.asarray(result.logdensity)
         pooled = position.reshape(total, d)[keep]
         ranks[k] = np.sum(pooled < truths[k], axis=0)

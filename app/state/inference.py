@@ -72,7 +72,9 @@ class SamplerRun:
         self.leapfrog_steps, self.step_size = leapfrog_steps, step_size
         key_init, key_chains = jax.random.split(jax.random.key(seed))
         self.chain_keys = jax.random.split(key_chains, num_chains)
-        self.initial_position = inference.initial_positions(problem, key_init, num_chains)
+        # Time-window tempered multi-start optimisation: chains start in the right mode
+        # (prior-drawn starts left 6 of 16 simulated datasets stuck over t in (0, 2], issue 12).
+        self.initial_position = inference.initial_positions(problem, key_init, num_chains, method="tempered")
         # Transitions per compiled call, warm-up blocks and sampling chunks alike: the live
         # update's chunk_size, cut to about PIECE_SECONDS of CPU (cost model of app.limits)
         # so that Stop or a closed tab acts, and other sessions get a turn, within that.

@@ -83,6 +83,11 @@ def register(subparsers) -> None:
         help="PRNG seed of the chains' starting points (prior draws) and transitions (default: --seed)",
     )
     parser.add_argument(
+        "--starts", choices=("tempered", "prior"), default="tempered",
+        help="chain starts: 'tempered' (default: best optima of a multi-start fit over growing time "
+        "windows of the observations, jittered) or 'prior' (best of 16 prior draws per chain)",
+    )
+    parser.add_argument(
         "--fail-on-disagreement", action="store_true",
         help="exit with status 3 when the chains disagree (max R-hat > 1.05 or chains in different modes)",
     )
@@ -138,7 +143,7 @@ def handle(args: argparse.Namespace) -> int:
     auto = args.step_size == "auto"
     options = dict(num_integration_steps=args.leapfrog_steps, step_size_jitter=0.2)
     chain_keys = jax.random.split(key_chains, args.chains)
-    x0 = inference.initial_positions(problem, key_init, args.chains)
+    x0 = inference.initial_positions(problem, key_init, args.chains, method=args.starts)
     show = args.progress == "on" or (args.progress == "auto" and sys.stderr.isatty())
     total = args.warmup + args.samples
     chunk = max(1, math.ceil(args.samples / PROGRESS_CHUNKS))
