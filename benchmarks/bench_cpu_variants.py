@@ -6,8 +6,9 @@
 Contenders, all equal to the reference kernel to float64 round-off (checked before timing):
 
 * ``tiled`` (2 / 4 / 8 / 16 / 32 targets per block): the shipped kernel, ``nbody_core.kernels``
-  (4 rows is the float64 default, ``force_block_size``: the row sums of thin ``[4, n]`` tiles
-  are XLA's own vectorized reductions; wider tiles were handed to a slower library one).
+  (4 rows is the float64 default above N = 64, ``force_block_size``: the row sums of thin
+  ``[4, n]`` tiles are XLA's own vectorized reductions; wider tiles were handed to a slower
+  library one).
 * ``tiled rsqrt**3 (16 rows)``: the kernel before issue 13 (``rsqrt(s2)**3`` weights).
 * ``matmul sums (16 rows)``: the row sums as one matmul, ``W @ [x, y, z, 1] - x_i sum_j W``:
   fast but NOT exact (cancellation when |x| >> |x_j - x_i|: ~1e-11 relative at N = 1000),

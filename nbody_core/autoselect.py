@@ -46,19 +46,21 @@ class Crossover(NamedTuple):
 #   CPU (2-core AVX-512 EPYC, jax 0.10.2): `python benchmarks/bench_performance.py` (table in
 #     benchmarks/results/performance.md) and the gradient sweep in that script's `gradient`
 #     group run at N = 3, 16, 64 (2026-11-30, load ~13: ratios in one run). The tiled rows
-#     were re-measured after the kernel moved to 4-row float64 tiles (issue 13, 2026-11-30,
-#     load ~12; min process CPU time of interleaved repeats, side by side with REBOUND).
+#     were re-measured after the kernel moved to 4-row float64 tiles above N = 64 (issue 13,
+#     2026-11-30, load ~12-19; min process CPU time of interleaved repeats, side by side with
+#     REBOUND; benchmarks/bench_cpu_variants.py for the force rows).
 #   GPU (one H200, jax 0.11.2): issue 13's table (`bench_performance.py --device gpu`); rows
 #     marked "expected" are not measured yet: `python benchmarks/bench_gpu.py` measures them.
 CROSSOVERS: tuple[Crossover, ...] = (
     Crossover("cpu", True, False, None, "tiled",
-              "f64 forces, 4-row tiles: N=1000 1.58 ms vs REBOUND 2.13 (CPU time), analytic "
-              "25 ms; N=4096 24.4 vs REBOUND 35.4 ms, analytic 374 ms; N=3 figure-eight "
-              "4.97 vs 3.7 M steps/s analytic"),
+              "f64 forces, 4-row tiles above N=64: N=1000 1.58 ms vs REBOUND 2.13 (CPU "
+              "time), analytic 25 ms; N=4096 24.4 vs REBOUND 35.4 ms, analytic 374 ms; "
+              "N=3 figure-eight 4.97 vs 3.7 M steps/s analytic"),
     Crossover("cpu", True, True, None, "tiled_custom_vjp",
               "grad through 200 leapfrog steps: N=3 0.17 ms vs 0.24 analytic / 0.32 tiled; "
               "N=16 0.49 vs 11.2 / 5.3 ms; N=64 15.4 vs 153 / 168 ms; with 4-row reverse "
-              "tiles N=64 grad/forward 2.0-2.1x (CPU time; 6.0x before); same forward as tiled"),
+              "tiles N=64 grad/forward 3.3-3.4x (CPU time: 5.3 / 1.57 ms; 5.8-6.2x "
+              "before); same forward as tiled"),
     Crossover("cpu", False, False, None, "autodiff_tiled",
               "N=1000 f64 5.58 ms vs autodiff 18.7 ms; N=4096 65 vs 609 ms"),
     Crossover("cpu", False, True, None, "autodiff_tiled",

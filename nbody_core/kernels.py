@@ -47,34 +47,38 @@ def default_block_size(dtype) -> int:
     return 32 if jnp.dtype(dtype).itemsize <= 4 else 16
 
 
-def force_block_size(dtype) -> int:
-    """Target bodies per tile of the hand-coded force kernels (forward and reverse).
+def force_block_size(dtype, n: int | None = None) -> int:
+    """Target bodies per tile of the hand-coded forward force kernel, for ``n`` bodies.
 
-    float64: 4 rows, measured on a 2-core AVX-512 CPU (XLA:CPU, jax 0.10.2) side by side
-    with REBOUND (benchmarks/bench_cpu_variants.py; min process CPU time of 9 interleaved
-    repeats): one force evaluation at N = 1000 took 1.58 ms in 4-row tiles against 1.74 (2
-    rows), 2.05 (8) and 1.86 ms (16); at N = 4096 24.4 ms against 26.1, 43.9 and 44.6 ms.
-    XLA emits its own vectorized row sums for the thin ``[4, n]`` temporaries; from 8 rows
-    on it handed them to a library reduction that ran ~1.8x slower here. (The autodiff and
-    energy kernels measured mixed results with 4 rows: they keep
-    :func:`default_block_size`.) float32: 32 rows, as before.
+    float64: 16 rows up to N = 64 (one tile up to 16), 4 rows above. Measured on a 2-core
+    AVX-512 CPU (XLA:CPU, jax 0.10.2), min process CPU time of interleaved repeats:
+
+    * one force evaluation side by side with REBOUND (benchmarks/bench_cpu_variants.py): at
+      N = 1000 1.58 ms in 4-row tiles against 1.74 (2 rows), 2.05 (8) and 1.86 ms (16); at
+      N = 4096 24.4 ms against 26.1, 43.9 and 44.6 ms; at N = 128 0.049 against 0.082 ms
+      (16). XLA emits its own vectorized row sums for thin ``[4, n]`` tiles; wider ones at
+      large N were handed to a library reduction that ran ~1.8x slower here.
+    * N = 64, 200 leapfrog steps: 1.58 ms in 16-row tiles against 2.61 (4 rows) and 3.01 ms
+      (one [64, 64] tile); vmapped over chunks of 16 / 256 members, 201 / 214 simulations
+      per CPU second against 256 / 170 (4 rows) and 191 / 156 (one tile).
+
+    float32: 32 rows, as before. (The autodiff and energy kernels keep
+    :func:`default_block_size`: 4 rows measured mixed results for them.)
     """
-    return 32 if jnp.dtype(dtype).itemsize <= 4 else 4
+    if jnp.dtype(dtype).itemsize <= 4:
+        return 32
+    return 16 if n is not None and n <= 64 else 4
 
 
-#: Up to this many bodies the forward kernel is one tile (no loop): a 200-step leapfrog run
-#: at N = 64 took 1.9-2.5 ms as one [64, 64] tile against 2.6-2.7 ms in 4-row tiles.
-SINGLE_TILE = 64
-
-
-def _single_tile_reverse(dtype) -> int:
-    """Largest N whose reverse pass runs as one tile (larger ones use forward-sized tiles).
+def _reverse_tiling(dtype) -> tuple[int, int]:
+    """``(largest N run as one tile, rows per tile above it)`` of the reverse pass.
 
     float64, gradient through 200 leapfrog steps (process CPU time, min of 11): N = 16
     0.33 ms as one tile against 1.00 ms in 4-row tiles, N = 32 1.31 against 3.4 ms, but
-    N = 64 10.7 ms as one tile against 4.7-5.3 ms in 4- or 8-row tiles. float32: 64.
+    N = 64 4.7-5.3 ms in 4- or 8-row tiles against 10.6-10.7 ms in 16-row tiles or one tile.
+    float32: one tile up to 64, then 32 rows (as before).
     """
-    return 64 if jnp.dtype(dtype).itemsize <= 4 else 32
+    return (64, 32) if jnp.dtype(dtype).itemsize <= 4 else (32, 4)
 
 
 def _blocks(position: Array, block_size: int):
@@ -121,18 +125,16 @@ def acceleration_tiled(
         mass: ``[n]`` masses, mass units.
         params: :class:`PhysicsParams` (``G``, ``softening`` are read).
         block_size: target bodies per tile (static); ``None`` picks
-            :func:`force_block_size` for the dtype.
+            :func:`force_block_size` for the dtype and ``n``.
 
     Returns:
         ``[n, 3]`` accelerations, length / time**2 units.
     """
     n = position.shape[0]
-    # Small N is one tile (no loop: small-N runs are overhead-bound), unless tiles are asked for.
-    single = block_size or max(force_block_size(position.dtype), SINGLE_TILE)
-    block_size = block_size or force_block_size(position.dtype)
+    block_size = block_size or force_block_size(position.dtype, n)
     x, y, z = position[:, 0], position[:, 1], position[:, 2]
     softening2 = params.softening**2
-    if n <= single:
+    if n <= block_size:  # one tile: no loop (small-N runs are overhead-bound)
         return params.G * _newtonian_block(x, y, z, mass, position, softening2)
     blocks, padded = _blocks(position, block_size)
     out = lax.map(lambda target: _newtonian_block(x, y, z, mass, target, softening2), blocks)
@@ -203,9 +205,8 @@ def _tiled_bwd(block_size, residuals, cotangent):
         return _newtonian_block_vjp(x, y, z, mass, cotangent, target, target_mass,
                                     target_cotangent, softening, need_mass, need_softening)
 
-    # Defaults as in the forward: small N is one tile, unless tiles were asked for.
-    single = block_size or max(force_block_size(position.dtype), _single_tile_reverse(position.dtype))
-    block_size = block_size or force_block_size(position.dtype)
+    # An explicit block size tiles both passes alike; the defaults differ (_reverse_tiling).
+    single, block_size = (block_size, block_size) if block_size else _reverse_tiling(position.dtype)
     if n <= single:
         position_bar, mass_bar, softening_bar = block((position, mass, cotangent))
     else:

@@ -23,7 +23,6 @@ from nbody_core.kernels import (
     acceleration_autodiff_tiled,
     acceleration_tiled,
     acceleration_tiled_custom_vjp,
-    SINGLE_TILE,
     default_block_size,
     force_block_size,
     potential_energy_tiled,
@@ -58,15 +57,15 @@ def test_tiled_equals_reference_float64(key, n, block_size):
     _assert_close(actual, expected, F64_RTOL)
 
 
-@pytest.mark.parametrize("n", [3, SINGLE_TILE, SINGLE_TILE + 1, 203])
+@pytest.mark.parametrize("n", [3, 16, 64, 65, 203])
 def test_tiled_default_tiling_equals_reference_float64(key, n):
-    # The defaults the "auto" method runs: one tile up to SINGLE_TILE bodies, then
-    # force_block_size rows (4 in float64) with a ragged last tile at n = 203.
+    # The defaults the "auto" method runs: one tile up to 16 float64 bodies, 16-row tiles up
+    # to 64, then 4-row tiles (ragged last tile at n = 65 and 203).
     position, mass = _system(key, n)
     expected = acceleration_analytic(position, mass, PARAMS)
     for kernel in (acceleration_tiled, acceleration_tiled_custom_vjp):
         _assert_close(jax.jit(kernel)(position, mass, PARAMS), expected, F64_RTOL)
-    assert force_block_size(jnp.float64) < SINGLE_TILE and 203 % force_block_size(jnp.float64) != 0
+    assert [force_block_size(jnp.float64, m) for m in (16, 64, 65)] == [16, 16, 4]
 
 
 @pytest.mark.parametrize("n", [16, 40, 97])
