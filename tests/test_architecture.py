@@ -115,8 +115,7 @@ FOREIGN_PRIVATE_ALLOWED = {
     # Panel's pn.state has no public setter for the current document of a worker thread.
     ("app/views/session.py", "_document"),
     # param has no public "validate this value against a class-level Parameter" call.
-    ("app/state/lessons.py", "_validate"),
-    ("app/state/simulate.py", "_validate"),
+    ("app/state/links.py", "_validate"),
     # argparse exposes a parser's actions only as _actions (stable since Python 3.2).
     ("nbody_core/cli/ensemble.py", "_actions"),
     ("nbody_core/cli/ensemble.py", "_StoreTrueAction"),

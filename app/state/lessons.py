@@ -32,7 +32,7 @@ from typing import Any
 import param
 
 from app.state.chaos import DELTAS, SYSTEMS
-from app.state.links import URL_PARAMETERS, coerce
+from app.state.links import URL_PARAMETERS, checked_value
 from app.state.simulate import SimulationState
 
 __all__ = ["LESSON_DIR", "Lesson", "LessonError", "LessonStep", "LessonPlayer", "load_lesson", "load_lessons"]
@@ -80,8 +80,7 @@ def _check_simulate_settings(settings: dict, where: str) -> None:
         parameter = SimulationState.param[name]
         try:
             # The same coercion and bounds a shared URL goes through (class-level parameters).
-            value = coerce(parameter, raw)
-            parameter._validate(value)
+            checked_value(parameter, raw)
         except (ValueError, TypeError) as error:
             raise LessonError(f"{where}: setting {key} = {raw!r} is not allowed ({error})") from None
 

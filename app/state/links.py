@@ -2,7 +2,8 @@
 
 A copied link (``/app?preset=plummer&n=500&dt=0.0005``) opens the same setup. Values from a
 URL are strings a student may have edited by hand: :func:`coerce` turns one into the type
-of its parameter (or refuses it), :func:`refusal_in_words` says why in the student's words,
+of its parameter (or refuses it), :func:`checked_value` also checks its bounds,
+:func:`refusal_in_words` says why in the student's words,
 and :func:`url_values` writes the current settings back. No Panel import.
 """
 
@@ -15,7 +16,7 @@ import param
 
 from app.limits import LIMITS
 
-__all__ = ["URL_PARAMETERS", "coerce", "refusal_in_words", "url_values"]
+__all__ = ["URL_PARAMETERS", "checked_value", "coerce", "refusal_in_words", "url_values"]
 
 #: URL query key for each synced parameter, in the order a URL is applied (preset first: it
 #: sets dt and softening, which the URL may then override).
@@ -81,6 +82,18 @@ def coerce(parameter: param.Parameter, raw: Any):
             raise ValueError(f"unknown value {text!r}; choose one of {list(parameter.objects)}")
         return text
     return raw
+
+
+def checked_value(parameter: param.Parameter, raw: Any):
+    """:func:`coerce` ``raw``, then check it against ``parameter``'s bounds and choices
+    (class-level: what setting it on a state object would check, without setting it).
+
+    Raises:
+        ValueError, TypeError: the value is refused (say it with :func:`refusal_in_words`).
+    """
+    value = coerce(parameter, raw)
+    parameter._validate(value)  # param has no public "validate without setting"
+    return value
 
 
 def refusal_in_words(settings: param.Parameterized, name: str, error: BaseException) -> str:

@@ -22,7 +22,7 @@ import jax
 import param
 
 from app.limits import LIMITS
-from app.state.links import URL_PARAMETERS, coerce, refusal_in_words, url_values
+from app.state.links import URL_PARAMETERS, checked_value, refusal_in_words, url_values
 from app.state.run_messages import ENERGY_WARNING_LEVEL
 from app.state.simulate_run import ERROR_FLOOR, HISTORY_POINTS, FrameDiagnostics, LiveRun, RunFault
 from nbody_core import FORCE_METHODS, INTEGRATORS, PRESETS, get_preset
@@ -227,8 +227,7 @@ class SimulationState(LiveRun, param.Parameterized):
             if isinstance(raw, bytes):
                 raw = raw.decode("utf-8", "replace")
             try:
-                value = coerce(self.param[name], raw)
-                self.param[name]._validate(value)
+                value = checked_value(self.param[name], raw)
                 if name == "preset" and value == UPLOADED and self._uploaded is None:
                     raise ValueError("no initial conditions have been uploaded in this session")
             except (ValueError, TypeError) as error:
