@@ -122,6 +122,7 @@ class SimulationState(LiveRun, param.Parameterized):
         self.param.forces.objects = _force_options()
         self._uploaded: ParticleState | None = None
         self._uploaded_name = ""
+        self._uploaded_time = 0.0
         self._generation = 0
         self._lock = threading.RLock()
         self._suspend = False
@@ -139,12 +140,24 @@ class SimulationState(LiveRun, param.Parameterized):
     def resolved_forces(self) -> str:
         """The kernel that runs: ``forces`` itself, or what ``"auto"`` picks for N, precision
         and this server's device (``nbody_core.autoselect``)."""
-        return resolve_forces(self.forces, n=self.current.num_bodies, dtype=self.dtype)
+        return resolve_forces(self.forces, n=self.body_count, dtype=self.dtype)
 
     @property
     def adaptive(self) -> bool:
         """True when the integrator is adaptive (``dt`` is then the frame's save interval)."""
         return self.integrator in ADAPTIVE_INTEGRATORS
+
+    @property
+    def body_count(self) -> int:
+        """N of the run: the built run's (an edit may change it), else what these settings
+        build, known without building it (no JAX: safe on the event loop)."""
+        current = self._current
+        if current is not None:
+            return current.num_bodies
+        if self.preset == UPLOADED:
+            return self._uploaded.num_bodies if self._uploaded is not None else 0
+        preset = get_preset(self.preset)
+        return self.num_bodies if preset.scalable else preset.num_bodies
 
     @property
     def units(self) -> str:
@@ -169,9 +182,9 @@ class SimulationState(LiveRun, param.Parameterized):
     @property
     def description(self) -> str:
         if self.preset == UPLOADED:
-            return f"uploaded initial conditions ({self._uploaded_name}, N = {self.current.num_bodies})"
+            return f"uploaded initial conditions ({self._uploaded_name}, N = {self.body_count})"
         preset = get_preset(self.preset)
-        return f"{preset.description} (N = {self.current.num_bodies}, units: {preset.units})"
+        return f"{preset.description} (N = {self.body_count}, units: {preset.units})"
 
     def _apply_preset_defaults(self, name: str, keep: set[str] = frozenset()) -> None:
         if name == UPLOADED:
@@ -249,6 +262,10 @@ class SimulationState(LiveRun, param.Parameterized):
         return url_values(self, URL_PARAMETERS)
 
     # ----------------------------------------------------------------- the run
+    def _initial_time(self) -> float:
+        """Start time of the run these settings build, known without building it."""
+        return self._uploaded_time if self.preset == UPLOADED else 0.0
+
     def _initial_state(self) -> ParticleState:
         if self.preset == UPLOADED:
             return self._uploaded
@@ -268,6 +285,7 @@ class SimulationState(LiveRun, param.Parameterized):
         state = parse_initial_conditions_csv(data, max_bodies=LIMITS.max_bodies)
         self._uploaded = state
         self._uploaded_name = filename
+        self._uploaded_time = float(state.time)
         if self.preset == UPLOADED:
             self.reset()
         else:
@@ -288,7 +306,7 @@ def preset_label(name: str) -> str:
     if name == UPLOADED:
         return "Uploaded CSV"
     preset = PRESETS[name]
-    size = f"N = {preset.default_num_bodies}+" if preset.scalable else f"{preset.build(None, None).num_bodies} bodies"
+    size = f"N = {preset.default_num_bodies}+" if preset.scalable else f"{preset.num_bodies} bodies"
     return f"{name.replace('_', ' ').capitalize()} ({size})"
 
 

@@ -7,8 +7,14 @@
 warnings, and the readouts the view draws (``time``, ``position``, :meth:`LiveRun.live_frame`).
 Parameters, presets, URL settings and uploads live in :mod:`app.state.simulate`; the host
 class provides ``dt``, ``steps_per_frame``, ``integrator``, ``forces``, ``precision``,
-``softening``, ``dtype``, ``physics_params``, ``_initial_state()`` and the run's messages
-context (``adaptive``). No Panel import.
+``softening``, ``dtype``, ``physics_params``, ``adaptive``, ``body_count``,
+``_initial_state()`` and ``_initial_time()``.
+
+:meth:`LiveRun.reset` runs no JAX (it only forgets the old run), so the event loop may call
+it; the initial state is made by :meth:`LiveRun.build` (a Plummer sphere's first build
+compiles its sampler for ~1.5 s), which :meth:`LiveRun.prepare` calls on a worker. Readouts
+that need the state (``current``, ``position``, ...) build it on first use; the view reads
+:meth:`LiveRun.run_snapshot`, which never does. No Panel import.
 """
 
 from __future__ import annotations
@@ -114,23 +120,27 @@ class LiveRun:
         """Counter bumped by every reset (a worker's result for an older run is stale)."""
         return self._generation
 
+    @property
+    def built(self) -> bool:
+        """True once the initial state of this run exists (see :meth:`build`)."""
+        return self._current is not None
+
     def reset(self) -> None:
-        """Rebuild the initial state of the current configuration and clear all history."""
+        """Start over from the initial conditions of the current configuration, with all
+        history cleared. Runs no JAX: the initial state is made later by :meth:`build`."""
         with self._lock:
-            initial = cast_state(self._initial_state(), self.dtype)
             self._generation += 1
-            self.initial = initial
-            self.current = initial
+            self._initial: ParticleState | None = None
+            self._current: ParticleState | None = None
             self._reference: _Reference | None = None
-            self._position_np = np.asarray(initial.position, np.float64)
-            self._velocity_np = np.asarray(initial.velocity, np.float64)
-            self._mass_np = np.asarray(initial.mass, np.float64)
-            self._time = float(initial.time)
+            self._position_np = self._velocity_np = self._mass_np = None
+            self._time = self._initial_time()
+            self._clock: tuple[float, float | None, int] = (self._time, None, 0)  # see _clock_after
             self.steps_taken = 0
             self.frames_taken = 0
             self._new_history: list[tuple[float, float, float, float]] = []
             self._history: deque = deque(maxlen=HISTORY_POINTS)
-            self._record_frames = max(2, RECORD_VALUES // (7 * self.current.num_bodies + 8))
+            self._record_frames = max(2, RECORD_VALUES // (7 * self.body_count + 8))
             self._record: deque = deque(maxlen=self._record_frames)
             self.last_frame_seconds = 0.0
             self.nonfinite = False
@@ -143,7 +153,9 @@ class LiveRun:
 
     # ----------------------------------------------------------------- edits (app/state/edits.py)
     def bodies(self) -> Bodies:
-        """Float64 copies of the current positions, velocities and masses, and the time."""
+        """Float64 copies of the current positions, velocities and masses, and the time
+        (the run is built here first if it is not yet)."""
+        self._built("_current")
         with self._lock:
             return Bodies.of(self._position_np, self._velocity_np, self._mass_np, self._time)
 
@@ -155,10 +167,10 @@ class LiveRun:
             dtype = self.dtype
             state = ParticleState(
                 jnp.asarray(bodies.position, dtype), jnp.asarray(bodies.velocity, dtype),
-                jnp.asarray(bodies.mass, dtype), jnp.asarray(bodies.time, dtype), units=self.current.units,
+                jnp.asarray(bodies.mass, dtype), jnp.asarray(bodies.time, dtype), units=self.units,
             )
             self._generation += 1
-            self.current = state
+            self._current = state
             self._reference = None
             # What the run holds (cast to its precision), not the float64 edit: the readout
             # and the next frame agree.
@@ -166,6 +178,7 @@ class LiveRun:
             self._velocity_np = np.asarray(state.velocity, np.float64)
             self._mass_np = np.asarray(state.mass, np.float64)
             self._time = float(bodies.time)
+            self._clock = (self._time, None, 0)
             self._new_history = []
             self._history = deque(maxlen=HISTORY_POINTS)
             self._record_frames = max(2, RECORD_VALUES // (7 * state.num_bodies + 8))
@@ -175,6 +188,40 @@ class LiveRun:
             self.energy_warning = None
             self._next_dt = None
 
+    def build(self) -> bool:
+        """Make the initial state of this run if it is not made yet (JAX; call it on a worker
+        where the caller must stay responsive). The state's lock is not held meanwhile.
+
+        Returns:
+            True when the run of the current generation is built; False when a reset came
+            in while it was being made (its result is dropped: call again).
+        """
+        with self._lock:
+            if self._current is not None:
+                return True
+            generation, dtype = self._generation, self.dtype
+        # Parameters read here may change meanwhile; every such change resets (new generation).
+        initial = cast_state(self._initial_state(), dtype)
+        host = jax.device_get(initial)
+        with self._lock:
+            if generation != self._generation:
+                return False
+            if self._current is None:
+                self._initial = self._current = initial
+                self._position_np = np.asarray(host.position, np.float64)
+                self._velocity_np = np.asarray(host.velocity, np.float64)
+                self._mass_np = np.asarray(host.mass, np.float64)
+                self._time = float(host.time)
+        return True
+
+    def _built(self, name: str):
+        """The attribute ``name`` of the built run (built here first if needed)."""
+        while True:
+            value = getattr(self, name)
+            if value is not None:
+                return value
+            self.build()
+
     def prepare(self) -> float:
         """Compile the frame function for this configuration if needed, and compute the
         reference conserved quantities. Safe to call from a worker thread.
@@ -183,11 +230,15 @@ class LiveRun:
             Seconds spent (compilation included).
         """
         start = time.perf_counter()
-        with self._lock:
-            generation, state = self._generation, self.current
-            options = dict(integrator=self.integrator, forces=self.forces)
-            params = self.physics_params
-            dt = float(self.dt)
+        while True:
+            self.build()
+            with self._lock:
+                generation, state = self._generation, self._current
+                options = dict(integrator=self.integrator, forces=self.forces)
+                params = self.physics_params
+                dt = float(self.dt)
+            if state is not None:
+                break
         # num_steps is traced: a zero-step call compiles the very function later frames use.
         # The compiled function is keyed by hashable records (integrator, force method,
         # potential) and the state's shape, so every session of the process shares it.
@@ -237,10 +288,11 @@ class LiveRun:
             steps = int(self.steps_per_frame)
             dt = float(self.dt)
             options = dict(dt=dt, params=params, integrator=self.integrator, forces=self.forces)
-            previous = self.current
+            previous = self._current
             next_dt, reference_energy = self._next_dt, self._reference.energy
+            t_end, _ = self._clock_after(dt, steps)
         if self.adaptive:
-            return self._step_adaptive(generation, previous, params, steps * dt, next_dt, reference_energy, options)
+            return self._step_adaptive(generation, previous, params, t_end, steps, next_dt, reference_energy, options)
         start = time.perf_counter()
         # The live view checks the energy error of each frame's END state (computed below for
         # the plots anyway), not of every step: per-step tracking (advance_tracked, one
@@ -265,10 +317,10 @@ class LiveRun:
             self.fault = None
             if not self._finite(host, quantities):
                 # Nothing non-finite is kept or drawn: stop at the last good step instead.
-                self._stop_at_fault(previous, params)
+                self._stop_at_fault(previous, params, dt)
                 self.last_frame_seconds = time.perf_counter() - start
                 return FrameDiagnostics(*(np.empty(0) for _ in range(4)))
-            point = self._commit(state, host, quantities, steps)
+            point = self._commit(state, host, quantities, steps, dt=dt, units=steps)
             if self.energy_warning is None and point[1] > ENERGY_WARNING_LEVEL:
                 self.energy_warning = self._energy_message(point[1])
             self.last_frame_seconds = time.perf_counter() - start
@@ -283,12 +335,12 @@ class LiveRun:
         )
         return jax.block_until_ready(trajectory), stats
 
-    def _step_adaptive(self, generation, previous, params, interval, next_dt, reference_energy, options):
-        """A frame of an adaptive run: to ``previous.time + interval`` in one compiled call,
-        starting from the step size the previous frame ended with."""
+    def _step_adaptive(self, generation, previous, params, t_end, steps, next_dt, reference_energy, options):
+        """A frame of an adaptive run: to ``t_end`` (one save interval, steps_per_frame x dt
+        later) in one compiled call, starting from the step size the previous frame ended with."""
         start = time.perf_counter()
+        dt = options["dt"]
         options = {k: options[k] for k in ("integrator", "forces")}
-        t_end = self._time + interval
         trajectory, stats = self._adaptive_frame(previous, t_end, params, next_dt, **options)
         state = previous._replace(
             position=trajectory.position[-1], velocity=trajectory.velocity[-1],
@@ -313,7 +365,7 @@ class LiveRun:
             self._next_dt = stats["next_dt"]
             self._last_accepted = stats["accepted_steps"]
             self.rejected_steps += stats["rejected_steps"]
-            point = self._commit(state, host, quantities, stats["accepted_steps"])
+            point = self._commit(state, host, quantities, stats["accepted_steps"], dt=dt, units=steps)
             # Worst error over every accepted step: the frame's own (relative to its start
             # energy) on top of where the frame started.
             scale = abs(reference_energy) or 1.0
@@ -344,15 +396,36 @@ class LiveRun:
         with self._lock:
             if generation != self._generation or self._reference is None or not self._finite(host, quantities):
                 return False
-            self._commit(state, host, quantities, int(steps))
+            self._commit(state, host, quantities, int(steps))  # at the state's own time
             return True
 
-    def _commit(self, state: ParticleState, host: ParticleState, quantities, steps: int):
-        """Make ``state`` (``host``: its copy on the host) the current one, ``steps`` later."""
-        self.current = state
+    def _clock_after(self, dt: float, units: int) -> tuple[float, tuple[float, float, int]]:
+        """The time ``units`` x ``dt`` after the current state, and the clock that gives it.
+
+        The time is ``t0 + k * dt``, ``k`` counted since ``dt`` last changed (then ``t0`` is the
+        time reached): a product, never a sum of per-step or per-frame increments, which
+        ended the Pythagorean run to t = 70 at 69.99999999999817 (issue 12).
+        """
+        t0, clock_dt, k = self._clock
+        if clock_dt != dt:
+            t0, clock_dt, k = self._time, dt, 0
+        k += units
+        return t0 + k * dt, (t0, clock_dt, k)
+
+    def _commit(self, state: ParticleState, host: ParticleState, quantities, steps: int, *,
+                dt: float | None = None, units: int = 0):
+        """Make ``state`` (``host``: its copy on the host) the current one, ``steps`` integrator
+        steps later: at ``units`` x ``dt`` of simulated time later (its time is set exactly),
+        or, without ``dt``, at the state's own time (the clock starts again from there)."""
+        if dt is None:
+            self._time = float(host.time)
+            self._clock = (self._time, None, 0)
+            self._current = state
+        else:
+            self._time, self._clock = self._clock_after(dt, units)
+            self._current = state._replace(time=jnp.asarray(self._time, state.position.dtype))
         self._position_np = np.asarray(host.position, np.float64)
         self._velocity_np = np.asarray(host.velocity, np.float64)
-        self._time = float(host.time)
         self.steps_taken += steps
         self.frames_taken += 1
         point = self._errors(quantities)
@@ -371,11 +444,11 @@ class LiveRun:
             and math.isfinite(self._reference.energy)
         )
 
-    def _stop_at_fault(self, previous: ParticleState, params: PhysicsParams) -> None:
+    def _stop_at_fault(self, previous: ParticleState, params: PhysicsParams, dt: float) -> None:
         """The frame from ``previous`` went non-finite: redo it one step at a time (same
         compiled function: the step count is traced), keep the last finite state and record
         where and why it failed in :attr:`fault`."""
-        options = dict(dt=float(self.dt), params=params, integrator=self.integrator, forces=self.forces)
+        options = dict(dt=dt, params=params, integrator=self.integrator, forces=self.forces)
         good, good_steps = previous, 0
         if math.isfinite(self._reference.energy):
             for _ in range(int(self.steps_per_frame) - 1):  # the whole frame is known to fail
@@ -387,7 +460,7 @@ class LiveRun:
                 good, good_host, good_quantities = candidate, host, quantities
                 good_steps += 1
         if good_steps:
-            self._commit(good, good_host, good_quantities, good_steps)
+            self._commit(good, good_host, good_quantities, good_steps, dt=dt, units=good_steps)
         self.nonfinite = True
         first_bad = self.steps_taken + 1
         self.fault = RunFault(first_bad, self._time, self._fault_message(first_bad))
@@ -430,21 +503,43 @@ class LiveRun:
     # ----------------------------------------------------------------- readouts
     @property
     def time(self) -> float:
-        """Simulation time of the current state, time units."""
+        """Simulation time of the current state, time units (known before it is built)."""
         return self._time
 
     @property
+    def initial(self) -> ParticleState:
+        """The run's initial state (built here if it is not yet)."""
+        return self._built("_initial")
+
+    @property
+    def current(self) -> ParticleState:
+        """The run's current state (built here if it is not yet)."""
+        return self._built("_current")
+
+    @property
     def position(self) -> np.ndarray:
-        """``[n, 3]`` float64 copy of the current positions."""
-        return self._position_np
+        """``[n, 3]`` float64 copy of the current positions (built here if needed)."""
+        return self._built("_position_np")
 
     @property
     def velocity(self) -> np.ndarray:
-        return self._velocity_np
+        return self._built("_velocity_np")
 
     @property
     def mass(self) -> np.ndarray:
-        return self._mass_np
+        return self._built("_mass_np")
+
+    def run_snapshot(self) -> dict | None:
+        """``generation``, ``time``, ``position``, ``velocity`` (``[n, 3]``) and ``mass``
+        (``[n]``) copies of the run as it is now, or None before it is built. Never builds
+        (no JAX): what the view draws a whole run from, on the event loop."""
+        with self._lock:
+            if self._current is None:
+                return None
+            return {
+                "generation": self._generation, "time": self._time, "position": self._position_np.copy(),
+                "velocity": self._velocity_np.copy(), "mass": self._mass_np.copy(),
+            }
 
     @property
     def history(self) -> FrameDiagnostics:
@@ -457,12 +552,15 @@ class LiveRun:
             points, self._new_history = self._new_history, []
         return _as_diagnostics(points)
 
-    def live_frame(self) -> dict:
-        """What the live view sends per frame (safe while another thread steps):
+    def live_frame(self) -> dict | None:
+        """What the live view sends per frame (safe while another thread steps; None when
+        the run was reset since and is not built again):
         ``generation``, ``time``, ``position`` / ``velocity`` (``[n, 3]`` copies), ``history``
         (:meth:`take_new_history`), ``nonfinite``, ``fault`` and ``energy_warning``. Unlike
         :meth:`snapshot` it builds no plot columns and no trail: the browser keeps those."""
         with self._lock:
+            if self._current is None:
+                return None
             return {
                 "generation": self._generation,
                 "time": self._time,
@@ -478,11 +576,11 @@ class LiveRun:
     def trajectory(self) -> Trajectory:
         """The recorded frames (most recent ``_record_frames``) as a :class:`Trajectory`."""
         with self._lock:
-            frames = list(self._record)
+            frames, mass = list(self._record), self._mass_np
         if not frames:
             raise ValueError("nothing recorded yet: press Step or Play first")
         time_, position, velocity, energy, momentum, angular = (np.stack(column) for column in zip(*frames))
-        return Trajectory(time_, position, velocity, self._mass_np, energy, momentum, angular)
+        return Trajectory(time_, position, velocity, mass, energy, momentum, angular)
 
 
 def _as_diagnostics(points) -> FrameDiagnostics:

@@ -96,7 +96,7 @@ class BodyEditor(pn.viewable.Viewer):
         self._show_readout_text()
 
     def _num_bodies(self) -> int:
-        return int(self.simulate.state.current.num_bodies)
+        return self.simulate.state.body_count  # no JAX: the run may not be built yet
 
     def refresh(self) -> None:
         """After a reset or rebuild of the run: history cleared, selection dropped."""

@@ -79,7 +79,7 @@ class PredictPanel(pn.viewable.Viewer):
 
     # ------------------------------------------------------------------ helpers
     def _num_bodies(self) -> int:
-        return int(self.simulate.state.current.num_bodies)
+        return self.simulate.state.body_count  # no JAX: the run may not be built yet
 
     def _units(self) -> str:
         return self.simulate.state.units

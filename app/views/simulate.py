@@ -114,6 +114,7 @@ class SimulateView(pn.viewable.Viewer):
         self._last_status = 0.0
         self.last_message = ""  # unescaped text of the latest message (for tests and logs)
         self._warned_generation = -1  # run generation whose energy warning was shown
+        self._drawn_generation = -1  # run generation the scene shows (its bodies and masses)
         self._build_plots()
         self.recorder = RecordPanel(self)  # the Record button (app/views/record.py)
         self.editor = BodyEditor(self)  # drag bodies and arrows while paused (app/views/body_editor.py)
@@ -222,10 +223,11 @@ class SimulateView(pn.viewable.Viewer):
 
     # ------------------------------------------------------------------ running
     def ensure_ready(self) -> None:
-        """Compile (on the pool when served) and fetch the reference quantities."""
+        """Build, compile (on the pool when served) and fetch the reference quantities."""
         if self.state.ready:
+            if self._drawn_generation != self.state.generation:
+                self._redraw_all()  # prepared by another job (a frame, or a prepare that raced a reset)
             return
-        generation = self.state.generation
         if not self._served:
             self.compiling = True
             self.update_status(force=True)
@@ -237,7 +239,7 @@ class SimulateView(pn.viewable.Viewer):
                 return
             finally:
                 self.compiling = False
-            self._after_ready(generation)
+            self._after_ready()
             return
         if self._prepare_job is not None or self.playing:
             return  # already preparing, or the frame loop prepares before its first frame
@@ -247,10 +249,12 @@ class SimulateView(pn.viewable.Viewer):
         def prepared(_result):
             self._prepare_job = None
             self.compiling = False
-            if generation != self.state.generation or not self.state.ready:
-                self.ensure_ready()  # the run was rebuilt meanwhile: prepare the new one
-                return
-            self._after_ready(generation)
+            if self.state.ready:
+                # prepare() readies whichever run is current when it starts: maybe one reset
+                # after this job was submitted (then it is drawn here, not left undrawn).
+                self._after_ready()
+            else:
+                self.ensure_ready()  # rebuilt meanwhile: prepare the new one
 
         def failed(error):
             self._prepare_job = None
@@ -260,7 +264,9 @@ class SimulateView(pn.viewable.Viewer):
 
         self._prepare_job = self.runner.submit(lambda job: self.state.prepare(), done=prepared, failed=failed)
 
-    def _after_ready(self, generation: int) -> None:
+    def _after_ready(self) -> None:
+        if self._drawn_generation != self.state.generation:
+            self._redraw_all()  # built on the pool: draw its bodies now
         self.update_status(force=True)
         if self.playing:
             self._step_requested = False  # playing: the loop moves on anyway
@@ -446,23 +452,27 @@ class SimulateView(pn.viewable.Viewer):
         self.ensure_ready()
 
     # ------------------------------------------------------------------ drawing
-    def _push_frame(self, frame: dict) -> None:
+    def _push_frame(self, frame: dict | None) -> None:
         """Send one frame (from :meth:`SimulationState.live_frame`) to the scene; its
         diagnostics join the plots at their own cadence. A frame of an older run (reset or
         rebuilt since it was computed) is dropped: it is never drawn and its warnings are
-        never shown."""
-        if frame.get("generation", self.state.generation) != self.state.generation:
+        never shown. The first frame of a run the scene does not show yet (built on the pool
+        after a reset) draws the whole run instead."""
+        if frame is None or frame.get("generation", self.state.generation) != self.state.generation:
             return
         now = time.perf_counter()
         self._frame_times.append(now)
         if len(self._frame_times) > 90:
             del self._frame_times[:-90]
-        self.plots.queue(frame["history"])
-        with self.batch():
-            self.scene.show_frame(frame["position"], velocity=frame["velocity"], time=frame["time"])
-            if not self.playing or now - self.plots.last_flush >= _HISTORY_INTERVAL_S:
-                self.plots.flush()
-            self.update_status()
+        if self._drawn_generation != frame.get("generation", self.state.generation):
+            self._redraw_all()
+        else:
+            self.plots.queue(frame["history"])
+            with self.batch():
+                self.scene.show_frame(frame["position"], velocity=frame["velocity"], time=frame["time"])
+                if not self.playing or now - self.plots.last_flush >= _HISTORY_INTERVAL_S:
+                    self.plots.flush()
+                self.update_status()
         if self._served:
             self.runner.frame_sent()
         fault = frame.get("fault")
@@ -498,9 +508,14 @@ class SimulateView(pn.viewable.Viewer):
             self._redraw_all_unbatched()
 
     def _redraw_all_unbatched(self) -> None:
+        """The whole run: its bodies (once built: until then the scene keeps the previous
+        picture and the status says "preparing…"), every plot point, labels, status."""
         state = self.state
         history = state.history
-        self.scene.show_run(state.position, state.mass, velocity=state.velocity, time=state.time)
+        run = state.run_snapshot()  # never builds: no JAX on the event loop
+        if run is not None:
+            self.scene.show_run(run["position"], run["mass"], velocity=run["velocity"], time=run["time"])
+            self._drawn_generation = run["generation"]
         self.plots.replace(history)
         self.state.take_new_history()
         self.controls.refresh()
@@ -544,8 +559,9 @@ class SimulateView(pn.viewable.Viewer):
         if self.runner.queue_position:
             # Every JAX slot of the server is busy with other sessions' work: say so.
             mode = f'<span class="compiling">{queue_text(self.runner.queue_position)}</span>'
-        elif self.compiling:
-            mode = '<span class="compiling">compiling…</span>'
+        elif self.compiling or self._drawn_generation != state.generation:
+            # On the pool: the initial conditions are built and the frame function compiled.
+            mode = '<span class="compiling">preparing…</span>'
         elif state.nonfinite:
             mode = '<span class="warning">non-finite!</span>'
         elif self.playing and self._served and not self.scene.page_visible:
@@ -563,7 +579,7 @@ class SimulateView(pn.viewable.Viewer):
         self.status.object = (
             f"{mode} &nbsp; t = <b>{state.time:.4g}</b> &nbsp;·&nbsp; {rate}"
             f" &nbsp;·&nbsp; <b>{painted:.0f}</b> painted frames/s (sent {fps:.1f}/s)"
-            f" &nbsp;·&nbsp; N = {state.current.num_bodies}"
+            f" &nbsp;·&nbsp; N = {state.body_count}"
             f" &nbsp;·&nbsp; {state.integrator}, {forces_label(state)}, {state.precision},"
             f" {dt_text}, ε = {state.softening:.3g}"
         )
@@ -580,7 +596,7 @@ class SimulateView(pn.viewable.Viewer):
             self.notify(f"Could not load {filename}: {error}. The previous setup is kept.")
             return
         self.clear_message()
-        self.notify(f"Loaded {filename}: {self.state.current.num_bodies} bodies.", level="info")
+        self.notify(f"Loaded {filename}: {self.state.body_count} bodies.", level="info")
         if self.state.preset == UPLOADED:
             self._redraw_all()
             self.ensure_ready()

@@ -264,16 +264,20 @@ class SimulateControls(pn.viewable.Viewer):
         self.download_state.filename = safe_filename(f"nbody_{stem}_state", suffix=".csv")
         self.download_trajectory.filename = safe_filename(f"nbody_{stem}_trajectory", suffix=".npz")
 
-    def _state_csv_file(self) -> io.BytesIO:
-        return io.BytesIO(self.state.state_csv().encode())
-
-    def _trajectory_file(self) -> io.BytesIO:
-        # Runs on the event loop: no JAX here (prepare() compiles). Until the run is ready
-        # (a second or two after it is built) there is nothing recorded to download.
-        if not self.state.ready and self._served:
+    def _refuse_while_preparing(self, ready: bool) -> None:
+        """Downloads run on the event loop: no JAX there. Until the run is built and
+        prepared on the pool (a second or two) a served download is refused, not computed."""
+        if not ready and self._served:
             text = "The run is still being prepared: download again in a moment."
             self._notify(text, level="info")
             raise ValueError(text)
+
+    def _state_csv_file(self) -> io.BytesIO:
+        self._refuse_while_preparing(self.state.built)
+        return io.BytesIO(self.state.state_csv().encode())
+
+    def _trajectory_file(self) -> io.BytesIO:
+        self._refuse_while_preparing(self.state.ready)
         if not self.state.ready:
             self.state.prepare()
         return io.BytesIO(self.state.trajectory_npz())

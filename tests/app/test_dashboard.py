@@ -89,9 +89,9 @@ def test_releasing_memory_after_the_last_session_empties_the_compile_caches():
     from nbody_core.ensembles import EnsembleSpec, run_ensemble, runner
 
     run_ensemble(EnsembleSpec(system="kepler", num_members=2, num_steps=4))
-    assert len(runner._COMPILED) > 0
+    assert runner._batched.cache_info().currsize > 0
     release_memory(clear_jax_caches=True)
-    assert len(runner._COMPILED) == 0
+    assert runner._batched.cache_info().currsize == 0
 
 
 def test_query_guard_drops_values_int_cannot_parse():

@@ -7,11 +7,7 @@ import threading
 import time
 from types import SimpleNamespace
 
-import panel as pn
 import pytest
-from bokeh.document import Document
-from bokeh.io.doc import curdoc as bokeh_curdoc
-from bokeh.io.doc import set_curdoc as bokeh_set_curdoc
 from panel.io.state import set_curdoc
 
 from app.views._common import escape_markdown
@@ -121,28 +117,15 @@ def test_not_served_runner_runs_work_and_callbacks_at_once():
     assert isinstance(errors[0], ZeroDivisionError)
 
 
-@pytest.fixture(autouse=True)
-def _keep_bokeh_curdoc():
-    """Bokeh's add_next_tick_callback on these fake served documents replaces Bokeh's global
-    current document; put the original back so later tests are not 'served'."""
-    original = bokeh_curdoc()
-    yield
-    bokeh_set_curdoc(original)
-
-
-def _served_runner(monkeypatch, label="served"):
-    doc = Document()
-    context = SimpleNamespace(_session=None, id="test-session")
-    doc._session_context = lambda: context  # Bokeh keeps a weak reference: a callable
-    monkeypatch.setattr(pn.state, "on_session_destroyed", lambda callback: None)
+def _served_runner(doc, label="served"):
     with set_curdoc(doc):
         return SessionRunner(label), doc
 
 
-def test_updates_to_a_destroyed_document_are_dropped_and_logged_once(monkeypatch, caplog):
+def test_updates_to_a_destroyed_document_are_dropped_and_logged_once(served_document, caplog):
     """Closing a tab during HMC warm-up logged "AttributeError: 'DocumentCallbackManager'
     object has no attribute '_change_callbacks'" from the worker thread (issue 11)."""
-    runner, doc = _served_runner(monkeypatch)
+    runner, doc = _served_runner(served_document)
     assert runner.served
     doc.callbacks.destroy()  # what Bokeh does when it destroys the session's document
     with caplog.at_level(logging.INFO, logger="app.views.session"):
@@ -152,8 +135,8 @@ def test_updates_to_a_destroyed_document_are_dropped_and_logged_once(monkeypatch
     assert len(closed) == 1
 
 
-def test_session_destroyed_cancels_jobs_and_runs_hooks(monkeypatch):
-    runner, _doc = _served_runner(monkeypatch)
+def test_session_destroyed_cancels_jobs_and_runs_hooks(served_document):
+    runner, _doc = _served_runner(served_document)
     started, hooks = threading.Event(), []
     runner.on_destroyed(lambda: hooks.append("hook"))
 
@@ -188,9 +171,9 @@ def test_escape_markdown(text, shown):
     assert escape_markdown(text) == shown
 
 
-def test_a_closed_tab_stops_its_jobs_before_the_session_is_destroyed(monkeypatch):
+def test_a_closed_tab_stops_its_jobs_before_the_session_is_destroyed(served_document):
     """Bokeh destroys a session 20-30 s after its tab closes; its work stops at once."""
-    runner, doc = _served_runner(monkeypatch)
+    runner, doc = _served_runner(served_document)
     session = SimpleNamespace(destroyed=False, connection_count=0)
     doc.session_context._session = session
     assert runner.connected  # page still loading: not yet connected counts as alive

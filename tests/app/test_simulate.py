@@ -187,7 +187,7 @@ def test_step_clicked_while_the_run_compiles_is_taken_once_it_is_ready(view):
     view.step()
     assert view.state.time == 0.0  # nothing computed while compiling...
     view.compiling = False
-    view._after_ready(view.state.generation)
+    view._after_ready()
     assert view.state.time > 0  # ...and the click was not lost
     view.step()
     assert view.state.time == pytest.approx(2 * view.state.steps_per_frame * view.state.dt)
@@ -255,8 +255,8 @@ def test_compiling_indicator_is_shown_while_the_frame_function_compiles(view, mo
 
     monkeypatch.setattr(view.state, "prepare", spy)
     view.integrator_select.value = "rk4"  # a new static configuration: must compile
-    assert seen and seen[0][0] is True and "compiling…" in seen[0][1]
-    assert not view.compiling and "compiling" not in view.status.object and view.state.ready
+    assert seen and seen[0][0] is True and "preparing…" in seen[0][1]
+    assert not view.compiling and "preparing" not in view.status.object and view.state.ready
 
 
 def test_tampered_widget_value_is_named_and_undone(view):
@@ -314,6 +314,8 @@ def test_pythagorean_defaults_run_to_t70_with_the_known_outcome_in_the_dashboard
         if frames == 1:
             first_step = state._next_dt
     assert frames == round(preset.t_end / 0.05)
+    # Issue 12: the time is t0 + k dt, not a sum of 1400 save intervals (69.99999999999817).
+    assert state.time == preset.t_end and state.history.time[-1] == preset.t_end
     # Step control carried between frames: ~13000 accepted steps in 1400 frames, not a
     # restart from the default first step (1 % of the shortest dynamical time) every frame.
     assert state.steps_taken < 20 * frames and first_step > 0
@@ -324,6 +326,21 @@ def test_pythagorean_defaults_run_to_t70_with_the_known_outcome_in_the_dashboard
     assert state.energy_warning is None and state.accepted_steps_per_second > 0
     # The known outcome, checked as in the core and preset tests: m = 3 escapes, 4 and 5 bound.
     assert_known_outcome(state.position, state.velocity, state.mass)
+
+
+@pytest.mark.parametrize("integrator", ["leapfrog", "ias15"])
+def test_time_is_t0_plus_k_dt_exactly_across_frames_and_dt_changes(integrator):
+    """Issue 12: adding 0.1 ten times gives 0.9999999999999999; the run's time is a product."""
+    state = SimulationState(preset="kepler", integrator=integrator, dt=0.1, steps_per_frame=1)
+    for _ in range(10):
+        assert state.step_frame() is not None
+    assert state.time == 1.0 and float(state.current.time) == 1.0
+    state.dt, state.steps_per_frame = 0.3, 2  # traced: the run goes on, counted from t = 1
+    for _ in range(3):
+        assert state.step_frame() is not None
+    assert state.time == 1.0 + 6 * 0.3
+    np.testing.assert_array_equal(state.history.time[-4:], [1.0, 1.0 + 2 * 0.3, 1.0 + 4 * 0.3, 1.0 + 6 * 0.3])
+    assert [frame[0] for frame in state._record][-1] == state.time
 
 
 def test_each_preset_opens_with_its_default_integrator_and_switching_works():
