@@ -128,7 +128,7 @@ def release_memory(*, clear_jax_caches: bool = False) -> bool:
         sys.modules["jax"].clear_caches()
         runner = sys.modules.get("nbody_core.ensembles.runner")
         if runner is not None:
-            runner.clear_compiled()  # the ensembles' own executable cache (up to 32)
+            runner.clear_compiled()  # the ensembles' batched functions (up to 32) and their executables
     gc.collect()  # after the caches let go of their executables
     if _MALLOC_TRIM is None:
         return False
