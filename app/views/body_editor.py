@@ -181,7 +181,7 @@ class BodyEditor(pn.viewable.Viewer):
         view.clear_message()
         with view.batch():
             self.scene.show_edit(state.position, state.mass, velocity=state.velocity, time=state.time)
-            view._drawn_generation = state.generation  # drawn: once prepared, not redrawn (keeps the selection)
+            view.shown(state.generation)  # drawn here: once prepared, not redrawn (keeps the selection)
             self.scene.selected = selected
             view.plots.replace(state.history)
             state.take_new_history()

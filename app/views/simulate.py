@@ -1,9 +1,10 @@
 """Simulate tab: the live orbit view, its frame loop and the streaming conservation plots.
 
 What belongs here: the run's life in the page (prepare on the worker pool, Play / Step /
-Reset, the frame loop and its back-pressure), drawing each frame, the status line and the
-tab's messages. The sidebar's widgets and their links to the state are
-:class:`~app.views.simulate_controls.SimulateControls`; the run itself is
+Reset, the frame loop and its back-pressure), drawing each frame, when the status line is
+redrawn, and the tab's messages. The sidebar's widgets and their links to the state are
+:class:`~app.views.simulate_controls.SimulateControls`, the status line
+:mod:`app.views.simulate_status`; the run itself is
 :class:`~app.state.simulate.SimulationState` (parameters) with its
 :class:`~app.state.simulate_run.LiveRun` machinery.
 
@@ -35,11 +36,12 @@ from app.views.diagnostics_plots import DiagnosticsPlots
 from app.views.keyboard import SimulateKeys
 from app.views.predict import PredictPanel
 from app.views.record import RecordPanel
-from app.views.session import SessionRunner, queue_text
-from app.views.simulate_controls import WIDGET_NAMES, SimulateControls, forces_label
+from app.views.session import SessionRunner
+from app.views.simulate_controls import WIDGET_NAMES, SimulateControls
+from app.views.simulate_status import StatusLine, new_status_line, status_text  # noqa: F401 - StatusLine re-exported
 from app.state.simulate import UPLOADED, URL_PARAMETERS, SimulationState
 
-__all__ = ["SimulateView"]
+__all__ = ["SimulateView", "StatusLine"]
 
 _LOG = logging.getLogger(__name__)
 
@@ -50,16 +52,6 @@ _ACK_TIMEOUT_S = 1.0
 _HISTORY_INTERVAL_S = 0.2  # energy/momentum plots take new points ~5 times a second, not per frame
 _HIDDEN_POLL_S = 0.5  # page or tab hidden: look again this often (no frame is computed meanwhile)
 _DISCONNECTED_POLL_S = 0.5  # socket closed, session not yet destroyed: look again this often
-# The status pane renders in its own shadow root: its stylesheet is attached to it.
-_STATUS_CSS = """
-:host { font-family: ui-monospace, SFMono-Regular, Menlo, monospace; font-size: 1.2rem;
-  padding: 4px 12px; border-radius: 6px; background: #eef2f7; color: #13294b; }
-.compiling { color: #ffffff; background: #b45309; padding: 1px 8px; border-radius: 4px; font-weight: 700; }
-.playing { color: #15803d; font-weight: 700; }
-.paused { color: #475569; font-weight: 700; }
-.warning { color: #b91c1c; font-weight: 700; }
-"""
-
 
 _READING_GUIDE = """
 **Reading the plots.** Symplectic integrators (leapfrog, yoshida4) keep the energy error
@@ -68,22 +60,6 @@ multiplies the leapfrog error by about 4 (second order) and the yoshida4 error b
 Linear momentum is conserved to round-off by every integrator here; angular momentum
 exactly only by the symplectic ones (compare euler or rk4). Try float32 to see round-off.
 """
-
-
-class StatusLine(pn.pane.HTML):
-    """The status line: an HTML pane whose new text replaces only its model's ``text``.
-
-    Panel's HTML pane recomputes every property of the pane (its stylesheets resolved
-    through the design) for each new text; the status line changes 4 times a second per
-    playing session and nothing but its text ever changes after it is built. Measured with
-    cProfile of the event loop at 10 playing sessions: half of each status update's cost.
-    """
-
-    def _update(self, ref, model) -> None:
-        if self.enable_streaming:
-            super()._update(ref, model)
-            return
-        model.text = self._transform_object(self.object)["object"]
 
 
 class SimulateView(pn.viewable.Viewer):
@@ -124,10 +100,7 @@ class SimulateView(pn.viewable.Viewer):
         for name in WIDGET_NAMES:  # the sidebar's widgets, also reachable as view.<name>
             setattr(self, name, getattr(self.controls, name))
         self._wire_controls()
-        self.status = StatusLine(
-            "", css_classes=["nbody-status"], stylesheets=[_STATUS_CSS], sizing_mode="stretch_width",
-            name="simulate-status",
-        )
+        self.status = new_status_line()  # app/views/simulate_status.py
         self.message = pn.pane.Alert("", alert_type="danger", visible=False, sizing_mode="stretch_width")
         self.description = pn.pane.Markdown("", sizing_mode="stretch_width", margin=(0, 10))
         self.predictor = PredictPanel(self)  # predict, then reveal (app/views/predict.py)
@@ -487,6 +460,11 @@ class SimulateView(pn.viewable.Viewer):
             self._warned_generation = frame.get("generation")  # once per run
             self.notify(frame["energy_warning"], level="warning")
 
+    def shown(self, generation: int) -> None:
+        """The scene now shows run ``generation`` (drawn by a sub-view, e.g. the body editor):
+        it is not redrawn once that run is ready."""
+        self._drawn_generation = generation
+
     @contextmanager
     def batch(self):
         """Send the model changes made inside as one message, in order with every other
@@ -552,36 +530,13 @@ class SimulateView(pn.viewable.Viewer):
         if not force and now - self._last_status < _STATUS_INTERVAL_S:
             return
         self._last_status = now
-        state = self.state
         fps, steps = self.rates()
-        # Frames the browser painted in its last second (reported by the scene); not served: sent.
-        painted = (self.scene.paint_rate if self._served else fps) if self.playing else 0.0
-        if self.runner.queue_position:
-            # Every JAX slot of the server is busy with other sessions' work: say so.
-            mode = f'<span class="compiling">{queue_text(self.runner.queue_position)}</span>'
-        elif self.compiling or self._drawn_generation != state.generation:
-            # On the pool: the initial conditions are built and the frame function compiled.
-            mode = '<span class="compiling">preparing…</span>'
-        elif state.nonfinite:
-            mode = '<span class="warning">non-finite!</span>'
-        elif self.playing and self._served and not self.scene.page_visible:
-            mode = '<span class="paused">hidden: no frames sent</span>'
-        elif self.playing:
-            mode = '<span class="playing">▶ playing</span>'
-        else:
-            mode = '<span class="paused">paused</span>'
-        if state.adaptive:
-            # dt is the frame's save interval; the integrator chooses its own steps.
-            accepted = state.accepted_steps_per_second if self.playing else 0.0
-            rate, dt_text = f"<b>{accepted:,.0f}</b> accepted steps/s", f"save interval dt = {state.dt:.3g}"
-        else:
-            rate, dt_text = f"<b>{steps:,.0f}</b> steps/s", f"dt = {state.dt:.3g}"
-        self.status.object = (
-            f"{mode} &nbsp; t = <b>{state.time:.4g}</b> &nbsp;·&nbsp; {rate}"
-            f" &nbsp;·&nbsp; <b>{painted:.0f}</b> painted frames/s (sent {fps:.1f}/s)"
-            f" &nbsp;·&nbsp; N = {state.body_count}"
-            f" &nbsp;·&nbsp; {state.integrator}, {forces_label(state)}, {state.precision},"
-            f" {dt_text}, ε = {state.softening:.3g}"
+        self.status.object = status_text(
+            self.state, queue_position=self.runner.queue_position, playing=self.playing,
+            preparing=self.compiling or self._drawn_generation != self.state.generation,
+            hidden=self._served and not self.scene.page_visible, fps=fps, steps_per_second=steps,
+            # Frames the browser painted in its last second (reported by the scene); not served: sent.
+            painted=(self.scene.paint_rate if self._served else fps) if self.playing else 0.0,
         )
 
     # ------------------------------------------------------------------ files
