@@ -61,7 +61,8 @@ def _markdown(payload) -> str:
         f"K prior-drawn datasets per row; {o['num_chains']} chains x {o['num_samples']} draws after "
         f"{o['num_warmup']} warm-up transitions, chains started by "
         + ("time-window tempered multi-start optimisation (nbody_core.starts)" if o.get("starts", "prior") == "tempered"
-           else "the best of 16 prior draws each") + "; "
+           else "the best of 16 prior draws each")
+        + ", sampled in coordinates whitened by the Laplace covariance at the best start (a dense metric); "
         f"L = {o['num_thinned']} thinned draws, rank chi-square on {o['num_bins']} bins (pass: p > 0.01).",
         "",
         "Stuck datasets are listed below the table.",

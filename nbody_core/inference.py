@@ -467,7 +467,7 @@ def initial_positions(
     ``method="tempered"`` instead starts the chains at the best optima of a time-window
     tempered multi-start fit (:func:`nbody_core.starts.tempered_starts`), each jittered by a
     local posterior sd: on the triple-system masses observed over t in (0, 2], prior-drawn
-    starts left 6 of 16 simulated datasets' chains stuck in wrong modes (issue 12). The
+    starts left 6 of 16 simulated datasets' chains stuck, 4 in wrong modes (issue 12). The
     check below still holds for it: chains start at independent points, and comparable modes
     each get chains, so R-hat and :func:`mode_check` still see multimodality.
 
