@@ -2,9 +2,11 @@
 
 What belongs here: the parameters (with bounds and docs), preset defaults, which changes
 rebuild the run, validation of URL settings and uploads, and the labels derived from them.
-The run itself (build, compile, advance, faults, readouts) is :class:`app.state.simulate_run.LiveRun`,
-mixed in. Static configuration (preset, N, seed, integrator, force method, precision) builds
-a new run and may compile; ``dt``, ``softening`` and ``steps_per_frame`` are traced by
+The run itself (build, compile, advance, faults, readouts) is
+:class:`app.state.simulate_run.LiveRun`, mixed in with
+:class:`app.state.simulate_edits.RunEdits` (body edits, predict reveals). Static
+configuration (preset, N, seed, integrator, force method, precision) builds a new run and
+may compile; ``dt``, ``softening`` and ``steps_per_frame`` are traced by
 :func:`nbody_core.advance`, so moving them while playing never recompiles. Display options
 (projection, colours, trails) travel to the browser-drawn scene (``app/components``), which
 keeps the trails itself; shared-link handling is in :mod:`app.state.links`. No Panel import:
@@ -24,6 +26,7 @@ import param
 from app.limits import LIMITS
 from app.state.links import URL_PARAMETERS, checked_value, refusal_in_words, url_values
 from app.state.run_messages import ENERGY_WARNING_LEVEL
+from app.state.simulate_edits import RunEdits
 from app.state.simulate_run import ERROR_FLOOR, HISTORY_POINTS, FrameDiagnostics, LiveRun, RunFault
 from nbody_core import FORCE_METHODS, INTEGRATORS, PRESETS, get_preset
 from nbody_core.adaptive import ADAPTIVE_INTEGRATORS
@@ -67,7 +70,7 @@ def _force_options() -> list[str]:
     return [name for name in FORCE_METHODS if name != "pallas" or not pallas_interpret_default()]
 
 
-class SimulationState(LiveRun, param.Parameterized):
+class SimulationState(LiveRun, RunEdits, param.Parameterized):
     """One live run for one dashboard session (the run machinery is :class:`LiveRun`).
 
     Call :meth:`prepare` (compiles if needed; safe in a worker thread) and then

@@ -29,13 +29,12 @@ import jax.numpy as jnp
 import numpy as np
 
 from app.limits import LIMITS
-from app.state.edits import Bodies
 from app.state.run_messages import ENERGY_WARNING_LEVEL, energy_warning, fault_message
 from nbody_core.adaptive import ADAPTIVE_INTEGRATORS, simulate_adaptive
 from nbody_core.simulate import Trajectory, advance, conserved_quantities
 from nbody_core.state import ParticleState, PhysicsParams, cast_state
 
-__all__ = ["CALL_BUDGET_S", "ERROR_FLOOR", "HISTORY_POINTS", "FrameDiagnostics", "LiveRun", "RunFault"]
+__all__ = ["CALL_BUDGET_S", "ERROR_FLOOR", "HISTORY_POINTS", "RECORD_VALUES", "FrameDiagnostics", "LiveRun", "RunFault", "run_diagnostics"]
 
 RECORD_VALUES = 4_000_000  # floats of recorded trajectory kept for download (~32 MB)
 HISTORY_POINTS = 20_000  # diagnostic points kept for the live plots
@@ -50,7 +49,7 @@ ERROR_FLOOR = 1e-17  # below float64 round-off; keeps exact zeros drawable on a 
 
 
 @jax.jit
-def _diagnostics(state: ParticleState, params: PhysicsParams):
+def run_diagnostics(state: ParticleState, params: PhysicsParams):
     """Energy, linear momentum ``[3]``, angular momentum ``[3]`` and their scales."""
     quantities = conserved_quantities(state, params)
     speed = jnp.linalg.norm(state.velocity, axis=-1)
@@ -151,43 +150,6 @@ class LiveRun:
             self._last_accepted = 0  # accepted adaptive steps in the last frame
             self.rejected_steps = 0
 
-    # ----------------------------------------------------------------- edits (app/state/edits.py)
-    def bodies(self) -> Bodies:
-        """Float64 copies of the current positions, velocities and masses, and the time
-        (the run is built here first if it is not yet)."""
-        self._built("_current")
-        with self._lock:
-            return Bodies.of(self._position_np, self._velocity_np, self._mass_np, self._time)
-
-    def replace_bodies(self, bodies: Bodies) -> None:
-        """Continue the run from ``bodies`` (an edited state; N may differ): a new generation
-        whose reference quantities (:meth:`prepare`), plots and recording start here. The
-        settings, the time, the step counters and ``initial`` (what Reset goes back to) stay."""
-        with self._lock:
-            dtype = self.dtype
-            state = ParticleState(
-                jnp.asarray(bodies.position, dtype), jnp.asarray(bodies.velocity, dtype),
-                jnp.asarray(bodies.mass, dtype), jnp.asarray(bodies.time, dtype), units=self.units,
-            )
-            self._generation += 1
-            self._current = state
-            self._reference = None
-            # What the run holds (cast to its precision), not the float64 edit: the readout
-            # and the next frame agree.
-            self._position_np = np.asarray(state.position, np.float64)
-            self._velocity_np = np.asarray(state.velocity, np.float64)
-            self._mass_np = np.asarray(state.mass, np.float64)
-            self._time = float(bodies.time)
-            self._clock = (self._time, None, 0)
-            self._new_history = []
-            self._history = deque(maxlen=HISTORY_POINTS)
-            self._record_frames = max(2, RECORD_VALUES // (7 * state.num_bodies + 8))
-            self._record = deque(maxlen=self._record_frames)
-            self.nonfinite = False
-            self.fault = None
-            self.energy_warning = None
-            self._next_dt = None
-
     def build(self) -> bool:
         """Make the initial state of this run if it is not made yet (JAX; call it on a worker
         where the caller must stay responsive). The state's lock is not held meanwhile.
@@ -242,7 +204,7 @@ class LiveRun:
         # num_steps is traced: a zero-step call compiles the very function later frames use.
         # The compiled function is keyed by hashable records (integrator, force method,
         # potential) and the state's shape, so every session of the process shares it.
-        quantities, momentum_scale, angular_scale = jax.device_get(_diagnostics(state, params))
+        quantities, momentum_scale, angular_scale = jax.device_get(run_diagnostics(state, params))
         if options["integrator"] in ADAPTIVE_INTEGRATORS:
             # Compile the frame's call (save times, step size and params are traced: later
             # frames and slider moves reuse it); the result is discarded.
@@ -309,7 +271,7 @@ class LiveRun:
             per_step = (time.perf_counter() - call_start) / chunk
             self._chunk_steps = max(1, min(LIMITS.max_steps_per_frame, int(CALL_BUDGET_S / max(per_step, 1e-9))))
             done += chunk
-        quantities, _, _ = _diagnostics(state, params)
+        quantities, _, _ = run_diagnostics(state, params)
         host, quantities = jax.device_get((state, quantities))
         with self._lock:
             if generation != self._generation:
@@ -346,7 +308,7 @@ class LiveRun:
             position=trajectory.position[-1], velocity=trajectory.velocity[-1],
             time=jnp.asarray(t_end, previous.position.dtype),
         )
-        quantities, _, _ = _diagnostics(state, params)
+        quantities, _, _ = run_diagnostics(state, params)
         host, quantities, frame_start_energy = jax.device_get((state, quantities, trajectory.energy[0]))
         with self._lock:
             if generation != self._generation:
@@ -375,29 +337,6 @@ class LiveRun:
                 self.energy_warning = self._energy_message(worst)
             self.last_frame_seconds = time.perf_counter() - start
             return FrameDiagnostics(*(np.array([v]) for v in point))
-
-    def continue_from(self, state: ParticleState, *, steps: int, generation: int) -> bool:
-        """Make ``state``, computed elsewhere from this run's current state ``steps`` steps
-        ahead (a predict-mode reveal, app/state/predict.py), the current one, as if the run had
-        played there: one more diagnostics point and recorded frame. JAX work: call off the
-        event loop.
-
-        Args:
-            state: the later state (same bodies and dtype as :attr:`current`).
-            steps: steps it is ahead of the current state (accepted steps when adaptive).
-            generation: :attr:`generation` of the run it was computed from.
-
-        Returns:
-            False (nothing changed) when the run was rebuilt since, is not ready, or ``state``
-            is not finite.
-        """
-        quantities, _, _ = _diagnostics(state, self.physics_params)
-        host, quantities = jax.device_get((state, quantities))
-        with self._lock:
-            if generation != self._generation or self._reference is None or not self._finite(host, quantities):
-                return False
-            self._commit(state, host, quantities, int(steps))  # at the state's own time
-            return True
 
     def _clock_after(self, dt: float, units: int) -> tuple[float, tuple[float, float, int]]:
         """The time ``units`` x ``dt`` after the current state, and the clock that gives it.
@@ -453,7 +392,7 @@ class LiveRun:
         if math.isfinite(self._reference.energy):
             for _ in range(int(self.steps_per_frame) - 1):  # the whole frame is known to fail
                 candidate = advance(good, 1, **options)
-                quantities, _, _ = _diagnostics(candidate, params)
+                quantities, _, _ = run_diagnostics(candidate, params)
                 host, quantities = jax.device_get((candidate, quantities))
                 if not self._finite(host, quantities):
                     break

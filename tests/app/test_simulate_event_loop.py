@@ -37,7 +37,7 @@ def jax_threads(monkeypatch):
 
     monkeypatch.setattr(SimulationState, "_initial_state", recorded(SimulationState._initial_state))
     monkeypatch.setattr(simulate_run, "advance", recorded(simulate_run.advance))
-    monkeypatch.setattr(simulate_run, "_diagnostics", recorded(simulate_run._diagnostics))
+    monkeypatch.setattr(simulate_run, "run_diagnostics", recorded(simulate_run.run_diagnostics))
     return threads
 
 
