@@ -514,7 +514,7 @@ export function render({model, el}) {
     ctx.fillStyle = "rgba(230,230,230,0.85)"
     ctx.font = "13px sans-serif"
     const name = vp.kind === "3d" ? "3D (drag to rotate)" : `${vp.kind[0]}–${vp.kind[1]} projection`
-    ctx.fillText(name, vp.x + 10, vp.y + 18)
+    ctx.fillText(`${name} · x, y, z in ${model.length_unit}`, vp.x + 10, vp.y + 18)
     if (vp.x === 0 && vp.y === 0) {
       const what = model.color_by === "speed" ? "speed" : (scene.n <= categorical.length ? "bodies (heaviest first)" : "mass")
       ctx.fillText(`colour: ${what}${model.follow_com ? " · following centre of mass" : ""}`, vp.x + 10, vp.y + 36)
@@ -955,7 +955,7 @@ export function render({model, el}) {
   model.on("msg:custom", receive)
   model.on(["color_by"], () => { scene.colorRange = [0, 0]; updateColors(); scene.dirty = true })
   model.on(["size_by_mass"], () => { updateSizes(); scene.dirty = true })
-  model.on(["view", "trails", "background"], () => { scene.dirty = true })
+  model.on(["view", "trails", "background", "length_unit"], () => { scene.dirty = true })
   model.on(["trail_length"], () => { resizeTrail(); pushTrail(); scene.dirty = true })
   model.on(["follow_com"], () => { if (model.follow_com) followCenter(); scene.dirty = true })
   model.on(["palette", "categorical"], () => {

@@ -152,6 +152,7 @@ class OrbitScene(JSComponent):
     palette = param.List(list(CIVIDIS), item_type=str, doc="Continuous colour map (hex), low to high.")
     categorical = param.List(list(OKABE_ITO), item_type=str, doc="Colours of the bodies when there are this few.")
     background = param.Color(BACKGROUND, doc="Scene background colour.")
+    length_unit = param.String("length units", doc="Unit of x, y, z, named in the scene's caption (AU for the solar system).")
     painted = param.Integer(0, doc="Frames the browser has painted (written by the browser).")
     paint_rate = param.Number(0.0, doc="Frames painted in the browser's last second (written by the browser).")
     page_visible = param.Boolean(True, doc="False while the page or the scene is hidden (written by the browser).")

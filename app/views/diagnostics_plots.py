@@ -25,7 +25,7 @@ _LINE_COLORS = {"energy": "#d62728", "momentum": "#1f77b4", "angular": "#2ca02c"
 
 def _diagnostic_figure(name: str, title: str, y_label: str):
     fig = figure(
-        name=name, title=title, y_axis_type="log", height=250, sizing_mode="stretch_width",
+        name=name, title=title, y_axis_type="log", min_height=150, sizing_mode="stretch_both",
         tools="pan,wheel_zoom,box_zoom,reset,save", x_axis_label="time", y_axis_label=y_label,
     )
     fig.title.text_font_size = "15px"
@@ -66,7 +66,7 @@ class DiagnosticsPlots:
         momentum.legend.label_text_font_size = "12px"
         momentum.legend.padding = momentum.legend.spacing = 2
         self.figures = (energy, momentum)
-        self.panes = tuple(pn.pane.Bokeh(fig, sizing_mode="stretch_width") for fig in self.figures)
+        self.panes = tuple(pn.pane.Bokeh(fig, sizing_mode="stretch_both", min_height=150) for fig in self.figures)
         self._pending: list[FrameDiagnostics] = []  # frames sent, not yet in the plots
         self._drawn_until = -math.inf  # time of the newest point drawn
         self.last_flush = 0.0  # time.perf_counter() of the last flush
@@ -89,6 +89,13 @@ class DiagnosticsPlots:
         new = type(new)(*(column[fresh] for column in new))
         self._drawn_until = float(new.time[-1])
         self.source.stream(_columns(new), rollover=HISTORY_POINTS)
+
+    def set_time_unit(self, unit: str) -> None:
+        """Label both time axes ``time (<unit>)``: yr for the solar system, time units otherwise."""
+        label = f"time ({unit})"
+        for fig in self.figures:
+            if fig.xaxis[0].axis_label != label:
+                fig.xaxis.axis_label = label
 
     def replace(self, history: FrameDiagnostics) -> None:
         """Draw ``history`` (a whole run's diagnostics) in place of what is shown; drop the queue."""

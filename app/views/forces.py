@@ -209,9 +209,11 @@ class ForcesView(pn.viewable.Viewer):
         self.preset_select = pn.widgets.Select.from_param(  # the Simulate tab's friendly names
             state.param.preset, label="Preset", options={preset_label(n): n for n in state.param.preset.objects})
         self.num_bodies_input = pn.widgets.IntInput.from_param(
-            state.param.num_bodies, label=f"Bodies N (2 to {FORCES_MAX_BODIES})"
+            state.param.num_bodies, label=f"Bodies N (2 to {FORCES_MAX_BODIES})", width=135
         )
-        self.seed_input = pn.widgets.IntInput.from_param(state.param.seed, label="Seed")
+        # Two boxes in one row of the 330 px sidebar: 135 px each (at the default 300 px the
+        # second one sat under the plots, issue 14).
+        self.seed_input = pn.widgets.IntInput.from_param(state.param.seed, label="Seed", width=135)
         self.potential_select = pn.widgets.Select.from_param(state.param.potential, label="Potential")
         self.softening_input = pn.widgets.FloatInput.from_param(state.param.softening, label="Softening ε", step=0.005)
         self.screening_input = pn.widgets.FloatInput.from_param(
@@ -223,16 +225,19 @@ class ForcesView(pn.viewable.Viewer):
 
         self.timing_ns_input = pn.widgets.TextInput.from_param(state.param.timing_ns, label="Timing N values")
         self.timing_methods_select = pn.widgets.CheckBoxGroup.from_param(state.param.timing_methods, inline=False)
-        self.timing_repeats_input = pn.widgets.IntInput.from_param(state.param.timing_repeats, label="Repeats")
+        self.timing_repeats_input = pn.widgets.IntInput.from_param(state.param.timing_repeats, label="Repeats", width=135)
         self.loop_cap_input = pn.widgets.IntInput.from_param(
-            state.param.numpy_loop_max_n, label="NumPy loop measured up to N"
+            state.param.numpy_loop_max_n, label="NumPy loop up to N", width=135
         )
         self.run_timing_button = pn.widgets.Button(label="Run timing", color="primary")
         self.run_timing_button.on_click(self.runner.locked(lambda _: self.run_timing()))
         self.progress = pn.indicators.Progress(value=0, max=1, sizing_mode="stretch_width", bar_color="primary")
         self.timing_status = pn.pane.Markdown("Timing not run yet: press **Run timing**.", sizing_mode="stretch_width")
 
-        self.status = pn.pane.Markdown("", sizing_mode="stretch_width")
+        # The plots' row is wider than 1280 px screens leave the tab: the summary's width is capped
+        # at the viewport's (it wrapped past the right edge, issue 14).
+        self.status = pn.pane.Markdown("", sizing_mode="stretch_width",
+                                       stylesheets=[":host { max-width: calc(100vw - 380px); }"])
         self.message = pn.pane.Alert("", alert_type="danger", visible=False, sizing_mode="stretch_width")
 
     def _build_layout(self):
@@ -288,6 +293,8 @@ class ForcesView(pn.viewable.Viewer):
         self.screening_input.visible = potential == "yukawa"
         self.power_input.visible = potential == "power_law"
         self.num_bodies_input.disabled = self.seed_input.disabled = not self.state.scalable
+        # A preset with a fixed count shows none (a greyed-out default N misread as the count).
+        self.num_bodies_input.visible = self.seed_input.visible = self.state.scalable
 
     def _on_results(self, *_events) -> None:
         self.message.visible = False

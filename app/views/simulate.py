@@ -37,7 +37,7 @@ from app.views.keyboard import SimulateKeys
 from app.views.predict import PredictPanel
 from app.views.record import RecordPanel
 from app.views.session import SessionRunner
-from app.views.simulate_controls import WIDGET_NAMES, SimulateControls
+from app.views.simulate_controls import WIDGET_NAMES, SimulateControls, unit_words
 from app.views.simulate_status import StatusLine, new_status_line, status_text  # noqa: F401 - StatusLine re-exported
 from app.state.simulate import UPLOADED, URL_PARAMETERS, SimulationState
 
@@ -51,6 +51,7 @@ _STATUS_INTERVAL_S = 0.25  # status line refresh period while playing
 _ACK_TIMEOUT_S = 1.0
 _HISTORY_INTERVAL_S = 0.2  # energy/momentum plots take new points ~5 times a second, not per frame
 _HIDDEN_POLL_S = 0.5  # page or tab hidden: look again this often (no frame is computed meanwhile)
+_MESSAGE_SLOT_PX = 64  # the description / message slot: two lines of a message, scrolled if longer
 _DISCONNECTED_POLL_S = 0.5  # socket closed, session not yet destroyed: look again this often
 
 _READING_GUIDE = """
@@ -138,7 +139,7 @@ class SimulateView(pn.viewable.Viewer):
         self.history_source = self.plots.source  # name "simulate-history" (tests read it)
         self.scene = OrbitScene(
             name="simulate-scene", view=state.projection, color_by=state.color_by, size_by_mass=state.size_by_mass,
-            trails=state.trails, trail_length=state.trail_length, sizing_mode="stretch_both", min_height=420,
+            trails=state.trails, trail_length=state.trail_length, sizing_mode="stretch_both", min_height=300,
         )
         # Back-pressure: the browser sets `drawn` to the frame it painted last, and a frame is
         # sent only while fewer than two are unacknowledged (SessionRunner.frame_slot_free);
@@ -156,15 +157,23 @@ class SimulateView(pn.viewable.Viewer):
         self.upload.param.watch(self.runner.locked(self._on_upload), ["value", "filename"])
 
     def _build_layout(self):
+        # At 1280 x 720 both plots fit beside the scene (their heights share what is left); the
+        # reading guide is a collapsed card under them.
         plots = pn.Column(
-            *self.plots.panes, pn.pane.Markdown(_READING_GUIDE, sizing_mode="stretch_width"),
-            sizing_mode="stretch_width", min_width=320,
+            *self.plots.panes,
+            pn.Card(pn.pane.Markdown(_READING_GUIDE, sizing_mode="stretch_width"), title="Reading the plots",
+                    collapsed=True, sizing_mode="stretch_width"),
+            sizing_mode="stretch_both", min_width=320,
         )
+        # Messages take the description's fixed slot (the description comes back with the next
+        # run): a warning never pushes the scene and plots down or off the screen (issue 14).
+        self.message.margin = (0, 10)
+        message_slot = pn.Column(self.message, self.description, height=_MESSAGE_SLOT_PX, scroll=True,
+                                 sizing_mode="stretch_width", name="simulate-message-slot")
         main = pn.Column(
             self.keys,
             self.status,
-            self.message,
-            self.description,
+            message_slot,
             self.predictor,
             pn.Row(self.scene, plots, sizing_mode="stretch_both"),
             sizing_mode="stretch_both",
@@ -495,6 +504,8 @@ class SimulateView(pn.viewable.Viewer):
             self.scene.show_run(run["position"], run["mass"], velocity=run["velocity"], time=run["time"])
             self._drawn_generation = run["generation"]
         self.plots.replace(history)
+        time_unit, self.scene.length_unit = unit_words(state)
+        self.plots.set_time_unit(time_unit)
         self.state.take_new_history()
         self.controls.refresh()
         # The description quotes an uploaded file's name: shown as text, never as HTML/Markdown.

@@ -36,7 +36,7 @@ def _ladder_options(choices, value) -> list[float]:
     return sorted({*choices, float(value)})
 
 
-def _unit_words(state: SimulationState) -> tuple[str, str]:
+def unit_words(state: SimulationState) -> tuple[str, str]:
     """``(time, length)`` unit names of the run, for labels: years and AU for the solar system."""
     return ("yr", "AU") if state.units == "au_msun_yr" else ("time units", "length units")
 
@@ -44,12 +44,12 @@ def _unit_words(state: SimulationState) -> tuple[str, str]:
 def _dt_label(state: SimulationState) -> str:
     """The dt slider's label: a step for fixed-step integrators, the frame's save interval
     (steps per frame x dt of simulated time per frame) for adaptive ones; with its unit."""
-    time_unit = _unit_words(state)[0]
+    time_unit = unit_words(state)[0]
     return f"dt (save interval, {time_unit}; adaptive steps)" if state.adaptive else f"dt (time step, {time_unit})"
 
 
 def _softening_label(state: SimulationState) -> str:
-    return f"Softening ε ({_unit_words(state)[1]})"
+    return f"Softening ε ({unit_words(state)[1]})"
 
 
 def forces_label(state: SimulationState) -> str:
@@ -98,15 +98,20 @@ class SimulateControls(pn.viewable.Viewer):
             label="Preset", value=state.preset, description=doc("preset"),
             options={preset_label(name): name for name in state.param.preset.objects},
         )
+        # Bodies N and Seed share one row of the 330 px sidebar (two default-width boxes put Seed at
+        # x = 355 px, under the orbit view), shown only for presets whose N is free: a preset
+        # with a fixed count showed a greyed-out 256 for 2, 3 or 9 bodies (issue 14).
         self.num_bodies_input = pn.widgets.IntInput(
             label="Bodies N", value=state.num_bodies, start=2, end=LIMITS.max_bodies, step=1,
-            disabled=not state.scalable,
+            disabled=not state.scalable, width=135,
         )
         # N triggers a rebuild (and possibly a compile): apply it on Enter / blur, not per key.
         self.num_bodies_input.param.watch(self._on_num_bodies_widget, "value")
         self.seed_input = pn.widgets.IntInput(
-            label="Seed", value=state.seed, start=0, end=2**31 - 1, disabled=not state.scalable, description=doc("seed")
+            label="Seed", value=state.seed, start=0, end=2**31 - 1, disabled=not state.scalable, description=doc("seed"),
+            width=135,
         )
+        self.counts_row = pn.Row(self.num_bodies_input, self.seed_input, visible=state.scalable)
         self.integrator_select = pn.widgets.Select(
             label="Integrator", value=state.integrator, options=list(state.param.integrator.objects),
             description=doc("integrator"),
@@ -175,7 +180,7 @@ class SimulateControls(pn.viewable.Viewer):
             self.speed_slider,
             self.steps_slider,
             pn.Card(
-                self.preset_select, pn.Row(self.num_bodies_input, self.seed_input),
+                self.preset_select, self.counts_row,
                 label("Upload initial conditions (m,x,y,z,vx,vy,vz)"), self.upload,
                 title="System", collapsible=True, sizing_mode="stretch_width",
             ),
@@ -228,6 +233,7 @@ class SimulateControls(pn.viewable.Viewer):
         self._set_ladder("softening", state.softening)
         self.num_bodies_input.disabled = not state.scalable
         self.seed_input.disabled = not state.scalable
+        self.counts_row.visible = state.scalable
         if self.num_bodies_input.value != state.num_bodies:
             self.num_bodies_input.value = state.num_bodies
         self.update_filenames()

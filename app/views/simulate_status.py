@@ -12,7 +12,7 @@ import panel as pn
 
 from app.state.simulate import SimulationState
 from app.views.session import queue_text
-from app.views.simulate_controls import forces_label
+from app.views.simulate_controls import forces_label, unit_words
 
 __all__ = ["StatusLine", "new_status_line", "status_text"]
 
@@ -78,16 +78,20 @@ def status_text(state: SimulationState, *, queue_position: int, preparing: bool,
         mode = '<span class="playing">▶ playing</span>'
     else:
         mode = '<span class="paused">paused</span>'
+    # Units on every readout (issue 14): yr and AU for the solar system; G = 1 units are named once.
+    physical = state.units == "au_msun_yr"
+    t_unit, length_unit = (" " + word for word in unit_words(state)) if physical else ("", "")
     if state.adaptive:
         # dt is the frame's save interval; the integrator chooses its own steps.
         accepted = state.accepted_steps_per_second if playing else 0.0
-        rate, dt_text = f"<b>{accepted:,.0f}</b> accepted steps/s", f"save interval dt = {state.dt:.3g}"
+        rate, dt_text = f"<b>{accepted:,.0f}</b> accepted steps/s", f"save interval dt = {state.dt:.3g}{t_unit}"
     else:
-        rate, dt_text = f"<b>{steps_per_second:,.0f}</b> steps/s", f"dt = {state.dt:.3g}"
+        rate, dt_text = f"<b>{steps_per_second:,.0f}</b> steps/s", f"dt = {state.dt:.3g}{t_unit}"
     return (
-        f"{mode} &nbsp; t = <b>{state.time:.4g}</b> &nbsp;·&nbsp; {rate}"
+        f"{mode} &nbsp; t = <b>{state.time:.4g}</b>{t_unit} &nbsp;·&nbsp; {rate}"
         f" &nbsp;·&nbsp; <b>{painted:.0f}</b> painted frames/s (sent {fps:.1f}/s)"
         f" &nbsp;·&nbsp; N = {state.body_count}"
         f" &nbsp;·&nbsp; {state.integrator}, {forces_label(state)}, {state.precision},"
-        f" {dt_text}, ε = {state.softening:.3g}"
+        f" {dt_text}, ε = {state.softening:.3g}{length_unit}"
+        + ("" if physical else " &nbsp;·&nbsp; N-body units (G = 1)")
     )
