@@ -62,10 +62,12 @@ def test_a_long_job_yields_its_slot_at_checkpoints_and_stops_within_a_piece():
     _wait_until(lambda: len(pieces) > 3)
     pool.submit(Job(lambda job: other_ran.set(), session="light"))
     assert other_ran.wait(5)  # the light session got the slot between two pieces
-    start = time.perf_counter()
+    pieces_at_cancel = len(pieces)
     long.cancel()
     assert long.finished.wait(5)
-    assert time.perf_counter() - start < 1.0  # cancellation reaches it within a piece
+    # Cancellation reaches it within a piece: at most the piece under way when cancel() was
+    # called finishes (counted, not timed, so a loaded machine cannot fail it).
+    assert len(pieces) - pieces_at_cancel <= 1
     assert long.error is None and long.cancelled()
     assert pool.busy() == 0
 
