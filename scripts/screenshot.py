@@ -1,8 +1,11 @@
-"""Regenerate assets/screenshot.png from the real served dashboard.
+"""Regenerate assets/screenshot.png (and one screenshot per feature) from the real served dashboard.
 
 Starts ``python -m panel serve app`` on a free loopback port, opens it in headless Chromium
 (Debian's /usr/bin/chromium via Playwright), presses Play on the figure-eight, waits until
-the energy-error curve has data, takes a screenshot and stops the server by its PID.
+the energy-error curve has data, takes a screenshot and stops the server by its PID. Then,
+unless ``--no-features``, one screenshot per feature beside it (``FEATURES``): the keyboard
+help overlay, Simulate in projector mode, the Record card, the Chaos tab after a twin run
+and the Lessons tab.
 
     python scripts/screenshot.py [--output assets/screenshot.png] [--query "?preset=plummer"]
 """
@@ -69,6 +72,58 @@ def stop(process: subprocess.Popen) -> None:
             process.wait()
 
 
+#: ``screenshot-<name>.png`` written beside the main screenshot, in this order.
+FEATURES = ("keyboard-help", "projector", "record", "chaos", "lessons")
+
+
+def _open_tab(page, title: str) -> None:
+    page.get_by_role("tab", name=title).click()
+    page.get_by_text(f"Opening the {title} tab").wait_for(state="detached", timeout=120_000)
+
+
+def feature_screenshots(page, folder: Path) -> list[Path]:
+    """One screenshot per entry of :data:`FEATURES`, from a page on the paused Simulate tab."""
+    written = []
+
+    def shot(name: str) -> None:
+        path = folder / f"screenshot-{name}.png"
+        page.screenshot(path=str(path))
+        written.append(path)
+
+    page.keyboard.press("?")  # the focus is on no text box: the shortcut opens the help
+    page.get_by_text("Keyboard shortcuts").first.wait_for(timeout=30_000)
+    shot("keyboard-help")
+    page.keyboard.press("Escape")
+    page.get_by_text("Keyboard shortcuts").first.wait_for(state="hidden", timeout=30_000)
+
+    page.get_by_role("button", name="Projector mode").click()
+    page.wait_for_function("() => document.body.classList.contains('nbody-projector')")
+    page.wait_for_timeout(500)  # one layout pass at the larger font (a picture, not a test)
+    shot("projector")
+    page.get_by_role("button", name="Projector mode").click()
+    page.wait_for_function("() => !document.body.classList.contains('nbody-projector')")
+
+    header = page.get_by_text("Record a movie", exact=True).first
+    header.scroll_into_view_if_needed()
+    header.click()
+    page.get_by_role("button", name="● Record").wait_for(timeout=30_000)
+    page.get_by_role("button", name="● Record").scroll_into_view_if_needed()
+    shot("record")
+
+    _open_tab(page, "Chaos")
+    page.get_by_role("button", name="Run twins").click()
+    page.wait_for_function(
+        "() => { const m = Bokeh.documents[0].get_model_by_name('chaos-separation');"
+        " return m !== null && m.data.t.length > 10; }", timeout=180_000)
+    page.wait_for_timeout(500)
+    shot("chaos")
+
+    _open_tab(page, "Lessons")
+    page.get_by_role("button", name="Next ▶").wait_for(timeout=120_000)
+    shot("lessons")
+    return written
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--output", type=Path, default=REPO_ROOT / "assets" / "screenshot.png")
@@ -76,6 +131,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--points", type=int, default=120, help="energy points to wait for before the shot")
     parser.add_argument("--width", type=int, default=1600)
     parser.add_argument("--height", type=int, default=900)
+    parser.add_argument("--no-features", action="store_true", help="only the main screenshot")
     args = parser.parse_args(argv)
 
     port = free_port()
@@ -100,10 +156,14 @@ def main(argv: list[str] | None = None) -> int:
             page.get_by_text("paused", exact=True).first.wait_for()
             args.output.parent.mkdir(parents=True, exist_ok=True)
             page.screenshot(path=str(args.output))
+            written = [args.output]
+            if not args.no_features:
+                written += feature_screenshots(page, args.output.parent)
             browser.close()
     finally:
         stop(process)
-    print(f"wrote {args.output}")
+    for path in written:
+        print(f"wrote {path}")
     return 0
 
 
