@@ -70,9 +70,12 @@ class BodyEditor(pn.viewable.Viewer):
         self.scene.on_edit = locked(self.handle_message)
 
     def __panel__(self):
+        # Rows that fit the 330 px sidebar's card (~300 px inside): the check box and the Remove
+        # button were cut off at its right edge (issue 14, 1280 px screens).
         return pn.Column(
-            pn.Row(self.edit_toggle, self.keep_com),
-            pn.Row(self.undo_button, self.redo_button, self.remove_button),
+            pn.Row(self.edit_toggle, self.remove_button),
+            pn.Row(self.undo_button, self.redo_button),
+            self.keep_com,
             self.readout, self.help, sizing_mode="stretch_width",
         )
 

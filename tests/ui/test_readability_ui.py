@@ -98,3 +98,13 @@ def test_forces_summary_wraps_inside_the_viewport(page, open_app, ui):
         field = page.get_by_role("textbox", name=label)
         right = field.bounding_box()["x"] + field.bounding_box()["width"]
         assert right <= 340, (label, right)
+
+
+def test_edit_bodies_card_fits_the_sidebar(page, open_app, ui):
+    _open(open_app, ui, page)
+    scene_left = _box(page, "simulate-scene")[0]
+    for control in (page.get_by_text("Keep centre-of-mass frame", exact=True),
+                    page.get_by_role("button", name="Remove body")):
+        expect(control).to_be_visible(timeout=60_000)
+        box = control.bounding_box()
+        assert box["x"] + box["width"] <= scene_left - 10, box  # inside the card, not cut at its edge
