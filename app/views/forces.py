@@ -85,7 +85,7 @@ class ForcesView(pn.viewable.Viewer):
         scene = figure(
             name="forces-scene", title="Force on each body (x-y projection)", match_aspect=True,
             height=420, width=440, tools=_TOOLS, active_scroll="wheel_zoom",
-            x_axis_label="x", y_axis_label="y",
+            x_axis_label="x (length units)", y_axis_label="y (length units)",
         )
         self.scene_subtitle = Title(text="", text_font_style="normal", text_font_size="12px")
         scene.add_layout(self.scene_subtitle, "above")
@@ -109,7 +109,7 @@ class ForcesView(pn.viewable.Viewer):
         self.diagonal_source = ColumnDataSource({"x": [], "y": []}, name="forces-diagonal")
         scatter = figure(
             name="forces-scatter-figure", title="", x_axis_type="log", y_axis_type="log",
-            height=420, width=420, tools=_TOOLS, x_axis_label="|F| hand-coded", y_axis_label="|F| autodiff",
+            height=420, width=420, tools=_TOOLS, x_axis_label="|F| hand-coded (force units)", y_axis_label="|F| autodiff (force units)",
         )
         scatter.line("x", "y", source=self.diagonal_source, color="#999999", line_dash="dashed", legend_label="y = x")
         points = scatter.scatter(
@@ -215,7 +215,7 @@ class ForcesView(pn.viewable.Viewer):
         # second one sat under the plots, issue 14).
         self.seed_input = pn.widgets.IntInput.from_param(state.param.seed, label="Seed", width=135)
         self.potential_select = pn.widgets.Select.from_param(state.param.potential, label="Potential")
-        self.softening_input = pn.widgets.FloatInput.from_param(state.param.softening, label="Softening ε", step=0.005)
+        self.softening_input = pn.widgets.FloatInput.from_param(state.param.softening, label="Softening ε (length units)", step=0.005)
         self.screening_input = pn.widgets.FloatInput.from_param(
             state.param.screening_length, label="Screening length λ (Yukawa)", step=0.1
         )
