@@ -92,6 +92,13 @@ class Job:
         self.session_alive: Callable[[], bool] | None = None  # False once the session's browser is gone
         self.result: Any = None
         self.error: BaseException | None = None
+        self.completed = False  # ``fn`` returned: ``result`` is valid
+
+    def stopped_on_purpose(self) -> bool:
+        """True once :meth:`cancel` or the session's stop event (the session destroyed) stopped
+        this job; a browser connection that is gone, perhaps only for a moment (a slow or
+        dropped websocket that Bokeh reconnects), is not a stop on purpose."""
+        return self.stop.is_set() or (self._session_stop is not None and self._session_stop.is_set())
 
     def cancelled(self) -> bool:
         """True once this job (or its whole session) has been told to stop, or the session's
@@ -228,12 +235,11 @@ class FairPool:
             if job.cancelled():
                 raise Cancelled()
             job.result = job.fn(job)
+            job.completed = True
         except Cancelled:
-            job.stop.set()
+            pass  # stopped at a checkpoint: no result, no error
         except BaseException as error:  # noqa: BLE001 - handed to the job's failed callback
-            if job.cancelled():
-                job.stop.set()  # raised because it was told to stop (its own cancel exception)
-            else:
+            if not job.cancelled():  # else raised because it was told to stop (its own cancel exception)
                 job.error = error
         finally:
             with self._cond:
@@ -435,9 +441,22 @@ class SessionRunner(param.Parameterized):
 
     # ----------------------------------------------------------------- work
     def submit(self, fn: Callable[[Job], Any], *, done: Callable[[Any], None] | None = None,
-               failed: Callable[[BaseException], None] | None = None, report_position: bool = True) -> Job:
-        """Run ``fn(job)`` on the pool; then ``done(result)`` or ``failed(error)`` in the
-        session (under its lock). A cancelled job calls neither.
+               failed: Callable[[BaseException], None] | None = None,
+               interrupted: Callable[[], None] | None = None, report_position: bool = True) -> Job:
+        """Run ``fn(job)`` on the pool; then one of ``done(result)``, ``failed(error)`` or
+        ``interrupted()`` in the session (under its lock).
+
+        - ``fn`` returned: ``done(result)``, also when the browser's connection was gone
+          meanwhile (the result is valid, and a page that reconnects pulls the document
+          again; a page gone for good is destroyed with its session 20-30 s later).
+        - ``fn`` raised: ``failed(error)``.
+        - stopped by :meth:`Job.cancel` or the session's destruction: nothing (who stopped
+          it knows).
+        - stopped only because the browser's connection was gone (dropped before it started,
+          or at a ``job.checkpoint()``): ``interrupted()``. A zero connection count can be a
+          moment of a slow or dropped websocket that Bokeh reconnects: the view must be able
+          to carry on (clear its "busy" state, ask again later), never wait for a callback
+          that does not come.
 
         ``fn`` must not touch the page; a long ``fn`` calls ``job.checkpoint()`` between
         bounded pieces (each well under a second) so that it can be stopped and shares the
@@ -452,30 +471,36 @@ class SessionRunner(param.Parameterized):
             job.session_alive = lambda: self.connected
         if not self.served:
             self.pool._run(job)  # at once, on this thread (no slot: nothing else waits here)
-            self._finish(job, done, failed)
+            self._finish(job, done, failed, interrupted)
             return job
         with self._jobs_lock:
             self._jobs.add(job)
-        job.on_finished = partial(self._finished, job, done, failed)
+        job.on_finished = partial(self._finished, job, done, failed, interrupted)
         self.pool.submit(job)
         return job
 
-    def _finished(self, job: Job, done, failed) -> None:
+    def _finished(self, job: Job, done, failed, interrupted) -> None:
         """Pool thread, slot released: hand the outcome to the session."""
         with self._jobs_lock:
             self._jobs.discard(job)
         if not self.stop.is_set():
-            self.in_session(partial(self._finish, job, done, failed))
+            self.in_session(partial(self._finish, job, done, failed, interrupted))
 
     @staticmethod
-    def _finish(job: Job, done, failed) -> None:
+    def _finish(job: Job, done, failed, interrupted) -> None:
+        """In the session: the one callback of this job's outcome (see :meth:`submit`)."""
         if job.error is not None:
             if failed is not None:
                 failed(job.error)
             else:
                 _LOG.error("job failed", exc_info=job.error)
-        elif not job.cancelled() and done is not None:
-            done(job.result)
+        elif job.stopped_on_purpose():
+            return
+        elif job.completed:
+            if done is not None:
+                done(job.result)
+        elif interrupted is not None:
+            interrupted()
 
     def _on_position(self, position: int) -> None:
         if self.served:

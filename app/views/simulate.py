@@ -225,6 +225,11 @@ class SimulateView(pn.viewable.Viewer):
             return
         if self._prepare_job is not None or self.playing:
             return  # already preparing, or the frame loop prepares before its first frame
+        if not self.runner.connected:
+            # The page's connection is gone (closed, or a websocket that reconnects): ask
+            # again shortly; a destroyed session asks no more.
+            self.runner.later(_DISCONNECTED_POLL_S, self._ensure_ready)
+            return
         self.compiling = True
         self.update_status(force=True)
 
@@ -244,7 +249,16 @@ class SimulateView(pn.viewable.Viewer):
             self.playing = False
             self.notify(f"Could not start this run: {error}")
 
-        self._prepare_job = self.runner.submit(lambda job: self.state.prepare(), done=prepared, failed=failed)
+        def interrupted():
+            # Dropped while the page's connection was gone: not compiling any more, and
+            # prepared again once it is back (or by Play / Step, which prepare first).
+            self._prepare_job = None
+            self.compiling = False
+            self._update_status(force=True)
+            self._ensure_ready()
+
+        self._prepare_job = self.runner.submit(
+            lambda job: self.state.prepare(), done=prepared, failed=failed, interrupted=interrupted)
 
     def _after_ready(self) -> None:
         if self._drawn_generation != self.state.generation:
@@ -315,7 +329,7 @@ class SimulateView(pn.viewable.Viewer):
         self._next_frame_at = time.perf_counter() + 1.0 / self.state.frame_rate
         self._frame_job = self.runner.submit(
             self._compute_frame, done=partial(self._frame_done, epoch), failed=partial(self._frame_error, epoch),
-            report_position=False,
+            interrupted=partial(self._frame_done, epoch, None), report_position=False,
         )
 
     def _compute_frame(self, job) -> dict | None:
@@ -424,7 +438,11 @@ class SimulateView(pn.viewable.Viewer):
             self._step_job = None
             self.notify(f"Step failed: {error}")
 
-        self._step_job = self.runner.submit(self._compute_frame, done=stepped, failed=failed)
+        def interrupted():
+            self._step_job = None  # the page's connection was gone: the next click steps
+            self._update_status(force=True)
+
+        self._step_job = self.runner.submit(self._compute_frame, done=stepped, failed=failed, interrupted=interrupted)
 
     def reset(self) -> None:
         """Back to the initial conditions of the current settings."""
