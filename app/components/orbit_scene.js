@@ -209,6 +209,12 @@ export function render({model, el}) {
   function receive(buffer) {
     const frame = unpackFrame(buffer)
     if (frame === null) return
+    // The server answers a view's "ready" with the current frame as a run start. A view that
+    // already holds that run at that frame or later (its frames arrived before the answer,
+    // or another view of the same model asked) keeps its trails and camera: the answer is
+    // not a new run. A real run start always comes with a new run id.
+    if ((frame.flags & FLAG_RESET) !== 0 && frame.runId === scene.runId && frame.n === scene.n
+        && frame.index <= scene.index) return
     const reset = (frame.flags & FLAG_RESET) !== 0 || frame.runId !== scene.runId || frame.n !== scene.n
     if (reset) {
       allocate(frame.n)
@@ -999,6 +1005,7 @@ export function render({model, el}) {
       return s ? [s[3 * i], s[3 * i + 1]] : null
     },
     colorOf: (i) => colorTable[colorIndex[i]] || null,
+    colorBy: () => model.color_by,
     // Edit mode: velocities as received, the arrow-tip pixel of body i in viewport v, the
     // selected body, and the world point under a pixel (at body i's depth, or the centre's).
     velocities: () => scene.velocity ? Array.from({length: scene.n}, (_, i) => Array.from(scene.velocity.subarray(3 * i, 3 * i + 3))) : null,

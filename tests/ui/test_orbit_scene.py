@@ -197,6 +197,25 @@ def test_trails_grow_fade_and_drop_their_oldest_points(open_scene):
     assert _is_background(_pixel(page, *start, radius=1))  # the first points have faded out
 
 
+def test_a_late_answer_to_the_pages_ready_keeps_the_trails_and_camera(open_scene):
+    """The page says "ready" once rendered and the server answers with the current frame as a
+    run start. Under load the answer was handled after the first frames had arrived: the page
+    dropped its trails and re-fitted the camera in the middle of the run (the trails test
+    failed now and then)."""
+    page, scene = open_scene("?view=xy&trails=1&trail_length=40")
+    circle = lambda k: np.array([[np.cos(0.05 * k), np.sin(0.05 * k), 0.0], [0.0, 0.0, 0.0]])  # noqa: E731
+    scene.show_run(circle(0), np.array([1e-3, 1.0]))
+    for k in range(1, 6):
+        scene.show_frame(circle(k))
+    _wait_frame(page, 5)
+    camera = page.evaluate(f"() => {SCENE_JS}.camera()")
+    scene._run(lambda: scene.scene._handle_msg({"type": "ready"}))  # a late answer
+    scene.show_frame(circle(6))
+    _wait_frame(page, 6)
+    assert page.evaluate(f"() => {SCENE_JS}.trailCount()") == 7
+    assert page.evaluate(f"() => {SCENE_JS}.camera()") == camera
+
+
 def test_drag_rotates_the_3d_camera_wheel_zooms_and_double_click_refits(open_scene):
     page, scene = open_scene("?view=3d&trails=0")
     rng = np.random.default_rng(1)
@@ -233,6 +252,10 @@ def test_colour_by_speed_switches_the_colours(open_scene):
     by_mass = page.evaluate(f"() => [{SCENE_JS}.colorOf(0), {SCENE_JS}.colorOf({n - 1})]")
     pixel_mass = _pixel(page, *_body_pixel(page, n - 1))
     page.get_by_role("button", name="speed").click()  # the widget, as a user would
+    # Two messages reach the page: the frame with the speeds (frame 1) and the scene's
+    # color_by property, on separate paths and in either order; the colours are by speed once
+    # both are in and painted.
+    page.wait_for_function(f"() => {SCENE_JS}.colorBy() === 'speed'", timeout=15_000)
     _wait_frame(page, 1)
     by_speed = page.evaluate(f"() => [{SCENE_JS}.colorOf(0), {SCENE_JS}.colorOf({n - 1})]")
     assert by_mass[0] != by_mass[1] and by_speed[0] != by_speed[1]
