@@ -228,7 +228,7 @@ class SimulateView(pn.viewable.Viewer):
         if not self.runner.connected:
             # The page's connection is gone (closed, or a websocket that reconnects): ask
             # again shortly; a destroyed session asks no more.
-            self.runner.later(_DISCONNECTED_POLL_S, self._ensure_ready)
+            self.runner.later(_DISCONNECTED_POLL_S, self.ensure_ready)
             return
         self.compiling = True
         self.update_status(force=True)
@@ -254,8 +254,8 @@ class SimulateView(pn.viewable.Viewer):
             # prepared again once it is back (or by Play / Step, which prepare first).
             self._prepare_job = None
             self.compiling = False
-            self._update_status(force=True)
-            self._ensure_ready()
+            self.update_status(force=True)
+            self.ensure_ready()
 
         self._prepare_job = self.runner.submit(
             lambda job: self.state.prepare(), done=prepared, failed=failed, interrupted=interrupted)
@@ -440,7 +440,7 @@ class SimulateView(pn.viewable.Viewer):
 
         def interrupted():
             self._step_job = None  # the page's connection was gone: the next click steps
-            self._update_status(force=True)
+            self.update_status(force=True)
 
         self._step_job = self.runner.submit(self._compute_frame, done=stepped, failed=failed, interrupted=interrupted)
 
