@@ -125,6 +125,16 @@ class Job:
         if self.cancelled():
             raise Cancelled()
 
+    def take_turn(self) -> bool:
+        """:meth:`checkpoint` for loops that poll a flag instead of catching
+        :class:`Cancelled` (e.g. ``SimulationState.step_frame(cancelled=job.take_turn)``):
+        lets another session's waiting job go first, then returns True once stopped."""
+        try:
+            self.checkpoint()
+        except Cancelled:
+            return True
+        return False
+
 
 class FairPool:
     """A bounded pool for JAX work: ``slots`` jobs compute at once, sessions take turns.

@@ -197,3 +197,43 @@ def test_a_closed_tab_stops_its_jobs_before_the_session_is_destroyed(served_docu
     assert job.finished.wait(5)
     assert time.perf_counter() - start < 1.0
     assert not runner.connected and not runner.destroyed
+
+
+def test_a_frame_split_into_calls_lets_a_waiting_session_go_between_its_calls():
+    """A heavy frame polls ``job.take_turn`` between its compiled calls (as
+    ``SimulationState.step_frame(cancelled=job.take_turn)`` does): a light session's job
+    waiting for the only slot runs before the heavy frame's next call, not after the frame."""
+    pool = FairPool(slots=1)
+    calls, light_ran_after = [], []
+    started = threading.Event()
+
+    def heavy_frame(job):
+        for _ in range(50):
+            if job.take_turn():
+                return "stopped"
+            calls.append(1)  # one compiled call of the frame
+            started.set()
+            if light_ran_after:
+                return "done"
+            threading.Event().wait(0.01)
+        return "done"
+
+    heavy = pool.submit(Job(heavy_frame, session="heavy"))
+    assert started.wait(10)
+    light = pool.submit(Job(lambda job: light_ran_after.append(len(calls)), session="light"))
+    assert light.finished.wait(10) and heavy.finished.wait(10)
+    assert light_ran_after and light_ran_after[0] < 50  # it went between two calls of the frame
+    assert heavy.result == "done"
+
+    outcome, running = [], threading.Event()
+
+    def endless_frame(job):
+        running.set()
+        while not job.take_turn():
+            threading.Event().wait(0.01)
+        outcome.append("stopped")
+
+    stopped = pool.submit(Job(endless_frame, session="heavy"))
+    assert running.wait(10)
+    stopped.cancel()
+    assert stopped.finished.wait(10) and outcome == ["stopped"]  # take_turn says so once stopped
