@@ -73,7 +73,7 @@ def stop(process: subprocess.Popen) -> None:
 
 
 #: ``screenshot-<name>.png`` written beside the main screenshot, in this order.
-FEATURES = ("keyboard-help", "projector", "record", "chaos", "lessons")
+FEATURES = ("keyboard-help", "projector", "edit-bodies", "predict", "record", "chaos", "lessons")
 
 
 def _open_tab(page, title: str) -> None:
@@ -102,6 +102,27 @@ def feature_screenshots(page, folder: Path) -> list[Path]:
     shot("projector")
     page.get_by_role("button", name="Projector mode").click()
     page.wait_for_function("() => !document.body.classList.contains('nbody-projector')")
+
+    scene = "window.nbodyScenes['simulate-scene']"
+    page.get_by_role("button", name="✎ Edit bodies").click()  # paused: velocity arrows drawn
+    page.wait_for_function(f"() => {scene}.tipPixel(0, 0) !== null && !{scene}.pending()", timeout=30_000)
+    shot("edit-bodies")
+    page.get_by_role("button", name="✎ Edit bodies").click()
+
+    page.get_by_role("button", name="Predict").click()
+    page.wait_for_function(f"() => {scene}.predicting() && !{scene}.pending()", timeout=30_000)
+    page.wait_for_function(f"() => {scene}.planePoint(10, 10) !== null && !{scene}.pending()", timeout=30_000)
+    box = page.evaluate(f"() => {{ const r = {scene}.canvas.getBoundingClientRect(); return [r.x, r.y, r.width, r.height] }}")
+    for fx, fy in ((0.3, 0.35), (0.62, 0.66)):  # two students' guesses, clear of the labels
+        page.mouse.click(box[0] + fx * box[2], box[1] + fy * box[3])
+    page.wait_for_function(f"() => ({scene}.predictMarks().guesses || []).length === 2", timeout=30_000)
+    page.get_by_role("button", name="Reveal").click()
+    page.wait_for_function(f"() => ({scene}.predictMarks().path || []).length > 1 && !{scene}.pending()",
+                           timeout=120_000)
+    page.locator(".predict-distance").first.wait_for(timeout=30_000)
+    shot("predict")
+    page.get_by_role("button", name="Clear guesses").click()
+    page.get_by_role("button", name="Predict").click()
 
     header = page.get_by_text("Record a movie", exact=True).first
     header.scroll_into_view_if_needed()
