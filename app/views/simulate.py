@@ -341,10 +341,7 @@ class SimulateView(pn.viewable.Viewer):
                 state.prepare()
             finally:
                 self.runner.in_session(partial(self._set_compiling, False))
-        # Between the frame's compiled calls (~CALL_BUDGET_S each) other sessions' waiting
-        # jobs take the slot first: a heavy frame (N = 2000 x 200 steps: seconds) never holds
-        # it for its whole length, so light sessions keep their frame rate (issue 16).
-        if state.step_frame(cancelled=job.take_turn) is None:
+        if state.step_frame(cancelled=job.cancelled) is None:
             return None
         return state.live_frame()
 
