@@ -25,3 +25,16 @@ def served_document(monkeypatch):
     monkeypatch.setattr(pn.state, "on_session_destroyed", lambda callback: None)
     yield doc
     bokeh_set_curdoc(original)
+
+
+def mark_served(view) -> None:
+    """Make ``view`` (and its session runner) act as served, on a document that drops
+    next-tick callbacks: for tests that only watch the pool work a served view starts."""
+
+    class DroppingDocument:
+        callbacks = SimpleNamespace(_change_callbacks={})
+
+        def add_next_tick_callback(self, fn):
+            pass
+
+    view.runner.served, view.runner.doc, view._served = True, DroppingDocument(), True

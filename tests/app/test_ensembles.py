@@ -14,6 +14,7 @@ from app.limits import LIMITS
 from app.state.ensembles import EnsemblesState, parameters_for
 from app.views.ensembles import HISTOGRAMS, EnsemblesView
 from app.views.session import queue_text
+from tests.app.conftest import mark_served
 
 
 @pytest.fixture(scope="module")
@@ -162,13 +163,7 @@ def test_closing_the_tab_stops_a_running_ensemble_within_one_piece(monkeypatch):
 
     monkeypatch.setattr(ensembles_state, "run_ensemble", counting_run)
 
-    class FakeDocument:
-        callbacks = SimpleNamespace(_change_callbacks={})
-
-        def add_next_tick_callback(self, fn):
-            pass
-
-    view.runner.served, view.runner.doc, view._served = True, FakeDocument(), True
+    mark_served(view)
     view.run()
     job = view._job
     assert _poll(lambda: len(checks) >= 2 or job.finished.is_set())

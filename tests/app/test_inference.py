@@ -4,13 +4,13 @@ refusals, stopping and the finite-difference panel."""
 import math
 import threading
 import time
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
 
 from app.state.inference import InferenceState
 from app.views.inference import MAX_PARAMETERS, InferenceView
+from tests.app.conftest import mark_served
 
 SMALL = dict(problem="triple", num_obs=4, num_chains=2, num_warmup=40, num_samples=10, chunk_size=5, seed=1)
 
@@ -138,13 +138,7 @@ def test_closing_the_tab_stops_the_warm_up_within_one_block(monkeypatch):
 
     monkeypatch.setattr(inference_state.hmc, "warmup_chains_in_blocks", counting_warmup)
 
-    class FakeDocument:
-        callbacks = SimpleNamespace(_change_callbacks={})
-
-        def add_next_tick_callback(self, fn):
-            pass
-
-    view.runner.served, view.runner.doc, view._served = True, FakeDocument(), True
+    mark_served(view)
     view._on_start()
     job = view._chunk_job
     assert _poll(lambda: len(blocks) >= 3 or job.finished.is_set())
