@@ -5,7 +5,7 @@
 
 Contenders, all equal to the reference kernel to float64 round-off (checked before timing):
 
-* ``tiled`` (2 / 4 / 8 / 16 / 32 targets per block): the shipped kernel, ``nbody_core.kernels``
+* ``tiled`` (2 / 4 / 8 / 16 / 32 targets per block): the shipped kernel, ``nbody_core.physics.kernels``
   (4 rows is the float64 default above N = 64, ``force_block_size``: the row sums of thin
   ``[4, n]`` tiles are XLA's own vectorized reductions; wider tiles were handed to a slower
   library one).
@@ -44,8 +44,8 @@ import numpy as np  # noqa: E402
 from jax import lax  # noqa: E402
 
 import nbody_core as nb  # noqa: E402
-from nbody_core.forces import acceleration_analytic  # noqa: E402
-from nbody_core.kernels import _blocks, _newtonian_block, acceleration_tiled  # noqa: E402
+from nbody_core.physics.forces import acceleration_analytic  # noqa: E402
+from nbody_core.physics.kernels import _blocks, _newtonian_block, acceleration_tiled  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parents[1] / "benchmarks" / "results"
 

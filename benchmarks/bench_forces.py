@@ -1,6 +1,6 @@
 """Time per force evaluation against N: NumPy double loop, vectorized NumPy, JAX kernels.
 
-Runs :func:`nbody_core.forcelab.time_force_methods` (the same routine as the Forces tab's
+Runs :func:`nbody_core.lab.forcelab.time_force_methods` (the same routine as the Forces tab's
 "Run timing" button): softened Newtonian accelerations of one random configuration per N,
 float64, every method side by side in one process. JAX compile time (first call minus
 steady state) is reported apart from the steady-state run time; the NumPy double loop is
@@ -100,7 +100,7 @@ def main(argv=None) -> int:
         args.ns, args.repeats, args.loop_max_n = [32, 64], 2, 64
 
     sys.path.insert(0, str(REPO_ROOT))
-    from nbody_core.forcelab import time_force_methods
+    from nbody_core.lab.forcelab import time_force_methods
 
     load_before = os.getloadavg()[0]
 

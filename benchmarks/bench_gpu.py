@@ -72,9 +72,9 @@ def main(argv=None) -> int:
     import jax.numpy as jnp
 
     import nbody_core as nb
-    from nbody_core.autoselect import resolve_forces
-    from nbody_core.forces import acceleration_function
-    from nbody_core.pallas_kernels import PallasConfig, acceleration_pallas
+    from nbody_core.physics.autoselect import resolve_forces
+    from nbody_core.physics.forces import acceleration_function
+    from nbody_core.physics.pallas_kernels import PallasConfig, acceleration_pallas
 
     device = gpus[0] if gpus else jax.devices()[0]
     size = _sizes(args.quick)

@@ -95,7 +95,7 @@ def main(argv=None) -> int:
     repeats = 2 if args.quick else args.repeats
 
     import nbody_core as nb
-    from nbody_core.ias15 import simulate_ias15
+    from nbody_core.integrate.ias15 import simulate_ias15
 
     state = nb.pythagorean()
     load_before = os.getloadavg()[0]

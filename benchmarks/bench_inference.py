@@ -1,8 +1,8 @@
 """Cost of a log-posterior gradient: autodiff (reverse mode through the whole simulation)
 against central finite differences, as the number of parameters d grows.
 
-Runs :func:`nbody_core.gradient_checks.measure_gradient_costs` (the same routine as the Inference
-tab's finite-difference panel) on :func:`nbody_core.inference.scaling_problem`: a Plummer
+Runs :func:`nbody_core.lab.gradient_checks.measure_gradient_costs` (the same routine as the Inference
+tab's finite-difference panel) on :func:`nbody_core.infer.inference.scaling_problem`: a Plummer
 cluster whose first d log masses are inferred, the same simulation for every d, so the
 forward cost is fixed. Side by side in one process: one log density (forward simulation +
 likelihood), its autodiff gradient, its finite-difference gradient (2d log densities, one
@@ -85,7 +85,8 @@ def main(argv=None) -> int:
     import jax.numpy as jnp
     import numpy as np
 
-    from nbody_core import gradient_checks, inference
+    from nbody_core.lab import gradient_checks
+    from nbody_core.infer import inference
 
     load_before = os.getloadavg()[0]
     rows = []

@@ -72,7 +72,7 @@ import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 
 import nbody_core as nb  # noqa: E402
-from nbody_core.forces import acceleration_function  # noqa: E402
+from nbody_core.physics.forces import acceleration_function  # noqa: E402
 
 SOFTENING = 0.01
 rows: list[dict] = []

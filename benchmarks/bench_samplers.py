@@ -33,7 +33,7 @@ def main(argv=None) -> int:
 
     import jax
 
-    from nbody_core import hmc, inference, nuts
+    from nbody_core.infer import hmc, inference, nuts
 
     problem = inference.make_problem("triple", num_obs=20, key=jax.random.key(0))
     x0 = inference.initial_positions(problem, jax.random.key(1), chains)

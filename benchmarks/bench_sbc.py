@@ -1,18 +1,18 @@
 """Simulation-based calibration (Talts et al. 2018) of HMC on the triple-system masses.
 
-Runs :func:`nbody_core.sbc.sbc` on the perturbed figure-eight (log masses, prior
+Runs :func:`nbody_core.infer.sbc.sbc` on the perturbed figure-eight (log masses, prior
 ``Normal(0, 0.5)`` each, 4 observations, noise 0.02) at two observing arcs: t in (0, 1] (the
 CI test's setting, more datasets here) and the README problem's full t in (0, 2], where masses
 drawn from the prior (up to ~3x nominal) change the orbit enough to make the likelihood
 multimodal. Reports per-parameter chi-square p-values of the rank histograms, stuck datasets
-(chains disagree by :func:`nbody_core.inference.mode_check`, or the truth's log density above
-every draw by more than :data:`nbody_core.sbc.STUCK_LP_GAP`) and the seconds.
+(chains disagree by :func:`nbody_core.infer.inference.mode_check`, or the truth's log density above
+every draw by more than :data:`nbody_core.infer.sbc.STUCK_LP_GAP`) and the seconds.
 
     python benchmarks/bench_sbc.py [--datasets 48] [--datasets-long 16] [--starts tempered|prior]
     python benchmarks/bench_sbc.py --quick       # a short smoke run
 
 Chains start by time-window tempered multi-start optimisation (the default of ``nbody infer``,
-the Inference tab and :func:`nbody_core.sbc.sbc`); ``--starts prior`` reproduces the former
+the Inference tab and :func:`nbody_core.infer.sbc.sbc`); ``--starts prior`` reproduces the former
 prior-drawn starts for comparison.
 
 Writes benchmarks/results/sbc.json and sbc.md (``--output`` changes the stem, ``--results-dir``
@@ -35,7 +35,7 @@ def _run(t_end, num_datasets, options):
     """SBC of the triple-system masses observed over t in (0, t_end]."""
     import numpy as np
 
-    from nbody_core import inference, sbc
+    from nbody_core.infer import inference, sbc
 
     problem = inference.make_problem("triple", params="masses", num_obs=4, noise=0.02, t_end=t_end)
     r = sbc.sbc(problem, num_datasets=num_datasets, **options)
@@ -60,7 +60,7 @@ def _markdown(payload) -> str:
         "",
         f"K prior-drawn datasets per row; {o['num_chains']} chains x {o['num_samples']} draws after "
         f"{o['num_warmup']} warm-up transitions, chains started by "
-        + ("time-window tempered multi-start optimisation (nbody_core.starts)" if o.get("starts", "prior") == "tempered"
+        + ("time-window tempered multi-start optimisation (nbody_core.infer.starts)" if o.get("starts", "prior") == "tempered"
            else "the best of 16 prior draws each")
         + ", sampled in coordinates whitened by the Laplace covariance at the best start (a dense metric); "
         f"L = {o['num_thinned']} thinned draws, rank chi-square on {o['num_bins']} bins (pass: p > 0.01).",

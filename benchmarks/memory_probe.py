@@ -46,9 +46,9 @@ def main(argv=None) -> int:
     import jax.numpy as jnp
 
     import nbody_core as nb
-    from nbody_core.forces import acceleration_function
-    from nbody_core.kernels import potential_energy_tiled
-    from nbody_core.potentials import potential_energy_from_positions
+    from nbody_core.physics.forces import acceleration_function
+    from nbody_core.physics.kernels import potential_energy_tiled
+    from nbody_core.physics.potentials import potential_energy_from_positions
 
     baseline = _peak_mib()
     dtype = jnp.dtype(args.dtype)

@@ -33,45 +33,45 @@ if __version__ == "not installed":
 
 # Public name -> the module that defines it.
 _EXPORTS: dict[str, tuple[str, ...]] = {
-    "adaptive": (
+    "integrate.adaptive": (
         "simulate_adaptive",
     ),
-    "diagnostics": (
+    "physics.diagnostics": (
         "angular_momentum", "center_of_mass", "center_of_mass_velocity",
         "kinetic_energy", "linear_momentum", "potential_energy",
         "relative_energy_error", "to_center_of_mass_frame", "total_energy",
         "virial_ratio"
     ),
-    "forces": (
+    "physics.forces": (
         "FORCE_METHODS", "acceleration_analytic", "acceleration_autodiff",
         "acceleration_function", "forces_analytic", "forces_autodiff"
     ),
-    "initial_conditions": (
+    "systems.initial_conditions": (
         "cold_collapse", "figure_eight", "kepler", "kepler_period", "plummer",
         "pythagorean", "rotating_disk", "solar_system", "solar_system_names"
     ),
-    "integrators": (
+    "integrate.integrators": (
         "INTEGRATORS", "get_integrator"
     ),
-    "potentials": (
+    "physics.potentials": (
         "NEWTONIAN", "POTENTIALS", "POWER_LAW", "YUKAWA", "PairPotential",
         "pair_potential"
     ),
-    "presets": (
+    "systems.presets": (
         "FIGURE_EIGHT_PERIOD", "MAX_BODIES", "PRESETS", "ICParameter", "Preset",
         "get_preset"
     ),
     "provenance": (
         "provenance",
     ),
-    "simulate": (
+    "integrate.simulate": (
         "ConservedQuantities", "Trajectory", "advance", "conserved_quantities",
         "first_nonfinite_index", "simulate", "steps_for_duration"
     ),
-    "state": (
+    "physics.state": (
         "ParticleState", "PhysicsParams", "cast_state", "make_state", "resolve_params"
     ),
-    "units": (
+    "physics.units": (
         "UNIT_SYSTEMS", "UnitSystem", "convert"
     ),
 }

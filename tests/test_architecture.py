@@ -50,31 +50,153 @@ def test_core_never_imports_the_ui(path):
 
 
 @pytest.mark.parametrize("path", core_files(cli=True), ids=lambda p: str(p.relative_to(ROOT)))
-def test_cli_imports_the_app_only_lazily(path):
-    # `nbody serve` starts the dashboard: it may import app/panel inside its handler, never at
-    # module level (every other sub-command stays free of the UI stack).
-    bad = [(line, name) for line, name in imports(path, top_level_only=True) if name.split(".")[0] in UI_PACKAGES]
+def test_cli_never_imports_the_app(path):
+    # `nbody serve` finds the dashboard's folder and hands it to Panel; the library never imports
+    # the app, not even inside a function (the app sits above the library, not beside it).
+    bad = [(line, name) for line, name in imports(path) if name.split(".")[0] == "app"]
     assert not bad, bad
+
+
+#: The layers of nbody_core, bottom first, and the layers each may import (besides itself).
+#: README.md's Architecture section draws the same picture.
+LAYERS = {
+    "provenance": set(),
+    "registry": set(),
+    "physics": {"registry", "provenance"},
+    "integrate": {"physics", "registry", "provenance"},
+    "systems": {"physics", "registry", "provenance"},
+    "io": {"physics", "provenance"},
+    "ensembles": {"physics", "integrate", "systems", "io", "registry", "provenance"},
+    "infer": {"physics", "integrate", "systems", "io", "registry", "provenance"},
+    "emulator": {"ensembles", "physics", "integrate", "systems", "io", "registry", "provenance"},
+    "lab": {"infer", "physics", "integrate", "systems", "io", "registry", "provenance"},
+    "cli": {"ensembles", "emulator", "infer", "lab", "physics", "integrate", "systems", "io", "registry", "provenance"},
+}
+
+
+def layer_of(path: Path) -> str:
+    first = path.relative_to(CORE).parts[0]
+    return first.removesuffix(".py")
+
+
+def test_every_core_module_sits_in_a_layer():
+    outside = sorted({str(p.relative_to(ROOT)) for p in CORE.rglob("*.py")
+                      if p != CORE / "__init__.py" and layer_of(p) not in LAYERS})
+    assert not outside, f"modules outside the layers of LAYERS: {outside}"
+
+
+@pytest.mark.parametrize("path", [p for p in CORE.rglob("*.py") if p != CORE / "__init__.py"],
+                         ids=lambda p: str(p.relative_to(ROOT)))
+def test_core_layers_import_only_layers_below(path):
+    layer = layer_of(path)
+    allowed = LAYERS.get(layer, set()) | {layer}
+    bad = []
+    for line, name in imports(path):
+        parts = name.split(".")
+        if parts[0] != "nbody_core":
+            continue
+        assert len(parts) > 1, (line, "import the module that defines a name, not the nbody_core facade")
+        if parts[1] not in allowed:
+            bad.append((line, name))
+    assert not bad, f"{path.relative_to(ROOT)} ({layer}) imports {bad}; {layer} may import {sorted(allowed)}"
+
+
+def _module_name(path: Path) -> str:
+    parts = list(path.relative_to(ROOT).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _import_graph(root: Path) -> dict[str, set[str]]:
+    """Module -> modules it imports (any import: top level, inside a function, under
+    TYPE_CHECKING), for the .py files under ``root``."""
+    paths = {_module_name(p): p for p in root.rglob("*.py")}
+    graph = {}
+    for name, path in paths.items():
+        edges = set()
+        for _, target in imports(path):
+            # `from pkg import mod` yields pkg.mod; a name imported from a module yields
+            # module.name: walk up to the longest prefix that is a module of ours.
+            while target and target not in paths:
+                target = target.rpartition(".")[0]
+            if target and target != name and not name.startswith(target + "."):
+                edges.add(target)
+        graph[name] = edges
+    return graph
+
+
+def _cycles(graph):
+    """The strongly connected components with more than one module (Tarjan)."""
+    index, low, stack, on, out, counter = {}, {}, [], set(), [], [0]
+
+    def visit(v):
+        index[v] = low[v] = counter[0]
+        counter[0] += 1
+        stack.append(v)
+        on.add(v)
+        for w in graph.get(v, ()):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            component = []
+            while True:
+                w = stack.pop()
+                on.discard(w)
+                component.append(w)
+                if w == v:
+                    break
+            if len(component) > 1:
+                out.append(sorted(component))
+
+    for v in sorted(graph):
+        if v not in index:
+            visit(v)
+    return out
+
+
+@pytest.mark.parametrize("root", ["nbody_core", "app"])
+def test_no_import_cycles_even_lazy_ones(root):
+    # A package __init__ re-exporting its modules is not a cycle (its modules never import it).
+    graph = _import_graph(ROOT / root)
+    assert not _cycles(graph), _cycles(graph)
+
+
+def test_the_cycle_check_sees_a_lazy_cycle(tmp_path):
+    package = tmp_path / "pkg"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "a.py").write_text("from pkg.b import y\nx = 1\n")
+    (package / "b.py").write_text("def y():\n    from pkg.a import x\n    return x\n")
+    global ROOT
+    saved, ROOT = ROOT, tmp_path
+    try:
+        assert _cycles(_import_graph(package)) == [["pkg.a", "pkg.b"]]
+    finally:
+        ROOT = saved
 
 
 @pytest.mark.parametrize("path", core_files(cli=False), ids=lambda p: str(p.relative_to(ROOT)))
 def test_core_modules_import_neither_the_cli_nor_the_facade(path):
     for line, name in imports(path):
         assert not name.startswith("nbody_core.cli"), (line, name)
-        parts = name.split(".")
-        if parts[0] == "nbody_core" and len(parts) == 2:
-            # nbody_core.X must be a module (a file or package), never a name of __init__.
-            assert (CORE / f"{parts[1]}.py").is_file() or (CORE / parts[1]).is_dir(), (line, name)
         assert name != "nbody_core", (line, name)
 
 
-@pytest.mark.parametrize("name", ["presets.py", "units.py", "provenance.py", "__init__.py"])
+#: What `nbody presets` and `import nbody_core` load: no JAX (JAX loads with the first module
+#: that computes; imports inside functions are lazy and allowed).
+JAX_FREE = ["__init__.py", "provenance.py", "registry.py", "physics/units.py", "systems/constants.py",
+            "systems/presets.py"]
+
+
+@pytest.mark.parametrize("name", JAX_FREE)
 def test_registry_and_facade_load_without_jax(name):
-    # `nbody presets` and `import nbody_core` stay instant: JAX loads with the first module that
-    # computes. (Imports inside functions are lazy and allowed.)
-    bad = [(line, n) for line, n in imports(CORE / name, top_level_only=True) if n.split(".")[0] in ("jax", "jaxlib", "diffrax")]
-    bad += [(line, n) for line, n in imports(CORE / name, top_level_only=True)
-            if n.startswith("nbody_core.") and n not in ("nbody_core.units", "nbody_core.provenance")]
+    found = imports(CORE / name, top_level_only=True)
+    bad = [(line, n) for line, n in found if n.split(".")[0] in ("jax", "jaxlib", "diffrax", "numpy")]
+    jax_free_modules = {"nbody_core." + m.removesuffix(".py").replace("/", ".") for m in JAX_FREE}
+    bad += [(line, n) for line, n in found
+            if n.startswith("nbody_core.") and not any(n == m or n.startswith(m + ".") for m in jax_free_modules)]
     assert not bad, bad
 
 

@@ -1,9 +1,9 @@
 """Twin-run (chaos) state for the Chaos tab: pure param logic, no Panel.
 
 A system runs beside a copy with one coordinate moved by ``delta``
-(:func:`nbody_core.chaos.twin_run`); the tab shows both orbits, their separation on a log
+(:func:`nbody_core.lab.chaos.twin_run`); the tab shows both orbits, their separation on a log
 axis and the fitted Lyapunov time, or says that the orbit is regular when the separation grows
-as a power of time rather than exponentially (:func:`nbody_core.chaos.growth_is_exponential`).
+as a power of time rather than exponentially (:func:`nbody_core.lab.chaos.growth_is_exponential`).
 """
 
 from __future__ import annotations
@@ -13,10 +13,10 @@ import math
 import jax
 import param
 
-from nbody_core.chaos import TwinRun, twin_run
-from nbody_core.initial_conditions import figure_eight, kepler, kepler_period, plummer, pythagorean
-from nbody_core.presets import FIGURE_EIGHT_PERIOD
-from nbody_core.state import PhysicsParams
+from nbody_core.lab.chaos import TwinRun, twin_run
+from nbody_core.systems.initial_conditions import figure_eight, kepler, kepler_period, plummer, pythagorean
+from nbody_core.systems.presets import FIGURE_EIGHT_PERIOD
+from nbody_core.physics.state import PhysicsParams
 
 __all__ = ["SYSTEMS", "ChaosState"]
 

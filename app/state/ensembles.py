@@ -22,7 +22,7 @@ import param
 
 from app.limits import LIMITS, check_cost, check_limit, ensemble_cpu_seconds, safe_filename
 from nbody_core import INTEGRATORS, get_preset
-from nbody_core.adaptive import ADAPTIVE_INTEGRATORS
+from nbody_core.integrate.adaptive import ADAPTIVE_INTEGRATORS
 from nbody_core.ensembles import (
     SUMMARIES,
     SYSTEM_PARAMETERS,

@@ -1,7 +1,7 @@
 """Session state of the Forces tab: autodiff against hand-coded forces, and their timing.
 
 Any change of the configuration (preset, N, seed, potential and its parameters) recomputes
-the force comparison in float64 and float32 through :mod:`nbody_core.forcelab`. Bad input
+the force comparison in float64 and float32 through :mod:`nbody_core.lab.forcelab`. Bad input
 (an N over the cap, a negative softening, a screening length of 0, ...) leaves the previous
 configuration and results in place, reverts the offending parameters and reports the reason
 in ``error`` (bumping ``error_count``, which the view turns into a notification). Given a
@@ -24,7 +24,7 @@ import param
 
 from app.limits import LIMITS, check_limit
 from nbody_core import PRESETS, POTENTIALS, get_preset
-from nbody_core.forcelab import (
+from nbody_core.lab.forcelab import (
     DEFAULT_NUMPY_LOOP_MAX_N,
     DTYPES,
     ForceComparison,
@@ -34,7 +34,7 @@ from nbody_core.forcelab import (
     time_force_methods,
     timing_methods,
 )
-from nbody_core.state import PhysicsParams
+from nbody_core.physics.state import PhysicsParams
 
 __all__ = [
     "ForcesState",

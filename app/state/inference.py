@@ -19,7 +19,8 @@ import numpy as np
 import param
 
 from app.limits import LIMITS, check_cost, inference_cpu_seconds
-from nbody_core import gradient_checks, hmc, inference, posterior
+from nbody_core.lab import gradient_checks
+from nbody_core.infer import hmc, inference, posterior
 
 __all__ = ["InferenceState", "SamplerRun", "Chunk", "FD_STEPS", "COST_DIMS", "PIECE_SECONDS", "simulation_steps"]
 
@@ -32,7 +33,7 @@ COST_DIMS = (2, 8, 32, 128)  # parameter counts d for the cost-per-gradient swee
 
 def simulation_steps(problem: str, num_obs: int) -> int:
     """Integration steps of one log-density evaluation of ``problem`` with ``num_obs``
-    observations (as ``nbody_core.inference.make_problem`` sets them: a whole number of
+    observations (as ``nbody_core.infer.inference.make_problem`` sets them: a whole number of
     steps between observations, ending on ``t_end``)."""
     spec = inference.PROBLEMS[problem]
     return max(1, math.ceil(spec.t_end / spec.dt / num_obs - 1e-9)) * num_obs
@@ -45,7 +46,7 @@ class Chunk(NamedTuple):
         phase: ``"warmup"`` or ``"sampling"``.
         start: iteration index of the first transition (warm-up counts from 0).
         position: ``[chains, k, d]`` chain positions after each transition.
-        info: :class:`nbody_core.hmc.HMCInfo` with leading axes ``[chains, k]``.
+        info: :class:`nbody_core.infer.hmc.HMCInfo` with leading axes ``[chains, k]``.
     """
 
     phase: str

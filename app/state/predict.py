@@ -20,9 +20,9 @@ import numpy as np
 import param
 
 from app.state.simulate_run import ADAPTIVE_MAX_STEPS
-from nbody_core.adaptive import ADAPTIVE_INTEGRATORS, simulate_adaptive
-from nbody_core.simulate import advance
-from nbody_core.state import ParticleState, PhysicsParams
+from nbody_core.integrate.adaptive import ADAPTIVE_INTEGRATORS, simulate_adaptive
+from nbody_core.integrate.simulate import advance
+from nbody_core.physics.state import ParticleState, PhysicsParams
 
 __all__ = [
     "PLANES",

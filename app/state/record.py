@@ -1,5 +1,5 @@
 """Record a movie of the Simulate tab's run (no Panel): the recorded frames of the current
-run drawn by the same renderer as ``nbody run --movie`` (:mod:`nbody_core.movie`)."""
+run drawn by the same renderer as ``nbody run --movie`` (:mod:`nbody_core.io.movie`)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import Callable
 import numpy as np
 import param
 
-from nbody_core.movie import write_movie
+from nbody_core.io.movie import write_movie
 
 __all__ = ["RecordSettings", "movie_bytes"]
 

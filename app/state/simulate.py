@@ -29,11 +29,11 @@ from app.state.run_messages import ENERGY_WARNING_LEVEL
 from app.state.simulate_edits import RunEdits
 from app.state.simulate_run import ERROR_FLOOR, HISTORY_POINTS, FrameDiagnostics, LiveRun, RunFault
 from nbody_core import FORCE_METHODS, INTEGRATORS, PRESETS, get_preset
-from nbody_core.adaptive import ADAPTIVE_INTEGRATORS
-from nbody_core.autoselect import resolve_forces
+from nbody_core.integrate.adaptive import ADAPTIVE_INTEGRATORS
+from nbody_core.physics.autoselect import resolve_forces
 from nbody_core.io import initial_conditions_csv_text, parse_initial_conditions_csv, trajectory_npz_bytes
-from nbody_core.pallas_kernels import pallas_interpret_default
-from nbody_core.state import DTYPES, ParticleState, PhysicsParams
+from nbody_core.physics.pallas_kernels import pallas_interpret_default
+from nbody_core.physics.state import DTYPES, ParticleState, PhysicsParams
 
 __all__ = [
     "UPLOADED",
@@ -142,7 +142,7 @@ class SimulationState(LiveRun, RunEdits, param.Parameterized):
     @property
     def resolved_forces(self) -> str:
         """The kernel that runs: ``forces`` itself, or what ``"auto"`` picks for N, precision
-        and this server's device (``nbody_core.autoselect``)."""
+        and this server's device (``nbody_core.physics.autoselect``)."""
         return resolve_forces(self.forces, n=self.body_count, dtype=self.dtype)
 
     @property
@@ -164,7 +164,7 @@ class SimulationState(LiveRun, RunEdits, param.Parameterized):
 
     @property
     def units(self) -> str:
-        """Unit system of the run (``nbody_core.units`` name), known without building it."""
+        """Unit system of the run (``nbody_core.physics.units`` name), known without building it."""
         if self.preset == UPLOADED:
             return self._uploaded.units if self._uploaded is not None else "nbody"
         return get_preset(self.preset).units

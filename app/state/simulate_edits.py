@@ -17,7 +17,7 @@ import numpy as np
 
 from app.state.edits import Bodies
 from app.state.simulate_run import HISTORY_POINTS, RECORD_VALUES, run_diagnostics
-from nbody_core.state import ParticleState
+from nbody_core.physics.state import ParticleState
 
 __all__ = ["RunEdits"]
 

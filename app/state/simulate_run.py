@@ -30,9 +30,9 @@ import numpy as np
 
 from app.limits import LIMITS
 from app.state.run_messages import ENERGY_WARNING_LEVEL, energy_warning, fault_message
-from nbody_core.adaptive import ADAPTIVE_INTEGRATORS, simulate_adaptive
-from nbody_core.simulate import Trajectory, advance, conserved_quantities
-from nbody_core.state import ParticleState, PhysicsParams, cast_state
+from nbody_core.integrate.adaptive import ADAPTIVE_INTEGRATORS, simulate_adaptive
+from nbody_core.integrate.simulate import Trajectory, advance, conserved_quantities
+from nbody_core.physics.state import ParticleState, PhysicsParams, cast_state
 
 __all__ = ["CALL_BUDGET_S", "ERROR_FLOOR", "HISTORY_POINTS", "RECORD_VALUES", "FrameDiagnostics", "LiveRun", "RunFault", "run_diagnostics"]
 

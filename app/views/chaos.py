@@ -117,7 +117,7 @@ class ChaosView(pn.viewable.Viewer):
         empty = {"t": [], "d": []}
         if fit.regular:
             # The power law d ~ (t - t0)^p through the separation's running maximum (the
-            # envelope the regular/exponential test compares, nbody_core.chaos).
+            # envelope the regular/exponential test compares, nbody_core.lab.chaos).
             window &= run.time > run.time[0]
             t = run.time[window]
             log_t = np.log(t - run.time[0])

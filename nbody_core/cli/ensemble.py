@@ -130,7 +130,7 @@ def _clear_checkpoints(directory: Path) -> None:
 
 
 def handle(args) -> int:
-    from ..ensembles import EnsembleSpec, parse_sweep, run_ensemble
+    from nbody_core.ensembles import EnsembleSpec, parse_sweep, run_ensemble
 
     out = check_output_path(args.out)
     spec = EnsembleSpec(

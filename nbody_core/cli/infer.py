@@ -1,7 +1,7 @@
 """``nbody infer``: HMC inference of physical parameters from simulated noisy observations.
 
-Builds a named :mod:`nbody_core.inference` problem (data from the simulator with a known
-truth and seed), warms up and samples several chains with :mod:`nbody_core.hmc` behind a
+Builds a named :mod:`nbody_core.infer.inference` problem (data from the simulator with a known
+truth and seed), warms up and samples several chains with :mod:`nbody_core.infer.hmc` behind a
 progress bar, prints the ArviZ diagnostics and writes the draws: ``.nc`` is an ArviZ
 ``InferenceData`` (NetCDF: posterior, sample_stats, observed_data, constant_data; the
 diagnostics JSON in its attributes); ``.npz`` holds ``posterior [chain, draw, d]``, the
@@ -36,7 +36,7 @@ def _step_size(text: str):
 
 
 def register(subparsers) -> None:
-    from ..inference import PARAMETER_SETS, PROBLEMS
+    from nbody_core.infer.inference import PARAMETER_SETS, PROBLEMS
 
     parser = subparsers.add_parser(
         "infer",
@@ -110,8 +110,8 @@ def handle(args: argparse.Namespace) -> int:
         raise ValueError(f"--out must end in .nc or .npz, got {args.out!r}")
     if not out.parent.exists():
         raise ValueError(f"--out directory {str(out.parent)!r} does not exist")
-    from .. import hmc, nuts
-    from ..hmc import validate_sampler_options
+    from nbody_core.infer import hmc, nuts
+    from nbody_core.infer.hmc import validate_sampler_options
 
     validate_sampler_options(
         num_samples=args.samples, num_warmup=args.warmup, num_integration_steps=args.leapfrog_steps,
@@ -123,7 +123,7 @@ def handle(args: argparse.Namespace) -> int:
     import numpy as np
     from tqdm import tqdm
 
-    from .. import inference
+    from nbody_core.infer import inference
 
     data_seed = args.seed if args.data_seed is None else args.data_seed
     chain_seed = args.seed if args.chain_seed is None else args.chain_seed
@@ -165,7 +165,7 @@ def handle(args: argparse.Namespace) -> int:
         result = _run_hmc(args, problem, chain_keys, x0, show, auto, options, total, chunk)
     elapsed = time.perf_counter() - started
     idata = inference.to_inference_data(
-        result, problem, sampler="blackjax.nuts" if args.sampler == "nuts" else "nbody_core.hmc"
+        result, problem, sampler="blackjax.nuts" if args.sampler == "nuts" else "nbody_core.infer.hmc"
     )
     diagnostics = inference.summary_diagnostics(idata)
     gradients = hmc.gradient_evaluations(result)
@@ -177,7 +177,7 @@ def handle(args: argparse.Namespace) -> int:
         truth=dict(zip(problem.parameter_names, problem.truth.tolist())),
     )
     _print_summary(problem, diagnostics)
-    from ..provenance import provenance
+    from nbody_core.provenance import provenance
 
     if out.suffix == ".nc":
         idata.attrs["diagnostics"] = json.dumps(diagnostics)
@@ -186,7 +186,7 @@ def handle(args: argparse.Namespace) -> int:
         idata.to_netcdf(str(tmp))
         tmp.replace(out)  # atomic: a reader never sees half a file
     else:
-        from ..io import save_npz
+        from nbody_core.io import save_npz
 
         stats = idata.sample_stats
         save_npz(
@@ -220,7 +220,7 @@ def _run_hmc(args, problem, chain_keys, x0, show, auto, options, total, chunk):
     import numpy as np
     from tqdm import tqdm
 
-    from .. import hmc
+    from nbody_core.infer import hmc
 
     with tqdm(total=total, desc="warm-up", unit="it", disable=not show, file=sys.stderr) as bar:
         warm = hmc.warmup_chains(

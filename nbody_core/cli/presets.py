@@ -1,6 +1,6 @@
 """``nbody presets``: list the named starting points, one line each, with their parameters.
 
-Reads only the JAX-free registry (:mod:`nbody_core.presets`) and units, so it answers at
+Reads only the JAX-free registry (:mod:`nbody_core.systems.presets`) and units, so it answers at
 once instead of importing JAX.
 """
 
@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import argparse
 
-from ..presets import PRESETS, Preset
-from ..units import get_unit_system
+from nbody_core.systems.presets import PRESETS, Preset
+from nbody_core.physics.units import get_unit_system
 
 
 def register(subparsers) -> None:

@@ -30,8 +30,8 @@ EXIT_ENERGY_ERROR = 3  # --max-energy-error exceeded
 
 def _integrator_names() -> tuple[list[str], list[str]]:
     """(fixed-step, adaptive) integrator names, from the registries."""
-    from ..adaptive import ADAPTIVE_INTEGRATORS
-    from ..integrators import INTEGRATORS
+    from nbody_core.integrate.adaptive import ADAPTIVE_INTEGRATORS
+    from nbody_core.integrate.integrators import INTEGRATORS
 
     return list(INTEGRATORS), list(ADAPTIVE_INTEGRATORS)
 
@@ -59,8 +59,8 @@ def register(subparsers) -> None:
         metavar="SYSTEM",
         help="unit system of --ic data (nbody, au_msun_yr, cgs, si, pc_msun_myr); sets the default G",
     )
-    from ..forces import FORCE_METHODS
-    from ..state import DTYPES
+    from nbody_core.physics.forces import FORCE_METHODS
+    from nbody_core.physics.state import DTYPES
 
     fixed, adaptive = _integrator_names()
     integration = parser.add_argument_group("integration")
@@ -134,10 +134,11 @@ def _load_system(args):
     """(state, params, units, description, names) from --preset or --ic."""
     import jax
 
-    from ..initial_conditions import get_preset, solar_system_names
-    from ..io import read_initial_conditions_csv
-    from ..state import PhysicsParams
-    from ..units import get_unit_system
+    from nbody_core.systems.initial_conditions import solar_system_names
+    from nbody_core.systems.presets import get_preset
+    from nbody_core.io import read_initial_conditions_csv
+    from nbody_core.physics.state import PhysicsParams
+    from nbody_core.physics.units import get_unit_system
 
     if (args.preset is None) == (args.ic is None):
         raise ValueError("give exactly one of --preset NAME or --ic FILE.csv")
@@ -155,7 +156,7 @@ def _load_system(args):
         return state, preset.params, get_unit_system(preset.units), preset, names
     if args.n is not None:
         raise ValueError("--n applies to scalable presets only, not to --ic files")
-    from ..initial_conditions import MAX_BODIES
+    from nbody_core.systems.constants import MAX_BODIES
 
     units = get_unit_system(args.units or "nbody")
     state = read_initial_conditions_csv(args.ic, max_bodies=MAX_BODIES, units=units.name)  # the presets' cap
@@ -182,7 +183,7 @@ def _check_normal_masses(mass, dtype) -> None:
 def _resolve_steps(args, preset, t0: float) -> tuple[int, float, float | None, float]:
     """Fixed-step plan: ``(num_steps, dt, t_end, requested dt)`` (``t_end`` None with
     ``--steps``; ``dt`` <= the requested one, uniform steps landing on ``t_end``)."""
-    from ..simulate import steps_for_duration, validate_run_options
+    from nbody_core.integrate.simulate import steps_for_duration, validate_run_options
 
     if args.save_interval is not None:
         raise ValueError("--save-interval applies to adaptive integrators; use --save-every with fixed steps")
@@ -271,7 +272,7 @@ def _progress(progress_bar, completed):
 
 
 def _run_fixed(state, params, args, plan, progress_bar, completed):
-    from ..simulate import simulate
+    from nbody_core.integrate.simulate import simulate
 
     num_steps, dt, t_end, requested_dt, save_every = plan
     # With an end time the core makes the steps uniform itself and lands exactly on it.
@@ -284,7 +285,7 @@ def _run_fixed(state, params, args, plan, progress_bar, completed):
 
 
 def _run_adaptive(state, params, args, plan, progress_bar, completed):
-    from ..adaptive import RESULTS, simulate_adaptive
+    from nbody_core.integrate.adaptive import RESULTS, simulate_adaptive
 
     num_saves, t_end = plan
     trajectory, stats = simulate_adaptive(
@@ -303,7 +304,7 @@ def _run_adaptive(state, params, args, plan, progress_bar, completed):
 
 def _write_movie(args, path, size, trajectory, units, *, name: str) -> None:
     """``--movie``: draw the saved snapshots; a tqdm bar on stderr only for a terminal."""
-    from ..movie import write_movie
+    from nbody_core.io.movie import write_movie
 
     show = args.progress == "always" or (args.progress == "auto" and sys.stderr.isatty())
     bar = None
@@ -327,16 +328,16 @@ def _write_movie(args, path, size, trajectory, units, *, name: str) -> None:
 def handle(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from ..forces import get_force_method
-    from ..io import atomic_write_bytes, trajectory_npz_bytes
-    from ..provenance import provenance
-    from ..simulate import first_nonfinite_index, validate_run_options
-    from ..state import cast_state, get_dtype
+    from nbody_core.physics.forces import get_force_method
+    from nbody_core.io import atomic_write_bytes, trajectory_npz_bytes
+    from nbody_core.provenance import provenance
+    from nbody_core.integrate.simulate import first_nonfinite_index, validate_run_options
+    from nbody_core.physics.state import cast_state, get_dtype
 
     out_path = None if args.out is None else check_output_path(args.out)
     movie_path, movie_size = None, None
     if args.movie is not None:
-        from ..movie import MOVIE_FORMATS, parse_size
+        from nbody_core.io.movie import MOVIE_FORMATS, parse_size
 
         movie_path = Path(args.movie)
         if movie_path.suffix.lower() not in MOVIE_FORMATS:

@@ -29,6 +29,11 @@ from nbody_core.cli import one_line_errors
 #: message closes that browser's websocket (the browser refuses files over the cap first).
 WEBSOCKET_MAX_MESSAGE_BYTES = 10 * 2**20
 DEFAULT_PORT = 5006
+#: The dashboard's session cap when neither --max-sessions nor NBODY_MAX_SESSIONS sets one, and
+#: the largest it takes. The launcher checks the cap itself (this library never imports the
+#: app); the app reads the same variable and applies the same bounds.
+DEFAULT_MAX_SESSIONS = 30
+MAX_SESSIONS_CEILING = 10_000
 SECRET_KEY_VARIABLES = ("BOKEH_SECRET_KEY", "NBODY_SECRET_KEY")
 
 
@@ -52,7 +57,7 @@ def register(subparsers) -> None:
     )
     parser.add_argument(
         "--max-sessions", type=int, metavar="N",
-        help="most dashboard sessions at once (default NBODY_MAX_SESSIONS or 30)",
+        help=f"most dashboard sessions at once (default NBODY_MAX_SESSIONS or {DEFAULT_MAX_SESSIONS})",
     )
     parser.add_argument("--dry-run", action="store_true", help="print the `panel serve` arguments and exit")
     parser.set_defaults(handler=handle)
@@ -122,12 +127,32 @@ def serve_arguments(args: argparse.Namespace, environ=None) -> tuple[list[str], 
     return arguments, env
 
 
+def session_cap(args: argparse.Namespace, environ) -> int:
+    """The session cap the dashboard will apply: ``--max-sessions``, else ``NBODY_MAX_SESSIONS``,
+    else :data:`DEFAULT_MAX_SESSIONS`.
+
+    Raises:
+        ValueError: naming the flag or the variable, if the cap is not an integer in
+            [1, :data:`MAX_SESSIONS_CEILING`].
+    """
+    if args.max_sessions is not None:
+        source, text = "--max-sessions", str(args.max_sessions)
+    elif environ.get("NBODY_MAX_SESSIONS", "").strip():
+        source, text = "NBODY_MAX_SESSIONS", environ["NBODY_MAX_SESSIONS"]
+    else:
+        return DEFAULT_MAX_SESSIONS
+    cleaned = text.strip().replace("_", "")
+    if not cleaned.lstrip("-").isdigit():
+        raise ValueError(f"{source} must be a whole number of sessions, got {text!r}")
+    if not 1 <= int(cleaned) <= MAX_SESSIONS_CEILING:
+        raise ValueError(f"{source} must be in [1, {MAX_SESSIONS_CEILING}], got {text}")
+    return int(cleaned)
+
+
 def handle(args: argparse.Namespace) -> int:
     arguments, env = serve_arguments(args)
-    # Checked now, not at the first page: a bad cap fails at start with the variable named.
-    from app.limits import max_sessions_from_environment
-
-    cap = max_sessions_from_environment({**os.environ, **env})
+    # Checked now, not at the first page: a bad cap fails at start with its source named.
+    cap = session_cap(args, os.environ)
     if args.dry_run:
         print(" ".join(["panel", *arguments]))
         return 0

@@ -18,8 +18,8 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from ..ensembles import PARAMETER_DIMENSIONS, SUMMARY_DIMENSIONS, parse_sweep
-from ..io import load_npz
+from nbody_core.ensembles import PARAMETER_DIMENSIONS, SUMMARY_DIMENSIONS, parse_sweep
+from nbody_core.io import load_npz
 
 __all__ = [
     "MIN_MEMBERS",

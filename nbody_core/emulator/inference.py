@@ -24,7 +24,7 @@ from typing import Mapping, NamedTuple
 
 import numpy as np
 
-from ..ensembles import EnsembleSpec, Sweep, run_ensemble
+from nbody_core.ensembles import EnsembleSpec, Sweep, run_ensemble
 from .model import Emulator
 
 __all__ = ["GridPosterior", "training_spec", "simulate_at", "emulator_posterior", "simulator_posterior",

@@ -35,7 +35,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from ..io import atomic_write_bytes, load_npz
+from nbody_core.io import atomic_write_bytes, load_npz
 from .data import Split, TrainingData, split_members
 from .gp import fit_gp, gp_predict
 

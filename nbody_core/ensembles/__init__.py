@@ -31,7 +31,11 @@ from .member import (
     member_initial_state as member_initial_state,
     run_member as run_member,
 )
-from .result import EnsembleResult as EnsembleResult, fit_power_law as fit_power_law, load_ensemble as load_ensemble
+from .result import (
+    EnsembleResult as EnsembleResult,
+    fit_power_law as fit_power_law,
+    load_ensemble as load_ensemble,
+)
 from .runner import (
     DEFAULT_MAX_CHUNK as DEFAULT_MAX_CHUNK,
     PIECE_PAIR_STEPS as PIECE_PAIR_STEPS,

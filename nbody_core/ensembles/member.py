@@ -16,11 +16,11 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from ..diagnostics import to_center_of_mass_frame, virial_ratio
-from ..potentials import get_potential, softened_distance_matrix
-from ..presets import get_preset
-from ..simulate import conserved_quantities, integration_loop, make_clock, run_config
-from ..state import ParticleState, PhysicsParams
+from nbody_core.physics.diagnostics import to_center_of_mass_frame, virial_ratio
+from nbody_core.physics.potentials import get_potential, softened_distance_matrix
+from nbody_core.systems.presets import get_preset
+from nbody_core.integrate.simulate import conserved_quantities, integration_loop, make_clock, run_config
+from nbody_core.physics.state import ParticleState, PhysicsParams
 from .spec import EnsembleSpec, MemberTable, check_int
 
 __all__ = [

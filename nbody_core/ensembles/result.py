@@ -23,10 +23,10 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ..io import load_npz, npz_bytes, save_npz
-from ..presets import get_preset
-from ..provenance import provenance
-from ..units import get_unit_system
+from nbody_core.io import load_npz, npz_bytes, save_npz
+from nbody_core.systems.presets import get_preset
+from nbody_core.provenance import provenance
+from nbody_core.physics.units import get_unit_system
 from .member import LAGRANGIAN_FRACTIONS, SUMMARIES, SUMMARY_DIMENSIONS, member_keys
 from .spec import EnsembleSpec, MemberTable
 from .sweeps import IC_PARAMETERS, SWEEPABLE_PARAMETERS

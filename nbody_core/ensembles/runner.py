@@ -51,8 +51,8 @@ import numpy as np
 from jax import lax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from ..integrators import get_integrator
-from ..io import load_npz, save_npz
+from nbody_core.integrate.integrators import get_integrator
+from nbody_core.io import load_npz, save_npz
 from .member import (
     SUMMARIES,
     advance_member,

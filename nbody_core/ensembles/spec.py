@@ -27,12 +27,12 @@ from typing import Any, Mapping, NamedTuple
 
 import numpy as np
 
-from ..forces import acceleration_function
-from ..integrators import INTEGRATORS, get_integrator
-from ..potentials import get_potential
-from ..presets import MAX_BODIES, PRESETS, get_preset
-from ..provenance import package_versions
-from ..units import get_unit_system
+from nbody_core.physics.forces import acceleration_function
+from nbody_core.integrate.integrators import INTEGRATORS, get_integrator
+from nbody_core.physics.potentials import get_potential
+from nbody_core.systems.presets import MAX_BODIES, PRESETS, get_preset
+from nbody_core.provenance import package_versions
+from nbody_core.physics.units import get_unit_system
 from .sweeps import IC_PARAMETERS, Sweep, check_value, format_sweep, parse_sweep
 
 __all__ = [
@@ -60,7 +60,7 @@ MAX_MEMBERS = 1_000_000
 MAX_STEPS_PER_MEMBER = 10_000_000
 
 #: Initial-condition parameters of each preset (a view of the registry in
-#: :mod:`nbody_core.presets`; dt, softening and the integrator apply to every system).
+#: :mod:`nbody_core.systems.presets`; dt, softening and the integrator apply to every system).
 SYSTEM_PARAMETERS: dict[str, tuple[str, ...]] = {name: p.parameter_names for name, p in PRESETS.items()}
 
 

@@ -3,7 +3,7 @@
 Contract: :func:`parse_sweep` turns ``softening=0.001:0.1:log``, ``dt=1e-3:1e-2:8:log``,
 ``virial_ratio=0.2:0.8`` or ``integrator=leapfrog,yoshida4`` into a validated :class:`Sweep`;
 :func:`format_sweep` is its inverse. The initial-condition parameters and their bounds come
-from the preset registry (:mod:`nbody_core.presets`).
+from the preset registry (:mod:`nbody_core.systems.presets`).
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..integrators import get_integrator
-from ..presets import PRESETS, ICParameter
+from nbody_core.integrate.integrators import get_integrator
+from nbody_core.systems.presets import PRESETS, ICParameter
 
 __all__ = ["SWEEPABLE_PARAMETERS", "IC_PARAMETERS", "Sweep", "parse_sweep", "format_sweep", "check_value"]
 

@@ -11,7 +11,7 @@ from app.state.edit_session import EditSession
 from app.state.edits import Bodies
 from app.state.simulate import SimulationState
 from app.views.simulate import SimulateView
-from nbody_core.simulate import advance
+from nbody_core.integrate.simulate import advance
 
 # float64 runs: sums of a few O(1) products, round-off a few ulp (2.2e-16) of the largest
 # term; 1e-12 is far below any real momentum or energy change an edit makes.

@@ -166,7 +166,7 @@ def test_helpers():
 
 
 def test_speedup_summary_states_extrapolation():
-    from nbody_core.forcelab import TimingRecord, TimingResult
+    from nbody_core.lab.forcelab import TimingRecord, TimingResult
 
     def record(method, n, ms, speedup, *, extrapolated_from=None, speedup_extrapolated=False):
         return TimingRecord(method, n, ms, None, None, extrapolated_from is not None, extrapolated_from,

@@ -14,8 +14,8 @@ from app.state.predict import (
     guess_distances,
     true_path,
 )
-from nbody_core.initial_conditions import kepler
-from nbody_core.state import PhysicsParams
+from nbody_core.systems.initial_conditions import kepler
+from nbody_core.physics.state import PhysicsParams
 
 OMEGA = math.sqrt(2.0)  # circular Kepler orbit, a = 1, M = 2, G = 1: omega = sqrt(G M / a^3)
 

@@ -14,7 +14,7 @@ from nbody_core import PRESETS, FIGURE_EIGHT_PERIOD
 from nbody_core.io import load_npz
 from pythagorean_outcome import assert_known_outcome
 
-_simulate_module = sys.modules["nbody_core.simulate"]
+_simulate_module = sys.modules["nbody_core.integrate.simulate"]
 
 TWO_BODY_CSV = b"m,x,y,z,vx,vy,vz\n1,0.5,0,0,0,0.5,0\n1,-0.5,0,0,0,-0.5,0\n"
 
@@ -378,7 +378,7 @@ def test_adaptive_slider_changes_do_not_recompile():
     state = SimulationState(preset="pythagorean")
     state.prepare()
     state.step_frame()
-    ias15 = sys.modules["nbody_core.ias15"]._ias15
+    ias15 = sys.modules["nbody_core.integrate.ias15"]._ias15
     compiled = ias15._cache_size()
     state.dt = 2 * state.dt
     state.softening = 1e-3

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import nbody_core as nb
-from nbody_core.adaptive import RESULTS, simulate_adaptive
+from nbody_core.integrate.adaptive import RESULTS, simulate_adaptive
 from pythagorean_outcome import escape_and_binary
 
 

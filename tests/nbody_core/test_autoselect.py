@@ -3,8 +3,8 @@
 import jax.numpy as jnp
 import pytest
 
-from nbody_core.autoselect import CROSSOVERS, resolve_forces, select_forces
-from nbody_core.forces import FORCE_METHODS
+from nbody_core.physics.autoselect import CROSSOVERS, resolve_forces, select_forces
+from nbody_core.physics.forces import FORCE_METHODS
 
 
 @pytest.mark.parametrize("n", [1, 3, 64, 1000, 4096, 16384, 65536, 10**6])
@@ -72,7 +72,7 @@ def test_auto_record_runs_the_selected_kernel_and_equals_the_reference(key):
     import numpy as np
 
     from nbody_core import PhysicsParams, plummer, simulate
-    from nbody_core.forces import acceleration_analytic, acceleration_function
+    from nbody_core.physics.forces import acceleration_analytic, acceleration_function
 
     state = plummer(key, 40)
     params = PhysicsParams(softening=0.05)

@@ -1,13 +1,13 @@
-"""Twin runs (nbody_core.chaos): separation growth and the fitted Lyapunov time."""
+"""Twin runs (nbody_core.lab.chaos): separation growth and the fitted Lyapunov time."""
 
 import jax
 import numpy as np
 import pytest
 
-from nbody_core.chaos import fit_lyapunov_time, growth_is_exponential, perturb, twin_run
-from nbody_core.initial_conditions import figure_eight, kepler, plummer, pythagorean
-from nbody_core.presets import FIGURE_EIGHT_PERIOD
-from nbody_core.state import PhysicsParams
+from nbody_core.lab.chaos import fit_lyapunov_time, growth_is_exponential, perturb, twin_run
+from nbody_core.systems.initial_conditions import figure_eight, kepler, plummer, pythagorean
+from nbody_core.systems.presets import FIGURE_EIGHT_PERIOD
+from nbody_core.physics.state import PhysicsParams
 
 # The unsoftened Pythagorean problem has a near-collision at t ~ 15.8 that a fixed step
 # (yoshida4, dt = 2e-5) does not survive (measured energy error 2e3 after it); with Plummer

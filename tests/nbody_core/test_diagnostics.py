@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import nbody_core as nb
-from nbody_core.numpy_reference import potential_energy_loop
+from nbody_core.lab.numpy_reference import potential_energy_loop
 
 
 def _state(position, velocity, mass):

@@ -7,9 +7,10 @@ import numpy as np
 import pytest
 
 import nbody_core as nb
-from nbody_core import forcelab, forces
-from nbody_core.numpy_reference import accelerations_loop, accelerations_vectorized
-from nbody_core.potentials import potential_energy_from_positions
+from nbody_core.lab import forcelab
+from nbody_core.physics import forces
+from nbody_core.lab.numpy_reference import accelerations_loop, accelerations_vectorized
+from nbody_core.physics.potentials import potential_energy_from_positions
 
 FLOAT64_EPS = float(np.finfo(np.float64).eps)  # 2.2e-16
 FLOAT32_EPS = float(np.finfo(np.float32).eps)  # 1.2e-7

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 import nbody_core as nb
-from nbody_core.forces import acceleration_function
-from nbody_core.potentials import potential_energy_from_positions
+from nbody_core.physics.forces import acceleration_function
+from nbody_core.physics.potentials import potential_energy_from_positions
 
 
 # Jitted once per shape: eager JAX compiles every primitive separately, which dominates
@@ -151,7 +151,7 @@ def test_method_validation():
 def test_a_method_that_selects_another_is_one_record(monkeypatch):
     # How an "auto" method plugs in: one record whose kernel picks a registered kernel by a
     # static property of the system (n here; shapes are static when a kernel is traced).
-    from nbody_core.forces import FORCE_METHODS, ForceMethod
+    from nbody_core.physics.forces import FORCE_METHODS, ForceMethod
 
     chosen = []
 

@@ -8,7 +8,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from nbody_core import hmc
+from nbody_core.infer import hmc
 
 # Correlated 2-D Gaussian with a known posterior.
 GAUSS_MEAN = jnp.array([1.0, -2.0])

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import nbody_core as nb
-from nbody_core.ias15 import GAUSS_RADAU_SPACINGS, _C, _D, simulate_ias15
+from nbody_core.integrate.ias15 import GAUSS_RADAU_SPACINGS, _C, _D, simulate_ias15
 from kepler_analytic import kepler_positions
 from pythagorean_outcome import escape_and_binary
 

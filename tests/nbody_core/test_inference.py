@@ -11,7 +11,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from nbody_core import gradient_checks, hmc, inference, posterior
+from nbody_core.lab import gradient_checks
+from nbody_core.infer import hmc, inference, posterior
 
 # One small N-body problem shared by every test (one compile per static configuration, the
 # same as in the CLI and app tests): the perturbed figure-eight observed at 4 times over

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import nbody_core as nb
-from nbody_core.units import AU_MSUN_YR
+from nbody_core.physics.units import AU_MSUN_YR
 
 
 def _in_com_frame(state, atol=1e-12):

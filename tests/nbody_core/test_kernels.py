@@ -13,13 +13,13 @@ import numpy as np
 import pytest
 
 from nbody_core import PhysicsParams, cast_state, plummer, simulate
-from nbody_core.forces import (
+from nbody_core.physics.forces import (
     FORCE_METHODS,
     acceleration_analytic,
     acceleration_autodiff,
     acceleration_function,
 )
-from nbody_core.kernels import (
+from nbody_core.physics.kernels import (
     acceleration_autodiff_tiled,
     acceleration_tiled,
     acceleration_tiled_custom_vjp,
@@ -27,7 +27,7 @@ from nbody_core.kernels import (
     force_block_size,
     potential_energy_tiled,
 )
-from nbody_core.potentials import potential_energy_from_positions
+from nbody_core.physics.potentials import potential_energy_from_positions
 
 PARAMS = PhysicsParams(G=1.3, softening=0.05, screening_length=0.7, power_index=1.5)
 F64_RTOL = 1e-12

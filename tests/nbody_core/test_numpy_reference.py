@@ -4,11 +4,7 @@ import numpy as np
 import pytest
 
 from nbody_core import PhysicsParams, acceleration_analytic
-from nbody_core.numpy_reference import (
-    accelerations_loop,
-    accelerations_vectorized,
-    potential_energy_loop,
-)
+from nbody_core.lab.numpy_reference import accelerations_loop, accelerations_vectorized, potential_energy_loop
 
 
 @pytest.fixture

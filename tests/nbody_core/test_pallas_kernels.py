@@ -13,13 +13,9 @@ import numpy as np
 import pytest
 
 from nbody_core import PhysicsParams, plummer
-from nbody_core.forces import acceleration_analytic
-from nbody_core.pallas_kernels import (
-    PallasConfig,
-    acceleration_pallas,
-    potential_energy_pallas,
-)
-from nbody_core.potentials import potential_energy_from_positions
+from nbody_core.physics.forces import acceleration_analytic
+from nbody_core.physics.pallas_kernels import PallasConfig, acceleration_pallas, potential_energy_pallas
+from nbody_core.physics.potentials import potential_energy_from_positions
 
 PARAMS = PhysicsParams(G=1.3, softening=0.05)
 F64_RTOL = 1e-12

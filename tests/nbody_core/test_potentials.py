@@ -6,7 +6,11 @@ import numpy as np
 import pytest
 
 import nbody_core as nb
-from nbody_core.potentials import get_potential, potential_energy_from_positions, softened_distance_matrix
+from nbody_core.physics.potentials import (
+    get_potential,
+    potential_energy_from_positions,
+    softened_distance_matrix,
+)
 
 # Jitted: eager JAX compiles every primitive on its own, which dominates small tests.
 energy_fn = jax.jit(potential_energy_from_positions, static_argnums=3)

@@ -17,8 +17,8 @@ import numpy as np
 import pytest
 
 import nbody_core as nb
-from nbody_core.adaptive import ADAPTIVE_INTEGRATORS
-from nbody_core.presets import ICParameter
+from nbody_core.integrate.adaptive import ADAPTIVE_INTEGRATORS
+from nbody_core.systems.presets import ICParameter
 from pythagorean_outcome import assert_known_outcome
 
 # Relative energy error bounds with the presets' own defaults, and why. A leapfrog errs by

@@ -5,7 +5,7 @@ compiling, and ~35 s for the miscalibrated one at K = 24): K = 24 prior-drawn da
 thinned draws (20 rank values, 4 chi-square bins of 5, so 6 datasets expected per bin), 4
 chains x 200 draws after 300 warm-up transitions. Chains start by time-window tempered
 multi-start optimisation and run with the Laplace covariance as a dense metric (the sbc
-defaults, nbody_core.starts).
+defaults, nbody_core.infer.starts).
 
 Why this test CAN fail: the second test runs the same SBC with data simulated with 3x the
 noise the likelihood assumes (posterior ~3x too narrow) and the chi-square p-values of all
@@ -21,7 +21,7 @@ the truth's mode (benchmarks/results/sbc.md). This check observes t in (0, 1] to
 import numpy as np
 import pytest
 
-from nbody_core import inference, sbc
+from nbody_core.infer import inference, sbc
 
 pytestmark = pytest.mark.slow
 

@@ -7,7 +7,7 @@ import pytest
 
 import nbody_core as nb
 from kepler_analytic import kepler_positions
-from nbody_core.simulate import _advance, _segment as _simulate
+from nbody_core.integrate.simulate import _advance, _segment as _simulate
 
 
 def test_kepler_orbit_matches_keplers_equation_and_closes():
@@ -174,7 +174,7 @@ def test_chunks_equal_one_call_and_times_are_exact():
 
 def test_advance_tracked_reports_the_same_every_step_maximum():
     # The live view's frame function: the error over every step of a frame, as simulate's.
-    from nbody_core.simulate import advance_tracked
+    from nbody_core.integrate.simulate import advance_tracked
 
     state = nb.figure_eight()
     reference = nb.conserved_quantities(state).energy

@@ -1,4 +1,4 @@
-"""Time-window tempered multi-start chain starts (nbody_core.starts, issue 12).
+"""Time-window tempered multi-start chain starts (nbody_core.infer.starts, issue 12).
 
 Why the first test CAN fail: it uses a dataset where prior-drawn starts left HMC stuck in a wrong
 mode (benchmarks/results/sbc.md, t in (0, 2], "dataset 3": true masses 1.16, 2.33, 1.64; the
@@ -12,8 +12,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from nbody_core import inference, sbc
-from nbody_core.starts import START_LP_GAP, _stage_weights, tempered_starts
+from nbody_core.infer import inference, sbc
+from nbody_core.infer.starts import START_LP_GAP, _stage_weights, tempered_starts
 
 
 @pytest.fixture(scope="module")

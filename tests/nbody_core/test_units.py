@@ -5,7 +5,16 @@ import math
 import numpy as np
 import pytest
 
-from nbody_core.units import AU_MSUN_YR, CGS, NBODY, SI, UNIT_SYSTEMS, convert, get_unit_system, nbody_units
+from nbody_core.physics.units import (
+    AU_MSUN_YR,
+    CGS,
+    NBODY,
+    SI,
+    UNIT_SYSTEMS,
+    convert,
+    get_unit_system,
+    nbody_units,
+)
 
 
 def test_au_per_year_in_km_per_s():

@@ -83,7 +83,7 @@ def forces_state():
     ["lambda s, p: -1 / s", "__import__('os').system('id')", "newtonian; import os", "NEWTONIAN ", "../newtonian"],
 )
 def test_potentials_come_from_the_fixed_list_only(forces_state, text):
-    from nbody_core.potentials import POTENTIALS, get_potential
+    from nbody_core.physics.potentials import POTENTIALS, get_potential
 
     with pytest.raises(ValueError, match="unknown potential"):
         get_potential(text)

@@ -16,8 +16,8 @@ from playwright.sync_api import expect
 from app.components.orbit_scene import BACKGROUND
 from app.state.predict import true_path
 from nbody_core import get_preset
-from nbody_core.simulate import advance
-from nbody_core.state import PhysicsParams
+from nbody_core.integrate.simulate import advance
+from nbody_core.physics.state import PhysicsParams
 
 SCENE = "window.nbodyScenes['simulate-scene']"
 BG = tuple(int(BACKGROUND[k:k + 2], 16) for k in (1, 3, 5))

@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from nbody_core import inference, posterior
+from nbody_core.infer import inference, posterior
 from nbody_core.cli import main
 from nbody_core.io import load_npz
 

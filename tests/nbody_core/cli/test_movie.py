@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from nbody_core.cli import main
-from nbody_core.movie import frame_indices, parse_size
+from nbody_core.io.movie import frame_indices, parse_size
 
 RUN = ["run", "--preset", "figure_eight", "--t-end", "1.0", "--dt", "0.01", "--progress", "never"]
 

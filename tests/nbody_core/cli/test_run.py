@@ -310,8 +310,8 @@ def test_new_integrator_and_force_records_are_cli_choices_and_app_options(capsys
     # dashboard read the registries.
     from app.state.ensembles import EnsemblesState, integrator_color
     from app.state.simulate import SimulationState
-    from nbody_core.forces import FORCE_METHODS, ForceMethod
-    from nbody_core.integrators import INTEGRATORS
+    from nbody_core.physics.forces import FORCE_METHODS, ForceMethod
+    from nbody_core.integrate.integrators import INTEGRATORS
 
     record = INTEGRATORS["leapfrog"]._replace(name="leapfrog_copy", description="a copy, for this test")
     monkeypatch.setitem(INTEGRATORS, "leapfrog_copy", record)

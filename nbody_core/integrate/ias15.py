@@ -21,7 +21,7 @@ translation to the most accelerated body (other potentials): on the Pythagorean 
 energy error at t = 70 is ~1e-13, against REBOUND's ~3e-11.
 
 Interface: ``simulate_ias15(state, *, t_end, ...) -> (Trajectory, stats)``, like
-:func:`nbody_core.adaptive.simulate_adaptive`; ``t_end`` is an end time (not a duration).
+:func:`nbody_core.integrate.adaptive.simulate_adaptive`; ``t_end`` is an end time (not a duration).
 """
 
 from __future__ import annotations
@@ -34,10 +34,10 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from .forces import acceleration_function
-from .potentials import NEWTONIAN, get_potential
+from nbody_core.physics.forces import acceleration_function
+from nbody_core.physics.potentials import NEWTONIAN, get_potential
 from .simulate import Trajectory, conserved_quantities, validate_run_options
-from .state import ParticleState, PhysicsParams, resolve_params
+from nbody_core.physics.state import ParticleState, PhysicsParams, resolve_params
 
 __all__ = ["simulate_ias15", "EPSILON", "SAFETY_FACTOR", "GAUSS_RADAU_SPACINGS"]
 

@@ -18,8 +18,8 @@ from typing import Any
 
 import numpy as np
 
-from .provenance import provenance
-from .state import ParticleState, make_state
+from nbody_core.provenance import provenance
+from nbody_core.physics.state import ParticleState, make_state
 
 __all__ = [
     "CSV_COLUMNS",

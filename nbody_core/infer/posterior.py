@@ -1,7 +1,7 @@
 """What the chains say: ArviZ export, R-hat and a mode check.
 
-:func:`to_inference_data` turns draws of :func:`nbody_core.hmc.sample` or
-:func:`nbody_core.nuts.nuts_sample` into ArviZ ``InferenceData`` (posterior, log likelihood,
+:func:`to_inference_data` turns draws of :func:`nbody_core.infer.hmc.sample` or
+:func:`nbody_core.infer.nuts.nuts_sample` into ArviZ ``InferenceData`` (posterior, log likelihood,
 posterior predictive, prior, warm-up); :func:`mode_check` flags chains that disagree;
 :func:`summary_diagnostics` gives the numbers the CLI and the dashboard report.
 """
@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import math
 import warnings
-from typing import TYPE_CHECKING, Sequence
+from typing import Sequence
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-if TYPE_CHECKING:  # only for the annotation: this module never imports inference at run time
-    from .inference import InferenceProblem
+from .problem import InferenceProblem, physical_name as physical_name, to_physical as to_physical
 
 __all__ = [
     "LP_GAP_THRESHOLD",
@@ -32,16 +31,6 @@ __all__ = [
 
 
 _LOG_2PI = math.log(2.0 * math.pi)
-
-
-def physical_name(name: str) -> str:
-    """``log_m0`` -> ``m0``: the name of a parameter in physical units."""
-    return name[4:] if name.startswith("log_") else name
-
-
-def to_physical(name: str, value):
-    """The value of parameter ``name`` in physical units (``exp`` of a log parameter)."""
-    return np.exp(value) if name.startswith("log_") else value
 
 
 def arviz():
@@ -115,8 +104,8 @@ def _physical_variables(names, values) -> dict:
     return {physical_name(n): np.exp(values[..., i]) for i, n in enumerate(names) if n.startswith("log_")}
 
 
-def to_inference_data(result, problem: InferenceProblem, *, key=None, sampler: str = "nbody_core.hmc"):
-    """Export draws of :func:`nbody_core.hmc.sample` (or :func:`nbody_core.nuts.nuts_sample`) as ArviZ
+def to_inference_data(result, problem: InferenceProblem, *, key=None, sampler: str = "nbody_core.infer.hmc"):
+    """Export draws of :func:`nbody_core.infer.hmc.sample` (or :func:`nbody_core.infer.nuts.nuts_sample`) as ArviZ
     ``InferenceData``.
 
     Groups:
@@ -131,7 +120,7 @@ def to_inference_data(result, problem: InferenceProblem, *, key=None, sampler: s
         times as the ``time`` coordinate; ``constant_data``: ``true_<parameter>``.
 
     Args:
-        result: a :class:`nbody_core.hmc.SampleResult`.
+        result: a :class:`nbody_core.infer.hmc.SampleResult`.
         problem: the problem sampled.
         key: PRNG key of the predictive noise and the prior draws (default ``key(0)``).
         sampler: recorded in the attributes.

@@ -116,7 +116,7 @@ def acceleration_tiled(
 ) -> Array:
     """Softened Newtonian accelerations, tiled: ``a_i = G sum_j m_j (x_j - x_i) / s_ij**3``.
 
-    Same sum as :func:`nbody_core.forces.acceleration_analytic` (float64 round-off), with
+    Same sum as :func:`nbody_core.physics.forces.acceleration_analytic` (float64 round-off), with
     ``[block_size, n]`` temporaries instead of ``[n, n, 3]``. A pair at zero softened distance
     (the self-pair; coincident bodies with zero softening) contributes 0.
 
@@ -319,7 +319,7 @@ def potential_energy_tiled(
     """Total potential energy ``U = sum_{i<j} m_i m_j phi(s_ij)`` with O(n) memory.
 
     Small systems (``n <= block_size``) use the reference
-    :func:`~nbody_core.potentials.potential_energy_from_positions` unchanged; larger ones sum
+    :func:`~nbody_core.physics.potentials.potential_energy_from_positions` unchanged; larger ones sum
     ``[block_size, n]`` tiles. Self-pairs are masked by index, as in the reference.
 
     Returns:

@@ -339,7 +339,7 @@ def acceleration_pallas(
 ) -> Array:
     """Softened Newtonian accelerations ``a_i = G sum_{j != i} m_j (x_j - x_i) / s_ij**3``.
 
-    Same sum as :func:`nbody_core.forces.acceleration_analytic` (to round-off), computed by a
+    Same sum as :func:`nbody_core.physics.forces.acceleration_analytic` (to round-off), computed by a
     tiled Pallas kernel; gradients (reverse mode) run the hand-written reverse kernel for
     ``position``, ``mass``, ``G`` and ``softening``.
 
@@ -391,7 +391,7 @@ def potential_energy_pallas(
 ) -> Array:
     """Total softened Newtonian potential energy ``U = -G sum_{i<j} m_i m_j / s_ij``.
 
-    Same value as :func:`nbody_core.potentials.potential_energy_from_positions` for the
+    Same value as :func:`nbody_core.physics.potentials.potential_energy_from_positions` for the
     Newtonian potential (to round-off; pairs at ``s == 0`` add 0 here, not ``-inf``). Its
     reverse pass reuses the forward sweep's accelerations: no second kernel.
 

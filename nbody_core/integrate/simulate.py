@@ -18,11 +18,11 @@ import jax.numpy as jnp
 import numpy as np
 from jax import Array, lax
 
-from .diagnostics import angular_momentum, linear_momentum, total_energy
-from .forces import Acceleration, ForceMethod, acceleration_function
+from nbody_core.physics.diagnostics import angular_momentum, linear_momentum, total_energy
+from nbody_core.physics.forces import Acceleration, ForceMethod, acceleration_function
 from .integrators import Integrator, IntegratorState, get_integrator
-from .potentials import NEWTONIAN, PairPotential
-from .state import ParticleState, PhysicsParams, register_units_pytree, resolve_params
+from nbody_core.physics.potentials import NEWTONIAN, PairPotential
+from nbody_core.physics.state import ParticleState, PhysicsParams, register_units_pytree, resolve_params
 
 __all__ = [
     "Trajectory",
@@ -185,8 +185,8 @@ class RunConfig(NamedTuple):
     """Static configuration of a fixed-step run (hashable: a ``jax.jit`` static argument).
 
     Attributes:
-        integrator: the :class:`~nbody_core.integrators.Integrator` record.
-        acceleration: the :class:`~nbody_core.forces.Acceleration` record (force method
+        integrator: the :class:`~nbody_core.integrate.integrators.Integrator` record.
+        acceleration: the :class:`~nbody_core.physics.forces.Acceleration` record (force method
             and potential).
         track_energy: whether the relative energy error is taken after every step (one
             potential-energy evaluation per step) or only at saved snapshots.
@@ -437,11 +437,11 @@ def simulate(
         params: :class:`PhysicsParams` (traced); None takes G from ``state.units`` (G = 1 in
             N-body units, 39.48 in AU, Msun and years). Explicit params whose G contradicts
             a physical unit system of the state raise ``ValueError``.
-        integrator: a name in :data:`~nbody_core.integrators.INTEGRATORS`: ``"euler"``,
+        integrator: a name in :data:`~nbody_core.integrate.integrators.INTEGRATORS`: ``"euler"``,
             ``"leapfrog"``, ``"yoshida4"``, ``"yoshida4_kdk"`` or ``"rk4"``.
-        forces: a method of :data:`~nbody_core.forces.FORCE_METHODS`: ``"auto"`` (default:
+        forces: a method of :data:`~nbody_core.physics.forces.FORCE_METHODS`: ``"auto"`` (default:
             the fastest exact kernel for the device, dtype, N and potential, see
-            :mod:`nbody_core.autoselect`), ``"tiled"`` (the fast hand-coded CPU kernel,
+            :mod:`nbody_core.physics.autoselect`), ``"tiled"`` (the fast hand-coded CPU kernel,
             Newtonian only), ``"tiled_custom_vjp"`` (same, with a hand-coded reverse pass),
             ``"pallas"`` (GPU kernel), ``"analytic"``, ``"autodiff"`` or ``"autodiff_tiled"``
             (any potential).

@@ -1,7 +1,7 @@
 """Twin runs: a system beside a copy perturbed by ``delta``, and the fitted Lyapunov time.
 
 The pair is one batch of two systems run by ``jax.vmap`` over the core's one integration
-loop (:func:`nbody_core.simulate.integration_loop`, the same machinery ensembles use), so
+loop (:func:`nbody_core.integrate.simulate.integration_loop`, the same machinery ensembles use), so
 both copies take exactly the same steps. The separation of the copies against time shows
 chaos: in a chaotic system it grows exponentially, ``d(t) ~ d0 exp(t / t_L)``, until it
 saturates at the size of the system; in a regular one (a Kepler orbit) it grows linearly
@@ -20,9 +20,15 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .diagnostics import total_energy
-from .simulate import cast_run_inputs, integration_loop, make_clock, run_config, validate_run_options
-from .state import ParticleState, PhysicsParams, resolve_params
+from nbody_core.physics.diagnostics import total_energy
+from nbody_core.integrate.simulate import (
+    cast_run_inputs,
+    integration_loop,
+    make_clock,
+    run_config,
+    validate_run_options,
+)
+from nbody_core.physics.state import ParticleState, PhysicsParams, resolve_params
 
 __all__ = ["TwinRun", "LyapunovFit", "perturb", "twin_run", "phase_space_separation", "fit_lyapunov_time",
            "growth_is_exponential"]
@@ -242,7 +248,7 @@ def twin_run(
             float64 resolution of the coordinate (~1e-16 of its size).
         dt, num_steps, save_every: fixed step (time units), steps, steps between saves.
         params: physics parameters (softening etc.), defaults from the state's units.
-        integrator, forces: as for :func:`nbody_core.simulate.simulate`.
+        integrator, forces: as for :func:`nbody_core.integrate.simulate.simulate`.
         body, coordinate, velocity: which coordinate is perturbed.
         saturation_fraction: the fit window ends where the separation reaches this fraction
             of the initial RMS size about the centre of mass.

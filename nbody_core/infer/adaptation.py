@@ -5,7 +5,7 @@ Contract: :func:`warmup` adapts one chain (vmap for several; :func:`warmup_chain
 one compiled scan; :func:`warmup_chains_in_blocks` runs the same transitions as compiled
 blocks carrying a :class:`WarmupCarry` (chain and adaptation state), so a caller can stop
 between blocks. Dual averaging is Hoffman & Gelman 2014, JMLR 15, 1593, Algorithm 5; the
-window schedule is Stan's in short. Built on :mod:`nbody_core.hmc`'s kernel, which
+window schedule is Stan's in short. Built on :mod:`nbody_core.infer.hmc_kernel`, which
 re-exports these names.
 """
 
@@ -19,7 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import Array, lax
 
-from .hmc import HMCInfo, HMCState, LogDensityFn, as_pytree_fn, build_kernel, init, validate_sampler_options
+from .hmc_kernel import HMCInfo, HMCState, LogDensityFn, as_pytree_fn, build_kernel, init, validate_sampler_options
 
 __all__ = [
     "DualAveragingState",

@@ -1,13 +1,12 @@
-"""Hamiltonian Monte Carlo that records every gradient it takes.
+"""The HMC kernel that records every gradient it takes.
 
 BlackJAX-style contract: ``init(position, logdensity_fn) -> HMCState`` and a kernel
 ``step(key, state, step_size, inverse_mass_matrix) -> (HMCState, HMCInfo)``. The state holds
 what the next step needs; :class:`HMCInfo` holds diagnostics, including the whole leapfrog
 path of each proposal (positions, momenta and the gradient at every leapfrog step), so a
 ``lax.scan`` over steps returns the traces for free. Chains run side by side with ``vmap``.
-Step size is set by hand or adapted during warm-up by dual averaging (Hoffman & Gelman 2014,
-JMLR 15, 1593, Algorithm 5): the warm-up lives in :mod:`nbody_core.adaptation`, its names
-are re-exported here.
+This module is the kernel alone; the warm-up (:mod:`nbody_core.infer.adaptation`) builds on
+it, and :mod:`nbody_core.infer.hmc` puts the two together (``hmc.sample``).
 """
 
 from __future__ import annotations
@@ -23,23 +22,12 @@ from jax import Array, lax
 __all__ = [
     "HMCState",
     "HMCInfo",
-    "DualAveragingState",
-    "WarmupResult",
+    "LogDensityFn",
     "init",
     "build_kernel",
-    "dual_averaging_init",
-    "dual_averaging_update",
-    "warmup",
-    "sample_chunk",
-    "sample",
-    "SampleResult",
     "as_pytree_fn",
-    "warmup_chains",
-    "warmup_chains_in_blocks",
-    "WarmupCarry",
-    "warmup_schedule",
-    "warmup_init",
-    "warmup_block",
+    "sample_chunk",
+    "SampleResult",
     "sample_chains_chunk",
     "validate_sampler_options",
     "gradient_evaluations",
@@ -255,62 +243,6 @@ class SampleResult(NamedTuple):
     warmup_info: HMCInfo
 
 
-def sample(
-    key,
-    logdensity_fn: LogDensityFn,
-    initial_position,
-    *,
-    num_samples: int,
-    num_warmup: int = 0,
-    num_integration_steps: int = 10,
-    step_size=0.1,
-    adapt_step_size: bool = True,
-    adapt_mass_matrix: bool = True,
-    target_acceptance: float = 0.8,
-    step_size_jitter: float = 0.2,
-) -> SampleResult:
-    """Warm up and sample several chains in parallel (``vmap`` over chains).
-
-    Args:
-        key: PRNG key; chain ``c`` uses ``split(key, chains)[c]``, so results are
-            reproducible from the key.
-        logdensity_fn: ``[d] -> scalar``; a ``jax.tree_util.Partial`` carrying its data
-            avoids recompiling for new data of the same shapes.
-        initial_position: ``[chains, d]`` starting points.
-        num_samples: draws per chain after warm-up.
-        num_warmup: warm-up transitions per chain (adaptation happens only there).
-        num_integration_steps: leapfrog steps per proposal.
-        step_size: initial step size (adapted when ``adapt_step_size``) or the fixed one.
-        target_acceptance: dual-averaging target.
-        step_size_jitter: each transition's step is ``step_size * U(1 - j, 1 + j)``
-            (see :func:`build_kernel`); 0 for a fixed step.
-
-    Raises:
-        ValueError: for non-positive counts, a non-positive step size or a bad shape.
-    """
-    initial_position = jnp.asarray(initial_position)
-    validate_sampler_options(
-        num_samples=num_samples, num_warmup=num_warmup, num_integration_steps=num_integration_steps,
-        step_size=step_size, target_acceptance=target_acceptance, step_size_jitter=step_size_jitter,
-    )
-    if initial_position.ndim != 2:
-        raise ValueError(f"initial_position must have shape [chains, d], got {initial_position.shape}")
-    keys = jax.random.split(key, initial_position.shape[0])
-    from .adaptation import warmup_chains  # the adaptation module builds on this one
-
-    warm = warmup_chains(
-        keys, initial_position, logdensity_fn=logdensity_fn, num_warmup=num_warmup,
-        num_integration_steps=num_integration_steps, step_size=step_size,
-        target_acceptance=target_acceptance, adapt_step_size=adapt_step_size,
-        adapt_mass_matrix=adapt_mass_matrix, step_size_jitter=step_size_jitter,
-    )
-    _, draws, info = sample_chains_chunk(
-        keys, 0, warm.state, warm.step_size, warm.inverse_mass_matrix, logdensity_fn=logdensity_fn,
-        num_steps=num_samples, num_integration_steps=num_integration_steps, step_size_jitter=step_size_jitter,
-    )
-    return SampleResult(draws.position, draws.logdensity, info, warm.step_size, warm.inverse_mass_matrix, warm.info)
-
-
 def sample_chains_chunk(
     chain_keys, chunk_index, states: HMCState, step_size, inverse_mass_matrix, *, logdensity_fn,
     num_steps: int, num_integration_steps: int, step_size_jitter=0.0,
@@ -362,22 +294,9 @@ def validate_sampler_options(
 def gradient_evaluations(result: SampleResult) -> int:
     """Gradient evaluations of the post-warm-up transitions of every chain (one per leapfrog
     step; HMC's recorded paths hold ``L + 1`` points of which the first is the reused start;
-    NUTS (:mod:`nbody_core.nuts`) reports its own ``num_integration_steps``)."""
+    NUTS (:mod:`nbody_core.infer.nuts`) reports its own ``num_integration_steps``)."""
     info = result.info
     if hasattr(info, "num_integration_steps"):
         return int(np.sum(np.asarray(info.num_integration_steps)))
     chains, draws, points = np.asarray(info.path_position).shape[:3]
     return int(chains * draws * (points - 1))
-
-
-_ADAPTATION_NAMES = frozenset(('DualAveragingState', 'WarmupResult', 'WarmupCarry', 'dual_averaging_init', 'dual_averaging_update', 'warmup', 'warmup_chains', 'warmup_chains_in_blocks', 'warmup_schedule', 'warmup_init', 'warmup_block', 'WARMUP_WINDOWS', 'DUAL_AVERAGING_GAMMA', 'DUAL_AVERAGING_T0', 'DUAL_AVERAGING_KAPPA'))
-
-
-def __getattr__(name: str):
-    # The warm-up (nbody_core.adaptation) builds on this module's kernel; its names are
-    # served from here too, imported on first use (no import cycle).
-    if name in _ADAPTATION_NAMES:
-        from . import adaptation
-
-        return getattr(adaptation, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -16,8 +16,8 @@ from typing import Callable, NamedTuple
 
 from jax import Array
 
-from .forces import AccelerationFn
-from .state import ParticleState, PhysicsParams
+from nbody_core.physics.forces import AccelerationFn
+from nbody_core.physics.state import ParticleState, PhysicsParams
 
 __all__ = [
     "IntegratorState",

@@ -1,5 +1,5 @@
 """NUTS (Hoffman & Gelman 2014) from BlackJAX, beside the recorded-gradient HMC of
-:mod:`nbody_core.hmc`, returning the same :class:`~nbody_core.hmc.SampleResult`.
+:mod:`nbody_core.infer.hmc`, returning the same :class:`~nbody_core.infer.hmc.SampleResult`.
 
 NUTS chooses each trajectory's length itself, so a user can compare it with hand-tuned HMC on
 the same posterior (effective samples per gradient evaluation: ``hmc.gradient_evaluations``).
@@ -14,7 +14,7 @@ import jax
 import jax.numpy as jnp
 from jax import Array, lax
 
-from .hmc import LogDensityFn, SampleResult, as_pytree_fn, validate_sampler_options
+from .hmc_kernel import LogDensityFn, SampleResult, as_pytree_fn, validate_sampler_options
 
 __all__ = ["NUTSInfo", "NUTSWarmupInfo", "nuts_sample"]
 

@@ -4,7 +4,7 @@ frame, carrying its unit system.
 Deterministic systems take keyword parameters (``kepler(m1, m2, a=1, e=0.5)``); random ones
 take an explicit PRNG ``key`` first (``plummer(key, n)``). Every constructor is traceable:
 with traced parameters (inside ``jit``/``vmap``, as the ensembles call them) the eager checks
-are skipped and the centring is done in JAX. :data:`PRESETS` (from :mod:`nbody_core.presets`)
+are skipped and the centring is done in JAX. :data:`PRESETS` (from :mod:`nbody_core.systems.presets`)
 names each with its initial-condition parameters, physics, integrator, step and duration.
 """
 
@@ -19,10 +19,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .diagnostics import kinetic_energy, potential_energy, to_center_of_mass_frame
-from .presets import FIGURE_EIGHT_PERIOD, MAX_BODIES, PRESETS, ICParameter, Preset, get_preset
-from .state import ParticleState, make_state, validate_state
-from .units import AU_MSUN_YR
+from nbody_core.physics.diagnostics import kinetic_energy, potential_energy, to_center_of_mass_frame
+from .constants import FIGURE_EIGHT_PERIOD as FIGURE_EIGHT_PERIOD, MAX_BODIES
+from nbody_core.physics.state import ParticleState, make_state, validate_state
+from nbody_core.physics.units import AU_MSUN_YR
 
 __all__ = [
     "kepler",
@@ -40,11 +40,6 @@ __all__ = [
     "plummer_sample",
     "cold_collapse_sample",
     "disk_sample",
-    "ICParameter",
-    "Preset",
-    "PRESETS",
-    "get_preset",
-    "MAX_BODIES",
 ]
 
 

@@ -2,8 +2,8 @@
 
 For ``k = 1..K``: draw ``theta_k`` from the prior, simulate noisy observations from it with the
 problem's own forward model and noise, sample the posterior given those observations with
-:func:`nbody_core.hmc.sample` (chains started by time-window tempered multi-start optimisation,
-:func:`nbody_core.starts.tempered_starts`, and run in coordinates whitened by the Laplace
+:func:`nbody_core.infer.hmc.sample` (chains started by time-window tempered multi-start optimisation,
+:func:`nbody_core.infer.starts.tempered_starts`, and run in coordinates whitened by the Laplace
 covariance at the best start, i.e. with a dense metric), thin to ``L`` draws and record, per
 parameter, the rank of ``theta_k`` among them (0..L). If the sampler is right, every rank is
 uniform on ``{0, ..., L}`` whatever the problem; a sampler that is overconfident piles ranks at
@@ -26,7 +26,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.scipy.special import gammaincc
 
-from . import hmc
+from nbody_core.infer import hmc
 from .inference import InferenceProblem, initial_positions, make_problem, mode_check
 from .starts import laplace_scale, whitened_logdensity
 
@@ -111,7 +111,7 @@ def sbc(
             autocorrelation time); ranks take ``L + 1`` values.
         num_bins: chi-square bins (``L + 1`` must be a multiple).
         num_chains, num_samples, num_warmup, num_integration_steps, step_size: sampler options
-            (:func:`nbody_core.hmc.sample`).
+            (:func:`nbody_core.infer.hmc.sample`).
         key: PRNG key (default ``key(0)``): prior draws, data noise, starts and chains.
         data_noise: noise the data are simulated with (default: the likelihood's). A different
             value makes a deliberately wrong likelihood — SBC must then fail.
@@ -119,9 +119,9 @@ def sbc(
             default; 0.1 reproduces the former start near the prior mean).
         max_tries: prior draws per chain start, the best kept (:func:`initial_positions`).
         starts: ``"tempered"`` (default: time-window tempered multi-start optimisation,
-            :func:`nbody_core.starts.tempered_starts`) or ``"prior"`` (prior draws).
+            :func:`nbody_core.infer.starts.tempered_starts`) or ``"prior"`` (prior draws).
         precondition: sample in coordinates whitened by the Laplace (Gauss-Newton) covariance
-            at the best start (:func:`nbody_core.starts.laplace_scale`): a dense metric, so a
+            at the best start (:func:`nbody_core.infer.starts.laplace_scale`): a dense metric, so a
             thin correlated posterior ridge mixes within the draws (default True).
 
     Returns:
@@ -160,7 +160,7 @@ def sbc(
         logdensity_fn, center, scale = posterior.logdensity_fn, jnp.zeros(d), jnp.eye(d)
         if precondition:
             # Sample u with theta = center + L u, L the Laplace (Gauss-Newton) covariance's
-            # Cholesky factor at the best start: HMC with a dense metric (nbody_core.starts).
+            # Cholesky factor at the best start: HMC with a dense metric (nbody_core.infer.starts).
             lp0 = np.asarray(_logdensity_batch(posterior.logdensity_fn, x0))
             center = x0[int(np.argmax(lp0))]
             scale = laplace_scale(posterior, center)

@@ -1,12 +1,12 @@
 """Bayesian inference of physical parameters through the differentiable simulator.
 
 An :class:`InferenceProblem` couples a few-body system with noisy observed positions made by
-:func:`nbody_core.simulate` from a known truth and seed. Its ``logdensity_fn(theta)`` is a
+:func:`nbody_core.integrate.simulate` from a known truth and seed. Its ``logdensity_fn(theta)`` is a
 Gaussian likelihood through the jitted simulation plus independent Normal priors on the
 unconstrained parameters ``theta`` (log masses, optionally log G and one initial velocity
-component), so ``jax.grad`` of it is exact. Sampling is in :mod:`nbody_core.hmc`, the ArviZ
-export and chain diagnostics in :mod:`nbody_core.posterior` (re-exported here), the gradient
-checks (autodiff vs central finite differences) in :mod:`nbody_core.gradient_checks`.
+component), so ``jax.grad`` of it is exact. Sampling is in :mod:`nbody_core.infer.hmc`, the ArviZ
+export and chain diagnostics in :mod:`nbody_core.infer.posterior` (re-exported here), the gradient
+checks (autodiff vs central finite differences) in :mod:`nbody_core.lab.gradient_checks`.
 
 Priors (stated, per problem, see :data:`PROBLEMS`):
     * ``log m_i ~ Normal(log m_nominal_i, 0.5)`` — the nominal masses are a deliberately
@@ -28,18 +28,18 @@ import jax.numpy as jnp
 import numpy as np
 from jax import Array
 
-from .initial_conditions import figure_eight, kepler, plummer
+from nbody_core.systems.initial_conditions import figure_eight, kepler, plummer
 from .posterior import (
     LP_GAP_THRESHOLD as LP_GAP_THRESHOLD,
     R_HAT_THRESHOLD as R_HAT_THRESHOLD,
     mode_check as mode_check,
-    physical_name,
     summary_diagnostics as summary_diagnostics,
     to_inference_data as to_inference_data,
-    to_physical,
 )
-from .simulate import simulate
-from .state import ParticleState, PhysicsParams, make_state
+from nbody_core.integrate.simulate import simulate
+
+from .problem import InferenceProblem as InferenceProblem
+from nbody_core.physics.state import ParticleState, PhysicsParams, make_state
 
 __all__ = [
     "InferenceProblem",
@@ -217,50 +217,6 @@ def _kernels(static: _Static):
         return log_prior(data, theta) + log_likelihood(data, theta)
 
     return predict, log_likelihood, log_prior, logdensity
-
-
-@dataclasses.dataclass(frozen=True, eq=False)
-class InferenceProblem:
-    """A posterior over physical parameters ``theta`` (unconstrained, ``[d]``).
-
-    Attributes:
-        name: problem name.
-        description: one line for users.
-        parameter_names: ``d`` names, e.g. ``("log_m0", "log_m1", "log_m2", "log_G", "vx2")``.
-        truth: ``[d]`` true ``theta`` the data were made with.
-        prior_mean, prior_std: ``[d]`` independent Normal priors on ``theta``.
-        observed_times: ``[K]`` observation times, time units.
-        observations: ``[K, n, a]`` noisy observed coordinates (``a`` observed axes), length units.
-        noise: observation standard deviation, length units.
-        initial_state: the true initial state (its velocity holds the true velocity parameter).
-        logdensity_fn: ``theta [d] -> scalar`` log posterior (unnormalised by the evidence),
-            a ``jax.tree_util.Partial`` carrying the data as traced leaves.
-        log_likelihood_fn, log_prior_fn, predict_fn: the pieces, same calling convention
-            (``predict_fn(theta) -> [K, n, a]``).
-    """
-
-    name: str
-    description: str
-    parameter_names: tuple[str, ...]
-    truth: np.ndarray
-    prior_mean: np.ndarray
-    prior_std: np.ndarray
-    observed_times: np.ndarray
-    observations: np.ndarray
-    noise: float
-    initial_state: ParticleState
-    logdensity_fn: Callable
-    log_likelihood_fn: Callable
-    log_prior_fn: Callable
-    predict_fn: Callable
-
-    @property
-    def num_parameters(self) -> int:
-        return len(self.parameter_names)
-
-    def physical_truth(self) -> dict[str, float]:
-        """True values in physical units: masses, G and the velocity component."""
-        return {physical_name(n): to_physical(n, v) for n, v in zip(self.parameter_names, self.truth)}
 
 
 def _validate_noise_and_obs(noise, num_obs):
@@ -453,7 +409,7 @@ def scaling_problem(
 
 
 #: How :func:`initial_positions` picks chain starts: ``"prior"`` (best of a few prior draws per
-#: chain) or ``"tempered"`` (:func:`nbody_core.starts.tempered_starts`: time-window tempered
+#: chain) or ``"tempered"`` (:func:`nbody_core.infer.starts.tempered_starts`: time-window tempered
 #: multi-start optimisation; the CLI's, the Inference tab's and SBC's default).
 START_METHODS = ("prior", "tempered")
 
@@ -465,7 +421,7 @@ def initial_positions(
     """Chain starting points ``[num_chains, d]``, overdispersed by default: draws from the prior.
 
     ``method="tempered"`` instead starts the chains at the best optima of a time-window
-    tempered multi-start fit (:func:`nbody_core.starts.tempered_starts`), each jittered by a
+    tempered multi-start fit (:func:`nbody_core.infer.starts.tempered_starts`), each jittered by a
     local posterior sd: on the triple-system masses observed over t in (0, 2], prior-drawn
     starts left 6 of 16 simulated datasets' chains stuck, 4 in wrong modes (issue 12). The
     check below still holds for it: chains start at independent points, and comparable modes

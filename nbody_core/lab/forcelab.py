@@ -20,12 +20,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from . import forces as _forces
-from .initial_conditions import MAX_BODIES
+from nbody_core.physics import forces as _forces
+from nbody_core.systems.constants import MAX_BODIES
 from .numpy_reference import accelerations_loop, accelerations_vectorized
-from .pallas_kernels import pallas_interpret_default
-from .potentials import NEWTONIAN, PairPotential, get_potential
-from .state import DTYPES as _state_dtypes, ParticleState, PhysicsParams, cast_state
+from nbody_core.physics.pallas_kernels import pallas_interpret_default
+from nbody_core.physics.potentials import NEWTONIAN, PairPotential, get_potential
+from nbody_core.physics.state import DTYPES as _state_dtypes, ParticleState, PhysicsParams, cast_state
 
 __all__ = [
     "DTYPES",
@@ -43,7 +43,7 @@ __all__ = [
     "DEFAULT_NUMPY_LOOP_MAX_N",
 ]
 
-DTYPES = _state_dtypes  # the one name -> dtype map (nbody_core.state.DTYPES)
+DTYPES = _state_dtypes  # the one name -> dtype map (nbody_core.physics.state.DTYPES)
 
 # Floor of the denominator of a relative difference, as a fraction of the RMS force of the
 # configuration. A body whose net force nearly cancels (the middle body of a symmetric
@@ -84,7 +84,7 @@ def relative_difference(force, reference, *, floor_fraction: float = FLOOR_FRACT
 def hand_coded_status(potential: str | PairPotential, method: str = "analytic") -> str | None:
     """``None`` when hand-coded ``method`` applies to ``potential``, else the reason it does not.
 
-    The answer comes from :func:`nbody_core.forces.acceleration_function`, the one place that
+    The answer comes from :func:`nbody_core.physics.forces.acceleration_function`, the one place that
     decides which kernels apply, so the lab can never disagree with the simulator.
     """
     try:
@@ -191,7 +191,7 @@ def compare_forces(
         potential: a :class:`PairPotential` or its registry name.
         dtype: ``"float64"`` or ``"float32"``.
         hand_coded_method: a hand-coded Newtonian kernel registered in
-            :data:`nbody_core.forces.FORCE_METHODS` (``"analytic"``, ``"tiled"``, ...).
+            :data:`nbody_core.physics.forces.FORCE_METHODS` (``"analytic"``, ``"tiled"``, ...).
 
     Raises:
         ValueError: for an unknown dtype, potential or method, or when the forces are not
@@ -333,7 +333,7 @@ _BASE_TIMING_METHODS = {
 
 def timing_methods() -> dict[str, str]:
     """Timing method names and descriptions: the four base methods plus ``jax_<name>`` for
-    every faster kernel registered in :data:`nbody_core.forces.FORCE_METHODS`."""
+    every faster kernel registered in :data:`nbody_core.physics.forces.FORCE_METHODS`."""
     methods = dict(_BASE_TIMING_METHODS)
     for name, method in _forces.FORCE_METHODS.items():
         if name not in ("autodiff", "analytic") and _offered(name):

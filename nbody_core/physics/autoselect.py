@@ -111,7 +111,7 @@ def select_forces(
         newtonian: ``False`` for any other pair potential (only the autodiff kernels apply).
 
     Returns:
-        a method name of :data:`nbody_core.forces.FORCE_METHODS`.
+        a method name of :data:`nbody_core.physics.forces.FORCE_METHODS`.
 
     Raises:
         ValueError: for ``n < 1`` or a non-floating dtype.

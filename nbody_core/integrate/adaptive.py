@@ -24,10 +24,10 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from .diagnostics import total_energy
-from .forces import acceleration_function
+from nbody_core.physics.diagnostics import total_energy
+from nbody_core.physics.forces import acceleration_function
 from .simulate import Trajectory, conserved_quantities, validate_run_options
-from .state import ParticleState, PhysicsParams, resolve_params
+from nbody_core.physics.state import ParticleState, PhysicsParams, resolve_params
 
 __all__ = ["simulate_adaptive", "AdaptiveIntegrator", "ADAPTIVE_INTEGRATORS", "RESULTS"]
 
@@ -51,7 +51,7 @@ ADAPTIVE_INTEGRATORS: dict[str, AdaptiveIntegrator] = {
         "dopri8", "Dormand-Prince 8(7), adaptive steps, compensated summation (close encounters)", "#CC79A7"
     ),
     "ias15": AdaptiveIntegrator(
-        "ias15", "IAS15, 15th-order Gauss-Radau (Rein & Spiegel 2015), adaptive; nbody_core.ias15.simulate_ias15",
+        "ias15", "IAS15, 15th-order Gauss-Radau (Rein & Spiegel 2015), adaptive; nbody_core.integrate.ias15.simulate_ias15",
         "#56B4E9",
     ),
 }
@@ -245,11 +245,11 @@ def simulate_adaptive(
         rtol, atol: per-step relative and absolute error tolerances (RMS norm over all
             position and velocity components). 1e-13 solves the Pythagorean problem to a
             relative energy error ~1e-10 (see tests/nbody_core/test_adaptive.py).
-        forces: force method (a name in :data:`~nbody_core.forces.FORCE_METHODS`).
+        forces: force method (a name in :data:`~nbody_core.physics.forces.FORCE_METHODS`).
         potential: pair potential name or :class:`PairPotential`.
         max_steps: cap on attempted steps over the whole run; snapshots not reached are NaN.
         integrator: a name in :data:`ADAPTIVE_INTEGRATORS`: ``"dopri8"`` or ``"ias15"``
-            (:func:`nbody_core.ias15.simulate_ias15` with its defaults: it takes no
+            (:func:`nbody_core.integrate.ias15.simulate_ias15` with its defaults: it takes no
             ``rtol``/``atol``, its step control is at machine precision, and runs in one
             call whatever ``chunks`` says).
         chunks: number of compiled calls the save intervals are cut into (equal chunks

@@ -11,7 +11,7 @@ better half (two local posterior sds of the window just fitted), a particle-filt
 searches the region still consistent with the data seen so far. The chains then start at the best optima: every distinct optimum whose log density
 is within :data:`START_LP_GAP` nats of the best gets chains (round robin), each start jittered
 by about one local posterior standard deviation, so chains in genuinely comparable modes stay
-visible to R-hat and :func:`nbody_core.posterior.mode_check`.
+visible to R-hat and :func:`nbody_core.infer.posterior.mode_check`.
 
 Pure JAX; the compiled fit is shared by every problem of the same shapes (the data
 are traced leaves of the problem's ``jax.tree_util.Partial`` functions).
@@ -113,7 +113,7 @@ def tempered_starts(
     """Chain starting points ``[num_chains, d]`` at the best optima of a tempered multi-start fit.
 
     Args:
-        problem: an :class:`nbody_core.inference.InferenceProblem`.
+        problem: an :class:`nbody_core.infer.inference.InferenceProblem`.
         key: PRNG key (prior draws and jitter).
         num_chains: number of chains.
         num_starts: prior draws optimised (``M``).

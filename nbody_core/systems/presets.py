@@ -6,7 +6,7 @@ A :class:`Preset` is a record: the builder of its initial state, its physical co
 default integrator, step and duration that integrate it correctly (a test runs every preset
 to the end with these defaults), and its :class:`ICParameter` records (default, bounds,
 units, doc). This module imports no JAX, so listing presets is instant; ``build`` imports
-:mod:`nbody_core.initial_conditions` when first called.
+:mod:`nbody_core.systems.initial_conditions` when first called.
 """
 
 from __future__ import annotations
@@ -15,15 +15,12 @@ import math
 import sys
 from typing import Any, Callable, NamedTuple
 
-from .units import get_unit_system
+from nbody_core.physics.units import get_unit_system
+
+from .constants import FIGURE_EIGHT_PERIOD as FIGURE_EIGHT_PERIOD, MAX_BODIES as MAX_BODIES
 
 __all__ = ["ICParameter", "Preset", "PRESETS", "get_preset", "MAX_BODIES", "FIGURE_EIGHT_PERIOD"]
 
-MAX_BODIES = 20_000  # cap for scalable presets built by name (CLI, dashboard, ensembles)
-
-# Chenciner & Montgomery (2000), Ann. Math. 152, 881; the period of Simo's (2002) initial
-# data, to 8 digits; G = m = 1.
-FIGURE_EIGHT_PERIOD = 6.32591398
 
 
 class ICParameter(NamedTuple):
@@ -123,9 +120,9 @@ class Preset(NamedTuple):
 
     @property
     def params(self):
-        """:class:`~nbody_core.state.PhysicsParams` of the preset: G of its unit system and its
+        """:class:`~nbody_core.physics.state.PhysicsParams` of the preset: G of its unit system and its
         softening."""
-        from .state import PhysicsParams
+        from nbody_core.physics.state import PhysicsParams
 
         return PhysicsParams(G=get_unit_system(self.units).G, softening=self.softening)
 

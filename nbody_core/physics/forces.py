@@ -197,7 +197,7 @@ FORCE_METHODS: dict[str, ForceMethod] = {
         ForceMethod(
             AUTO,
             "the fastest exact kernel for the device, dtype, N and potential "
-            "(nbody_core.autoselect; default)",
+            "(nbody_core.physics.autoselect; default)",
             _auto_kernel,
             None,
         ),

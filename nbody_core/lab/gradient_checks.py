@@ -1,7 +1,7 @@
 """Gradient checks: autodiff against central finite differences, and what each costs.
 
 ``jax.grad`` through the jitted simulator is exact; these functions show it on a log density
-(:mod:`nbody_core.inference`): the V-shaped error of finite differences against the step, and
+(:mod:`nbody_core.infer.inference`): the V-shaped error of finite differences against the step, and
 the cost of a forward run, its autodiff gradient and its ``2 d``-run finite-difference gradient.
 """
 
@@ -15,7 +15,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .inference import scaling_problem
+from nbody_core.infer.inference import scaling_problem
 
 __all__ = [
     "GradientCost",
