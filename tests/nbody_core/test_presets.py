@@ -114,7 +114,7 @@ def test_parameters_have_defaults_bounds_units_and_docs():
         kepler.parameter("virial_ratio")
     for preset in nb.PRESETS.values():
         for parameter in preset.parameters:
-            assert isinstance(parameter, ICParameter) and parameter.doc and parameter.units in nb.units.DIMENSIONS
+            assert isinstance(parameter, ICParameter) and parameter.doc and parameter.units in nb.physics.units.DIMENSIONS
             if parameter.default is not None:
                 assert parameter.check(parameter.default) == parameter.default
 
