@@ -22,7 +22,8 @@ __all__ = [
     "build_dashboard",
     "build_tabs",
     "load_view_class",
-    "install_upload_guard",
+    "NbodyDesign",
+    "FOCUS_RING_CSS",
     "serve_session",
     "session_count_readout",
     "session_full_page",
@@ -141,7 +142,8 @@ def session_count_readout(live_fn, cap: int, *, period_ms: int = 5000) -> pn.pan
 
 def session_full_page(live: int, cap: int) -> pn.template.BootstrapTemplate:
     """What a browser gets past the session cap: a friendly page, no dashboard (cheap)."""
-    template = pn.template.BootstrapTemplate(title="N-body Explorer", header_background=ACCENT, busy_indicator=None)
+    template = pn.template.BootstrapTemplate(title="N-body Explorer", header_background=ACCENT, busy_indicator=None,
+                                             design=NbodyDesign)
     template.main.append(
         pn.pane.Alert(
             f"### The dashboard is full right now\n\n{live} of {cap} sessions are in use on this "
@@ -165,6 +167,25 @@ body.nbody-projector { --bokeh-font-size: 20px; --font-size: 20px; font-size: 20
 body.nbody-projector *:focus-visible { outline: 4px solid #D55E00 !important; outline-offset: 2px; }
 body:not(.nbody-projector) *:focus-visible { outline: 2px solid #0072B2; outline-offset: 1px; }
 """
+
+
+#: A visible focus ring inside every component's shadow root (the page's own CSS does not reach
+#: into them), and the open tab's header in bold.
+FOCUS_RING_CSS = """
+:focus-visible { outline: 3px solid #0072B2 !important; outline-offset: 2px !important;
+  box-shadow: 0 0 0 2px #ffffff !important; }
+.bk-tab.bk-active { font-weight: 600; }
+"""
+
+
+class NbodyDesign(pn.theme.Bootstrap):
+    """The template's design: Panel's Bootstrap design plus :data:`FOCUS_RING_CSS` as a stylesheet
+    of every component (Panel's public ``Design.modifiers``; ``Inherit`` keeps Bootstrap's own)."""
+
+    modifiers = {
+        **pn.theme.Bootstrap.modifiers,
+        pn.viewable.Viewable: {"stylesheets": [pn.theme.Inherit, FOCUS_RING_CSS]},
+    }
 
 
 def projector_toggle() -> pn.widgets.Toggle:
@@ -192,6 +213,7 @@ def build_dashboard(
             fills it once the browser has connected).
     """
     template = pn.template.BootstrapTemplate(
+        design=NbodyDesign,  # focus rings inside every widget's shadow root
         raw_css=[PROJECTOR_CSS],
         title="N-body Explorer",
         header_background=ACCENT,
@@ -210,49 +232,6 @@ def build_dashboard(
     return template
 
 
-# Runs in the browser when the page is ready. Bokeh's FileInput reads a chosen file with
-# FileReader.readAsDataURL and sends it whole in one websocket message; a file over the cap
-# (50 MB in issue 16) closed the websocket (past its message size) and left a dead page.
-# Refused here before it is read: nothing is sent, the page says why, the session lives on.
-# The file name is shown with textContent (never parsed as HTML).
-_UPLOAD_GUARD_JS = """
-if (!window.__nbodyUploadGuard) {
-  window.__nbodyUploadGuard = true;
-  const read = FileReader.prototype.readAsDataURL;
-  const mb = (n) => (n / 1e6).toFixed(n < 1e7 ? 2 : 1) + " MB";
-  FileReader.prototype.readAsDataURL = function (blob) {
-    if (blob && blob.size > limit) {
-      let box = document.getElementById("nbody-upload-refused");
-      if (!box) {
-        box = document.createElement("div");
-        box.id = "nbody-upload-refused";
-        box.setAttribute("role", "alert");
-        box.style.cssText = "position:fixed;top:72px;left:50%;transform:translateX(-50%);z-index:10000;" +
-          "background:#f8d7da;color:#58151c;border:1px solid #f1aeb5;border-radius:6px;padding:10px 16px;" +
-          "max-width:80%;font:14px sans-serif;box-shadow:0 2px 8px rgba(0,0,0,.2);cursor:pointer";
-        box.addEventListener("click", () => box.remove());
-        document.body.appendChild(box);
-      }
-      let size = mb(blob.size), cap = mb(limit);
-      if (size === cap) { size = blob.size + " bytes"; cap = limit + " bytes"; }  // just over the cap
-      box.textContent = "Not uploaded: \u201c" + (blob.name || "file") + "\u201d is " + size +
-        "; this server accepts files up to " + cap + ". Nothing was sent and the session " +
-        "keeps running. (Click to dismiss.)";
-      return;  // never read: the widget never sends it
-    }
-    return read.call(this, blob);
-  };
-}
-"""
-
-
-def install_upload_guard(document, max_bytes: int) -> None:
-    """Refuse files over ``max_bytes`` in the browser, before they are read or sent."""
-    from bokeh.models import CustomJS
-
-    document.js_on_event("document_ready", CustomJS(args={"limit": int(max_bytes)}, code=_UPLOAD_GUARD_JS))
-
-
 def serve_session() -> pn.viewable.Viewable:
     """What ``app/main.py`` runs for each browser session of a served app.
 
@@ -265,19 +244,13 @@ def serve_session() -> pn.viewable.Viewable:
     Everything the callbacks need is bound here, in a regular module: Bokeh discards
     ``main.py``'s own namespace when its session ends.
     """
-    from app.components.accessibility import install_accessibility
+    from app.compat.accessibility import install_accessibility
+    from app.compat.query import install_query_guard
+    from app.compat.upload import install_upload_guard
     from app.limits import max_sessions_from_environment
-    from app.protocol_speedups import install_patch_doc_speedup
-    from app.reliability import (
-        SESSIONS,
-        install_query_guard,
-        install_session_guards,
-        oversized_query_values,
-        plain_markdown,
-    )
+    from app.reliability import SESSIONS, install_session_guards, oversized_query_values, plain_markdown
 
     install_query_guard()  # a 4301-digit query value must not blank the page
-    install_patch_doc_speedup()  # PATCH-DOC messages no longer cost O(models in the page)
     cap = max_sessions_from_environment()
     document = pn.state.curdoc
     context = document.session_context if document is not None else None
@@ -309,7 +282,7 @@ def serve_session() -> pn.viewable.Viewable:
         from app.limits import LIMITS
 
         install_upload_guard(document, LIMITS.max_upload_bytes)
-        install_accessibility(document)  # tab keys, ARIA names, focus rings (issue 14)
+        install_accessibility(document)  # tab keys, ARIA names (issue 14); focus rings: NbodyDesign
         dashboard.header.append(session_count_readout(lambda: SESSIONS.live, cap))
 
         def build_on_load() -> None:

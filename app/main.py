@@ -1,7 +1,8 @@
 """Entry point of ``panel serve app``: the only module with side effects.
 
-Turns on JAX's persistent compilation cache (so a restarted server reuses compiled frame
-functions, capped on disk) and serves one dashboard per browser session, up to the session
+Turns on float64 (``nbody_core.enable_float64()``: runs are float64 unless a student picks
+float32) and JAX's persistent compilation cache (so a restarted server reuses compiled frame
+functions, capped on disk), and serves one dashboard per browser session, up to the session
 cap (``NBODY_MAX_SESSIONS``, ``nbody serve --max-sessions``; past it a browser gets a short
 "full" page). Tabs other than the first are built when first opened.
 """
@@ -10,6 +11,10 @@ import os
 from pathlib import Path
 
 import jax
+
+import nbody_core
+
+nbody_core.enable_float64()
 
 _CACHE_DIR = os.environ.get(
     "NBODY_JAX_CACHE_DIR", str(Path.home() / ".cache" / "nbody-explorer" / "jax")

@@ -12,9 +12,9 @@ run: :func:`plain_markdown` is the escaping, for any pane that shows user text.
 
 Server-wide guards live here too: :class:`SessionRegistry` counts live sessions against the
 cap (``NBODY_MAX_SESSIONS``) and, once the last session of a burst is destroyed, returns
-freed memory to the OS (``malloc_trim``, glibc only); :func:`install_query_guard` keeps a
-link with a huge number in its query (4301+ digits, past Python's ``int()`` limit) from
-blanking the session.
+freed memory to the OS (``malloc_trim``, glibc only); :func:`oversized_query_values` finds
+link values with more digits than ``int()`` takes (4301+), which
+``app.compat.query.install_query_guard`` keeps from blanking the session.
 """
 
 from __future__ import annotations
@@ -37,7 +37,6 @@ __all__ = [
     "SessionRegistry",
     "SESSIONS",
     "release_memory",
-    "install_query_guard",
     "oversized_query_values",
 ]
 
@@ -217,31 +216,3 @@ def oversized_query_values(query, *, max_digits: int | None = None) -> list[str]
     else:
         pairs = [("value", v.decode("latin-1") if isinstance(v, bytes) else str(v)) for v in query]
     return [key for key, value in pairs if value.isdigit() and len(value) > max_digits]
-
-
-def _safe_parse_query(original):
-    def parse_query(query: str):
-        try:
-            return original(query)
-        except ValueError:
-            # A value int() refuses (4301+ digits): drop it, parse the rest as Panel would.
-            bad = set(oversized_query_values(query))
-            kept = [(k, v) for k, v in urllib.parse.parse_qsl(query.lstrip("?"), keep_blank_values=True) if k not in bad]
-            return original("?" + urllib.parse.urlencode(kept))
-
-    parse_query._nbody_safe = True
-    return parse_query
-
-
-def install_query_guard() -> None:
-    """Make Panel's query parsing survive values ``int()`` refuses (idempotent, process-wide).
-
-    Panel converts every all-digit query value with ``int()``; one of 4301+ digits (even
-    under a key the app never reads, like ``utm_id``) raised inside ``pn.state.location``
-    and left a blank page. Such values are now dropped; :func:`oversized_query_values` lets
-    the page say so.
-    """
-    import panel.io.location as location
-
-    if not getattr(location.parse_query, "_nbody_safe", False):
-        location.parse_query = _safe_parse_query(location.parse_query)

@@ -47,6 +47,8 @@ import nbody_core as nb  # noqa: E402
 from nbody_core.physics.forces import acceleration_analytic  # noqa: E402
 from nbody_core.physics.kernels import _blocks, _newtonian_block, acceleration_tiled  # noqa: E402
 
+nb.enable_float64()  # float64 runs need JAX's 64-bit mode (an explicit call, not an import)
+
 RESULTS = Path(__file__).resolve().parents[1] / "benchmarks" / "results"
 
 

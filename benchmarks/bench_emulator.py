@@ -84,7 +84,9 @@ def main(argv=None) -> int:
         args.networks, args.max_steps, args.check_grid = 2, 200, 5
     import jax
 
-    import nbody_core  # noqa: F401  (float64)
+    import nbody_core
+
+    nbody_core.enable_float64()  # float64 runs need JAX's 64-bit mode
     from nbody_core.emulator import TrainConfig, evaluate, train_emulator
     from nbody_core.emulator.inference import compare_posteriors, emulator_posterior, simulator_posterior
 

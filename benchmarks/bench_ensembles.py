@@ -95,7 +95,9 @@ _SHARDED_SCRIPT = textwrap.dedent(
     """
     import json, sys
     import jax, numpy as np
+    import nbody_core
     from nbody_core.ensembles import EnsembleSpec, SUMMARIES, run_ensemble
+    nbody_core.enable_float64()
     members, n, steps, chunk, repeats = (int(a) for a in sys.argv[1:6])
     spec = EnsembleSpec(system="plummer", num_bodies=n, num_members=members, num_steps=steps, seed=0)
     out = {"devices_available": len(jax.devices())}
@@ -201,7 +203,9 @@ def main(argv=None) -> int:
         args.sharded_members, args.sharded_chunk = 8, 2
     import jax
 
-    import nbody_core  # noqa: F401  (float64)
+    import nbody_core
+
+    nbody_core.enable_float64()  # float64 runs need JAX's 64-bit mode (the sharded child calls it too)
 
     load_before = os.getloadavg()
     rows = measure_vmap_vs_loop(members=args.members, num_bodies=args.n, num_steps=args.steps,

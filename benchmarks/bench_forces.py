@@ -100,7 +100,10 @@ def main(argv=None) -> int:
         args.ns, args.repeats, args.loop_max_n = [32, 64], 2, 64
 
     sys.path.insert(0, str(REPO_ROOT))
+    import nbody_core
     from nbody_core.lab.forcelab import time_force_methods
+
+    nbody_core.enable_float64()  # float64 runs need JAX's 64-bit mode
 
     load_before = os.getloadavg()[0]
 

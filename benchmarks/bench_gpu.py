@@ -72,6 +72,8 @@ def main(argv=None) -> int:
     import jax.numpy as jnp
 
     import nbody_core as nb
+
+    nb.enable_float64()  # float64 runs need JAX's 64-bit mode (an explicit call, not an import)
     from nbody_core.physics.autoselect import resolve_forces
     from nbody_core.physics.forces import acceleration_function
     from nbody_core.physics.pallas_kernels import PallasConfig, acceleration_pallas

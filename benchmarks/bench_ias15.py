@@ -97,6 +97,8 @@ def main(argv=None) -> int:
     import nbody_core as nb
     from nbody_core.integrate.ias15 import simulate_ias15
 
+    nb.enable_float64()  # float64 runs need JAX's 64-bit mode (an explicit call, not an import)
+
     state = nb.pythagorean()
     load_before = os.getloadavg()[0]
     start = time.perf_counter()

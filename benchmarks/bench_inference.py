@@ -81,6 +81,9 @@ def main(argv=None) -> int:
         args.dims, args.num_bodies, args.num_steps, args.num_obs, args.repeats = [1, 4], 8, 4, 2, 2
 
     sys.path.insert(0, str(REPO_ROOT))
+    import nbody_core
+
+    nbody_core.enable_float64()  # float64 runs need JAX's 64-bit mode
     import jax
     import jax.numpy as jnp
     import numpy as np

@@ -74,6 +74,8 @@ import numpy as np  # noqa: E402
 import nbody_core as nb  # noqa: E402
 from nbody_core.physics.forces import acceleration_function  # noqa: E402
 
+nb.enable_float64()  # float64 runs need JAX's 64-bit mode (an explicit call, not an import)
+
 SOFTENING = 0.01
 rows: list[dict] = []
 

@@ -33,7 +33,10 @@ def main(argv=None) -> int:
 
     import jax
 
+    import nbody_core
     from nbody_core.infer import hmc, inference, nuts
+
+    nbody_core.enable_float64()  # float64 runs need JAX's 64-bit mode
 
     problem = inference.make_problem("triple", num_obs=20, key=jax.random.key(0))
     x0 = inference.initial_positions(problem, jax.random.key(1), chains)

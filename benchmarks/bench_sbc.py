@@ -103,6 +103,9 @@ def main(argv=None) -> int:
     parser.add_argument("--results-dir", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
     sys.path.insert(0, str(REPO_ROOT))
+    import nbody_core
+
+    nbody_core.enable_float64()  # float64 runs need JAX's 64-bit mode
     options = dict(num_thinned=19, num_bins=4, num_chains=4, num_samples=200, num_warmup=300, starts=args.starts)
     if args.quick:
         args.datasets, args.datasets_long = 4, 0

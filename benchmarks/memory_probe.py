@@ -46,6 +46,8 @@ def main(argv=None) -> int:
     import jax.numpy as jnp
 
     import nbody_core as nb
+
+    nb.enable_float64()  # float64 runs need JAX's 64-bit mode (an explicit call, not an import)
     from nbody_core.physics.forces import acceleration_function
     from nbody_core.physics.kernels import potential_energy_tiled
     from nbody_core.physics.potentials import potential_energy_from_positions

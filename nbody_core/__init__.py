@@ -1,29 +1,25 @@
 """nbody_core: a differentiable, jitted N-body engine in pure JAX.
 
-float64 is the default, so importing this package turns on ``jax_enable_x64``; pass
-float32 states (``cast_state(state, jnp.float32)``) to compute in single precision.
+States are float64 by default, which JAX computes only in its 64-bit mode: call
+:func:`enable_float64` once, before computing (``import nbody_core as nb; nb.enable_float64()``).
+Importing this package changes no setting; without the call, asking for a float64 state
+raises a ``RuntimeError`` that names the fix (JAX would otherwise silently make it float32).
+Pass float32 states (``make_state(..., dtype=jnp.float32)``, ``cast_state(state,
+jnp.float32)``) to compute in single precision, with or without it.
 
 The public names below load their module on first use (PEP 562), so ``import nbody_core``
-and the JAX-free parts (the preset registry, units, provenance: what ``nbody presets``
-needs) do not pay for importing JAX. x64 is switched on before JAX is first imported: by
-the ``JAX_ENABLE_X64`` environment variable when JAX is not loaded yet, else by
-``jax.config``.
+and the JAX-free parts (the preset registry, units, provenance, :func:`enable_float64`: what
+``nbody presets`` needs) do not pay for importing JAX.
 """
 
 import importlib as _importlib
 import importlib.util as _importlib_util
-import os as _os
 import pkgutil as _pkgutil
 import sys as _sys
 import types as _types
 
-if "jax" in _sys.modules:
-    _sys.modules["jax"].config.update("jax_enable_x64", True)
-else:
-    _os.environ["JAX_ENABLE_X64"] = "1"
-
-from .provenance import DISTRIBUTION as _DISTRIBUTION, package_version as _package_version  # noqa: E402
-from .provenance import provenance as provenance  # noqa: E402  (JAX-free; the function, not the module)
+from .provenance import DISTRIBUTION as _DISTRIBUTION, package_version as _package_version
+from .provenance import provenance as provenance  # (JAX-free; the function, not the module)
 
 #: The installed distribution's version (``"0+unknown"`` when running from a source tree
 #: that was never installed).
@@ -52,6 +48,9 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
     ),
     "integrate.integrators": (
         "INTEGRATORS", "get_integrator"
+    ),
+    "physics.precision": (
+        "enable_float64", "float64_enabled"
     ),
     "physics.potentials": (
         "NEWTONIAN", "POTENTIALS", "POWER_LAW", "YUKAWA", "PairPotential",

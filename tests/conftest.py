@@ -1,9 +1,12 @@
-"""Shared fixtures: float64 everywhere and an explicit PRNG key."""
+"""Shared fixtures: float64 everywhere (the documented call, as the CLI and the app make it)
+and an explicit PRNG key."""
 
 import jax
 import pytest
 
-jax.config.update("jax_enable_x64", True)
+import nbody_core
+
+nbody_core.enable_float64()
 
 
 @pytest.fixture

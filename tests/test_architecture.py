@@ -7,6 +7,8 @@ with the file and line.
 from __future__ import annotations
 
 import ast
+import importlib
+import re
 from pathlib import Path
 
 import pytest
@@ -186,8 +188,8 @@ def test_core_modules_import_neither_the_cli_nor_the_facade(path):
 
 #: What `nbody presets` and `import nbody_core` load: no JAX (JAX loads with the first module
 #: that computes; imports inside functions are lazy and allowed).
-JAX_FREE = ["__init__.py", "provenance.py", "registry.py", "physics/units.py", "systems/constants.py",
-            "systems/presets.py"]
+JAX_FREE = ["__init__.py", "provenance.py", "registry.py", "physics/units.py", "physics/precision.py",
+            "systems/constants.py", "systems/presets.py"]
 
 
 @pytest.mark.parametrize("name", JAX_FREE)
@@ -226,24 +228,22 @@ def test_no_module_is_oversized(path):
     assert lines <= MAX_MODULE_LINES, f"{path.relative_to(ROOT)}: {lines} lines; split it by concern"
 
 
-#: The private names of other libraries read on purpose, each with the reason. Anything else
-#: of the form ``obj._name`` (``obj`` not ``self``/``cls``) must name something the same module
-#: defines: a module's classes may share private helpers, other modules get a public method.
+#: The private names of other libraries read on purpose outside ``app/compat/``, each with the
+#: reason. Anything else of the form ``obj._name`` (``obj`` not ``self``/``cls``) must name
+#: something the same module defines: a module's classes may share private helpers, other
+#: modules get a public method. In ``app/compat/`` every module lists its private uses of Bokeh,
+#: Panel and param in ``PRIVATE_USES`` (with the tested range and the fallback) instead.
 FOREIGN_PRIVATE_ALLOWED = {
-    # app/protocol_speedups.py checks Bokeh's document internals at install time and falls back
-    # to Bokeh's own serializer when they are not there (tests/app/test_protocol_speedups.py).
-    ("app/protocol_speedups.py", "_models"),
-    ("app/protocol_speedups.py", "_new_models"),
     # Panel's pn.state has no public setter for the current document of a worker thread.
     ("app/views/session.py", "_document"),
-    # param has no public "validate this value against a class-level Parameter" call.
-    ("app/state/links.py", "_validate"),
-    # argparse exposes a parser's actions only as _actions (stable since Python 3.2).
+    # argparse exposes a parser's actions only as _actions (stable since Python 3.2); listing
+    # them otherwise means collecting every add_argument's return value across four groups.
     ("nbody_core/cli/ensemble.py", "_actions"),
     ("nbody_core/cli/ensemble.py", "_StoreTrueAction"),
 }
 #: Public APIs whose names have a leading underscore: NamedTuple's methods and os._exit.
 PUBLIC_UNDERSCORE_NAMES = {"_replace", "_asdict", "_fields", "_make", "_field_defaults", "_exit"}
+COMPAT = ROOT / "app" / "compat"
 
 
 def _defined_names(tree: ast.AST) -> set[str]:
@@ -259,15 +259,20 @@ def _defined_names(tree: ast.AST) -> set[str]:
     return names
 
 
-@pytest.mark.parametrize(
-    "path", sorted([*CORE.rglob("*.py"), *(ROOT / "app").rglob("*.py")]), ids=lambda p: str(p.relative_to(ROOT))
-)
-def test_no_private_access_across_modules(path):
+def _private_access(path: Path) -> list[tuple[int, str]]:
+    """``(line, expression)`` of each private name of another module that ``path`` reads:
+    ``obj._name`` (not on ``self``/``cls``, not defined in ``path``) and ``from module import
+    _name`` from a module outside this repository."""
     tree = ast.parse(path.read_text(), str(path))
     own = _defined_names(tree)
     where = path.relative_to(ROOT).as_posix()
     bad = []
     for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module \
+                and node.module.split(".")[0] not in ("app", "nbody_core", "__future__"):
+            bad += [(node.lineno, f"from {node.module} import {alias.name}") for alias in node.names
+                    if alias.name.startswith("_") and not alias.name.startswith("__")]
+            continue
         if not isinstance(node, ast.Attribute) or not node.attr.startswith("_") or node.attr.startswith("__"):
             continue
         if isinstance(node.value, ast.Name) and node.value.id in ("self", "cls"):
@@ -275,14 +280,56 @@ def test_no_private_access_across_modules(path):
         if node.attr in PUBLIC_UNDERSCORE_NAMES or node.attr in own or (where, node.attr) in FOREIGN_PRIVATE_ALLOWED:
             continue
         bad.append((node.lineno, ast.unparse(node)))
-    assert not bad, f"{where}: private names of other modules {bad}; give that module a public method"
+    return bad
+
+
+@pytest.mark.parametrize(
+    "path", sorted(p for p in [*CORE.rglob("*.py"), *(ROOT / "app").rglob("*.py")] if COMPAT not in p.parents),
+    ids=lambda p: str(p.relative_to(ROOT)),
+)
+def test_no_private_access_across_modules(path):
+    bad = _private_access(path)
+    assert not bad, (f"{path.relative_to(ROOT)}: private names of other modules {bad}; give that module a "
+                     "public method, or put a private use of Bokeh/Panel/param in app/compat/ (PRIVATE_USES)")
+
+
+def test_the_private_access_check_sees_attributes_and_imports(tmp_path):
+    module = tmp_path / "m.py"
+    module.write_text("from param.parameterized import _syncing\nimport bokeh\nx = bokeh.document._models\n"
+                      "from app.compat import version_tested\n")
+    global ROOT
+    saved, ROOT = ROOT, tmp_path
+    try:
+        assert [line for line, _ in _private_access(module)] == [1, 3]
+    finally:
+        ROOT = saved
+
+
+#: A BokehJS private name in a script: ``._name`` or a quoted ``"_name"`` (a method looked up by
+#: name). ``__name`` (``__name__``, the page's own ``__nbody...`` flags) is not one.
+_JS_PRIVATE = re.compile(r"""(?:\.|["'])(_[A-Za-z]\w*)""")
+
+
+def _js_private_names(path: Path) -> set[str]:
+    return {name for name in _JS_PRIVATE.findall(path.read_text()) if not name.startswith("__")}
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "app").rglob("*.js")), ids=lambda p: str(p.relative_to(ROOT)))
+def test_scripts_use_bokehjs_private_names_only_in_compat_where_documented(path):
+    names = _js_private_names(path)
+    if COMPAT not in path.parents:
+        assert not names, f"{path.relative_to(ROOT)} uses BokehJS private names {sorted(names)}: move them to app/compat/"
+        return
+    module = importlib.import_module(f"app.compat.{path.stem}")  # the module beside the script documents it
+    documented = " ".join(use.name for use in module.PRIVATE_USES)
+    undocumented = sorted(name for name in names if name not in documented)
+    assert not undocumented, f"{path.relative_to(ROOT)}: {undocumented} not in app.compat.{path.stem}.PRIVATE_USES"
 
 
 def _architecture_rows() -> list[tuple[set[str], set[str]]]:
     """``(folders, names)`` of each row of the README's Architecture table: the folders its
     first cell names, the module names its first two cells name (the state and views rows list
     their modules under "what it holds")."""
-    import re
 
     text = (ROOT / "README.md").read_text()
     section = text[text.index("## Architecture"):]

@@ -22,8 +22,8 @@ import numpy as np
 import param
 from bokeh.palettes import Cividis256
 from panel.custom import JSComponent
-from panel.io.state import state as pn_state
-from param.parameterized import _syncing
+
+from app.compat.param_sync import BrowserReports
 
 __all__ = [
     "OrbitScene", "pack_frame", "unpack_frame", "FLAG_MASS", "FLAG_RESET", "FLAG_SPEED", "FLAG_VELOCITY",
@@ -45,8 +45,6 @@ FLAG_KEEP_CAMERA = 16  # with FLAG_RESET: an edited state, trails dropped but th
 OKABE_ITO = ("#E69F00", "#56B4E9", "#009E73", "#F0E442", "#0072B2", "#D55E00", "#CC79A7", "#BBBBBB")
 CIVIDIS = tuple(Cividis256[i] for i in range(64, 256, 3))
 BACKGROUND = "#0b1221"
-# What the browser reports about painting (OrbitScene._process_events takes a short path).
-_PAINT_REPORTS = frozenset({"drawn", "painted", "paint_rate", "page_visible"})
 
 
 def pack_frame(
@@ -132,7 +130,7 @@ def unpack_frame(data: bytes) -> dict:
     return out
 
 
-class OrbitScene(JSComponent):
+class OrbitScene(BrowserReports, JSComponent):
     """Bodies and fading trails drawn on a canvas in the browser (3D camera or projections).
 
     Call :meth:`show_run` when a run starts (sends masses, resets trails and camera) and
@@ -166,44 +164,13 @@ class OrbitScene(JSComponent):
 
     _esm = Path(__file__).with_name("orbit_scene.js")
 
-    # What the browser writes back (an acknowledgement per painted frame, counts twice a
-    # second) must not mark the session busy: Panel would toggle its busy state (and the
-    # template's indicator) for every frame. Measured: ~10 ms of server time per frame.
-    _busy__ignore = ["drawn", "painted", "paint_rate", "page_visible", "selected"]
-
-    # Panel holds every browser-written change back 50 ms (``_debounce``) before processing
-    # it: on the acknowledgement that capped each session at ~10 frames/s (1 session, frame
-    # client: 10.5 frames/s, a fixed ~95 ms per frame cycle). The acknowledgement and the
-    # visibility change are processed on the next tick instead.
-    _priority_changes = ["drawn", "page_visible"]
-
-    def _process_events(self, events: dict) -> None:
-        # The browser's counts and acknowledgements only (one per painted frame): none of
-        # these parameters is read-only, constant or renamed, and none marks the session busy,
-        # so they are set directly. Panel's general path unlocks and relocks every parameter of
-        # the component around the update (edit_readonly, O(parameters)): measured with cProfile
-        # of the event loop at 10 playing sessions, about half of each acknowledgement's cost.
-        if not events or not set(events) <= _PAINT_REPORTS:
-            super()._process_events(events)
-            return
-        doc = pn_state.curdoc
-        if doc is not None:
-            self._in_process__events[doc] = events
-        try:
-            with _syncing(self, list(events)):  # not echoed back to the browser
-                self.param.update(**events)
-        finally:
-            if doc is not None:
-                self._in_process__events.pop(doc, None)
-
-    def _update_properties(self, *events, doc):
-        # A change the browser wrote (the per-frame acknowledgement, the paint counts) has
-        # nothing to send back, but Panel would still compute the whole design's parameters
-        # for it (stylesheet paths resolved on disk): measured ~1-2 ms per acknowledgement
-        # under load (py-spy, 5 frame-only clients). Skip straight to "nothing to send".
-        if events and all(event.name in self._busy__ignore for event in events):
-            return {}
-        return super()._update_properties(*events, doc=doc)
+    # What the browser writes back (an acknowledgement per painted frame, counts twice a second,
+    # the selection): set on a short path, marks no session busy, sends nothing back; the
+    # acknowledgement and the visibility skip Panel's 50 ms debounce (see app.compat.param_sync
+    # for what each buys, measured).
+    direct_reports = frozenset({"drawn", "painted", "paint_rate", "page_visible"})
+    idle_reports = ("drawn", "painted", "paint_rate", "page_visible", "selected")
+    urgent_reports = ("drawn", "page_visible")
 
     def __init__(self, **params):
         params.setdefault("sizing_mode", "stretch_both")

@@ -9,6 +9,7 @@ and :func:`url_values` writes the current settings back. No Panel import.
 
 from __future__ import annotations
 
+import copy
 import math
 from typing import Any, Mapping
 
@@ -85,14 +86,22 @@ def coerce(parameter: param.Parameter, raw: Any):
 
 
 def checked_value(parameter: param.Parameter, raw: Any):
-    """:func:`coerce` ``raw``, then check it against ``parameter``'s bounds and choices
-    (class-level: what setting it on a state object would check, without setting it).
+    """:func:`coerce` ``raw``, then check it against ``parameter``'s bounds and choices: what
+    setting it on a state object would check, without setting it.
+
+    param has no public "validate without setting", so the value is set on a scratch object
+    whose one parameter is a copy of ``parameter`` (public API only; ~0.25 ms, once per link
+    value). The scratch class takes the owner's name, so a refusal reads as it would on the
+    state object ("Number parameter 'SimulationState.dt' must be at least 1e-07").
 
     Raises:
         ValueError, TypeError: the value is refused (say it with :func:`refusal_in_words`).
     """
     value = coerce(parameter, raw)
-    parameter._validate(value)  # param has no public "validate without setting"
+    owner = getattr(parameter, "owner", None)
+    scratch_class = type(getattr(owner, "__name__", None) or type(owner).__name__, (param.Parameterized,),
+                         {parameter.name: copy.copy(parameter)})
+    setattr(scratch_class(), parameter.name, value)
     return value
 
 

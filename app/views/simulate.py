@@ -38,10 +38,10 @@ from app.views.predict import PredictPanel
 from app.views.record import RecordPanel
 from app.views.session import SessionRunner
 from app.views.simulate_controls import WIDGET_NAMES, SimulateControls, unit_words
-from app.views.simulate_status import StatusLine, new_status_line, status_text  # noqa: F401 - StatusLine re-exported
+from app.views.simulate_status import new_status_line, status_text
 from app.state.simulate import UPLOADED, URL_PARAMETERS, SimulationState
 
-__all__ = ["SimulateView", "StatusLine"]
+__all__ = ["SimulateView"]
 
 _LOG = logging.getLogger(__name__)
 

@@ -13,6 +13,8 @@ import os
 import sys
 from pathlib import Path
 
+from nbody_core.physics.precision import enable_float64
+
 __all__ = ["main", "build_parser", "one_line_errors", "check_output_path", "seed", "MAX_SEED",
            "run_in_worker", "exit_now_if_computing"]
 
@@ -99,6 +101,12 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run ``nbody ARGV`` (default: ``sys.argv[1:]``) and return its exit status.
+
+    Turns on float64 first (:func:`nbody_core.enable_float64`): every sub-command computes in
+    float64 unless told ``--dtype float32``.
+    """
+    enable_float64()
     words = sys.argv[1:] if argv is None else list(argv)
     command = next((word for word in words if not word.startswith("-")), None)
     parser = build_parser(only=command)

@@ -17,6 +17,7 @@ import numpy as np
 from jax import Array
 from jax.typing import ArrayLike
 
+from .precision import require_float64
 from .units import get_unit_system
 
 __all__ = ["DTYPES", "ParticleState", "PhysicsParams", "make_state", "validate_state", "cast_state", "get_dtype",
@@ -100,6 +101,8 @@ class PhysicsParams(NamedTuple):
     power_index: ArrayLike = 1.0
 
     def astype(self, dtype) -> "PhysicsParams":
+        """Every constant as a ``dtype`` array (float64 needs :func:`~nbody_core.enable_float64`)."""
+        require_float64(dtype)
         return PhysicsParams(*(jnp.asarray(v, dtype=dtype) for v in self))
 
 
@@ -118,7 +121,10 @@ def make_state(position, velocity, mass, time=0.0, *, dtype=jnp.float64, units: 
         ValueError: naming the problem, for wrong shapes, non-finite values, non-positive
             masses, values too large for ``dtype``, fewer than two bodies or an unknown
             unit system.
+        RuntimeError: ``dtype`` is float64 while JAX's 64-bit mode is off (JAX would make
+            float32 arrays): call :func:`nbody_core.enable_float64` first.
     """
+    require_float64(dtype)
     units = get_unit_system(units).name
     position = np.asarray(position, dtype=np.float64)
     velocity = np.asarray(velocity, dtype=np.float64)
@@ -179,7 +185,12 @@ def _check_magnitudes(position, velocity, mass, dtype) -> None:
 
 
 def cast_state(state: ParticleState, dtype) -> ParticleState:
-    """Return ``state`` with every leaf cast to ``dtype`` (e.g. ``jnp.float32``)."""
+    """Return ``state`` with every leaf cast to ``dtype`` (e.g. ``jnp.float32``).
+
+    Raises:
+        RuntimeError: ``dtype`` is float64 while JAX's 64-bit mode is off (see :func:`make_state`).
+    """
+    require_float64(dtype)
     return jax.tree.map(lambda leaf: jnp.asarray(leaf, dtype=dtype), state)
 
 

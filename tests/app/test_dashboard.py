@@ -97,11 +97,12 @@ def test_releasing_memory_after_the_last_session_empties_the_compile_caches():
 def test_query_guard_drops_values_int_cannot_parse():
     import panel.io.location as location
 
-    from app.reliability import install_query_guard, oversized_query_values
+    from app.compat.query import install_query_guard
+    from app.reliability import oversized_query_values
 
     huge = "9" * 4301
     assert oversized_query_values(f"?utm_id={huge}&n=64") == ["utm_id"]
     assert oversized_query_values([huge.encode()]) == ["value"]
-    install_query_guard()
-    install_query_guard()  # idempotent
+    assert install_query_guard()
+    assert install_query_guard()  # idempotent
     assert location.parse_query(f"?utm_id={huge}&n=64&preset=plummer") == {"n": 64, "preset": "plummer"}

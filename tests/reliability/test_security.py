@@ -182,6 +182,7 @@ def test_caps_are_configurable_and_reach_the_state_classes():
     # A small private server lowers the caps below the tabs' usual defaults: every tab must
     # still build, with its defaults and bounds inside the caps.
     code = (
+        "import nbody_core; nbody_core.enable_float64()  # as app/main.py does\n"
         "from app.limits import LIMITS\n"
         "from app import dashboard\n"
         "views = {t: dashboard.load_view_class(s)() for t, s in dashboard.TABS}\n"

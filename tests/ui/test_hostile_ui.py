@@ -82,7 +82,7 @@ UPLOADS = [
 
 
 def test_an_upload_just_over_the_size_limit_is_refused_in_the_browser(upload_page):
-    # The page refuses it before reading it (app.dashboard.install_upload_guard): nothing is
+    # The page refuses it before reading it (app.compat.upload.install_upload_guard): nothing is
     # sent, so the server's own size check (for other clients) is not reached.
     page = upload_page
     data = (HEADER + "1,0,0,0,0,0,0\n" * (LIMITS.max_upload_bytes // 14 + 1)).encode()

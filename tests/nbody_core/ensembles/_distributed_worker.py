@@ -20,7 +20,10 @@ if num_processes > 1:
 
 import numpy as np  # noqa: E402
 
+import nbody_core  # noqa: E402
 from nbody_core.ensembles import EnsembleSpec, run_ensemble  # noqa: E402
+
+nbody_core.enable_float64()
 
 spec = EnsembleSpec(system="plummer", num_bodies=8, num_members=10, num_steps=40, dt=1e-3,
                     softening=0.05, seed=3)

@@ -114,7 +114,9 @@ def test_sharded_equals_unsharded_on_four_cpu_devices(tmp_path):
         """
         import json, sys
         import numpy as np, jax
+        import nbody_core
         from nbody_core.ensembles import EnsembleSpec, run_ensemble, SUMMARIES
+        nbody_core.enable_float64()
         assert len(jax.devices()) == 4, jax.devices()
         spec = EnsembleSpec(num_bodies=8, num_members=12, num_steps=20, num_saves=2,
                             sweeps=("softening=0.01:0.1:log",), seed=1)

@@ -1,8 +1,10 @@
 // Accessibility patches for Bokeh/Panel widgets (issue 14), run once per page when the
 // document is ready, before the dashboard's tabs are built (they arrive later from the server).
+// Documented, with the BokehJS internals each one reads, in app/compat/accessibility.py.
 //
 // Bokeh 3.9 renders these widgets inside shadow roots without what a screen reader or a
-// keyboard needs; each patch wraps one method of the widget's view class and adds it:
+// keyboard needs, and has no public ARIA properties; each patch wraps one method of the
+// widget's view class (only when `wrap_views`: the tested Bokeh versions) and adds it:
 // - Tabs: headers get role=tablist/tab, aria-selected and a roving tabindex; Left/Right/Home/End
 //   move the focus along the headers, Enter or Space opens the focused tab (manual activation:
 //   a tab is built on first opening, which takes seconds, so arrowing past a tab must not
@@ -14,17 +16,21 @@
 // - Spinner: the up/down buttons are empty (axe button-name) and act on mouse events only:
 //   labelled "Increase/Decrease <title>" and taken out of the Tab order (the arrow keys in the
 //   input do the same from the keyboard).
-// - Every widget's shadow root gets a visible focus ring (:focus-visible), since the page's
-//   own CSS does not reach into shadow roots.
-// - The template's main column is the page's main landmark and its title the level-1 heading.
+// - A widget that re-renders keeps the keyboard focus on the same kind of element.
+// Always (plain DOM): the template's main column is the page's main landmark and its title the
+// level-1 heading. The focus ring inside every widget's shadow root is not here: it is a
+// stylesheet of the template's design (app/dashboard.py, Panel's public Design modifiers).
 // A patch that fails leaves the widget as Bokeh made it: the page never breaks over a label.
 (function () {
   if (window.__nbodyAccessibility) return;
   window.__nbodyAccessibility = true;
 
-  const FOCUS_CSS = ":focus-visible { outline: 3px solid #0072B2 !important; outline-offset: 2px !important;" +
-    " box-shadow: 0 0 0 2px #ffffff !important; }" +
-    " .bk-tab.bk-active { font-weight: 600; }";
+  // Landmarks of the template page (plain DOM, on every Bokeh version).
+  const main = document.getElementById("main");
+  if (main && !main.hasAttribute("role")) main.setAttribute("role", "main");
+  const title = document.querySelector("#header .app-header");
+  if (title && !title.hasAttribute("role")) { title.setAttribute("role", "heading"); title.setAttribute("aria-level", "1"); }
+  if (!wrap_views) return;  // outside the tested Bokeh versions: widgets as Bokeh made them
 
   const viewClass = (name) => {
     try {
@@ -51,13 +57,6 @@
   };
   const plain = (text) => String(text == null ? "" : text).replace(/<[^>]*>/g, "").replace(/[:\s]+$/, "").trim();
 
-  // A focus ring inside every widget's shadow root: patch the base view's stylesheets().
-  let base = viewClass("Slider");
-  while (base && base.__name__ !== "UIElementView") base = Object.getPrototypeOf(base);
-  if (base && typeof base.prototype.stylesheets === "function") {
-    const original = base.prototype.stylesheets;
-    base.prototype.stylesheets = function () { return [...original.call(this), FOCUS_CSS]; };
-  }
   // A widget that re-renders (a button whose label changes: Play -> Pause) builds new elements,
   // and the focused one vanished with the focus: a keyboard user was thrown back to <body>.
   // Put the focus on the same kind of element in the new rendering.
@@ -79,18 +78,6 @@
       return result;
     };
   }
-
-  // Widgets rendered before this script ran (the header's Projector toggle) get it as a <style>.
-  const addRing = (root) => {
-    for (const el of root.querySelectorAll("*")) {
-      if (!el.shadowRoot) continue;
-      const style = document.createElement("style");
-      style.textContent = FOCUS_CSS;
-      el.shadowRoot.append(style);
-      addRing(el.shadowRoot);
-    }
-  };
-  addRing(document);
 
   // Tabs (Panel's and Bokeh's). Bokeh appends the headers after the tab contents (the grid
   // draws them on top), so Tab reached them only after every control of every tab: move them
@@ -207,10 +194,4 @@
     }
   };
   after(viewClass("Spinner"), "render", labelSpinButtons);
-
-  // Landmarks of the template page.
-  const main = document.getElementById("main");
-  if (main && !main.hasAttribute("role")) main.setAttribute("role", "main");
-  const title = document.querySelector("#header .app-header");
-  if (title && !title.hasAttribute("role")) { title.setAttribute("role", "heading"); title.setAttribute("aria-level", "1"); }
 })();
