@@ -147,8 +147,15 @@ def test_energy_error_tracked_over_every_step_independent_of_save_cadence():
     every = nb.simulate(state, save_every=1, **options)
     tracked = nb.simulate(state, save_every=10**6, track_energy=True, **options)
     untracked = nb.simulate(state, save_every=10**6, **options)
-    # Saving every step sees every step: the tracked maximum of a run saved once equals it.
-    assert float(tracked.max_relative_energy_error) == float(np.max(every.relative_energy_error))
+    # Saving every step sees every step: the tracked maximum of a run saved once equals it, to
+    # round-off. The two runs are different XLA programs (energy inside the scan body, fused with
+    # the step, vs. energy of the saved snapshots), so the same float64 expression may round
+    # differently in its last bits (measured: 1 ulp, 3.3e-24, on an AMD EPYC without AVX-512). The
+    # relative error (E - E0) / |E0| inherits the rounding of E: a few ulps of |E|/|E0| = a few
+    # machine epsilons in absolute terms, far below the 1.4e-11 between the maximum and the error
+    # one step beside it (measured), so a tracking that skipped the maximum's step still fails.
+    assert abs(float(tracked.max_relative_energy_error) - float(np.max(every.relative_energy_error))) <= (
+        4 * np.finfo(np.float64).eps)
     # Untracked, a run saved only at its ends sees far less (measured 6e-14 vs 1.9e-8).
     assert float(untracked.max_relative_energy_error) < 1e-3 * float(tracked.max_relative_energy_error)
 
