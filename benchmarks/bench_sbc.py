@@ -9,11 +9,15 @@ multimodal. Reports per-parameter chi-square p-values of the rank histograms, st
 every draw by more than :data:`nbody_core.infer.sbc.STUCK_LP_GAP`) and the seconds.
 
     python benchmarks/bench_sbc.py [--datasets 48] [--datasets-long 16] [--starts tempered|prior]
+                                   [--leapfrog-steps N]
     python benchmarks/bench_sbc.py --quick       # a short smoke run
 
 Chains start by time-window tempered multi-start optimisation (the default of ``nbody infer``,
 the Inference tab and :func:`nbody_core.infer.sbc.sbc`); ``--starts prior`` reproduces the former
-prior-drawn starts for comparison.
+prior-drawn starts for comparison. HMC takes :data:`nbody_core.infer.sbc.WHITENED_INTEGRATION_STEPS`
+leapfrog steps per transition (sbc's default); ``--leapfrog-steps 10`` reproduces the runs
+before that default (their 10-step trajectories were about one period of the whitened
+posterior and mixed slowly).
 
 Writes benchmarks/results/sbc.json and sbc.md (``--output`` changes the stem, ``--results-dir``
 the folder) with the load average.
@@ -59,7 +63,8 @@ def _markdown(payload) -> str:
         "# Simulation-based calibration: HMC on the triple-system masses",
         "",
         f"K prior-drawn datasets per row; {o['num_chains']} chains x {o['num_samples']} draws after "
-        f"{o['num_warmup']} warm-up transitions, chains started by "
+        f"{o['num_warmup']} warm-up transitions of {o.get('num_integration_steps', 10)} leapfrog steps, "
+        "chains started by "
         + ("time-window tempered multi-start optimisation (nbody_core.infer.starts)" if o.get("starts", "prior") == "tempered"
            else "the best of 16 prior draws each")
         + ", sampled in coordinates whitened by the Laplace covariance at the best start (a dense metric); "
@@ -99,6 +104,9 @@ def main(argv=None) -> int:
     parser.add_argument("--datasets-long", type=int, default=16)
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--starts", choices=("tempered", "prior"), default="tempered")
+    parser.add_argument("--leapfrog-steps", type=int, default=None,
+                        help="leapfrog steps per transition (default: sbc.WHITENED_INTEGRATION_STEPS; "
+                             "10 reproduces the runs before it)")
     parser.add_argument("--output", default="sbc")
     parser.add_argument("--results-dir", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
@@ -106,7 +114,13 @@ def main(argv=None) -> int:
     import nbody_core
 
     nbody_core.enable_float64()  # float64 runs need JAX's 64-bit mode
-    options = dict(num_thinned=19, num_bins=4, num_chains=4, num_samples=200, num_warmup=300, starts=args.starts)
+    from nbody_core.infer import sbc
+
+    # Written out so the results file records it; sbc's own default is a quarter period of the
+    # Laplace-whitened posterior (sbc.WHITENED_INTEGRATION_STEPS).
+    steps = sbc.WHITENED_INTEGRATION_STEPS if args.leapfrog_steps is None else args.leapfrog_steps
+    options = dict(num_thinned=19, num_bins=4, num_chains=4, num_samples=200, num_warmup=300, starts=args.starts,
+                   num_integration_steps=steps)
     if args.quick:
         args.datasets, args.datasets_long = 4, 0
     before = os.getloadavg()[0]
