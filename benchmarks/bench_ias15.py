@@ -69,19 +69,20 @@ def _rebound_run(state, mode):
     }
 
 
-def _ours_run(state, simulate_ias15, mode="global"):
+def _ours_run(state, solve, mode="global"):
     import jax
 
     wall, cpu = time.perf_counter(), time.process_time()
-    trajectory, stats = simulate_ias15(state, t_end=T_END, num_saves=1, adaptive_mode=mode)
-    jax.block_until_ready(trajectory)
+    solution = solve(state, t_end=T_END, num_saves=1, integrator="ias15", adaptive_mode=mode)
+    jax.block_until_ready(solution.trajectory)
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    trajectory, stats = solution.trajectory, solution.stats
     return wall, cpu, {
-        "steps": stats["accepted_steps"] + stats["rejected_steps"],
-        "rejected": stats["rejected_steps"],
-        "iterations": stats["iterations"],
+        "steps": stats.num_steps,
+        "rejected": stats.num_rejected_steps,
+        "iterations": stats.iterations,
         "energy_error": float(trajectory.relative_energy_error[-1]),
-        "max_energy_error_every_step": stats["max_relative_energy_error"],
+        "max_energy_error_every_step": float(trajectory.max_relative_energy_error),
         "outcome_ok": _outcome(trajectory.position[-1], trajectory.velocity[-1], trajectory.mass),
     }
 
@@ -95,16 +96,15 @@ def main(argv=None) -> int:
     repeats = 2 if args.quick else args.repeats
 
     import nbody_core as nb
-    from nbody_core.integrate.ias15 import simulate_ias15
 
     nb.enable_float64()  # float64 runs need JAX's 64-bit mode (an explicit call, not an import)
 
     state = nb.pythagorean()
     load_before = os.getloadavg()[0]
     start = time.perf_counter()
-    _ours_run(state, simulate_ias15)
+    _ours_run(state, nb.solve)
     compile_s = time.perf_counter() - start
-    _ours_run(state, simulate_ias15, "prs23")
+    _ours_run(state, nb.solve, "prs23")
     names = ("nbody_core ias15 global", "nbody_core ias15 PRS23", "REBOUND ias15 global", "REBOUND ias15 PRS23")
     runs = {name: [] for name in names}
     info = {}
@@ -112,7 +112,7 @@ def main(argv=None) -> int:
         for name in names:
             mode = "global" if "global" in name else "PRS23"
             if name.startswith("nbody_core"):
-                wall, cpu, details = _ours_run(state, simulate_ias15, mode.lower())
+                wall, cpu, details = _ours_run(state, nb.solve, mode.lower())
             else:
                 wall, cpu, details = _rebound_run(state, mode)
             runs[name].append((wall, cpu))
@@ -129,14 +129,15 @@ def main(argv=None) -> int:
         row["wall_over_rebound_same_mode"] = row["wall_s"] / same["wall_s"]
         row["cpu_over_rebound_same_mode"] = row["cpu_s"] / same["cpu_s"]
     if not args.quick:
-        trajectory, stats = nb.simulate_adaptive(state, t_end=T_END, num_saves=1)
+        nb.solve(state, t_end=T_END, num_saves=1, integrator="dopri8")
         wall, cpu = time.perf_counter(), time.process_time()
-        trajectory, stats = nb.simulate_adaptive(state, t_end=T_END, num_saves=1)
-        trajectory.energy.block_until_ready()
+        solution = nb.solve(state, t_end=T_END, num_saves=1, integrator="dopri8")
+        solution.trajectory.energy.block_until_ready()
         wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+        trajectory = solution.trajectory
         rows.append({
             "name": "nbody_core dopri8 (rtol 1e-13)", "wall_s": wall, "cpu_s": cpu,
-            "steps": stats["accepted_steps"] + stats["rejected_steps"],
+            "steps": solution.stats.num_steps,
             "energy_error": float(trajectory.relative_energy_error[-1]),
             "outcome_ok": _outcome(trajectory.position[-1], trajectory.velocity[-1], trajectory.mass),
             "wall_over_rebound_global": wall / reference[names[2]]["wall_s"],

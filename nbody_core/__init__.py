@@ -29,7 +29,13 @@ if __version__ == "not installed":
 
 # Public name -> the module that defines it.
 _EXPORTS: dict[str, tuple[str, ...]] = {
-    "integrate.adaptive": (
+    "integrate.solve": (
+        "solve",
+    ),
+    "integrate.solution": (
+        "RESULTS", "Solution", "Stats",
+    ),
+    "integrate.deprecated": (
         "simulate_adaptive",
     ),
     "physics.diagnostics": (
@@ -47,7 +53,7 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
         "pythagorean", "rotating_disk", "solar_system", "solar_system_names"
     ),
     "integrate.integrators": (
-        "INTEGRATORS", "get_integrator"
+        "INTEGRATORS", "Integrator", "get_integrator", "register_integrator"
     ),
     "physics.precision": (
         "enable_float64", "float64_enabled"
@@ -64,8 +70,13 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
         "provenance",
     ),
     "integrate.simulate": (
-        "ConservedQuantities", "Trajectory", "advance", "conserved_quantities",
-        "first_nonfinite_index", "simulate", "steps_for_duration"
+        "advance", "simulate"
+    ),
+    "integrate.trajectory": (
+        "ConservedQuantities", "Trajectory", "conserved_quantities", "first_nonfinite_index"
+    ),
+    "integrate.options": (
+        "steps_for_duration",
     ),
     "physics.state": (
         "ParticleState", "PhysicsParams", "cast_state", "make_state", "resolve_params"

@@ -2,7 +2,8 @@
 potentials, unit systems, precisions, inference problems, summaries, sweepable parameters…).
 
 A :class:`Registry` is a read-only mapping from name to record with ``register``, ``get`` (one
-error wording everywhere: ``unknown integrator 'x'; choose one of ['a', 'b']``) and ``names``.
+error wording everywhere: ``unknown integrator 'x'; choose one of ['a', 'b']``), ``names`` and
+``where``; it only grows through ``register`` (which refuses a taken name or a wrong type).
 It imports nothing, so JAX-free registries (presets, units) stay instant to list.
 """
 
@@ -14,6 +15,11 @@ from typing import Generic, TypeVar
 __all__ = ["Registry"]
 
 T = TypeVar("T")
+
+
+def _a(word: str) -> str:
+    """``word`` with its indefinite article: "an integrator", "a preset"."""
+    return f"{'an' if word[:1].lower() in 'aeiou' else 'a'} {word}"
 
 
 class Registry(Mapping[str, T], Generic[T]):
@@ -88,16 +94,32 @@ class Registry(Mapping[str, T], Generic[T]):
             TypeError: ``record`` is not of ``record_type``.
             ValueError: ``name`` is empty or already taken (unless ``replace``).
         """
-        if not isinstance(name, str) or not name:
-            raise ValueError(f"a {self.kind} needs a non-empty string name, got {name!r}")
         if self.record_type is not None and not isinstance(record, self.record_type):
             expected = getattr(self.record_type, "__name__", str(self.record_type))
-            raise TypeError(f"a {self.kind} must be a {expected}, got {type(record).__name__}")
+            raise TypeError(f"{_a(self.kind)} must be {_a(expected)}, got {type(record).__name__}")
+        if not isinstance(name, str) or not name:
+            raise ValueError(f"{_a(self.kind)} needs a non-empty string name, got {name!r}")
         if name in self._entries and not replace:
-            raise ValueError(f"a {self.kind} named {name!r} is already registered (pass replace=True)")
+            raise ValueError(f"{_a(self.kind)} named {name!r} is already registered (pass replace=True)")
         self._entries[name] = record
         return record
 
     def registering(self, name: str) -> Callable[[T], T]:
         """Decorator form of :meth:`register`: ``@REGISTRY.registering("name")``."""
         return lambda record: self.register(name, record)
+
+    def unregister(self, name: str) -> T:
+        """Remove the record called ``name`` and return it (a plugin or a test undoing its
+        :meth:`register`).
+
+        Raises:
+            ValueError: the unknown-name message.
+        """
+        if name not in self._entries:
+            raise ValueError(self.unknown_message(name))
+        return self._entries.pop(name)
+
+    def where(self, predicate: Callable[[T], bool]) -> tuple[str, ...]:
+        """The names whose record satisfies ``predicate``, in registration order (e.g. the
+        fixed-step integrators: ``INTEGRATORS.where(lambda i: not i.adaptive)``)."""
+        return tuple(name for name, record in self._entries.items() if predicate(record))

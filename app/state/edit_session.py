@@ -20,7 +20,7 @@ import param
 from app.limits import LIMITS
 from app.state import edits
 from app.state.edits import Bodies, EditHistory
-from nbody_core.integrate.simulate import conserved_quantities
+from nbody_core.integrate.trajectory import conserved_quantities
 from nbody_core.physics.state import ParticleState, PhysicsParams
 
 __all__ = ["EditSession", "Readout", "EditableRun"]

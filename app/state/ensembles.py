@@ -22,7 +22,6 @@ import param
 
 from app.limits import LIMITS, check_cost, check_limit, ensemble_cpu_seconds, safe_filename
 from nbody_core import INTEGRATORS, get_preset
-from nbody_core.integrate.adaptive import ADAPTIVE_INTEGRATORS
 from nbody_core.ensembles import (
     SUMMARIES,
     SYSTEM_PARAMETERS,
@@ -43,12 +42,16 @@ __all__ = ["EnsemblesState", "SWEEP_DEFAULTS", "NO_SWEEP", "CHUNK_SIZE", "parame
 
 def integrator_color(name: str) -> str:
     """The integrator's plot colour, from its registry record (Okabe-Ito, colour-blind safe)."""
-    record = INTEGRATORS.get(name) or ADAPTIVE_INTEGRATORS.get(name)
-    return record.color if record is not None else "#333333"
+    return INTEGRATORS[name].color if name in INTEGRATORS else "#333333"
 
 
-#: Every integrator name in the registries, fixed-step first.
-INTEGRATOR_NAMES = (*INTEGRATORS, *ADAPTIVE_INTEGRATORS)
+#: Every integrator name in the registry (fixed-step first, as registered).
+INTEGRATOR_NAMES = tuple(INTEGRATORS)
+
+
+def _fixed_step_names() -> list[str]:
+    """The integrators an ensemble can run (its members vmap the fixed-step loop)."""
+    return list(INTEGRATORS.where(lambda integrator: not integrator.adaptive))
 
 NO_SWEEP = "none (seeds only)"
 #: Most members per compiled call in the tab (fewer for large N, see
@@ -108,7 +111,7 @@ class EnsemblesState(param.Parameterized):
     low = param.Number(0.001, doc="Lower end of the swept range.")
     high = param.Number(0.1, doc="Upper end of the swept range.")
     log_scale = param.Boolean(True, doc="Space the swept values logarithmically.")
-    integrators = param.ListSelector(default=["leapfrog"], objects=list(INTEGRATORS),
+    integrators = param.ListSelector(default=["leapfrog"], objects=_fixed_step_names(),
                                      doc="Integrators (members are split evenly between them).")
     design = param.Selector(default="grid", objects=["grid", "random"], doc="Grid or seeded random design.")
     seed = param.Integer(0, doc="Root seed (>= 0).")
@@ -133,7 +136,7 @@ class EnsemblesState(param.Parameterized):
 
     def __init__(self, **params):
         super().__init__(**params)
-        self.param.integrators.objects = list(INTEGRATORS)  # the registry, read per session
+        self.param.integrators.objects = _fixed_step_names()  # the registry, read per session
         self.param.parameter.objects = parameters_for(self.system)
         preset = get_preset(self.system)
         if "dt" not in params:

@@ -15,13 +15,13 @@ import math
 from typing import Callable, NamedTuple
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import param
 
 from app.state.simulate_run import ADAPTIVE_MAX_STEPS
-from nbody_core.integrate.adaptive import ADAPTIVE_INTEGRATORS, simulate_adaptive
-from nbody_core.integrate.simulate import advance
+from nbody_core.integrate.integrators import get_integrator
+from nbody_core.integrate.solution import RESULTS
+from nbody_core.integrate.solve import solve
 from nbody_core.physics.state import ParticleState, PhysicsParams
 
 __all__ = [
@@ -132,10 +132,12 @@ def true_path(
 ) -> tuple[np.ndarray, np.ndarray, ParticleState, int]:
     """Run a copy of ``state`` forward by ``horizon`` and sample one body's path.
 
-    Fixed-step integrators take ``round(horizon / dt)`` steps of the live run's ``dt`` (the
-    same compiled :func:`nbody_core.advance` the live view uses, in ``num_samples`` calls);
-    adaptive ones (ias15, dopri8) integrate to ``state.time + horizon`` saving
-    ``num_samples`` intervals. ``state`` itself is never changed (JAX arrays are immutable).
+    One :func:`nbody_core.solve` with the run's integrator, asked of its record: a fixed-step
+    one takes ``round(horizon / dt)`` steps of the live run's ``dt``, saved after near-equal
+    numbers of steps; an adaptive one (ias15, dopri8) integrates to ``state.time + horizon``
+    saving ``num_samples`` intervals evenly spaced in time. Both run in ``num_samples``
+    compiled calls (``checkpoint`` between them). ``state`` itself is never changed (JAX
+    arrays are immutable).
 
     Args:
         state: the paused state, ``[n, 3]`` positions.
@@ -153,26 +155,17 @@ def true_path(
 
     Raises:
         ValueError: in words, for a bad body or horizon, too many steps, or a run that
-            went non-finite.
+            went non-finite or stopped before the horizon.
     """
     n = int(state.num_bodies)
     if not 0 <= int(body) < n:
         raise ValueError(f"body must be one of 0 … {n - 1}, got {body}")
     if not (math.isfinite(horizon) and horizon > 0):
         raise ValueError(f"the horizon Δt must be a positive time, got {horizon}")
-    t0 = float(state.time)
-    if integrator in ADAPTIVE_INTEGRATORS:
-        trajectory, stats = simulate_adaptive(
-            state, t_end=t0 + horizon, num_saves=int(num_samples), params=params, forces=forces,
-            integrator=integrator, max_steps=ADAPTIVE_MAX_STEPS,  # the live view's per-frame cap
-        )
-        if stats["result"] != "successful":
-            raise ValueError(f"the adaptive integrator {integrator} stopped before Δt: {stats['message']}")
-        time, position, velocity = jax.device_get((trajectory.time, trajectory.position, trajectory.velocity))
-        end = state._replace(position=jnp.asarray(position[-1]), velocity=jnp.asarray(velocity[-1]),
-                             time=jnp.asarray(t0 + horizon, state.position.dtype))
-        path, steps = np.asarray(position[:, body], float), int(stats["accepted_steps"])
-        time = np.asarray(time, float)
+    record = get_integrator(integrator)
+    if record.adaptive:
+        span = dict(t_end=float(state.time) + horizon, num_saves=int(num_samples),
+                    max_steps=ADAPTIVE_MAX_STEPS)  # the live view's per-frame cap
     else:
         steps = max(1, int(round(horizon / dt)))
         if steps > MAX_REVEAL_STEPS:
@@ -180,19 +173,19 @@ def true_path(
                 f"Δt = {horizon:g} is {steps:,} steps of dt = {dt:g}; a reveal takes at most "
                 f"{MAX_REVEAL_STEPS:,}: choose a shorter Δt or a larger dt"
             )
-        bounds = np.unique(np.round(np.linspace(0, steps, min(steps, int(num_samples)) + 1)).astype(int))
-        current, points, times = state, [np.asarray(state.position[body], float)], [t0]
-        for done, target in zip(bounds[:-1], bounds[1:]):
-            if checkpoint is not None:
-                checkpoint()
-            current = advance(current, int(target - done), dt=dt, params=params, integrator=integrator, forces=forces)
-            points.append(np.asarray(current.position[body], float))
-            times.append(t0 + int(target) * dt)
-        end = current
-        path, time = np.stack(points), np.asarray(times)
+        span = dict(num_steps=steps, dt=dt, num_saves=min(steps, int(num_samples)))
+    solution = solve(
+        state, integrator=record, params=params, forces=forces, chunks=span["num_saves"],
+        on_chunk=None if checkpoint is None else (lambda done, piece: checkpoint()), **span,
+    )
+    if solution.result in (RESULTS.max_steps_reached, RESULTS.step_size_underflow):
+        raise ValueError(f"the adaptive integrator {integrator} stopped before Δt: {solution.message}")
+    trajectory = solution.trajectory
+    time, position = jax.device_get((trajectory.time, trajectory.position))
+    path, end = np.asarray(position[:, body], float), trajectory.final_state
     if not (np.isfinite(path).all() and np.isfinite(np.asarray(end.velocity)).all()):
         raise ValueError("the run went non-finite within Δt (a close encounter?): add softening or lower dt")
-    return time, path, end, steps
+    return np.asarray(time, float), path, end, solution.stats.num_accepted_steps
 
 
 class PredictState(param.Parameterized):

@@ -28,8 +28,7 @@ from app.state.links import URL_PARAMETERS, checked_value, refusal_in_words, url
 from app.state.run_messages import ENERGY_WARNING_LEVEL
 from app.state.simulate_edits import RunEdits
 from app.state.simulate_run import ERROR_FLOOR, HISTORY_POINTS, FrameDiagnostics, LiveRun, RunFault
-from nbody_core import FORCE_METHODS, INTEGRATORS, PRESETS, get_preset
-from nbody_core.integrate.adaptive import ADAPTIVE_INTEGRATORS
+from nbody_core import FORCE_METHODS, INTEGRATORS, PRESETS, get_integrator, get_preset
 from nbody_core.physics.autoselect import resolve_forces
 from nbody_core.io import initial_conditions_csv_text, parse_initial_conditions_csv, trajectory_npz_bytes
 from nbody_core.physics.pallas_kernels import pallas_interpret_default
@@ -86,7 +85,7 @@ class SimulationState(LiveRun, RunEdits, param.Parameterized):
     )
     seed = param.Integer(0, bounds=(0, 2**31 - 1), doc="PRNG seed of random presets.")
     integrator = param.Selector(
-        default="leapfrog", objects=[*INTEGRATORS, *ADAPTIVE_INTEGRATORS],
+        default="leapfrog", objects=list(INTEGRATORS),
         doc="Time integrator: fixed-step (leapfrog, yoshida4, ...) or adaptive (ias15, dopri8; dt is then "
         "the interval between frames, not the step).",
     )
@@ -121,7 +120,7 @@ class SimulationState(LiveRun, RunEdits, param.Parameterized):
     def __init__(self, **params):
         super().__init__(**params)
         # Read the registries per session: a record added there is an option here.
-        self.param.integrator.objects = [*INTEGRATORS, *ADAPTIVE_INTEGRATORS]
+        self.param.integrator.objects = list(INTEGRATORS)
         self.param.forces.objects = _force_options()
         self._uploaded: ParticleState | None = None
         self._uploaded_name = ""
@@ -148,7 +147,7 @@ class SimulationState(LiveRun, RunEdits, param.Parameterized):
     @property
     def adaptive(self) -> bool:
         """True when the integrator is adaptive (``dt`` is then the frame's save interval)."""
-        return self.integrator in ADAPTIVE_INTEGRATORS
+        return get_integrator(self.integrator).adaptive
 
     @property
     def body_count(self) -> int:
@@ -198,7 +197,7 @@ class SimulationState(LiveRun, RunEdits, param.Parameterized):
         updates = {"integrator": preset.integrator, "dt": preset.dt, "softening": float(preset.params.softening)}
         if preset.scalable:
             updates["num_bodies"] = min(preset.default_num_bodies, LIMITS.max_bodies)
-        if preset.integrator in ADAPTIVE_INTEGRATORS:
+        if get_integrator(preset.integrator).adaptive:
             steps = self.steps_per_frame if "steps_per_frame" in keep else self.param.steps_per_frame.default
             target = preset.t_end / (steps * ADAPTIVE_FRAMES)
             updates["dt"] = min(DT_CHOICES, key=lambda choice: abs(math.log(choice / target)))

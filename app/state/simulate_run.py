@@ -3,8 +3,8 @@
 :class:`LiveRun` is the half of :class:`app.state.simulate.SimulationState` that touches JAX:
 :meth:`LiveRun.reset` (new initial state, history cleared), :meth:`LiveRun.prepare`
 (compile, reference conserved quantities; safe on a worker thread), :meth:`LiveRun.step_frame`
-(one animation frame, in bounded compiled calls, fixed-step or adaptive), fault and energy
-warnings, and the readouts the view draws (``time``, ``position``, :meth:`LiveRun.live_frame`).
+(one animation frame: one :func:`nbody_core.solve` over the frame's span from the current state,
+any integrator, in bounded compiled calls), fault and energy warnings, and the readouts the view draws (``time``, ``position``, :meth:`LiveRun.live_frame`).
 Parameters, presets, URL settings and uploads live in :mod:`app.state.simulate`; the host
 class provides ``dt``, ``steps_per_frame``, ``integrator``, ``forces``, ``precision``,
 ``softening``, ``dtype``, ``physics_params``, ``adaptive``, ``body_count``,
@@ -30,22 +30,33 @@ import numpy as np
 
 from app.limits import LIMITS
 from app.state.run_messages import ENERGY_WARNING_LEVEL, energy_warning, fault_message
-from nbody_core.integrate.adaptive import ADAPTIVE_INTEGRATORS, simulate_adaptive
-from nbody_core.integrate.simulate import Trajectory, advance, conserved_quantities
+from nbody_core.integrate.integrators import Integrator, get_integrator
+from nbody_core.integrate.solution import RESULTS, Solution
+from nbody_core.integrate.solve import solve
+from nbody_core.integrate.trajectory import ConservedQuantities, Trajectory, conserved_quantities
 from nbody_core.physics.state import ParticleState, PhysicsParams, cast_state
 
 __all__ = ["CALL_BUDGET_S", "ERROR_FLOOR", "HISTORY_POINTS", "RECORD_VALUES", "FrameDiagnostics", "LiveRun", "RunFault", "run_diagnostics"]
 
 RECORD_VALUES = 4_000_000  # floats of recorded trajectory kept for download (~32 MB)
 HISTORY_POINTS = 20_000  # diagnostic points kept for the live plots
-#: Wall-clock budget of one compiled call in :meth:`LiveRun.step_frame`: a frame of
-#: many steps is cut into calls of about this length so that Pause, Reset or a preset
-#: change act within one call (a frame of 200 steps at N = 2000 takes seconds).
+#: Wall-clock budget of one compiled call in :meth:`LiveRun.step_frame`: a fixed-step frame
+#: of many steps is cut into calls of about this length so that Pause, Reset or a preset
+#: change act within one call (a frame of 200 steps at N = 2000 takes seconds). An adaptive
+#: frame is one call.
 CALL_BUDGET_S = 0.05
 #: Cap on attempted adaptive steps in one frame (IAS15 takes ~3000 steps over the whole
 #: Pythagorean run to t = 70): a frame that needs more stops the run with a fault.
 ADAPTIVE_MAX_STEPS = 100_000
 ERROR_FLOOR = 1e-17  # below float64 round-off; keeps exact zeros drawable on a log axis
+
+
+@jax.jit
+def _end_of(trajectory: Trajectory) -> tuple[ParticleState, ConservedQuantities]:
+    """The last snapshot of a frame's trajectory and its conserved quantities, in one dispatch
+    (six eager slices cost ~1 ms a frame at load ~10)."""
+    return trajectory.final_state, ConservedQuantities(
+        trajectory.energy[-1], trajectory.linear_momentum[-1], trajectory.angular_momentum[-1])
 
 
 @jax.jit
@@ -85,6 +96,10 @@ class RunFault(NamedTuple):
     step: int
     time: float
     message: str
+
+
+class _FrameDropped(Exception):
+    """Raised between a frame's compiled calls to drop it (cancelled, or the run was reset)."""
 
 
 class _Reference(NamedTuple):
@@ -146,6 +161,7 @@ class LiveRun:
             self.fault: RunFault | None = None
             self.energy_warning: str | None = None
             self._chunk_steps = 1  # steps per compiled call, adapted to CALL_BUDGET_S by step_frame
+            self._energy: float | None = None  # energy of the current state (known once prepared)
             self._next_dt: float | None = None  # adaptive step size carried from frame to frame
             self._last_accepted = 0  # accepted adaptive steps in the last frame
             self.rejected_steps = 0
@@ -196,21 +212,23 @@ class LiveRun:
             self.build()
             with self._lock:
                 generation, state = self._generation, self._current
-                options = dict(integrator=self.integrator, forces=self.forces)
+                record, forces = get_integrator(self.integrator), self.forces
                 params = self.physics_params
                 dt = float(self.dt)
             if state is not None:
                 break
-        # num_steps is traced: a zero-step call compiles the very function later frames use.
-        # The compiled function is keyed by hashable records (integrator, force method,
-        # potential) and the state's shape, so every session of the process shares it.
         quantities, momentum_scale, angular_scale = jax.device_get(run_diagnostics(state, params))
-        if options["integrator"] in ADAPTIVE_INTEGRATORS:
-            # Compile the frame's call (save times, step size and params are traced: later
-            # frames and slider moves reuse it); the result is discarded.
-            self._adaptive_frame(state, float(state.time) + dt, params, None, **options)
-        else:
-            jax.block_until_ready(advance(state, 0, dt=dt, params=params, **options))
+        # Compile the frame's call: the step count (fixed-step), the save times and step size
+        # (adaptive) and the params are traced, and the compiled function is keyed by hashable
+        # records (integrator, force method, potential) and the state's shape, so later frames,
+        # slider moves and every session of the process reuse it. The result is discarded.
+        span = self._frame_span(record, steps=0, dt=dt, t_end=float(state.time) + dt, next_dt=None)
+        self._solve_frame(state, record, forces, params, span)
+        chunk_steps = None
+        if not record.adaptive:  # one timed step sets the first frame's calls to CALL_BUDGET_S
+            call_start = time.perf_counter()
+            self._solve_frame(state, record, forces, params, dict(span, num_steps=1))
+            chunk_steps = self._steps_per_call(time.perf_counter() - call_start)
         reference = _Reference(
             float(quantities.energy),
             np.asarray(quantities.linear_momentum, np.float64),
@@ -221,13 +239,36 @@ class LiveRun:
         with self._lock:
             if generation == self._generation and self._reference is None:
                 self._reference = reference
+                self._energy = reference.energy
+                self._chunk_steps = chunk_steps or self._chunk_steps
                 self._record_snapshot(quantities)
         return time.perf_counter() - start
 
-    def step_frame(self, cancelled: Callable[[], bool] | None = None) -> FrameDiagnostics | None:
-        """Advance by ``steps_per_frame`` steps and record the frame's diagnostics.
+    def _frame_span(self, record: Integrator, *, steps: int, dt: float, t_end: float, next_dt) -> dict:
+        """What :func:`nbody_core.solve` needs for one frame, asked of the integrator's record:
+        ``steps`` steps of ``dt`` in calls of about :data:`CALL_BUDGET_S` (fixed-step), or the
+        span to ``t_end`` starting from the step size the previous frame ended with (adaptive)."""
+        if record.adaptive:
+            return dict(t_end=t_end, dt=next_dt, max_steps=ADAPTIVE_MAX_STEPS)
+        return dict(num_steps=steps, dt=dt, chunks=max(1, math.ceil(steps / self._chunk_steps)))
 
-        The steps run outside the state's lock, in compiled calls of about
+    @staticmethod
+    def _solve_frame(state, record, forces, params, span, on_chunk=None) -> Solution:
+        """One frame: the end state only (``final_only``: one compiled function whatever the
+        step count or split)."""
+        return solve(state, integrator=record, forces=forces, params=params, final_only=True, on_chunk=on_chunk,
+                     **span)
+
+    @staticmethod
+    def _steps_per_call(seconds_per_step: float) -> int:
+        return max(1, min(LIMITS.max_steps_per_frame, int(CALL_BUDGET_S / max(seconds_per_step, 1e-9))))
+
+    def step_frame(self, cancelled: Callable[[], bool] | None = None) -> FrameDiagnostics | None:
+        """Advance by one frame and record its diagnostics: ``steps_per_frame`` steps of
+        ``dt`` (fixed-step), or ``steps_per_frame`` x ``dt`` of time (adaptive, from the step
+        size the previous frame ended with), through one :func:`nbody_core.solve`.
+
+        The steps run outside the state's lock, a fixed-step frame in compiled calls of about
         :data:`CALL_BUDGET_S` each (the step count is traced, so any split reuses the same
         compiled function), so :meth:`reset` never waits for a frame and a stop acts within
         one call. The frame is committed only if the run was not rebuilt meanwhile.
@@ -249,90 +290,58 @@ class LiveRun:
             params = self.physics_params
             steps = int(self.steps_per_frame)
             dt = float(self.dt)
-            options = dict(dt=dt, params=params, integrator=self.integrator, forces=self.forces)
+            record, forces = get_integrator(self.integrator), self.forces
             previous = self._current
-            next_dt, reference_energy = self._next_dt, self._reference.energy
+            next_dt, reference_energy, start_energy = self._next_dt, self._reference.energy, self._energy
             t_end, _ = self._clock_after(dt, steps)
-        if self.adaptive:
-            return self._step_adaptive(generation, previous, params, t_end, steps, next_dt, reference_energy, options)
+            span = self._frame_span(record, steps=steps, dt=dt, t_end=t_end, next_dt=next_dt)
         start = time.perf_counter()
-        # The live view checks the energy error of each frame's END state (computed below for
-        # the plots anyway), not of every step: per-step tracking (advance_tracked, one
-        # potential per step) measured x1.31 (N = 200, 1 step/frame), x1.83 (N = 256, 10
-        # steps/frame), x1.45 (N = 1000) the cost of a plain step on this machine, far above
-        # the ~15 % a live frame can spare. The CLI/API reports keep per-step tracking.
-        state, done = previous, 0
-        while done < steps:
+        calls = [(start, 0)]
+
+        def between_calls(done: int, piece) -> None:
+            now, (before, done_before) = time.perf_counter(), calls[-1]
+            calls.append((now, done))
+            if not record.adaptive and done > done_before:
+                self._chunk_steps = self._steps_per_call((now - before) / (done - done_before))
+            if (cancelled is not None and cancelled()) or generation != self._generation:
+                raise _FrameDropped
+
+        # The live view checks the energy error of each frame's END state (computed with it),
+        # not of every step: per-step tracking (solve(..., track_energy=True), one potential
+        # per step) measured x1.31 (N = 200, 1 step/frame), x1.83 (N = 256, 10 steps/frame),
+        # x1.45 (N = 1000) the cost of a plain step on this machine, far above the ~15 % a live
+        # frame can spare. The adaptive integrators track every accepted step anyway; the
+        # CLI/API reports keep per-step tracking.
+        try:
             if (cancelled is not None and cancelled()) or generation != self._generation:
                 return None
-            chunk = min(steps - done, self._chunk_steps)
-            call_start = time.perf_counter()
-            state = jax.block_until_ready(advance(state, chunk, **options))
-            per_step = (time.perf_counter() - call_start) / chunk
-            self._chunk_steps = max(1, min(LIMITS.max_steps_per_frame, int(CALL_BUDGET_S / max(per_step, 1e-9))))
-            done += chunk
-        quantities, _, _ = run_diagnostics(state, params)
+            solution = self._solve_frame(previous, record, forces, params, span, between_calls)
+        except _FrameDropped:
+            return None
+        trajectory = solution.trajectory
+        state, quantities = _end_of(trajectory)
         host, quantities = jax.device_get((state, quantities))
         with self._lock:
             if generation != self._generation:
                 return None
             self.fault = None
-            if not self._finite(host, quantities):
-                # Nothing non-finite is kept or drawn: stop at the last good step instead.
-                self._stop_at_fault(previous, params, dt)
+            if solution.result is not RESULTS.successful or not self._finite(host, quantities):
+                # Nothing non-finite is kept or drawn: the last good state is kept instead.
+                self._stop_at_fault(record, previous, params, dt, t_end, solution)
                 self.last_frame_seconds = time.perf_counter() - start
                 return FrameDiagnostics(*(np.empty(0) for _ in range(4)))
-            point = self._commit(state, host, quantities, steps, dt=dt, units=steps)
-            if self.energy_warning is None and point[1] > ENERGY_WARNING_LEVEL:
-                self.energy_warning = self._energy_message(point[1])
-            self.last_frame_seconds = time.perf_counter() - start
-            return FrameDiagnostics(*(np.array([v]) for v in point))
-
-    @staticmethod
-    def _adaptive_frame(state, t_end, params, initial_dt, *, integrator, forces):
-        """One adaptive call from ``state`` to the end time ``t_end`` (one save interval)."""
-        trajectory, stats = simulate_adaptive(
-            state, t_end=t_end, num_saves=1, params=params, forces=forces, integrator=integrator,
-            max_steps=ADAPTIVE_MAX_STEPS, initial_dt=initial_dt,
-        )
-        return jax.block_until_ready(trajectory), stats
-
-    def _step_adaptive(self, generation, previous, params, t_end, steps, next_dt, reference_energy, options):
-        """A frame of an adaptive run: to ``t_end`` (one save interval, steps_per_frame x dt
-        later) in one compiled call, starting from the step size the previous frame ended with."""
-        start = time.perf_counter()
-        dt = options["dt"]
-        options = {k: options[k] for k in ("integrator", "forces")}
-        trajectory, stats = self._adaptive_frame(previous, t_end, params, next_dt, **options)
-        state = previous._replace(
-            position=trajectory.position[-1], velocity=trajectory.velocity[-1],
-            time=jnp.asarray(t_end, previous.position.dtype),
-        )
-        quantities, _, _ = run_diagnostics(state, params)
-        host, quantities, frame_start_energy = jax.device_get((state, quantities, trajectory.energy[0]))
-        with self._lock:
-            if generation != self._generation:
-                return None
-            self.fault = None
-            if stats["result"] != "successful" or not self._finite(host, quantities):
-                self.nonfinite = True
-                self.fault = RunFault(
-                    self.steps_taken + 1, self._time,
-                    f"Paused: the adaptive integrator {self.integrator} stopped in the frame from "
-                    f"t = {self._time:.4g} to {t_end:.4g} ({stats['message']}). The last good "
-                    "state is kept and can be downloaded; add softening or press Reset.",
-                )
-                self.last_frame_seconds = time.perf_counter() - start
-                return FrameDiagnostics(*(np.empty(0) for _ in range(4)))
-            self._next_dt = stats["next_dt"]
-            self._last_accepted = stats["accepted_steps"]
-            self.rejected_steps += stats["rejected_steps"]
-            point = self._commit(state, host, quantities, stats["accepted_steps"], dt=dt, units=steps)
-            # Worst error over every accepted step: the frame's own (relative to its start
-            # energy) on top of where the frame started.
-            scale = abs(reference_energy) or 1.0
-            within = float(trajectory.max_relative_energy_error) * abs(float(frame_start_energy)) / scale
-            worst = max(point[1], abs(float(frame_start_energy) - reference_energy) / scale + within)
+            stats = solution.stats
+            self._next_dt = stats.next_dt if record.adaptive else None
+            self._last_accepted = stats.num_accepted_steps
+            self.rejected_steps += stats.num_rejected_steps
+            point = self._commit(state, host, quantities, stats.num_accepted_steps, dt=dt, units=steps)
+            worst = point[1]
+            if trajectory.max_relative_energy_error is not None:
+                # Worst error over every accepted step: the frame's own (relative to its start
+                # energy) on top of where the frame started.
+                scale = abs(reference_energy) or 1.0
+                within = float(trajectory.max_relative_energy_error) * abs(start_energy) / scale
+                worst = max(worst, abs(start_energy - reference_energy) / scale + within)
             if self.energy_warning is None and worst > ENERGY_WARNING_LEVEL:
                 self.energy_warning = self._energy_message(worst)
             self.last_frame_seconds = time.perf_counter() - start
@@ -365,6 +374,7 @@ class LiveRun:
             self._current = state._replace(time=jnp.asarray(self._time, state.position.dtype))
         self._position_np = np.asarray(host.position, np.float64)
         self._velocity_np = np.asarray(host.velocity, np.float64)
+        self._energy = float(quantities.energy)
         self.steps_taken += steps
         self.frames_taken += 1
         point = self._errors(quantities)
@@ -383,16 +393,26 @@ class LiveRun:
             and math.isfinite(self._reference.energy)
         )
 
-    def _stop_at_fault(self, previous: ParticleState, params: PhysicsParams, dt: float) -> None:
-        """The frame from ``previous`` went non-finite: redo it one step at a time (same
-        compiled function: the step count is traced), keep the last finite state and record
-        where and why it failed in :attr:`fault`."""
-        options = dict(dt=dt, params=params, integrator=self.integrator, forces=self.forces)
+    def _stop_at_fault(self, record: Integrator, previous: ParticleState, params: PhysicsParams, dt: float,
+                       t_end: float, solution: Solution) -> None:
+        """The frame from ``previous`` failed: keep the last finite state and record where and
+        why in :attr:`fault`. A fixed-step frame is redone one step at a time (the same
+        compiled function: the step count is traced) to the last finite step; an adaptive
+        integrator's own result says why it stopped."""
+        self.nonfinite = True
+        if record.adaptive:
+            self.fault = RunFault(
+                self.steps_taken + 1, self._time,
+                f"Paused: the adaptive integrator {record.name} stopped in the frame from "
+                f"t = {self._time:.4g} to {t_end:.4g} ({solution.message}). The last good "
+                "state is kept and can be downloaded; add softening or press Reset.",
+            )
+            return
         good, good_steps = previous, 0
         if math.isfinite(self._reference.energy):
             for _ in range(int(self.steps_per_frame) - 1):  # the whole frame is known to fail
-                candidate = advance(good, 1, **options)
-                quantities, _, _ = run_diagnostics(candidate, params)
+                step = self._solve_frame(good, record, self.forces, params, dict(num_steps=1, dt=dt))
+                candidate, quantities = _end_of(step.trajectory)
                 host, quantities = jax.device_get((candidate, quantities))
                 if not self._finite(host, quantities):
                     break

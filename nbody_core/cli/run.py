@@ -1,6 +1,6 @@
 """``nbody run``: integrate a preset or a CSV of initial conditions and save an npz.
 
-The trajectory is computed by the core's own loop (``simulate`` / ``simulate_adaptive``) in
+The trajectory is computed by the core's ``solve`` (any integrator of the registry) in
 equal jitted chunks (one compilation) so a progress bar can follow long runs; the npz is
 written atomically and holds ``t``, ``position``, ``velocity``, ``mass``, ``energy`` (plus
 momenta) and a JSON ``metadata`` entry with every parameter, the units of every array,
@@ -29,11 +29,10 @@ EXIT_ENERGY_ERROR = 3  # --max-energy-error exceeded
 
 
 def _integrator_names() -> tuple[list[str], list[str]]:
-    """(fixed-step, adaptive) integrator names, from the registries."""
-    from nbody_core.integrate.adaptive import ADAPTIVE_INTEGRATORS
+    """(fixed-step, adaptive) integrator names, as the registry's records say."""
     from nbody_core.integrate.integrators import INTEGRATORS
 
-    return list(INTEGRATORS), list(ADAPTIVE_INTEGRATORS)
+    return list(INTEGRATORS.where(lambda i: not i.adaptive)), list(INTEGRATORS.where(lambda i: i.adaptive))
 
 
 
@@ -183,7 +182,7 @@ def _check_normal_masses(mass, dtype) -> None:
 def _resolve_steps(args, preset, t0: float) -> tuple[int, float, float | None, float]:
     """Fixed-step plan: ``(num_steps, dt, t_end, requested dt)`` (``t_end`` None with
     ``--steps``; ``dt`` <= the requested one, uniform steps landing on ``t_end``)."""
-    from nbody_core.integrate.simulate import steps_for_duration, validate_run_options
+    from nbody_core.integrate.options import steps_for_duration, validate_run_options
 
     if args.save_interval is not None:
         raise ValueError("--save-interval applies to adaptive integrators; use --save-every with fixed steps")
@@ -271,34 +270,36 @@ def _progress(progress_bar, completed):
     return on_chunk
 
 
-def _run_fixed(state, params, args, plan, progress_bar, completed):
-    from nbody_core.integrate.simulate import simulate
+def _run(state, params, args, record, plan, progress_bar, completed):
+    """One ``solve`` of any integrator; the plan's span and save options as its kind takes
+    them. A run that stopped before its end (an adaptive cap or step-size underflow) is an
+    error; one that went non-finite but ran to its end is written, and warned about."""
+    from nbody_core.integrate.solution import RESULTS
+    from nbody_core.integrate.solve import solve
 
-    num_steps, dt, t_end, requested_dt, save_every = plan
-    # With an end time the core makes the steps uniform itself and lands exactly on it.
-    timing = dict(dt=dt, num_steps=num_steps) if t_end is None else dict(dt=requested_dt, t_end=t_end)
-    trajectory = simulate(
-        state, save_every=save_every, params=params, integrator=args.integrator, forces=args.forces,
-        track_energy=True, chunks=PROGRESS_CHUNKS, on_chunk=_progress(progress_bar, completed), **timing,
+    if record.adaptive:
+        num_saves, t_end = plan
+        span = dict(t_end=t_end, num_saves=num_saves)
+        if "rtol" in dict(record.options):
+            span.update(rtol=args.rtol, atol=args.rtol if args.atol is None else args.atol)
+    else:
+        num_steps, dt, t_end, requested_dt, save_every = plan
+        # With an end time the core makes the steps uniform itself and lands exactly on it.
+        span = dict(dt=dt, num_steps=num_steps) if t_end is None else dict(dt=requested_dt, t_end=t_end)
+        span.update(save_every=save_every, track_energy=True)
+    solution = solve(
+        state, params=params, integrator=record, forces=args.forces, chunks=PROGRESS_CHUNKS,
+        on_chunk=_progress(progress_bar, completed), **span,
     )
-    return trajectory, None
-
-
-def _run_adaptive(state, params, args, plan, progress_bar, completed):
-    from nbody_core.integrate.adaptive import RESULTS, simulate_adaptive
-
-    num_saves, t_end = plan
-    trajectory, stats = simulate_adaptive(
-        state, t_end=t_end, num_saves=num_saves, params=params, rtol=args.rtol,
-        atol=args.rtol if args.atol is None else args.atol, forces=args.forces,
-        integrator=args.integrator, chunks=PROGRESS_CHUNKS, on_chunk=_progress(progress_bar, completed),
-    )
-    if stats["result"] is not RESULTS.successful:
-        raise ValueError(f"{args.integrator} failed: {stats['message']}")
-    return trajectory, {
-        "accepted_steps": stats["accepted_steps"],
-        "rejected_steps": stats["rejected_steps"],
-        "result": stats["result"].value,
+    stats = solution.stats
+    if solution.result is not RESULTS.successful and stats.num_saves_reached < len(solution.trajectory.time) - 1:
+        raise ValueError(f"{args.integrator} failed: {solution.message}")
+    if not record.adaptive:
+        return solution.trajectory, None
+    return solution.trajectory, {
+        "accepted_steps": stats.num_accepted_steps,
+        "rejected_steps": stats.num_rejected_steps,
+        "result": solution.result.name,
     }
 
 
@@ -331,7 +332,9 @@ def handle(args: argparse.Namespace) -> int:
     from nbody_core.physics.forces import get_force_method
     from nbody_core.io import atomic_write_bytes, trajectory_npz_bytes
     from nbody_core.provenance import provenance
-    from nbody_core.integrate.simulate import first_nonfinite_index, validate_run_options
+    from nbody_core.integrate.integrators import get_integrator
+    from nbody_core.integrate.options import validate_run_options
+    from nbody_core.integrate.trajectory import first_nonfinite_index
     from nbody_core.physics.state import cast_state, get_dtype
 
     out_path = None if args.out is None else check_output_path(args.out)
@@ -349,9 +352,8 @@ def handle(args: argparse.Namespace) -> int:
             raise ValueError(f"--movie-fps must be from 1 to 60, got {args.movie_fps}")
         if not (math.isfinite(args.movie_seconds) and 1 <= round(args.movie_fps * args.movie_seconds) <= 3600):
             raise ValueError(f"--movie-seconds must give 1 to 3600 frames, got {args.movie_seconds}")
-    fixed, adaptive = _integrator_names()
-    if args.integrator is not None and args.integrator not in fixed + adaptive:
-        raise ValueError(f"unknown integrator {args.integrator!r}; choose one of {', '.join(fixed + adaptive)}")
+    if args.integrator is not None:
+        get_integrator(args.integrator)
     get_force_method(args.forces)
     dtype = get_dtype(args.dtype)
     if args.save_every is not None and args.save_every < 1:
@@ -363,7 +365,9 @@ def handle(args: argparse.Namespace) -> int:
     state, params, units, preset, names = _load_system(args)
     if args.integrator is None:
         args.integrator = getattr(preset, "integrator", None) or "leapfrog"
-    is_adaptive = args.integrator in adaptive
+    record = get_integrator(args.integrator)
+    is_adaptive = record.adaptive
+    takes_tolerances = "rtol" in dict(record.options)
     if args.softening is not None:
         params = params._replace(softening=args.softening)
     if args.G is not None:
@@ -399,9 +403,8 @@ def handle(args: argparse.Namespace) -> int:
     completed = _Completed()  # chunks finished so far: what an interrupted run keeps
     interrupted = False
     try:
-        runner = _run_adaptive if is_adaptive else _run_fixed
         try:
-            trajectory, adaptive_stats = run_in_worker(runner, state, params, args, plan, progress_bar, completed)
+            trajectory, adaptive_stats = run_in_worker(_run, state, params, args, record, plan, progress_bar, completed)
         except KeyboardInterrupt:
             if out_path is None or not completed:
                 raise
@@ -434,8 +437,8 @@ def handle(args: argparse.Namespace) -> int:
         "save_every": save_every,
         # Adaptive only: the time between snapshots, the tolerances and the steps it took.
         "save_interval": (t_final - t0) / plan[0] if is_adaptive and not interrupted else None,
-        "rtol": args.rtol if is_adaptive and args.integrator != "ias15" else None,
-        "atol": (args.rtol if args.atol is None else args.atol) if is_adaptive and args.integrator != "ias15" else None,
+        "rtol": args.rtol if takes_tolerances else None,
+        "atol": (args.rtol if args.atol is None else args.atol) if takes_tolerances else None,
         "adaptive_stats": adaptive_stats,
         # Ctrl-C: the snapshots completed before it are saved; t_end says how far it got.
         "interrupted": interrupted,
@@ -479,7 +482,7 @@ def handle(args: argparse.Namespace) -> int:
         return 130
     name = args.preset or Path(args.ic).name
     if is_adaptive:
-        tolerance = "" if args.integrator == "ias15" else f" rtol={args.rtol:.3g},"
+        tolerance = f" rtol={args.rtol:.3g}," if takes_tolerances else ""
         steps = (
             f"{args.integrator}{tolerance} {adaptive_stats['accepted_steps']} accepted + "
             f"{adaptive_stats['rejected_steps']} rejected steps"

@@ -19,8 +19,10 @@ from jax import lax
 from nbody_core.physics.diagnostics import to_center_of_mass_frame, virial_ratio
 from nbody_core.physics.potentials import get_potential, softened_distance_matrix
 from nbody_core.systems.presets import get_preset
-from nbody_core.integrate.simulate import conserved_quantities, integration_loop, make_clock, run_config
+from nbody_core.integrate.simulate import integration_loop, make_clock, run_config
+from nbody_core.integrate.trajectory import conserved_quantities
 from nbody_core.physics.state import ParticleState, PhysicsParams
+from nbody_core.registry import Registry
 from .spec import EnsembleSpec, MemberTable, check_int
 
 __all__ = [
@@ -50,7 +52,7 @@ __all__ = [
 LAGRANGIAN_FRACTIONS = (0.1, 0.5, 0.9)
 
 #: Per-member summaries in every result (measured, not requested), with their meaning.
-SUMMARIES: dict[str, str] = {
+SUMMARIES: Registry[str] = Registry("summary", {
     "final_energy_error": "|E(t_end) - E0| / |E0|",
     "max_energy_error": "max over saved snapshots of |E - E0| / |E0|",
     "initial_virial_ratio": "T / |U| measured at t = 0 with the run's softening (the requested "
@@ -64,7 +66,7 @@ SUMMARIES: dict[str, str] = {
     "momentum_drift": "|P(t_end) - P0| (absolute, momentum units)",
     "angular_momentum_drift": "|L(t_end) - L0| (absolute, angular-momentum units)",
     "finite": "1 if every saved position, velocity and energy is finite, else 0",
-}
+})
 
 #: Dimension (``units.DIMENSIONS``) of each summary.
 SUMMARY_DIMENSIONS: dict[str, str] = {

@@ -154,8 +154,8 @@ class EnsembleResult:
             "G": float(preset.params.G),
             # No timestamp: the same run writes the same bytes (checkpoint resume relies on it).
             **provenance(command, timestamp=False),
-            "summaries": SUMMARIES,
-            "sweepable_parameters": SWEEPABLE_PARAMETERS,
+            "summaries": dict(SUMMARIES),
+            "sweepable_parameters": dict(SWEEPABLE_PARAMETERS),
             "load": "d = numpy.load(path); X, y = d['parameters'], d['summaries'] "
             "(names, units: d['parameter_names'], d['parameter_units'], d['summary_names'], d['summary_units'])",
         }

@@ -28,12 +28,12 @@ from typing import Any, Mapping, NamedTuple
 import numpy as np
 
 from nbody_core.physics.forces import acceleration_function
-from nbody_core.integrate.integrators import INTEGRATORS, get_integrator
+from nbody_core.integrate.integrators import INTEGRATORS
 from nbody_core.physics.potentials import get_potential
 from nbody_core.systems.presets import MAX_BODIES, PRESETS, get_preset
 from nbody_core.provenance import package_versions
 from nbody_core.physics.units import get_unit_system
-from .sweeps import IC_PARAMETERS, Sweep, check_value, format_sweep, parse_sweep
+from .sweeps import IC_PARAMETERS, Sweep, check_integrator, check_value, format_sweep, parse_sweep
 
 __all__ = [
     "MAX_MEMBERS",
@@ -164,7 +164,7 @@ class EnsembleSpec:
         check_int("seed", self.seed, 0, 2**32 - 1)
         set_("dt", check_value("dt", preset.dt if self.dt is None else self.dt))
         set_("softening", check_value("softening", preset.softening if self.softening is None else self.softening))
-        get_integrator(self.integrator)
+        check_integrator(self.integrator)
         if self.design not in ("grid", "random"):
             raise ValueError(f"design must be 'grid' or 'random', got {self.design!r}")
         potential = get_potential(self.potential)

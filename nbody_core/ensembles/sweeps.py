@@ -13,21 +13,24 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from nbody_core.integrate.integrators import get_integrator
+from nbody_core.integrate.integrators import INTEGRATORS, get_integrator
+from nbody_core.registry import Registry
 from nbody_core.systems.presets import PRESETS, ICParameter
 
-__all__ = ["SWEEPABLE_PARAMETERS", "IC_PARAMETERS", "Sweep", "parse_sweep", "format_sweep", "check_value"]
+__all__ = ["SWEEPABLE_PARAMETERS", "IC_PARAMETERS", "Sweep", "parse_sweep", "format_sweep", "check_value",
+           "check_integrator"]
 
 #: Initial-condition parameters of every preset, by name (a name means the same thing, with
 #: the same bounds, in every preset that has it).
-IC_PARAMETERS: dict[str, ICParameter] = {}
+IC_PARAMETERS: Registry[ICParameter] = Registry("initial-condition parameter", record_type=ICParameter)
 for _preset in PRESETS.values():
     for _parameter in _preset.parameters:
-        IC_PARAMETERS.setdefault(_parameter.name, _parameter)
+        if _parameter.name not in IC_PARAMETERS:
+            IC_PARAMETERS.register(_parameter.name, _parameter)
 del _preset, _parameter
 
 #: Parameters a sweep may vary, with what they mean.
-SWEEPABLE_PARAMETERS: dict[str, str] = {
+SWEEPABLE_PARAMETERS: Registry[str] = Registry("sweep parameter", {
     "dt": "integration step, time units (every member still integrates to t_end = num_steps * dt)",
     "softening": "Plummer softening length eps, length units",
     **{
@@ -35,7 +38,18 @@ SWEEPABLE_PARAMETERS: dict[str, str] = {
         for name, parameter in IC_PARAMETERS.items()
     },
     "integrator": "fixed-step integrator (static: members are grouped per integrator)",
-}
+})
+
+
+def check_integrator(name) -> str:
+    """``name`` if it is a fixed-step integrator, else ``ValueError`` in words: ensemble
+    members run the fixed-step loop under ``vmap`` (an adaptive integrator's step count
+    differs per member)."""
+    record = get_integrator(name)
+    if record.adaptive:
+        fixed = INTEGRATORS.where(lambda integrator: not integrator.adaptive)
+        raise ValueError(f"ensembles run fixed-step integrators ({', '.join(fixed)}); {record.name} is adaptive")
+    return record.name
 
 
 def check_value(name: str, value: float) -> float:
@@ -66,10 +80,7 @@ class Sweep:
     values: tuple | None = None
 
     def __post_init__(self):
-        if self.name not in SWEEPABLE_PARAMETERS:
-            raise ValueError(
-                f"unknown sweep parameter {self.name!r}; choose one of {sorted(SWEEPABLE_PARAMETERS)}"
-            )
+        SWEEPABLE_PARAMETERS.get(self.name)
         if self.values is not None:
             if self.low is not None or self.high is not None or self.points is not None:
                 raise ValueError(f"sweep {self.name!r}: give either a range or a list of values, not both")
@@ -78,7 +89,7 @@ class Sweep:
                 raise ValueError(f"sweep {self.name!r} has an empty list of values")
             if self.name == "integrator":
                 for value in values:
-                    get_integrator(value)
+                    check_integrator(value)
             else:
                 values = tuple(check_value(self.name, v) for v in values)
             if len(set(values)) != len(values):
@@ -139,8 +150,7 @@ def parse_sweep(text: str) -> Sweep:
     name, _, spec = (part.strip() for part in text.partition("="))
     if not spec:
         raise ValueError(f"sweep {text!r} has nothing after '='")
-    if name not in SWEEPABLE_PARAMETERS:
-        raise ValueError(f"unknown sweep parameter {name!r}; choose one of {sorted(SWEEPABLE_PARAMETERS)}")
+    SWEEPABLE_PARAMETERS.get(name)
     if ":" not in spec:
         items = [item.strip() for item in spec.split(",") if item.strip()]
         if name == "integrator":

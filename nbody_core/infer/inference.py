@@ -40,6 +40,7 @@ from nbody_core.integrate.simulate import simulate
 
 from .problem import InferenceProblem as InferenceProblem
 from nbody_core.physics.state import ParticleState, PhysicsParams, make_state
+from nbody_core.registry import Registry
 
 __all__ = [
     "InferenceProblem",
@@ -67,12 +68,12 @@ VELOCITY_PRIOR_STD = 0.1
 _LOG_2PI = math.log(2.0 * math.pi)
 
 # Which parameters can be inferred: the masses always, plus G and/or one velocity component.
-PARAMETER_SETS = {
+PARAMETER_SETS: Registry[tuple[bool, bool]] = Registry("parameter set", {
     "masses": (False, False),
     "masses+G": (True, False),
     "masses+velocity": (False, True),
     "masses+G+velocity": (True, True),
-}
+})
 
 
 @dataclasses.dataclass(frozen=True)
@@ -134,7 +135,7 @@ def _star_two_planets():
     return state, np.array([1.0, 0.01, 0.01])
 
 
-PROBLEMS: dict[str, ProblemSpec] = {
+PROBLEMS: Registry[ProblemSpec] = Registry("problem", {
     spec.name: spec
     for spec in (
         ProblemSpec(
@@ -150,7 +151,7 @@ PROBLEMS: dict[str, ProblemSpec] = {
             _star_two_planets, dt=0.05, t_end=6.0, default_noise=0.001, velocity_body=1,
         ),
     )
-}
+}, record_type=ProblemSpec)
 
 
 class _Static(NamedTuple):
@@ -308,16 +309,12 @@ def make_problem(
     Raises:
         ValueError: for an unknown problem or parameter set, or a bad noise / count.
     """
-    if name not in PROBLEMS:
-        raise ValueError(f"unknown problem {name!r}; choose one of {sorted(PROBLEMS)}")
-    if params not in PARAMETER_SETS:
-        raise ValueError(f"unknown parameter set {params!r}; choose one of {list(PARAMETER_SETS)}")
-    spec = PROBLEMS[name]
+    spec = PROBLEMS.get(name)
+    infer_G, infer_velocity = PARAMETER_SETS.get(params)
     for label, value in (("t_end", t_end), ("dt", dt)):
         if value is not None and not (isinstance(value, (int, float)) and 0 < value < math.inf):
             raise ValueError(f"{label} must be a positive finite number, got {value!r}")
     state, nominal = spec.build()
-    infer_G, infer_velocity = PARAMETER_SETS[params]
     if observations is not None:
         times, values = (np.asarray(a, dtype=np.float64) for a in observations)
         expected = (times.size, int(state.mass.shape[0]), len(spec.observed_axes))

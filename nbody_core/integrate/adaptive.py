@@ -10,81 +10,55 @@ encounter one rounding of a position of size ~1 perturbs the pair energy by ~1e-
 total, so diffrax's ``diffeqsolve`` stalls at a relative energy error of ~2e-9 however
 small ``rtol`` is. Here position, velocity and time are carried with Kahan compensated
 summation (as IAS15 does, Rein & Spiegel 2015), which removes that floor.
+
+Interface: :func:`solve_dopri8` is the ``dopri8`` record's solver in
+:data:`~nbody_core.integrate.integrators.INTEGRATORS`; call it through
+:func:`nbody_core.solve` (``solve(state, t_end=..., integrator="dopri8", rtol=...)``).
 """
 
 from __future__ import annotations
 
-import enum
+import functools
 from functools import partial
 from typing import Callable, NamedTuple
 
-import diffrax
 import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
 from nbody_core.physics.diagnostics import total_energy
-from nbody_core.physics.forces import acceleration_function
-from .simulate import Trajectory, conserved_quantities, validate_run_options
-from nbody_core.physics.state import ParticleState, PhysicsParams, resolve_params
+from nbody_core.physics.forces import Acceleration
+from nbody_core.physics.state import ParticleState, PhysicsParams
+from .options import check_positive_number
+from .solution import RESULTS, Solution, Stats
+from .trajectory import Trajectory, conserved_quantities
 
-__all__ = ["simulate_adaptive", "AdaptiveIntegrator", "ADAPTIVE_INTEGRATORS", "RESULTS"]
+__all__ = ["solve_dopri8", "DEFAULT_RTOL", "DEFAULT_ATOL"]
 
-
-class AdaptiveIntegrator(NamedTuple):
-    """Registry entry of an adaptive integrator (run by :func:`simulate_adaptive`).
-
-    Attributes:
-        name: registry key (``--integrator`` / ``integrator=`` value).
-        description: one line for menus and ``--help``.
-        color: plot colour, from the colour-blind-safe Okabe-Ito palette.
-    """
-
-    name: str
-    description: str
-    color: str
-
-
-ADAPTIVE_INTEGRATORS: dict[str, AdaptiveIntegrator] = {
-    "dopri8": AdaptiveIntegrator(
-        "dopri8", "Dormand-Prince 8(7), adaptive steps, compensated summation (close encounters)", "#CC79A7"
-    ),
-    "ias15": AdaptiveIntegrator(
-        "ias15", "IAS15, 15th-order Gauss-Radau (Rein & Spiegel 2015), adaptive; nbody_core.integrate.ias15.simulate_ias15",
-        "#56B4E9",
-    ),
-}
-
-
-class RESULTS(str, enum.Enum):
-    """How an adaptive run ended (as diffrax's ``RESULTS``); ``.message`` says it in words.
-
-    A ``str`` enumeration: ``RESULTS.successful == "successful"``.
-    """
-
-    successful = "successful"
-    max_steps_reached = "max_steps_reached"
-    step_size_underflow = "step_size_underflow"
-
-    @property
-    def message(self) -> str:
-        return {
-            "successful": "reached the end time",
-            "max_steps_reached": "the cap on attempted steps (max_steps) was reached before the end time",
-            "step_size_underflow": "the step size underflowed or the state became non-finite",
-        }[self.value]
+#: Default per-step tolerances: 1e-13 solves the Pythagorean problem to a relative energy
+#: error ~1e-10 (tests/nbody_core/test_adaptive.py). Meaningless in float32 (use >= 1e-6).
+DEFAULT_RTOL = DEFAULT_ATOL = 1e-13
 
 
 # Prince & Dormand (1981), J. Comp. Appl. Math. 7, 67: the 13-stage 8(7) pair. Taken from
-# diffrax so the coefficients have one source; the 14th (FSAL) stage is the derivative at
-# the new point, which we evaluate after acceptance instead.
-_TABLEAU = diffrax.Dopri8.tableau
-# Python floats, not NumPy float64 scalars: those are strongly typed and would promote a
-# float32 run to float64.
-_A = [tuple(float(a) for a in row) for row in _TABLEAU.a_lower[:12]]  # stages 2..13
-_B = tuple(float(b) for b in _TABLEAU.b_sol[:13])
-_B_ERROR = tuple(float(b) for b in _TABLEAU.b_error[:13])
+# diffrax so the coefficients have one source (imported when a run is first traced, so that
+# listing the integrators does not import diffrax); the 14th (FSAL) stage is the derivative
+# at the new point, which we evaluate after acceptance instead.
+@functools.cache
+def _tableau() -> tuple[list[tuple[float, ...]], tuple[float, ...], tuple[float, ...]]:
+    """``(a rows of stages 2..13, b, b_error)`` as Python floats (NumPy float64 scalars are
+    strongly typed and would promote a float32 run to float64)."""
+    import diffrax
+
+    tableau = diffrax.Dopri8.tableau
+    return (
+        [tuple(float(a) for a in row) for row in tableau.a_lower[:12]],
+        tuple(float(b) for b in tableau.b_sol[:13]),
+        tuple(float(b) for b in tableau.b_error[:13]),
+    )
+
+
 _ERROR_EXPONENT = 1.0 / 8.0  # the embedded solution is 7th order: local error ~ h^8
 _SAFETY = 0.9
 _FACTOR_MIN, _FACTOR_MAX = 0.2, 10.0
@@ -140,18 +114,20 @@ def _dopri8(start, mass, save_times, params, rtol, atol, max_steps, *, accelerat
         squared = jnp.sum((error_x / scale_x) ** 2) + jnp.sum((error_v / scale_v) ** 2)
         return jnp.sqrt(squared / (error_x.size + error_v.size))
 
+    a_rows, b_sol, b_error = _tableau()
+
     def attempt(x, v, k1, h):
         kx, kv = [k1[0]], [k1[1]]
-        for a_row in _A:  # autonomous system: the stage times (nodes c_i) are not needed
+        for a_row in a_rows:  # autonomous system: the stage times (nodes c_i) are not needed
             xi = x + h * sum(a * k for a, k in zip(a_row, kx) if a != 0.0)
             vi = v + h * sum(a * k for a, k in zip(a_row, kv) if a != 0.0)
             dx, dv = derivative(xi, vi)
             kx.append(dx)
             kv.append(dv)
-        increment_x = h * sum(b * k for b, k in zip(_B, kx) if b != 0.0)
-        increment_v = h * sum(b * k for b, k in zip(_B, kv) if b != 0.0)
-        error_x = h * sum(b * k for b, k in zip(_B_ERROR, kx) if b != 0.0)
-        error_v = h * sum(b * k for b, k in zip(_B_ERROR, kv) if b != 0.0)
+        increment_x = h * sum(b * k for b, k in zip(b_sol, kx) if b != 0.0)
+        increment_v = h * sum(b * k for b, k in zip(b_sol, kv) if b != 0.0)
+        error_x = h * sum(b * k for b, k in zip(b_error, kx) if b != 0.0)
+        error_v = h * sum(b * k for b, k in zip(b_error, kv) if b != 0.0)
         scale_x = atol + rtol * jnp.maximum(jnp.abs(x), jnp.abs(x + increment_x))
         scale_v = atol + rtol * jnp.maximum(jnp.abs(v), jnp.abs(v + increment_v))
         return increment_x, increment_v, rms(error_x, error_v, scale_x, scale_v)
@@ -213,100 +189,63 @@ def _dopri8(start, mass, save_times, params, rtol, atol, max_steps, *, accelerat
     return carry, index, saved_x, saved_v
 
 
-def simulate_adaptive(
+def solve_dopri8(
     state: ParticleState,
     *,
-    t_end: float,
-    num_saves: int = 100,
-    params: PhysicsParams | None = None,
-    rtol: float = 1e-13,
-    atol: float = 1e-13,
-    forces: str = "auto",
-    potential="newtonian",
-    max_steps: int = 1_000_000,
-    integrator: str = "dopri8",
+    save_times: np.ndarray,
+    params: PhysicsParams,
+    acceleration: Acceleration,
+    max_steps: int,
+    dt: float | None = None,
     chunks: int = 1,
     on_chunk: Callable[[int, Trajectory], None] | None = None,
-    initial_dt: float | None = None,
-) -> tuple[Trajectory, dict]:
-    """Integrate to the END time ``t_end`` with adaptive Dormand-Prince 8(7) steps, saving
-    ``num_saves + 1`` snapshots evenly spaced in time.
+    rtol: float = DEFAULT_RTOL,
+    atol: float = DEFAULT_ATOL,
+) -> Solution:
+    """Integrate through ``save_times`` with adaptive Dormand-Prince 8(7) steps (the
+    ``dopri8`` solver; :func:`nbody_core.solve` validates the common options first).
 
-    A state at time 5 with ``t_end=6`` runs one time unit. Snapshot ``k`` is at
-    ``state.time + k * (t_end - state.time) / num_saves`` exactly (the last exactly at
-    ``t_end``): steps are shortened to land on each save time.
+    Steps are shortened to land exactly on each save time; the free step size is kept.
 
     Args:
         state: initial :class:`ParticleState` (float64 recommended: the default tolerances
             are meaningless in float32, where ``rtol`` should be >= 1e-6).
-        t_end: end time, time units; later than ``state.time``.
-        num_saves: number of saved intervals.
-        params: :class:`PhysicsParams` (traced); None takes G from ``state.units``.
-        rtol, atol: per-step relative and absolute error tolerances (RMS norm over all
-            position and velocity components). 1e-13 solves the Pythagorean problem to a
-            relative energy error ~1e-10 (see tests/nbody_core/test_adaptive.py).
-        forces: force method (a name in :data:`~nbody_core.physics.forces.FORCE_METHODS`).
-        potential: pair potential name or :class:`PairPotential`.
+        save_times: ``[k + 1]`` float64 times, ``state.time`` first, strictly increasing.
+        params: validated :class:`PhysicsParams` (traced).
+        acceleration: the :class:`~nbody_core.physics.forces.Acceleration` record.
         max_steps: cap on attempted steps over the whole run; snapshots not reached are NaN.
-        integrator: a name in :data:`ADAPTIVE_INTEGRATORS`: ``"dopri8"`` or ``"ias15"``
-            (:func:`nbody_core.integrate.ias15.simulate_ias15` with its defaults: it takes no
-            ``rtol``/``atol``, its step control is at machine precision, and runs in one
-            call whatever ``chunks`` says).
+        dt: first step to try, time units (None: chosen from the state, Hairer, Norsett &
+            Wanner 1993 II.4); pass a previous run's ``stats.next_dt`` to continue it
+            without restarting step control.
         chunks: number of compiled calls the save intervals are cut into (equal chunks
             share a compilation); the integrator's state (step size, compensation terms)
             goes from one to the next, so the result equals one call.
         on_chunk: ``on_chunk(saves_done, piece)`` after each chunk, ``piece`` the
             :class:`Trajectory` of the snapshots that chunk reached (the initial one in the
             first).
-        initial_dt: first step to try, time units (default: chosen from the state); pass a
-            previous run's ``stats["next_dt"]`` to continue it without restarting step control.
+        rtol, atol: per-step relative and absolute error tolerances (RMS norm over all
+            position and velocity components).
 
     Returns:
-        ``(trajectory, stats)``: a :class:`Trajectory` (its ``max_relative_energy_error``
-        taken over every accepted step) and a dict with ``accepted_steps``,
-        ``rejected_steps``, ``next_dt`` (the controller's step size at the end), ``result`` (a :class:`RESULTS` member) and ``message`` (the
-        result in words, with where it stopped).
-
-    Raises:
-        ValueError: for an unknown integrator, an end time not after ``state.time``,
-            non-positive tolerances or ``num_saves``.
+        A :class:`Solution` whose trajectory's ``max_relative_energy_error`` is taken over
+        every accepted step (NaN unless the run reached its end).
     """
-    if integrator not in ADAPTIVE_INTEGRATORS:
-        raise ValueError(f"unknown adaptive integrator {integrator!r}; choose one of {sorted(ADAPTIVE_INTEGRATORS)}")
-    params = resolve_params(state, params)
-    validate_run_options(params=params, num_steps=num_saves)
-    t0 = float(np.asarray(state.time))
-    if not (np.isfinite(t_end) and t_end > t0):
-        raise ValueError(
-            f"t_end must be a positive finite end time later than state.time = {t0!r}, got {t_end!r}"
-        )
-    if num_saves < 1:
-        raise ValueError(f"num_saves must be >= 1, got {num_saves!r}")
-    if not (rtol > 0 and atol > 0):
-        raise ValueError(f"rtol and atol must be positive, got rtol={rtol!r}, atol={atol!r}")
-    if isinstance(max_steps, bool) or not isinstance(max_steps, (int, np.integer)) or max_steps < 1:
-        raise ValueError(f"max_steps must be a positive integer, got {max_steps!r}")
-    if initial_dt is not None and not (np.isfinite(initial_dt) and initial_dt > 0):
-        raise ValueError(f"initial_dt must be a positive finite number, got {initial_dt!r}")
-    acceleration_fn = acceleration_function(forces, potential)  # a hashable record
-    potential = acceleration_fn.potential
-    if integrator == "ias15":
-        return _run_ias15(state, t_end, num_saves, params, acceleration_fn, max_steps, on_chunk, initial_dt)
+    rtol, atol = check_positive_number("rtol", rtol), check_positive_number("atol", atol)
+    potential = acceleration.potential
     dtype = state.position.dtype
     params = PhysicsParams(*(jnp.asarray(p, dtype) for p in params))
-    # Save times by multiplication from t0, the last exactly t_end.
-    save_times = t0 + (t_end - t0) * (np.arange(num_saves + 1) / num_saves)
-    save_times[-1] = t_end
-    save_times = save_times.astype(dtype)
+    num_saves = len(save_times) - 1
+    save_times = np.asarray(save_times, np.float64).astype(dtype)
     zero = jnp.zeros((), dtype)
     count = jnp.zeros((), jnp.int32)
     carry = _Carry(
         state.position, jnp.zeros_like(state.position), state.velocity, jnp.zeros_like(state.velocity),
-        jnp.asarray(save_times[0]), zero, jnp.asarray(0.0 if initial_dt is None else initial_dt, dtype),
+        jnp.asarray(save_times[0]), zero, jnp.asarray(0.0 if dt is None else dt, dtype),
         count, count, zero,
         total_energy(state, params, potential),
     )
     size = -(-num_saves // max(1, min(chunks, num_saves)))
+
     def snapshots(x, v, times, max_error) -> Trajectory:
         states = ParticleState(x, v, jnp.broadcast_to(state.mass, x.shape[:2]), times, state.units)
         quantities = jax.vmap(lambda s: conserved_quantities(s, params, potential))(states)
@@ -322,7 +261,7 @@ def simulate_adaptive(
         carry, index, saved_x, saved_v = _dopri8(
             carry, state.mass, save_times[begin:end + 1], params, jnp.asarray(rtol, dtype),
             jnp.asarray(atol, dtype), jnp.asarray(max_steps, jnp.int32),
-            acceleration_fn=acceleration_fn, potential=potential, units=state.units,
+            acceleration_fn=acceleration, potential=potential, units=state.units,
         )
         index = int(index)
         first = 0 if begin == 0 else 1  # a later chunk's first snapshot is the previous last
@@ -346,40 +285,16 @@ def simulate_adaptive(
     saved_v = jnp.where(unreached, jnp.nan, saved_v)
     accepted, rejected = int(carry.accepted), int(carry.rejected)
     if reached >= num_saves:
-        result, where = RESULTS.successful, ""
+        result = RESULTS.successful
     elif accepted + rejected >= max_steps:
-        result, where = RESULTS.max_steps_reached, f"max_steps ({max_steps}) reached"
+        result = RESULTS.max_steps_reached
+    elif not (np.isfinite(np.asarray(carry.x)).all() and np.isfinite(np.asarray(carry.v)).all()):
+        result = RESULTS.nonfinite
     else:
-        result, where = RESULTS.step_size_underflow, "step size underflow or non-finite state"
+        result = RESULTS.step_size_underflow
     max_error = carry.max_error if result is RESULTS.successful else jnp.asarray(jnp.nan, dtype)
-    trajectory = snapshots(saved_x, saved_v, save_times, max_error)
-    message = result.message if not where else f"{where} at snapshot {reached + 1} of {num_saves}: {result.message}"
-    return trajectory, {"accepted_steps": accepted, "rejected_steps": rejected, "result": result, "message": message,
-                        "next_dt": float(carry.h_free)}
-
-
-_IAS15_RESULTS = {"successful": RESULTS.successful, "max_steps": RESULTS.max_steps_reached,
-                  "failed": RESULTS.step_size_underflow}
-
-
-def _run_ias15(state, t_end, num_saves, params, acceleration_fn, max_steps, on_chunk, initial_dt=None):
-    """``simulate_adaptive(integrator="ias15")``: one call of :func:`simulate_ias15`, its
-    statistics in this module's terms."""
-    from .ias15 import simulate_ias15
-
-    trajectory, stats = simulate_ias15(
-        state, t_end=t_end, num_saves=num_saves, params=params, forces=acceleration_fn.method,
-        potential=acceleration_fn.potential, max_steps=max_steps, initial_dt=initial_dt,
+    stats = Stats(
+        num_steps=accepted + rejected, num_accepted_steps=accepted, num_rejected_steps=rejected,
+        num_saves_reached=reached, next_dt=float(carry.h_free), max_steps=max_steps,
     )
-    result = _IAS15_RESULTS[stats["status"]]
-    max_error = stats["max_relative_energy_error"] if result is RESULTS.successful else float("nan")
-    trajectory = trajectory._replace(
-        max_relative_energy_error=jnp.asarray(max_error, state.position.dtype)
-    )
-    if on_chunk is not None and result is RESULTS.successful:
-        on_chunk(num_saves, trajectory)
-    message = result.message if result is RESULTS.successful else f"{stats['result']}: {result.message}"
-    return trajectory, {
-        "accepted_steps": stats["accepted_steps"], "rejected_steps": stats["rejected_steps"],
-        "result": result, "message": message, "next_dt": stats["next_dt"],
-    }
+    return Solution(snapshots(saved_x, saved_v, save_times, max_error), stats, result)

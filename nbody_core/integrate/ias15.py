@@ -20,26 +20,31 @@ evaluated on compensated pair separations (Newtonian gravity, up to 64 bodies) o
 translation to the most accelerated body (other potentials): on the Pythagorean problem the
 energy error at t = 70 is ~1e-13, against REBOUND's ~3e-11.
 
-Interface: ``simulate_ias15(state, *, t_end, ...) -> (Trajectory, stats)``, like
-:func:`nbody_core.integrate.adaptive.simulate_adaptive`; ``t_end`` is an end time (not a duration).
+Interface: :func:`solve_ias15` is the ``ias15`` record's solver in
+:data:`~nbody_core.integrate.integrators.INTEGRATORS`; call it through :func:`nbody_core.solve`
+(``solve(state, t_end=..., integrator="ias15", adaptive_mode="prs23")``; ``t_end`` is an end
+time, not a duration).
 """
 
 from __future__ import annotations
 
 import math
 from functools import partial
+from typing import Callable
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from nbody_core.physics.forces import acceleration_function
-from nbody_core.physics.potentials import NEWTONIAN, get_potential
-from .simulate import Trajectory, conserved_quantities, validate_run_options
-from nbody_core.physics.state import ParticleState, PhysicsParams, resolve_params
+from nbody_core.physics.forces import Acceleration
+from nbody_core.physics.potentials import NEWTONIAN
+from nbody_core.physics.state import ParticleState, PhysicsParams
+from .options import check_positive_number
+from .solution import RESULTS, Solution, Stats
+from .trajectory import Trajectory, conserved_quantities
 
-__all__ = ["simulate_ias15", "EPSILON", "SAFETY_FACTOR", "GAUSS_RADAU_SPACINGS"]
+__all__ = ["solve_ias15", "EPSILON", "SAFETY_FACTOR", "GAUSS_RADAU_SPACINGS", "ADAPTIVE_MODES"]
 
 EPSILON = 1e-9  # RS15 sec. 3.2: the step-size parameter; 1e-9 keeps the error at machine precision
 SAFETY_FACTOR = 0.25  # RS15 sec. 3.2: largest growth (x4) and the rejection threshold (x1/4)
@@ -343,39 +348,38 @@ def _ias15(state, save_times, params, epsilon, max_steps, initial_dt, *, acceler
     return trajectory, (index, accepted, rejected, iterations, max_de / jnp.abs(e0), failed, h_free)
 
 
-def simulate_ias15(
+def solve_ias15(
     state: ParticleState,
     *,
-    t_end: float | None = None,
-    num_saves: int = 100,
-    save_times=None,
-    params: PhysicsParams | None = None,
+    save_times: np.ndarray,
+    params: PhysicsParams,
+    acceleration: Acceleration,
+    max_steps: int,
+    dt: float | None = None,
+    chunks: int = 1,
+    on_chunk: Callable[[int, Trajectory], None] | None = None,
     epsilon: float = EPSILON,
-    forces: str = "analytic",
-    potential="newtonian",
-    max_steps: int = 1_000_000,
-    initial_dt: float | None = None,
     adaptive_mode: str = "global",
-) -> tuple[Trajectory, dict]:
-    """Integrate from ``state.time`` to the end time ``t_end`` with IAS15 (see module docstring).
+) -> Solution:
+    """Integrate through ``save_times`` with IAS15 (see the module docstring; the ``ias15``
+    solver: :func:`nbody_core.solve` validates the common options first).
 
-    Steps are shortened to land exactly on each save time; the free step size is kept.
+    Steps are shortened to land exactly on each save time; the free step size is kept. The
+    run is one compiled call whatever ``chunks`` says (``on_chunk`` is called once, at the
+    end, when the run succeeded). ``save_times`` are traced: new times of the same count do
+    not recompile.
 
     Args:
         state: initial :class:`ParticleState` (float64: IAS15's tolerances assume it).
-        t_end: end time, time units (not a duration); with ``num_saves``, the snapshots are at
-            ``t0 + k (t_end - t0) / num_saves``, computed exactly, not accumulated.
-        num_saves: number of saved intervals (ignored when ``save_times`` is given).
-        save_times: increasing times after ``state.time`` to save at instead (the last is
-            the end time; ``t_end``, if also given, must equal it). Traced: new times of the
-            same count do not recompile.
-        params: :class:`PhysicsParams` (traced); None takes G from ``state.units``.
-        epsilon: RS15's step-size parameter (1e-9: error at machine precision).
-        forces: force method name (any :data:`nbody_core.FORCE_METHODS` entry).
-        potential: pair potential name or :class:`PairPotential`.
+        save_times: ``[k + 1]`` float64 times, ``state.time`` first, strictly increasing.
+        params: validated :class:`PhysicsParams` (traced).
+        acceleration: the :class:`~nbody_core.physics.forces.Acceleration` record (unused for
+            Newtonian gravity up to :data:`PAIRWISE_MAX_BODIES` bodies, which takes forces from
+            compensated pair separations).
         max_steps: cap on attempted steps (accepted + rejected); snapshots not reached are NaN.
-        initial_dt: first step to try (default: 1 % of ``min_i sqrt(|x_i| / |a_i|)``, at most
-            one save interval); a step too long is rejected and redone shorter.
+        dt: first step to try (default: 1 % of ``min_i sqrt(|x_i| / |a_i|)``, at most one
+            save interval); a step too long is rejected and redone shorter.
+        epsilon: RS15's step-size parameter (1e-9: error at machine precision).
         adaptive_mode: step-size criterion: ``"global"`` (RS15 sec. 3.2, ``max|b6| / max|a|``;
             REBOUND's ``adaptive_mode = 1``) or ``"prs23"`` (Pham, Rein & Spiegel 2024, from
             each body's acceleration, jerk and snap; REBOUND's default ``adaptive_mode = 2``):
@@ -383,69 +387,43 @@ def simulate_ias15(
             |dE/E| ~ 1e-13 both.
 
     Returns:
-        ``(trajectory, stats)``: a :class:`Trajectory` whose first snapshot is ``state`` and a
-        dict with ``accepted_steps``, ``rejected_steps``, ``iterations`` (predictor-corrector
-        passes in all; each costs 7 force evaluations, made as one batch), ``max_relative_energy_error`` (over
-        every accepted step, not only the snapshots), ``result`` (``"successful"`` or a
-        message naming the failure), ``status`` (``"successful"``, ``"max_steps"`` or
-        ``"failed"``) and ``next_dt`` (the controller's free step size at the end, time units:
-        pass it as ``initial_dt`` to continue a run without restarting step control).
+        A :class:`Solution`: the trajectory's ``max_relative_energy_error`` is taken over every
+        accepted step (NaN unless the run reached its end); ``stats.iterations`` counts the
+        predictor-corrector passes (each costs 7 force evaluations, made as one batch).
 
     Raises:
-        ValueError: for a non-increasing or non-finite save grid, a bad ``epsilon``,
-            ``num_saves``, ``max_steps``, ``initial_dt`` or ``adaptive_mode``.
+        ValueError: for a bad ``epsilon`` or ``adaptive_mode``.
     """
-    params = resolve_params(state, params)
-    validate_run_options(params=params)
-    dtype = state.position.dtype
-    t0 = float(state.time)
-    if save_times is not None:
-        times = np.asarray(save_times, dtype=np.float64).ravel()
-        if times.size < 1 or not np.all(np.isfinite(times)) or np.any(np.diff(np.concatenate([[t0], times])) <= 0):
-            raise ValueError(f"save_times must be finite and strictly increasing after state.time = {t0!r}")
-        if t_end is not None and float(t_end) != float(times[-1]):
-            raise ValueError(f"t_end ({t_end!r}) must equal the last save time ({times[-1]!r})")
-        times = np.concatenate([[t0], times])
-    else:
-        if t_end is None or not (np.isfinite(t_end) and t_end > t0):
-            raise ValueError(f"t_end must be a finite end time after state.time = {t0!r}, got {t_end!r}")
-        if isinstance(num_saves, bool) or not isinstance(num_saves, (int, np.integer)) or num_saves < 1:
-            raise ValueError(f"num_saves must be a positive integer, got {num_saves!r}")
-        times = t0 + (float(t_end) - t0) * np.arange(num_saves + 1) / num_saves
-        times[-1] = float(t_end)
-    if not (np.isfinite(epsilon) and epsilon > 0):
-        raise ValueError(f"epsilon must be a positive finite number, got {epsilon!r}")
-    if isinstance(max_steps, bool) or not isinstance(max_steps, (int, np.integer)) or max_steps < 1:
-        raise ValueError(f"max_steps must be a positive integer, got {max_steps!r}")
-    if initial_dt is not None and not (np.isfinite(initial_dt) and initial_dt > 0):
-        raise ValueError(f"initial_dt must be a positive finite number, got {initial_dt!r}")
+    epsilon = check_positive_number("epsilon", epsilon)
     if adaptive_mode not in ADAPTIVE_MODES:
         raise ValueError(f"adaptive_mode must be one of {ADAPTIVE_MODES}, got {adaptive_mode!r}")
-    potential = get_potential(potential)
-    acceleration_fn = acceleration_function(forces, potential)  # hashable: one compile per choice
+    dtype = state.position.dtype
+    potential = acceleration.potential
     params = PhysicsParams(*(jnp.asarray(p, dtype) for p in params))
+    pairwise = bool(potential.pair_energy is NEWTONIAN.pair_energy and state.position.shape[0] <= PAIRWISE_MAX_BODIES)
     trajectory, counters = _ias15(
-        state._replace(time=jnp.asarray(state.time, dtype)), jnp.asarray(times, dtype), params,
+        state._replace(time=jnp.asarray(state.time, dtype)), jnp.asarray(save_times, dtype), params,
         jnp.asarray(epsilon, dtype), jnp.asarray(max_steps, jnp.int32),
-        jnp.asarray(0.0 if initial_dt is None else initial_dt, dtype), acceleration_fn=acceleration_fn, potential=potential,
-        pairwise=bool(potential.pair_energy is NEWTONIAN.pair_energy and state.position.shape[0] <= PAIRWISE_MAX_BODIES), adaptive_mode=adaptive_mode,
+        jnp.asarray(0.0 if dt is None else dt, dtype), acceleration_fn=acceleration, potential=potential,
+        pairwise=pairwise, adaptive_mode=adaptive_mode,
     )
     index, accepted, rejected, iterations, max_error, failed, next_dt = (np.asarray(c) for c in counters)
-    num_saves = len(times) - 1
+    num_saves = len(save_times) - 1
     index, accepted, rejected = int(index), int(accepted), int(rejected)
     if index > num_saves:
-        status, result = "successful", "successful"
+        result = RESULTS.successful
     elif accepted + rejected >= max_steps:
-        status, result = "max_steps", f"max_steps ({max_steps}) reached at snapshot {index} of {num_saves}"
+        result = RESULTS.max_steps_reached
+    elif bool(failed):
+        result = RESULTS.nonfinite
     else:
-        status = "failed"
-        result = f"non-finite state or step-size underflow at snapshot {index} of {num_saves}"
-    return trajectory, {
-        "accepted_steps": accepted,
-        "rejected_steps": rejected,
-        "iterations": int(iterations),
-        "max_relative_energy_error": float(max_error),
-        "result": result,
-        "status": status,
-        "next_dt": float(next_dt),
-    }
+        result = RESULTS.step_size_underflow
+    error = float(max_error) if result is RESULTS.successful else float("nan")
+    trajectory = trajectory._replace(max_relative_energy_error=jnp.asarray(error, dtype))
+    if on_chunk is not None and result is RESULTS.successful:
+        on_chunk(num_saves, trajectory)
+    stats = Stats(
+        num_steps=accepted + rejected, num_accepted_steps=accepted, num_rejected_steps=rejected,
+        num_saves_reached=index - 1, next_dt=float(next_dt), max_steps=max_steps, iterations=int(iterations),
+    )
+    return Solution(trajectory, stats, result)

@@ -1,226 +1,121 @@
-"""Fixed-step integrators, built as BlackJAX builds its kernels::
+"""The integrator registry: every integrator, fixed-step and adaptive, as one record each.
 
-    init_fn, step_fn = leapfrog(acceleration_fn)
-    integrator_state = init_fn(particles, params)          # IntegratorState
-    integrator_state = step_fn(integrator_state, dt, params)
-
-:class:`IntegratorState` carries the particles and the acceleration the next step needs
-(computed once by ``init_fn``, then carried: no integrator pays for it twice). ``dt`` and
-``params`` are traced. Each integrator is one :class:`Integrator` record in
-:data:`INTEGRATORS`, which the CLI, the dashboard and the ensembles read.
+Contract: :data:`INTEGRATORS` (a :class:`~nbody_core.registry.Registry`) maps a name to an
+:class:`Integrator` record saying what it is (adaptive or fixed-step, order, symplectic,
+cost, description, colour) and how to run it; :func:`nbody_core.solve` runs any of them, and
+callers ask the record (``get_integrator(name).adaptive``), never which table holds a name.
+The CLI, the dashboard and the ensembles read it.
 """
 
 from __future__ import annotations
 
-from typing import Callable, NamedTuple
-
-from jax import Array
+from typing import Any, Callable, NamedTuple
 
 from nbody_core.physics.forces import AccelerationFn
-from nbody_core.physics.state import ParticleState, PhysicsParams
+from nbody_core.registry import Registry
+from .adaptive import DEFAULT_ATOL, DEFAULT_RTOL, solve_dopri8
+from .fixed_step import (
+    IntegratorState as IntegratorState,
+    InitFn,
+    StepFn,
+    euler as euler,
+    leapfrog as leapfrog,
+    rk4 as rk4,
+    yoshida4 as yoshida4,
+    yoshida4_kdk as yoshida4_kdk,
+)
+from .ias15 import EPSILON, solve_ias15
 
-__all__ = [
-    "IntegratorState",
-    "Integrator",
-    "INTEGRATORS",
-    "get_integrator",
-    "euler",
-    "leapfrog",
-    "yoshida4",
-    "yoshida4_kdk",
-    "rk4",
-]
-
-
-class IntegratorState(NamedTuple):
-    """What a fixed-step integrator carries from one step to the next.
-
-    Attributes:
-        particles: the :class:`ParticleState`.
-        acceleration: ``[n, 3]``, length / time**2 units: the acceleration at
-            ``particles.position`` for the kick-first integrators (euler, leapfrog,
-            yoshida4_kdk, rk4), which start each step with it. Drift-first ``yoshida4``
-            needs none and carries the value ``init_fn`` computed unchanged.
-    """
-
-    particles: ParticleState
-    acceleration: Array
-
-
-InitFn = Callable[[ParticleState, PhysicsParams], IntegratorState]
-StepFn = Callable[[IntegratorState, Array, PhysicsParams], IntegratorState]
-
-
-def _init(acceleration_fn: AccelerationFn) -> InitFn:
-    def init_fn(particles: ParticleState, params: PhysicsParams) -> IntegratorState:
-        return IntegratorState(particles, acceleration_fn(particles.position, particles.mass, params))
-
-    return init_fn
-
-
-def _moved(particles: ParticleState, position, velocity, h) -> ParticleState:
-    return particles._replace(position=position, velocity=velocity, time=particles.time + h)
-
-
-def euler(acceleration_fn: AccelerationFn) -> tuple[InitFn, StepFn]:
-    """Explicit (forward) Euler: first order, not symplectic; energy drifts secularly."""
-
-    def step_fn(state: IntegratorState, dt, params) -> IntegratorState:
-        p = state.particles
-        position = p.position + dt * p.velocity
-        velocity = p.velocity + dt * state.acceleration
-        return IntegratorState(
-            _moved(p, position, velocity, dt), acceleration_fn(position, p.mass, params)
-        )
-
-    return _init(acceleration_fn), step_fn
-
-
-def _kick_drift_kick(acceleration_fn, state: IntegratorState, h, params) -> IntegratorState:
-    p = state.particles
-    velocity_half = p.velocity + 0.5 * h * state.acceleration
-    position = p.position + h * velocity_half
-    acceleration = acceleration_fn(position, p.mass, params)
-    velocity = velocity_half + 0.5 * h * acceleration
-    return IntegratorState(_moved(p, position, velocity, h), acceleration)
-
-
-def leapfrog(acceleration_fn: AccelerationFn) -> tuple[InitFn, StepFn]:
-    """Leapfrog kick-drift-kick (= velocity Verlet): second order, symplectic, time-reversible.
-
-    One force evaluation per step (the closing kick's acceleration is carried forward).
-    """
-
-    def step_fn(state: IntegratorState, dt, params) -> IntegratorState:
-        return _kick_drift_kick(acceleration_fn, state, dt, params)
-
-    return _init(acceleration_fn), step_fn
-
-
-# Yoshida (1990), Phys. Lett. A 150, 262, eq. (5.19): the fourth-order triple-jump
-# composition of second-order leapfrog steps with weights w1, w0, w1.
-_CBRT2 = 2.0 ** (1.0 / 3.0)
-YOSHIDA_W1 = 1.0 / (2.0 - _CBRT2)
-YOSHIDA_W0 = -_CBRT2 / (2.0 - _CBRT2)
-_YOSHIDA_WEIGHTS = (YOSHIDA_W1, YOSHIDA_W0, YOSHIDA_W1)
-
-
-def yoshida4(acceleration_fn: AccelerationFn) -> tuple[InitFn, StepFn]:
-    """Yoshida's fourth-order symplectic integrator, drift-kick-drift form (the default).
-
-    The triple jump (weights w1, w0, w1) of drift-kick-drift leapfrog steps, adjacent half
-    drifts merged: drifts ``c = (w1/2, (w1+w0)/2, (w0+w1)/2, w1/2)``, kicks ``(w1, w0, w1)``
-    (Yoshida 1990, eq. 4.10 with the coefficients of eq. 5.19). Three force evaluations per
-    step, as the kick-drift-kick form (:func:`yoshida4_kdk`); the two differ in which half of
-    the Hamiltonian is split outermost. Why it is the default: on the figure-eight over one
-    period at equal dt (so equal force evaluations: dt = 0.04, 0.02, 0.01), its position
-    error against a converged reference is 5.9-6.0x smaller than kick-drift-kick's (the
-    5.9x of issue 12); its maximum relative energy error is ~2.8x larger, still bounded
-    (symplectic) and 1.9e-8 at dt = 0.01. tests/nbody_core/test_integrators.py holds the ratio.
-    """
-    drifts = (
-        0.5 * YOSHIDA_W1,
-        0.5 * (YOSHIDA_W1 + YOSHIDA_W0),
-        0.5 * (YOSHIDA_W0 + YOSHIDA_W1),
-        0.5 * YOSHIDA_W1,
-    )
-
-    def step_fn(state: IntegratorState, dt, params) -> IntegratorState:
-        p = state.particles
-        position, velocity = p.position, p.velocity
-        for drift, kick in zip(drifts[:-1], _YOSHIDA_WEIGHTS):
-            position = position + drift * dt * velocity
-            velocity = velocity + kick * dt * acceleration_fn(position, p.mass, params)
-        position = position + drifts[-1] * dt * velocity
-        return IntegratorState(_moved(p, position, velocity, dt), state.acceleration)
-
-    return _init(acceleration_fn), step_fn
-
-
-def yoshida4_kdk(acceleration_fn: AccelerationFn) -> tuple[InitFn, StepFn]:
-    """Yoshida's fourth-order integrator as three kick-drift-kick leapfrog sub-steps.
-
-    Three force evaluations per step (each sub-step's closing kick is carried into the next).
-    Kept as an option: it carries the acceleration at the current position, like leapfrog.
-    """
-
-    def step_fn(state: IntegratorState, dt, params) -> IntegratorState:
-        for weight in _YOSHIDA_WEIGHTS:
-            state = _kick_drift_kick(acceleration_fn, state, weight * dt, params)
-        return state
-
-    return _init(acceleration_fn), step_fn
-
-
-def rk4(acceleration_fn: AccelerationFn) -> tuple[InitFn, StepFn]:
-    """Classical fourth-order Runge-Kutta on (x, v): accurate but not symplectic."""
-
-    def step_fn(state: IntegratorState, dt, params) -> IntegratorState:
-        p = state.particles
-        x, v, m = p.position, p.velocity, p.mass
-        k1x, k1v = v, state.acceleration
-        k2x = v + 0.5 * dt * k1v
-        k2v = acceleration_fn(x + 0.5 * dt * k1x, m, params)
-        k3x = v + 0.5 * dt * k2v
-        k3v = acceleration_fn(x + 0.5 * dt * k2x, m, params)
-        k4x = v + dt * k3v
-        k4v = acceleration_fn(x + dt * k3x, m, params)
-        position = x + dt / 6.0 * (k1x + 2.0 * k2x + 2.0 * k3x + k4x)
-        velocity = v + dt / 6.0 * (k1v + 2.0 * k2v + 2.0 * k3v + k4v)
-        return IntegratorState(_moved(p, position, velocity, dt), acceleration_fn(position, m, params))
-
-    return _init(acceleration_fn), step_fn
+__all__ = ["Integrator", "INTEGRATORS", "get_integrator", "register_integrator"]
 
 
 class Integrator(NamedTuple):
-    """Registry entry: how to build an integrator and what to expect of it.
+    """Registry entry: how to run an integrator and what to expect of it.
 
     Attributes:
         name: registry key (``--integrator`` / ``integrator=`` value).
-        build: ``build(acceleration_fn) -> (init_fn, step_fn)``.
+        build: fixed-step: ``build(acceleration_fn) -> (init_fn, step_fn)`` (see
+            :mod:`nbody_core.integrate.fixed_step`); None for an adaptive integrator.
         order: order of convergence of the global error.
         symplectic: whether the map is symplectic (bounded energy error).
-        force_evaluations_per_step: cost of one step in acceleration calls.
+        force_evaluations_per_step: cost of one step in acceleration calls (an attempted
+            step, adaptive); None where it varies (IAS15: 7 per predictor-corrector pass,
+            about 3 passes a step).
         description: one line for menus and ``--help``.
         color: plot colour, from the colour-blind-safe Okabe-Ito palette (Okabe & Ito 2008).
+        adaptive: True when the integrator chooses its own steps (it then has a ``solver``;
+            ``solve`` takes ``t_end`` and save times, not ``num_steps``).
+        solver: adaptive: ``solver(state, *, save_times, params, acceleration, max_steps, dt,
+            chunks, on_chunk, **options) -> Solution``; None for a fixed-step integrator.
+        options: ``((name, default), ...)``: the keyword options of ``solve`` only this
+            integrator takes (``rtol``, ``epsilon``...); any other is refused in words.
     """
 
     name: str
-    build: Callable[[AccelerationFn], tuple[InitFn, StepFn]]
+    build: Callable[[AccelerationFn], tuple[InitFn, StepFn]] | None
     order: int
     symplectic: bool
-    force_evaluations_per_step: int
+    force_evaluations_per_step: int | None
     description: str
     color: str
+    adaptive: bool = False
+    solver: Callable[..., Any] | None = None
+    options: tuple[tuple[str, Any], ...] = ()
+
+    @property
+    def kind(self) -> str:
+        """``"adaptive"`` or ``"fixed-step"``, for messages."""
+        return "adaptive" if self.adaptive else "fixed-step"
 
 
-INTEGRATORS: dict[str, Integrator] = {
-    integrator.name: integrator
-    for integrator in (
-        Integrator("euler", euler, 1, False, 1, "explicit Euler, order 1 (the cautionary tale)", "#000000"),
-        Integrator(
-            "leapfrog", leapfrog, 2, True, 1, "leapfrog KDK / velocity Verlet, order 2, symplectic", "#0072B2"
-        ),
-        Integrator(
-            "yoshida4", yoshida4, 4, True, 3, "Yoshida 1990, drift-kick-drift, order 4, symplectic", "#D55E00"
-        ),
-        Integrator("rk4", rk4, 4, False, 4, "classical Runge-Kutta, order 4, not symplectic", "#009E73"),
-        Integrator(
-            "yoshida4_kdk", yoshida4_kdk, 4, True, 3, "Yoshida 1990, kick-drift-kick, order 4, symplectic",
-            "#E69F00",
-        ),
-    )
-}
+INTEGRATORS: Registry[Integrator] = Registry("integrator", record_type=Integrator)
+
+
+def register_integrator(integrator: Integrator, *, replace: bool = False) -> Integrator:
+    """Add ``integrator`` to :data:`INTEGRATORS` under its name (checked: a fixed-step record
+    needs ``build``, an adaptive one a ``solver``).
+
+    Raises:
+        TypeError: not an :class:`Integrator`.
+        ValueError: the name is taken (unless ``replace``), or ``build`` / ``solver`` do not
+            match ``adaptive``.
+    """
+    if isinstance(integrator, Integrator):
+        if integrator.adaptive and (integrator.solver is None or integrator.build is not None):
+            raise ValueError(f"adaptive integrator {integrator.name!r} needs a solver and no build")
+        if not integrator.adaptive and (integrator.build is None or integrator.solver is not None):
+            raise ValueError(f"fixed-step integrator {integrator.name!r} needs a build and no solver")
+    return INTEGRATORS.register(getattr(integrator, "name", None), integrator, replace=replace)
+
+
+for _integrator in (
+    Integrator("euler", euler, 1, False, 1, "explicit Euler, order 1 (the cautionary tale)", "#000000"),
+    Integrator("leapfrog", leapfrog, 2, True, 1, "leapfrog KDK / velocity Verlet, order 2, symplectic", "#0072B2"),
+    Integrator("yoshida4", yoshida4, 4, True, 3, "Yoshida 1990, drift-kick-drift, order 4, symplectic", "#D55E00"),
+    Integrator("rk4", rk4, 4, False, 4, "classical Runge-Kutta, order 4, not symplectic", "#009E73"),
+    Integrator(
+        "yoshida4_kdk", yoshida4_kdk, 4, True, 3, "Yoshida 1990, kick-drift-kick, order 4, symplectic", "#E69F00"
+    ),
+    # 13 per attempted step: 12 new stages and the derivative at the accepted point.
+    Integrator(
+        "dopri8", None, 8, False, 13,
+        "Dormand-Prince 8(7), adaptive steps, compensated summation (close encounters)", "#CC79A7",
+        adaptive=True, solver=solve_dopri8, options=(("rtol", DEFAULT_RTOL), ("atol", DEFAULT_ATOL)),
+    ),
+    Integrator(
+        "ias15", None, 15, False, None,
+        "IAS15, 15th-order Gauss-Radau (Rein & Spiegel 2015), adaptive", "#56B4E9",
+        adaptive=True, solver=solve_ias15, options=(("epsilon", EPSILON), ("adaptive_mode", "global")),
+    ),
+):
+    register_integrator(_integrator)
+del _integrator
 
 
 def get_integrator(name: str | Integrator) -> Integrator:
-    """Look up a fixed-step integrator by name, with a clear error for unknown names."""
-    if isinstance(name, Integrator):
-        return name
-    try:
-        return INTEGRATORS[name]
-    except (KeyError, TypeError):
-        raise ValueError(
-            f"unknown integrator {name!r}; choose one of {sorted(INTEGRATORS)}"
-            " (or an adaptive one via simulate_adaptive)"
-        ) from None
+    """The :class:`Integrator` record called ``name`` (a record passes through).
+
+    Raises:
+        ValueError: ``unknown integrator 'x'; choose one of [...]``.
+    """
+    return INTEGRATORS.get(name)

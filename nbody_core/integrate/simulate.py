@@ -1,10 +1,15 @@
-"""Whole trajectories in one compiled ``lax.scan``, and ``advance`` for interactive use.
+"""The fixed-step loop: whole trajectories in one compiled ``lax.scan``, and ``advance``.
+
+Contract: :func:`integration_loop` is the one fixed-step loop (``solve``, ``simulate``, the CLI
+and ensemble members run it); :func:`simulate` is its convenience entry point returning a
+:class:`~nbody_core.integrate.trajectory.Trajectory` (it works inside ``jit``/``grad``), and
+:func:`advance` returns only the final state, the step count traced (interactive frames).
 
 Static configuration (integrator, force method, potential, step counts, save cadence) is
 compiled in; ``dt``, ``params`` and every leaf of the state are traced, so changing them
-never recompiles. ``simulate`` saves every ``save_every``-th step with its conserved
-quantities; runtime trouble (non-finite values) is reported through the returned arrays,
-see :func:`first_nonfinite_index`.
+never recompiles. Runtime trouble (non-finite values) is reported through the returned
+arrays (see :func:`~nbody_core.integrate.trajectory.first_nonfinite_index`) and by
+``solve``'s ``RESULTS`` code.
 """
 
 from __future__ import annotations
@@ -18,148 +23,26 @@ import jax.numpy as jnp
 import numpy as np
 from jax import Array, lax
 
-from nbody_core.physics.diagnostics import angular_momentum, linear_momentum, total_energy
+from nbody_core.physics.diagnostics import total_energy
 from nbody_core.physics.forces import Acceleration, ForceMethod, acceleration_function
-from .integrators import Integrator, IntegratorState, get_integrator
-from nbody_core.physics.potentials import NEWTONIAN, PairPotential
-from nbody_core.physics.state import ParticleState, PhysicsParams, register_units_pytree, resolve_params
+from nbody_core.physics.potentials import PairPotential
+from nbody_core.physics.state import ParticleState, PhysicsParams, resolve_params
+from .fixed_step import IntegratorState
+from .integrators import Integrator, get_integrator
+from .options import steps_for_duration, validate_run_options
+from .trajectory import Trajectory, conserved_quantities
 
 __all__ = [
-    "Trajectory",
     "cast_run_inputs",
-    "ConservedQuantities",
-    "IntegratorState",
     "RunConfig",
     "run_config",
     "integrate",
+    "integrate_final",
     "integration_loop",
     "make_clock",
     "simulate",
     "advance",
-    "advance_tracked",
-    "conserved_quantities",
-    "steps_for_duration",
-    "first_nonfinite_index",
-    "validate_run_options",
 ]
-
-
-class ConservedQuantities(NamedTuple):
-    """Energy ``[...]``, linear momentum ``[..., 3]`` and angular momentum ``[..., 3]``."""
-
-    energy: Array
-    linear_momentum: Array
-    angular_momentum: Array
-
-
-class Trajectory(NamedTuple):
-    """Saved snapshots of one run, the initial state first.
-
-    Attributes:
-        time: ``[T]`` times, time units.
-        position: ``[T, n, 3]`` positions, length units.
-        velocity: ``[T, n, 3]`` velocities, length / time units.
-        mass: ``[n]`` masses, mass units.
-        energy: ``[T]`` total energy, energy units.
-        linear_momentum: ``[T, 3]``.
-        angular_momentum: ``[T, 3]``.
-        max_relative_energy_error: scalar ``max |E - E0| / |E0|``: over EVERY step of the
-            run when it was tracked (``simulate(..., track_energy=True)``, ``nbody run``,
-            ``simulate_adaptive``), else over the saved snapshots only; NaN once the run
-            went non-finite; ``None`` where a producer does not report it.
-        units: the state's unit system (static pytree metadata, not a leaf).
-    """
-
-    time: Array
-    position: Array
-    velocity: Array
-    mass: Array
-    energy: Array
-    linear_momentum: Array
-    angular_momentum: Array
-    max_relative_energy_error: Array | None = None
-    units: str = "nbody"
-
-    @property
-    def final_state(self) -> ParticleState:
-        return ParticleState(self.position[-1], self.velocity[-1], self.mass, self.time[-1], self.units)
-
-    @property
-    def relative_energy_error(self) -> Array:
-        """``[T]`` ``|E - E0| / |E0|``."""
-        return jnp.abs(self.energy - self.energy[0]) / jnp.abs(self.energy[0])
-
-
-register_units_pytree(Trajectory)
-
-
-def conserved_quantities(
-    state: ParticleState, params: PhysicsParams | None = None, potential: str | PairPotential = NEWTONIAN
-) -> ConservedQuantities:
-    """Energy, linear and angular momentum of one state (jit/vmap friendly); ``params=None``
-    takes G from the state's unit system."""
-    params = resolve_params(state, params)
-    return ConservedQuantities(
-        total_energy(state, params, potential), linear_momentum(state), angular_momentum(state)
-    )
-
-
-# Loop counters are int32 when x64 is off; one call never runs more steps than this.
-MAX_STEPS = 2**31 - 1
-
-
-def _is_concrete(x) -> bool:
-    return not isinstance(x, jax.core.Tracer)
-
-
-def validate_run_options(*, dt=None, num_steps=None, save_every=None, params=None) -> None:
-    """Eager checks with clear messages; traced values (inside jit/grad) pass through."""
-    if dt is not None and _is_concrete(dt):
-        try:
-            dt_value = float(np.asarray(dt, dtype=float))
-        except (TypeError, ValueError):
-            raise ValueError(f"dt must be a positive finite number, got {dt!r}") from None
-        if not math.isfinite(dt_value) or dt_value <= 0:
-            raise ValueError(f"dt must be a positive finite number, got {dt_value!r}")
-    if num_steps is not None and _is_concrete(num_steps):
-        if isinstance(num_steps, bool) or not isinstance(num_steps, (int, np.integer)) or num_steps < 0:
-            raise ValueError(f"num_steps must be a non-negative integer, got {num_steps!r}")
-        if num_steps > MAX_STEPS:
-            raise ValueError(f"num_steps {num_steps} exceeds the limit of {MAX_STEPS} steps per call")
-    if save_every is not None:
-        if isinstance(save_every, bool) or not isinstance(save_every, (int, np.integer)) or save_every < 1:
-            raise ValueError(f"save_every must be a positive integer, got {save_every!r}")
-    if params is not None:
-        for field, value in zip(PhysicsParams._fields, params):
-            if not _is_concrete(value):
-                continue
-            arr = np.asarray(value, dtype=float)
-            if not np.all(np.isfinite(arr)):
-                raise ValueError(f"{field} must be finite, got {value!r}")
-        if _is_concrete(params.softening) and np.any(np.asarray(params.softening) < 0):
-            raise ValueError(f"softening must be >= 0, got {params.softening!r}")
-        if _is_concrete(params.G) and np.any(np.asarray(params.G) <= 0):
-            raise ValueError(f"G must be positive, got {params.G!r}")
-        if _is_concrete(params.screening_length) and np.any(np.asarray(params.screening_length) <= 0):
-            raise ValueError(f"screening_length must be positive, got {params.screening_length!r}")
-
-
-def steps_for_duration(t_end: float, dt: float) -> tuple[int, float]:
-    """Number of uniform steps that land exactly on ``t_end``, and the step that does it.
-
-    The step is ``t_end / ceil(t_end / dt)`` <= ``dt``: uniform steps keep a symplectic
-    integrator symplectic, which a short final step would not.
-    """
-    validate_run_options(dt=dt)
-    if not math.isfinite(t_end) or t_end <= 0:
-        raise ValueError(f"t_end must be a positive finite number, got {t_end!r}")
-    ratio = t_end / dt
-    if not math.isfinite(ratio) or ratio > MAX_STEPS:
-        raise ValueError(
-            f"t_end / dt = {ratio:.3g} steps exceeds the limit of {MAX_STEPS}; use a larger dt or a shorter t_end"
-        )
-    num_steps = max(1, math.ceil(ratio - 1e-9))
-    return num_steps, t_end / num_steps
 
 
 def cast_run_inputs(state: ParticleState, dt, params: PhysicsParams) -> tuple[Any, PhysicsParams]:
@@ -211,10 +94,17 @@ def run_config(
     """Validate a choice of integrator, force method and potential eagerly.
 
     Raises:
-        ValueError: naming an unknown integrator, force method or potential, or a
+        ValueError: naming an unknown integrator, force method or potential, an adaptive
+            integrator (this loop takes fixed steps: ``solve`` runs every integrator), or a
             hand-coded force method asked for a potential it does not compute.
     """
-    return RunConfig(get_integrator(integrator), acceleration_function(forces, potential), bool(track_energy))
+    record = get_integrator(integrator)
+    if record.adaptive:
+        raise ValueError(
+            f"{record.name} is an adaptive integrator and this fixed-step loop does not run it; "
+            f"use solve(state, t_end=..., integrator={record.name!r})"
+        )
+    return RunConfig(record, acceleration_function(forces, potential), bool(track_energy))
 
 
 class _Clock(NamedTuple):
@@ -271,7 +161,7 @@ def default_observation(particles: ParticleState, params: PhysicsParams, potenti
 
 def integration_loop(
     start, clock: _Clock, params: PhysicsParams, *, config: RunConfig, num_saves: int, save_every,
-    remainder: int = 0, first: bool = True, observe: Callable = default_observation,
+    remainder: int = 0, first: bool = True, observe: Callable = default_observation, block_steps=None,
 ):
     """The one integration loop (call it inside ``jit``/``vmap``): ``num_saves`` save blocks
     of ``save_every`` steps (a ``fori_loop`` inside a ``scan``) and ``remainder`` more steps,
@@ -288,6 +178,8 @@ def integration_loop(
         save_every: steps per block (static, or traced: a traced count loops in a while loop).
         remainder: steps after the last block, then one more observation (static).
         observe: ``observe(particles, params, potential) -> pytree`` saved at each save.
+        block_steps: ``[num_saves]`` integer steps of each save block (traced), instead of
+            ``save_every`` (then unused): save points that are not evenly spaced in steps.
 
     Returns:
         ``(carry, saved)``: the :class:`_Carry` (``carry.state.particles`` is the final state,
@@ -307,14 +199,23 @@ def integration_loop(
         step = lambda i, c: one_step(offset + i, c)  # noqa: E731
         return lax.fori_loop(0, count, step, carry)
 
-    def save_block(carry, block):
-        carry = run(carry, block * save_every, save_every)
-        return carry, observe(carry.state.particles, params, potential)
+    if block_steps is None:
+        def save_block(carry, block):
+            carry = run(carry, block * save_every, save_every)
+            return carry, observe(carry.state.particles, params, potential)
 
-    carry, saved = lax.scan(save_block, start, jnp.arange(num_saves), length=num_saves)
+        blocks_xs, done = jnp.arange(num_saves), num_saves * save_every if remainder else 0
+    else:
+        def save_block(carry, block):
+            offset, count = block
+            carry = run(carry, offset, count)
+            return carry, observe(carry.state.particles, params, potential)
+
+        blocks_xs, done = (jnp.cumsum(block_steps) - block_steps, block_steps), jnp.sum(block_steps)
+    carry, saved = lax.scan(save_block, start, blocks_xs, length=num_saves)
     blocks.append(saved)
     if remainder:
-        carry = run(carry, num_saves * save_every, remainder)
+        carry = run(carry, done, remainder)
         blocks.append(jax.tree.map(lambda x: x[None], observe(carry.state.particles, params, potential)))
     return carry, jax.tree.map(lambda *xs: jnp.concatenate(xs), *blocks)
 
@@ -348,8 +249,9 @@ def integrate(
     t_last=None,
     chunks: int = 1,
     on_chunk: Callable[[int, Trajectory], None] | None = None,
+    block_steps: np.ndarray | None = None,
 ) -> Trajectory:
-    """The fixed-step loop every caller shares (simulate, the CLI, ensemble members).
+    """The fixed-step loop every caller shares (solve, simulate, the CLI, ensemble members).
 
     Runs in ``chunks`` compiled calls (equal ones share a compilation) carrying the
     :class:`IntegratorState` from one to the next, so the result equals one call; after
@@ -357,6 +259,8 @@ def integrate(
     :class:`Trajectory` of the snapshots that call added (the initial one in the first),
     computed, with the energy error so far. Inputs are validated by the caller.
     ``t_last`` (default ``state.time + num_steps * dt``) is the exact time of the last step.
+    ``block_steps`` (integers summing to ``num_steps``) saves after each of those many
+    steps instead of every ``save_every``-th (see :func:`integration_loop`).
     """
     dt, params = cast_run_inputs(state, dt, params)
     dtype = state.position.dtype
@@ -368,15 +272,22 @@ def integrate(
         total=np.asarray(num_steps, np.int64 if jax.config.jax_enable_x64 else np.int32),
         first_step=None,
     )
-    num_blocks, remainder = divmod(num_steps, save_every)
-    carry, pieces, done = state._replace(time=t0), [], 0
+    if block_steps is None:
+        num_blocks, remainder = divmod(num_steps, save_every)
+    else:
+        block_steps = np.asarray(block_steps, clock.total.dtype)
+        num_blocks, remainder, save_every = len(block_steps), 0, None
+    carry, pieces, done, block = state._replace(time=t0), [], 0, 0
     for index, (blocks, extra) in enumerate(_segments(num_blocks, remainder, chunks)):
+        steps = None if block_steps is None else block_steps[block:block + blocks]
         carry, saved = _segment(
             carry, clock._replace(first_step=np.asarray(done, clock.total.dtype)), params,
             config=config, num_saves=blocks, save_every=save_every, remainder=extra, first=index == 0,
+            block_steps=steps,
         )
         pieces.append(saved)
-        done += blocks * save_every + extra
+        block += blocks
+        done += (blocks * save_every if steps is None else int(steps.sum())) + extra
         if on_chunk is not None:
             on_chunk(done, jax.block_until_ready(_trajectory(state, saved, carry)))
     saved = pieces[0] if len(pieces) == 1 else jax.tree.map(lambda *xs: jnp.concatenate(xs), *pieces)
@@ -423,6 +334,10 @@ def simulate(
 ) -> Trajectory:
     """Integrate fixed steps in one compiled scan, saving every ``save_every``-th step.
 
+    The fixed-step convenience over the loop :func:`nbody_core.solve` runs (``solve`` also
+    returns statistics and a ``RESULTS`` code, and runs adaptive integrators); unlike
+    ``solve`` it works inside ``jax.jit`` / ``jax.grad`` (the inference problems use it).
+
     Give ``num_steps``, or ``t_end``, the END time (``state.time`` + duration): then the
     step is shortened to the largest ``<= dt`` that lands on ``t_end`` in uniform steps
     (:func:`steps_for_duration`). Snapshot ``k`` is at ``state.time + k * dt``, computed by
@@ -437,8 +352,9 @@ def simulate(
         params: :class:`PhysicsParams` (traced); None takes G from ``state.units`` (G = 1 in
             N-body units, 39.48 in AU, Msun and years). Explicit params whose G contradicts
             a physical unit system of the state raise ``ValueError``.
-        integrator: a name in :data:`~nbody_core.integrate.integrators.INTEGRATORS`: ``"euler"``,
-            ``"leapfrog"``, ``"yoshida4"``, ``"yoshida4_kdk"`` or ``"rk4"``.
+        integrator: a fixed-step name in :data:`~nbody_core.integrate.integrators.INTEGRATORS`:
+            ``"euler"``, ``"leapfrog"``, ``"yoshida4"``, ``"yoshida4_kdk"`` or ``"rk4"`` (the
+            adaptive ``"dopri8"`` and ``"ias15"`` run through :func:`nbody_core.solve`).
         forces: a method of :data:`~nbody_core.physics.forces.FORCE_METHODS`: ``"auto"`` (default:
             the fastest exact kernel for the device, dtype, N and potential, see
             :mod:`nbody_core.physics.autoselect`), ``"tiled"`` (the fast hand-coded CPU kernel,
@@ -483,14 +399,102 @@ def simulate(
 
 
 @partial(jax.jit, static_argnames=("config",))
-def _advance(state, num_steps, dt, params, reference_energy, *, config):
+def _advance(state, num_steps, dt, params, reference_energy, clock=None, *, config):
+    """``num_steps`` (traced) steps from ``state``: ``(particles, max |E - E_ref| / |E_ref|)``
+    (the error is 0 unless ``config.track_energy``). ``clock``: the whole run's
+    :class:`_Clock` when this call is one piece of a longer run, else the time after step
+    ``k`` is ``state.time + k * dt``."""
     dt, params = cast_run_inputs(state, dt, params)
-    t0 = state.time
     init_fn, _ = config.integrator.build(config.acceleration)
-    clock = _Clock(t0, dt, t0 + num_steps.astype(dt.dtype) * dt, num_steps, jnp.zeros_like(num_steps))
+    if clock is None:
+        t0 = state.time
+        clock = _Clock(t0, dt, t0 + num_steps.astype(dt.dtype) * dt, num_steps, jnp.zeros_like(num_steps))
     carry = _Carry(init_fn(state, params), jnp.zeros((), dt.dtype), reference_energy.astype(dt.dtype))
     carry = lax.fori_loop(0, num_steps, _stepper(config, clock, params), carry)
     return carry.state.particles, carry.max_error
+
+
+@partial(jax.jit, static_argnames=("potential",))
+def _end_snapshot(particles: ParticleState, params: PhysicsParams, potential: PairPotential):
+    """One state as the only snapshot of a ``final_only`` run: ``(time [1], position [1, n, 3],
+    velocity [1, n, 3], conserved quantities [1, ...], finite)``, in one dispatch; ``finite``:
+    whether position, velocity and energy are all finite."""
+    quantities = conserved_quantities(particles, params, potential)
+    finite = (jnp.all(jnp.isfinite(particles.position)) & jnp.all(jnp.isfinite(particles.velocity))
+              & jnp.isfinite(quantities.energy))
+    return (particles.time[None], particles.position[None], particles.velocity[None],
+            jax.tree.map(lambda x: x[None], quantities), finite)
+
+
+_energy = jax.jit(total_energy, static_argnames=("potential",))
+
+
+def integrate_final(
+    state: ParticleState,
+    *,
+    dt,
+    num_steps: int,
+    params: PhysicsParams,
+    config: RunConfig,
+    t_last=None,
+    chunks: int = 1,
+    on_chunk: Callable[[int, Trajectory], None] | None = None,
+) -> tuple[Trajectory, Array]:
+    """The fixed-step loop keeping only the end state: ``(trajectory, finite)``, a one-snapshot
+    :class:`Trajectory` and whether that snapshot is finite (a device bool).
+
+    Runs in ``chunks`` compiled calls of near-equal step counts; the count is traced, so any
+    ``num_steps`` and any split reuse one compilation (the interactive path: the live view's
+    frames, cut into calls short enough that Pause acts within one). The time after step
+    ``k`` is ``state.time + k * dt`` over the whole run, ``t_last`` after the last. After each
+    call, ``on_chunk(steps_done, piece)``: ``piece`` has no snapshot until the last call,
+    whose piece is the end snapshot; an exception raised there stops the run. Conserved
+    quantities are computed for the end state only; ``max_relative_energy_error`` is over
+    every step when ``config.track_energy``, else None (it would cost the initial energy).
+    Inputs are validated by the caller.
+    """
+    dt, params = cast_run_inputs(state, dt, params)
+    dtype = state.position.dtype
+    count_dtype = np.int64 if jax.config.jax_enable_x64 else np.int32
+    t0 = _as(state.time, dtype)
+    clock = _Clock(
+        t0=t0, dt=dt, t_last=t0 + num_steps * dt if t_last is None else _as(t_last, dtype),
+        total=np.asarray(num_steps, count_dtype), first_step=None,
+    )
+    potential = config.potential
+    reference = _energy(state, params, potential) if config.track_energy else np.ones((), dtype)
+    calls = max(1, min(chunks, num_steps))
+    counts = [num_steps] if calls == 1 else np.diff(np.round(np.linspace(0, num_steps, calls + 1)).astype(np.int64))
+    particles, max_error, done = state._replace(time=t0), None, 0
+    for count in counts:
+        particles, error = _advance(
+            particles, np.asarray(count, np.int32), dt, params, reference,
+            clock._replace(first_step=np.asarray(done, count_dtype)), config=config,
+        )
+        max_error = error if max_error is None else jnp.maximum(max_error, error)
+        done += int(count)
+        if on_chunk is not None and done < num_steps:
+            on_chunk(done, _no_snapshot(jax.block_until_ready(particles)))
+    time, position, velocity, quantities, finite = _end_snapshot(particles, params, potential)
+    trajectory = Trajectory(
+        time=time, position=position, velocity=velocity, mass=state.mass, energy=quantities.energy,
+        linear_momentum=quantities.linear_momentum, angular_momentum=quantities.angular_momentum,
+        max_relative_energy_error=max_error if config.track_energy else None, units=state.units,
+    )
+    if on_chunk is not None:
+        on_chunk(done, jax.block_until_ready(trajectory))
+    return trajectory, finite
+
+
+def _no_snapshot(particles: ParticleState) -> Trajectory:
+    """A :class:`Trajectory` of zero snapshots, shaped like ``particles`` (host arrays)."""
+    n = particles.position.shape[0]
+    dtype = particles.position.dtype
+    return Trajectory(
+        time=np.zeros(0, dtype), position=np.zeros((0, n, 3), dtype), velocity=np.zeros((0, n, 3), dtype),
+        mass=particles.mass, energy=np.zeros(0, dtype), linear_momentum=np.zeros((0, 3), dtype),
+        angular_momentum=np.zeros((0, 3), dtype), units=particles.units,
+    )
 
 
 def advance(
@@ -510,7 +514,9 @@ def advance(
     (hashable) choice of integrator, force method and potential and on the state's shape
     and dtype, so every caller in the process shares it. Not reverse-differentiable in
     ``num_steps``-dependent loops; use :func:`simulate` for gradients. ``params=None`` takes
-    G from the state's unit system, as in :func:`simulate`.
+    G from the state's unit system, as in :func:`simulate`. Fixed-step integrators only: an
+    adaptive one is refused (``solve(state, t_end=..., integrator=..., final_only=True)``
+    advances any integrator and says how the run ended).
     """
     if dt is None:
         raise ValueError("dt is required: a positive finite time step")
@@ -520,47 +526,3 @@ def advance(
     dt, params = cast_run_inputs(state, dt, params)
     one = np.ones((), state.position.dtype)
     return _advance(state, np.asarray(num_steps, np.int32), dt, params, one, config=config)[0]
-
-
-def advance_tracked(
-    state: ParticleState,
-    num_steps: int,
-    *,
-    reference_energy,
-    dt,
-    params: PhysicsParams | None = None,
-    integrator: str = "leapfrog",
-    forces: str = "auto",
-    potential: str | PairPotential = "newtonian",
-) -> tuple[ParticleState, Array]:
-    """:func:`advance`, also returning ``max |E - E_ref| / |E_ref|`` over EVERY step taken.
-
-    For a live view that warns on energy error: a frame of many steps can pass through a
-    close encounter and come back, which the frame's end state alone would not show. Costs
-    one potential-energy evaluation per step (see ``simulate(..., track_energy=True)``).
-
-    Args:
-        reference_energy: ``E_ref``, usually the energy of the run's initial state (traced).
-
-    Returns:
-        ``(state, max_error)``, ``max_error`` a scalar, NaN once a step went non-finite.
-    """
-    if dt is None:
-        raise ValueError("dt is required: a positive finite time step")
-    params = resolve_params(state, params)
-    validate_run_options(dt=dt, num_steps=num_steps, params=params)
-    config = run_config(integrator, forces, potential, track_energy=True)
-    dt, params = cast_run_inputs(state, dt, params)
-    reference = _as(reference_energy, state.position.dtype)
-    return _advance(state, np.asarray(num_steps, np.int32), dt, params, reference, config=config)
-
-
-def first_nonfinite_index(trajectory: Trajectory) -> int | None:
-    """Index of the first snapshot with a non-finite position, velocity or energy, else None."""
-    finite = (
-        np.isfinite(np.asarray(trajectory.position)).all(axis=(-1, -2))
-        & np.isfinite(np.asarray(trajectory.velocity)).all(axis=(-1, -2))
-        & np.isfinite(np.asarray(trajectory.energy))
-    )
-    bad = np.flatnonzero(~finite)
-    return int(bad[0]) if bad.size else None

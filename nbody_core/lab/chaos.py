@@ -21,13 +21,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from nbody_core.physics.diagnostics import total_energy
-from nbody_core.integrate.simulate import (
-    cast_run_inputs,
-    integration_loop,
-    make_clock,
-    run_config,
-    validate_run_options,
-)
+from nbody_core.integrate.options import validate_run_options
+from nbody_core.integrate.simulate import cast_run_inputs, integration_loop, make_clock, run_config
 from nbody_core.physics.state import ParticleState, PhysicsParams, resolve_params
 
 __all__ = ["TwinRun", "LyapunovFit", "perturb", "twin_run", "phase_space_separation", "fit_lyapunov_time",

@@ -23,6 +23,8 @@ import jax
 import jax.numpy as jnp
 from jax import Array
 
+from nbody_core.registry import Registry
+
 from .autoselect import AUTO, resolve_forces
 from .kernels import acceleration_autodiff_tiled, acceleration_tiled, acceleration_tiled_custom_vjp
 from .pallas_kernels import acceleration_pallas
@@ -171,7 +173,7 @@ def _auto_kernel(position, mass, params, potential):
 
 
 #: Every force method by name. Methods with ``potentials=None`` apply to any pair potential.
-FORCE_METHODS: dict[str, ForceMethod] = {
+FORCE_METHODS: Registry[ForceMethod] = Registry("force method", {
     method.name: method
     for method in (
         ForceMethod("autodiff", "-grad U by jax.grad; any pair potential", acceleration_autodiff, None),
@@ -202,25 +204,23 @@ FORCE_METHODS: dict[str, ForceMethod] = {
             None,
         ),
     )
-}
+}, record_type=ForceMethod)
 
 
 def get_force_method(forces: str | ForceMethod) -> ForceMethod:
     """Look a force method up by name (or pass a :class:`ForceMethod` through)."""
-    if isinstance(forces, ForceMethod):
-        return forces
-    try:
-        return FORCE_METHODS[forces]
-    except (KeyError, TypeError):
-        raise ValueError(f"unknown force method {forces!r}; choose one of {sorted(FORCE_METHODS)}") from None
+    return FORCE_METHODS.get(forces)
 
 
-def register_force_method(method: ForceMethod) -> ForceMethod:
-    """Add ``method`` to :data:`FORCE_METHODS` (for kernels defined outside this module)."""
-    if not isinstance(method, ForceMethod):
-        raise TypeError(f"expected a ForceMethod record, got {type(method).__name__}")
-    FORCE_METHODS[method.name] = method
-    return method
+def register_force_method(method: ForceMethod, *, replace: bool = False) -> ForceMethod:
+    """Add ``method`` to :data:`FORCE_METHODS` under its name (for kernels defined outside
+    this module).
+
+    Raises:
+        TypeError: not a :class:`ForceMethod`.
+        ValueError: the name is taken (unless ``replace``).
+    """
+    return FORCE_METHODS.register(getattr(method, "name", None), method, replace=replace)
 
 
 def acceleration_function(

@@ -13,6 +13,8 @@ from typing import Callable, NamedTuple
 import jax.numpy as jnp
 from jax import Array
 
+from nbody_core.registry import Registry
+
 from .state import PhysicsParams
 
 __all__ = [
@@ -74,7 +76,9 @@ POWER_LAW = PairPotential(
     "power-law gravity, phi = -G / s**p (p = 1 is Newtonian)",
     ("G", "softening", "power_index"),
 )
-POTENTIALS: dict[str, PairPotential] = {p.name: p for p in (NEWTONIAN, YUKAWA, POWER_LAW)}
+POTENTIALS: Registry[PairPotential] = Registry(
+    "potential", {p.name: p for p in (NEWTONIAN, YUKAWA, POWER_LAW)}, record_type=PairPotential
+)
 
 
 def pair_potential(pair_energy: PairEnergyFn, name: str = "custom", description: str = "") -> PairPotential:
@@ -92,14 +96,7 @@ def pair_potential(pair_energy: PairEnergyFn, name: str = "custom", description:
 
 def get_potential(potential: str | PairPotential) -> PairPotential:
     """Look a potential up by name (or pass a :class:`PairPotential` through)."""
-    if isinstance(potential, PairPotential):
-        return potential
-    try:
-        return POTENTIALS[potential]
-    except (KeyError, TypeError):
-        raise ValueError(
-            f"unknown potential {potential!r}; choose one of {sorted(POTENTIALS)}"
-        ) from None
+    return POTENTIALS.get(potential)
 
 
 def softened_distance_matrix(position: Array, softening) -> tuple[Array, Array]:

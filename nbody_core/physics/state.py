@@ -17,6 +17,8 @@ import numpy as np
 from jax import Array
 from jax.typing import ArrayLike
 
+from nbody_core.registry import Registry
+
 from .precision import require_float64
 from .units import get_unit_system
 
@@ -24,15 +26,12 @@ __all__ = ["DTYPES", "ParticleState", "PhysicsParams", "make_state", "validate_s
            "resolve_params", "register_units_pytree"]
 
 #: The floating dtypes a run may use, by the name the CLI, the dashboard and files use.
-DTYPES: dict[str, type] = {"float64": jnp.float64, "float32": jnp.float32}
+DTYPES: Registry[type] = Registry("dtype", {"float64": jnp.float64, "float32": jnp.float32})
 
 
 def get_dtype(name: str):
     """The dtype named ``name`` in :data:`DTYPES`, with a clear error for any other name."""
-    try:
-        return DTYPES[name]
-    except (KeyError, TypeError):
-        raise ValueError(f"unknown dtype {name!r}; choose one of {', '.join(DTYPES)}") from None
+    return DTYPES.get(name)
 
 
 class ParticleState(NamedTuple):

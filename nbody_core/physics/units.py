@@ -10,6 +10,8 @@ from __future__ import annotations
 import math
 from typing import NamedTuple
 
+from nbody_core.registry import Registry
+
 __all__ = [
     "UnitSystem",
     "G_CGS",
@@ -35,7 +37,7 @@ GAUSSIAN_K = 0.01720209895
 MSUN_G = GAUSSIAN_K**2 * AU_CM**3 / 86400.0**2 / G_CGS
 
 # (length, mass, time) exponents of each quantity.
-DIMENSIONS: dict[str, tuple[int, int, int]] = {
+DIMENSIONS: Registry[tuple[int, int, int]] = Registry("dimension", {
     "dimensionless": (0, 0, 0),
     "length": (1, 0, 0),
     "mass": (0, 1, 0),
@@ -46,7 +48,7 @@ DIMENSIONS: dict[str, tuple[int, int, int]] = {
     "momentum": (1, 1, -1),
     "angular_momentum": (2, 1, -1),
     "force": (1, 1, -2),
-}
+})
 
 
 class UnitSystem(NamedTuple):
@@ -94,10 +96,7 @@ class UnitSystem(NamedTuple):
 
 
 def _dimension(dimension: str) -> tuple[int, int, int]:
-    try:
-        return DIMENSIONS[dimension]
-    except KeyError:
-        raise ValueError(f"unknown dimension {dimension!r}; choose one of {sorted(DIMENSIONS)}") from None
+    return DIMENSIONS.get(dimension)
 
 
 def nbody_units(mass_g: float, length_cm: float, name: str = "nbody_scaled") -> UnitSystem:
@@ -113,16 +112,14 @@ AU_MSUN_YR = UnitSystem("au_msun_yr", AU_CM, MSUN_G, JULIAN_YEAR_S, "AU", "Msun"
 CGS = UnitSystem("cgs", 1.0, 1.0, 1.0, "cm", "g", "s")
 SI = UnitSystem("si", 100.0, 1000.0, 1.0, "m", "kg", "s")
 PC_MSUN_MYR = UnitSystem("pc_msun_myr", PARSEC_CM, MSUN_G, 1e6 * JULIAN_YEAR_S, "pc", "Msun", "Myr")
-UNIT_SYSTEMS: dict[str, UnitSystem] = {u.name: u for u in (NBODY, AU_MSUN_YR, CGS, SI, PC_MSUN_MYR)}
+UNIT_SYSTEMS: Registry[UnitSystem] = Registry(
+    "unit system", {u.name: u for u in (NBODY, AU_MSUN_YR, CGS, SI, PC_MSUN_MYR)}, record_type=UnitSystem
+)
 
 
 def get_unit_system(units: str | UnitSystem) -> UnitSystem:
-    if isinstance(units, UnitSystem):
-        return units
-    try:
-        return UNIT_SYSTEMS[units]
-    except (KeyError, TypeError):
-        raise ValueError(f"unknown unit system {units!r}; choose one of {sorted(UNIT_SYSTEMS)}") from None
+    """The :class:`UnitSystem` called ``units`` (a record passes through)."""
+    return UNIT_SYSTEMS.get(units)
 
 
 def convert(value, dimension: str, from_units: str | UnitSystem, to_units: str | UnitSystem):

@@ -16,6 +16,7 @@ import sys
 from typing import Any, Callable, NamedTuple
 
 from nbody_core.physics.units import get_unit_system
+from nbody_core.registry import Registry
 
 from .constants import FIGURE_EIGHT_PERIOD as FIGURE_EIGHT_PERIOD, MAX_BODIES as MAX_BODIES
 
@@ -206,7 +207,7 @@ def _rotating_disk(key, n):
 
 # Default integrators and steps: tests/nbody_core/test_presets.py runs each preset to t_end with these and
 # checks its energy error against a bound stated there.
-PRESETS: dict[str, Preset] = {
+PRESETS: Registry[Preset] = Registry("preset", {
     p.name: p
     for p in (
         Preset("figure_eight", "Chenciner-Montgomery figure-eight, three equal masses",
@@ -236,12 +237,9 @@ PRESETS: dict[str, Preset] = {
         Preset("rotating_disk", "thin disk on circular orbits around a central mass",
                _rotating_disk, 0.01, 1e-3, 6.0, "leapfrog", num_bodies=256, scalable=True),
     )
-}
+}, record_type=Preset)
 
 
 def get_preset(name: str) -> Preset:
     """Look a preset up by name with a clear error for unknown names."""
-    try:
-        return PRESETS[name]
-    except (KeyError, TypeError):
-        raise ValueError(f"unknown preset {name!r}; choose one of {sorted(PRESETS)}") from None
+    return PRESETS.get(name)

@@ -36,7 +36,7 @@ def jax_threads(monkeypatch):
         return call
 
     monkeypatch.setattr(SimulationState, "_initial_state", recorded(SimulationState._initial_state))
-    monkeypatch.setattr(simulate_run, "advance", recorded(simulate_run.advance))
+    monkeypatch.setattr(simulate_run, "solve", recorded(simulate_run.solve))
     monkeypatch.setattr(simulate_run, "run_diagnostics", recorded(simulate_run.run_diagnostics))
     return threads
 

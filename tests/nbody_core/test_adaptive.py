@@ -6,19 +6,23 @@ import numpy as np
 import pytest
 
 import nbody_core as nb
-from nbody_core.integrate.adaptive import RESULTS, simulate_adaptive
+from nbody_core import RESULTS
 from pythagorean_outcome import escape_and_binary
+
+
+def dopri8(state, **options):
+    return nb.solve(state, integrator="dopri8", **options)
 
 
 @pytest.fixture(scope="module")
 def pythagorean_run():
-    return simulate_adaptive(nb.pythagorean(), t_end=70.0, num_saves=140)
+    return dopri8(nb.pythagorean(), t_end=70.0, num_saves=140)
 
 
 @pytest.mark.slow  # ~10 s: compiling the 13-stage step dominates
 def test_pythagorean_outcome_and_energy(pythagorean_run):
-    trajectory, stats = pythagorean_run
-    assert stats["result"] == "successful"
+    trajectory = pythagorean_run.trajectory
+    assert pythagorean_run.result is RESULTS.successful
     assert float(trajectory.time[-1]) == 70.0
     # Issue requirement: relative energy error below 1e-9 over all close encounters
     # (measured ~1e-10 with the default rtol = atol = 1e-13; diffrax's uncompensated
@@ -54,22 +58,24 @@ def test_kepler_orbit_closes_to_tolerance():
     # within ~1e-10 (error per step ~rtol, accumulated linearly in the phase).
     state = nb.kepler(1.0, 0.5, a=1.0, e=0.9)
     period = nb.kepler_period(a=1.0, total_mass=1.5)
-    trajectory, stats = simulate_adaptive(state, t_end=period, num_saves=4, rtol=1e-12, atol=1e-12)
-    assert stats["result"] == "successful"
+    solution = dopri8(state, t_end=period, num_saves=4, rtol=1e-12, atol=1e-12)
+    trajectory = solution.trajectory
+    assert solution.result is RESULTS.successful
     np.testing.assert_allclose(trajectory.position[-1], state.position, atol=1e-9)
     assert float(np.max(trajectory.relative_energy_error)) < 1e-11
 
 
 def test_saves_land_on_uniform_times(pythagorean_run):
-    trajectory, _ = pythagorean_run
+    trajectory = pythagorean_run.trajectory
     np.testing.assert_allclose(trajectory.time, np.linspace(0.0, 70.0, 141), rtol=0, atol=1e-13)
     assert trajectory.position.shape == (141, 3, 3)
 
 
 def test_max_steps_reports_failure_and_nan():
-    trajectory, stats = simulate_adaptive(nb.pythagorean(), t_end=70.0, num_saves=140, max_steps=50)
-    assert stats["result"] is RESULTS.max_steps_reached
-    assert stats["message"].startswith("max_steps (50) reached at snapshot")
+    solution = dopri8(nb.pythagorean(), t_end=70.0, num_saves=140, max_steps=50)
+    trajectory = solution.trajectory
+    assert solution.result is RESULTS.max_steps_reached and solution.stats.num_steps == 50
+    assert solution.message.startswith("max_steps (50) reached after")
     assert np.isnan(float(trajectory.max_relative_energy_error))
     assert np.isnan(np.asarray(trajectory.position[-1])).all()
     assert nb.first_nonfinite_index(trajectory) is not None
@@ -78,23 +84,25 @@ def test_max_steps_reports_failure_and_nan():
 @pytest.mark.parametrize(
     "kwargs, message",
     [
-        ({"t_end": 0.0}, "t_end must be a positive"),
-        ({"t_end": math.inf}, "t_end must be a positive"),
-        ({"t_end": 1.0, "num_saves": 0}, "num_saves must be >= 1"),
-        ({"t_end": 1.0, "rtol": 0.0}, "rtol and atol must be positive"),
+        ({"t_end": 0.0}, "t_end must be a finite end time later than state.time"),
+        ({"t_end": math.inf}, "t_end must be a finite end time later than state.time"),
+        ({"t_end": 1.0, "num_saves": 0}, "num_saves must be a positive integer"),
+        ({"t_end": 1.0, "rtol": 0.0}, "rtol must be a positive finite number"),
+        ({"t_end": 1.0, "atol": -1.0}, "atol must be a positive finite number"),
         ({"t_end": 1.0, "max_steps": 0}, "max_steps must be a positive integer"),
         ({"t_end": 1.0, "potential": "nope"}, "unknown potential"),
     ],
 )
 def test_bad_options_raise(kwargs, message):
     with pytest.raises(ValueError, match=message):
-        simulate_adaptive(nb.figure_eight(), **kwargs)
+        dopri8(nb.figure_eight(), **kwargs)
 
 
 def test_float32_on_request():
     state = nb.cast_state(nb.figure_eight(), np.float32)
-    trajectory, stats = simulate_adaptive(state, t_end=nb.FIGURE_EIGHT_PERIOD, num_saves=4, rtol=1e-6, atol=1e-6)
-    assert stats["result"] == "successful"
+    solution = dopri8(state, t_end=nb.FIGURE_EIGHT_PERIOD, num_saves=4, rtol=1e-6, atol=1e-6)
+    trajectory = solution.trajectory
+    assert solution.result is RESULTS.successful
     assert trajectory.position.dtype == np.float32 and trajectory.energy.dtype == np.float32
     # rtol = 1e-6 per step over ~30 steps: measured 5e-6 energy error, 1.6e-5 closure (the
     # 8-digit initial data allow ~1e-7).
@@ -106,41 +114,43 @@ def test_t_end_is_an_end_time_and_chunks_equal_one_call():
     # Issue 12 point 4: a state at t = 5 with t_end = 6 runs one time unit, not six.
     state = nb.figure_eight()._replace(time=np.float64(5.0))
     options = dict(t_end=6.0, num_saves=6, rtol=1e-10, atol=1e-10)
-    trajectory, stats = simulate_adaptive(state, **options)
-    assert stats["result"] is RESULTS.successful and stats["result"] == "successful"
-    assert stats["message"] == RESULTS.successful.message
+    solution = dopri8(state, **options)
+    trajectory = solution.trajectory
+    assert solution.result is RESULTS.successful and solution.result == 0 and str(solution.result) == "successful"
+    assert solution.message == RESULTS.successful.message
     # Save times by multiplication from t0, the last exactly t_end.
     np.testing.assert_array_equal(trajectory.time, 5.0 + (np.arange(7) / 6))
     assert float(trajectory.time[-1]) == 6.0
     done = []
     on_chunk = lambda saves, piece: done.append((saves, piece.time.shape[0]))  # noqa: E731
-    chunked, chunked_stats = simulate_adaptive(state, chunks=3, on_chunk=on_chunk, **options)
+    chunked_solution = dopri8(state, chunks=3, on_chunk=on_chunk, **options)
+    chunked, chunked_stats = chunked_solution.trajectory, chunked_solution.stats
     assert done == [(2, 3), (4, 2), (6, 2)]  # the first piece holds the initial snapshot too
     # The step size and compensation terms go from chunk to chunk: bit-identical results.
     np.testing.assert_array_equal(chunked.position, trajectory.position)
-    assert chunked_stats["accepted_steps"] == stats["accepted_steps"]
+    assert chunked_stats == solution.stats
     # The energy error is taken at every accepted step, so it is at least the snapshots' one.
     assert float(trajectory.max_relative_energy_error) >= float(np.max(trajectory.relative_energy_error))
     with pytest.raises(ValueError, match="later than state.time = 5.0"):
-        simulate_adaptive(state, t_end=5.0)
+        dopri8(state, t_end=5.0)
 
 
 @pytest.mark.parametrize("integrator", ["ias15", "dopri8"])
 def test_a_run_continues_from_the_step_size_it_ended_with(integrator):
-    """``stats["next_dt"]`` passed back as ``initial_dt`` continues step control (the live
-    dashboard runs one call per frame): two halves take about the steps of one whole run."""
+    """``stats.next_dt`` passed back as ``dt`` continues step control (the live dashboard
+    runs one call per frame): two halves take about the steps of one whole run."""
     state = nb.figure_eight()
-    whole, whole_stats = simulate_adaptive(state, t_end=2.0, num_saves=1, integrator=integrator)
-    half, first = simulate_adaptive(state, t_end=1.0, num_saves=1, integrator=integrator)
-    assert first["next_dt"] > 0
-    middle = state._replace(position=half.position[-1], velocity=half.velocity[-1], time=half.time[-1])
-    end, second = simulate_adaptive(middle, t_end=2.0, num_saves=1, integrator=integrator,
-                                    initial_dt=first["next_dt"])
+    whole = nb.solve(state, t_end=2.0, final_only=True, integrator=integrator)
+    first = nb.solve(state, t_end=1.0, final_only=True, integrator=integrator)
+    assert first.stats.next_dt > 0 and first.trajectory.time.shape == (1,)
+    second = nb.solve(first.final_state, t_end=2.0, final_only=True, integrator=integrator, dt=first.stats.next_dt)
     # Continued, not restarted: no extra rejections, and at most a couple of extra steps
     # (the landing step at t = 1 is the only difference from the whole run).
-    assert second["rejected_steps"] <= whole_stats["rejected_steps"] + 1
-    assert first["accepted_steps"] + second["accepted_steps"] <= whole_stats["accepted_steps"] + 2
+    assert second.stats.num_rejected_steps <= whole.stats.num_rejected_steps + 1
+    assert (first.stats.num_accepted_steps + second.stats.num_accepted_steps
+            <= whole.stats.num_accepted_steps + 2)
     # Both near machine precision on a smooth orbit (tolerances ~1e-13 per step).
-    np.testing.assert_allclose(np.asarray(end.position[-1]), np.asarray(whole.position[-1]), atol=1e-10)
-    with pytest.raises(ValueError, match="initial_dt"):
-        simulate_adaptive(state, t_end=1.0, integrator=integrator, initial_dt=-1.0)
+    np.testing.assert_allclose(np.asarray(second.final_state.position), np.asarray(whole.final_state.position),
+                               atol=1e-10)
+    with pytest.raises(ValueError, match="dt \\(the first step an adaptive integrator tries\\) must be a positive"):
+        nb.solve(state, t_end=1.0, integrator=integrator, dt=-1.0)

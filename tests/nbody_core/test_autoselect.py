@@ -90,9 +90,9 @@ def test_auto_record_runs_the_selected_kernel_and_equals_the_reference(key):
 def test_auto_is_the_default_everywhere():
     import inspect
 
-    from nbody_core import advance, simulate, simulate_adaptive
+    from nbody_core import advance, simulate, solve
     from nbody_core.ensembles import EnsembleSpec
 
-    for fn in (simulate, advance, simulate_adaptive):
+    for fn in (solve, simulate, advance):
         assert inspect.signature(fn).parameters["forces"].default == "auto"
     assert EnsembleSpec().forces == "auto"

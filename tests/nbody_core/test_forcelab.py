@@ -176,10 +176,11 @@ def test_compare_forces_rejects_bad_input():
         forcelab.compare_forces(state, params=nb.PhysicsParams(screening_length=0.0), potential="yukawa")
 
 
-def test_time_force_methods_structure_and_extrapolation(monkeypatch):
+def test_time_force_methods_structure_and_extrapolation(request):
     # A faster kernel registered by the performance work shows up as a timing method.
     record = forces.ForceMethod("lab_test_kernel", "test kernel (Newtonian only)", forces.FORCE_METHODS["analytic"].kernel)
-    monkeypatch.setitem(forces.FORCE_METHODS, "lab_test_kernel", record)
+    forces.register_force_method(record)
+    request.addfinalizer(lambda: forces.FORCE_METHODS.unregister("lab_test_kernel"))
     assert "jax_lab_test_kernel" in forcelab.timing_methods()
     calls = []
     methods = ("numpy_loop", "numpy_vectorized", "jax_autodiff", "jax_lab_test_kernel")

@@ -148,7 +148,7 @@ def test_method_validation():
         acceleration_function("autodiff", "coulomb")
 
 
-def test_a_method_that_selects_another_is_one_record(monkeypatch):
+def test_a_method_that_selects_another_is_one_record(request):
     # How an "auto" method plugs in: one record whose kernel picks a registered kernel by a
     # static property of the system (n here; shapes are static when a kernel is traced).
     from nbody_core.physics.forces import FORCE_METHODS, ForceMethod
@@ -160,7 +160,8 @@ def test_a_method_that_selects_another_is_one_record(monkeypatch):
         chosen.append(name)
         return FORCE_METHODS[name].kernel(position, mass, params, potential)
 
-    monkeypatch.setitem(FORCE_METHODS, "select_test", ForceMethod("select_test", "picks by n", select))
+    FORCE_METHODS.register("select_test", ForceMethod("select_test", "picks by n", select))
+    request.addfinalizer(lambda: FORCE_METHODS.unregister("select_test"))
     state = nb.figure_eight()
     picked = nb.simulate(state, dt=1e-2, num_steps=10, forces="select_test")
     reference = nb.simulate(state, dt=1e-2, num_steps=10, forces="analytic")

@@ -17,7 +17,6 @@ import numpy as np
 import pytest
 
 import nbody_core as nb
-from nbody_core.integrate.adaptive import ADAPTIVE_INTEGRATORS
 from nbody_core.systems.presets import ICParameter
 from pythagorean_outcome import assert_known_outcome
 
@@ -51,14 +50,14 @@ ENERGY_BOUNDS = {
 def run_with_defaults(preset):
     """Run ``preset`` to its ``t_end`` with its own integrator, step, params and N."""
     state = preset.build(jax.random.key(0), preset.default_num_bodies)
-    if preset.integrator in ADAPTIVE_INTEGRATORS:
-        trajectory, stats = nb.simulate_adaptive(state, t_end=preset.t_end, num_saves=70, params=preset.params,
-                                                 integrator=preset.integrator)
-        assert stats["result"] == "successful", stats
-        return trajectory
-    num_steps, dt = nb.steps_for_duration(preset.t_end, preset.dt)
-    return nb.simulate(state, dt=dt, num_steps=num_steps, save_every=max(1, num_steps // 100),
-                       params=preset.params, integrator=preset.integrator)
+    if nb.get_integrator(preset.integrator).adaptive:
+        span = dict(t_end=preset.t_end, num_saves=70)
+    else:
+        num_steps, dt = nb.steps_for_duration(preset.t_end, preset.dt)
+        span = dict(dt=dt, num_steps=num_steps, save_every=max(1, num_steps // 100))
+    solution = nb.solve(state, params=preset.params, integrator=preset.integrator, **span)
+    assert solution.result is nb.RESULTS.successful, solution.message
+    return solution.trajectory
 
 
 def test_every_preset_has_a_bound():

@@ -179,15 +179,23 @@ def test_chunks_equal_one_call_and_times_are_exact():
         nb.simulate(state, dt=1e-3, t_end=4.0)
 
 
-def test_advance_tracked_reports_the_same_every_step_maximum():
-    # The live view's frame function: the error over every step of a frame, as simulate's.
-    from nbody_core.integrate.simulate import advance_tracked
-
+def test_final_only_tracks_the_same_every_step_maximum():
+    # The interactive path (solve(..., final_only=True): the step count traced, cut into
+    # calls) reports the error over every step as simulate's scan does.
     state = nb.figure_eight()
-    reference = nb.conserved_quantities(state).energy
-    final, error = advance_tracked(state, 300, reference_energy=reference, dt=0.01, integrator="yoshida4")
+    frame = nb.solve(state, num_steps=300, dt=0.01, integrator="yoshida4", track_energy=True, final_only=True,
+                     chunks=7)
     trajectory = nb.simulate(state, dt=0.01, num_steps=300, save_every=300, integrator="yoshida4", track_energy=True)
+    assert frame.trajectory.time.shape == (1,) and float(frame.trajectory.time[0]) == float(trajectory.time[-1])
     # Same steps in a while loop vs a scan: equal up to XLA's operation order (round-off).
-    np.testing.assert_allclose(final.position, trajectory.position[-1], rtol=0, atol=1e-13)
-    assert float(error) == pytest.approx(float(trajectory.max_relative_energy_error), rel=1e-6)
-    assert float(error) > float(trajectory.relative_energy_error[-1])  # the frame's end alone sees less
+    np.testing.assert_allclose(frame.trajectory.position[0], trajectory.position[-1], rtol=0, atol=1e-13)
+    error = float(frame.trajectory.max_relative_energy_error)
+    assert error == pytest.approx(float(trajectory.max_relative_energy_error), rel=1e-6)
+    assert error > float(trajectory.relative_energy_error[-1])  # the frame's end alone sees less
+
+
+def test_adaptive_integrators_are_refused_by_the_fixed_step_loop():
+    for entry in (lambda: nb.simulate(nb.figure_eight(), dt=1e-3, num_steps=3, integrator="ias15"),
+                  lambda: nb.advance(nb.figure_eight(), 3, dt=1e-3, integrator="dopri8")):
+        with pytest.raises(ValueError, match=r"is an adaptive integrator .* use solve\(state, t_end=\.\.\."):
+            entry()

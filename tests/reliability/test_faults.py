@@ -165,7 +165,7 @@ def test_out_of_memory_mid_run_is_reported_and_the_session_lives_on(monkeypatch)
     view = SimulateView()
     view.playing = True
     view._frame()
-    monkeypatch.setattr(simulate_run, "advance", _out_of_memory)  # the frame function
+    monkeypatch.setattr(simulate_run, "solve", _out_of_memory)  # the frame function
     view._frame()
     assert not view.playing and view.message.visible
     assert "RESOURCE_EXHAUSTED" in view.last_message
@@ -179,7 +179,7 @@ def test_a_failing_compile_is_reported_and_the_session_lives_on(monkeypatch):
     import app.state.simulate_run as simulate_run
 
     view = SimulateView()
-    monkeypatch.setattr(simulate_run, "advance", _out_of_memory)  # prepare() compiles it
+    monkeypatch.setattr(simulate_run, "solve", _out_of_memory)  # prepare() compiles it
     view.state.integrator = "rk4"  # a new configuration: prepare() runs the failing call
     view.reset()
     assert view.message.visible and "RESOURCE_EXHAUSTED" in view.last_message

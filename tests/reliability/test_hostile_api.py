@@ -19,7 +19,7 @@ import nbody_core as nb
 from app import limits
 from nbody_core import ensembles, io
 from nbody_core.infer import inference
-from nbody_core.integrate.simulate import MAX_STEPS
+from nbody_core.integrate.options import MAX_STEPS
 
 HEADER = "m,x,y,z,vx,vy,vz\n"
 TWO_BODIES = HEADER + "1,0,0,0,0,0.5,0\n1,1,0,0,0,-0.5,0\n"

@@ -305,18 +305,18 @@ def test_end_time_exact_after_ten_periods(capsys, tmp_path):
     assert load_npz(out)[0]["t"][-1] == t_end
 
 
-def test_new_integrator_and_force_records_are_cli_choices_and_app_options(capsys, monkeypatch, tmp_path):
+def test_new_integrator_and_force_records_are_cli_choices_and_app_options(capsys, request, tmp_path):
     # Adding an integrator or a force method is adding one record: the CLI and the
     # dashboard read the registries.
     from app.state.ensembles import EnsemblesState, integrator_color
     from app.state.simulate import SimulationState
-    from nbody_core.physics.forces import FORCE_METHODS, ForceMethod
-    from nbody_core.integrate.integrators import INTEGRATORS
+    from nbody_core.physics.forces import FORCE_METHODS, ForceMethod, register_force_method
+    from nbody_core.integrate.integrators import INTEGRATORS, register_integrator
 
-    record = INTEGRATORS["leapfrog"]._replace(name="leapfrog_copy", description="a copy, for this test")
-    monkeypatch.setitem(INTEGRATORS, "leapfrog_copy", record)
-    method = ForceMethod("analytic_copy", "a copy, for this test", FORCE_METHODS["analytic"].kernel)
-    monkeypatch.setitem(FORCE_METHODS, "analytic_copy", method)
+    record = register_integrator(INTEGRATORS["leapfrog"]._replace(name="leapfrog_copy", description="a copy"))
+    request.addfinalizer(lambda: INTEGRATORS.unregister("leapfrog_copy"))
+    register_force_method(ForceMethod("analytic_copy", "a copy, for this test", FORCE_METHODS["analytic"].kernel))
+    request.addfinalizer(lambda: FORCE_METHODS.unregister("analytic_copy"))
     with pytest.raises(SystemExit):
         main(["run", "--help"])
     help_text = capsys.readouterr().out
