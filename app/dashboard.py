@@ -17,6 +17,8 @@ import traceback
 
 import panel as pn
 
+from app.runtime.periodic import Periodic
+
 __all__ = [
     "TABS",
     "build_dashboard",
@@ -136,7 +138,7 @@ def session_count_readout(live_fn, cap: int, *, period_ms: int = 5000) -> pn.pan
             readout.object = text
 
     if pn.state.curdoc is not None and pn.state.curdoc.session_context is not None:
-        pn.state.add_periodic_callback(refresh, period=period_ms)
+        Periodic(refresh, period_ms=period_ms).start()  # stopped when the session is destroyed
     return readout
 
 
@@ -245,20 +247,19 @@ def serve_session() -> pn.viewable.Viewable:
     ``main.py``'s own namespace when its session ends.
     """
     from app.compat.accessibility import install_accessibility
-    from app.compat.query import install_query_guard
+    from app.compat.query import install_query_guard, oversized_query_values
     from app.compat.upload import install_upload_guard
     from app.limits import max_sessions_from_environment
-    from app.reliability import SESSIONS, install_session_guards, oversized_query_values, plain_markdown
+    from app.reliability import install_session_guards
+    from app.runtime.admission import SESSIONS, admit_session
+    from app.runtime.messages import escape_markdown
 
     install_query_guard()  # a 4301-digit query value must not blank the page
     cap = max_sessions_from_environment()
+    if not admit_session(cap):  # released again when the session is destroyed
+        return session_full_page(SESSIONS.live, cap).servable(title="N-body Explorer")
     document = pn.state.curdoc
     context = document.session_context if document is not None else None
-    session_id = getattr(context, "id", None) or str(id(document))
-    if not SESSIONS.admit(session_id, cap):
-        return session_full_page(SESSIONS.live, cap).servable(title="N-body Explorer")
-    if context is not None:
-        pn.state.on_session_destroyed(lambda _context: SESSIONS.release(session_id))
     pn.config.disconnect_notification = (
         "Lost the connection to the server (a network drop, a server restart, or a message over "
         "its size limit). Reload the page to start again."
@@ -274,7 +275,7 @@ def serve_session() -> pn.viewable.Viewable:
     arguments = getattr(getattr(context, "request", None), "arguments", None) or {}
     dropped = [key for key, values in arguments.items() if oversized_query_values(values)]
     if dropped:
-        message_box.object = plain_markdown(
+        message_box.object = escape_markdown(
             "Ignored link values with more digits than a number may have (4300): " + ", ".join(map(str, dropped))
         )
         message_box.visible = True

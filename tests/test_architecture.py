@@ -202,10 +202,77 @@ def test_registry_and_facade_load_without_jax(name):
     assert not bad, bad
 
 
-@pytest.mark.parametrize("path", sorted((ROOT / "app" / "state").glob("*.py")), ids=lambda p: p.name)
-def test_app_state_never_imports_panel_or_plotting(path):
-    bad = [(line, name) for line, name in imports(path) if name.split(".")[0] in ("panel", "bokeh", "holoviews")]
+def _app_files(folder: str) -> list[Path]:
+    return sorted((ROOT / "app" / folder).rglob("*.py"))
+
+
+def _imports_any(path: Path, prefixes) -> list[tuple[int, str]]:
+    """Imports of ``path`` that are one of ``prefixes`` or inside one (``app.views`` matches
+    ``app.views.simulate``, not ``app.viewsx``)."""
+    return [(line, name) for line, name in imports(path)
+            if any(name == prefix or name.startswith(prefix + ".") for prefix in prefixes)]
+
+
+@pytest.mark.parametrize("path", _app_files("state"), ids=lambda p: p.name)
+def test_app_state_never_imports_panel_plotting_runtime_or_views(path):
+    # State is plain param.Parameterized: testable and usable without a server or a page. The
+    # numbers it checks against (caps, the per-click CPU cost model) live in app/limits.py,
+    # which imports the standard library only.
+    bad = _imports_any(path, ("panel", "bokeh", "holoviews", "app.views", "app.runtime", "app.compat",
+                              "app.components", "app.dashboard", "app.reliability"))
     assert not bad, bad
+
+
+@pytest.mark.parametrize("path", _app_files("runtime"), ids=lambda p: p.name)
+def test_app_runtime_never_imports_views_or_state(path):
+    # The runtime is the server plumbing under every view: it knows no tab.
+    bad = _imports_any(path, ("app.views", "app.state", "app.components", "app.dashboard", "nbody_core", "jax"))
+    assert not bad, bad
+
+
+@pytest.mark.parametrize("path", _app_files("compat"), ids=lambda p: p.name)
+def test_app_compat_imports_no_other_app_module(path):
+    bad = [(line, name) for line, name in imports(path)
+           if name.split(".")[0] == "app" and not (name == "app.compat" or name.startswith("app.compat."))]
+    assert not bad, bad
+
+
+#: Calls that schedule work in a session or hook its end: only the runtime (and the compat
+#: module it reads Bokeh's internals through) makes them; views use SessionView / SessionRunner.
+SESSION_PLUMBING = {"add_periodic_callback", "add_next_tick_callback", "add_timeout_callback", "on_session_destroyed"}
+
+
+@pytest.mark.parametrize(
+    "path", sorted(p for p in (ROOT / "app").rglob("*.py") if p.parent.name not in ("runtime", "compat")),
+    ids=lambda p: str(p.relative_to(ROOT)),
+)
+def test_session_plumbing_lives_in_the_runtime(path):
+    tree = ast.parse(path.read_text(), str(path))
+    calls = [node for node in ast.walk(tree) if isinstance(node, ast.Call)]
+    bad = [(node.lineno, ast.unparse(node.func)) for node in calls
+           if isinstance(node.func, ast.Attribute) and node.func.attr in SESSION_PLUMBING]
+    bad += [(node.lineno, "SessionRunner(...)") for node in calls
+            if isinstance(node.func, ast.Name) and node.func.id == "SessionRunner"]
+    assert not bad, f"{path.relative_to(ROOT)}: {bad}; use app.runtime (SessionView, Periodic, admit_session)"
+
+
+@pytest.mark.parametrize("path", _app_files("views"), ids=lambda p: p.name)
+def test_views_that_run_work_are_session_views(path):
+    # A view holding a runner gets it from SessionView (its own or a shared one), so its
+    # messages, jobs and their outcomes go through one base class instead of copied plumbing.
+    tree = ast.parse(path.read_text(), str(path))
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.ClassDef):
+            continue
+        assigns_runner = any(
+            isinstance(target, ast.Attribute) and target.attr == "runner"
+            and isinstance(target.value, ast.Name) and target.value.id == "self"
+            for child in ast.walk(node) if isinstance(child, ast.Assign) for target in child.targets
+        )
+        assert not assigns_runner, f"{path.name}:{node.lineno} {node.name} sets self.runner; subclass SessionView"
+        uses_runner = "self.runner" in ast.unparse(node)
+        bases = {ast.unparse(base) for base in node.bases}
+        assert not uses_runner or "SessionView" in bases, f"{node.name} uses a runner: subclass SessionView"
 
 
 @pytest.mark.parametrize("path", sorted((ROOT / "app" / "views").glob("*.py")), ids=lambda p: p.name)
@@ -234,8 +301,6 @@ def test_no_module_is_oversized(path):
 #: modules get a public method. In ``app/compat/`` every module lists its private uses of Bokeh,
 #: Panel and param in ``PRIVATE_USES`` (with the tested range and the fallback) instead.
 FOREIGN_PRIVATE_ALLOWED = {
-    # Panel's pn.state has no public setter for the current document of a worker thread.
-    ("app/views/session.py", "_document"),
     # argparse exposes a parser's actions only as _actions (stable since Python 3.2); listing
     # them otherwise means collecting every add_argument's return value across four groups.
     ("nbody_core/cli/ensemble.py", "_actions"),

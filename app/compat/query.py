@@ -13,12 +13,12 @@ dashboard still names the dropped keys from the request (``oversized_query_value
 from __future__ import annotations
 
 import logging
+import sys
 import urllib.parse
 
 from app.compat import PrivateUse, version_tested
-from app.reliability import oversized_query_values
 
-__all__ = ["PRIVATE_USES", "install_query_guard"]
+__all__ = ["PRIVATE_USES", "install_query_guard", "oversized_query_values"]
 
 PRIVATE_USES = (
     PrivateUse(
@@ -31,6 +31,24 @@ PRIVATE_USES = (
 
 _LOG = logging.getLogger(__name__)
 _warned = False
+
+
+def oversized_query_values(query, *, max_digits: int | None = None) -> list[str]:
+    """Keys of ``query`` whose value is a run of digits too long for ``int()`` (Python refuses
+    more than ``sys.get_int_max_str_digits()`` = 4300 digits).
+
+    Args:
+        query: ``"?a=1&b=..."``, or a list of one key's raw values (``bytes`` or ``str``, as in
+            Bokeh's ``request.arguments``): then ``["value"]`` if any is too long, else ``[]``.
+    """
+    max_digits = sys.get_int_max_str_digits() if max_digits is None else max_digits
+    if max_digits <= 0:
+        return []
+    if isinstance(query, str):
+        pairs = urllib.parse.parse_qsl(query.lstrip("?"), keep_blank_values=True)
+    else:
+        pairs = [("value", v.decode("latin-1") if isinstance(v, bytes) else str(v)) for v in query]
+    return [key for key, value in pairs if value.isdigit() and len(value) > max_digits]
 
 
 def _safe_parse_query(original):

@@ -15,6 +15,7 @@ import html
 import panel as pn
 import param
 
+from app.runtime.view import SessionView
 from app.state.edit_session import EditSession, Readout
 
 __all__ = ["BodyEditor", "EDIT_HELP"]
@@ -33,19 +34,18 @@ _READOUT_CSS = """
 """
 
 
-class BodyEditor(pn.viewable.Viewer):
-    """Edit controls of one :class:`~app.views.simulate.SimulateView` (pass the view)."""
+class BodyEditor(SessionView):
+    """Edit controls of one :class:`~app.views.simulate.SimulateView` (pass the view; on its
+    session runner)."""
 
     editing = param.Boolean(False, doc="The scene is in edit mode (toggle on and paused).")
 
     def __init__(self, simulate, **params):
-        super().__init__(**params)
+        super().__init__(runner=simulate.runner, **params)
         self.simulate = simulate
         self.scene = simulate.scene
-        self.runner = simulate.runner
         self.session = EditSession(simulate.state)
         self.last_readout: Readout | None = None
-        self._readout_job = None
         self.edit_toggle = pn.widgets.Toggle(
             label="✎ Edit bodies", value=False, color="primary", width=130, height=38,
         )
@@ -196,22 +196,18 @@ class BodyEditor(pn.viewable.Viewer):
     # ------------------------------------------------------------------ readout
     def request_readout(self) -> None:
         """Recompute energy and momenta of the current state on the worker pool."""
-        if self._readout_job is not None:
-            self._readout_job.cancel()
+        self.cancel_job("readout")  # an older state's readout is not wanted any more
         self._show_readout_text(stale=True)
 
         def done(readout: Readout) -> None:
-            self._readout_job = None
             if readout.generation == self.simulate.state.generation:
                 self.last_readout = readout
                 self._show_readout_text()
 
         def failed(error: BaseException) -> None:
-            self._readout_job = None
             self.readout.object = f"Energy could not be computed: {html.escape(str(error))}"
 
-        self._readout_job = self.runner.submit(lambda job: self.session.readout(), done=done, failed=failed,
-                                               report_position=False)
+        self.run_job("readout", lambda job: self.session.readout(), done=done, failed=failed, report_position=False)
 
     def _show_readout_text(self, stale: bool = False) -> None:
         readout = self.last_readout

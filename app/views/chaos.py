@@ -1,7 +1,7 @@
 """Chaos tab: twin runs, their orbits in one plot, separation on a log axis, the Lyapunov time.
 
 Thin view over :class:`app.state.chaos.ChaosState`; the run goes to the session runner's
-worker pool (app/views/session.py), never the event loop.
+worker pool (app/runtime/), never the event loop.
 """
 
 from __future__ import annotations
@@ -11,9 +11,9 @@ import panel as pn
 from bokeh.models import ColumnDataSource
 from bokeh.plotting import figure
 
+from app.runtime.messages import escape_markdown
+from app.runtime.view import SessionView
 from app.state.chaos import SYSTEMS, ChaosState
-from app.views._common import escape_markdown
-from app.views.session import SessionRunner
 
 __all__ = ["ChaosView", "TWIN_COLORS"]
 
@@ -21,14 +21,12 @@ __all__ = ["ChaosView", "TWIN_COLORS"]
 TWIN_COLORS = ("#0072B2", "#D55E00")
 
 
-class ChaosView(pn.viewable.Viewer):
+class ChaosView(SessionView):
     """Twin runs made visible: one system and its perturbed copy side by side."""
 
     def __init__(self, state: ChaosState | None = None, **params):
-        super().__init__(**params)
-        self.runner = SessionRunner("Chaos")
+        super().__init__(label="Chaos", **params)
         self.state = state or ChaosState()
-        self._job = None
         self.system = pn.widgets.Select(
             label="System", options={label: key for key, (label, *_) in SYSTEMS.items()}, value=self.state.system
         )
@@ -75,7 +73,7 @@ class ChaosView(pn.viewable.Viewer):
 
     def run(self) -> None:
         """Run the twins on the pool (at once when not served) and draw them."""
-        if self._job is not None and not self._job.finished.is_set():
+        if self.job_running("twins"):
             return
         self.run_button.disabled = True
         self.busy.visible = True
@@ -83,22 +81,18 @@ class ChaosView(pn.viewable.Viewer):
         self.state.error = ""
 
         def done(result):
-            self._job = None
             self._finish()
             if result is None:
-                self.message.object = escape_markdown(self.state.error)
-                self.message.visible = True
+                self.notify(self.state.error, toast=False)
                 return
             self.state.result = result
             self._draw()
 
         def failed(error):
-            self._job = None
             self._finish()
-            self.message.object = escape_markdown(f"The twin run failed: {error}")
-            self.message.visible = True
+            self.notify(f"The twin run failed: {error}", toast=False)
 
-        self._job = self.runner.submit(lambda job: self.state.compute(), done=done, failed=failed)
+        self.run_job("twins", lambda job: self.state.compute(), done=done, failed=failed)
 
     def _finish(self) -> None:
         self.run_button.disabled = False

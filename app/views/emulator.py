@@ -5,14 +5,13 @@ Plain Bokeh models in ``pn.pane.Bokeh`` (the browser tests read them by name, al
 whiskers, the learning curve (test RMSE against training members), and the prediction with
 its ±2 sd band along one swept input with the simulated members of that slice on top and the
 live "run the simulator here" checks in red. Generating, training and checking are jobs of
-the session's :class:`~app.views.session.SessionRunner` (the process-wide fair pool; each
+the session's :class:`~app.runtime.session.SessionRunner` (the process-wide fair pool; each
 progress report is a checkpoint, so closing the tab stops the job); progress and results
 reach the page under the document lock, so the server never blocks.
 """
 
 from __future__ import annotations
 
-import html
 import io
 from functools import partial
 
@@ -23,9 +22,9 @@ from bokeh.models import ColumnDataSource, Whisker
 from bokeh.plotting import figure
 
 from app.limits import LIMITS
+from app.runtime.messages import escape_markdown
+from app.runtime.view import SessionView
 from app.state.emulator import EmulatorState
-from app.views._common import show_message
-from app.views.session import SessionRunner
 
 __all__ = ["EmulatorView"]
 
@@ -33,15 +32,13 @@ _TOOLS = "pan,wheel_zoom,box_zoom,reset,save"
 _BLUE, _RED, _GREY = "#1f4e79", "#d62728", "#7f7f7f"
 
 
-class EmulatorView(pn.viewable.Viewer):
+class EmulatorView(SessionView):
     """The Emulator tab over one :class:`~app.state.emulator.EmulatorState` per session."""
 
     state = param.ClassSelector(class_=EmulatorState, doc="Emulator data, settings and results shown here.")
 
     def __init__(self, state: EmulatorState | None = None, **params):
-        super().__init__(state=state or EmulatorState(), **params)
-        self.runner = SessionRunner("emulator")
-        self._job = None
+        super().__init__(label="emulator", state=state or EmulatorState(), **params)
         self._build_plots()
         self._build_widgets()
         self._layout = self._build_layout()
@@ -162,31 +159,25 @@ class EmulatorView(pn.viewable.Viewer):
         return self._layout
 
     # ------------------------------------------------------------------ plumbing
-    def notify(self, text: str, *, level: str = "error") -> None:
-        show_message(self.message, text, level=level, pane_text=html.escape(text))
-
     def _on_error(self, *_events) -> None:
         if self.state.error:
             self.notify(f"Refused: {self.state.error}")
 
     def _busy(self) -> bool:
-        if self._job is not None and not self._job.finished.is_set():
-            self.notify("Busy: wait for the current job to finish.", level="info")
-            return True
-        return False
+        return self.job_running("emulator", message="Busy: wait for the current job to finish.")
 
     def _start(self, work, done, failure: str) -> None:
         """Run ``work(job)`` on the session's runner; ``done(result)`` or a message after."""
         self.generate_button.disabled = self.train_button.disabled = True
         self.check_button.disabled = self.infer_button.disabled = True
         self.state.running = True
-        self._job = self.runner.submit(
-            work, done=done, failed=lambda error: self._failed(f"{failure}: {type(error).__name__}: {error}"))
+        self.run_job("emulator", work, done=done,
+                     failed=lambda error: self._failed(f"{failure}: {type(error).__name__}: {error}"))
 
     def _progress(self, job, fraction: float, text: str) -> None:
         """From the job's thread: a checkpoint (stops a closed tab's job), then the bar."""
         job.checkpoint()
-        self.runner.in_session(partial(self._set_progress, fraction, text))
+        self.in_session(partial(self._set_progress, fraction, text))
 
     def _finish(self) -> None:
         self.state.running = False
@@ -196,7 +187,7 @@ class EmulatorView(pn.viewable.Viewer):
 
     def _set_progress(self, fraction: float, text: str) -> None:
         self.progress.value = int(1000 * fraction)
-        self.status.object = html.escape(text)
+        self.status.object = escape_markdown(text)
 
     # ------------------------------------------------------------------ actions
     def generate(self) -> None:
@@ -296,7 +287,7 @@ class EmulatorView(pn.viewable.Viewer):
         lo, hi = posterior.interval[0]
         self.posterior_figure.title.text = f"Posterior of {name} from {self.state.output} = {self.state.observed_value:.4g}"
         self.posterior_figure.xaxis.axis_label = name
-        self.posterior_status.object = html.escape(
+        self.posterior_status.object = escape_markdown(
             f"{name} = {posterior.mean[0]:.4g} ± {posterior.sd[0]:.3g} (95 % interval [{lo:.4g}, {hi:.4g}]), "
             f"{posterior.forward_evaluations} emulator evaluations in {posterior.seconds * 1000:.0f} ms; uniform prior "
             "over the trained range, likelihood N(mean, sd²) from the emulator.")
@@ -310,7 +301,7 @@ class EmulatorView(pn.viewable.Viewer):
         data = self.state.data
         self.progress.value = 1000
         dropped = f", {data.dropped} non-finite dropped" if data.dropped else ""
-        self.dataset_status.object = html.escape(
+        self.dataset_status.object = escape_markdown(
             f"{self.state.dataset_name}: {data.num_members} members{dropped}; inputs "
             f"{', '.join(data.input_names)}; outputs {', '.join(data.output_names)}")
         self.status.object = "Ready: press **Train emulator**."
@@ -333,7 +324,7 @@ class EmulatorView(pn.viewable.Viewer):
         for name, m in report.metrics["mlp"].items():
             g = report.metrics.get("gp", {}).get(name)
             gp = f"{g['rmse']:.4g} | {g['coverage_2sigma']:.0%}" if g else "– | –"
-            rows.append(f"| {html.escape(name)} | {m['rmse']:.4g} | {m['coverage_2sigma']:.0%} | {gp} |")
+            rows.append(f"| {escape_markdown(name)} | {m['rmse']:.4g} | {m['coverage_2sigma']:.0%} | {gp} |")
         self.metrics.object = "\n".join(rows)
         self.download.filename = self.state.download_name()
         self.download.disabled = False
@@ -376,7 +367,7 @@ class EmulatorView(pn.viewable.Viewer):
         x = check["point"][self.state.axis]
         if check["output"] == self.state.output:
             self.check_source.data = {"x": [x] * len(check["simulated"]), "y": check["simulated"]}
-        self.check_status.object = html.escape(
+        self.check_status.object = escape_markdown(
             f"At {self.state.axis} = {x:.4g}: emulator {check['predicted']:.4g} ± {check['sd']:.3g} (sd); "
             f"{check['inside']} of {check['replicas']} fresh simulations inside ±2 sd."
         )

@@ -4,8 +4,9 @@ Plain Bokeh models in ``pn.pane.Bokeh`` (the browser tests read them by name, al
 ``ensembles-*``): outcome against the swept parameter on log10 axes with a fitted slope per
 integrator (energy error against dt shows each integrator's order), histograms of four
 outcomes, and the measured time of the vmapped run against a Python loop over the jitted
-single simulation. A run goes to a worker thread when served; progress and results reach
-the page through the session's ``add_next_tick_callback``, so the server never blocks.
+single simulation. A run is a job of the view's session runner (app/runtime/): it computes on
+the process's pool and its progress and results reach the page under the document lock, so
+the server never blocks.
 """
 
 from __future__ import annotations
@@ -20,10 +21,9 @@ from bokeh.models import ColumnDataSource, HoverTool, Title
 from bokeh.plotting import figure
 
 from app.limits import LIMITS
+from app.runtime.view import SessionView
 from app.state.ensembles import INTEGRATOR_NAMES, NO_SWEEP, EnsemblesState, integrator_color, outcome_label
 from app.state.simulate import preset_label
-from app.views._common import show_message
-from app.views.session import SessionRunner, queue_text
 
 __all__ = ["EnsemblesView", "HISTOGRAMS", "INTEGRATOR_COLORS", "integrator_color"]
 
@@ -50,16 +50,13 @@ def _log10(values: np.ndarray) -> np.ndarray:
         return np.where(values > 0, np.log10(np.where(values > 0, values, 1.0)), np.nan)
 
 
-class EnsemblesView(pn.viewable.Viewer):
+class EnsemblesView(SessionView):
     """The Ensembles tab over one :class:`~app.state.ensembles.EnsemblesState` per session."""
 
     state = param.ClassSelector(class_=EnsemblesState, doc="Ensemble inputs and results shown by this view.")
 
     def __init__(self, state: EnsemblesState | None = None, **params):
-        super().__init__(state=state or EnsemblesState(), **params)
-        self.runner = SessionRunner("Ensembles")
-        self._served = self.runner.served
-        self._job = None  # the ensemble being computed on the pool (cancelled when the tab closes)
+        super().__init__(label="Ensembles", state=state or EnsemblesState(), **params)
         self._build_plots()
         self._build_widgets()
         self._layout = self._build_layout()
@@ -142,8 +139,7 @@ class EnsemblesView(pn.viewable.Viewer):
         self.run_button.on_click(self.runner.locked(lambda _: self.run()))
         self.progress = pn.indicators.Progress(value=0, max=1, sizing_mode="stretch_width", bar_color="primary")
         self.run_status = pn.pane.Markdown("Not run yet: press **Run ensemble**.", sizing_mode="stretch_width")
-        self.queue_status = pn.pane.HTML("", visible=False, name="ensembles-queue", sizing_mode="stretch_width")
-        self.runner.param.watch(self._on_queue, ["queue_position"])
+        self.queue_status = self.queue_line(name="ensembles-queue")
         self.download = pn.widgets.FileDownload(
             callback=self._download_file, filename="ensemble.npz", label="Download data (.npz)",
             disabled=True, sizing_mode="stretch_width",
@@ -184,14 +180,6 @@ class EnsemblesView(pn.viewable.Viewer):
         return self._layout
 
     # ------------------------------------------------------------------ messages
-    def notify(self, text: str, *, level: str = "error") -> None:
-        """Show ``text`` in the tab's message box and as a toast notification."""
-        show_message(self.message, text, level=level)
-
-    def _in_session(self, fn) -> None:
-        """Run ``fn`` under this session's document lock (any thread), or now when not served."""
-        self.runner.in_session(fn)
-
     def _on_error(self, *_events) -> None:
         if self.state.error:
             self.notify(f"Refused: {self.state.error}. The previous result is kept.")
@@ -206,8 +194,7 @@ class EnsemblesView(pn.viewable.Viewer):
     # ------------------------------------------------------------------ running
     def run(self) -> None:
         """Validate and start a run (a worker thread when served; blocking otherwise)."""
-        if self._job is not None and not self._job.finished.is_set():
-            self.notify("An ensemble is already running.", level="info")
+        if self.job_running("ensemble", message="An ensemble is already running."):
             return
         spec = self.state.prepare()
         if spec is None:
@@ -221,7 +208,7 @@ class EnsemblesView(pn.viewable.Viewer):
 
         def work(job):
             def progress(done, total):
-                self._in_session(partial(self._set_progress, done, total))
+                self.in_session(partial(self._set_progress, done, total))
 
             def should_stop():
                 # Between bounded pieces: raises Cancelled once the tab closed or Stop was
@@ -231,21 +218,8 @@ class EnsemblesView(pn.viewable.Viewer):
 
             return self.state.compute(spec, loop_members=loop_members, progress=progress, should_stop=should_stop)
 
-        def done(outcome):
-            self._job = None
-            self._after_run(outcome, None)
-
-        def failed(error):
-            self._job = None
-            self._after_run(None, f"{type(error).__name__}: {error}")
-
-        self._job = self.runner.submit(work, done=done, failed=failed)
-
-    def _on_queue(self, *_events) -> None:
-        """Show this session's place in the server's queue while its run waits for a slot."""
-        text = queue_text(self.runner.queue_position)
-        self.queue_status.object = f"<em>{text}</em>" if text else ""
-        self.queue_status.visible = bool(text)
+        self.run_job("ensemble", work, done=lambda outcome: self._after_run(outcome, None),
+                     failed=lambda error: self._after_run(None, f"{type(error).__name__}: {error}"))
 
     def _set_progress(self, done: int, total: int) -> None:
         self.progress.max = max(total, 1)

@@ -4,8 +4,8 @@ Plain Bokeh models in ``pn.pane.Bokeh`` (the browser tests read them by name, al
 ``forces-*``): the scene with force arrows, |F| autodiff against |F| hand-coded, the
 histogram of log10 relative differences in float64 and float32, and the timing sweep (ms vs
 N on log-log axes, compile time apart, a table). Served, the comparison and the sweep run on
-the process's worker pool through the session runner (app/views/session.py), never on the
-event loop; their results reach the page under the document lock.
+the process's worker pool through the session runner (app/runtime/), never on the event
+loop; their results reach the page under the document lock.
 """
 
 from __future__ import annotations
@@ -28,10 +28,11 @@ from bokeh.models import (
 )
 from bokeh.plotting import figure
 
+from app.runtime.messages import escape_markdown
+from app.runtime.session import SessionRunner
+from app.runtime.view import SessionView
 from app.state.forces import FORCES_MAX_BODIES, ForcesState, log10_histogram, timing_method_names
 from app.state.simulate import preset_label
-from app.views._common import escape_markdown, show_message
-from app.views.session import SessionRunner
 
 __all__ = ["ForcesView"]
 
@@ -51,20 +52,15 @@ def _method_color(method: str) -> str:
     return METHOD_COLORS[index % len(METHOD_COLORS)]
 
 
-class ForcesView(pn.viewable.Viewer):
+class ForcesView(SessionView):
     """The Forces tab over one :class:`~app.state.forces.ForcesState` per session."""
 
     state = param.ClassSelector(class_=ForcesState, doc="Force comparison and timing shown by this view.")
 
     def __init__(self, state: ForcesState | None = None, **params):
-        runner = SessionRunner("Forces")
-        if state is None:
-            # Served: the comparison is computed on the pool, never on the event loop.
-            state = ForcesState(submit=partial(_submit_plain, runner) if runner.served else None)
-        super().__init__(state=state, **params)
-        self.runner = runner
-        self._served = runner.served
-        self._timing_job = None
+        super().__init__(label="Forces", **params)
+        # Served, the comparison is computed on the pool, never on the event loop.
+        self.state = state or ForcesState(submit=partial(_submit_plain, self.runner) if self.served else None)
         self._build_plots()
         self._build_widgets()
         self._layout = self._build_layout()
@@ -274,18 +270,10 @@ class ForcesView(pn.viewable.Viewer):
         return self._layout
 
     # ------------------------------------------------------------------ messages
-    def notify(self, text: str, *, level: str = "error") -> None:
-        """Show ``text`` in the tab's message box and as a toast notification."""
-        show_message(self.message, text, level=level)
-
-    def _in_session(self, fn) -> None:
-        """Run ``fn`` under this session's document lock (any thread), or now when not served."""
-        self.runner.in_session(fn)
-
     def _on_error(self, *_events) -> None:
         text = self.state.error
         if text:
-            self._in_session(partial(self.notify, f"Refused: {text}. The previous configuration is kept."))
+            self.in_session(partial(self.notify, f"Refused: {text}. The previous configuration is kept."))
 
     # ------------------------------------------------------------------ force comparison
     def _on_potential(self, *_events) -> None:
@@ -395,8 +383,7 @@ class ForcesView(pn.viewable.Viewer):
     # ------------------------------------------------------------------ timing
     def run_timing(self) -> None:
         """Start the timing sweep (a worker thread when served; blocking otherwise)."""
-        if self._timing_job is not None and not self._timing_job.finished.is_set():
-            self.notify("A timing sweep is already running.", level="info")
+        if self.job_running("timing", message="A timing sweep is already running."):
             return
         self.run_timing_button.disabled = True
         self.progress.value, self.progress.max = 0, 1
@@ -405,20 +392,15 @@ class ForcesView(pn.viewable.Viewer):
         def work(job):
             def progress(done, total, message):
                 job.checkpoint()  # stops between two measurements; lets other sessions in
-                self._in_session(partial(self._set_progress, done, total, message))
+                self.in_session(partial(self._set_progress, done, total, message))
 
             return self.state.run_timing(progress)
 
-        def done(result):
-            self._timing_job = None
-            self._after_timing(result is not None)
-
         def failed(error):
-            self._timing_job = None
             self.notify(f"Timing failed: {error}")
             self._after_timing(False)
 
-        self._timing_job = self.runner.submit(work, done=done, failed=failed)
+        self.run_job("timing", work, done=lambda result: self._after_timing(result is not None), failed=failed)
 
     def _set_progress(self, done: int, total: int, message: str) -> None:
         self.progress.max = total

@@ -5,8 +5,8 @@ Plain Bokeh models in ``pn.pane.Bokeh`` (browser tests read them by name, all
 in a chosen parameter plane with gradient arrows (green accepted, red rejected), the gradient
 norm along the path, the Hamiltonian error per proposal with divergences flagged, posterior
 histograms with the truth, a diagnostics table (acceptance, ESS, R-hat) and the
-finite-difference panel. Sampling runs in a worker thread; each chunk reaches the page
-through the session's ``add_next_tick_callback`` (document lock held).
+finite-difference panel. Sampling runs as jobs of the view's session runner (app/runtime/),
+one chunk of draws each; each chunk reaches the page under the document lock.
 """
 
 from __future__ import annotations
@@ -21,9 +21,8 @@ import param
 from bokeh.models import Arrow, BoxAnnotation, ColumnDataSource, NormalHead, Span
 from bokeh.plotting import figure
 
+from app.runtime.view import SessionView
 from app.state.inference import COST_DIMS, InferenceState
-from app.views._common import show_message
-from app.views.session import SessionRunner, queue_text
 
 __all__ = ["InferenceView"]
 
@@ -35,18 +34,14 @@ ARROW_FRACTION = 0.15  # longest gradient arrow as a fraction of the plane's spa
 _TOOLS = "pan,wheel_zoom,box_zoom,reset,save"
 
 
-class InferenceView(pn.viewable.Viewer):
+class InferenceView(SessionView):
     """The Inference tab over one :class:`~app.state.inference.InferenceState` per session."""
 
     state = param.ClassSelector(class_=InferenceState, doc="Inference settings and results shown here.")
 
     def __init__(self, state: InferenceState | None = None, **params):
-        super().__init__(state=state or InferenceState(), **params)
-        self.runner = SessionRunner("Inference")
-        self._served = self.runner.served
+        super().__init__(label="Inference", state=state or InferenceState(), **params)
         self._run_epoch = 0  # bumped by Start and Stop: a chunk of an older run is dropped
-        self._chunk_job = None
-        self._fd_job = None
         self.runner.on_destroyed(self._on_session_destroyed)
         self._build_plots()
         self._build_widgets()
@@ -198,8 +193,7 @@ class InferenceView(pn.viewable.Viewer):
         self.stop_button.on_click(self.runner.locked(self._on_stop))
         self.fd_button.on_click(self._on_measure)
         self.status = pn.pane.HTML(html.escape(self.state.status), name="inference-status", sizing_mode="stretch_width")
-        self.queue_status = pn.pane.HTML("", visible=False, name="inference-queue", sizing_mode="stretch_width")
-        self.runner.param.watch(self._on_queue, ["queue_position"])
+        self.queue_status = self.queue_line(name="inference-queue")
         self.summary = pn.pane.Markdown("", sizing_mode="stretch_width")
         self.fd_status = pn.pane.Markdown("Measured on this machine when you press the button.")
         self.message = pn.pane.Alert("", alert_type="danger", visible=False, sizing_mode="stretch_width")
@@ -250,15 +244,7 @@ class InferenceView(pn.viewable.Viewer):
     def __panel__(self):
         return self._layout
 
-    # ------------------------------------------------------------------ session plumbing
-    def notify(self, text: str, *, level: str = "error") -> None:
-        """Show ``text`` in the tab's message box and as a toast notification."""
-        show_message(self.message, text, level=level)
-
-    def _in_session(self, fn) -> None:
-        """Run ``fn`` under this session's document lock (from any thread), or now if not served."""
-        self.runner.in_session(fn)
-
+    # ------------------------------------------------------------------ session
     def _on_session_destroyed(self) -> None:
         self._run_epoch += 1  # the runner has cancelled the running chunk; nothing more is drawn
 
@@ -267,12 +253,6 @@ class InferenceView(pn.viewable.Viewer):
         running = self.state.running
         self.start_button.disabled = running
         self.stop_button.disabled = not running
-
-    def _on_queue(self, *_events) -> None:
-        """Show this session's place in the server's queue while its next piece waits."""
-        text = queue_text(self.runner.queue_position)
-        self.queue_status.object = f"<em>{text}</em>" if text else ""
-        self.queue_status.visible = bool(text)
 
     # ------------------------------------------------------------------ sampling
     def _on_start(self, *_events) -> None:
@@ -293,7 +273,7 @@ class InferenceView(pn.viewable.Viewer):
         chunk is asked for only once this one is drawn (no backlog for a slow browser)."""
         self._run_epoch += 1
         epoch = self._run_epoch
-        if not self._served:
+        if not self.served:
             try:
                 self._apply_chunk(run.warmup())
                 while not run.done:
@@ -312,14 +292,12 @@ class InferenceView(pn.viewable.Viewer):
             # ends the job and a waiting session gets the slot.
             return run.warmup(before_block=lambda _done: job.checkpoint()) if warmup else run.next_chunk()
 
-        self._chunk_job = self.runner.submit(
-            work, done=partial(self._chunk_done, epoch, run), failed=partial(self._chunk_failed, epoch)
-        )
+        self.run_job("chunk", work, done=partial(self._chunk_done, epoch, run),
+                     failed=partial(self._chunk_failed, epoch))
 
     def _chunk_done(self, epoch: int, run, chunk) -> None:
         if epoch != self._run_epoch:
             return  # stopped meanwhile
-        self._chunk_job = None
         self._apply_chunk(chunk)
         if run.done:
             self._finished(False)
@@ -329,16 +307,13 @@ class InferenceView(pn.viewable.Viewer):
     def _chunk_failed(self, epoch: int, error: BaseException) -> None:
         if epoch != self._run_epoch:
             return
-        self._chunk_job = None
         self._failed(str(error))
 
     def _on_stop(self, *_events) -> None:
         if not self.state.running:
             return
         self._run_epoch += 1
-        if self._chunk_job is not None:
-            self._chunk_job.cancel()  # a chunk being computed stops at its end; it is not drawn
-            self._chunk_job = None
+        self.cancel_job("chunk")  # a chunk being computed stops at its end; it is not drawn
         self._finished(True)
 
     def _failed(self, text: str) -> None:
@@ -510,7 +485,7 @@ class InferenceView(pn.viewable.Viewer):
 
         def work(job):
             sweep = self.state.gradient_error_sweep()
-            self._in_session(partial(self._show_sweep, sweep))
+            self.in_session(partial(self._show_sweep, sweep))
             job.checkpoint()  # between the sweep and the cost measurements
             return self.state.gradient_costs(COST_DIMS)
 
@@ -522,7 +497,7 @@ class InferenceView(pn.viewable.Viewer):
             self.notify(f"Finite-difference measurement failed: {error}")
             self.fd_button.disabled = False
 
-        self._fd_job = self.runner.submit(work, done=done, failed=failed)
+        self.run_job("finite differences", work, done=done, failed=failed)
 
     def _show_sweep(self, sweep) -> None:
         errors = np.asarray(sweep["relative_error"])

@@ -11,11 +11,12 @@ import html
 
 import panel as pn
 
+from app.runtime.messages import escape_markdown
+from app.runtime.periodic import Periodic
+from app.runtime.view import SessionView
 from app.state.chaos import ChaosState
 from app.state.lessons import Lesson, LessonError, LessonPlayer, load_lessons
-from app.views._common import escape_markdown
 from app.views.chaos import ChaosView
-from app.views.session import SessionRunner
 from app.views.simulate import SimulateView
 
 __all__ = ["LessonsView"]
@@ -23,20 +24,18 @@ __all__ = ["LessonsView"]
 _PAUSE_POLL_MS = 200  # how often a playing lesson step looks at the simulation time
 
 
-class LessonsView(pn.viewable.Viewer):
+class LessonsView(SessionView):
     """Run the lessons of ``assets/lessons`` step by step."""
 
     def __init__(self, lessons: dict[str, Lesson] | None = None, **params):
-        super().__init__(**params)
-        self.runner = SessionRunner("Lessons")
+        super().__init__(label="Lessons", **params)
         self.player = LessonPlayer()
         self.message = pn.pane.Alert("", alert_type="warning", visible=False, name="lesson-message")
         try:
             self.lessons = load_lessons() if lessons is None else lessons
         except LessonError as error:
             self.lessons = {}
-            self.message.object = escape_markdown(f"The lessons could not be read: {error}")
-            self.message.visible = True
+            self.notify(f"The lessons could not be read: {error}", level="warning", toast=False)
         self.picker = pn.widgets.Select(
             label="Lesson", options={lesson.title: name for name, lesson in self.lessons.items()}, width=420,
         )
@@ -62,10 +61,9 @@ class LessonsView(pn.viewable.Viewer):
             self.caption, self.question, self.answer, self.stage,
             sizing_mode="stretch_width",
         )
-        self._poll = None
-        if self.runner.served:
-            self._poll = pn.state.add_periodic_callback(self.check_pause, period=_PAUSE_POLL_MS)
-            self.runner.on_destroyed(self._poll.stop)
+        self._poll = Periodic(self.check_pause, period_ms=_PAUSE_POLL_MS, runner=self.runner)
+        if self.served:
+            self._poll.start()
         name, step = self._url_request()
         if name is not None:
             self.open(name, step)
@@ -94,10 +92,8 @@ class LessonsView(pn.viewable.Viewer):
         """Open lesson ``name`` at ``step`` (0-based; clamped)."""
         lesson = self.lessons.get(name)
         if lesson is None:
-            self.message.object = escape_markdown(
-                f"There is no lesson called “{name}”. Pick one from the list: {', '.join(self.lessons)}."
-            )
-            self.message.visible = True
+            self.notify(f"There is no lesson called “{name}”. Pick one from the list: {', '.join(self.lessons)}.",
+                        level="warning", toast=False)
             return
         self.message.visible = False
         self.player.open(lesson, step)
@@ -140,8 +136,8 @@ class LessonsView(pn.viewable.Viewer):
         self.next_button.disabled = self.player.at_end
         rejected = self.player.apply(self.simulate.state, self.chaos.state)
         if rejected:
-            self.message.object = escape_markdown("Some settings of this step were not applied: " + "; ".join(rejected))
-            self.message.visible = True
+            self.notify("Some settings of this step were not applied: " + "; ".join(rejected), level="warning",
+                        toast=False)
         if self.showing != step.tab:
             self.showing = step.tab
             self.stage.objects = [self.chaos if step.tab == "chaos" else self.simulate]

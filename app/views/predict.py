@@ -17,8 +17,9 @@ import math
 
 import panel as pn
 
+from app.runtime.messages import escape_markdown
+from app.runtime.view import SessionView
 from app.state.predict import PredictState, unit_words
-from app.views._common import escape_markdown
 
 __all__ = ["PredictPanel", "LINK_KEYS"]
 
@@ -32,16 +33,15 @@ td { padding: 1px 10px 1px 0; }
 """
 
 
-class PredictPanel(pn.viewable.Viewer):
-    """``PredictPanel(simulate_view)``: the predict-then-reveal controls of one session."""
+class PredictPanel(SessionView):
+    """``PredictPanel(simulate_view)``: the predict-then-reveal controls of one session (on the
+    Simulate view's session runner; its messages go to the Simulate view's box)."""
 
     def __init__(self, simulate, **params):
-        super().__init__(**params)
+        super().__init__(runner=simulate.runner, **params)
         self.simulate = simulate
-        self.runner = simulate.runner
         self.scene = simulate.scene
         self.game = PredictState()
-        self._job = None
         self.toggle = pn.widgets.Toggle(label="Predict", color="primary", width=100, height=38)
         self.body_input = pn.widgets.IntInput(label="Body", value=0, start=0, end=max(0, self._num_bodies() - 1),
                                               width=90, description="Which body (ringed in the scene)")
@@ -191,7 +191,7 @@ class PredictPanel(pn.viewable.Viewer):
 
     def reveal(self) -> None:
         """Run a copy of the paused state forward by Δt on the pool and show the answer."""
-        if self._job is not None and not self._job.finished.is_set():
+        if self.job_running("answer"):
             return
         self.simulate.playing = False
         self._moment()
@@ -203,28 +203,25 @@ class PredictPanel(pn.viewable.Viewer):
         game, simulation = self.game, self.simulate.state
 
         def done(result):
-            self._job = None
             if game.accept(result):
                 self.continue_button.visible = True
             self._refresh()
 
         def failed(error):
-            self._job = None
             self.simulate.notify(f"No reveal: {error}")
             self._refresh()
 
-        self._job = self.runner.submit(lambda job: game.compute(simulation, job.checkpoint), done=done, failed=failed)
+        self.run_job("answer", lambda job: game.compute(simulation, job.checkpoint), done=done, failed=failed)
 
     def continue_run(self) -> None:
         """Move the live run on to the revealed state (the only way a reveal changes it)."""
         result = self.game.result
-        if result is None or (self._job is not None and not self._job.finished.is_set()):
+        if result is None or self.job_running("answer"):
             return
         simulation = self.simulate.state
         self.continue_button.disabled = True
 
         def done(moved):
-            self._job = None
             self.continue_button.disabled = False
             if not moved:
                 self.simulate.notify("The run changed since the reveal: nothing to continue from.", level="warning")
@@ -239,13 +236,11 @@ class PredictPanel(pn.viewable.Viewer):
             self._refresh()
 
         def failed(error):
-            self._job = None
             self.continue_button.disabled = False
             self.simulate.notify(f"Could not continue: {error}")
 
-        self._job = self.runner.submit(
-            lambda job: simulation.continue_from(result.end_state, steps=result.steps, generation=result.generation),
-            done=done, failed=failed)
+        self.run_job("answer", lambda job: simulation.continue_from(
+            result.end_state, steps=result.steps, generation=result.generation), done=done, failed=failed)
 
     # ------------------------------------------------------------------ drawing
     def _refresh(self) -> None:

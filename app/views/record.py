@@ -8,21 +8,21 @@ from functools import partial
 
 import panel as pn
 
+from app.runtime.messages import escape_markdown
+from app.runtime.view import SessionView
 from app.state.record import FORMATS, RecordSettings, movie_bytes
-from app.views._common import escape_markdown
 
 __all__ = ["RecordPanel"]
 
 
-class RecordPanel(pn.viewable.Viewer):
-    """``RecordPanel(simulate_view)``: seconds, fps, format, size, Record, progress, download."""
+class RecordPanel(SessionView):
+    """``RecordPanel(simulate_view)``: seconds, fps, format, size, Record, progress, download
+    (on the Simulate view's session runner)."""
 
     def __init__(self, simulate, **params):
-        super().__init__(**params)
+        super().__init__(runner=simulate.runner, **params)
         self.simulate = simulate
-        self.runner = simulate.runner
         self.settings = RecordSettings()
-        self._job = None
         self._data = b""
         self.seconds = pn.widgets.IntInput(label="Movie length (s)", value=3, start=1, end=20, width=140)
         self.fps = pn.widgets.IntInput(label="Frames per second", value=15, start=5, end=30, width=140)
@@ -47,7 +47,7 @@ class RecordPanel(pn.viewable.Viewer):
 
     def record(self) -> None:
         """Make the movie on the pool (at once when not served)."""
-        if self._job is not None and not self._job.finished.is_set():
+        if self.job_running("movie"):
             return
         self.settings.param.update(seconds=self.seconds.value, fps=self.fps.value, suffix=self.format.value,
                                    size=self.size.value)
@@ -62,12 +62,11 @@ class RecordPanel(pn.viewable.Viewer):
             def progress(done, total):
                 if done % 5 == 0 or done == total:
                     job.checkpoint()
-                    self.runner.in_session(partial(self._set_progress, done, total))
+                    self.in_session(partial(self._set_progress, done, total))
 
             return movie_bytes(self.simulate.state, self.settings, progress)
 
         def done(data):
-            self._job = None
             self._data = data
             self.record_button.disabled = False
             self.progress.value = self.progress.max
@@ -76,12 +75,11 @@ class RecordPanel(pn.viewable.Viewer):
             self.status.object = f"Movie ready: {total} frames, {len(data) / 1e6:.2f} MB."
 
         def failed(error):
-            self._job = None
             self.record_button.disabled = False
             self.progress.visible = False
             self.status.object = escape_markdown(f"No movie: {error}")
 
-        self._job = self.runner.submit(work, done=done, failed=failed)
+        self.run_job("movie", work, done=done, failed=failed)
 
     def _set_progress(self, done: int, total: int) -> None:
         self.progress.value = done

@@ -15,7 +15,7 @@ painted frame (``drawn``) and at most two frames are in flight; a hidden page or
 (``page_visible`` false, from the browser's ``visibilitychange`` and the scene's visibility)
 gets no frames until it is shown again. The energy and momentum plots stay Bokeh and take the
 new points at their own cadence (~5/s), not per frame. Frames are computed on the process's
-worker pool (:class:`~app.views.session.SessionRunner`). Bokeh models the browser tests read
+worker pool (:class:`~app.runtime.session.SessionRunner`). Bokeh models the browser tests read
 are named ``simulate-*``.
 """
 
@@ -23,23 +23,23 @@ from __future__ import annotations
 
 import logging
 import time
-from contextlib import contextmanager
 from functools import partial
 
 import panel as pn
 import param
 
 from app.components.orbit_scene import OrbitScene
-from app.views._common import escape_markdown, show_message
+from app.runtime.messages import escape_markdown
+from app.runtime.periodic import Periodic
+from app.runtime.view import SessionView
+from app.state.simulate import UPLOADED, URL_PARAMETERS, SimulationState
 from app.views.body_editor import BodyEditor
 from app.views.diagnostics_plots import DiagnosticsPlots
 from app.views.keyboard import SimulateKeys
 from app.views.predict import PredictPanel
 from app.views.record import RecordPanel
-from app.views.session import SessionRunner
 from app.views.simulate_controls import WIDGET_NAMES, SimulateControls, unit_words
 from app.views.simulate_status import new_status_line, status_text
-from app.state.simulate import UPLOADED, URL_PARAMETERS, SimulationState
 
 __all__ = ["SimulateView"]
 
@@ -63,7 +63,12 @@ exactly only by the symplectic ones (compare euler or rk4). Try float32 to see r
 """
 
 
-class SimulateView(pn.viewable.Viewer):
+def _frame_period_ms(frame_rate: float) -> int:
+    """Milliseconds between two frames of the notebook loop at ``frame_rate`` frames/s."""
+    return max(1, int(round(1000 / frame_rate)))
+
+
+class SimulateView(SessionView):
     """Live simulation of one :class:`~app.state.simulate.SimulationState` per session.
 
     Args:
@@ -76,15 +81,10 @@ class SimulateView(pn.viewable.Viewer):
     compiling = param.Boolean(False, doc="True while JAX compiles the frame function.")
 
     def __init__(self, state: SimulationState | None = None, *, sync_url: bool = True, **params):
-        super().__init__(state=state or SimulationState(), **params)
-        self.runner = SessionRunner("Simulate")
-        self._served = self.runner.served
-        self._lock_doc = self.runner.lock_doc  # callbacks that draw run under its lock
-        self._callback = None  # the notebook loop's periodic callback
+        super().__init__(label="Simulate", state=state or SimulationState(), **params)
+        # The frame loop when not served (notebook, tests); served, each frame is a "frame" job.
+        self._ticker = Periodic(self._frame, period_ms=_frame_period_ms(self.state.frame_rate), runner=self.runner)
         self._loop_epoch = 0  # bumped by every start/stop: a frame of an older loop is dropped
-        self._frame_job = None  # the frame being computed on the pool
-        self._prepare_job = None
-        self._step_job = None
         self._step_requested = False  # Step clicked while the run compiles: done once ready
         self._next_frame_at = 0.0
         self._frame_times: list[float] = []
@@ -96,7 +96,7 @@ class SimulateView(pn.viewable.Viewer):
         self.recorder = RecordPanel(self)  # the Record button (app/views/record.py)
         self.editor = BodyEditor(self)  # drag bodies and arrows while paused (app/views/body_editor.py)
         self.controls = SimulateControls(
-            self.state, scene=self.scene, recorder=self.recorder, notify=self.notify, served=self._served,
+            self.state, scene=self.scene, recorder=self.recorder, notify=self.notify, served=self.served,
             editor=self.editor)
         for name in WIDGET_NAMES:  # the sidebar's widgets, also reachable as view.<name>
             setattr(self, name, getattr(self.controls, name))
@@ -107,7 +107,7 @@ class SimulateView(pn.viewable.Viewer):
         self.predictor = PredictPanel(self)  # predict, then reveal (app/views/predict.py)
         self.keys = SimulateKeys(self)  # keyboard shortcuts + help overlay (app/views/keyboard.py)
         self._layout = self._build_layout()
-        if sync_url and self._served:
+        if sync_url and self.served:
             self._sync_url()
             # A link's display settings (view=xz, color=speed, ...) were applied before the
             # watcher below existed: the scene was built with the defaults.
@@ -195,10 +195,11 @@ class SimulateView(pn.viewable.Viewer):
         pn.state.onload(lambda: pn.state.location.update_query(**self.state.url_settings()))
 
     # ------------------------------------------------------------------ messages
-    def notify(self, text: str, *, level: str = "error") -> None:
-        """Show ``text`` in the tab's message box and as a toast notification."""
+    def notify(self, text: str, *, level: str = "error", toast: bool = True) -> None:
+        """Show ``text`` in the tab's message box and as a toast notification (and keep it
+        in :attr:`last_message`)."""
         self.last_message = text
-        show_message(self.message, text, level=level)
+        super().notify(text, level=level, toast=toast)
 
     def clear_message(self) -> None:
         self.message.visible = False
@@ -210,7 +211,7 @@ class SimulateView(pn.viewable.Viewer):
             if self._drawn_generation != self.state.generation:
                 self._redraw_all()  # prepared by another job (a frame, or a prepare that raced a reset)
             return
-        if not self._served:
+        if not self.served:
             self.compiling = True
             self.update_status(force=True)
             try:
@@ -223,7 +224,7 @@ class SimulateView(pn.viewable.Viewer):
                 self.compiling = False
             self._after_ready()
             return
-        if self._prepare_job is not None or self.playing:
+        if self.job("prepare") is not None or self.playing:
             return  # already preparing, or the frame loop prepares before its first frame
         if not self.runner.connected:
             # The page's connection is gone (closed, or a websocket that reconnects): ask
@@ -234,7 +235,6 @@ class SimulateView(pn.viewable.Viewer):
         self.update_status(force=True)
 
         def prepared(_result):
-            self._prepare_job = None
             self.compiling = False
             if self.state.ready:
                 # prepare() readies whichever run is current when it starts: maybe one reset
@@ -244,7 +244,6 @@ class SimulateView(pn.viewable.Viewer):
                 self.ensure_ready()  # rebuilt meanwhile: prepare the new one
 
         def failed(error):
-            self._prepare_job = None
             self.compiling = False
             self.playing = False
             self.notify(f"Could not start this run: {error}")
@@ -252,13 +251,11 @@ class SimulateView(pn.viewable.Viewer):
         def interrupted():
             # Dropped while the page's connection was gone: not compiling any more, and
             # prepared again once it is back (or by Play / Step, which prepare first).
-            self._prepare_job = None
             self.compiling = False
             self.update_status(force=True)
             self.ensure_ready()
 
-        self._prepare_job = self.runner.submit(
-            lambda job: self.state.prepare(), done=prepared, failed=failed, interrupted=interrupted)
+        self.run_job("prepare", lambda job: self.state.prepare(), done=prepared, failed=failed, interrupted=interrupted)
 
     def _after_ready(self) -> None:
         if self._drawn_generation != self.state.generation:
@@ -275,7 +272,7 @@ class SimulateView(pn.viewable.Viewer):
         self.controls.show_playing(event.new)
         if event.new:
             self._frame_times.clear()
-            if self._served or (self.state.ready and not self.compiling):
+            if self.served or (self.state.ready and not self.compiling):
                 self._start_loop()  # a served loop compiles first if it must
             else:
                 self.ensure_ready()
@@ -290,29 +287,24 @@ class SimulateView(pn.viewable.Viewer):
         Notebook / no server: a periodic callback."""
         if self.runner.destroyed:
             return
-        if self._served:
-            if self._frame_job is None:
+        if self.served:
+            if self.job("frame") is None:
                 self._loop_epoch += 1
                 self._request_frame(self._loop_epoch)
-        elif self._callback is None:
-            period = max(1, int(round(1000 / self.state.frame_rate)))
-            self._callback = pn.state.add_periodic_callback(self._frame, period=period, start=True)
+        else:
+            self._ticker.start()  # nothing if already started
 
     def _stop_loop(self) -> None:
         """Stop at once: the frame being computed is cancelled between two compiled calls
         and any frame of the stopped loop that still arrives is dropped (new epoch)."""
         self._loop_epoch += 1
-        if self._frame_job is not None:
-            self._frame_job.cancel()
-            self._frame_job = None
-        if self._callback is not None:
-            self._callback.stop()
-            self._callback = None
+        self.cancel_job("frame")
+        self._ticker.stop()
 
     def _request_frame(self, epoch: int) -> None:
         """Session thread: ask the pool for the next frame of loop ``epoch`` when it is due,
         no frame is being computed and none waits for the browser."""
-        if epoch != self._loop_epoch or not self.playing or self._frame_job is not None or self.runner.destroyed:
+        if epoch != self._loop_epoch or not self.playing or self.job("frame") is not None or self.runner.destroyed:
             return
         if not self.runner.connected:
             self.runner.later(_DISCONNECTED_POLL_S, partial(self._request_frame, epoch))  # tab gone: send nothing
@@ -327,9 +319,10 @@ class SimulateView(pn.viewable.Viewer):
             self.runner.later(wait, partial(self._request_frame, epoch))
             return
         self._next_frame_at = time.perf_counter() + 1.0 / self.state.frame_rate
-        self._frame_job = self.runner.submit(
-            self._compute_frame, done=partial(self._frame_done, epoch), failed=partial(self._frame_error, epoch),
-            interrupted=partial(self._frame_done, epoch, None), report_position=False,
+        self.run_job(
+            "frame", self._compute_frame, done=partial(self._frame_done, epoch),
+            failed=partial(self._frame_error, epoch), interrupted=partial(self._frame_done, epoch, None),
+            report_position=False,
         )
 
     def _compute_frame(self, job) -> dict | None:
@@ -348,7 +341,6 @@ class SimulateView(pn.viewable.Viewer):
     def _frame_done(self, epoch: int, frame: dict | None) -> None:
         if epoch != self._loop_epoch:
             return  # a frame of a stopped loop: never drawn
-        self._frame_job = None
         if frame is not None:
             self._push_frame(frame)
         self._request_frame(epoch)
@@ -356,7 +348,6 @@ class SimulateView(pn.viewable.Viewer):
     def _frame_error(self, epoch: int, error: BaseException) -> None:
         if epoch != self._loop_epoch:
             return
-        self._frame_job = None
         self._frame_failed(error)
 
     def _on_drawn(self, event) -> None:
@@ -374,13 +365,12 @@ class SimulateView(pn.viewable.Viewer):
         self.update_status(force=True)
 
     def _on_frame_rate(self, event) -> None:
-        if self._callback is not None:
-            self._callback.period = max(1, int(round(1000 / event.new)))
+        self._ticker.period_ms = _frame_period_ms(event.new)
 
     def close(self) -> None:
         """Stop the frame loop and the session's work for good, as the session's destruction
         does (served, the runner's destroy hook stops the loop); for tests and notebooks."""
-        running = self._frame_job is not None or self._callback is not None
+        running = self.job("frame") is not None or self._ticker.running
         self.runner.close()
         self._stop_loop()
         if running:
@@ -408,7 +398,7 @@ class SimulateView(pn.viewable.Viewer):
 
     def step(self) -> None:
         """Advance one frame (``steps_per_frame`` steps) and draw it (on the pool when served)."""
-        if self._step_job is not None:
+        if self.job("step") is not None:
             return  # one step at a time; this click lands while the previous frame computes
         if self.compiling:
             # The run is compiling (just loaded, reset or rebuilt): a click then must not be
@@ -416,7 +406,7 @@ class SimulateView(pn.viewable.Viewer):
             self._step_requested = True
             self.update_status(force=True)
             return
-        if not self._served:
+        if not self.served:
             self.ensure_ready()
             try:
                 diagnostics = self.state.step_frame()
@@ -429,20 +419,17 @@ class SimulateView(pn.viewable.Viewer):
             return
 
         def stepped(frame):
-            self._step_job = None
             if frame is not None:
                 self._push_frame(frame)
             self.update_status(force=True)
 
         def failed(error):
-            self._step_job = None
             self.notify(f"Step failed: {error}")
 
         def interrupted():
-            self._step_job = None  # the page's connection was gone: the next click steps
-            self.update_status(force=True)
+            self.update_status(force=True)  # the page's connection was gone: the next click steps
 
-        self._step_job = self.runner.submit(self._compute_frame, done=stepped, failed=failed, interrupted=interrupted)
+        self.run_job("step", self._compute_frame, done=stepped, failed=failed, interrupted=interrupted)
 
     def reset(self) -> None:
         """Back to the initial conditions of the current settings."""
@@ -473,7 +460,7 @@ class SimulateView(pn.viewable.Viewer):
                 if not self.playing or now - self.plots.last_flush >= _HISTORY_INTERVAL_S:
                     self.plots.flush()
                 self.update_status()
-        if self._served:
+        if self.served:
             self.runner.frame_sent()
         fault = frame.get("fault")
         if frame["nonfinite"]:
@@ -492,21 +479,10 @@ class SimulateView(pn.viewable.Viewer):
         it is not redrawn once that run is ready."""
         self._drawn_generation = generation
 
-    @contextmanager
     def batch(self):
         """Send the model changes made inside as one message, in order with every other
-        change of this session. Bokeh's own hold, not ``pn.io.hold``: in a locked callback
-        the latter writes to the socket on Panel's separate path, where a frame's stream
-        could arrive after a later redraw (the browser drew a point of the previous run)."""
-        doc = self.runner.doc if self._served else None
-        if doc is None or doc.callbacks.hold_value is not None:
-            yield
-            return
-        doc.hold("combine")
-        try:
-            yield
-        finally:
-            doc.unhold()
+        change of this session (:meth:`SessionRunner.batch <app.runtime.session.SessionRunner.batch>`)."""
+        return self.runner.batch()
 
     def _redraw_all(self) -> None:
         with self.batch():
@@ -563,9 +539,9 @@ class SimulateView(pn.viewable.Viewer):
         self.status.object = status_text(
             self.state, queue_position=self.runner.queue_position, playing=self.playing,
             preparing=self.compiling or self._drawn_generation != self.state.generation,
-            hidden=self._served and not self.scene.page_visible, fps=fps, steps_per_second=steps,
+            hidden=self.served and not self.scene.page_visible, fps=fps, steps_per_second=steps,
             # Frames the browser painted in its last second (reported by the scene); not served: sent.
-            painted=(self.scene.paint_rate if self._served else fps) if self.playing else 0.0,
+            painted=(self.scene.paint_rate if self.served else fps) if self.playing else 0.0,
         )
 
     # ------------------------------------------------------------------ files

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import panel as pn
 
+from app.runtime.scheduler import queue_text
 from app.state.simulate import SimulationState
-from app.views.session import queue_text
 from app.views.simulate_controls import forces_label, unit_words
 
 __all__ = ["new_status_line", "status_text"]

@@ -68,7 +68,7 @@ def test_tabs_are_built_when_first_opened():
 
 
 def test_session_registry_caps_and_trims_after_the_last_session():
-    from app.reliability import SessionRegistry
+    from app.runtime.admission import SessionRegistry
 
     registry = SessionRegistry(trim_delay=0.0)
     assert registry.admit("a", 2) and registry.admit("b", 2)
@@ -85,7 +85,7 @@ def test_session_registry_caps_and_trims_after_the_last_session():
 
 
 def test_releasing_memory_after_the_last_session_empties_the_compile_caches():
-    from app.reliability import release_memory
+    from app.runtime.admission import release_memory
     from nbody_core.ensembles import EnsembleSpec, run_ensemble, runner
 
     run_ensemble(EnsembleSpec(system="kepler", num_members=2, num_steps=4))
@@ -97,8 +97,7 @@ def test_releasing_memory_after_the_last_session_empties_the_compile_caches():
 def test_query_guard_drops_values_int_cannot_parse():
     import panel.io.location as location
 
-    from app.compat.query import install_query_guard
-    from app.reliability import oversized_query_values
+    from app.compat.query import install_query_guard, oversized_query_values
 
     huge = "9" * 4301
     assert oversized_query_values(f"?utm_id={huge}&n=64") == ["utm_id"]

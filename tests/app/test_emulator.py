@@ -12,6 +12,7 @@ from app.state.emulator import EmulatorState
 from app.views.emulator import EmulatorView
 from nbody_core.emulator import load_emulator
 from nbody_core.ensembles import EnsembleSpec, run_ensemble
+from tests.app.conftest import shown_text
 
 
 @pytest.fixture(scope="module")
@@ -73,7 +74,7 @@ def test_uploads_are_checked_and_names_escaped(tmp_path):
     view = EmulatorView(EmulatorState())
     view.upload.filename = "<b>evil</b>.npz"
     view.state.load_upload(b"not a zip", "<b>evil</b>.npz")
-    assert "not a readable npz" in view.message.object and "<b>" not in view.message.object
+    assert "not a readable npz" in shown_text(view.message.object)  # and no <b> rendered
     view.state.load_upload(b"x" * (LIMITS.max_upload_bytes + 1), "big.npz")
     assert "limit" in view.message.object
     buffer = io.BytesIO()
@@ -92,7 +93,7 @@ def test_uploads_are_checked_and_names_escaped(tmp_path):
     view.state.gen_members = LIMITS.max_ensemble_members + 1
     view.generate()
     assert "number of ensemble members" in view.message.object and view.state.data.num_members == 24
-    assert "ok.npz: 24 members" in view.dataset_status.object
+    assert "ok.npz: 24 members" in shown_text(view.dataset_status.object)
 
 
 def test_posterior_from_an_observed_value(trained_view):
@@ -107,4 +108,4 @@ def test_posterior_from_an_observed_value(trained_view):
     assert posterior.names == ("virial_ratio",) and len(view.posterior_source.data["x"]) == 201
     assert abs(sum(view.posterior_source.data["density"]) - 1) < 1e-9  # normalised grid mass
     assert posterior.interval[0, 0] <= 0.5 <= posterior.interval[0, 1]
-    assert "95 % interval" in view.posterior_status.object
+    assert "95 % interval" in shown_text(view.posterior_status.object)

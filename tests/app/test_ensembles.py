@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 
 from app.limits import LIMITS
+from app.runtime.scheduler import queue_text
 from app.state.ensembles import EnsemblesState, parameters_for
 from app.views.ensembles import HISTOGRAMS, EnsemblesView
-from app.views.session import queue_text
-from tests.app.conftest import mark_served
+from tests.app.conftest import mark_served, shown_text
 
 
 @pytest.fixture(scope="module")
@@ -103,8 +103,8 @@ def test_bad_input_notifies_and_keeps_the_previous_result(kepler_view, change, m
     finally:
         state.param.update(**old)
     assert message in state.error
-    assert view.message.visible and message in view.message.object
-    assert "previous result is kept" in view.message.object
+    assert view.message.visible and message in shown_text(view.message.object)
+    assert "previous result is kept" in shown_text(view.message.object)
     assert state.result is previous and state.run_count == runs
 
 
@@ -116,15 +116,15 @@ def test_served_run_happens_in_a_thread(monkeypatch):
     callbacks = []
 
     class FakeDocument:
-        callbacks = SimpleNamespace(_change_callbacks={})  # a live (not destroyed) document
+        session_context = SimpleNamespace(session=None)  # a live (not destroyed) document
 
         def add_next_tick_callback(self, fn):
             callbacks.append(fn)
 
-    view.runner.served, view.runner.doc, view._served = True, FakeDocument(), True
+    view.runner.served, view.runner.doc = True, FakeDocument()
     view.run()
     assert view.run_button.disabled
-    assert view._job.finished.wait(120)
+    assert view.job("ensemble").finished.wait(120)
     assert state.result is None  # nothing changed outside the document lock
     for fn in callbacks:
         fn()
@@ -165,7 +165,7 @@ def test_closing_the_tab_stops_a_running_ensemble_within_one_piece(monkeypatch):
 
     mark_served(view)
     view.run()
-    job = view._job
+    job = view.job("ensemble")
     assert _poll(lambda: len(checks) >= 2 or job.finished.is_set())
     assert not job.finished.is_set(), "the run ended before it could be stopped"
     at_stop = len(checks)

@@ -10,7 +10,7 @@ import pytest
 
 from app.state.inference import InferenceState
 from app.views.inference import MAX_PARAMETERS, InferenceView
-from tests.app.conftest import mark_served
+from tests.app.conftest import mark_served, shown_text
 
 SMALL = dict(problem="triple", num_obs=4, num_chains=2, num_warmup=40, num_samples=10, chunk_size=5, seed=1)
 
@@ -77,7 +77,7 @@ def test_bad_settings_are_refused_with_a_message(view):
     before = state.draws.copy()
     state.auto_step_size, state.num_warmup = True, 0
     view._on_start()
-    assert view.message.visible and "warm-up" in view.message.object
+    assert view.message.visible and "warm-up" in shown_text(view.message.object)
     np.testing.assert_array_equal(state.draws, before)  # previous results kept
     state.num_warmup = 40
     with pytest.raises(ValueError):
@@ -140,7 +140,7 @@ def test_closing_the_tab_stops_the_warm_up_within_one_block(monkeypatch):
 
     mark_served(view)
     view._on_start()
-    job = view._chunk_job
+    job = view.job("chunk")
     assert _poll(lambda: len(blocks) >= 3 or job.finished.is_set())
     assert not job.finished.is_set(), "the warm-up ended before it could be stopped"
     at_stop = len(blocks)

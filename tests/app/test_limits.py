@@ -15,9 +15,9 @@ from app.limits import (
     limits_from_environment,
     simulation_cpu_seconds,
 )
+from app.runtime.scheduler import queue_text
 from app.state.ensembles import EnsemblesState
 from app.state.inference import InferenceState, simulation_steps
-from app.views.session import queue_text
 
 
 def test_simulation_cost_is_pairs_times_steps_times_the_measured_constant():

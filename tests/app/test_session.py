@@ -1,4 +1,4 @@
-"""The session runner and the process's fair worker pool (app/views/session.py)."""
+"""The session runner and the process's fair worker pool (app/runtime/session.py, scheduler.py)."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from types import SimpleNamespace
 import pytest
 from panel.io.state import set_curdoc
 
-from app.views._common import escape_markdown
-from app.views.session import FRAMES_IN_FLIGHT, Cancelled, FairPool, Job, SessionRunner
+from app.runtime.scheduler import Cancelled, FairPool, Job
+from app.runtime.session import FRAMES_IN_FLIGHT, SessionRunner
 
 
 def _wait_until(condition, timeout_s: float = 10.0) -> None:
@@ -132,7 +132,7 @@ def test_updates_to_a_destroyed_document_are_dropped_and_logged_once(served_docu
     runner, doc = _served_runner(served_document)
     assert runner.served
     doc.callbacks.destroy()  # what Bokeh does when it destroys the session's document
-    with caplog.at_level(logging.INFO, logger="app.views.session"):
+    with caplog.at_level(logging.INFO, logger="app.runtime.session"):
         for _ in range(100):
             runner.in_session(lambda: None)  # must not raise
     closed = [r for r in caplog.records if "session closed" in r.getMessage()]
@@ -161,25 +161,11 @@ def test_session_destroyed_cancels_jobs_and_runs_hooks(served_document):
         job.checkpoint()
 
 
-@pytest.mark.parametrize(
-    ("text", "shown"),
-    [
-        ('<img src=x onerror="window.__xss=7">.csv', r'&lt;img src=x onerror="window.\_\_xss=7"&gt;.csv'),
-        ("<b>bold</b>", "&lt;b&gt;bold&lt;/b&gt;"),
-        ("**not bold** a_b [link](javascript:x)", r"\*\*not bold\*\* a\_b \[link\](javascript:x)"),
-        ("# not a heading\n- not a list\n1. nor this", "\\# not a heading\n\\- not a list\n1\\. nor this"),
-        ("warm-up of 1.5 s, ok.npz", "warm-up of 1.5 s, ok.npz"),  # plain text stays as typed
-    ],
-)
-def test_escape_markdown(text, shown):
-    assert escape_markdown(text) == shown
-
-
 def test_a_closed_tab_stops_its_jobs_before_the_session_is_destroyed(served_document):
     """Bokeh destroys a session 20-30 s after its tab closes; its work stops at once."""
     runner, doc = _served_runner(served_document)
     session = SimpleNamespace(destroyed=False, connection_count=0)
-    doc.session_context._session = session
+    doc.session_context.session = session
     assert runner.connected  # page still loading: not yet connected counts as alive
     session.connection_count = 1
     started = threading.Event()

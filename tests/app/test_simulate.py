@@ -13,6 +13,7 @@ from app.views.simulate import SimulateView
 from nbody_core import PRESETS, FIGURE_EIGHT_PERIOD
 from nbody_core.io import load_npz
 from pythagorean_outcome import assert_known_outcome
+from tests.app.conftest import shown_text
 
 _simulate_module = sys.modules["nbody_core.integrate.simulate"]
 
@@ -164,7 +165,7 @@ def test_bad_csv_upload_shows_a_message_and_keeps_the_run(view):
     view.upload.filename = "broken.csv"
     view.upload.value = b"m,x,y,z,vx,vy,vz\n1,0,0,0,0,0,0\n-1,1,0,0,0,0,0\n"
     assert view.message.visible and "broken.csv" in view.last_message and "mass" in view.last_message
-    assert "broken.csv" in view.message.object  # a plain name needs no escaping (see test_escape_markdown)
+    assert "broken.csv" in shown_text(view.message.object)  # shown as typed (tests/app/test_messages.py)
     assert view.state.preset == "figure_eight" and view.state.time == t
 
 
@@ -237,12 +238,12 @@ def test_nonfinite_run_stops_with_a_message(view):
 
 def test_session_destroyed_stops_the_frame_loop(view):
     view.playing = True
-    assert view._callback is not None  # the notebook/no-server loop: a periodic callback
+    assert view._ticker.running  # the notebook/no-server loop: a periodic callback
     view.close()
-    assert view._callback is None
+    assert not view._ticker.running and view._ticker.closed
     view.playing = False
     view.playing = True  # a destroyed session never restarts its loop
-    assert view._callback is None
+    assert not view._ticker.running
 
 
 def test_compiling_indicator_is_shown_while_the_frame_function_compiles(view, monkeypatch):
@@ -274,7 +275,8 @@ def test_empty_upload_is_reported():
 
 def test_user_text_in_messages_is_neither_html_nor_markdown(view):
     view.notify("forces=__import__('os'): <img src=x onerror=alert(1)>")
-    assert "<img" not in view.message.object and r"\_\_import\_\_" in view.message.object
+    assert shown_text(view.message.object) == "forces=__import__('os'): <img src=x onerror=alert(1)>"
+    assert r"\_\_import\_\_" in view.message.object
 
 
 def test_sessions_share_one_compile_per_configuration():

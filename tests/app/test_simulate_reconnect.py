@@ -42,7 +42,7 @@ def _served_view(monkeypatch):
     connected (``connection.connection_count``, set by the test)."""
     doc = Document()
     connection = SimpleNamespace(destroyed=False, connection_count=1)
-    context = SimpleNamespace(_session=connection, id="test-session", request=SimpleNamespace(arguments={}))
+    context = SimpleNamespace(session=connection, id="test-session", request=SimpleNamespace(arguments={}))
     doc._session_context = lambda: context  # Bokeh keeps a weak reference: a callable
     monkeypatch.setattr(pn.state, "on_session_destroyed", lambda callback: None)
     with set_curdoc(doc):
@@ -78,7 +78,7 @@ def test_a_compile_that_ends_while_the_page_reconnects_does_not_leave_the_view_c
 
     monkeypatch.setattr(SimulationState, "prepare", prepare_after_gate)
     view, connection, doc = _served_view(monkeypatch)
-    job = view._prepare_job
+    job = view.job("prepare")
     assert view.compiling and job is not None
     connection.connection_count = 0  # the websocket dropped; Bokeh's client reconnects
     gate.set()
@@ -97,7 +97,7 @@ def test_a_compile_asked_for_while_the_page_reconnects_runs_once_it_is_back(monk
     assert _run_event_loop_until(doc, lambda: view.state.ready and not view.compiling)
     view.state.integrator = "yoshida4"  # a new run to compile ...
     connection.connection_count = 0  # ... asked for while the websocket reconnects
-    _run_event_loop_until(doc, lambda: view._prepare_job is None or view._prepare_job.finished.is_set())
+    _run_event_loop_until(doc, lambda: view.job("prepare") is None or view.job("prepare").finished.is_set())
     _run_event_loop_once(doc)  # the event loop runs on while the page is away
     assert not view.state.ready
     connection.connection_count = 1
@@ -112,7 +112,7 @@ def test_a_step_interrupted_by_a_lost_connection_does_not_block_the_next_step(mo
     assert _run_event_loop_until(doc, lambda: view.state.ready and not view.compiling)
     connection.connection_count = 0  # the page is gone when the step's job is dispatched
     view.step()
-    assert _run_event_loop_until(doc, lambda: view._step_job is None or view._step_job.finished.is_set())
+    assert _run_event_loop_until(doc, lambda: view.job("step") is None or view.job("step").finished.is_set())
     _run_event_loop_once(doc)
     connection.connection_count = 1
     view.step()  # a click after the reconnect steps

@@ -15,7 +15,8 @@ import panel as pn
 import pytest
 from bokeh.document import Document
 
-from app.reliability import SESSION_MESSAGE_NAME, install_session_guards, plain_markdown
+from app.reliability import SESSION_MESSAGE_NAME, install_session_guards
+from app.runtime.messages import escape_markdown
 from app.state.simulate import ENERGY_WARNING_LEVEL, SimulationState
 from app.views.simulate import SimulateView
 
@@ -126,11 +127,11 @@ def test_view_shows_the_energy_warning_once():
 
 
 # ------------------------------------------------------------------ session guards
-def test_plain_markdown_shows_user_text_verbatim():
+def test_escape_markdown_shows_user_text_verbatim():
     text = "forces=__import__('os') <img src=x onerror=alert(1)> *bold* [link](http://x) 1.5e-3"
     unescaped = html.unescape(pn.pane.Markdown(text)._transform_object(text)["object"])
     assert "<img src=x" in unescaped and "<strong>import</strong>" in unescaped  # why escaping is needed
-    escaped = plain_markdown(text)
+    escaped = escape_markdown(text)
     rendered = html.unescape(pn.pane.Markdown(escaped)._transform_object(escaped)["object"])
     for tag in ("<img", "<strong>", "<em>", "<a "):
         assert tag not in rendered

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from app.views.session import JAX_SLOTS
+from app.runtime.scheduler import JAX_SLOTS
 
 LOAD_TEST = Path(__file__).resolve().parents[2] / "benchmarks" / "load_test.py"
 

@@ -1,0 +1,227 @@
+"""The runtime's view base class, periodic work, session admission and document calls
+(app/runtime/view.py, periodic.py, admission.py, document.py)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from types import SimpleNamespace
+
+import panel as pn
+import pytest
+from bokeh.document import Document
+from bokeh.io.doc import curdoc as bokeh_curdoc
+from panel.io.state import set_curdoc
+
+from app.runtime import admission
+from app.runtime.document import document_destroyed, try_run_locked
+from app.runtime.periodic import Periodic
+from app.runtime.session import SessionRunner
+from app.runtime.view import SessionView
+
+
+class _View(SessionView):
+    def __init__(self, **params):
+        super().__init__(label="test", **params)
+        self.message = pn.pane.Alert("", visible=False)
+
+
+def _wait_until(condition, timeout_s: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        threading.Event().wait(0.005)
+
+
+# ------------------------------------------------------------------ SessionView
+def test_a_view_runs_a_named_job_and_hands_over_its_outcome_not_served():
+    view = _View()
+    assert not view.served and view.runner.label == "test"
+    seen = []
+    job = view.run_job("sum", lambda job: 41 + 1, done=lambda result: seen.append((result, view.job("sum"))))
+    assert job.completed and seen == [(42, None)]  # done ran after the job left its name
+    assert view.job("sum") is None and not view.job_running("sum")
+    view.run_job("div", lambda job: 1 / 0, failed=lambda error: seen.append(type(error).__name__))
+    assert seen[-1] == "ZeroDivisionError" and view.job("div") is None
+
+
+def test_a_shared_runner_is_the_same_runner():
+    outer = _View()
+    inner = SessionView(runner=outer.runner)
+    assert inner.runner is outer.runner
+
+
+def test_a_served_view_holds_its_job_until_the_outcome_reaches_the_session(served_document):
+    with set_curdoc(served_document):
+        view = _View()
+    assert view.served
+    gate, outcomes = threading.Event(), []
+    job = view.run_job("long", lambda job: gate.wait(10) and "result", done=outcomes.append)
+    assert view.job("long") is job and view.job_running("long")
+    assert view.job_running("long", message="Already running.") and view.message.visible
+    assert "Already running" in view.message.object and view.message.alert_type == "info"
+    gate.set()
+    assert job.finished.wait(10)
+    assert not view.job_running("long") and view.job("long") is job  # finished; its outcome not handed yet
+    for callback in list(served_document.session_callbacks):  # what the event loop would run
+        callback.callback()
+    assert outcomes == ["result"] and view.job("long") is None
+
+
+def test_a_cancelled_job_is_forgotten_and_its_outcome_never_comes(served_document):
+    with set_curdoc(served_document):
+        view = _View()
+    started, outcomes = threading.Event(), []
+
+    def forever(job):
+        started.set()
+        while True:
+            job.checkpoint()
+            threading.Event().wait(0.005)
+
+    job = view.run_job("loop", forever, done=outcomes.append, failed=outcomes.append,
+                       interrupted=lambda: outcomes.append("interrupted"))
+    assert started.wait(10)
+    view.cancel_job("loop")
+    assert view.job("loop") is None and job.finished.wait(10)
+    replacement = view.run_job("loop", lambda job: "second", done=outcomes.append)
+    assert replacement.finished.wait(10)
+    for callback in list(served_document.session_callbacks):
+        callback.callback()
+    assert outcomes == ["second"]  # the cancelled job handed nothing over
+    assert view.job("loop") is None
+
+
+def test_a_stale_outcome_does_not_forget_a_newer_job_of_the_same_name(served_document):
+    with set_curdoc(served_document):
+        view = _View()
+    first = view.run_job("frame", lambda job: 1)
+    assert first.finished.wait(10)
+    second = view.run_job("frame", lambda job: threading.Event().wait(10))  # replaces the name
+    for callback in list(served_document.session_callbacks):
+        callback.callback()  # the first job's outcome arrives now
+    assert view.job("frame") is second
+    second.cancel()
+
+
+def test_a_queue_line_follows_the_place_in_the_queue():
+    view = _View()
+    line = view.queue_line(name="test-queue")
+    assert line.name == "test-queue" and not line.visible
+    view.runner.queue_position = 3
+    assert line.visible and "2 ahead of you" in line.object
+    view.runner.queue_position = 0
+    assert not line.visible and line.object == ""
+
+
+def test_notify_without_a_toast_sets_only_the_box():
+    view = _View()
+    view.notify("Some *settings* were not applied", level="warning", toast=False)
+    assert view.message.visible and view.message.alert_type == "warning"
+    assert view.message.object.replace("\\", "") == "Some *settings* were not applied"
+
+
+# ------------------------------------------------------------------ Periodic
+def test_periodic_work_starts_stops_and_ends_with_its_runner(monkeypatch):
+    made = []
+
+    class Callback:
+        def __init__(self, fn, period):
+            self.fn, self.period, self.running = fn, period, True
+
+        def stop(self):
+            self.running = False
+
+    def add_periodic_callback(fn, period, start):
+        assert start
+        made.append(Callback(fn, period))
+        return made[-1]
+
+    monkeypatch.setattr(pn.state, "add_periodic_callback", add_periodic_callback)
+    runner = SessionRunner("test")
+    ticks = Periodic(lambda: None, period_ms=40, runner=runner)
+    assert not ticks.running
+    ticks.start()
+    ticks.start()  # already started: nothing
+    assert ticks.running and len(made) == 1 and made[0].period == 40
+    ticks.period_ms = 25  # applies to the running callback
+    assert made[0].period == 25
+    ticks.stop()
+    assert not ticks.running and not made[0].running
+    ticks.start()
+    assert len(made) == 2 and made[1].period == 25
+    runner.close()  # the session is destroyed
+    assert ticks.closed and not ticks.running and not made[1].running
+    ticks.start()
+    assert len(made) == 2  # never again
+    with pytest.raises(ValueError, match="period_ms must be at least 1"):
+        Periodic(lambda: None, period_ms=0)
+
+
+def test_periodic_work_without_a_runner_stops_when_its_served_session_is_destroyed(served_document, monkeypatch):
+    hooks = []
+    monkeypatch.setattr(pn.state, "on_session_destroyed", hooks.append)
+    monkeypatch.setattr(pn.state, "add_periodic_callback",
+                        lambda fn, period, start: SimpleNamespace(stop=lambda: None, period=period))
+    with set_curdoc(served_document):
+        ticks = Periodic(lambda: None, period_ms=5000)
+    ticks.start()
+    assert ticks.running and len(hooks) == 1
+    hooks[0](None)  # Bokeh destroys the session
+    assert ticks.closed and not ticks.running
+
+
+# ------------------------------------------------------------------ admission
+def test_admit_session_counts_against_the_cap_and_releases_on_destroy(monkeypatch):
+    registry = admission.SessionRegistry(trim_delay=3600.0)
+    destroyed = []
+    monkeypatch.setattr(pn.state, "on_session_destroyed", destroyed.append)
+    docs = []
+    for index in range(3):
+        doc = Document()
+        context = SimpleNamespace(id=f"session-{index}", session=None)
+        doc._session_context = lambda context=context: context
+        docs.append(doc)
+    with set_curdoc(docs[0]):
+        assert admission.admit_session(2, registry=registry)
+    with set_curdoc(docs[1]):
+        assert admission.admit_session(2, registry=registry)
+    with set_curdoc(docs[2]):
+        assert not admission.admit_session(2, registry=registry)  # full
+    assert registry.live == 2 and len(destroyed) == 2
+    destroyed[0](None)  # the first tab's session is destroyed
+    assert registry.live == 1
+    with set_curdoc(docs[2]):
+        assert admission.admit_session(2, registry=registry)
+    registry.release("session-1")
+    registry.release("session-2")  # the last one: memory is released after trim_delay (not here)
+
+
+# ------------------------------------------------------------------ document calls
+def test_a_document_without_its_session_is_destroyed_and_nothing_is_scheduled(served_document):
+    assert not document_destroyed(served_document)
+    runner_doc = served_document
+    served_document._session_context = None  # what Bokeh's and Panel's Document.destroy do first
+    assert document_destroyed(runner_doc)
+    with set_curdoc(runner_doc):
+        runner = SessionRunner("test")
+    assert not runner.served  # a destroyed document is not a session
+
+
+def test_a_destroyed_document_keeps_bokehs_current_document(served_document):
+    """Bokeh makes a document its global current one while it fails to schedule a callback
+    on it; the previous current document is put back."""
+    before = bokeh_curdoc()
+    served_document.callbacks.destroy()
+    assert try_run_locked(served_document, lambda: None) in ("AttributeError", "RuntimeError")
+    assert bokeh_curdoc() is before
+
+
+def test_updates_to_a_session_whose_document_was_destroyed_are_dropped(served_document):
+    with set_curdoc(served_document):
+        runner = SessionRunner("test")
+    assert runner.served
+    served_document._session_context = None
+    ran = []
+    runner.in_session(lambda: ran.append(1))
+    assert ran == [] and not list(served_document.session_callbacks)
