@@ -30,6 +30,7 @@ from .adaptation import (
     DUAL_AVERAGING_T0 as DUAL_AVERAGING_T0,
     DUAL_AVERAGING_KAPPA as DUAL_AVERAGING_KAPPA,
 )
+from . import adaptation as _adaptation, hmc_kernel as _hmc_kernel
 from .hmc_kernel import (
     HMCState as HMCState,
     HMCInfo as HMCInfo,
@@ -44,35 +45,8 @@ from .hmc_kernel import (
     gradient_evaluations as gradient_evaluations,
 )
 
-__all__ = [
-    "sample",
-    "DualAveragingState",
-    "WarmupResult",
-    "WarmupCarry",
-    "dual_averaging_init",
-    "dual_averaging_update",
-    "warmup",
-    "warmup_chains",
-    "warmup_chains_in_blocks",
-    "warmup_schedule",
-    "warmup_init",
-    "warmup_block",
-    "WARMUP_WINDOWS",
-    "DUAL_AVERAGING_GAMMA",
-    "DUAL_AVERAGING_T0",
-    "DUAL_AVERAGING_KAPPA",
-    "HMCState",
-    "HMCInfo",
-    "LogDensityFn",
-    "init",
-    "build_kernel",
-    "as_pytree_fn",
-    "sample_chunk",
-    "SampleResult",
-    "sample_chains_chunk",
-    "validate_sampler_options",
-    "gradient_evaluations",
-]
+# Everything the two modules export, plus sample: `from nbody_core.infer import hmc` is one import.
+__all__ = ["sample", *_adaptation.__all__, *_hmc_kernel.__all__]
 
 def sample(
     key,
