@@ -16,6 +16,10 @@
 // - Spinner: the up/down buttons are empty (axe button-name) and act on mouse events only:
 //   labelled "Increase/Decrease <title>" and taken out of the Tab order (the arrow keys in the
 //   input do the same from the keyboard).
+// - Card: the collapsible header is a <button> whose only text is the title pane, rendered in
+//   that pane's own shadow root, so its name depends on when the pane has painted (axe
+//   button-name, seen in projector mode, where the restyled page re-renders the panes):
+//   aria-label = the title, and aria-expanded kept in step with collapsed.
 // - A widget that re-renders keeps the keyboard focus on the same kind of element.
 // Always (plain DOM): the template's main column is the page's main landmark and its title the
 // level-1 heading. The focus ring inside every widget's shadow root is not here: it is a
@@ -194,4 +198,17 @@
     }
   };
   after(viewClass("Spinner"), "render", labelSpinButtons);
+
+  // Cards: the header button is named after the title and says whether the card is open.
+  const labelCardHeader = function () {
+    const button = this.button_el;
+    if (!button) return;
+    const title = (this.child_views || [])[0];
+    const label = title && title.model ? plain(title.model.text || title.model.object || "") : "";
+    if (label) button.setAttribute("aria-label", label);
+    button.setAttribute("aria-expanded", this.model.collapsed ? "false" : "true");
+  };
+  const Card = viewClass("panel.models.layout.Card");
+  after(Card, "render", labelCardHeader);
+  after(Card, "_collapse", labelCardHeader);
 })();

@@ -1,5 +1,5 @@
 """Accessibility patches of BokehJS widget views: ARIA roles and keyboard operation of the tab
-headers, accessible names for slider handles, checkboxes and spinner buttons, the focus kept
+headers, accessible names for slider handles, checkboxes, spinner buttons and card headers, the focus kept
 across a widget's re-rendering; and the page's main landmark and heading.
 
 Bokeh 3.9 and Panel 1.9 have no public ARIA properties, and the widgets render in shadow roots
@@ -37,6 +37,10 @@ PRIVATE_USES = (
     PrivateUse(
         "bokeh", "AbstractSliderView.prototype._update_title",
         "slider handles named after the slider's title, kept in step when it changes", _FALLBACK,
+    ),
+    PrivateUse(
+        "panel", "CardView.prototype._collapse and its field button_el",
+        "a collapsible card's header button named after its title, with aria-expanded", _FALLBACK,
     ),
     PrivateUse(
         "bokeh", "view fields shadow_el, header_el, header_els, headers_wrapper_el, child_views, checkbox_el, "

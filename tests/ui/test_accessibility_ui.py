@@ -146,3 +146,21 @@ def test_axe_finds_no_serious_violation_on_any_tab_or_in_projector_mode(page, op
     summary["projector mode"] = {v["id"]: f"{v['impact']} x{len(v['nodes'])}" for v in results.response["violations"]}
     (ui.results_dir / "axe-summary.json").write_text(json.dumps(summary, indent=1))
     assert all(not v for v in found.values()), json.dumps(found, indent=1)
+
+
+def test_card_headers_are_named_buttons_that_say_whether_they_are_open(page, open_app, ui):
+    """A collapsible card's header is a button named after its title with aria-expanded kept in
+    step: the name must not depend on when the title pane paints (the axe button-name failure
+    seen once in projector mode), and a screen reader hears "collapsed"/"expanded"."""
+    page.set_viewport_size(VIEWPORT)
+    open_app()
+    ui.wait_for_scene_bodies(page, 3)
+    header = page.get_by_role("button", name="Record a movie")
+    expect(header).to_have_attribute("aria-expanded", "false", timeout=30_000)
+    header.click()
+    expect(header).to_have_attribute("aria-expanded", "true")
+    header.click()
+    expect(header).to_have_attribute("aria-expanded", "false")
+    page.get_by_role("button", name="Projector mode").click()
+    page.wait_for_function("() => document.body.classList.contains('nbody-projector')")
+    expect(page.get_by_role("button", name="Record a movie")).to_have_attribute("aria-expanded", "false")
