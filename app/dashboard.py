@@ -29,6 +29,7 @@ __all__ = [
     "serve_session",
     "session_count_readout",
     "session_full_page",
+    "session_refusal",
     "projector_toggle",
 ]
 
@@ -142,19 +143,40 @@ def session_count_readout(live_fn, cap: int, *, period_ms: int = 5000) -> pn.pan
     return readout
 
 
-def session_full_page(live: int, cap: int) -> pn.template.BootstrapTemplate:
-    """What a browser gets past the session cap: a friendly page, no dashboard (cheap)."""
+def _refusal_text(answer) -> str:
+    """The refusal of a session past a cap, in words (Markdown)."""
+    from app.runtime.admission import ADDRESS_FULL
+
+    if answer.reason == ADDRESS_FULL:
+        return (
+            "### Too many dashboard tabs from this computer\n\n"
+            f"This computer already has {answer.cap} N-body Explorer tabs open on this server, the most "
+            "one address may hold. Close one of them, then reload this page.\n\n"
+            "(Computers behind one router share one address. The lecturer can raise the limit with "
+            "`nbody serve --max-sessions-per-address N` or `NBODY_MAX_SESSIONS_PER_ADDRESS`; 0 turns it off.)"
+        )
+    return (
+        "### The dashboard is full right now\n\n"
+        f"{answer.live} of {answer.cap} sessions are in use on this server. A closed tab frees its place "
+        "within a few seconds: please reload this page in a moment.\n\n(The lecturer can raise the cap with "
+        "`nbody serve --max-sessions N` or `NBODY_MAX_SESSIONS`.)"
+    )
+
+
+def session_refusal(answer) -> pn.pane.Alert:
+    """The message a session refused by :func:`app.runtime.admission.admit_session` shows."""
+    return pn.pane.Alert(_refusal_text(answer), alert_type="warning", name="sessions-full")
+
+
+def session_full_page(answer) -> pn.template.BootstrapTemplate:
+    """What a browser gets past a session cap: a friendly page, no dashboard (cheap).
+
+    Args:
+        answer: the refusing :class:`~app.runtime.admission.Admission`.
+    """
     template = pn.template.BootstrapTemplate(title="N-body Explorer", header_background=ACCENT, busy_indicator=None,
                                              design=NbodyDesign)
-    template.main.append(
-        pn.pane.Alert(
-            f"### The dashboard is full right now\n\n{live} of {cap} sessions are in use on this "
-            "server. A closed tab frees its place within about half a minute: please reload "
-            "this page in a moment.\n\n(The lecturer can raise the cap with "
-            "`nbody serve --max-sessions N` or `NBODY_MAX_SESSIONS`.)",
-            alert_type="warning", name="sessions-full",
-        )
-    )
+    template.main.append(session_refusal(answer))
     return template
 
 
@@ -237,11 +259,14 @@ def build_dashboard(
 def serve_session() -> pn.viewable.Viewable:
     """What ``app/main.py`` runs for each browser session of a served app.
 
-    Admits the session against the cap (``NBODY_MAX_SESSIONS``; past it the session gets
-    :func:`session_full_page`), installs the session guards, and serves a light shell whose
-    tabs are built once the browser has connected (``pn.state.onload``), so a plain
-    ``GET /app`` costs milliseconds, not a dashboard built on the event loop. Outside a
-    server (Bokeh's DirectoryHandler in tests) the tabs are built at once.
+    Admits the session against the caps (``NBODY_MAX_SESSIONS`` viewers in all,
+    ``NBODY_MAX_SESSIONS_PER_ADDRESS`` per client address; a page request that never connects
+    its websocket is not a viewer; past a cap the session gets :func:`session_full_page`),
+    installs the session guards, and serves a light shell whose tabs are built once the
+    browser has connected (``pn.state.onload``), after a second check of the caps (pages
+    requested together all pass the first). A plain ``GET /app`` costs milliseconds, not a
+    dashboard built on the event loop. Outside a server (Bokeh's DirectoryHandler in tests)
+    the tabs are built at once.
 
     Everything the callbacks need is bound here, in a regular module: Bokeh discards
     ``main.py``'s own namespace when its session ends.
@@ -249,15 +274,21 @@ def serve_session() -> pn.viewable.Viewable:
     from app.compat.accessibility import install_accessibility
     from app.compat.query import install_query_guard, oversized_query_values
     from app.compat.upload import install_upload_guard
-    from app.limits import max_sessions_from_environment
+    from app.limits import (
+        disconnect_grace_from_environment,
+        max_sessions_from_environment,
+        max_sessions_per_address_from_environment,
+    )
     from app.reliability import install_session_guards
-    from app.runtime.admission import SESSIONS, admit_session
+    from app.runtime.admission import SESSIONS, admit_session, confirm_session
     from app.runtime.messages import escape_markdown
 
     install_query_guard()  # a 4301-digit query value must not blank the page
-    cap = max_sessions_from_environment()
-    if not admit_session(cap):  # released again when the session is destroyed
-        return session_full_page(SESSIONS.live, cap).servable(title="N-body Explorer")
+    cap, per_address = max_sessions_from_environment(), max_sessions_per_address_from_environment()
+    SESSIONS.disconnect_grace_s = disconnect_grace_from_environment()
+    answer = admit_session(cap, per_address=per_address)  # unregistered when the session is destroyed
+    if not answer:
+        return session_full_page(answer).servable(title="N-body Explorer")
     document = pn.state.curdoc
     context = document.session_context if document is not None else None
     pn.config.disconnect_notification = (
@@ -287,7 +318,8 @@ def serve_session() -> pn.viewable.Viewable:
         dashboard.header.append(session_count_readout(lambda: SESSIONS.live, cap))
 
         def build_on_load() -> None:
-            holder.objects = [build_tabs()]
+            confirmed = confirm_session(cap, per_address=per_address)
+            holder.objects = [build_tabs() if confirmed else session_refusal(confirmed)]
 
         pn.state.onload(build_on_load)
     return dashboard.servable(title="N-body Explorer")

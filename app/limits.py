@@ -29,6 +29,10 @@ __all__ = [
     "safe_filename",
     "DEFAULT_MAX_SESSIONS",
     "max_sessions_from_environment",
+    "DEFAULT_MAX_SESSIONS_PER_ADDRESS",
+    "max_sessions_per_address_from_environment",
+    "DEFAULT_DISCONNECT_GRACE_S",
+    "disconnect_grace_from_environment",
     "SECONDS_PER_PAIR_STEP",
     "STEP_OVERHEAD_PAIRS",
     "GRADIENT_COST_FACTOR",
@@ -227,6 +231,49 @@ def max_sessions_from_environment(environ: Mapping[str, str] | None = None) -> i
     if text is None or not text.strip():
         return DEFAULT_MAX_SESSIONS
     return _parse_positive_int("NBODY_MAX_SESSIONS", text, _MAX_SESSIONS_CEILING)
+
+
+#: Default most sessions one client address holds (issue 26): a student's few tabs. A class
+#: behind one NAT router reaches a server outside its LAN from one address: raise it there
+#: (at least the class size), or 0 for no per-address cap.
+DEFAULT_MAX_SESSIONS_PER_ADDRESS = 5
+#: Default seconds a viewer whose websocket dropped keeps its place (a reconnecting page).
+DEFAULT_DISCONNECT_GRACE_S = 5.0
+_DISCONNECT_GRACE_CEILING_S = 600.0
+
+
+def max_sessions_per_address_from_environment(environ: Mapping[str, str] | None = None) -> int:
+    """Most sessions of one client address: ``NBODY_MAX_SESSIONS_PER_ADDRESS``
+    (``nbody serve --max-sessions-per-address``) or 5; 0 means no per-address cap.
+
+    Raises:
+        ValueError: naming the variable, if it is not a whole number in [0, 10 000].
+    """
+    environ = os.environ if environ is None else environ
+    text = environ.get("NBODY_MAX_SESSIONS_PER_ADDRESS")
+    if text is None or not text.strip():
+        return DEFAULT_MAX_SESSIONS_PER_ADDRESS
+    return _parse_positive_int("NBODY_MAX_SESSIONS_PER_ADDRESS", text, _MAX_SESSIONS_CEILING, floor=0)
+
+
+def disconnect_grace_from_environment(environ: Mapping[str, str] | None = None) -> float:
+    """Seconds a viewer whose connection dropped still counts: ``NBODY_DISCONNECT_GRACE_S``
+    (``nbody serve --disconnect-grace``) or 5.
+
+    Raises:
+        ValueError: naming the variable, if it is not a number of seconds in [0, 600].
+    """
+    environ = os.environ if environ is None else environ
+    text = environ.get("NBODY_DISCONNECT_GRACE_S")
+    if text is None or not text.strip():
+        return DEFAULT_DISCONNECT_GRACE_S
+    try:
+        value = float(text)
+    except ValueError:
+        raise ValueError(f"environment variable NBODY_DISCONNECT_GRACE_S={text!r} must be a number of seconds") from None
+    if not 0 <= value <= _DISCONNECT_GRACE_CEILING_S:
+        raise ValueError(f"environment variable NBODY_DISCONNECT_GRACE_S={text!r} must be in [0, 600] seconds")
+    return value
 
 
 # ------------------------------------------------------------------ cost of a click

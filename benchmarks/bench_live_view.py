@@ -190,6 +190,7 @@ def main(argv: list[str] | None = None) -> int:
         args.sessions, args.duration, args.burners, args.burn_s = 4, 6.0, 4, 10.0
 
     os.environ.setdefault("NBODY_MAX_SESSIONS", str(args.sessions + 10))
+    os.environ.setdefault("NBODY_MAX_SESSIONS_PER_ADDRESS", "0")  # every client is on loopback
     cache_dir = tempfile.mkdtemp(prefix="nbody-live-jax-")
     port = free_port()
     base = f"http://127.0.0.1:{port}"

@@ -85,7 +85,8 @@ def start_server(port: int, *, log_path: Path, cache_dir: str) -> subprocess.Pop
             "--check-unused-sessions", str(SESSION_CHECK_MS), "--unused-session-lifetime", str(SESSION_LIFETIME_MS),
         ],
         cwd=REPO_ROOT,
-        env={**os.environ, "JAX_PLATFORMS": os.environ.get("JAX_PLATFORMS", "cpu"), "NBODY_JAX_CACHE_DIR": cache_dir},
+        env={**os.environ, "JAX_PLATFORMS": os.environ.get("JAX_PLATFORMS", "cpu"), "NBODY_JAX_CACHE_DIR": cache_dir,
+             "NBODY_MAX_SESSIONS_PER_ADDRESS": "0"},  # every browser session comes from loopback
         stdout=log, stderr=subprocess.STDOUT,
     )
     process._load_log = log  # type: ignore[attr-defined]

@@ -1,9 +1,12 @@
-"""Session admission: live sessions counted against the server's cap, memory freed after them.
+"""Session admission: the viewers of this server counted against its caps, memory freed after them.
 
-Contract: :func:`admit_session` counts the session being built against the cap and releases
-it when the session is destroyed; past the cap it refuses (the caller shows a "full" page).
-When the last session of a burst is gone, :class:`SessionRegistry` returns freed memory to
-the OS (:func:`release_memory`: ``gc.collect``, JAX's caches, glibc's ``malloc_trim``).
+Contract: a session counts as a viewer while its browser is connected (Bokeh's public
+``ServerSession.connection_count``), and for a short grace after its connection drops, so a
+page that reconnects keeps its place. A page request whose websocket never connects (a plain
+``GET /app``, a link preview, a script) is never counted. :func:`admit_session` refuses a new
+session past the server cap or past the per-address cap, with the reason; :func:`confirm_session`
+checks again once the browser has connected (requests that connect together cannot all pass).
+When the last session is destroyed, :class:`SessionRegistry` returns freed memory to the OS.
 """
 
 from __future__ import annotations
@@ -14,12 +17,30 @@ import gc
 import logging
 import sys
 import threading
+import time
+from dataclasses import dataclass
+from typing import Callable, NamedTuple
 
 import panel as pn
 
-__all__ = ["SESSIONS", "SessionRegistry", "admit_session", "release_memory"]
+__all__ = [
+    "ADDRESS_FULL",
+    "Admission",
+    "FULL",
+    "SESSIONS",
+    "SessionRegistry",
+    "admit_session",
+    "client_address",
+    "confirm_session",
+    "release_memory",
+]
 
 _LOG = logging.getLogger(__name__)
+
+#: :attr:`Admission.reason` when the server holds its cap of viewers.
+FULL = "full"
+#: :attr:`Admission.reason` when the client's address holds its cap of viewers.
+ADDRESS_FULL = "address"
 
 
 def _load_malloc_trim():
@@ -60,44 +81,141 @@ def release_memory(*, clear_jax_caches: bool = False) -> bool:
     return True
 
 
-class SessionRegistry:
-    """Live dashboard sessions of this process, against a cap.
+class Admission(NamedTuple):
+    """The answer to a session asking in: true when admitted.
 
-    :meth:`admit` is called when a session is built; its ``on_session_destroyed`` callback
-    calls :meth:`release`. When the count falls to zero (the last tab of a burst closed),
-    memory is returned to the OS :attr:`trim_delay` seconds later, unless a new session
-    arrived meanwhile.
+    Attributes:
+        admitted: whether the session may have a dashboard.
+        reason: ``""`` when admitted, else :data:`FULL` or :data:`ADDRESS_FULL`.
+        live: viewers counted when the answer was given (the refused session not included).
+        cap: the cap that refused it (the server's or the address's), or the server's cap.
     """
 
-    def __init__(self, *, trim_delay: float = 2.0) -> None:
+    admitted: bool
+    reason: str
+    live: int
+    cap: int
+
+    def __bool__(self) -> bool:
+        return self.admitted
+
+
+@dataclass
+class _Entry:
+    address: str
+    connections: Callable[[], int] | None  # None: always a viewer (built outside a server)
+    last_connected: float  # when last seen connected (or admitted)
+    ever_connected: bool = False
+
+
+class SessionRegistry:
+    """The sessions of this process and which of them are viewers.
+
+    :meth:`admit` registers a session when it is built; its ``on_session_destroyed`` callback
+    calls :meth:`release`. A session counts against the caps (:attr:`live`) while
+    ``connections()`` is positive, and for :attr:`disconnect_grace_s` seconds after it was last
+    seen connected; one that has never connected does not count. When no session is left
+    (the last tab of a burst destroyed), memory is returned to the OS :attr:`trim_delay`
+    seconds later, unless a new session arrived meanwhile.
+
+    Args:
+        trim_delay: seconds between the last session's destruction and the memory release.
+        disconnect_grace_s: seconds a viewer whose connection dropped keeps its place.
+        clock: monotonic seconds (tests pass a fake one).
+    """
+
+    def __init__(self, *, trim_delay: float = 2.0, disconnect_grace_s: float = 5.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self._lock = threading.Lock()
-        self._live: set[str] = set()
+        self._sessions: dict[str, _Entry] = {}
         self._timer: threading.Timer | None = None
         self.trim_delay = trim_delay
+        self.disconnect_grace_s = disconnect_grace_s
+        self._clock = clock
         self.trims = 0  # how many times memory was released (tests and the load benchmark)
+
+    # ------------------------------------------------------------------ counting
+    def _is_viewer(self, entry: _Entry, now: float) -> bool:
+        if entry.connections is None:
+            return True
+        try:
+            connected = entry.connections() > 0
+        except Exception:  # noqa: BLE001 - a session taken apart meanwhile: not a viewer
+            connected = False
+        if connected:
+            entry.last_connected, entry.ever_connected = now, True
+            return True
+        return entry.ever_connected and now - entry.last_connected <= self.disconnect_grace_s
+
+    def _viewers(self, *, excluding: str | None = None) -> list[_Entry]:
+        now = self._clock()
+        return [entry for key, entry in self._sessions.items() if key != excluding and self._is_viewer(entry, now)]
 
     @property
     def live(self) -> int:
+        """Viewers now: connected sessions, and those within the grace after a drop."""
         with self._lock:
-            return len(self._live)
+            return len(self._viewers())
 
-    def admit(self, session_id: str, cap: int) -> bool:
-        """Count ``session_id`` and return True, or return False if ``cap`` sessions are live."""
+    @property
+    def sessions(self) -> int:
+        """Sessions not yet destroyed, viewers or not (a plain GET's session lives ~15-30 s)."""
         with self._lock:
-            if session_id in self._live:
-                return True
-            if len(self._live) >= cap:
-                return False
-            self._live.add(session_id)
+            return len(self._sessions)
+
+    def _decide(self, session_id: str, address: str, cap: int, per_address: int) -> Admission:
+        viewers = self._viewers(excluding=session_id)
+        if len(viewers) >= cap:
+            return Admission(False, FULL, len(viewers), cap)
+        if per_address > 0 and sum(entry.address == address for entry in viewers) >= per_address:
+            return Admission(False, ADDRESS_FULL, len(viewers), per_address)
+        return Admission(True, "", len(viewers), cap)
+
+    # ------------------------------------------------------------------ asking in
+    def admit(self, session_id: str, cap: int, *, address: str = "", per_address: int = 0,
+              connections: Callable[[], int] | None = None) -> Admission:
+        """Register ``session_id`` if the viewers leave room for it.
+
+        Args:
+            session_id: the Bokeh session's id (asking again with a known id is admitted).
+            cap: most viewers of the server.
+            address: the client's address (:func:`client_address`).
+            per_address: most viewers of one address; 0 for no such cap.
+            connections: returns the session's open connection count; None counts the
+                session as a viewer always (a session built outside a server).
+
+        Returns:
+            The :class:`Admission` (true when admitted).
+        """
+        with self._lock:
+            if session_id in self._sessions:
+                return Admission(True, "", len(self._viewers(excluding=session_id)), cap)
+            answer = self._decide(session_id, address, cap, per_address)
+            if not answer:
+                return answer
+            self._sessions[session_id] = _Entry(address, connections, self._clock())
             if self._timer is not None:
                 self._timer.cancel()
                 self._timer = None
-            return True
+            return answer
+
+    def confirm(self, session_id: str, cap: int, *, per_address: int = 0) -> Admission:
+        """Check a registered session again once its browser has connected: pages requested
+        together pass :meth:`admit` before any of them connects. Refused, the session stops
+        counting at once (it is unregistered)."""
+        with self._lock:
+            entry = self._sessions.get(session_id)
+            if entry is None:
+                return Admission(False, FULL, len(self._viewers()), cap)
+            answer = self._decide(session_id, entry.address, cap, per_address)
+            if not answer:
+                del self._sessions[session_id]
+            return answer
 
     def release(self, session_id: str) -> None:
         with self._lock:
-            self._live.discard(session_id)
-            if self._live:
+            self._sessions.pop(session_id, None)
+            if self._sessions:
                 return
             if self._timer is not None:
                 self._timer.cancel()
@@ -107,7 +225,7 @@ class SessionRegistry:
 
     def _trim_if_idle(self) -> None:
         with self._lock:
-            if self._live:
+            if self._sessions:
                 return
             self._timer = None
         release_memory(clear_jax_caches=True)
@@ -119,27 +237,58 @@ class SessionRegistry:
 SESSIONS = SessionRegistry()
 
 
-def admit_session(cap: int, *, registry: SessionRegistry | None = None) -> bool:
-    """Count the session being built (``pn.state.curdoc``'s) against ``cap``.
+def client_address(request) -> str:
+    """The client's IP address as the server sees it (Tornado's ``remote_ip``: the proxy's
+    address behind a reverse proxy, unless the server runs with ``--use-xheaders``)."""
+    return str(getattr(request, "remote_ip", None) or "")
+
+
+def _connection_count(context) -> Callable[[], int]:
+    def connections() -> int:
+        session = getattr(context, "session", None)  # None while the session is being built
+        if session is None or getattr(session, "destroyed", False):
+            return 0
+        return int(session.connection_count)
+
+    return connections
+
+
+def admit_session(cap: int, *, per_address: int = 0, registry: SessionRegistry | None = None) -> Admission:
+    """Register the session being built (``pn.state.curdoc``'s) if the viewers leave room.
 
     Call it while the session's document is current (``app/main.py`` -> ``serve_session``).
-    An admitted served session is released when it is destroyed
-    (``pn.state.on_session_destroyed``); one built outside a server (tests) is counted under
-    its document's id and never released.
+    An admitted served session counts once its browser connects and is unregistered when it
+    is destroyed (``pn.state.on_session_destroyed``); one built outside a server (tests) is
+    counted at once under its document's id and never released.
 
     Args:
-        cap: most live sessions (``app.limits.max_sessions_from_environment``).
+        cap: most viewers (``app.limits.max_sessions_from_environment``).
+        per_address: most viewers of one client address, 0 for no such cap
+            (``app.limits.max_sessions_per_address_from_environment``).
         registry: the sessions to count in (:data:`SESSIONS` by default).
 
     Returns:
-        True when admitted; False when ``cap`` sessions are live already.
+        The :class:`Admission`: true when admitted; else its reason and the cap that refused.
     """
     registry = SESSIONS if registry is None else registry
     document = pn.state.curdoc
     context = document.session_context if document is not None else None
     session_id = getattr(context, "id", None) or str(id(document))
-    if not registry.admit(session_id, cap):
-        return False
-    if context is not None:
+    served = context is not None and hasattr(context, "request")
+    answer = registry.admit(
+        session_id, cap, address=client_address(getattr(context, "request", None)), per_address=per_address,
+        connections=_connection_count(context) if served else None,
+    )
+    if answer and context is not None:
         pn.state.on_session_destroyed(lambda _context: registry.release(session_id))
-    return True
+    return answer
+
+
+def confirm_session(cap: int, *, per_address: int = 0, registry: SessionRegistry | None = None) -> Admission:
+    """:meth:`SessionRegistry.confirm` for the current session (call it once the browser has
+    connected, e.g. from ``pn.state.onload``)."""
+    registry = SESSIONS if registry is None else registry
+    document = pn.state.curdoc
+    context = document.session_context if document is not None else None
+    session_id = getattr(context, "id", None) or str(id(document))
+    return registry.confirm(session_id, cap, per_address=per_address)

@@ -5,8 +5,10 @@ otherwise; signed session ids with a secret key (``BOKEH_SECRET_KEY`` or
 ``NBODY_SECRET_KEY`` when set, else a random key made at each start, so a guessed or
 copied ``?bokeh-session-id=`` joins nothing); websocket origins ``localhost:PORT`` and
 ``127.0.0.1:PORT`` plus any given; an explicit websocket message cap; ``/liveness``; and a
-session cap (``--max-sessions`` / ``NBODY_MAX_SESSIONS``) past which a new page gets a
-friendly "full" page instead of a dashboard.
+session cap (``--max-sessions`` / ``NBODY_MAX_SESSIONS``) and a per-address cap
+(``--max-sessions-per-address`` / ``NBODY_MAX_SESSIONS_PER_ADDRESS``), both counting viewers
+(browsers connected, not bare page requests), past which a new page gets a friendly
+"full" page instead of a dashboard.
 
 Panel is imported inside :func:`handle` only: the core package never imports it.
 """
@@ -34,6 +36,9 @@ DEFAULT_PORT = 5006
 #: app); the app reads the same variable and applies the same bounds.
 DEFAULT_MAX_SESSIONS = 30
 MAX_SESSIONS_CEILING = 10_000
+#: The per-address cap when neither --max-sessions-per-address nor
+#: NBODY_MAX_SESSIONS_PER_ADDRESS sets one (app.limits.DEFAULT_MAX_SESSIONS_PER_ADDRESS).
+DEFAULT_MAX_SESSIONS_PER_ADDRESS = 5
 SECRET_KEY_VARIABLES = ("BOKEH_SECRET_KEY", "NBODY_SECRET_KEY")
 
 
@@ -58,6 +63,22 @@ def register(subparsers) -> None:
     parser.add_argument(
         "--max-sessions", type=int, metavar="N",
         help=f"most dashboard sessions at once (default NBODY_MAX_SESSIONS or {DEFAULT_MAX_SESSIONS})",
+    )
+    parser.add_argument(
+        "--max-sessions-per-address", type=int, metavar="K",
+        help="most dashboard sessions one client address may hold, 0 for no limit (default "
+        f"NBODY_MAX_SESSIONS_PER_ADDRESS or {DEFAULT_MAX_SESSIONS_PER_ADDRESS}); a class behind one "
+        "NAT router that reaches this server from outside its LAN shares one address: raise it to the class size",
+    )
+    parser.add_argument(
+        "--disconnect-grace", type=float, metavar="SECONDS",
+        help="seconds a browser whose connection dropped keeps its place under the caps "
+        "(default NBODY_DISCONNECT_GRACE_S or 5)",
+    )
+    parser.add_argument(
+        "--use-xheaders", action="store_true",
+        help="behind a reverse proxy: take each client's address from X-Real-Ip / X-Forwarded-For "
+        "(without it every student appears as the proxy, one address under --max-sessions-per-address)",
     )
     parser.add_argument("--dry-run", action="store_true", help="print the `panel serve` arguments and exit")
     parser.set_defaults(handler=handle)
@@ -108,6 +129,10 @@ def serve_arguments(args: argparse.Namespace, environ=None) -> tuple[list[str], 
     env: dict[str, str] = {}
     if args.max_sessions is not None:
         env["NBODY_MAX_SESSIONS"] = str(args.max_sessions)
+    if getattr(args, "max_sessions_per_address", None) is not None:
+        env["NBODY_MAX_SESSIONS_PER_ADDRESS"] = str(args.max_sessions_per_address)
+    if getattr(args, "disconnect_grace", None) is not None:
+        env["NBODY_DISCONNECT_GRACE_S"] = repr(float(args.disconnect_grace))
     key = environ.get("BOKEH_SECRET_KEY") or environ.get("NBODY_SECRET_KEY")
     if key and len(key.encode()) < 32:
         raise ValueError("the secret key (BOKEH_SECRET_KEY / NBODY_SECRET_KEY) must be at least 32 bytes")
@@ -122,6 +147,8 @@ def serve_arguments(args: argparse.Namespace, environ=None) -> tuple[list[str], 
         "--websocket-max-message-size", str(WEBSOCKET_MAX_MESSAGE_BYTES),
         "--liveness",
     ]
+    if getattr(args, "use_xheaders", False):
+        arguments.append("--use-xheaders")
     for origin in allowed:
         arguments += ["--allow-websocket-origin", origin]
     return arguments, env
@@ -149,17 +176,64 @@ def session_cap(args: argparse.Namespace, environ) -> int:
     return int(cleaned)
 
 
+def per_address_cap(args: argparse.Namespace, environ) -> int:
+    """The per-address cap the dashboard will apply: ``--max-sessions-per-address``, else
+    ``NBODY_MAX_SESSIONS_PER_ADDRESS``, else :data:`DEFAULT_MAX_SESSIONS_PER_ADDRESS`; 0 = none.
+
+    Raises:
+        ValueError: naming the flag or the variable, if it is not an integer in
+            [0, :data:`MAX_SESSIONS_CEILING`].
+    """
+    if getattr(args, "max_sessions_per_address", None) is not None:
+        source, text = "--max-sessions-per-address", str(args.max_sessions_per_address)
+    elif environ.get("NBODY_MAX_SESSIONS_PER_ADDRESS", "").strip():
+        source, text = "NBODY_MAX_SESSIONS_PER_ADDRESS", environ["NBODY_MAX_SESSIONS_PER_ADDRESS"]
+    else:
+        return DEFAULT_MAX_SESSIONS_PER_ADDRESS
+    cleaned = text.strip().replace("_", "")
+    if not cleaned.lstrip("-").isdigit():
+        raise ValueError(f"{source} must be a whole number of sessions, got {text!r}")
+    if not 0 <= int(cleaned) <= MAX_SESSIONS_CEILING:
+        raise ValueError(f"{source} must be in [0, {MAX_SESSIONS_CEILING}] (0: no per-address limit), got {text}")
+    return int(cleaned)
+
+
+def disconnect_grace(args: argparse.Namespace, environ) -> float:
+    """Seconds a dropped browser keeps its place: ``--disconnect-grace``, else
+    ``NBODY_DISCONNECT_GRACE_S``, else 5.
+
+    Raises:
+        ValueError: naming the flag or the variable, if it is not a number in [0, 600].
+    """
+    if getattr(args, "disconnect_grace", None) is not None:
+        source, text = "--disconnect-grace", str(args.disconnect_grace)
+    elif environ.get("NBODY_DISCONNECT_GRACE_S", "").strip():
+        source, text = "NBODY_DISCONNECT_GRACE_S", environ["NBODY_DISCONNECT_GRACE_S"]
+    else:
+        return 5.0
+    try:
+        value = float(text)
+    except ValueError:
+        raise ValueError(f"{source} must be a number of seconds, got {text!r}") from None
+    if not 0 <= value <= 600:
+        raise ValueError(f"{source} must be in [0, 600] seconds, got {text}")
+    return value
+
+
 def handle(args: argparse.Namespace) -> int:
     arguments, env = serve_arguments(args)
     # Checked now, not at the first page: a bad cap fails at start with its source named.
     cap = session_cap(args, os.environ)
+    per_address = per_address_cap(args, os.environ)
+    disconnect_grace(args, os.environ)
     if args.dry_run:
         print(" ".join(["panel", *arguments]))
         return 0
     os.environ.update(env)
     print(
         f"nbody serve: http://{'localhost' if args.address in ('127.0.0.1', 'localhost') else args.address}:"
-        f"{args.port}/app (listening on {args.address}; signed sessions; at most {cap} sessions; "
+        f"{args.port}/app (listening on {args.address}; signed sessions; at most {cap} sessions, "
+        f"{per_address or 'any number'} per client address; "
         f"websocket messages up to {WEBSOCKET_MAX_MESSAGE_BYTES // 2**20} MiB)",
         file=sys.stderr,
         flush=True,

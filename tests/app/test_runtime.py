@@ -197,6 +197,71 @@ def test_admit_session_counts_against_the_cap_and_releases_on_destroy(monkeypatc
     registry.release("session-2")  # the last one: memory is released after trim_delay (not here)
 
 
+class _Browser:
+    """A session's open connection count, as Bokeh's ``ServerSession.connection_count`` reads."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def __call__(self) -> int:
+        return self.count
+
+
+def test_page_requests_that_never_connect_do_not_count():
+    # Issue 26 problem 3: 29 plain GETs (no websocket) filled a cap of 30 for ~26 s.
+    registry = admission.SessionRegistry(trim_delay=3600.0)
+    for index in range(100):
+        assert registry.admit(f"get-{index}", 3, address="10.0.0.9", per_address=2, connections=_Browser())
+    assert registry.live == 0 and registry.sessions == 100
+    student = _Browser()
+    assert registry.admit("student", 3, address="10.0.0.1", per_address=2, connections=student)
+    student.count = 1  # the page's websocket connects
+    assert registry.confirm("student", 3, per_address=2) and registry.live == 1
+
+
+def test_one_address_holds_at_most_k_viewers_and_a_refusal_says_which_cap():
+    registry = admission.SessionRegistry(trim_delay=3600.0)
+    tabs = [_Browser() for _ in range(3)]
+    for index, tab in enumerate(tabs[:2]):
+        assert registry.admit(f"tab-{index}", 30, address="10.0.0.1", per_address=2, connections=tab)
+        tab.count = 1
+    refused = registry.admit("tab-2", 30, address="10.0.0.1", per_address=2, connections=tabs[2])
+    assert not refused and refused.reason == admission.ADDRESS_FULL and refused.cap == 2
+    assert registry.admit("other", 30, address="10.0.0.2", per_address=2, connections=_Browser())
+    assert registry.admit("no-limit", 30, address="10.0.0.1", per_address=0, connections=_Browser())
+    full = registry.admit("late", 2, address="10.0.0.3", per_address=2, connections=_Browser())
+    assert not full and full.reason == admission.FULL and (full.live, full.cap) == (2, 2)
+
+
+def test_pages_requested_together_are_checked_again_once_connected():
+    registry = admission.SessionRegistry(trim_delay=3600.0)
+    tabs = {name: _Browser() for name in "abc"}
+    for name, tab in tabs.items():  # three GETs before any websocket: all pass the first check
+        assert registry.admit(name, 2, address=name, connections=tab)
+    answers = {}
+    for name, tab in tabs.items():
+        tab.count = 1
+        answers[name] = registry.confirm(name, 2)
+    assert answers["a"] and answers["b"] and not answers["c"] and answers["c"].reason == admission.FULL
+    assert registry.live == 2 and registry.sessions == 2  # the refused one no longer counts
+
+
+def test_a_dropped_connection_keeps_its_place_for_the_grace_only():
+    now = [0.0]
+    registry = admission.SessionRegistry(trim_delay=3600.0, disconnect_grace_s=5.0, clock=lambda: now[0])
+    tab = _Browser()
+    registry.admit("tab", 1, connections=tab)
+    tab.count = 1
+    assert registry.live == 1
+    tab.count = 0  # the websocket drops (a network blip, or the tab closed)
+    now[0] = 4.9
+    assert registry.live == 1 and not registry.admit("other", 1, connections=_Browser())
+    now[0] = 5.1
+    assert registry.live == 0 and registry.admit("other", 1, connections=_Browser())
+    tab.count = 1  # it reconnects: counted again
+    assert registry.live == 1
+
+
 # ------------------------------------------------------------------ document calls
 def test_a_document_without_its_session_is_destroyed_and_nothing_is_scheduled(served_document):
     assert not document_destroyed(served_document)

@@ -147,6 +147,10 @@ CASES = [
     ("serve-port-0", ["serve", "--port", "0", "--dry-run"], r"--port must be in \[1, 65535\], got 0"),
     ("serve-max-sessions-0", ["serve", "--max-sessions", "0", "--dry-run"], r"--max-sessions must be in \[1, 10000\], got 0"),
     ("serve-max-sessions-huge", ["serve", "--max-sessions", "100000", "--dry-run"], r"--max-sessions must be in \[1, 10000\], got 100000"),
+    ("serve-per-address-negative", ["serve", "--max-sessions-per-address", "-1", "--dry-run"],
+     r"--max-sessions-per-address must be in \[0, 10000\] \(0: no per-address limit\), got -1"),
+    ("serve-disconnect-grace-nan", ["serve", "--disconnect-grace", "nan", "--dry-run"],
+     r"--disconnect-grace must be in \[0, 600\] seconds, got nan"),
     ("infer-seed-2-63", INFER + ["--out", "s.nc", "--seed", "9223372036854775808"],
      r"argument --seed: must be an integer in \[0, 4294967295\], got 9223372036854775808"),
     ("infer-out-missing-directory", INFER + ["--out", "no/dir/s.nc"], r"directory 'no/dir' does not exist"),
@@ -347,3 +351,6 @@ def test_serve_refuses_a_short_secret_key_and_keeps_a_given_one(monkeypatch, cap
     assert main(["serve", "--max-sessions", "7", "--dry-run"]) == 0
     assert "NBODY_MAX_SESSIONS" not in os.environ
     assert capsys.readouterr().out.startswith("panel serve ")
+    # Behind a reverse proxy the client addresses come from its X- headers (per-address cap).
+    assert main(["serve", "--use-xheaders", "--max-sessions-per-address", "0", "--dry-run"]) == 0
+    assert " --use-xheaders " in capsys.readouterr().out and "NBODY_MAX_SESSIONS_PER_ADDRESS" not in os.environ

@@ -109,7 +109,8 @@ def app_server(tmp_path_factory):
     log_path = RESULTS_DIR / "panel-serve.log"
     # Every UI test opens its own pages on this one server: no session cap in the way.
     process = start_app_server(
-        port, log_path=log_path, extra_env={"NBODY_JAX_CACHE_DIR": str(cache_dir), "NBODY_MAX_SESSIONS": "1000"}
+        port, log_path=log_path, extra_env={"NBODY_JAX_CACHE_DIR": str(cache_dir), "NBODY_MAX_SESSIONS": "1000",
+                                        "NBODY_MAX_SESSIONS_PER_ADDRESS": "0"}
     )
     url = f"http://127.0.0.1:{port}"
     try:
