@@ -1,32 +1,74 @@
-"""The process's one bounded, fair pool for JAX work: who computes now, who waits.
+"""The process's one bounded pool for JAX work, shared fairly by measured cost.
 
 Contract: a :class:`Job` submitted to :data:`POOL` runs on a pool thread once one of the
-:data:`JAX_SLOTS` slots is free, sessions taking turns round-robin; a long job calls
-:meth:`Job.checkpoint` between bounded pieces, which gives the slot to a waiting session and
-raises :class:`Cancelled` within one piece of a stop. Nothing here touches a page or Panel.
+pool's slots is free and its session's turn has come; a session holds at most one slot (its
+second job waits behind its first). A long job calls :meth:`Job.checkpoint` between bounded
+pieces: the piece's cost is charged to its session, the slot goes to a waiting session that
+has been charged less, and :class:`Cancelled` is raised within one piece of a stop.
 
-XLA:CPU runs about two computations at a time on this 2-core machine (a third only waits),
-hence two slots. :func:`queue_text` is the waiting line a page shows for a place in the queue.
+Scheduling is fair queueing by virtual time (Linux CFS's vruntime, start-time fair queueing):
+each session's charged seconds grow with every piece it runs, and a free slot goes to the
+waiting session charged least, so a session asking for 200 steps of N = 2000 per frame slows
+itself, not the class. Cost is the piece's wall time on its slot: XLA:CPU runs compiled code on
+its own thread pool, so ``time.thread_time()`` of the pool thread reads ~0 (0.4-0.7 ms for
+pieces of 50 ms to 2.5 s measured here), and process CPU time counts every session's threads.
+:func:`queue_text` is the waiting line a page shows for a place in the queue; :meth:`FairPool.health`
+is what the health endpoint reports (app/runtime/health.py).
 """
 
 from __future__ import annotations
 
 import itertools
 import logging
+import os
 import queue
 import threading
-from collections import OrderedDict, deque
-from typing import Any, Callable, Hashable
+import time
+from collections import deque
+from typing import Any, Callable, Hashable, Mapping
 
-__all__ = ["Cancelled", "FairPool", "Job", "JAX_SLOTS", "POOL", "queue_text"]
+__all__ = [
+    "Cancelled", "FairPool", "Job", "JAX_SLOTS", "POOL", "DEFAULT_JAX_SLOTS", "queue_text",
+    "slots_from_environment",
+]
 
 _LOG = logging.getLogger(__name__)
 
-#: JAX jobs computing at once in this process (2 cores: XLA:CPU runs ~2 computations at a
-#: time, a third one only waits; measured in issue 16).
-JAX_SLOTS = 2
+#: JAX jobs computing at once in a process when ``NBODY_JAX_SLOTS`` (``nbody serve
+#: --jax-slots``) does not say otherwise. 2 on this 2-core machine: XLA:CPU runs about two
+#: computations at a time, a third one only waits (measured in issue 16). A machine with more
+#: cores, or several server processes on one machine, sets its own.
+DEFAULT_JAX_SLOTS = 2
+_SLOTS_CEILING = 256
 _IDLE_THREAD_S = 30.0  # a pool thread with nothing to do for this long exits
 _POLL_S = 0.05  # how often a waiting job looks at its stop event (cancellation latency)
+#: A running session gives its slot up at a checkpoint only to a waiting session charged at
+#: least this much less (no ping-pong between two sessions of equal cost).
+GRANULARITY_S = 0.005
+#: A session that was idle (its page painting, paused, ...) comes back charged at most this
+#: far below the least-charged busy session (CFS's sleeper credit): enough to go first at the
+#: next checkpoint, never a hoard of idle time that would starve the busy sessions.
+WAKE_CREDIT_S = 0.05
+
+
+def slots_from_environment(environ: Mapping[str, str] | None = None) -> int:
+    """The pool's slots: ``NBODY_JAX_SLOTS`` (``nbody serve --jax-slots``) or :data:`DEFAULT_JAX_SLOTS`.
+
+    Raises:
+        ValueError: naming the variable, if it is not a whole number in [1, 256].
+    """
+    environ = os.environ if environ is None else environ
+    text = environ.get("NBODY_JAX_SLOTS", "")
+    if not text.strip():
+        return DEFAULT_JAX_SLOTS
+    cleaned = text.strip().replace("_", "")
+    if not cleaned.isdigit() or not 1 <= int(cleaned) <= _SLOTS_CEILING:
+        raise ValueError(f"NBODY_JAX_SLOTS must be a whole number of slots in [1, {_SLOTS_CEILING}], got {text!r}")
+    return int(cleaned)
+
+
+#: JAX jobs computing at once in this process (read once, at import, from the environment).
+JAX_SLOTS = slots_from_environment()
 
 
 def queue_text(position: int) -> str:
@@ -47,17 +89,21 @@ class Job:
     """One unit of work submitted to the pool for one session.
 
     Attributes:
-        session: key of the session that submitted it (round-robin turns are per session).
+        session: key of the session that submitted it (the unit of fairness: cost is charged
+            per session, and a session holds at most one slot).
+        label: what submitted it ("Simulate"), for the server log and the health report.
         stop: set by :meth:`cancel`, by the session's stop event, or when the tab closes.
     """
 
     _ids = itertools.count(1)
 
     def __init__(self, fn: Callable[["Job"], Any], *, session: Hashable, stop: threading.Event | None = None,
-                 on_position: Callable[[int], None] | None = None, pool: "FairPool | None" = None):
+                 on_position: Callable[[int], None] | None = None, pool: "FairPool | None" = None,
+                 label: str = ""):
         self.id = next(Job._ids)
         self.fn = fn
         self.session = session
+        self.label = label
         self.stop = threading.Event()
         self._session_stop = stop
         self.on_position = on_position
@@ -65,6 +111,8 @@ class Job:
         self.pool = pool
         self.holds_slot = False
         self.started = False
+        self.piece_started = 0.0  # pool clock when the piece now running began (holds_slot)
+        self.charged = 0.0  # cost charged for this job so far (seconds of slot time)
         self.finished = threading.Event()
         self.on_finished: Callable[[], None] | None = None  # called on the pool thread at the end
         self.session_alive: Callable[[], bool] | None = None  # False once the session's browser is gone
@@ -94,19 +142,20 @@ class Job:
             self.pool._drop(self)
 
     def checkpoint(self) -> None:
-        """Call between bounded pieces of a long computation: raises :class:`Cancelled`
-        once stopped, and lets another session's waiting job take this job's slot first."""
+        """Call between bounded pieces of a long computation: charges the piece just done to
+        the session, raises :class:`Cancelled` once stopped, and gives the slot to a waiting
+        session charged less (this job then waits for its next turn)."""
         if self.cancelled():
             raise Cancelled()
         if self.pool is not None and self.holds_slot:
-            self.pool._yield_slot(self)
+            self.pool._end_piece(self)
         if self.cancelled():
             raise Cancelled()
 
     def take_turn(self) -> bool:
         """:meth:`checkpoint` for loops that poll a flag instead of catching
         :class:`Cancelled` (e.g. ``SimulationState.step_frame(cancelled=job.take_turn)``):
-        lets another session's waiting job go first, then returns True once stopped."""
+        lets a waiting session charged less go first, then returns True once stopped."""
         try:
             self.checkpoint()
         except Cancelled:
@@ -114,19 +163,57 @@ class Job:
         return False
 
 
-class FairPool:
-    """A bounded pool for JAX work: ``slots`` jobs compute at once, sessions take turns.
+class _Flow:
+    """One session's place in the pool: its waiting jobs, its running one, its charge."""
 
-    Jobs wait in one queue per session; a free slot goes to the next session in
-    round-robin order (a session that just got a slot goes to the back). Threads are started
-    on demand, kept while busy and leave after ``_IDLE_THREAD_S`` idle; their number stays at
-    ``slots`` plus the long jobs that yielded their slot at a :meth:`Job.checkpoint`.
+    __slots__ = ("key", "number", "jobs", "running", "vtime", "charged", "pieces", "since", "forgotten")
+
+    def __init__(self, key: Hashable, number: int):
+        self.key = key
+        self.number = number  # "session 3" in the health report (never the session's id)
+        self.jobs: deque[Job] = deque()  # waiting, in order (a job that gave its slot up is first)
+        self.running: Job | None = None
+        self.vtime = 0.0  # virtual time: charged seconds, lifted to the pool's floor on waking
+        self.charged = 0.0  # seconds of slot time charged in all (reported)
+        self.pieces = 0
+        self.since = 0  # order in which flows started waiting (ties go to the earlier)
+        self.forgotten = False  # its session closed: removed once idle
+
+    @property
+    def active(self) -> bool:
+        return self.running is not None or bool(self.jobs)
+
+
+class FairPool:
+    """A bounded pool for JAX work: ``slots`` jobs compute at once, one per session, and a
+    free slot goes to the waiting session charged least.
+
+    Args:
+        slots: jobs computing at once.
+        clock: seconds, monotonic (``time.perf_counter``; tests drive a fake one).
+        charge: ``"time"``: a piece costs its wall time on the slot (fair by cost, the
+            default); ``"turn"``: every piece costs the same, i.e. sessions take turns piece by
+            piece whatever a piece costs (the round robin of earlier releases; benchmarks
+            compare the two).
+
+    Threads are started on demand, kept while busy and leave after ``_IDLE_THREAD_S`` idle;
+    their number stays at ``slots`` plus the long jobs waiting at a :meth:`Job.checkpoint`.
     """
 
-    def __init__(self, slots: int = JAX_SLOTS):
+    def __init__(self, slots: int = JAX_SLOTS, *, clock: Callable[[], float] = time.perf_counter,
+                 charge: str = "time"):
+        if slots < 1:
+            raise ValueError(f"slots must be at least 1, got {slots}")
+        if charge not in ("time", "turn"):
+            raise ValueError(f"charge must be 'time' or 'turn', got {charge!r}")
         self.slots = slots
+        self.clock = clock
+        self.charge = charge
         self._cond = threading.Condition()
-        self._waiting: OrderedDict[Hashable, deque[Job]] = OrderedDict()
+        self._flows: dict[Hashable, _Flow] = {}
+        self._numbers = itertools.count(1)
+        self._since = itertools.count()
+        self._floor = 0.0  # least virtual time of the busy sessions (never decreases)
         self._free = slots
         self._handoff: queue.SimpleQueue = queue.SimpleQueue()
         self._idle_threads = 0
@@ -137,7 +224,9 @@ class FairPool:
         """Queue ``job`` behind its session's earlier jobs; it runs once a slot is its turn."""
         job.pool = self
         with self._cond:
-            self._waiting.setdefault(job.session, deque()).append(job)
+            flow = self._flow(job.session)
+            self._wake(flow)
+            flow.jobs.append(job)
             self._dispatch()
         return job
 
@@ -153,37 +242,113 @@ class FairPool:
             return self.slots - self._free
 
     def waiting(self) -> int:
-        """Jobs waiting for a slot."""
+        """Jobs waiting for a slot (including long jobs waiting for their next piece)."""
         with self._cond:
-            return sum(len(jobs) for jobs in self._waiting.values())
+            return sum(len(flow.jobs) for flow in self._flows.values())
+
+    def forget(self, session: Hashable) -> None:
+        """The session closed: drop its charge once its last job has left."""
+        with self._cond:
+            flow = self._flows.get(session)
+            if flow is not None:
+                flow.forgotten = True
+                self._prune(flow)
+
+    def health(self) -> dict:
+        """What the pool is doing now: ``slots``, ``busy``, ``waiting`` (jobs), and per
+        session with work or charge (``sessions``, busiest first): its name, jobs waiting,
+        whether it computes, the age of its running piece and the seconds charged to it;
+        ``oldest_piece_s``: age of the oldest running piece (0 when none)."""
+        with self._cond:
+            now = self.clock()
+            sessions = []
+            for flow in self._flows.values():
+                running = flow.running
+                age = now - running.piece_started if running is not None and running.holds_slot else None
+                sessions.append({
+                    "session": f"session {flow.number}",
+                    "label": (running or (flow.jobs[0] if flow.jobs else None)).label if flow.active else "",
+                    "waiting": len(flow.jobs),
+                    "running": running is not None and running.holds_slot,
+                    "piece_age_s": round(age, 4) if age is not None else None,
+                    "charged_s": round(flow.charged, 4),
+                    "pieces": flow.pieces,
+                })
+            ages = [now - job.piece_started for job in self._running if job.holds_slot]
+            sessions.sort(key=lambda s: (-(s["piece_age_s"] or 0.0), -s["waiting"], -s["charged_s"]))
+            return {
+                "slots": self.slots,
+                "busy": self.slots - self._free,
+                "waiting": sum(s["waiting"] for s in sessions),
+                "oldest_piece_s": round(max(ages, default=0.0), 4),
+                "charge": self.charge,
+                "sessions": sessions,
+            }
 
     # ----------------------------------------------------------------- scheduling
+    def _flow(self, session: Hashable) -> _Flow:
+        flow = self._flows.get(session)
+        if flow is None:
+            flow = self._flows[session] = _Flow(session, next(self._numbers))
+        return flow
+
+    def _update_floor(self) -> None:
+        busy = [flow.vtime for flow in self._flows.values() if flow.active]
+        if busy:
+            self._floor = max(self._floor, min(busy))
+
+    def _wake(self, flow: _Flow) -> None:
+        """``flow`` gets work: an idle session comes back at most WAKE_CREDIT_S below the
+        least-charged busy one (what it did not use while idle is not saved up)."""
+        if flow.active:
+            return
+        self._update_floor()
+        flow.vtime = max(flow.vtime, self._floor - self._credit())
+        flow.since = next(self._since)
+
+    def _credit(self) -> float:
+        return WAKE_CREDIT_S if self.charge == "time" else 0.5
+
+    def _granularity(self) -> float:
+        return GRANULARITY_S if self.charge == "time" else 0.0
+
+    def _eligible(self) -> list[_Flow]:
+        """Sessions with a waiting job and no slot, least charged first."""
+        flows = [flow for flow in self._flows.values() if flow.jobs and flow.running is None]
+        flows.sort(key=lambda flow: (flow.vtime, flow.since))
+        return flows
+
     def _order(self) -> list[Job]:
-        """Waiting jobs in the order they will get a slot (round-robin over sessions)."""
-        queues = [list(jobs) for jobs in self._waiting.values()]
+        """Waiting jobs in the order they are expected to get a slot: sessions least charged
+        first, one job per session per round (a forecast: charges change as pieces run)."""
+        flows = sorted((flow for flow in self._flows.values() if flow.jobs),
+                       key=lambda flow: (flow.running is not None, flow.vtime, flow.since))
         order = []
-        for rank in range(max((len(q) for q in queues), default=0)):
-            order.extend(q[rank] for q in queues if rank < len(q))
+        for rank in range(max((len(flow.jobs) for flow in flows), default=0)):
+            order.extend(flow.jobs[rank] for flow in flows if rank < len(flow.jobs))
         return order
 
     def _dispatch(self) -> None:
-        """Hand free slots to the next waiting jobs (lock held)."""
-        while self._free > 0 and self._waiting:
-            session, jobs = next(iter(self._waiting.items()))
-            job = jobs.popleft()
-            del self._waiting[session]
-            if jobs:
-                self._waiting[session] = jobs  # back of the round
+        """Hand free slots to the least-charged waiting sessions (lock held)."""
+        while self._free > 0:
+            eligible = self._eligible()
+            if not eligible:
+                break
+            flow = eligible[0]
+            job = flow.jobs.popleft()
             if job.cancelled() and not job.started:
+                self._prune(flow)
                 job.finished.set()
                 if job.on_finished is not None:
                     job.on_finished()
                 continue
             self._free -= 1
+            flow.running = job
             job.holds_slot = True
+            job.piece_started = self.clock()
             self._running.add(job)
             if job.started:
-                self._cond.notify_all()  # a yielded job waits in _yield_slot
+                self._cond.notify_all()  # a job that gave its slot up waits in _end_piece
             else:
                 job.started = True
                 self._start(job)
@@ -201,6 +366,30 @@ class FairPool:
             job.position = position
             if job.on_position is not None:
                 job.on_position(position)
+
+    def _charge(self, job: Job) -> None:
+        """Charge the piece ``job`` ran since it got its slot or its last checkpoint (lock held)."""
+        now = self.clock()
+        cost = now - job.piece_started if self.charge == "time" else 1.0
+        job.piece_started = now
+        job.charged += cost
+        flow = self._flows[job.session]
+        flow.vtime += cost
+        flow.charged += cost
+        flow.pieces += 1
+
+    def _release(self, job: Job) -> None:
+        """``job`` leaves its slot (lock held)."""
+        job.holds_slot = False
+        self._free += 1
+        self._running.discard(job)
+        flow = self._flows[job.session]
+        if flow.running is job:
+            flow.running = None
+
+    def _prune(self, flow: _Flow) -> None:
+        if flow.forgotten and not flow.active and self._flows.get(flow.key) is flow:
+            del self._flows[flow.key]
 
     def _start(self, job: Job) -> None:
         if self._idle_threads > 0:
@@ -239,9 +428,11 @@ class FairPool:
         finally:
             with self._cond:
                 if job.holds_slot:
-                    job.holds_slot = False
-                    self._free += 1
-                self._running.discard(job)
+                    self._charge(job)
+                    self._release(job)
+                flow = self._flows.get(job.session)
+                if flow is not None:
+                    self._prune(flow)
                 self._dispatch()
             if job.on_finished is not None:
                 try:
@@ -250,43 +441,39 @@ class FairPool:
                     _LOG.exception("job callback failed")
             job.finished.set()  # after the outcome was handed on
 
-    def _yield_slot(self, job: Job) -> None:
-        """Give ``job``'s slot to another session's waiting job, if any, and wait for the
-        next turn (raises :class:`Cancelled` if stopped meanwhile)."""
+    def _end_piece(self, job: Job) -> None:
+        """At ``job``'s checkpoint: charge its piece; if a waiting session is charged less
+        (by more than the granularity), give it the slot and wait for the next turn, first
+        in this session's line (raises :class:`Cancelled` if stopped meanwhile)."""
         with self._cond:
-            if not any(session != job.session for session in self._waiting):
+            self._charge(job)
+            flow = self._flows[job.session]
+            eligible = self._eligible()
+            if not eligible or eligible[0].vtime + self._granularity() >= flow.vtime:
                 return
-            job.holds_slot = False
-            self._free += 1
-            self._running.discard(job)
-            self._waiting.setdefault(job.session, deque()).append(job)
+            self._release(job)
+            flow.jobs.appendleft(job)  # its session's next piece is this job's, not a later job's
             self._dispatch()
             while not job.holds_slot:
                 if job.cancelled():
-                    self._remove_waiting(job)
-                    self._report_positions()
+                    if job in flow.jobs:
+                        flow.jobs.remove(job)
+                    self._dispatch()
                     raise Cancelled()
                 self._cond.wait(_POLL_S)
 
     def _drop(self, job: Job) -> None:
         """A cancelled job leaves the queue at once (a running one stops at its checkpoint)."""
         with self._cond:
-            if not job.started and self._remove_waiting(job):
-                job.finished.set()
-                self._report_positions()
-            else:
+            flow = self._flows.get(job.session)
+            if job.started or flow is None or job not in flow.jobs:
                 return
+            flow.jobs.remove(job)
+            self._prune(flow)
+            job.finished.set()
+            self._report_positions()
         if job.on_finished is not None:
             job.on_finished()
-
-    def _remove_waiting(self, job: Job) -> bool:
-        jobs = self._waiting.get(job.session)
-        if jobs is None or job not in jobs:
-            return False
-        jobs.remove(job)
-        if not jobs:
-            del self._waiting[job.session]
-        return True
 
 
 #: The process's one pool for JAX work (every session of every tab).

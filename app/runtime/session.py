@@ -116,6 +116,7 @@ class SessionRunner(param.Parameterized):
             jobs = list(self._jobs)
         for job in jobs:
             job.cancel()
+        self.pool.forget(self.session_key)  # its charge goes once its last job has left
         for hook in self._hooks:
             try:
                 hook()
@@ -208,7 +209,7 @@ class SessionRunner(param.Parameterized):
         # A frame (a few ms) does not report its place in the queue: with 30 sessions every
         # dispatch moved ~28 waiting frames one place, each a status-line redraw in its page
         # (O(sessions^2) page updates: measured 38 ms of server CPU per frame at 30 sessions).
-        job = Job(fn, session=self.session_key, stop=self.stop,
+        job = Job(fn, session=self.session_key, stop=self.stop, label=self.label,
                   on_position=self._on_position if report_position else None)
         if self.served:
             job.session_alive = lambda: self.connected

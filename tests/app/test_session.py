@@ -36,15 +36,16 @@ def test_pool_takes_sessions_in_turn_and_reports_queue_positions():
     jobs = [Job(work("a0"), session="a")]
     pool.submit(jobs[0])
     _wait_until(lambda: pool.busy() == 1)
-    # Session a queues three jobs before b and c queue one each: b and c still go second and third.
+    # Session a queues three jobs before b and c queue one each: b and c, charged nothing yet,
+    # go before a's next job (a was charged for a0).
     for label, session in (("a1", "a"), ("a2", "a"), ("a3", "a"), ("b1", "b"), ("c1", "c")):
         job = Job(work(label), session=session, on_position=lambda p, label=label: positions.__setitem__(label, p))
         jobs.append(pool.submit(job))
-    assert positions == {"a1": 1, "b1": 2, "c1": 3, "a2": 4, "a3": 5}
+    assert positions == {"b1": 1, "c1": 2, "a1": 3, "a2": 4, "a3": 5}
     gate.set()
     for job in jobs:
         assert job.finished.wait(10)
-    assert order == ["a0", "a1", "b1", "c1", "a2", "a3"]
+    assert order == ["a0", "b1", "c1", "a1", "a2", "a3"]
     assert all(job.position == 0 for job in jobs)
 
 
