@@ -3,7 +3,7 @@
 #   docker build -t nbody-explorer .
 #   docker run --rm -p 127.0.0.1:5006:5006 nbody-explorer      # then open http://localhost:5006/app
 #
-# The server is `nbody serve` (signed sessions, a session cap, /liveness). Inside the
+# The server is `nbody serve` (signed sessions, a session cap, /liveness, /health). Inside the
 # container it must listen on 0.0.0.0 (the published port arrives on the container's own
 # interface); `-p 127.0.0.1:5006:5006` keeps it reachable from this host only.
 # Browsers are only allowed to open the dashboard's websocket from the origins listed in
@@ -50,6 +50,6 @@ ENV HOME=/home/nbody \
 EXPOSE 5006
 
 HEALTHCHECK --interval=10s --timeout=5s --start-period=60s --retries=3 \
-    CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:5006/liveness', timeout=4)"]
+    CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:5006/health', timeout=4)"]
 
 CMD ["nbody", "serve", "--address", "0.0.0.0", "--port", "5006"]

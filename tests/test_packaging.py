@@ -5,7 +5,7 @@
 - ``nbody_core`` never imports Panel, param, HoloViews or Bokeh (checked in a fresh process);
 - README: exactly two Quick start commands, the test command ``.ci/run`` runs verbatim, a
   Python API tour that runs, a table for every ``benchmarks/results/*.md``;
-- Dockerfile: hadolint-clean, non-root, only port 5006, JSON HEALTHCHECK on /liveness, and an
+- Dockerfile: hadolint-clean, non-root, only port 5006, JSON HEALTHCHECK on /health, and an
   entry point that turns ``NBODY_WEBSOCKET_ORIGINS`` into ``--allow-websocket-origin`` flags.
 """
 
@@ -240,7 +240,8 @@ def test_dockerfile_contract():
     assert uid.isdigit() and int(uid) != 0, user
     assert lines("EXPOSE") == ["EXPOSE 5006"]
     (healthcheck,) = lines("HEALTHCHECK")
-    assert re.search(r'CMD \["python", "-c", ".*http://127\.0\.0\.1:5006/liveness', healthcheck), healthcheck
+    # /health, not /liveness: it answers 503 while a piece of work overruns its bound (issue 26).
+    assert re.search(r'CMD \["python", "-c", ".*http://127\.0\.0\.1:5006/health', healthcheck), healthcheck
     (cmd,) = lines("CMD")
     assert cmd == 'CMD ["nbody", "serve", "--address", "0.0.0.0", "--port", "5006"]', cmd
     # Everything COPY'd is let in by .dockerignore's allow-list and exists.
@@ -263,6 +264,6 @@ def test_container_command_allows_each_configured_origin(monkeypatch, capsys):
     line = capsys.readouterr().out.strip()
     arguments = line.split()
     assert arguments[:2] == ["panel", "serve"] and arguments[2].endswith("app")
-    assert " --address 0.0.0.0 --port 5006 --session-ids signed --websocket-max-message-size 10485760 --liveness" in line
+    assert " --address 0.0.0.0 --port 5006 --session-ids signed --websocket-max-message-size 10485760 --liveness --plugins app.runtime.health" in line
     origins = [arguments[i + 1] for i, a in enumerate(arguments) if a == "--allow-websocket-origin"]
     assert origins == ["localhost:5006", "127.0.0.1:5006", "lecture.example.org:8080", "127.0.0.1:8080"]

@@ -4,11 +4,13 @@ Equivalent to ``panel serve app`` with: loopback only (``--address 127.0.0.1``) 
 otherwise; signed session ids with a secret key (``BOKEH_SECRET_KEY`` or
 ``NBODY_SECRET_KEY`` when set, else a random key made at each start, so a guessed or
 copied ``?bokeh-session-id=`` joins nothing); websocket origins ``localhost:PORT`` and
-``127.0.0.1:PORT`` plus any given; an explicit websocket message cap; ``/liveness``; and a
+``127.0.0.1:PORT`` plus any given; an explicit websocket message cap; ``/liveness``; a
 session cap (``--max-sessions`` / ``NBODY_MAX_SESSIONS``) and a per-address cap
 (``--max-sessions-per-address`` / ``NBODY_MAX_SESSIONS_PER_ADDRESS``), both counting viewers
 (browsers connected, not bare page requests), past which a new page gets a friendly
-"full" page instead of a dashboard.
+"full" page instead of a dashboard; ``/health`` (JSON, HTTP 503 when a piece of work
+overruns ``--piece-bound`` / ``NBODY_PIECE_BOUND_S``, default 5 s); and the compute slots
+(``--jax-slots`` / ``NBODY_JAX_SLOTS``, default 2).
 
 Panel is imported inside :func:`handle` only: the core package never imports it.
 """
@@ -39,6 +41,10 @@ MAX_SESSIONS_CEILING = 10_000
 #: The per-address cap when neither --max-sessions-per-address nor
 #: NBODY_MAX_SESSIONS_PER_ADDRESS sets one (app.limits.DEFAULT_MAX_SESSIONS_PER_ADDRESS).
 DEFAULT_MAX_SESSIONS_PER_ADDRESS = 5
+#: Largest ``--jax-slots`` (the app applies the same bound to ``NBODY_JAX_SLOTS``).
+JAX_SLOTS_CEILING = 256
+#: The Panel plugin module that serves ``/health`` (named, never imported here).
+HEALTH_PLUGIN = "app.runtime.health"
 SECRET_KEY_VARIABLES = ("BOKEH_SECRET_KEY", "NBODY_SECRET_KEY")
 
 
@@ -79,6 +85,16 @@ def register(subparsers) -> None:
         "--use-xheaders", action="store_true",
         help="behind a reverse proxy: take each client's address from X-Real-Ip / X-Forwarded-For "
         "(without it every student appears as the proxy, one address under --max-sessions-per-address)",
+    )
+    parser.add_argument(
+        "--jax-slots", type=int, metavar="K",
+        help="JAX computations at once in this process, one per session at most "
+        "(default NBODY_JAX_SLOTS or 2; about the number of cores)",
+    )
+    parser.add_argument(
+        "--piece-bound", type=float, metavar="SECONDS",
+        help="/health answers 503 'unhealthy' while a piece of work has run longer than this "
+        "(default NBODY_PIECE_BOUND_S or 5)",
     )
     parser.add_argument("--dry-run", action="store_true", help="print the `panel serve` arguments and exit")
     parser.set_defaults(handler=handle)
@@ -133,6 +149,16 @@ def serve_arguments(args: argparse.Namespace, environ=None) -> tuple[list[str], 
         env["NBODY_MAX_SESSIONS_PER_ADDRESS"] = str(args.max_sessions_per_address)
     if getattr(args, "disconnect_grace", None) is not None:
         env["NBODY_DISCONNECT_GRACE_S"] = repr(float(args.disconnect_grace))
+    slots = getattr(args, "jax_slots", None)
+    if slots is not None:
+        if not 1 <= slots <= JAX_SLOTS_CEILING:
+            raise ValueError(f"--jax-slots must be in [1, {JAX_SLOTS_CEILING}], got {slots}")
+        env["NBODY_JAX_SLOTS"] = str(slots)
+    bound = getattr(args, "piece_bound", None)
+    if bound is not None:
+        if not 0.0 < bound <= 3600.0:  # also refuses NaN
+            raise ValueError(f"--piece-bound must be a number of seconds in (0, 3600], got {bound}")
+        env["NBODY_PIECE_BOUND_S"] = repr(bound)
     key = environ.get("BOKEH_SECRET_KEY") or environ.get("NBODY_SECRET_KEY")
     if key and len(key.encode()) < 32:
         raise ValueError("the secret key (BOKEH_SECRET_KEY / NBODY_SECRET_KEY) must be at least 32 bytes")
@@ -146,6 +172,7 @@ def serve_arguments(args: argparse.Namespace, environ=None) -> tuple[list[str], 
         "--session-ids", "signed",
         "--websocket-max-message-size", str(WEBSOCKET_MAX_MESSAGE_BYTES),
         "--liveness",
+        "--plugins", HEALTH_PLUGIN,
     ]
     if getattr(args, "use_xheaders", False):
         arguments.append("--use-xheaders")

@@ -3,7 +3,7 @@
 One server for the module, started with ``nbody serve --max-sessions 3`` on a free loopback
 port: signed session ids (a guessed or shared ``?bokeh-session-id=`` joins nothing, in two
 separate browser contexts), a 4301-digit query value gives a working page with a message,
-the session readout in the header, and the friendly page past the cap.
+the session readout in the header, the friendly page past the cap, and ``/health``.
 """
 
 from __future__ import annotations
@@ -81,6 +81,18 @@ def served(tmp_path_factory):
                 os.kill(process.pid, signal.SIGKILL)
                 process.wait(timeout=10)
         log.close()
+
+
+def test_health_answers_json_beside_liveness(served):
+    """`nbody serve` loads the /health plugin (app/runtime/health.py); with nothing computing
+    it says healthy, with the queue, slots and memory (its unhealthy answer: tests/app/test_health.py)."""
+    import json
+
+    with urllib.request.urlopen(f"{served}/health", timeout=30) as response:
+        assert response.status == 200 and response.headers["Content-Type"] == "application/json"
+        body = json.load(response)
+    assert body["status"] == "healthy" and body["slots"] == 2 and body["piece_bound_s"] == 5.0
+    assert body["queue"]["total"] == 0 and body["oldest_piece_s"] == 0.0 and body["rss_mib"] > 0
 
 
 def test_a_guessed_or_shared_session_id_joins_nothing(browser, served):
