@@ -93,17 +93,21 @@ def _blocks(position: Array, block_size: int):
 def _newtonian_block(x, y, z, mass, target, softening2):
     """Accelerations / G on ``target [b, 3]`` from all bodies (columns ``x, y, z, mass [n]``).
 
-    The self-pair (and any pair with ``r**2 + eps**2 == 0``) is masked *before* the square
-    root: its ``s**2`` becomes ``inf``, so it adds ``m / inf = 0`` and ``grad`` through it is
-    0, not NaN. ``m / (s**2 * sqrt(s**2))`` (one square root, one division) is measured
-    faster on XLA:CPU than ``rsqrt(s**2)**3`` in float64 (benchmarks/bench_cpu_variants.py),
-    and is the same quantity to round-off.
+    A pair with ``r**2 + eps**2 == 0`` (the unsoftened self-pair; coincident bodies) is
+    masked *before* the square root to the finite ``s**2 = 1`` (jax-md's safe masking): its
+    separation ``d`` is exactly 0, so it adds ``m * 0 = 0``, and every derivative of the
+    masked branch is finite, so reverse *and* forward mode (``jvp``: tangents times primals)
+    give 0 there, not NaN. (Masking to ``inf`` gave the same values and gradients but a
+    ``jvp`` of ``0 * inf = NaN``: the tangent of ``s**2 * sqrt(s**2)`` at ``s**2 = inf``.)
+    ``m / (s**2 * sqrt(s**2))`` (one square root, one division) is measured faster on
+    XLA:CPU than ``rsqrt(s**2)**3`` in float64 (benchmarks/bench_cpu_variants.py), and is
+    the same quantity to round-off.
     """
     dx = x[None, :] - target[:, 0:1]
     dy = y[None, :] - target[:, 1:2]
     dz = z[None, :] - target[:, 2:3]
     r2 = dx * dx + dy * dy + dz * dz + softening2
-    r2 = jnp.where(r2 > 0, r2, jnp.inf)
+    r2 = jnp.where(r2 > 0, r2, 1.0)
     weight = mass[None, :] / (r2 * jnp.sqrt(r2))
     return jnp.stack(
         [jnp.sum(weight * dx, axis=1), jnp.sum(weight * dy, axis=1), jnp.sum(weight * dz, axis=1)],
