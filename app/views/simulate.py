@@ -325,16 +325,24 @@ class SimulateView(SessionView):
             report_position=False,
         )
 
-    def _compute_frame(self, job) -> dict | None:
-        """Pool thread: one frame of the current run (None if stopped or rebuilt meanwhile)."""
+    def _compute_frame(self, job, generation: int | None = None) -> dict | None:
+        """Pool thread: one frame of the current run (None if stopped or rebuilt meanwhile);
+        with ``generation`` (a Step), of that run only: None once Reset or a new setting has
+        started another, even before this job got a slot."""
         state = self.state
+        cancelled = job.cancelled
+        if generation is not None:
+            def cancelled() -> bool:  # polled by step_frame after it has read the run's generation
+                return job.cancelled() or state.generation != generation
+            if cancelled():
+                return None
         if not state.ready:
             self.runner.in_session(partial(self._set_compiling, True))
             try:
                 state.prepare()
             finally:
                 self.runner.in_session(partial(self._set_compiling, False))
-        if state.step_frame(cancelled=job.cancelled) is None:
+        if state.step_frame(cancelled=cancelled) is None:
             return None
         return state.live_frame()
 
@@ -429,11 +437,18 @@ class SimulateView(SessionView):
         def interrupted():
             self.update_status(force=True)  # the page's connection was gone: the next click steps
 
-        self.run_job("step", self._compute_frame, done=stepped, failed=failed, interrupted=interrupted)
+        # The step belongs to the run shown when it was clicked: if Reset (or a new setting)
+        # starts another while the job waits for a slot, the job steps nothing (it used to
+        # prepare and step the new run: t = one frame on screen right after Reset).
+        self.run_job("step", partial(self._compute_frame, generation=self.state.generation), done=stepped,
+                     failed=failed, interrupted=interrupted)
 
     def reset(self) -> None:
-        """Back to the initial conditions of the current settings."""
+        """Back to the initial conditions of the current settings (a Step not yet taken is
+        dropped: it was asked of the run this ends)."""
         self.clear_message()  # a warning about the previous run no longer applies
+        self.cancel_job("step")
+        self._step_requested = False
         self.state.reset()
         self._redraw_all()
         self.ensure_ready()
