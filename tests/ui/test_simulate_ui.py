@@ -81,3 +81,18 @@ def test_shared_url_opens_the_same_setup_and_tampered_values_are_ignored(open_ap
     page.wait_for_function("() => window.location.search.includes('steps=10')")
     assert "forces=auto" in page.evaluate("() => window.location.search")  # the default kernel choice
     page.screenshot(path=str(ui.results_dir / "simulate-shared-url.png"))
+
+
+def test_fps_alone_in_a_link_sets_the_speed_slider_and_stays_in_the_rewritten_url(open_app, ui):
+    # Issue 21 item 5: "?fps=60 alone leaves the speed slider at 30" and "the URL the app
+    # rewrites drops fps" (each URL key alone is covered without a browser in tests/app/test_links.py).
+    page = open_app("?fps=60")
+    _ready(page, ui)
+    speed = page.evaluate(
+        "() => Array.from(Bokeh.documents[0].all_models).filter((m) => String(m.title || '').startsWith('Speed'))"
+        ".map((m) => m.value)"
+    )
+    assert speed == [60], speed
+    page.wait_for_function("() => window.location.search.includes('preset=figure_eight')")  # rewritten
+    query = page.evaluate("() => window.location.search")
+    assert "fps=60" in query and "steps=10" in query, query
