@@ -5,7 +5,7 @@ polls ``/liveness`` and terminates the server by PID at teardown. ``app_page`` i
 pytest-playwright's ``page`` opened on the app with its Bokeh document loaded; ``open_app(query,
 tab=...)`` opens it with a query string; ``ui`` bundles wait/read helpers. Headless
 Chromium is Debian's ``/usr/bin/chromium`` (``playwright install`` cannot download here).
-Every test in this directory gets the ``ui`` marker.
+Every test in this directory gets the ``ui`` marker and runs in the one "browser" xdist group.
 """
 
 from __future__ import annotations
@@ -44,6 +44,10 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if here in Path(str(item.fspath)).resolve().parents:
             item.add_marker(pytest.mark.ui)
+            # Under pytest-xdist (``--dist loadgroup``, the suite's default) every browser test runs
+            # on one worker, one after another, against that worker's one served app; the other
+            # worker runs the rest of the suite beside them.
+            item.add_marker(pytest.mark.xdist_group("browser"))
 
 
 def free_port() -> int:
