@@ -23,6 +23,8 @@ from typing import Callable, NamedTuple
 
 import panel as pn
 
+from app.runtime.compile_cache import prune_configured_cache
+
 __all__ = [
     "ADDRESS_FULL",
     "Admission",
@@ -229,6 +231,7 @@ class SessionRegistry:
                 return
             self._timer = None
         release_memory(clear_jax_caches=True)
+        prune_configured_cache()  # the disk cache's bound, when JAX cannot evict (no filelock)
         self.trims += 1
         _LOG.info("all sessions closed: released memory (malloc_trim=%s)", _MALLOC_TRIM is not None)
 
