@@ -9,9 +9,11 @@ has been charged less, and :class:`Cancelled` is raised within one piece of a st
 Scheduling is fair queueing by virtual time (Linux CFS's vruntime, start-time fair queueing):
 each session's charged seconds grow with every piece it runs, and a free slot goes to the
 waiting session charged least, so a session asking for 200 steps of N = 2000 per frame slows
-itself, not the class. Cost is the piece's wall time on its slot: XLA:CPU runs compiled code on
-its own thread pool, so ``time.thread_time()`` of the pool thread reads ~0 (0.4-0.7 ms for
-pieces of 50 ms to 2.5 s measured here), and process CPU time counts every session's threads.
+itself, not the class; with two slots or more, sessions in long pieces leave one slot to short
+work while it is about (pieces cannot be interrupted). Cost is the piece's wall time on its
+slot: XLA:CPU runs compiled code on its own thread pool, so ``time.thread_time()`` of the pool
+thread reads ~0 (0.4-0.7 ms for pieces of 50 ms to 2.5 s measured here), and process CPU time
+counts every session's threads.
 :func:`queue_text` is the waiting line a page shows for a place in the queue; :meth:`FairPool.health`
 is what the health endpoint reports (app/runtime/health.py).
 """
@@ -49,6 +51,13 @@ GRANULARITY_S = 0.005
 #: far below the least-charged busy session (CFS's sleeper credit): enough to go first at the
 #: next checkpoint, never a hoard of idle time that would starve the busy sessions.
 WAKE_CREDIT_S = 0.05
+#: A session whose recent pieces (an average over the last few) take longer than this is a
+#: long one: it may not take the last free slot while a short session (a playing view's
+#: frames, a click) asked for work within the last RESERVE_HOLD_S. Pieces cannot be
+#: interrupted, so with every slot held by long pieces a short job waits up to a whole piece
+#: (~100 ms: a light view at <= 10 frames/s); one slot kept for short work serves it at once.
+SHORT_PIECE_S = 0.05
+RESERVE_HOLD_S = 0.5
 
 
 def slots_from_environment(environ: Mapping[str, str] | None = None) -> int:
@@ -166,7 +175,8 @@ class Job:
 class _Flow:
     """One session's place in the pool: its waiting jobs, its running one, its charge."""
 
-    __slots__ = ("key", "number", "jobs", "running", "vtime", "charged", "pieces", "since", "forgotten")
+    __slots__ = ("key", "number", "jobs", "running", "vtime", "charged", "pieces", "since", "forgotten",
+                 "piece_s", "asked")
 
     def __init__(self, key: Hashable, number: int):
         self.key = key
@@ -178,6 +188,13 @@ class _Flow:
         self.pieces = 0
         self.since = 0  # order in which flows started waiting (ties go to the earlier)
         self.forgotten = False  # its session closed: removed once idle
+        self.piece_s = 0.0  # recent pieces' measured seconds (moving average; 0 before one)
+        self.asked = float("-inf")  # pool clock at its latest submitted job
+
+    @property
+    def long(self) -> bool:
+        """Its recent pieces take longer than SHORT_PIECE_S."""
+        return self.piece_s > SHORT_PIECE_S
 
     @property
     def active(self) -> bool:
@@ -195,13 +212,15 @@ class FairPool:
             default); ``"turn"``: every piece costs the same, i.e. sessions take turns piece by
             piece whatever a piece costs (the round robin of earlier releases; benchmarks
             compare the two).
+        reserve: keep the last slot from long sessions while short work is about (see
+            SHORT_PIECE_S); False lets long sessions take every slot.
 
     Threads are started on demand, kept while busy and leave after ``_IDLE_THREAD_S`` idle;
     their number stays at ``slots`` plus the long jobs waiting at a :meth:`Job.checkpoint`.
     """
 
     def __init__(self, slots: int = JAX_SLOTS, *, clock: Callable[[], float] = time.perf_counter,
-                 charge: str = "time"):
+                 charge: str = "time", reserve: bool = True):
         if slots < 1:
             raise ValueError(f"slots must be at least 1, got {slots}")
         if charge not in ("time", "turn"):
@@ -209,6 +228,7 @@ class FairPool:
         self.slots = slots
         self.clock = clock
         self.charge = charge
+        self.reserve = reserve
         self._cond = threading.Condition()
         self._flows: dict[Hashable, _Flow] = {}
         self._numbers = itertools.count(1)
@@ -226,6 +246,7 @@ class FairPool:
         with self._cond:
             flow = self._flow(job.session)
             self._wake(flow)
+            flow.asked = self.clock()
             flow.jobs.append(job)
             self._dispatch()
         return job
@@ -313,10 +334,24 @@ class FairPool:
         return GRANULARITY_S if self.charge == "time" else 0.0
 
     def _eligible(self) -> list[_Flow]:
-        """Sessions with a waiting job and no slot, least charged first."""
+        """Sessions with a waiting job and no slot, least charged first; long sessions left
+        out while they hold every slot but one and short work is about (:meth:`_reserved`)."""
         flows = [flow for flow in self._flows.values() if flow.jobs and flow.running is None]
+        if self._reserved():
+            flows = [flow for flow in flows if not flow.long]
         flows.sort(key=lambda flow: (flow.vtime, flow.since))
         return flows
+
+    def _long_running(self) -> int:
+        return sum(1 for job in self._running if self._flows[job.session].long)
+
+    def _reserved(self) -> bool:
+        """Whether the last slot is kept from long sessions now: two slots or more, long
+        sessions hold all but one, and a short session asked for work within RESERVE_HOLD_S."""
+        if not self.reserve or self.slots < 2 or self._long_running() < self.slots - 1:
+            return False
+        recent = self.clock() - RESERVE_HOLD_S
+        return any(not flow.long and flow.asked >= recent for flow in self._flows.values())
 
     def _order(self) -> list[Job]:
         """Waiting jobs in the order they are expected to get a slot: sessions least charged
@@ -370,10 +405,12 @@ class FairPool:
     def _charge(self, job: Job) -> None:
         """Charge the piece ``job`` ran since it got its slot or its last checkpoint (lock held)."""
         now = self.clock()
-        cost = now - job.piece_started if self.charge == "time" else 1.0
+        measured = now - job.piece_started
+        cost = measured if self.charge == "time" else 1.0
         job.piece_started = now
         job.charged += cost
         flow = self._flows[job.session]
+        flow.piece_s = measured if flow.pieces == 0 else 0.5 * (flow.piece_s + measured)
         flow.vtime += cost
         flow.charged += cost
         flow.pieces += 1
@@ -449,7 +486,12 @@ class FairPool:
             self._charge(job)
             flow = self._flows[job.session]
             eligible = self._eligible()
-            if not eligible or eligible[0].vtime + self._granularity() >= flow.vtime:
+            # A long session in the slot kept for short work gives it up while short work is
+            # about (asked lately), waiting or not: the next short job then starts at once.
+            over = flow.long and self._long_running() > self.slots - 1 and self._reserved()
+            if not over and (not eligible or eligible[0].vtime + self._granularity() >= flow.vtime):
+                if self._free > 0:
+                    self._dispatch()  # a slot kept for short work that nobody asked for lately
                 return
             self._release(job)
             flow.jobs.appendleft(job)  # its session's next piece is this job's, not a later job's
@@ -461,6 +503,8 @@ class FairPool:
                     self._dispatch()
                     raise Cancelled()
                 self._cond.wait(_POLL_S)
+                if not job.holds_slot and self._free > 0:
+                    self._dispatch()  # the slot kept for short work may be free for it by now
 
     def _drop(self, job: Job) -> None:
         """A cancelled job leaves the queue at once (a running one stops at its checkpoint)."""

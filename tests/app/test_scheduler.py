@@ -28,10 +28,10 @@ class FakeClock:
             self.now += seconds
 
 
-def _wait_until(condition, timeout_s: float = 10.0) -> None:
+def _wait_until(condition, timeout_s: float = 10.0, msg=lambda: "") -> None:
     deadline = time.monotonic() + timeout_s
     while not condition():
-        assert time.monotonic() < deadline, "condition not met in time"
+        assert time.monotonic() < deadline, f"condition not met in time {msg()}"
         threading.Event().wait(0.002)
 
 
@@ -201,3 +201,37 @@ def test_slots_come_from_the_environment_with_a_clear_error():
             slots_from_environment({"NBODY_JAX_SLOTS": bad})
     with pytest.raises(ValueError, match="slots"):
         FairPool(slots=0)
+
+
+def test_long_sessions_leave_one_slot_to_short_work_while_it_is_about():
+    """Two slots, two sessions in pieces of 100 ms and a light one asking for 10 ms jobs: the
+    second long session waits while the light one is about, so a light job never waits for
+    a long piece; once the light one has asked for nothing for RESERVE_HOLD_S, it computes."""
+    clock = FakeClock()
+    pool = FairPool(slots=2, clock=clock)
+    done = threading.Event()
+    ran: list[str] = []
+
+    def long_work(name):
+        def fn(job):
+            for _ in range(3):  # pieces of 100 ms (a long session after its first piece)
+                clock.advance(0.1)
+                ran.append(name)
+                job.checkpoint()
+            done.wait(10)
+        return fn
+
+    first = pool.submit(Job(long_work("long-a"), session="a"))
+    _wait_until(lambda: ran.count("long-a") == 3)  # (one job at a time advances the fake clock)
+    light = pool.submit(Job(lambda job: clock.advance(0.01), session="light"))  # short work, asked now
+    assert light.finished.wait(10)
+    second = pool.submit(Job(long_work("long-b"), session="b"))  # b is new: short until its first piece
+    _wait_until(lambda: ran.count("long-b") >= 1)
+    _wait_until(lambda: pool.busy() == 1 and pool.waiting() == 1, msg=lambda: (pool.health(), ran, clock.now))  # b, long now, gave the kept slot up
+    quick = pool.submit(Job(lambda job: ran.append("light"), session="light"))
+    assert quick.finished.wait(10)  # at once: a slot was kept for it
+    assert ran.count("long-b") == 1
+    clock.advance(scheduler.RESERVE_HOLD_S + 0.01)  # the light session has been quiet since
+    _wait_until(lambda: ran.count("long-b") == 3)  # b gets the kept slot back
+    done.set()
+    assert first.finished.wait(10) and second.finished.wait(10)
