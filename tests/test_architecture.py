@@ -64,15 +64,17 @@ def test_cli_never_imports_the_app(path):
 LAYERS = {
     "provenance": set(),
     "registry": set(),
-    "physics": {"registry", "provenance"},
-    "integrate": {"physics", "registry", "provenance"},
-    "systems": {"physics", "registry", "provenance"},
-    "io": {"physics", "provenance"},
-    "ensembles": {"physics", "integrate", "systems", "io", "registry", "provenance"},
-    "infer": {"physics", "integrate", "systems", "io", "registry", "provenance"},
-    "emulator": {"ensembles", "physics", "integrate", "systems", "io", "registry", "provenance"},
-    "lab": {"infer", "physics", "integrate", "systems", "io", "registry", "provenance"},
-    "cli": {"ensembles", "emulator", "infer", "lab", "physics", "integrate", "systems", "io", "registry", "provenance"},
+    "defaults": set(),
+    "physics": {"registry", "provenance", "defaults"},
+    "integrate": {"physics", "registry", "provenance", "defaults"},
+    "systems": {"physics", "registry", "provenance", "defaults"},
+    "io": {"physics", "provenance", "defaults"},
+    "ensembles": {"physics", "integrate", "systems", "io", "registry", "provenance", "defaults"},
+    "infer": {"physics", "integrate", "systems", "io", "registry", "provenance", "defaults"},
+    "emulator": {"ensembles", "physics", "integrate", "systems", "io", "registry", "provenance", "defaults"},
+    "lab": {"infer", "physics", "integrate", "systems", "io", "registry", "provenance", "defaults"},
+    "cli": {"ensembles", "emulator", "infer", "lab", "physics", "integrate", "systems", "io", "registry", "provenance",
+            "defaults"},
 }
 
 
@@ -188,7 +190,7 @@ def test_core_modules_import_neither_the_cli_nor_the_facade(path):
 
 #: What `nbody presets` and `import nbody_core` load: no JAX (JAX loads with the first module
 #: that computes; imports inside functions are lazy and allowed).
-JAX_FREE = ["__init__.py", "provenance.py", "registry.py", "physics/units.py", "physics/precision.py",
+JAX_FREE = ["__init__.py", "provenance.py", "registry.py", "defaults.py", "physics/units.py", "physics/precision.py",
             "systems/constants.py", "systems/presets.py"]
 
 

@@ -19,8 +19,10 @@ import numpy as np
 import param
 
 from app.limits import LIMITS, check_cost, inference_cpu_seconds
+import nbody_core.defaults as defaults
 from nbody_core.lab import gradient_checks
 from nbody_core.infer import hmc, inference, posterior
+from nbody_core.infer.metric import theta_info, whitening_for
 
 __all__ = ["InferenceState", "SamplerRun", "Chunk", "FD_STEPS", "COST_DIMS", "PIECE_SECONDS", "simulation_steps"]
 
@@ -61,6 +63,7 @@ class SamplerRun:
     def __init__(
         self, problem: inference.InferenceProblem, *, seed: int, num_chains: int, num_warmup: int,
         num_samples: int, leapfrog_steps: int, step_size: float | None, chunk_size: int,
+        metric: str = defaults.METRIC,
     ):
         hmc.validate_sampler_options(
             num_samples=num_samples, num_warmup=num_warmup, num_integration_steps=leapfrog_steps,
@@ -75,7 +78,16 @@ class SamplerRun:
         self.chain_keys = jax.random.split(key_chains, num_chains)
         # Time-window tempered multi-start optimisation: chains start in the right mode
         # (prior-drawn starts left 6 of 16 simulated datasets stuck over t in (0, 2], issue 12).
-        self.initial_position = inference.initial_positions(problem, key_init, num_chains, method="tempered")
+        self.initial_position = inference.initial_positions(problem, key_init, num_chains,
+                                                            method=defaults.START_METHOD)
+        # The chains move in coordinates u whitened by the Laplace covariance (a dense metric) or
+        # in theta itself; every chunk is handed over in theta, recorded paths included.
+        self.metric = metric
+        self.whitening = whitening_for(problem, metric, self.initial_position)
+        self.logdensity_fn = (problem.logdensity_fn if self.whitening is None
+                              else self.whitening.logdensity_fn(problem.logdensity_fn))
+        self.start_position = (self.initial_position if self.whitening is None
+                               else self.whitening.to_u(self.initial_position))
         # Transitions per compiled call, warm-up blocks and sampling chunks alike: the live
         # update's chunk_size, cut to about PIECE_SECONDS of CPU (cost model of app.limits)
         # so that Stop or a closed tab acts, and other sessions get a turn, within that.
@@ -104,15 +116,15 @@ class SamplerRun:
         """
         auto = self.step_size is None
         warm = hmc.warmup_chains_in_blocks(
-            self.chain_keys, self.initial_position, logdensity_fn=self.problem.logdensity_fn,
+            self.chain_keys, self.start_position, logdensity_fn=self.logdensity_fn,
             num_warmup=self.num_warmup, block_size=self.warmup_block, num_integration_steps=self.leapfrog_steps,
             step_size=0.01 if auto else self.step_size, adapt_step_size=auto, adapt_mass_matrix=auto,
-            step_size_jitter=0.2, before_block=before_block,
+            step_size_jitter=defaults.STEP_SIZE_JITTER, before_block=before_block,
         )
         self.states = warm.state
         self.tuned_step_size = np.asarray(warm.step_size)
         self.inverse_mass_matrix = np.asarray(warm.inverse_mass_matrix)
-        info = jax.device_get(warm.info)
+        info = jax.device_get(theta_info(self.whitening, warm.info))
         return Chunk("warmup", 0, _positions(info), info)
 
     def next_chunk(self) -> Chunk:
@@ -121,13 +133,15 @@ class SamplerRun:
             raise RuntimeError("call warmup() first")
         self.states, draws, info = hmc.sample_chains_chunk(
             self.chain_keys, self._chunk_index, self.states, jnp.asarray(self.tuned_step_size),
-            jnp.asarray(self.inverse_mass_matrix), logdensity_fn=self.problem.logdensity_fn,
-            num_steps=self.chunk_size, num_integration_steps=self.leapfrog_steps, step_size_jitter=0.2,
+            jnp.asarray(self.inverse_mass_matrix), logdensity_fn=self.logdensity_fn,
+            num_steps=self.chunk_size, num_integration_steps=self.leapfrog_steps,
+            step_size_jitter=defaults.STEP_SIZE_JITTER,
         )
         start = self.num_warmup + self.num_drawn
         self._chunk_index += 1
         self.num_drawn += self.chunk_size
-        return Chunk("sampling", start, np.asarray(draws.position), jax.device_get(info))
+        position = draws.position if self.whitening is None else self.whitening.to_theta(draws.position)
+        return Chunk("sampling", start, np.asarray(position), jax.device_get(theta_info(self.whitening, info)))
 
 
 def _positions(info) -> np.ndarray:
@@ -151,15 +165,21 @@ class InferenceState(param.Parameterized):
         0.02, bounds=(1e-5, 1.0), inclusive_bounds=(True, True), doc="Observation noise (length units)."
     )
     num_obs = param.Integer(10, bounds=(1, 200), doc="Number of observation times in (0, t_end].")
+    metric = param.Selector(
+        default=defaults.METRIC, objects=list(defaults.METRICS),
+        doc="laplace: the chains move in coordinates whitened by the Laplace (Gauss-Newton) covariance at "
+        "the best start (a dense metric; paths are drawn in the parameters); diagonal: a diagonal metric "
+        "adapted in warm-up. Choosing one sets the leapfrog steps to its default.",
+    )
     auto_step_size = param.Boolean(True, doc="Tune the step size by dual averaging during warm-up.")
     step_size = param.Number(0.002, bounds=(1e-6, 1.0), doc="Leapfrog step size when not tuned automatically.")
     # Upper bounds are this server's per-session caps (app.limits, NBODY_MAX_* variables).
     leapfrog_steps = param.Integer(
-        min(10, LIMITS.max_leapfrog_steps), bounds=(1, min(100, LIMITS.max_leapfrog_steps)),
+        min(defaults.leapfrog_steps(defaults.METRIC), LIMITS.max_leapfrog_steps), bounds=(1, min(100, LIMITS.max_leapfrog_steps)),
         doc="Leapfrog steps per proposal (L).",
     )
     num_chains = param.Integer(
-        min(4, LIMITS.max_hmc_chains), bounds=(1, min(8, LIMITS.max_hmc_chains)), doc="Chains run in parallel (vmap)."
+        min(defaults.NUM_CHAINS, LIMITS.max_hmc_chains), bounds=(1, min(8, LIMITS.max_hmc_chains)), doc="Chains run in parallel (vmap)."
     )
     num_warmup = param.Integer(
         min(150, LIMITS.max_hmc_samples), bounds=(0, min(2000, LIMITS.max_hmc_samples)),
@@ -201,6 +221,10 @@ class InferenceState(param.Parameterized):
         self.last_info = None  # HMCInfo of the latest chunk, [chains, k, ...]
         self.num_warmup_done = 0
         self.diagnostics: dict = {}
+
+    @param.depends("metric", watch=True)
+    def _metric_leapfrog_steps(self) -> None:
+        self.leapfrog_steps = min(defaults.leapfrog_steps(self.metric), self.param.leapfrog_steps.bounds[1])
 
     @param.depends("problem", "parameters", watch=True)
     def _update_plane_choices(self) -> None:
@@ -249,6 +273,7 @@ class InferenceState(param.Parameterized):
             problem, seed=self.seed, num_chains=self.num_chains, num_warmup=self.num_warmup,
             num_samples=self.num_samples, leapfrog_steps=self.leapfrog_steps,
             step_size=None if self.auto_step_size else self.step_size, chunk_size=self.chunk_size,
+            metric=self.metric,
         )
         self.problem_obj, self.run = problem, run
         self.clear()
@@ -276,7 +301,9 @@ class InferenceState(param.Parameterized):
         self.diagnostics = self.compute_diagnostics()
         run = self.run
         if chunk.phase == "warmup":
-            self.status = f"Warm-up done; step size {np.round(run.tuned_step_size, 5).tolist()}. Sampling ..."
+            where = " (whitened coordinates)" if run.whitening is not None else ""
+            self.status = (f"Warm-up done; step size{where} {np.round(run.tuned_step_size, 5).tolist()}. "
+                           "Sampling ...")
         else:
             self.status = f"Sampling: {self.num_post_warmup} / {run.num_samples} draws per chain."
 

@@ -28,6 +28,7 @@ from app.state.links import URL_PARAMETERS, checked_value, refusal_in_words, url
 from app.state.run_messages import ENERGY_WARNING_LEVEL
 from app.state.simulate_edits import RunEdits
 from app.state.simulate_run import ERROR_FLOOR, HISTORY_POINTS, FrameDiagnostics, LiveRun, RunFault
+import nbody_core.defaults as defaults
 from nbody_core import FORCE_METHODS, INTEGRATORS, PRESETS, get_integrator, get_preset
 from nbody_core.physics.autoselect import resolve_forces
 from nbody_core.io import initial_conditions_csv_text, parse_initial_conditions_csv, trajectory_npz_bytes
@@ -85,12 +86,12 @@ class SimulationState(LiveRun, RunEdits, param.Parameterized):
     )
     seed = param.Integer(0, bounds=(0, 2**31 - 1), doc="PRNG seed of random presets.")
     integrator = param.Selector(
-        default="leapfrog", objects=list(INTEGRATORS),
+        default=defaults.FIXED_STEP_INTEGRATOR, objects=list(INTEGRATORS),
         doc="Time integrator: fixed-step (leapfrog, yoshida4, ...) or adaptive (ias15, dopri8; dt is then "
         "the interval between frames, not the step).",
     )
     forces = param.Selector(
-        default="auto", objects=_force_options(),
+        default=defaults.FORCES, objects=_force_options(),
         doc="Force kernel: auto (default: the fastest exact kernel for N, precision and device), "
         "tiled (fast hand-coded), analytic (reference), autodiff (-grad U), autodiff_tiled, tiled_custom_vjp, "
         "pallas (GPU servers only).",

@@ -177,6 +177,7 @@ class InferenceView(SessionView):
         self.parameters_select = pn.widgets.Select.from_param(s.param.parameters, label="Parameters")
         self.noise_input = pn.widgets.FloatInput.from_param(s.param.noise, label="Noise (length units)", step=0.005)
         self.num_obs_input = pn.widgets.IntInput.from_param(s.param.num_obs, label="Observations")
+        self.metric_select = pn.widgets.Select.from_param(s.param.metric, label="Metric")
         self.auto_step = pn.widgets.Checkbox.from_param(s.param.auto_step_size, label="Tune step size (dual averaging)")
         self.step_input = pn.widgets.FloatInput.from_param(s.param.step_size, label="Step size", step=0.001)
         self.leapfrog_input = pn.widgets.IntSlider.from_param(s.param.leapfrog_steps, label="Leapfrog steps L")
@@ -203,8 +204,8 @@ class InferenceView(SessionView):
             pn.Row(self.start_button, self.stop_button),
             pn.Card(self.problem_select, self.parameters_select, self.noise_input, self.num_obs_input,
                     self.seed_input, title="Problem", sizing_mode="stretch_width"),
-            pn.Card(self.auto_step, self.step_input, self.leapfrog_input, self.chains_input, self.warmup_input,
-                    self.samples_input, title="Sampler", sizing_mode="stretch_width"),
+            pn.Card(self.metric_select, self.auto_step, self.step_input, self.leapfrog_input, self.chains_input,
+                    self.warmup_input, self.samples_input, title="Sampler", sizing_mode="stretch_width"),
             pn.Card(self.plane_x, self.plane_y, title="Path plane", sizing_mode="stretch_width"),
             pn.pane.Markdown(
                 "Priors: log m ~ Normal(log nominal, 0.5); log G ~ Normal(0, 0.5); "

@@ -25,6 +25,7 @@ import sys
 import time
 from pathlib import Path
 
+import nbody_core.defaults as defaults
 from nbody_core.cli import check_output_path, one_line_errors
 
 # Options that change how a run proceeds but not what it computes: left out of the command
@@ -70,13 +71,14 @@ def register(subparsers) -> None:
                              help="steps at --dt; every member runs to t_end = steps * dt (default 500)")
     integration.add_argument("--dt", type=float, help="base time step (default: the preset's)")
     integration.add_argument("--softening", type=float, help="base softening (default: the preset's)")
-    integration.add_argument("--integrator", default="leapfrog",
-                             help="euler, leapfrog (default), yoshida4 or rk4")
-    integration.add_argument("--forces", default="auto",
+    integration.add_argument("--integrator", default=defaults.FIXED_STEP_INTEGRATOR,
+                             help=f"euler, leapfrog, yoshida4 or rk4 (default {defaults.FIXED_STEP_INTEGRATOR})")
+    integration.add_argument("--forces", default=defaults.FORCES,
                              help="auto (default: the fastest exact kernel for the device and N), "
                                   "tiled, tiled_custom_vjp, pallas, analytic (reference), autodiff, "
                                   "autodiff_tiled")
-    integration.add_argument("--potential", default="newtonian", help="pair potential (default newtonian)")
+    integration.add_argument("--potential", default=defaults.POTENTIAL,
+                             help=f"pair potential (default {defaults.POTENTIAL})")
     integration.add_argument("--saves", type=int, metavar="K",
                              help="snapshots after t=0 (must divide --steps; default: its largest divisor <= 20)")
     execution = parser.add_argument_group("execution and output")

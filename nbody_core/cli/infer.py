@@ -17,6 +17,7 @@ import sys
 import time
 from pathlib import Path
 
+import nbody_core.defaults as defaults
 from nbody_core.cli import one_line_errors, seed
 
 PROGRESS_CHUNKS = 20
@@ -36,7 +37,7 @@ def _step_size(text: str):
 
 
 def register(subparsers) -> None:
-    from nbody_core.infer.inference import PARAMETER_SETS, PROBLEMS
+    from nbody_core.infer.inference import PARAMETER_SETS, PROBLEMS, START_METHODS
 
     parser = subparsers.add_parser(
         "infer",
@@ -53,7 +54,8 @@ def register(subparsers) -> None:
     parser.add_argument("--params", default="masses", choices=list(PARAMETER_SETS), help="parameters to infer")
     parser.add_argument("--noise", type=float, default=None, help="observation noise, length units (default: the problem's)")
     parser.add_argument("--num-obs", type=int, default=20, help="number of observation times (default 20)")
-    parser.add_argument("--chains", type=int, default=4, help="number of chains, run in parallel (default 4)")
+    parser.add_argument("--chains", type=int, default=defaults.NUM_CHAINS,
+                        help=f"number of chains, run in parallel (default {defaults.NUM_CHAINS})")
     parser.add_argument("--samples", type=int, default=500, help="draws per chain after warm-up (default 500)")
     parser.add_argument("--warmup", type=int, default=300, help="warm-up transitions per chain (default 300)")
     parser.add_argument(
@@ -61,12 +63,24 @@ def register(subparsers) -> None:
         help="leapfrog step size, or 'auto' for dual averaging (and a diagonal metric) during warm-up",
     )
     parser.add_argument(
-        "--sampler", choices=("hmc", "nuts"), default="hmc",
-        help="hmc: this project's HMC, every gradient recorded (default); nuts: BlackJAX NUTS with "
-        "window adaptation (chooses its own path lengths; more effective samples per gradient)",
+        "--sampler", choices=defaults.SAMPLERS, default=defaults.SAMPLER,
+        help=f"hmc: this project's HMC, every gradient recorded; nuts: BlackJAX NUTS with window "
+        f"adaptation (chooses its own path lengths) (default {defaults.SAMPLER}: the most effective samples "
+        "per gradient with the Laplace metric, benchmarks/results/samplers.md)",
     )
-    parser.add_argument("--leapfrog-steps", type=int, default=10, help="leapfrog steps per proposal (default 10, hmc only)")
-    parser.add_argument("--target-accept", type=float, default=0.8, help="dual-averaging target (default 0.8)")
+    parser.add_argument(
+        "--metric", choices=defaults.METRICS, default=defaults.METRIC,
+        help="laplace: sample in coordinates whitened by the Laplace (Gauss-Newton) covariance at the best "
+        "chain start, a dense metric; diagonal: a diagonal metric only, adapted in warm-up "
+        f"(default {defaults.METRIC}; both samplers)",
+    )
+    parser.add_argument(
+        "--leapfrog-steps", type=int, default=None,
+        help="leapfrog steps per proposal, hmc only (default: "
+        + ", ".join(f"{n} with --metric {m}" for m, n in defaults.LEAPFROG_STEPS.items()) + ")",
+    )
+    parser.add_argument("--target-accept", type=float, default=defaults.TARGET_ACCEPTANCE,
+                        help=f"dual-averaging target (default {defaults.TARGET_ACCEPTANCE})")
     parser.add_argument(
         "--observations", metavar="FILE.csv",
         help="your own observed positions instead of simulated ones: CSV with header t,body,x,y,z, "
@@ -83,8 +97,8 @@ def register(subparsers) -> None:
         help="PRNG seed of the chains' starting points (prior draws) and transitions (default: --seed)",
     )
     parser.add_argument(
-        "--starts", choices=("tempered", "prior"), default="tempered",
-        help="chain starts: 'tempered' (default: best optima of a multi-start fit over growing time "
+        "--starts", choices=START_METHODS, default=defaults.START_METHOD,
+        help="chain starts: 'tempered' (the default: best optima of a multi-start fit over growing time "
         "windows of the observations, jittered) or 'prior' (best of 16 prior draws per chain)",
     )
     parser.add_argument(
@@ -113,6 +127,8 @@ def handle(args: argparse.Namespace) -> int:
     from nbody_core.infer import hmc, nuts
     from nbody_core.infer.hmc import validate_sampler_options
 
+    if args.leapfrog_steps is None:
+        args.leapfrog_steps = defaults.leapfrog_steps(args.metric)
     validate_sampler_options(
         num_samples=args.samples, num_warmup=args.warmup, num_integration_steps=args.leapfrog_steps,
         num_chains=args.chains, target_acceptance=args.target_accept,
@@ -123,7 +139,7 @@ def handle(args: argparse.Namespace) -> int:
     import numpy as np
     from tqdm import tqdm
 
-    from nbody_core.infer import inference
+    from nbody_core.infer import inference, metric
 
     data_seed = args.seed if args.data_seed is None else args.data_seed
     chain_seed = args.seed if args.chain_seed is None else args.chain_seed
@@ -141,9 +157,14 @@ def handle(args: argparse.Namespace) -> int:
         observations=observations,
     )
     auto = args.step_size == "auto"
-    options = dict(num_integration_steps=args.leapfrog_steps, step_size_jitter=0.2)
+    options = dict(num_integration_steps=args.leapfrog_steps, step_size_jitter=defaults.STEP_SIZE_JITTER)
     chain_keys = jax.random.split(key_chains, args.chains)
     x0 = inference.initial_positions(problem, key_init, args.chains, method=args.starts)
+    # The sampler runs in whitened coordinates u (theta = center + scale @ u) with the Laplace
+    # metric; draws and recorded paths are mapped back to theta below.
+    whitening = metric.whitening_for(problem, args.metric, x0)
+    logdensity_fn = problem.logdensity_fn if whitening is None else whitening.logdensity_fn(problem.logdensity_fn)
+    x0 = x0 if whitening is None else whitening.to_u(x0)
     show = args.progress == "on" or (args.progress == "auto" and sys.stderr.isatty())
     total = args.warmup + args.samples
     chunk = max(1, math.ceil(args.samples / PROGRESS_CHUNKS))
@@ -156,13 +177,14 @@ def handle(args: argparse.Namespace) -> int:
     if args.sampler == "nuts":
         with tqdm(total=total, desc="NUTS (one compiled run)", unit="it", disable=not show, file=sys.stderr) as bar:
             result = nuts.nuts_sample(
-                key_chains, problem.logdensity_fn, x0, num_samples=args.samples, num_warmup=args.warmup,
+                key_chains, logdensity_fn, x0, num_samples=args.samples, num_warmup=args.warmup,
                 target_acceptance=args.target_accept,
             )
             jax.block_until_ready(result.position)
             bar.update(total)
     else:
-        result = _run_hmc(args, problem, chain_keys, x0, show, auto, options, total, chunk)
+        result = _run_hmc(args, logdensity_fn, chain_keys, x0, show, auto, options, total, chunk)
+    result = metric.theta_result(whitening, result)
     elapsed = time.perf_counter() - started
     idata = inference.to_inference_data(
         result, problem, sampler="blackjax.nuts" if args.sampler == "nuts" else "nbody_core.infer.hmc"
@@ -171,7 +193,8 @@ def handle(args: argparse.Namespace) -> int:
     gradients = hmc.gradient_evaluations(result)
     min_ess = min(diagnostics["parameters"][name]["ess_bulk"] for name in problem.parameter_names)
     diagnostics.update(
-        sampler=args.sampler, gradient_evaluations=gradients, min_ess_bulk_per_gradient=min_ess / gradients,
+        sampler=args.sampler, metric=args.metric, leapfrog_steps=args.leapfrog_steps,
+        gradient_evaluations=gradients, min_ess_bulk_per_gradient=min_ess / gradients,
         wall_time_s=elapsed, seed=args.seed, data_seed=data_seed, chain_seed=chain_seed,
         step_size=np.asarray(result.step_size).tolist(),
         truth=dict(zip(problem.parameter_names, problem.truth.tolist())),
@@ -200,7 +223,8 @@ def handle(args: argparse.Namespace) -> int:
             {
                 "parameter_names": list(problem.parameter_names), "problem": problem.name,
                 "params": args.params, "noise": problem.noise, "num_obs": len(problem.observed_times),
-                "leapfrog_steps": args.leapfrog_steps, "sampler": args.sampler, "diagnostics": diagnostics,
+                "leapfrog_steps": args.leapfrog_steps, "sampler": args.sampler, "metric": args.metric,
+                "diagnostics": diagnostics,
                 "arviz": "az.from_dict(posterior={n: posterior[..., i]}, sample_stats=...)",
                 **provenance(getattr(args, "command_line", None)),
             },
@@ -214,7 +238,7 @@ def handle(args: argparse.Namespace) -> int:
     return 0
 
 
-def _run_hmc(args, problem, chain_keys, x0, show, auto, options, total, chunk):
+def _run_hmc(args, logdensity_fn, chain_keys, x0, show, auto, options, total, chunk):
     """Warm up and sample with the recorded-gradient HMC, chunk by chunk behind a progress bar."""
     import jax
     import numpy as np
@@ -224,7 +248,7 @@ def _run_hmc(args, problem, chain_keys, x0, show, auto, options, total, chunk):
 
     with tqdm(total=total, desc="warm-up", unit="it", disable=not show, file=sys.stderr) as bar:
         warm = hmc.warmup_chains(
-            chain_keys, x0, logdensity_fn=problem.logdensity_fn, num_warmup=args.warmup,
+            chain_keys, x0, logdensity_fn=logdensity_fn, num_warmup=args.warmup,
             step_size=0.01 if auto else args.step_size, adapt_step_size=auto, adapt_mass_matrix=auto,
             target_acceptance=args.target_accept, **options,
         )
@@ -235,7 +259,7 @@ def _run_hmc(args, problem, chain_keys, x0, show, auto, options, total, chunk):
         for index in range(math.ceil(args.samples / chunk)):
             states, chunk_draws, info = hmc.sample_chains_chunk(
                 chain_keys, index, states, warm.step_size, warm.inverse_mass_matrix,
-                logdensity_fn=problem.logdensity_fn, num_steps=chunk, **options,
+                logdensity_fn=logdensity_fn, num_steps=chunk, **options,
             )
             draws.append(jax.device_get(chunk_draws))
             infos.append(jax.device_get(info))

@@ -16,6 +16,7 @@ import time
 import warnings
 from pathlib import Path
 
+import nbody_core.defaults as defaults
 from nbody_core.cli import check_output_path, exit_now_if_computing, one_line_errors, run_in_worker, seed
 
 DEFAULT_MAX_SNAPSHOTS = 1000  # --save-every defaults to keep at most this many snapshots
@@ -66,7 +67,8 @@ def register(subparsers) -> None:
     integration.add_argument(
         "--integrator",
         help=f"fixed-step: {', '.join(fixed)}; adaptive: {', '.join(adaptive)} "
-        "(default: the preset's, see `nbody presets`; leapfrog for --ic)",
+        f"(default: the preset's, see `nbody presets`; for --ic {defaults.FIXED_STEP_INTEGRATOR} when --dt or "
+        f"--steps is given, else {defaults.ADAPTIVE_INTEGRATOR})",
     )
     integration.add_argument(
         "--t-end", type=float,
@@ -98,7 +100,7 @@ def register(subparsers) -> None:
     physics.add_argument("--G", type=float, dest="G", help="gravitational constant (default: the unit system's)")
     physics.add_argument(
         "--forces",
-        default="auto",
+        default=defaults.FORCES,
         help=f"force method: {', '.join(FORCE_METHODS)} (default auto: the fastest exact kernel "
         "for the device, dtype and N)",
     )
@@ -364,7 +366,8 @@ def handle(args: argparse.Namespace) -> int:
 
     state, params, units, preset, names = _load_system(args)
     if args.integrator is None:
-        args.integrator = getattr(preset, "integrator", None) or "leapfrog"
+        args.integrator = getattr(preset, "integrator", None) or defaults.default_integrator(
+            fixed_step=args.dt is not None or args.steps is not None)
     record = get_integrator(args.integrator)
     is_adaptive = record.adaptive
     takes_tolerances = "rtol" in dict(record.options)

@@ -19,6 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import Array, lax
 
+import nbody_core.defaults as defaults
 from .hmc_kernel import HMCInfo, HMCState, LogDensityFn, as_pytree_fn, build_kernel, init, validate_sampler_options
 
 __all__ = [
@@ -180,7 +181,7 @@ def warmup_init(position, *, logdensity_fn: LogDensityFn, step_size) -> WarmupCa
 
 def warmup_block(
     carry: WarmupCarry, xs, *, logdensity_fn: LogDensityFn, num_integration_steps: int, step_size,
-    target_acceptance=0.8, adapt_step_size: bool = True, step_size_jitter=0.0,
+    target_acceptance=defaults.TARGET_ACCEPTANCE, adapt_step_size: bool = True, step_size_jitter=0.0,
 ) -> tuple[WarmupCarry, HMCInfo]:
     """Warm-up transitions of one chain from ``carry`` (one ``lax.scan``; call in ``jit``).
 
@@ -243,7 +244,7 @@ def _warmup(
     num_warmup: int,
     num_integration_steps: int,
     step_size,
-    target_acceptance=0.8,
+    target_acceptance=defaults.TARGET_ACCEPTANCE,
     adapt_step_size: bool = True,
     adapt_mass_matrix: bool = True,
     step_size_jitter=0.0,
@@ -328,7 +329,7 @@ def _warmup_chains_block(carry, xs, logdensity_fn, step_size, target_acceptance,
 
 def warmup_chains_in_blocks(
     chain_keys, initial_position, *, logdensity_fn, num_warmup: int, block_size: int, num_integration_steps: int,
-    step_size, target_acceptance=0.8, adapt_step_size: bool = True, adapt_mass_matrix: bool = True,
+    step_size, target_acceptance=defaults.TARGET_ACCEPTANCE, adapt_step_size: bool = True, adapt_mass_matrix: bool = True,
     step_size_jitter=0.0, before_block: Callable[[int], None] | None = None,
 ) -> WarmupResult:
     """:func:`warmup_chains` as compiled calls of at most ``block_size`` transitions each,

@@ -13,6 +13,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
+import nbody_core.defaults as defaults
 from .adaptation import (
     DualAveragingState as DualAveragingState,
     WarmupResult as WarmupResult,
@@ -55,12 +56,12 @@ def sample(
     *,
     num_samples: int,
     num_warmup: int = 0,
-    num_integration_steps: int = 10,
+    num_integration_steps: int = defaults.LEAPFROG_STEPS["diagonal"],
     step_size=0.1,
     adapt_step_size: bool = True,
     adapt_mass_matrix: bool = True,
-    target_acceptance: float = 0.8,
-    step_size_jitter: float = 0.2,
+    target_acceptance: float = defaults.TARGET_ACCEPTANCE,
+    step_size_jitter: float = defaults.STEP_SIZE_JITTER,
 ) -> SampleResult:
     """Warm up and sample several chains in parallel (``vmap`` over chains).
 
@@ -72,7 +73,9 @@ def sample(
         initial_position: ``[chains, d]`` starting points.
         num_samples: draws per chain after warm-up.
         num_warmup: warm-up transitions per chain (adaptation happens only there).
-        num_integration_steps: leapfrog steps per proposal.
+        num_integration_steps: leapfrog steps per proposal (default 10, the diagonal metric's:
+            :data:`nbody_core.defaults.LEAPFROG_STEPS`; ``logdensity_fn`` in Laplace-whitened
+            coordinates, :mod:`nbody_core.infer.metric`, wants 2).
         step_size: initial step size (adapted when ``adapt_step_size``) or the fixed one.
         target_acceptance: dual-averaging target.
         step_size_jitter: each transition's step is ``step_size * U(1 - j, 1 + j)``

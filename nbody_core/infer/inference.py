@@ -28,6 +28,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import Array
 
+import nbody_core.defaults as defaults
 from nbody_core.systems.initial_conditions import figure_eight, kepler, plummer
 from .posterior import (
     LP_GAP_THRESHOLD as LP_GAP_THRESHOLD,
@@ -405,58 +406,67 @@ def scaling_problem(
     )
 
 
-#: How :func:`initial_positions` picks chain starts: ``"prior"`` (best of a few prior draws per
-#: chain) or ``"tempered"`` (:func:`nbody_core.infer.starts.tempered_starts`: time-window tempered
-#: multi-start optimisation; the CLI's, the Inference tab's and SBC's default).
-START_METHODS = ("prior", "tempered")
+#: How :func:`initial_positions` picks chain starts: ``"tempered"``
+#: (:func:`nbody_core.infer.starts.tempered_starts`: time-window tempered multi-start
+#: optimisation; the default, :data:`nbody_core.defaults.START_METHOD`) or ``"prior"`` (best of a
+#: few prior draws per chain).
+START_METHODS = ("tempered", "prior")
+#: Prior draws per chain of ``method="prior"`` when ``max_tries`` is not given.
+PRIOR_TRIES = 16
 
 
 def initial_positions(
-    problem: InferenceProblem, key, num_chains: int, *, spread: float | None = None, max_tries: int = 16,
-    method: str = "prior",
+    problem: InferenceProblem, key, num_chains: int, *, spread: float | None = None, max_tries: int | None = None,
+    method: str = defaults.START_METHOD,
 ) -> Array:
-    """Chain starting points ``[num_chains, d]``, overdispersed by default: draws from the prior.
+    """Chain starting points ``[num_chains, d]``: by default at the optima of a tempered fit.
 
-    ``method="tempered"`` instead starts the chains at the best optima of a time-window
-    tempered multi-start fit (:func:`nbody_core.infer.starts.tempered_starts`), each jittered by a
-    local posterior sd: on the triple-system masses observed over t in (0, 2], prior-drawn
-    starts left 6 of 16 simulated datasets' chains stuck, 4 in wrong modes (issue 12). The
-    check below still holds for it: chains start at independent points, and comparable modes
-    each get chains, so R-hat and :func:`mode_check` still see multimodality.
+    ``method="tempered"`` (the default, as in ``nbody infer``, the Inference tab and SBC) starts
+    the chains at the best optima of a time-window tempered multi-start fit
+    (:func:`nbody_core.infer.starts.tempered_starts`), each jittered by a local posterior sd: on
+    the triple-system masses observed over t in (0, 2], prior-drawn starts left 6 of 16
+    simulated datasets' chains stuck, 4 in wrong modes (issue 12). Chains still start at
+    independent points, and every optimum within ``START_LP_GAP`` nats of the best gets chains,
+    so R-hat and :func:`mode_check` still see comparable modes. It costs a multi-start fit
+    (about 25 s on 2 CPU cores for the triple, mostly compiling; the compiled fit is reused).
 
-    Why the prior (and not a multi-start optimisation): the prior is wider than the posterior
-    by construction, which is what split R-hat needs to detect chains that have not mixed
-    (Gelman & Rubin 1992; Vehtari et al. 2021); an optimiser would pull every chain into the
-    nearest mode first and could hide exactly the multimodality R-hat is meant to reveal.
-    Starting all chains near the prior mean (the former default, ``spread=0.1``) left 7 of 28
-    simulated datasets stuck in a wrong mode with R-hat <= 1.05 in 2 of them (issue 12).
+    ``method="prior"`` draws each chain's start from the prior (the best of ``max_tries``
+    draws): wider than the posterior by construction, which is what split R-hat needs to detect
+    chains that have not mixed (Gelman & Rubin 1992; Vehtari et al. 2021), but a chaotic orbit's
+    likelihood has many modes and prior starts land chains in wrong ones (above). It was the
+    default before this release (CHANGELOG.md). Starting all chains near the prior mean
+    (``spread=0.1``) left 7 of 28 simulated datasets stuck in a wrong mode (issue 12).
 
     Args:
         problem: the posterior.
         key: PRNG key.
         num_chains: number of chains.
-        spread: None (default) draws from the prior; a number instead jitters the prior mean by
-            ``spread`` prior standard deviations (not overdispersed: for experiments only).
-        method: ``"prior"`` (this docstring) or ``"tempered"`` (``spread`` and ``max_tries``
-            then unused); see :data:`START_METHODS`.
-        max_tries: prior draws per chain; the one with the highest log density is kept. A
-            random multi-start: every chain starts at its own independent prior draws (so
-            chains in different modes stay visible to R-hat and :func:`mode_check`), but not
-            in a region where the simulation blows up or the likelihood is hopeless (pure
-            prior draws there left NUTS at its maximum tree depth for minutes).
+        spread: ``method="prior"`` only: None (default) draws from the prior; a number instead
+            jitters the prior mean by ``spread`` prior standard deviations (not overdispersed:
+            for experiments only).
+        method: ``"tempered"`` (default) or ``"prior"``; see :data:`START_METHODS`.
+        max_tries: ``method="prior"`` only: prior draws per chain (default
+            :data:`PRIOR_TRIES`); the one with the highest log density is kept. A random
+            multi-start: every chain starts at its own independent prior draws, but not in a
+            region where the simulation blows up or the likelihood is hopeless (pure prior
+            draws there left NUTS at its maximum tree depth for minutes).
 
     Raises:
-        ValueError: for a bad ``num_chains`` or ``method``, or no finite draw among ``max_tries``
-            for a chain.
+        ValueError: for a bad ``num_chains`` or ``method``, ``spread`` or ``max_tries`` given with
+            ``method="tempered"``, or no finite draw among ``max_tries`` for a chain.
     """
     if isinstance(num_chains, bool) or not isinstance(num_chains, (int, np.integer)) or num_chains < 1:
         raise ValueError(f"num_chains must be a positive integer, got {num_chains!r}")
     if method not in START_METHODS:
         raise ValueError(f"method must be one of {START_METHODS}, got {method!r}")
     if method == "tempered":
+        if spread is not None or max_tries is not None:
+            raise ValueError("spread and max_tries apply to method='prior'; the tempered starts (the default "
+                             "method) take neither")
         from .starts import tempered_starts
 
         return tempered_starts(problem, key, int(num_chains))
+    max_tries = PRIOR_TRIES if max_tries is None else max_tries
     mean, std = jnp.asarray(problem.prior_mean), jnp.asarray(problem.prior_std)
     if spread is not None:
         noise = jax.random.normal(key, (int(num_chains), problem.num_parameters))

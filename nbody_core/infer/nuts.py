@@ -14,6 +14,7 @@ import jax
 import jax.numpy as jnp
 from jax import Array, lax
 
+import nbody_core.defaults as defaults
 from .hmc_kernel import LogDensityFn, SampleResult, as_pytree_fn, validate_sampler_options
 
 __all__ = ["NUTSInfo", "NUTSWarmupInfo", "nuts_sample"]
@@ -86,7 +87,7 @@ def _nuts_chains(keys, initial_position, logdensity_fn, target_acceptance, *, nu
 
 def nuts_sample(
     key, logdensity_fn: LogDensityFn, initial_position, *, num_samples: int, num_warmup: int = 500,
-    target_acceptance: float = 0.8,
+    target_acceptance: float = defaults.TARGET_ACCEPTANCE,
 ) -> SampleResult:
     """NUTS (Hoffman & Gelman 2014) from BlackJAX with Stan-style window adaptation of the
     step size and a diagonal mass matrix, several chains in parallel (``vmap``).

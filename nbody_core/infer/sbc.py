@@ -27,6 +27,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.scipy.special import gammaincc
 
+import nbody_core.defaults as defaults
 from nbody_core.infer import hmc
 from .inference import InferenceProblem, initial_positions, make_problem, mode_check
 from .starts import laplace_scale, whitened_logdensity
@@ -51,7 +52,7 @@ STUCK_LP_GAP = 20.0
 # the CI test, 575 with 2 steps), and split R-hat of unimodal posteriors scattered up to 1.051,
 # over the 1.05 bar, depending on the chains' random numbers alone. 2 steps: max 1.014 over
 # 3 x 24 datasets, and 5x fewer gradients.
-WHITENED_INTEGRATION_STEPS = 2
+WHITENED_INTEGRATION_STEPS = defaults.LEAPFROG_STEPS["laplace"]
 
 
 @jax.jit
@@ -113,8 +114,8 @@ def sbc(
     key=None,
     data_noise: float | None = None,
     start_spread: float | None = None,
-    max_tries: int = 16,
-    starts: str = "tempered",
+    max_tries: int | None = None,
+    starts: str = defaults.START_METHOD,
     precondition: bool = True,
 ) -> dict:
     """Run SBC on ``problem`` (default: the triple-system masses, 4 observations, noise 0.02).
@@ -134,9 +135,10 @@ def sbc(
         key: PRNG key (default ``key(0)``): prior draws, data noise, starts and chains.
         data_noise: noise the data are simulated with (default: the likelihood's). A different
             value makes a deliberately wrong likelihood — SBC must then fail.
-        start_spread: passed to :func:`initial_positions` as ``spread`` (None: the overdispersed
-            default; 0.1 reproduces the former start near the prior mean).
-        max_tries: prior draws per chain start, the best kept (:func:`initial_positions`).
+        start_spread: ``starts="prior"``: passed to :func:`initial_positions` as ``spread``
+            (None: prior draws; 0.1 reproduces the former start near the prior mean).
+        max_tries: ``starts="prior"``: prior draws per chain start, the best kept
+            (:func:`initial_positions`; default 16).
         starts: ``"tempered"`` (default: time-window tempered multi-start optimisation,
             :func:`nbody_core.infer.starts.tempered_starts`) or ``"prior"`` (prior draws).
         precondition: sample in coordinates whitened by the Laplace (Gauss-Newton) covariance
@@ -156,7 +158,7 @@ def sbc(
     if num_thinned > num_chains * num_samples:
         raise ValueError("num_thinned exceeds the number of draws")
     if num_integration_steps is None:
-        num_integration_steps = WHITENED_INTEGRATION_STEPS if precondition else 10
+        num_integration_steps = defaults.leapfrog_steps("laplace" if precondition else "diagonal")
     problem = make_problem("triple", params="masses", num_obs=4, noise=0.02) if problem is None else problem
     key = jax.random.key(0) if key is None else key
     d = problem.num_parameters

@@ -9,6 +9,7 @@ from __future__ import annotations
 import warnings
 from typing import Callable
 
+import nbody_core.defaults as defaults
 from nbody_core.physics.state import ParticleState, PhysicsParams
 from .adaptive import DEFAULT_ATOL, DEFAULT_RTOL
 from .ias15 import EPSILON
@@ -33,15 +34,18 @@ def simulate_adaptive(
     params: PhysicsParams | None = None,
     rtol: float = DEFAULT_RTOL,
     atol: float = DEFAULT_ATOL,
-    forces: str = "auto",
-    potential="newtonian",
+    forces: str = defaults.FORCES,
+    potential=defaults.POTENTIAL,
     max_steps: int = DEFAULT_MAX_STEPS,
-    integrator: str = "dopri8",
+    integrator: str = defaults.ADAPTIVE_INTEGRATOR,
     chunks: int = 1,
     on_chunk: Callable[[int, Trajectory], None] | None = None,
     initial_dt: float | None = None,
 ) -> tuple[Trajectory, dict]:
-    """Deprecated: ``solve(state, t_end=..., integrator="dopri8" | "ias15", ...)``.
+    """Deprecated: ``solve(state, t_end=..., integrator="ias15" | "dopri8", ...)``.
+
+    ``integrator`` defaults to ``"ias15"`` (:data:`nbody_core.defaults.ADAPTIVE_INTEGRATOR`;
+    it was ``"dopri8"``: CHANGELOG.md).
 
     Returns:
         ``(trajectory, stats)``, stats a dict with ``accepted_steps``, ``rejected_steps``,

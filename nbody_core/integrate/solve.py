@@ -17,6 +17,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+import nbody_core.defaults as defaults
 from nbody_core.physics.forces import ForceMethod, acceleration_function
 from nbody_core.physics.potentials import PairPotential
 from nbody_core.physics.state import ParticleState, PhysicsParams, resolve_params
@@ -50,10 +51,10 @@ def solve(
     t_end: float | None = None,
     num_steps: int | None = None,
     dt=None,
-    integrator: str | Integrator = "leapfrog",
+    integrator: str | Integrator | None = None,
     params: PhysicsParams | None = None,
-    forces: str | ForceMethod = "auto",
-    potential: str | PairPotential = "newtonian",
+    forces: str | ForceMethod = defaults.FORCES,
+    potential: str | PairPotential = defaults.POTENTIAL,
     save_every: int | None = None,
     num_saves: int | None = None,
     save_times=None,
@@ -83,7 +84,9 @@ def solve(
             Adaptive: the first step to try (default: chosen from the state); pass a
             previous solution's ``stats.next_dt`` to continue it without restarting step
             control.
-        integrator: a name (or record) in :data:`~nbody_core.integrate.integrators.INTEGRATORS`.
+        integrator: a name (or record) in :data:`~nbody_core.integrate.integrators.INTEGRATORS`;
+            None (default): ``"leapfrog"`` when ``dt`` or ``num_steps`` is given, else the
+            adaptive ``"ias15"`` (:func:`nbody_core.defaults.default_integrator`).
         params: :class:`PhysicsParams` (traced); None takes G from ``state.units``.
         forces: a method of :data:`~nbody_core.physics.forces.FORCE_METHODS` (``"auto"``: the
             fastest exact kernel for the device, dtype, N and potential).
@@ -124,6 +127,8 @@ def solve(
             option; an option of the other kind of integrator; a bad time, step, count or
             tolerance.
     """
+    if integrator is None:
+        integrator = defaults.default_integrator(fixed_step=dt is not None or num_steps is not None)
     record = get_integrator(integrator)
     options = _integrator_options(record, options)
     _refuse_other_kind(record, num_steps=num_steps, save_every=save_every, max_steps=max_steps,
@@ -149,17 +154,17 @@ def solve(
 def _integrator_options(record: Integrator, given: dict) -> dict:
     """The record's options with ``given`` over its defaults; an option it does not take is
     refused, naming the integrators that do."""
-    defaults = dict(record.options)
+    own = dict(record.options)
     for name in given:
-        if name in defaults:
+        if name in own:
             continue
         takers = [other.name for other in INTEGRATORS.values() if name in dict(other.options)]
-        takes = f"its options: {', '.join(defaults)}" if defaults else "it takes no integrator options"
+        takes = f"its options: {', '.join(own)}" if own else "it takes no integrator options"
         if takers:
             raise ValueError(f"{name} is an option of {', '.join(takers)}, not of the {record.kind} "
                              f"integrator {record.name!r} ({takes})")
         raise ValueError(f"solve() got an unknown option {name!r} for the integrator {record.name!r} ({takes})")
-    return {**defaults, **given}
+    return {**own, **given}
 
 
 def _refuse_other_kind(record: Integrator, **given) -> None:

@@ -27,7 +27,7 @@ def problem():
 
 @pytest.fixture(scope="module")
 def hmc_run(problem):
-    x0 = inference.initial_positions(problem, jax.random.key(1), 4)
+    x0 = inference.initial_positions(problem, jax.random.key(1), 4, method="prior")
     result = hmc.sample(
         jax.random.key(2), problem.logdensity_fn, x0, num_samples=400, num_warmup=200,
         num_integration_steps=10, step_size=0.01,
@@ -43,7 +43,7 @@ def _mcse_of(draws):
 
 def test_trace_shapes_and_recorded_gradients(problem):
     d, chains, draws, steps = problem.num_parameters, 2, 4, 5
-    x0 = inference.initial_positions(problem, jax.random.key(1), chains)
+    x0 = inference.initial_positions(problem, jax.random.key(1), chains, method="prior")
     result = hmc.sample(
         jax.random.key(4), problem.logdensity_fn, x0, num_samples=draws, num_warmup=0,
         num_integration_steps=steps, step_size=0.002,
@@ -73,7 +73,7 @@ def test_trace_shapes_and_recorded_gradients(problem):
 
 
 def test_reproducible_from_seed(problem):
-    x0 = inference.initial_positions(problem, jax.random.key(1), 2)
+    x0 = inference.initial_positions(problem, jax.random.key(1), 2, method="prior")
     run = lambda seed: hmc.sample(  # noqa: E731
         jax.random.key(seed), problem.logdensity_fn, x0, num_samples=4, num_warmup=0,
         num_integration_steps=5, step_size=0.002,
@@ -107,7 +107,7 @@ def test_hmc_agrees_with_blackjax_nuts(problem, hmc_run):
     result, idata = hmc_run
     logdensity_fn = problem.logdensity_fn
     warm = blackjax.window_adaptation(blackjax.nuts, logdensity_fn)
-    x0 = inference.initial_positions(problem, jax.random.key(11), 2)
+    x0 = inference.initial_positions(problem, jax.random.key(11), 2, method="prior")
 
     def nuts_chain(key, position):
         key_warm, key_sample = jax.random.split(key)
@@ -248,7 +248,7 @@ def test_chains_start_overdispersed_from_the_prior(problem):
     # Issue 12 point 9: the former default started every chain within 0.1 prior sd of the
     # prior mean, which defeats R-hat on a multimodal likelihood. Now: each chain's start is
     # the best of 16 independent prior draws.
-    x0 = np.asarray(inference.initial_positions(problem, jax.random.key(5), 64))
+    x0 = np.asarray(inference.initial_positions(problem, jax.random.key(5), 64, method="prior"))
     z = (x0 - problem.prior_mean) / problem.prior_std
     # Best-of-16 narrows the prior toward the likelihood (measured sd 0.38 prior sd here), yet
     # stays well above the former 0.1, and every chain starts elsewhere.
@@ -257,7 +257,7 @@ def test_chains_start_overdispersed_from_the_prior(problem):
     assert np.all(np.isfinite(np.asarray(jax.vmap(problem.logdensity_fn)(jnp.asarray(x0)))))
     # One try per chain is a plain prior draw: 64 x 3 standard normals have a sample sd within
     # 0.7..1.3 (chi-square with 191 degrees of freedom, p > 0.999 either side).
-    z = (np.asarray(inference.initial_positions(problem, jax.random.key(5), 64, max_tries=1))
+    z = (np.asarray(inference.initial_positions(problem, jax.random.key(5), 64, max_tries=1, method="prior"))
          - problem.prior_mean) / problem.prior_std
     assert 0.7 < z.std() < 1.3
 

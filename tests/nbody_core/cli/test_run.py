@@ -114,6 +114,22 @@ def test_ic_csv_float32_and_dopri8(capsys, tmp_path):
     np.testing.assert_allclose(arrays["position"][-1], arrays["position"][0], atol=1e-9)
 
 
+def test_ic_without_a_step_or_integrator_runs_ias15(capsys, tmp_path):
+    # nbody_core.defaults: no --dt, no --steps and no --integrator is an adaptive run (it was refused:
+    # "--dt is required with --ic"); with --dt, leapfrog.
+    csv = tmp_path / "ic.csv"
+    csv.write_text(initial_conditions_csv_text(nb.kepler(1.0, 0.3, a=1.0, e=0.6)))
+    out = tmp_path / "k.npz"
+    code, _, err = run_cli(capsys, "run", "--ic", str(csv), "--t-end", "0.5", "--save-interval", "0.25",
+                           "--out", str(out))
+    assert code == 0, err
+    arrays, metadata = load_npz(out)
+    assert metadata["integrator"] == "ias15" and arrays["t"].shape == (3,)
+    code, _, err = run_cli(capsys, "run", "--ic", str(csv), "--dt", "0.01", "--steps", "5", "--out", str(out))
+    assert code == 0, err
+    assert load_npz(out)[1]["integrator"] == "leapfrog"
+
+
 @pytest.mark.slow  # ~20 s: compiles IAS15 and integrates ~13k steps
 def test_pythagorean_with_ias15_keeps_energy(capsys, tmp_path):
     out = tmp_path / "p.npz"
