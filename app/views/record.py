@@ -18,6 +18,7 @@ from pathlib import Path
 
 import panel as pn
 
+from app.runtime.admission import release_memory
 from app.runtime.messages import escape_markdown
 from app.runtime.view import SessionView
 from app.state.record import FORMATS, RecordSettings, record_movie
@@ -106,7 +107,12 @@ class RecordPanel(SessionView):
                     shown[0] = now
                     self.in_session(partial(self._set_progress, done, total))
 
-            return record_movie(self.simulate.state, settings, folder, progress)
+            try:
+                return record_movie(self.simulate.state, settings, folder, progress)
+            finally:
+                # Hand the frames' freed pages back to the OS now (gc + malloc_trim): without it
+                # a process kept ~15 % over its warm RSS after a GIF + MP4 pair of recordings.
+                release_memory()
 
         def done(path):
             self._job = None

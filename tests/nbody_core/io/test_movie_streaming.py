@@ -114,6 +114,18 @@ def test_an_aborted_writer_leaves_nothing(tmp_path, suffix):
     assert (tmp_path / f"old{suffix}").read_bytes() == b"an earlier movie"
 
 
+@pytest.mark.parametrize("name, size, fps, message", [
+    ("x.gif", (15, 16), 10, "even numbers"),
+    ("x.mp4", (16, 8), 10, "even numbers"),
+    ("x.gif", (16, 16), 0, "whole number from 1 to 60"),
+    ("x.avi", (16, 16), 10, "must end in .mp4 or .gif"),
+])
+def test_bad_writer_options_are_refused_before_any_file(tmp_path, name, size, fps, message):
+    with pytest.raises(ValueError, match=message):
+        open_movie(tmp_path / name, fps=fps, size=size)
+    assert list(tmp_path.iterdir()) == []
+
+
 class Stop(Exception):
     pass
 
@@ -166,3 +178,35 @@ def test_write_movie_memory_does_not_grow_with_length(tmp_path):
     growth = peak(300) - short
     # 20 MiB is under a third of what the 300 frames occupy; allocator noise is a few MiB.
     assert growth < 20, growth
+
+
+def test_movies_drawn_at_once_on_several_threads(tmp_path):
+    """The server draws sessions' recordings on its pool threads at once; matplotlib is not
+    thread-safe (without a lock, two recordings failed in mathtext's parser of the log axis'
+    labels, "ParseException ... \\mathdefault{10^{-8}}")."""
+    import threading
+
+    time = np.linspace(0, 1, 60)
+    position = np.zeros((60, 3, 3))
+    for b in range(3):
+        position[:, b, 0], position[:, b, 1] = np.cos(time * 6 + b), np.sin(time * 6 + b)
+    errors, barrier = [], threading.Barrier(4)
+
+    def record(k):
+        # Each its own energy scale: tick labels (10^{-5} ... 10^{-12}) none of the others parse.
+        energy = -1 + 10.0 ** -(5 + 2 * k) * np.sin(time * 50)
+        try:
+            barrier.wait()
+            write_movie(tmp_path / f"m{k}.gif", time, position, np.ones(3), energy, fps=10, seconds=1,
+                        size=(WIDTH, HEIGHT))
+        except Exception as error:  # noqa: BLE001 - reported below
+            errors.append(error)
+
+    threads = [threading.Thread(target=record, args=(k,)) for k in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    for k in range(4):
+        assert len(imageio.mimread(tmp_path / f"m{k}.gif", format="GIF")) == 10
