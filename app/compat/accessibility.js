@@ -10,7 +10,8 @@
 //   a tab is built on first opening, which takes seconds, so arrowing past a tab must not
 //   build it; WAI-ARIA APG "Tabs", "Deciding When to Make Selection Automatically Follow Focus").
 // - Slider: the noUiSlider handle (role=slider) has no accessible name (axe
-//   aria-input-field-name; noUiSlider issues #1019 and #1223): aria-label = the slider's title.
+//   aria-input-field-name; noUiSlider issues #1019 and #1223): aria-label = the slider's title;
+//   aria-valuetext = the value as the slider's format shows it (noUiSlider says "9.00").
 // - Checkbox: the <input> and its text are siblings, not a <label> (axe "label"):
 //   aria-labelledby the text, and a click on the text toggles the box.
 // - Spinner: the up/down buttons are empty (axe button-name) and act on mouse events only:
@@ -161,11 +162,29 @@
     after(View, "update_active", syncTabs);
   }
 
-  // Sliders: name the handles after the title (kept in step when the title changes).
+  // Sliders: name the handles after the title (kept in step when the title changes), or after the
+  // label a DiscreteSlider's index formatter carries (speak_discrete_slider); and say the value as
+  // the page shows it: noUiSlider's aria-valuetext is its own two-decimal number (an index, for a
+  // DiscreteSlider), so it is replaced on each update by the view's formatted value and unit.
+  const formatArgs = (view) => (view.model.format && view.model.format.args) || {};
   const nameHandles = function () {
     if (!this.shadow_el) return;
-    const label = plain(this.model.title) || plain(this.model.name) || "slider";
+    const label = plain(this.model.title) || plain(this.model.name) || plain(formatArgs(this).label) || "slider";
     for (const handle of this.shadow_el.querySelectorAll(".noUi-handle")) handle.setAttribute("aria-label", label);
+    const slider = this._noUiSlider;
+    if (!slider || slider.__nbodyValueText) return;
+    slider.__nbodyValueText = true;
+    const view = this;
+    // After noUiSlider's own aria handler, which it binds again on every updateOptions (then it
+    // runs after this one): write in a microtask, once the whole update event has run.
+    const speak = (values, _handle, unencoded) => queueMicrotask(() => {
+      const handles = view.shadow_el ? view.shadow_el.querySelectorAll(".noUi-handle") : [];
+      const unit = plain(formatArgs(view).unit);
+      (unencoded || []).forEach((value, i) => {
+        if (handles[i]) handles[i].setAttribute("aria-valuetext", plain(view.pretty(value)) + (unit ? " " + unit : ""));
+      });
+    });
+    slider.on("update.nbodyaria", speak);  // noUiSlider calls it at once with the current values
   };
   for (const name of ["Slider", "RangeSlider", "DateSlider", "DateRangeSlider", "DatetimeRangeSlider", "CategoricalSlider"]) {
     const View = viewClass(name);

@@ -13,10 +13,11 @@ ring has a public route and is not here: a stylesheet of the template's design
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Callable
 
 from app.compat import PrivateUse, version_tested
 
-__all__ = ["ACCESSIBILITY_JS", "PRIVATE_USES", "install_accessibility"]
+__all__ = ["ACCESSIBILITY_JS", "PRIVATE_USES", "install_accessibility", "speak_discrete_slider"]
 
 _FALLBACK = "not wrapped: widgets as Bokeh renders them (no tab roles or keys, unnamed slider handles, " \
             "unlabelled checkboxes and spinner buttons); the landmark and heading stay"
@@ -37,6 +38,17 @@ PRIVATE_USES = (
     PrivateUse(
         "bokeh", "AbstractSliderView.prototype._update_title",
         "slider handles named after the slider's title, kept in step when it changes", _FALLBACK,
+    ),
+    PrivateUse(
+        "bokeh", "AbstractSliderView fields _noUiSlider (its on('update') event) and pretty(value)",
+        "every slider's handle says its value as the page shows it (aria-valuetext), in physical "
+        "units for the dt and softening ladders, not noUiSlider's default two-decimal index", _FALLBACK,
+    ),
+    PrivateUse(
+        "panel", "DiscreteSlider._slider (the IntSlider of option indices it shows)",
+        "speak_discrete_slider: the index slider's format maps an index to the value's text, its "
+        "label and unit, so a screen reader hears 'dt (time step, time units)', '0.001 time units'",
+        "the handle is named 'slider' and says the option's index (9.00)",
     ),
     PrivateUse(
         "panel", "CardView.prototype._collapse and its field button_el",
@@ -65,3 +77,30 @@ def install_accessibility(document) -> bool:
     wrap_views = version_tested("bokeh")
     document.js_on_event("document_ready", CustomJS(args={"wrap_views": wrap_views}, code=ACCESSIBILITY_JS))
     return wrap_views
+
+
+def speak_discrete_slider(slider, unit: Callable[[], str]) -> None:
+    """Make ``slider`` (a ``pn.widgets.DiscreteSlider``) speak its label and its value in units.
+
+    A DiscreteSlider is a text line above an index slider without a title, so the handle a screen
+    reader reaches was named "slider" and said the option's index ("9.00", not "0.001"). The
+    index slider gets a tick formatter that maps an index to the option's text; it carries the
+    label and the unit, which the browser script (:data:`ACCESSIBILITY_JS`) reads for the
+    handle's ``aria-label`` and ``aria-valuetext``. Kept in step when the options, the format or
+    the label change (Panel builds a new index slider then).
+
+    Args:
+        slider: the widget.
+        unit: returns the unit words said after the value (e.g. "time units"), read on each change.
+    """
+    from bokeh.models import CustomJSTickFormatter
+
+    def describe(*_events) -> None:
+        texts = [slider.formatter % value for value in slider.values]
+        slider._slider.format = CustomJSTickFormatter(
+            args={"texts": texts, "label": slider.name, "unit": unit()},
+            code="const text = texts[Math.round(tick)]; return text === undefined ? String(tick) : text;",
+        )
+
+    describe()
+    slider.param.watch(describe, ["options", "formatter", "name"])

@@ -17,6 +17,7 @@ from typing import Callable
 import panel as pn
 import param
 
+from app.compat.accessibility import speak_discrete_slider
 from app.limits import LIMITS, safe_filename
 from app.state.simulate import DT_CHOICES, SOFTENING_CHOICES, UPLOADED, SimulationState, preset_label
 
@@ -133,6 +134,9 @@ class SimulateControls(pn.viewable.Viewer):
             css_classes=["nbody-softening-slider"],
             value=float(state.softening), formatter="%.3g",
         )
+        # Screen readers hear the label and "0.001 time units", not "slider" and an option index.
+        speak_discrete_slider(self.dt_slider, unit=lambda: unit_words(self.state)[0])
+        speak_discrete_slider(self.softening_slider, unit=lambda: unit_words(self.state)[1])
         self.dt_slider.param.watch(lambda event: setattr(self.state, "dt", float(event.new)), "value")
         self.softening_slider.param.watch(lambda event: setattr(self.state, "softening", float(event.new)), "value")
         self.steps_slider = pn.widgets.IntSlider(

@@ -160,3 +160,22 @@ def test_browser_reports_fall_back_to_panels_path_outside_the_tested_versions():
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.split("\n")[-2] == "False True True True True [1, 2]"
 
+
+
+def test_a_discrete_slider_speaks_its_label_and_its_value_in_units_after_every_change():
+    import panel as pn
+
+    from app.compat.accessibility import speak_discrete_slider
+
+    unit = {"words": "time units"}
+    slider = pn.widgets.DiscreteSlider(name="dt (time step, time units)", options=[0.001, 0.002, 0.005],
+                                       value=0.002, formatter="%.3g")
+    speak_discrete_slider(slider, unit=lambda: unit["words"])
+    args = slider._slider.format.args
+    assert args == {"texts": ["0.001", "0.002", "0.005"], "label": "dt (time step, time units)", "unit": "time units"}
+    # New options build a new index slider: it gets the formatter too, with the new texts.
+    slider.options = [0.01, 0.02]
+    assert slider._slider.format.args["texts"] == ["0.01", "0.02"]
+    unit["words"] = "yr"
+    slider.name = "dt (time step, yr)"
+    assert slider._slider.format.args["label"] == "dt (time step, yr)" and slider._slider.format.args["unit"] == "yr"

@@ -164,3 +164,22 @@ def test_card_headers_are_named_buttons_that_say_whether_they_are_open(page, ope
     page.get_by_role("button", name="Projector mode").click()
     page.wait_for_function("() => document.body.classList.contains('nbody-projector')")
     expect(page.get_by_role("button", name="Record a movie")).to_have_attribute("aria-expanded", "false")
+
+
+def test_ladder_sliders_say_their_label_and_value_in_units(page, open_app, ui):
+    """The dt and softening ladders (DiscreteSliders) were named "slider" and said an option index
+    ("9.00"): the handle is named after the label and says the value in the run's units, also
+    after the keyboard moves it and after a preset changes the units (the solar system: yr, AU)."""
+    page.set_viewport_size(VIEWPORT)
+    open_app("?preset=figure_eight&dt=0.001&softening=0")
+    ui.wait_for_scene_bodies(page, 3)
+    dt = page.get_by_role("slider", name="dt (time step, time units)")
+    expect(dt).to_have_attribute("aria-valuetext", "0.001 time units", timeout=30_000)
+    softening = page.get_by_role("slider", name="Softening ε (length units)")
+    expect(softening).to_have_attribute("aria-valuetext", "0 length units")
+    dt.focus()
+    page.keyboard.press("ArrowRight")  # one rung up the 1-2-5 ladder
+    expect(dt).to_have_attribute("aria-valuetext", "0.002 time units")
+    open_app("?preset=solar_system")
+    expect(page.get_by_role("slider", name=re.compile(r"^dt \(.*yr"))).to_have_attribute(
+        "aria-valuetext", re.compile(r"^[0-9.e-]+ yr$"), timeout=60_000)
