@@ -186,3 +186,10 @@ def test_metric_select_sets_leapfrog_steps_and_paths_are_drawn_in_theta():
     np.testing.assert_allclose(state.draws[:, -1], np.where(
         np.asarray(info.is_accepted)[:, -1, None], np.asarray(info.path_position)[:, -1, -1],
         np.asarray(info.path_position)[:, -1, 0]))
+
+
+def test_metric_select_in_the_sampler_card():
+    view = InferenceView(InferenceState())
+    assert view.metric_select.value == "laplace" and list(view.metric_select.options) == ["laplace", "diagonal"]
+    view.metric_select.value = "diagonal"  # as a user picks it: the state and the L slider follow
+    assert view.state.metric == "diagonal" and view.leapfrog_input.value == 10

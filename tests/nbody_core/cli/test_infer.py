@@ -48,6 +48,7 @@ def test_infer_writes_netcdf_and_npz(tmp_path, capsys):
         (["--out", "x.nc", "--chains", "0"], "num_chains must be an integer >= 1"),
         (["--out", "x.nc", "--problem", "quintuple"], "invalid choice"),
         (["--out", "x.nc", "--warmup", "0"], "--step-size auto needs --warmup >= 1"),
+        (["--out", "x.nc", "--metric", "dense"], "argument --metric: invalid choice: 'dense'"),
     ],
 )
 def test_bad_input_gives_one_line_error(extra, message, tmp_path, monkeypatch, capsys):
