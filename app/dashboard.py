@@ -261,7 +261,7 @@ def serve_session() -> pn.viewable.Viewable:
 
     Admits the session against the caps (``NBODY_MAX_SESSIONS`` viewers in all,
     ``NBODY_MAX_SESSIONS_PER_ADDRESS`` per client address; a page request that never connects
-    its websocket is not a viewer; past a cap the session gets :func:`session_full_page`),
+    its websocket is not a viewer, and is destroyed after ``NBODY_CONNECT_TIMEOUT_S``; past a cap the session gets :func:`session_full_page`),
     installs the session guards, and serves a light shell whose tabs are built once the
     browser has connected (``pn.state.onload``), after a second check of the caps (pages
     requested together all pass the first). A plain ``GET /app`` costs milliseconds, not a
@@ -275,6 +275,7 @@ def serve_session() -> pn.viewable.Viewable:
     from app.compat.query import install_query_guard, oversized_query_values
     from app.compat.upload import install_upload_guard
     from app.limits import (
+        connect_timeout_from_environment,
         disconnect_grace_from_environment,
         max_sessions_from_environment,
         max_sessions_per_address_from_environment,
@@ -286,7 +287,8 @@ def serve_session() -> pn.viewable.Viewable:
     install_query_guard()  # a 4301-digit query value must not blank the page
     cap, per_address = max_sessions_from_environment(), max_sessions_per_address_from_environment()
     SESSIONS.disconnect_grace_s = disconnect_grace_from_environment()
-    answer = admit_session(cap, per_address=per_address)  # unregistered when the session is destroyed
+    # Unregistered when the session is destroyed; handed back to Bokeh if it never connects.
+    answer = admit_session(cap, per_address=per_address, connect_timeout_s=connect_timeout_from_environment())
     if not answer:
         return session_full_page(answer).servable(title="N-body Explorer")
     document = pn.state.curdoc

@@ -33,6 +33,8 @@ __all__ = [
     "max_sessions_per_address_from_environment",
     "DEFAULT_DISCONNECT_GRACE_S",
     "disconnect_grace_from_environment",
+    "DEFAULT_CONNECT_TIMEOUT_S",
+    "connect_timeout_from_environment",
     "SECONDS_PER_PAIR_STEP",
     "STEP_OVERHEAD_PAIRS",
     "GRADIENT_COST_FACTOR",
@@ -254,6 +256,31 @@ def max_sessions_per_address_from_environment(environ: Mapping[str, str] | None 
     if text is None or not text.strip():
         return DEFAULT_MAX_SESSIONS_PER_ADDRESS
     return _parse_positive_int("NBODY_MAX_SESSIONS_PER_ADDRESS", text, _MAX_SESSIONS_CEILING, floor=0)
+
+
+#: Default seconds a page request may take to connect its websocket before its session is
+#: handed back to Bokeh for destruction (a plain GET never connects).
+DEFAULT_CONNECT_TIMEOUT_S = 5.0
+
+
+def connect_timeout_from_environment(environ: Mapping[str, str] | None = None) -> float:
+    """Seconds a page's browser has to connect: ``NBODY_CONNECT_TIMEOUT_S``
+    (``nbody serve --connect-timeout``) or 5.
+
+    Raises:
+        ValueError: naming the variable, if it is not a number of seconds in [1, 600].
+    """
+    environ = os.environ if environ is None else environ
+    text = environ.get("NBODY_CONNECT_TIMEOUT_S")
+    if text is None or not text.strip():
+        return DEFAULT_CONNECT_TIMEOUT_S
+    try:
+        value = float(text)
+    except ValueError:
+        raise ValueError(f"environment variable NBODY_CONNECT_TIMEOUT_S={text!r} must be a number of seconds") from None
+    if not 1 <= value <= _DISCONNECT_GRACE_CEILING_S:
+        raise ValueError(f"environment variable NBODY_CONNECT_TIMEOUT_S={text!r} must be in [1, 600] seconds")
+    return value
 
 
 def disconnect_grace_from_environment(environ: Mapping[str, str] | None = None) -> float:

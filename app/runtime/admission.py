@@ -201,6 +201,15 @@ class SessionRegistry:
                 self._timer = None
             return answer
 
+    def ever_connected(self, session_id: str) -> bool:
+        """Whether ``session_id``'s browser has been seen connected (False when unknown)."""
+        with self._lock:
+            entry = self._sessions.get(session_id)
+            if entry is None:
+                return False
+            self._is_viewer(entry, self._clock())  # looks at its connections now
+            return entry.ever_connected
+
     def confirm(self, session_id: str, cap: int, *, per_address: int = 0) -> Admission:
         """Check a registered session again once its browser has connected: pages requested
         together pass :meth:`admit` before any of them connects. Refused, the session stops
@@ -256,7 +265,20 @@ def _connection_count(context) -> Callable[[], int]:
     return connections
 
 
-def admit_session(cap: int, *, per_address: int = 0, registry: SessionRegistry | None = None) -> Admission:
+def _expire_if_never_connected(context, registry: SessionRegistry, session_id: str) -> None:
+    """Ask Bokeh to discard a served session whose browser never connected (a plain GET): its
+    next unused-session check (``--check-unused-sessions``) destroys it. A browser that connects
+    later still gets a dashboard: Bokeh builds a new session for the page's signed id."""
+    session = getattr(context, "session", None)
+    if session is None or getattr(session, "destroyed", False) or session.connection_count > 0:
+        return
+    if registry.ever_connected(session_id):
+        return  # a viewer whose connection dropped: Bokeh's unused-session lifetime applies
+    session.request_expiration()
+
+
+def admit_session(cap: int, *, per_address: int = 0, connect_timeout_s: float | None = None,
+                  registry: SessionRegistry | None = None) -> Admission:
     """Register the session being built (``pn.state.curdoc``'s) if the viewers leave room.
 
     Call it while the session's document is current (``app/main.py`` -> ``serve_session``).
@@ -268,6 +290,9 @@ def admit_session(cap: int, *, per_address: int = 0, registry: SessionRegistry |
         cap: most viewers (``app.limits.max_sessions_from_environment``).
         per_address: most viewers of one client address, 0 for no such cap
             (``app.limits.max_sessions_per_address_from_environment``).
+        connect_timeout_s: a served session whose browser has not connected this many seconds
+            after the request is handed back to Bokeh for destruction (None: Bokeh's own
+            unused-session lifetime, 15 s by default).
         registry: the sessions to count in (:data:`SESSIONS` by default).
 
     Returns:
@@ -284,6 +309,9 @@ def admit_session(cap: int, *, per_address: int = 0, registry: SessionRegistry |
     )
     if answer and context is not None:
         pn.state.on_session_destroyed(lambda _context: registry.release(session_id))
+        if served and connect_timeout_s is not None:
+            document.add_timeout_callback(lambda: _expire_if_never_connected(context, registry, session_id),
+                                          max(1, int(connect_timeout_s * 1000)))
     return answer
 
 

@@ -41,6 +41,8 @@ MAX_SESSIONS_CEILING = 10_000
 #: The per-address cap when neither --max-sessions-per-address nor
 #: NBODY_MAX_SESSIONS_PER_ADDRESS sets one (app.limits.DEFAULT_MAX_SESSIONS_PER_ADDRESS).
 DEFAULT_MAX_SESSIONS_PER_ADDRESS = 5
+#: How often the server looks for sessions to discard, milliseconds (Bokeh's default: 17 000).
+CHECK_UNUSED_SESSIONS_MS = 1000
 #: Largest ``--jax-slots`` (the app applies the same bound to ``NBODY_JAX_SLOTS``).
 JAX_SLOTS_CEILING = 256
 #: The Panel plugin module that serves ``/health`` (named, never imported here).
@@ -80,6 +82,11 @@ def register(subparsers) -> None:
         "--disconnect-grace", type=float, metavar="SECONDS",
         help="seconds a browser whose connection dropped keeps its place under the caps "
         "(default NBODY_DISCONNECT_GRACE_S or 5)",
+    )
+    parser.add_argument(
+        "--connect-timeout", type=float, metavar="SECONDS",
+        help="seconds a page request may take to open its websocket before its session is destroyed "
+        "(a plain GET never does; default NBODY_CONNECT_TIMEOUT_S or 5)",
     )
     parser.add_argument(
         "--use-xheaders", action="store_true",
@@ -149,6 +156,8 @@ def serve_arguments(args: argparse.Namespace, environ=None) -> tuple[list[str], 
         env["NBODY_MAX_SESSIONS_PER_ADDRESS"] = str(args.max_sessions_per_address)
     if getattr(args, "disconnect_grace", None) is not None:
         env["NBODY_DISCONNECT_GRACE_S"] = repr(float(args.disconnect_grace))
+    if getattr(args, "connect_timeout", None) is not None:
+        env["NBODY_CONNECT_TIMEOUT_S"] = repr(float(args.connect_timeout))
     slots = getattr(args, "jax_slots", None)
     if slots is not None:
         if not 1 <= slots <= JAX_SLOTS_CEILING:
@@ -173,6 +182,10 @@ def serve_arguments(args: argparse.Namespace, environ=None) -> tuple[list[str], 
         "--websocket-max-message-size", str(WEBSOCKET_MAX_MESSAGE_BYTES),
         "--liveness",
         "--plugins", HEALTH_PLUGIN,
+        # Look for sessions to discard every second, not Bokeh's 17 s: a page request that never
+        # connects is destroyed within a second of --connect-timeout (a closed tab's session
+        # still lives Bokeh's --unused-session-lifetime, 15 s, for a reconnect).
+        "--check-unused-sessions", str(CHECK_UNUSED_SESSIONS_MS),
     ]
     if getattr(args, "use_xheaders", False):
         arguments.append("--use-xheaders")
@@ -225,6 +238,27 @@ def per_address_cap(args: argparse.Namespace, environ) -> int:
     return int(cleaned)
 
 
+def connect_timeout(args: argparse.Namespace, environ) -> float:
+    """Seconds a page has to connect: ``--connect-timeout``, else ``NBODY_CONNECT_TIMEOUT_S``, else 5.
+
+    Raises:
+        ValueError: naming the flag or the variable, if it is not a number in [1, 600].
+    """
+    if getattr(args, "connect_timeout", None) is not None:
+        source, text = "--connect-timeout", str(args.connect_timeout)
+    elif environ.get("NBODY_CONNECT_TIMEOUT_S", "").strip():
+        source, text = "NBODY_CONNECT_TIMEOUT_S", environ["NBODY_CONNECT_TIMEOUT_S"]
+    else:
+        return 5.0
+    try:
+        value = float(text)
+    except ValueError:
+        raise ValueError(f"{source} must be a number of seconds, got {text!r}") from None
+    if not 1 <= value <= 600:
+        raise ValueError(f"{source} must be in [1, 600] seconds, got {text}")
+    return value
+
+
 def disconnect_grace(args: argparse.Namespace, environ) -> float:
     """Seconds a dropped browser keeps its place: ``--disconnect-grace``, else
     ``NBODY_DISCONNECT_GRACE_S``, else 5.
@@ -253,6 +287,7 @@ def handle(args: argparse.Namespace) -> int:
     cap = session_cap(args, os.environ)
     per_address = per_address_cap(args, os.environ)
     disconnect_grace(args, os.environ)
+    connect_timeout(args, os.environ)
     if args.dry_run:
         print(" ".join(["panel", *arguments]))
         return 0

@@ -262,6 +262,36 @@ def test_a_dropped_connection_keeps_its_place_for_the_grace_only():
     assert registry.live == 1
 
 
+class _FakeServerSession:
+    """What admission reads of Bokeh's ``ServerSession`` (public attributes only)."""
+
+    def __init__(self) -> None:
+        self.connection_count, self.destroyed, self.expiration_requested = 0, False, False
+
+    def request_expiration(self) -> None:
+        self.expiration_requested = True
+
+
+@pytest.mark.parametrize("connects", [False, True], ids=["never-connects", "connected-then-dropped"])
+def test_a_page_request_that_never_connects_is_handed_back_to_bokeh(monkeypatch, connects):
+    registry = admission.SessionRegistry(trim_delay=3600.0)
+    monkeypatch.setattr(pn.state, "on_session_destroyed", lambda callback: None)
+    session = _FakeServerSession()
+    context = SimpleNamespace(id="page", session=session, request=SimpleNamespace(remote_ip="10.0.0.1", arguments={}))
+    doc = Document()
+    doc._session_context = lambda: context
+    with set_curdoc(doc):
+        assert admission.admit_session(3, per_address=2, connect_timeout_s=5.0, registry=registry)
+    [timeout] = list(doc.session_callbacks)
+    assert timeout.timeout == 5000
+    if connects:
+        session.connection_count = 1
+        assert registry.live == 1
+        session.connection_count = 0  # a dropped connection keeps Bokeh's unused-session lifetime
+    timeout.callback()
+    assert session.expiration_requested is not connects
+
+
 # ------------------------------------------------------------------ document calls
 def test_a_document_without_its_session_is_destroyed_and_nothing_is_scheduled(served_document):
     assert not document_destroyed(served_document)

@@ -151,6 +151,8 @@ CASES = [
      r"--max-sessions-per-address must be in \[0, 10000\] \(0: no per-address limit\), got -1"),
     ("serve-disconnect-grace-nan", ["serve", "--disconnect-grace", "nan", "--dry-run"],
      r"--disconnect-grace must be in \[0, 600\] seconds, got nan"),
+    ("serve-connect-timeout-0", ["serve", "--connect-timeout", "0", "--dry-run"],
+     r"--connect-timeout must be in \[1, 600\] seconds, got 0"),
     ("infer-seed-2-63", INFER + ["--out", "s.nc", "--seed", "9223372036854775808"],
      r"argument --seed: must be an integer in \[0, 4294967295\], got 9223372036854775808"),
     ("infer-out-missing-directory", INFER + ["--out", "no/dir/s.nc"], r"directory 'no/dir' does not exist"),
