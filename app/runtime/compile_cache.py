@@ -30,9 +30,9 @@ _LOG = logging.getLogger(__name__)
 
 #: Where compiled frame functions are kept across restarts unless NBODY_JAX_CACHE_DIR says.
 DEFAULT_CACHE_DIR = Path.home() / ".cache" / "nbody-explorer" / "jax"
-#: Default bound of the cache on disk, MiB: many times what every preset x integrator x precision
-#: of the Simulate tab writes (benchmarks/results/compile_cache.md), room for other N, force
-#: methods and the other tabs, and small on any disk.
+#: Default bound of the cache on disk, MiB: every preset x integrator x precision of the Simulate
+#: tab writes 3.9 MiB in 450 entries (benchmarks/results/compile_cache.md), so this leaves room
+#: for ~65 times that (other N, force methods, the other tabs) and is small on any disk.
 DEFAULT_CACHE_MAX_MB = 256
 _CACHE_MAX_MB_CEILING = 1_000_000
 # JAX's file names (jax._src.lru_cache): an entry is KEY-cache, its last access KEY-atime
