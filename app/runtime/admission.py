@@ -221,6 +221,8 @@ class SessionRegistry:
             answer = self._decide(session_id, entry.address, cap, per_address)
             if not answer:
                 del self._sessions[session_id]
+            else:  # its page has connected: a later drop is a viewer's, with its grace
+                entry.last_connected, entry.ever_connected = self._clock(), True
             return answer
 
     def release(self, session_id: str) -> None:

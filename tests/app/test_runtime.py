@@ -286,7 +286,8 @@ def test_a_page_request_that_never_connects_is_handed_back_to_bokeh(monkeypatch,
     assert timeout.timeout == 5000
     if connects:
         session.connection_count = 1
-        assert registry.live == 1
+        with set_curdoc(doc):
+            assert admission.confirm_session(3, per_address=2, registry=registry)  # the page's onload
         session.connection_count = 0  # a dropped connection keeps Bokeh's unused-session lifetime
     timeout.callback()
     assert session.expiration_requested is not connects
