@@ -51,8 +51,9 @@ GRANULARITY_S = 0.005
 #: far below the least-charged busy session (CFS's sleeper credit): enough to go first at the
 #: next checkpoint, never a hoard of idle time that would starve the busy sessions.
 WAKE_CREDIT_S = 0.05
-#: A session whose recent pieces (an average over the last few) take longer than this is a
-#: long one: it may not take the last free slot while a short session (a playing view's
+#: A session whose last two pieces both took longer than this is a long one (one long piece,
+#: e.g. a view's first compile, does not make a session long: it would then wait for the slot
+#: kept for short work and never run the short piece that shows it is short): it may not take the last free slot while a short session (a playing view's
 #: frames, a click) asked for work within the last RESERVE_HOLD_S. Pieces cannot be
 #: interrupted, so with every slot held by long pieces a short job waits up to a whole piece
 #: (~100 ms: a light view at <= 10 frames/s); one slot kept for short work serves it at once.
@@ -176,7 +177,7 @@ class _Flow:
     """One session's place in the pool: its waiting jobs, its running one, its charge."""
 
     __slots__ = ("key", "number", "jobs", "running", "vtime", "charged", "pieces", "since", "forgotten",
-                 "piece_s", "asked")
+                 "recent", "asked")
 
     def __init__(self, key: Hashable, number: int):
         self.key = key
@@ -188,13 +189,13 @@ class _Flow:
         self.pieces = 0
         self.since = 0  # order in which flows started waiting (ties go to the earlier)
         self.forgotten = False  # its session closed: removed once idle
-        self.piece_s = 0.0  # recent pieces' measured seconds (moving average; 0 before one)
+        self.recent: deque[float] = deque(maxlen=2)  # its last pieces' measured seconds
         self.asked = float("-inf")  # pool clock at its latest submitted job
 
     @property
     def long(self) -> bool:
-        """Its recent pieces take longer than SHORT_PIECE_S."""
-        return self.piece_s > SHORT_PIECE_S
+        """Its last two pieces both took longer than SHORT_PIECE_S."""
+        return len(self.recent) == 2 and min(self.recent) > SHORT_PIECE_S
 
     @property
     def active(self) -> bool:
@@ -410,7 +411,7 @@ class FairPool:
         job.piece_started = now
         job.charged += cost
         flow = self._flows[job.session]
-        flow.piece_s = measured if flow.pieces == 0 else 0.5 * (flow.piece_s + measured)
+        flow.recent.append(measured)
         flow.vtime += cost
         flow.charged += cost
         flow.pieces += 1

@@ -203,6 +203,32 @@ def test_slots_come_from_the_environment_with_a_clear_error():
         FairPool(slots=0)
 
 
+def test_one_long_piece_does_not_make_a_session_long():
+    """A light view's first compile is one long piece: its frames must still get the slot
+    kept for short work (the load test's light sessions waited for it for seconds when one
+    long piece made a session long)."""
+    clock = FakeClock()
+    pool = FairPool(slots=2, clock=clock)
+    release = threading.Event()
+
+    def long_job(job):
+        for _ in range(2):
+            clock.advance(0.1)
+            job.checkpoint()
+        release.wait(60)
+
+    heavy = pool.submit(Job(long_job, session="heavy"))  # long after two pieces, then holds its slot
+    _wait_until(lambda: pool.health()["sessions"][0]["pieces"] == 2)
+    compiled = pool.submit(Job(lambda job: clock.advance(2.0), session="light"))  # a first compile
+    assert compiled.finished.wait(10)
+    short = pool.submit(Job(lambda job: clock.advance(0.01), session="short"))  # short work about
+    assert short.finished.wait(10)
+    frame = pool.submit(Job(lambda job: clock.advance(0.01), session="light"))  # its first frame
+    assert frame.finished.wait(10)  # the kept slot, although its only piece so far was long
+    release.set()
+    assert heavy.finished.wait(10)
+
+
 def test_long_sessions_leave_one_slot_to_short_work_while_it_is_about():
     """Two slots, two sessions in pieces of 100 ms and a light one asking for 10 ms jobs: the
     second long session waits while the light one is about, so a light job never waits for
@@ -214,7 +240,7 @@ def test_long_sessions_leave_one_slot_to_short_work_while_it_is_about():
 
     def long_work(name):
         def fn(job):
-            for _ in range(3):  # pieces of 100 ms (a long session after its first piece)
+            for _ in range(3):  # pieces of 100 ms (a long session after two of them)
                 clock.advance(0.1)
                 ran.append(name)
                 job.checkpoint()
@@ -225,12 +251,12 @@ def test_long_sessions_leave_one_slot_to_short_work_while_it_is_about():
     _wait_until(lambda: ran.count("long-a") == 3)  # (one job at a time advances the fake clock)
     light = pool.submit(Job(lambda job: clock.advance(0.01), session="light"))  # short work, asked now
     assert light.finished.wait(10)
-    second = pool.submit(Job(long_work("long-b"), session="b"))  # b is new: short until its first piece
-    _wait_until(lambda: ran.count("long-b") >= 1)
+    second = pool.submit(Job(long_work("long-b"), session="b"))  # b is new: short until two long pieces
+    _wait_until(lambda: ran.count("long-b") >= 2)
     _wait_until(lambda: pool.busy() == 1 and pool.waiting() == 1, msg=lambda: (pool.health(), ran, clock.now))  # b, long now, gave the kept slot up
     quick = pool.submit(Job(lambda job: ran.append("light"), session="light"))
     assert quick.finished.wait(10)  # at once: a slot was kept for it
-    assert ran.count("long-b") == 1
+    assert ran.count("long-b") == 2
     clock.advance(scheduler.RESERVE_HOLD_S + 0.01)  # the light session has been quiet since
     _wait_until(lambda: ran.count("long-b") == 3)  # b gets the kept slot back
     done.set()
