@@ -28,7 +28,9 @@ class RecordSettings(param.Parameterized):
     ``app.state.simulate_run.RECORD_VALUES`` floats, ~32 MB, gathered once), one matplotlib
     figure and about three frames in flight (``width * height * 4`` bytes each: 11 MB at
     1280x720). MP4 frames go down a pipe to ffmpeg (a separate process, one thread); a GIF
-    keeps only the previous frame's palette indices (0.9 MB at 1280x720).
+    keeps only the previous frame's palette indices (0.9 MB at 1280x720). Measured: two concurrent
+    maximal recordings at N = 2000 peaked 54-66 MiB over the warm process
+    (benchmarks/results/record.md).
     """
 
     seconds = param.Integer(3, bounds=(1, 20), doc="Length of the movie, seconds.")
