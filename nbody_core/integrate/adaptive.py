@@ -19,6 +19,7 @@ Interface: :func:`solve_dopri8` is the ``dopri8`` record's solver in
 from __future__ import annotations
 
 import functools
+import math
 from functools import partial
 from typing import Callable, NamedTuple
 
@@ -32,7 +33,7 @@ from nbody_core.physics.forces import Acceleration
 from nbody_core.physics.state import ParticleState, PhysicsParams
 from .options import check_positive_number
 from .solution import RESULTS, Solution, Stats
-from .trajectory import Trajectory, conserved_quantities
+from .trajectory import Trajectory, conserved_quantities, empty_piece
 
 __all__ = ["solve_dopri8", "DEFAULT_RTOL", "DEFAULT_ATOL"]
 
@@ -96,19 +97,53 @@ def _initial_step(x0, v0, k1, rtol, atol, span):
     return jnp.minimum(h0, span).astype(x0.dtype)
 
 
-@partial(jax.jit, static_argnames=("acceleration_fn", "potential", "units"))
-def _dopri8(start, mass, save_times, params, rtol, atol, max_steps, *, acceleration_fn, potential, units):
-    """Integrate from ``start`` (a :class:`_Carry` at ``save_times[0]``) through
-    ``save_times[1:]``, landing on and saving each; the carry goes on to the next chunk.
+class _Loop(NamedTuple):
+    """The adaptive loop's whole state between two compiled calls: a call that stops after
+    its share of steps hands this to the next, which goes on as if nothing happened."""
 
-    Returns:
-        ``(carry, index, saved_x, saved_v)``: snapshots ``< index`` were reached.
-    """
-    dtype = start.x.dtype
-    num_saves = save_times.shape[0] - 1
+    carry: _Carry
+    k1: tuple  # the derivative at (carry.x, carry.v): FSAL, carried, never recomputed
+    index: jax.Array  # the next save time to land on (snapshots < index were reached)
+    saved_x: jax.Array
+    saved_v: jax.Array
 
+
+def _derivative(acceleration_fn, mass, params):
     def derivative(x, v):
         return v, acceleration_fn(x, mass, params)
+    return derivative
+
+
+@partial(jax.jit, static_argnames=("acceleration_fn",))
+def _dopri8_start(start, mass, save_times, params, rtol, atol, *, acceleration_fn) -> _Loop:
+    """The loop at ``save_times[0]`` from ``start`` (a :class:`_Carry`): the first derivative,
+    the initial step when ``start.h_free`` is 0, and the saved snapshots with the first."""
+    dtype = start.x.dtype
+    num_saves = save_times.shape[0] - 1
+    k1 = _derivative(acceleration_fn, mass, params)(start.x, start.v)
+    # A first chunk starts with h_free = 0: pick the initial step here.
+    span = save_times[1] - save_times[0]
+    start = start._replace(
+        h_free=jnp.where(start.h_free > 0, start.h_free, _initial_step(start.x, start.v, k1, rtol, atol, span))
+    )
+    saved_x = jnp.zeros((num_saves + 1,) + start.x.shape, dtype).at[0].set(start.x)
+    saved_v = jnp.zeros((num_saves + 1,) + start.v.shape, dtype).at[0].set(start.v)
+    return _Loop(start, k1, jnp.ones((), jnp.int32), saved_x, saved_v)
+
+
+@partial(jax.jit, static_argnames=("acceleration_fn", "potential", "units"))
+def _dopri8(loop, mass, save_times, params, rtol, atol, max_steps, *, acceleration_fn, potential, units) -> _Loop:
+    """Go on from ``loop`` (:func:`_dopri8_start`, or a previous call) through
+    ``save_times[1:]``, landing on and saving each, until they are all reached or
+    ``max_steps`` steps (accepted + rejected, counted over the whole run; traced, so any cap
+    reuses this compilation) were attempted.
+
+    Returns:
+        The :class:`_Loop` to go on from: snapshots ``< index`` were reached.
+    """
+    num_saves = save_times.shape[0] - 1
+
+    derivative = _derivative(acceleration_fn, mass, params)
 
     def rms(error_x, error_v, scale_x, scale_v):
         squared = jnp.sum((error_x / scale_x) ** 2) + jnp.sum((error_v / scale_v) ** 2)
@@ -176,17 +211,7 @@ def _dopri8(start, mass, save_times, params, rtol, atol, max_steps, *, accelerat
             & (c.h_free > 0) & jnp.isfinite(c.h_free)
         )
 
-    k1 = derivative(start.x, start.v)
-    # A first chunk starts with h_free = 0: pick the initial step here.
-    span = save_times[1] - save_times[0]
-    start = start._replace(
-        h_free=jnp.where(start.h_free > 0, start.h_free, _initial_step(start.x, start.v, k1, rtol, atol, span))
-    )
-    saved_x = jnp.zeros((num_saves + 1,) + start.x.shape, dtype).at[0].set(start.x)
-    saved_v = jnp.zeros((num_saves + 1,) + start.v.shape, dtype).at[0].set(start.v)
-    loop = (start, k1, jnp.ones((), jnp.int32), saved_x, saved_v)
-    carry, _, index, saved_x, saved_v = lax.while_loop(cond, body, loop)
-    return carry, index, saved_x, saved_v
+    return _Loop(*lax.while_loop(cond, body, tuple(loop)))
 
 
 def solve_dopri8(
@@ -199,6 +224,7 @@ def solve_dopri8(
     dt: float | None = None,
     chunks: int = 1,
     on_chunk: Callable[[int, Trajectory], None] | None = None,
+    steps_per_call: int | None = None,
     rtol: float = DEFAULT_RTOL,
     atol: float = DEFAULT_ATOL,
 ) -> Solution:
@@ -220,9 +246,14 @@ def solve_dopri8(
         chunks: number of compiled calls the save intervals are cut into (equal chunks
             share a compilation); the integrator's state (step size, compensation terms)
             goes from one to the next, so the result equals one call.
-        on_chunk: ``on_chunk(saves_done, piece)`` after each chunk, ``piece`` the
-            :class:`Trajectory` of the snapshots that chunk reached (the initial one in the
-            first).
+        on_chunk: ``on_chunk(saves_done, piece)`` after each compiled call, ``piece`` the
+            :class:`Trajectory` of the snapshots that call reached (the initial one in the
+            first; none when the call ended between two save times). An exception raised
+            there stops the run.
+        steps_per_call: at most this many attempted steps per compiled call (None: no
+            bound); the next call goes on from the loop's whole state (step size,
+            compensation terms, FSAL derivative), so the result is bit-identical to one
+            call. The cap is traced: any value reuses the compilation.
         rtol, atol: per-step relative and absolute error tolerances (RMS norm over all
             position and velocity components).
 
@@ -255,23 +286,32 @@ def solve_dopri8(
             max_relative_energy_error=max_error, units=state.units,
         )
 
-    xs, vs, reached = [], [], 0
+    tolerances = jnp.asarray(rtol, dtype), jnp.asarray(atol, dtype)
+    xs, vs, reached, attempted = [], [], 0, 0
     for begin in range(0, num_saves, size):
         end = min(begin + size, num_saves)
-        carry, index, saved_x, saved_v = _dopri8(
-            carry, state.mass, save_times[begin:end + 1], params, jnp.asarray(rtol, dtype),
-            jnp.asarray(atol, dtype), jnp.asarray(max_steps, jnp.int32),
-            acceleration_fn=acceleration, potential=potential, units=state.units,
-        )
-        index = int(index)
-        first = 0 if begin == 0 else 1  # a later chunk's first snapshot is the previous last
-        xs.append(saved_x[first:])
-        vs.append(saved_v[first:])
-        reached = begin + index - 1  # save intervals completed
-        if on_chunk is not None:
-            on_chunk(reached, snapshots(
-                saved_x[first:index], saved_v[first:index], save_times[begin + first:reached + 1], carry.max_error
-            ))
+        times = save_times[begin:end + 1]
+        loop = _dopri8_start(carry, state.mass, times, params, *tolerances, acceleration_fn=acceleration)
+        first = shown = 0 if begin == 0 else 1  # a later chunk's first snapshot is the previous last
+        while True:  # calls of at most steps_per_call steps, each going on from the last
+            cap = max_steps if steps_per_call is None else min(max_steps, attempted + steps_per_call)
+            loop = _dopri8(loop, state.mass, times, params, *tolerances, np.asarray(cap, np.int32),
+                           acceleration_fn=acceleration, potential=potential, units=state.units)
+            carry, index = loop.carry, int(loop.index)
+            attempted = int(carry.accepted) + int(carry.rejected)
+            h_free = float(carry.h_free)
+            reached = begin + index - 1  # save intervals completed
+            going_on = index <= end - begin and attempted < max_steps and h_free > 0 and math.isfinite(h_free)
+            if on_chunk is not None:
+                on_chunk(reached, snapshots(
+                    loop.saved_x[shown:index], loop.saved_v[shown:index], save_times[begin + shown:reached + 1],
+                    carry.max_error,
+                ) if index > shown else empty_piece(state))
+                shown = index
+            if not going_on:
+                break
+        xs.append(loop.saved_x[first:])
+        vs.append(loop.saved_v[first:])
         if reached < end:
             break
     saved_x, saved_v = jnp.concatenate(xs), jnp.concatenate(vs)

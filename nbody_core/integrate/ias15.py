@@ -42,7 +42,7 @@ from nbody_core.physics.potentials import NEWTONIAN
 from nbody_core.physics.state import ParticleState, PhysicsParams
 from .options import check_positive_number
 from .solution import RESULTS, Solution, Stats
-from .trajectory import Trajectory, conserved_quantities
+from .trajectory import Trajectory, conserved_quantities, empty_piece
 
 __all__ = ["solve_ias15", "EPSILON", "SAFETY_FACTOR", "GAUSS_RADAU_SPACINGS", "ADAPTIVE_MODES"]
 
@@ -134,13 +134,15 @@ def _predict_b(b_last, e_last, ratio):
     return jnp.where(usable, b, 0.0), jnp.where(usable, e, 0.0)
 
 
-@partial(jax.jit, static_argnames=("acceleration_fn", "potential", "pairwise", "adaptive_mode"))
-def _ias15(state, save_times, params, epsilon, max_steps, initial_dt, *, acceleration_fn, potential,
-           pairwise, adaptive_mode):
-    dtype = state.position.dtype
-    mass = state.mass
+_STATIC = ("acceleration_fn", "potential", "pairwise", "adaptive_mode")
+
+
+def _kernels(mass, save_times, params, epsilon, *, acceleration_fn, potential, pairwise, adaptive_mode):
+    """The loop's pieces for one run: ``(separations, pair_acceleration, acceleration, energy,
+    body, cond)``, ``cond(max_steps)`` giving the loop's condition (call inside ``jit``)."""
+    dtype = save_times.dtype
     num_saves = save_times.shape[0] - 1
-    n_bodies = state.position.shape[0]
+    n_bodies = mass.shape[0]
     off_diagonal = ~jnp.eye(n_bodies, dtype=bool)
 
     def acceleration(x):
@@ -309,11 +311,24 @@ def _ias15(state, save_times, params, epsilon, max_steps, initial_dt, *, acceler
                 accepted + ok.astype(jnp.int32), rejected + (~ok).astype(jnp.int32),
                 iterations_total + iterations, saved_x, saved_v, e0, max_de, ~finite)
 
-    def cond(carry):
-        h_free, index, accepted, rejected, failed = carry[11], carry[12], carry[13], carry[14], carry[20]
-        return ((index <= num_saves) & (accepted + rejected < max_steps) & (h_free > 0)
-                & jnp.isfinite(h_free) & ~failed)
+    def cond(max_steps):
+        def going_on(carry):
+            h_free, index, accepted, rejected, failed = carry[11], carry[12], carry[13], carry[14], carry[20]
+            return ((index <= num_saves) & (accepted + rejected < max_steps) & (h_free > 0)
+                    & jnp.isfinite(h_free) & ~failed)
+        return going_on
 
+    return separations, pair_acceleration, acceleration, energy, body, cond
+
+
+@partial(jax.jit, static_argnames=_STATIC)
+def _ias15_start(state, save_times, params, epsilon, initial_dt, **static):
+    """The loop's carry at ``save_times[0]`` (see :func:`_ias15_steps`)."""
+    dtype = state.position.dtype
+    num_saves = save_times.shape[0] - 1
+    separations, pair_acceleration, acceleration, energy, _, _ = _kernels(
+        state.mass, save_times, params, epsilon, **static)
+    pairwise = static["pairwise"]
     x0, v0 = state.position, state.velocity
     dr0 = separations(x0, jnp.zeros_like(x0))
     a0 = pair_acceleration(dr0, jnp.zeros_like(x0)) if pairwise else acceleration(x0)
@@ -332,7 +347,24 @@ def _ias15(state, save_times, params, epsilon, max_steps, initial_dt, *, acceler
     carry = (x0, jnp.zeros_like(x0), v0, jnp.zeros_like(v0), save_times[0], zero, a0, dr0, coefficients,
              coefficients, zero, h0, jnp.ones((), jnp.int32), count, count, count, saved_x, saved_v,
              energy(dr0, v0), zero, jnp.zeros((), bool))
-    carry = lax.while_loop(cond, body, carry)
+    return carry
+
+
+@partial(jax.jit, static_argnames=_STATIC)
+def _ias15_steps(carry, mass, save_times, params, epsilon, max_steps, **static):
+    """Go on from ``carry`` (:func:`_ias15_start` or a previous call) until every save time is
+    reached or ``max_steps`` steps (accepted + rejected, counted over the whole run; traced:
+    any cap reuses this compilation) were attempted. The carry is the loop's whole state, so
+    calls that go on from each other give the same result as one."""
+    *_, body, cond = _kernels(mass, save_times, params, epsilon, **static)
+    return lax.while_loop(cond(max_steps), body, carry)
+
+
+@partial(jax.jit, static_argnames=("potential",))
+def _ias15_finish(carry, state, save_times, params, *, potential):
+    """The :class:`Trajectory` of a finished loop and its counters."""
+    mass = state.mass
+    num_saves = save_times.shape[0] - 1
     (h_free, index, accepted, rejected, iterations, saved_x, saved_v, e0, max_de, failed) = carry[11:]
     # Snapshots never reached are NaN, so they cannot pass for data.
     reached = jnp.arange(num_saves + 1) < index
@@ -358,6 +390,7 @@ def solve_ias15(
     dt: float | None = None,
     chunks: int = 1,
     on_chunk: Callable[[int, Trajectory], None] | None = None,
+    steps_per_call: int | None = None,
     epsilon: float = EPSILON,
     adaptive_mode: str = "global",
 ) -> Solution:
@@ -365,9 +398,11 @@ def solve_ias15(
     solver: :func:`nbody_core.solve` validates the common options first).
 
     Steps are shortened to land exactly on each save time; the free step size is kept. The
-    run is one compiled call whatever ``chunks`` says (``on_chunk`` is called once, at the
-    end, when the run succeeded). ``save_times`` are traced: new times of the same count do
-    not recompile.
+    run is one compiled call whatever ``chunks`` says, unless ``steps_per_call`` bounds the
+    steps of a call: then each call goes on from the loop's whole state (the carry), so the
+    result is bit-identical to one call. ``on_chunk(saves_done, piece)`` follows each call:
+    ``piece`` is empty but after the last call, where it holds every snapshot when the run
+    succeeded. ``save_times`` are traced: new times of the same count do not recompile.
 
     Args:
         state: initial :class:`ParticleState` (float64: IAS15's tolerances assume it).
@@ -379,6 +414,8 @@ def solve_ias15(
         max_steps: cap on attempted steps (accepted + rejected); snapshots not reached are NaN.
         dt: first step to try (default: 1 % of ``min_i sqrt(|x_i| / |a_i|)``, at most one
             save interval); a step too long is rejected and redone shorter.
+        steps_per_call: at most this many attempted steps per compiled call (None: no bound;
+            traced, any value reuses the compilation).
         epsilon: RS15's step-size parameter (1e-9: error at machine precision).
         adaptive_mode: step-size criterion: ``"global"`` (RS15 sec. 3.2, ``max|b6| / max|a|``;
             REBOUND's ``adaptive_mode = 1``) or ``"prs23"`` (Pham, Rein & Spiegel 2024, from
@@ -401,14 +438,25 @@ def solve_ias15(
     potential = acceleration.potential
     params = PhysicsParams(*(jnp.asarray(p, dtype) for p in params))
     pairwise = bool(potential.pair_energy is NEWTONIAN.pair_energy and state.position.shape[0] <= PAIRWISE_MAX_BODIES)
-    trajectory, counters = _ias15(
-        state._replace(time=jnp.asarray(state.time, dtype)), jnp.asarray(save_times, dtype), params,
-        jnp.asarray(epsilon, dtype), jnp.asarray(max_steps, jnp.int32),
-        jnp.asarray(0.0 if dt is None else dt, dtype), acceleration_fn=acceleration, potential=potential,
-        pairwise=pairwise, adaptive_mode=adaptive_mode,
-    )
-    index, accepted, rejected, iterations, max_error, failed, next_dt = (np.asarray(c) for c in counters)
+    static = dict(acceleration_fn=acceleration, potential=potential, pairwise=pairwise, adaptive_mode=adaptive_mode)
+    state = state._replace(time=jnp.asarray(state.time, dtype))
+    times, epsilon = jnp.asarray(save_times, dtype), jnp.asarray(epsilon, dtype)
     num_saves = len(save_times) - 1
+    carry = _ias15_start(state, times, params, epsilon, jnp.asarray(0.0 if dt is None else dt, dtype), **static)
+    attempted = 0
+    while True:  # calls of at most steps_per_call steps, each going on from the last
+        cap = max_steps if steps_per_call is None else min(max_steps, attempted + steps_per_call)
+        carry = _ias15_steps(carry, state.mass, times, params, epsilon, np.asarray(cap, np.int32), **static)
+        h_free, index, accepted, rejected = (np.asarray(c) for c in carry[11:15])
+        attempted = int(accepted) + int(rejected)
+        going_on = (int(index) <= num_saves and attempted < max_steps and float(h_free) > 0
+                    and math.isfinite(float(h_free)) and not bool(carry[20]))
+        if not going_on:
+            break
+        if on_chunk is not None:
+            on_chunk(int(index) - 1, empty_piece(state))
+    trajectory, counters = _ias15_finish(carry, state, times, params, potential=potential)
+    index, accepted, rejected, iterations, max_error, failed, next_dt = (np.asarray(c) for c in counters)
     index, accepted, rejected = int(index), int(accepted), int(rejected)
     if index > num_saves:
         result = RESULTS.successful
@@ -420,8 +468,8 @@ def solve_ias15(
         result = RESULTS.step_size_underflow
     error = float(max_error) if result is RESULTS.successful else float("nan")
     trajectory = trajectory._replace(max_relative_energy_error=jnp.asarray(error, dtype))
-    if on_chunk is not None and result is RESULTS.successful:
-        on_chunk(num_saves, trajectory)
+    if on_chunk is not None:  # the last call's piece: every snapshot once the run succeeded
+        on_chunk(index - 1, trajectory if result is RESULTS.successful else empty_piece(state))
     stats = Stats(
         num_steps=accepted + rejected, num_accepted_steps=accepted, num_rejected_steps=rejected,
         num_saves_reached=index - 1, next_dt=float(next_dt), max_steps=max_steps, iterations=int(iterations),

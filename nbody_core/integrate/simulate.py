@@ -30,7 +30,7 @@ from nbody_core.physics.state import ParticleState, PhysicsParams, resolve_param
 from .fixed_step import IntegratorState
 from .integrators import Integrator, get_integrator
 from .options import steps_for_duration, validate_run_options
-from .trajectory import Trajectory, conserved_quantities
+from .trajectory import Trajectory, conserved_quantities, empty_piece
 
 __all__ = [
     "cast_run_inputs",
@@ -474,7 +474,7 @@ def integrate_final(
         max_error = error if max_error is None else jnp.maximum(max_error, error)
         done += int(count)
         if on_chunk is not None and done < num_steps:
-            on_chunk(done, _no_snapshot(jax.block_until_ready(particles)))
+            on_chunk(done, empty_piece(jax.block_until_ready(particles)))
     time, position, velocity, quantities, finite = _end_snapshot(particles, params, potential)
     trajectory = Trajectory(
         time=time, position=position, velocity=velocity, mass=state.mass, energy=quantities.energy,
@@ -484,17 +484,6 @@ def integrate_final(
     if on_chunk is not None:
         on_chunk(done, jax.block_until_ready(trajectory))
     return trajectory, finite
-
-
-def _no_snapshot(particles: ParticleState) -> Trajectory:
-    """A :class:`Trajectory` of zero snapshots, shaped like ``particles`` (host arrays)."""
-    n = particles.position.shape[0]
-    dtype = particles.position.dtype
-    return Trajectory(
-        time=np.zeros(0, dtype), position=np.zeros((0, n, 3), dtype), velocity=np.zeros((0, n, 3), dtype),
-        mass=particles.mass, energy=np.zeros(0, dtype), linear_momentum=np.zeros((0, 3), dtype),
-        angular_momentum=np.zeros((0, 3), dtype), units=particles.units,
-    )
 
 
 def advance(

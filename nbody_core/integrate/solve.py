@@ -63,6 +63,7 @@ def solve(
     max_steps: int | None = None,
     chunks: int = 1,
     on_chunk: Callable[[int, Trajectory], None] | None = None,
+    steps_per_call: int | None = None,
     **options,
 ) -> Solution:
     """Integrate ``state`` with any integrator and say how the run ended.
@@ -107,10 +108,17 @@ def solve(
         max_steps: adaptive: cap on attempted steps (default 1,000,000); snapshots not
             reached are NaN and the result is ``RESULTS.max_steps_reached``.
         chunks: number of compiled calls the run is cut into (for progress; the result is
-            the same). IAS15 runs in one call whatever it says.
+            the same). IAS15 cuts its run only by ``steps_per_call``.
         on_chunk: ``on_chunk(done, piece)`` after each call: ``done`` steps (fixed-step) or
             save intervals (adaptive) so far, ``piece`` the :class:`Trajectory` of the
-            snapshots that call added. An exception raised there stops the run.
+            snapshots that call added. An exception raised there stops the run (the way to
+            cancel a long run between two bounded calls).
+        steps_per_call: at most this many steps per compiled call (None: no bound), so that
+            no call runs long: fixed-step, the run is cut into at least
+            ``ceil(num_steps / steps_per_call)`` calls; adaptive, each call attempts at most
+            this many steps and the next goes on from the loop's whole state (step size,
+            controller state, compensation terms), bit-identical to one call. Traced: any
+            value reuses the compilation.
         **options: the integrator's own options (its record's ``options``): ``rtol``,
             ``atol`` (dopri8, default 1e-13: per-step error tolerances, RMS over positions and
             velocities); ``epsilon`` (ias15, default 1e-9) and ``adaptive_mode`` (ias15:
@@ -136,15 +144,21 @@ def solve(
     if final_only and (save_every is not None or num_saves is not None or save_times is not None):
         raise ValueError("final_only keeps the end state only: give no save_every, num_saves or save_times")
     chunks = check_positive_int("chunks", chunks)
+    if steps_per_call is not None:
+        steps_per_call = check_positive_int("steps_per_call", steps_per_call)
     params = resolve_params(state, params)
     acceleration = acceleration_function(forces, potential)
     if record.adaptive:
         return _solve_adaptive(
             state, record, t_end=t_end, dt=dt, params=params, acceleration=acceleration, num_saves=num_saves,
             save_times=save_times, final_only=final_only, max_steps=max_steps, chunks=chunks, on_chunk=on_chunk,
-            options=options,
+            steps_per_call=steps_per_call, options=options,
         )
     config = RunConfig(record, acceleration, bool(track_energy))
+    if steps_per_call is not None and num_steps is not None:
+        chunks = max(chunks, -(-num_steps // steps_per_call))
+    elif steps_per_call is not None:  # t_end: the step count is known once dt is shortened to land on it
+        chunks = max(chunks, _steps_to(state, t_end, dt) // steps_per_call + 1)
     return _solve_fixed(
         state, config, t_end=t_end, num_steps=num_steps, dt=dt, params=params, save_every=save_every,
         num_saves=num_saves, final_only=final_only, chunks=chunks, on_chunk=on_chunk,
@@ -241,8 +255,17 @@ def _code_of(finite):
     return RESULTS.successful if bool(finite) else RESULTS.nonfinite
 
 
+def _steps_to(state, t_end, dt) -> int:
+    """Fixed steps from ``state.time`` to ``t_end`` (0 when the values are bad: the run
+    refuses them, in words, later)."""
+    try:
+        return steps_for_duration(float(t_end) - float(np.asarray(state.time)), dt)[0]
+    except (TypeError, ValueError):
+        return 0
+
+
 def _solve_adaptive(state, record: Integrator, *, t_end, dt, params, acceleration, num_saves, save_times,
-                    final_only, max_steps, chunks, on_chunk, options) -> Solution:
+                    final_only, max_steps, chunks, on_chunk, steps_per_call, options) -> Solution:
     t0 = float(np.asarray(state.time))
     if final_only:
         num_saves = 1
@@ -254,13 +277,16 @@ def _solve_adaptive(state, record: Integrator, *, t_end, dt, params, acceleratio
     if dt is not None:
         dt = check_positive_number("dt (the first step an adaptive integrator tries)", dt)
     if final_only and on_chunk is not None:
-        user_on_chunk = on_chunk
+        user_on_chunk, initial = on_chunk, [True]
 
-        def on_chunk(done, piece):  # one save interval, one call: its piece starts with the initial state
-            user_on_chunk(done, _from_snapshot(piece, 1))
+        def on_chunk(done, piece):  # the first piece with a snapshot starts with the initial state
+            if initial[0] and piece.time.shape[0]:
+                initial[0] = False
+                piece = _from_snapshot(piece, 1)
+            user_on_chunk(done, piece)
 
     solution = record.solver(state, save_times=times, params=params, acceleration=acceleration, max_steps=max_steps,
-                             dt=dt, chunks=chunks, on_chunk=on_chunk, **options)
+                             dt=dt, chunks=chunks, on_chunk=on_chunk, steps_per_call=steps_per_call, **options)
     if final_only:
         solution = solution._replace(trajectory=_from_snapshot(solution.trajectory, -1))
     return solution

@@ -18,7 +18,7 @@ from nbody_core.physics.diagnostics import angular_momentum, linear_momentum, to
 from nbody_core.physics.potentials import NEWTONIAN, PairPotential
 from nbody_core.physics.state import ParticleState, PhysicsParams, register_units_pytree, resolve_params
 
-__all__ = ["ConservedQuantities", "Trajectory", "conserved_quantities", "first_nonfinite_index"]
+__all__ = ["ConservedQuantities", "Trajectory", "conserved_quantities", "empty_piece", "first_nonfinite_index"]
 
 
 class ConservedQuantities(NamedTuple):
@@ -91,3 +91,15 @@ def first_nonfinite_index(trajectory: Trajectory) -> int | None:
     )
     bad = np.flatnonzero(~finite)
     return int(bad[0]) if bad.size else None
+
+
+def empty_piece(particles: ParticleState) -> Trajectory:
+    """A :class:`Trajectory` of zero snapshots shaped like ``particles`` (host arrays): the
+    ``on_chunk`` piece of a compiled call that saved nothing."""
+    n = particles.position.shape[0]
+    dtype = particles.position.dtype
+    return Trajectory(
+        time=np.zeros(0, dtype), position=np.zeros((0, n, 3), dtype), velocity=np.zeros((0, n, 3), dtype),
+        mass=particles.mass, energy=np.zeros(0, dtype), linear_momentum=np.zeros((0, 3), dtype),
+        angular_momentum=np.zeros((0, 3), dtype), units=particles.units,
+    )

@@ -171,6 +171,58 @@ def test_on_chunk_follows_progress_and_an_exception_there_stops_the_run():
         nb.solve(state, dt=0.01, num_steps=10, final_only=True, chunks=3, on_chunk=stop)
 
 
+@pytest.mark.parametrize("name", ADAPTIVE)
+@pytest.mark.parametrize("final_only", [False, True])
+def test_adaptive_runs_in_bounded_calls_equal_one_call_bit_for_bit(name, final_only):
+    """Issue 26: ``steps_per_call`` bounds the steps of each compiled call, the next call going
+    on from the loop's whole state, so a frame can be stopped between calls; the result is the
+    one call's, bit for bit (same compiled loop body, same carry, no value recomputed)."""
+    state = nb.pythagorean()
+    options = dict(t_end=2.0, integrator=name, final_only=final_only, **({} if final_only else {"num_saves": 4}))
+    whole = nb.solve(state, **options)
+    calls = []
+    chunked = nb.solve(state, steps_per_call=7, on_chunk=lambda done, piece: calls.append(piece.time.shape[0]),
+                       **options)
+    assert whole.result is RESULTS.successful and chunked.result is RESULTS.successful
+    _assert_same(chunked.trajectory, whole.trajectory)
+    assert chunked.stats == whole.stats
+    # One call per 7 attempted steps (the last may be shorter); every snapshot reported once.
+    assert len(calls) == math.ceil(whole.stats.num_steps / 7) and whole.stats.num_steps > 20
+    assert sum(calls) == (1 if final_only else 5)
+
+
+@pytest.mark.parametrize("name", ADAPTIVE)
+def test_an_exception_between_bounded_calls_stops_an_adaptive_run_within_one_call(name):
+    """The live view's frames raise at a cancelled checkpoint: no further call runs."""
+    class Stop(Exception):
+        pass
+
+    calls = []
+
+    def stop_at_third(done, piece):
+        calls.append(done)
+        if len(calls) == 3:
+            raise Stop
+
+    with pytest.raises(Stop):
+        nb.solve(nb.pythagorean(), t_end=70.0, integrator=name, final_only=True, steps_per_call=5,
+                 on_chunk=stop_at_third)
+    assert len(calls) == 3
+
+
+def test_fixed_step_steps_per_call_cuts_a_run_into_bounded_calls():
+    state = nb.figure_eight()
+    seen = []
+    final = nb.solve(state, dt=0.01, num_steps=10, final_only=True, steps_per_call=4,
+                     on_chunk=lambda done, piece: seen.append(done))
+    assert seen == [3, 7, 10]  # ceil(10 / 4) = 3 near-equal calls, each <= 4 steps
+    whole = nb.solve(state, dt=0.01, num_steps=10, final_only=True)
+    _assert_same(final.trajectory, whole.trajectory)
+    seen.clear()
+    nb.solve(state, dt=0.01, t_end=0.1, final_only=True, steps_per_call=4, on_chunk=lambda done, piece: seen.append(done))
+    assert max(np.diff([0] + seen)) <= 4 and seen[-1] == 10
+
+
 @pytest.mark.parametrize(
     "options, message",
     [
@@ -197,6 +249,7 @@ def test_on_chunk_follows_progress_and_an_exception_there_stops_the_run():
         ({"integrator": "ias15"}, r"t_end must be a finite end time later than state.time = 0.0, got None"),
         ({"t_end": 1.0, "integrator": "ias15", "adaptive_mode": "fast"}, r"adaptive_mode must be one of"),
         ({"t_end": 1.0, "integrator": "dopri8", "chunks": 0}, r"chunks must be a positive integer, got 0"),
+        ({"t_end": 1.0, "integrator": "ias15", "steps_per_call": 0}, r"steps_per_call must be a positive integer, got 0"),
         ({"t_end": 1.0, "integrator": "rk45"}, r"unknown integrator 'rk45'; choose one of \["),
     ],
 )
