@@ -13,6 +13,7 @@ the view calls it on the worker pool). No Panel import.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import threading
 from functools import partial
@@ -22,7 +23,7 @@ import jax
 import numpy as np
 import param
 
-from app.limits import LIMITS, check_limit
+from app.limits import LIMITS, check_cost, check_limit
 from nbody_core import PRESETS, POTENTIALS, get_preset
 from nbody_core.lab.forcelab import (
     DEFAULT_NUMPY_LOOP_MAX_N,
@@ -45,6 +46,8 @@ __all__ = [
     "parse_body_counts",
     "speedup_summary",
     "log10_histogram",
+    "timing_cpu_seconds",
+    "TIMING_SECONDS_PER_PAIR",
 ]
 
 #: Parameters that define the configuration; changing any recomputes the comparison.
@@ -250,6 +253,25 @@ class ForcesState(param.Parameterized):
         self._recompute()
 
     # ------------------------------------------------------------------ timing
+    def check_timing_cost(self) -> tuple[int, ...]:
+        """The sweep's body counts, once it is checked: refused in words (a bad N list, no
+        method, or an estimate over the per-click CPU budget: the larger of this server's
+        budget and the default sweep's estimate, so the default always runs).
+
+        Raises:
+            ValueError: in words, with the estimate and what to change.
+        """
+        ns = parse_body_counts(self.timing_ns)
+        if not self.timing_methods:
+            raise ValueError("choose at least one method to time")
+        estimate = timing_cpu_seconds(ns, self.timing_methods, self.timing_repeats, self.numpy_loop_max_n)
+        default = timing_cpu_seconds(parse_body_counts(DEFAULT_TIMING_NS), list(timing_methods()),
+                                     self.param.timing_repeats.default, DEFAULT_NUMPY_LOOP_MAX_N)
+        budget = max(LIMITS.max_click_cpu_seconds, math.ceil(default))
+        check_cost(estimate, what="This timing sweep", reduce="the Timing N values, the Repeats, the methods or "
+                   "NumPy loop up to N", limits=dataclasses.replace(LIMITS, max_click_cpu_seconds=budget))
+        return ns
+
     def run_timing(self, progress_callback: Callable[[int, int, str], None] | None = None) -> TimingResult | None:
         """Run the timing sweep of ``timing_ns`` x ``timing_methods`` (blocking).
 
@@ -258,9 +280,7 @@ class ForcesState(param.Parameterized):
         method, a sweep already running) sets ``error`` and returns ``None``.
         """
         try:
-            ns = parse_body_counts(self.timing_ns)
-            if not self.timing_methods:
-                raise ValueError("choose at least one method to time")
+            ns = self.check_timing_cost()
         except ValueError as error:
             self.param.update(error=str(error), error_count=self.error_count + 1)
             return None
@@ -289,6 +309,29 @@ class ForcesState(param.Parameterized):
         finally:
             self.timing_running = False
             self._timing_lock.release()
+
+
+#: CPU seconds per pair interaction of one force evaluation by each timing method
+#: (benchmarks/results/forces.md, N = 1000, float64, load ~12 on this machine: numpy_loop
+#: 1.2e-5, numpy_vectorized 3.8e-7, autodiff 1.2e-7, analytic 3.0e-7, tiled 5.7e-9,
+#: autodiff_tiled 9.6e-9); a method not listed counts as the slowest JAX one.
+TIMING_SECONDS_PER_PAIR = {"numpy_loop": 1.2e-5, "numpy_vectorized": 3.8e-7, "jax_autodiff": 1.2e-7,
+                           "jax_analytic": 3.0e-7, "jax_tiled": 5.7e-9, "jax_tiled_custom_vjp": 5.7e-9,
+                           "jax_autodiff_tiled": 9.6e-9}
+
+
+def timing_cpu_seconds(ns, methods, repeats: int, numpy_loop_max_n: int) -> float:
+    """Estimated CPU seconds of the steady-state calls of a timing sweep (compilations, one
+    bounded piece each, are not counted): ``repeats`` calls per (method, N), one more for a
+    JAX method's first call; the NumPy loop only up to ``numpy_loop_max_n`` (extrapolated above)."""
+    total = 0.0
+    for method in methods:
+        per_pair = TIMING_SECONDS_PER_PAIR.get(method, TIMING_SECONDS_PER_PAIR["jax_analytic"])
+        calls = repeats + (0 if method.startswith("numpy") else 1)
+        for n in ns:
+            if method != "numpy_loop" or n <= numpy_loop_max_n:
+                total += calls * n * n * per_pair
+    return total
 
 
 def _compare(preset_name: str, num_bodies: int, seed: int, params: PhysicsParams, potential: str) -> dict:

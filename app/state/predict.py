@@ -18,7 +18,7 @@ import jax
 import numpy as np
 import param
 
-from app.state.simulate_run import ADAPTIVE_MAX_STEPS
+from app.state.run_cost import adaptive_step_cap, check_frame_cost, step_seconds, steps_per_piece
 from nbody_core.integrate.integrators import get_integrator
 from nbody_core.integrate.solution import RESULTS
 from nbody_core.integrate.solve import solve
@@ -28,11 +28,13 @@ __all__ = [
     "PLANES",
     "MAX_GUESSES",
     "MAX_REVEAL_STEPS",
+    "MAX_REVEAL_INTERVALS",
     "PATH_SAMPLES",
     "Guess",
     "Reveal",
     "PredictState",
     "true_path",
+    "check_reveal",
     "guess_distances",
     "unit_words",
 ]
@@ -44,6 +46,9 @@ MAX_GUESSES = 12
 #: Fixed steps one reveal may take (a reveal is one job on the session's worker: at N = 256
 #: a leapfrog step costs ~1 ms here, so this bounds a reveal at a few minutes of one slot).
 MAX_REVEAL_STEPS = 200_000
+#: Save intervals (the dt of an adaptive run) one reveal may look ahead: a bound on Δt that
+#: does not depend on the dynamics (the CPU budget bounds the steps, at run time).
+MAX_REVEAL_INTERVALS = 1000
 #: Points of the true path sent to the browser (drawn as a polyline).
 PATH_SAMPLES = 240
 
@@ -135,8 +140,11 @@ def true_path(
     One :func:`nbody_core.solve` with the run's integrator, asked of its record: a fixed-step
     one takes ``round(horizon / dt)`` steps of the live run's ``dt``, saved after near-equal
     numbers of steps; an adaptive one (ias15, dopri8) integrates to ``state.time + horizon``
-    saving ``num_samples`` intervals evenly spaced in time. Both run in ``num_samples``
-    compiled calls (``checkpoint`` between them). ``state`` itself is never changed (JAX
+    saving ``num_samples`` intervals evenly spaced in time. Both run in bounded compiled calls
+    (``checkpoint`` between them): at least ``num_samples``, an adaptive one of at most the
+    steps that take ~0.1 s (app/state/run_cost.py). A reveal over the per-action CPU budget is
+    refused before it starts (:func:`check_reveal`), and an adaptive one stops, in words, at the
+    steps that budget buys. ``state`` itself is never changed (JAX
     arrays are immutable).
 
     Args:
@@ -160,25 +168,25 @@ def true_path(
     n = int(state.num_bodies)
     if not 0 <= int(body) < n:
         raise ValueError(f"body must be one of 0 … {n - 1}, got {body}")
-    if not (math.isfinite(horizon) and horizon > 0):
-        raise ValueError(f"the horizon Δt must be a positive time, got {horizon}")
     record = get_integrator(integrator)
+    check_reveal(horizon=horizon, dt=dt, integrator=integrator, num_bodies=n)
+    piece = steps_per_piece(step_seconds(record.name, n), cap=MAX_REVEAL_STEPS)
     if record.adaptive:
-        span = dict(t_end=float(state.time) + horizon, num_saves=int(num_samples),
-                    max_steps=ADAPTIVE_MAX_STEPS)  # the live view's per-frame cap
+        cap = adaptive_step_cap(record.name, n)
+        span = dict(t_end=float(state.time) + horizon, num_saves=int(num_samples), max_steps=cap,
+                    steps_per_call=min(cap, piece))
     else:
         steps = max(1, int(round(horizon / dt)))
-        if steps > MAX_REVEAL_STEPS:
-            raise ValueError(
-                f"Δt = {horizon:g} is {steps:,} steps of dt = {dt:g}; a reveal takes at most "
-                f"{MAX_REVEAL_STEPS:,}: choose a shorter Δt or a larger dt"
-            )
         span = dict(num_steps=steps, dt=dt, num_saves=min(steps, int(num_samples)))
     solution = solve(
         state, integrator=record, params=params, forces=forces, chunks=span["num_saves"],
         on_chunk=None if checkpoint is None else (lambda done, piece: checkpoint()), **span,
     )
-    if solution.result in (RESULTS.max_steps_reached, RESULTS.step_size_underflow):
+    if solution.result is RESULTS.max_steps_reached:
+        raise ValueError(
+            f"Δt = {horizon:g} needed more than {solution.stats.max_steps:,} steps of {integrator}, about the CPU "
+            "one action may use on this shared server: choose a shorter Δt")
+    if solution.result is RESULTS.step_size_underflow:
         raise ValueError(f"the adaptive integrator {integrator} stopped before Δt: {solution.message}")
     trajectory = solution.trajectory
     time, position = jax.device_get((trajectory.time, trajectory.position))
@@ -186,6 +194,32 @@ def true_path(
     if not (np.isfinite(path).all() and np.isfinite(np.asarray(end.velocity)).all()):
         raise ValueError("the run went non-finite within Δt (a close encounter?): add softening or lower dt")
     return np.asarray(time, float), path, end, solution.stats.num_accepted_steps
+
+
+def check_reveal(*, horizon: float, dt: float, integrator: str, num_bodies: int) -> None:
+    """Refuse, in words and before any work, a reveal too far ahead or over the CPU budget.
+
+    Raises:
+        ValueError: a bad Δt; fixed-step, more than :data:`MAX_REVEAL_STEPS` steps or an
+            estimate over the per-action budget; adaptive, more than
+            :data:`MAX_REVEAL_INTERVALS` save intervals dt, or a step too long to be one piece.
+    """
+    if not (math.isfinite(horizon) and horizon > 0):
+        raise ValueError(f"the horizon Δt must be a positive time, got {horizon}")
+    if get_integrator(integrator).adaptive:
+        if horizon > MAX_REVEAL_INTERVALS * dt:
+            raise ValueError(f"Δt = {horizon:g} is more than {MAX_REVEAL_INTERVALS:,} save intervals dt = {dt:g} "
+                             "ahead, the most a reveal looks: choose a shorter Δt or a larger dt")
+        check_frame_cost(integrator=integrator, adaptive=True, num_bodies=num_bodies, steps=1, what="This reveal")
+        return
+    steps = max(1, int(round(horizon / dt)))
+    if steps > MAX_REVEAL_STEPS:
+        raise ValueError(
+            f"Δt = {horizon:g} is {steps:,} steps of dt = {dt:g}; a reveal takes at most "
+            f"{MAX_REVEAL_STEPS:,}: choose a shorter Δt or a larger dt"
+        )
+    check_frame_cost(integrator=integrator, adaptive=False, num_bodies=num_bodies, steps=steps, what="This reveal",
+                     reduce="Δt or Bodies N")
 
 
 class PredictState(param.Parameterized):

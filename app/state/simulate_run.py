@@ -29,6 +29,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from app.limits import LIMITS
+from app.state.run_cost import ADAPTIVE_MAX_STEPS, PIECE_S, adaptive_step_cap, check_frame_cost, steps_per_piece
 from app.state.run_messages import ENERGY_WARNING_LEVEL, energy_warning, fault_message
 from nbody_core.integrate.integrators import Integrator, get_integrator
 from nbody_core.integrate.solution import RESULTS, Solution
@@ -36,18 +37,13 @@ from nbody_core.integrate.solve import solve
 from nbody_core.integrate.trajectory import ConservedQuantities, Trajectory, conserved_quantities
 from nbody_core.physics.state import ParticleState, PhysicsParams, cast_state
 
-__all__ = ["CALL_BUDGET_S", "ERROR_FLOOR", "HISTORY_POINTS", "RECORD_VALUES", "FrameDiagnostics", "LiveRun", "RunFault", "run_diagnostics"]
+__all__ = ["ADAPTIVE_MAX_STEPS", "PIECE_S", "ERROR_FLOOR", "HISTORY_POINTS", "RECORD_VALUES", "FrameDiagnostics", "LiveRun", "RunFault", "run_diagnostics"]
 
 RECORD_VALUES = 4_000_000  # floats of recorded trajectory kept for download (~32 MB)
 HISTORY_POINTS = 20_000  # diagnostic points kept for the live plots
-#: Wall-clock budget of one compiled call in :meth:`LiveRun.step_frame`: a fixed-step frame
-#: of many steps is cut into calls of about this length so that Pause, Reset or a preset
-#: change act within one call (a frame of 200 steps at N = 2000 takes seconds). An adaptive
-#: frame is one call.
-CALL_BUDGET_S = 0.05
-#: Cap on attempted adaptive steps in one frame (IAS15 takes ~3000 steps over the whole
-#: Pythagorean run to t = 70): a frame that needs more stops the run with a fault.
-ADAPTIVE_MAX_STEPS = 100_000
+# A frame, fixed-step or adaptive, runs in compiled calls of about PIECE_S (app/state/run_cost.py)
+# with the cancel check and the scheduler's turn between them: Pause, Reset or a preset change
+# act within one piece (a frame of 200 steps at N = 2000 takes seconds).
 ERROR_FLOOR = 1e-17  # below float64 round-off; keeps exact zeros drawable on a log axis
 
 
@@ -160,7 +156,8 @@ class LiveRun:
             self.nonfinite = False
             self.fault: RunFault | None = None
             self.energy_warning: str | None = None
-            self._chunk_steps = 1  # steps per compiled call, adapted to CALL_BUDGET_S by step_frame
+            self._chunk_steps = 1  # steps per compiled call (piece), adapted to PIECE_S by step_frame
+            self.last_frame_pieces: list[tuple[int, float]] = []  # (steps, seconds) of each piece of the last frame
             self._energy: float | None = None  # energy of the current state (known once prepared)
             self._next_dt: float | None = None  # adaptive step size carried from frame to frame
             self._last_accepted = 0  # accepted adaptive steps in the last frame
@@ -222,13 +219,22 @@ class LiveRun:
         # (adaptive) and the params are traced, and the compiled function is keyed by hashable
         # records (integrator, force method, potential) and the state's shape, so later frames,
         # slider moves and every session of the process reuse it. The result is discarded.
-        span = self._frame_span(record, steps=0, dt=dt, t_end=float(state.time) + dt, next_dt=None)
-        self._solve_frame(state, record, forces, params, span)
+        # Two steps in two calls (an adaptive run is cut at its step cap, which is traced: the
+        # same compiled calls as a frame's; the second call takes the first's device arrays, a
+        # second entry of the jit cache that a frame of several pieces uses), then the same
+        # again, timed, sets the first frame's pieces.
+        span = dict(self._frame_span(record, steps=2, dt=dt, t_end=float(state.time) + dt, next_dt=None, cap=2),
+                    steps_per_call=1)
         chunk_steps = None
-        if not record.adaptive:  # one timed step sets the first frame's calls to CALL_BUDGET_S
+        try:
+            self.check_frame_cost()  # a frame Play would refuse: nothing compiled or timed for it
+        except ValueError:
+            span = None
+        if span is not None:
+            self._solve_frame(state, record, forces, params, span)
             call_start = time.perf_counter()
-            self._solve_frame(state, record, forces, params, dict(span, num_steps=1))
-            chunk_steps = self._steps_per_call(time.perf_counter() - call_start)
+            self._solve_frame(state, record, forces, params, span)
+            chunk_steps = self._steps_per_call((time.perf_counter() - call_start) / 2)
         reference = _Reference(
             float(quantities.energy),
             np.asarray(quantities.linear_momentum, np.float64),
@@ -244,13 +250,27 @@ class LiveRun:
                 self._record_snapshot(quantities)
         return time.perf_counter() - start
 
-    def _frame_span(self, record: Integrator, *, steps: int, dt: float, t_end: float, next_dt) -> dict:
+    def _frame_span(self, record: Integrator, *, steps: int, dt: float, t_end: float, next_dt,
+                    cap: int | None = None) -> dict:
         """What :func:`nbody_core.solve` needs for one frame, asked of the integrator's record:
-        ``steps`` steps of ``dt`` in calls of about :data:`CALL_BUDGET_S` (fixed-step), or the
-        span to ``t_end`` starting from the step size the previous frame ended with (adaptive)."""
+        ``steps`` steps of ``dt`` (fixed-step), or the span to ``t_end`` starting from the step
+        size the previous frame ended with, at most ``cap`` attempted steps (adaptive: default,
+        what the per-action CPU budget buys, :func:`~app.state.run_cost.adaptive_step_cap`);
+        either in compiled calls of :attr:`_chunk_steps` steps (about :data:`PIECE_S` each)."""
         if record.adaptive:
-            return dict(t_end=t_end, dt=next_dt, max_steps=ADAPTIVE_MAX_STEPS)
-        return dict(num_steps=steps, dt=dt, chunks=max(1, math.ceil(steps / self._chunk_steps)))
+            cap = adaptive_step_cap(record.name, self.body_count) if cap is None else cap
+            return dict(t_end=t_end, dt=next_dt, max_steps=cap, steps_per_call=min(cap, self._chunk_steps))
+        return dict(num_steps=steps, dt=dt, steps_per_call=max(1, min(steps, self._chunk_steps)))
+
+    def check_frame_cost(self) -> None:
+        """Refuse, in words, a frame of these settings that is over the per-action CPU budget,
+        or an adaptive step too long to be one piece (:func:`app.state.run_cost.check_frame_cost`).
+
+        Raises:
+            ValueError: the estimate and what to change, in the labels the page shows.
+        """
+        check_frame_cost(integrator=self.integrator, adaptive=self.adaptive, num_bodies=self.body_count,
+                         steps=int(self.steps_per_frame))
 
     @staticmethod
     def _solve_frame(state, record, forces, params, span, on_chunk=None) -> Solution:
@@ -261,7 +281,7 @@ class LiveRun:
 
     @staticmethod
     def _steps_per_call(seconds_per_step: float) -> int:
-        return max(1, min(LIMITS.max_steps_per_frame, int(CALL_BUDGET_S / max(seconds_per_step, 1e-9))))
+        return steps_per_piece(seconds_per_step, cap=ADAPTIVE_MAX_STEPS)
 
     def step_frame(self, cancelled: Callable[[], bool] | None = None) -> FrameDiagnostics | None:
         """Advance by one frame and record its diagnostics: ``steps_per_frame`` steps of
@@ -281,6 +301,7 @@ class LiveRun:
             cancelled, or the run was reset or rebuilt while it was computed (its result
             belongs to an older run and is never recorded or drawn).
         """
+        self.check_frame_cost()
         if not self.ready:
             self.prepare()
         with self._lock:
@@ -296,15 +317,21 @@ class LiveRun:
             t_end, _ = self._clock_after(dt, steps)
             span = self._frame_span(record, steps=steps, dt=dt, t_end=t_end, next_dt=next_dt)
         start = time.perf_counter()
-        calls = [(start, 0)]
+        pieces: list[tuple[int, float]] = []
+        self.last_frame_pieces = pieces
+        piece_start = [start, 0]  # when the running piece started, steps before it
 
         def between_calls(done: int, piece) -> None:
-            now, (before, done_before) = time.perf_counter(), calls[-1]
-            calls.append((now, done))
-            if not record.adaptive and done > done_before:
-                self._chunk_steps = self._steps_per_call((now - before) / (done - done_before))
+            # Adaptive: ``done`` counts save intervals, not steps: the steps of a piece are
+            # what it was allowed (the last one may take fewer).
+            now = time.perf_counter()
+            steps = done - piece_start[1] if not record.adaptive else span["steps_per_call"]
+            pieces.append((steps, now - piece_start[0]))
+            if steps > 0 and not (record.adaptive and done):  # an adaptive frame's last piece may stop short
+                self._chunk_steps = self._steps_per_call((now - piece_start[0]) / steps)
             if (cancelled is not None and cancelled()) or generation != self._generation:
                 raise _FrameDropped
+            piece_start[:] = [time.perf_counter(), done]  # the wait for a turn is not the piece's
 
         # The live view checks the energy error of each frame's END state (computed with it),
         # not of every step: per-step tracking (solve(..., track_energy=True), one potential
@@ -400,6 +427,13 @@ class LiveRun:
         compiled function: the step count is traced) to the last finite step; an adaptive
         integrator's own result says why it stopped."""
         self.nonfinite = True
+        if record.adaptive and solution.result is RESULTS.max_steps_reached:
+            self.fault = RunFault(self.steps_taken + 1, self._time, (
+                f"Paused: the frame from t = {self._time:.4g} to {t_end:.4g} needed more than "
+                f"{solution.stats.max_steps:,} steps of {record.name}, about the {LIMITS.max_click_cpu_seconds} s "
+                "of the server's CPU one action may use: lower Steps per frame or dt (the save interval), or "
+                "choose fewer Bodies N; the last good state is kept."))
+            return
         if record.adaptive:
             self.fault = RunFault(
                 self.steps_taken + 1, self._time,

@@ -385,6 +385,12 @@ class ForcesView(SessionView):
         """Start the timing sweep (a worker thread when served; blocking otherwise)."""
         if self.job_running("timing", message="A timing sweep is already running."):
             return
+        try:  # refused in words before it starts: a bad N list, or over the CPU budget
+            self.state.check_timing_cost()
+        except ValueError as error:  # shown as every refusal of this tab is (_on_error)
+            self.state.param.update(error=str(error), error_count=self.state.error_count + 1)
+            self._after_timing(False)
+            return
         self.run_timing_button.disabled = True
         self.progress.value, self.progress.max = 0, 1
         self.timing_status.object = "Timing: starting ..."

@@ -19,7 +19,7 @@ import panel as pn
 
 from app.runtime.messages import escape_markdown
 from app.runtime.view import SessionView
-from app.state.predict import PredictState, unit_words
+from app.state.predict import PredictState, check_reveal, unit_words
 
 __all__ = ["PredictPanel", "LINK_KEYS"]
 
@@ -198,9 +198,15 @@ class PredictPanel(SessionView):
         if not self.game.guesses:
             self.simulate.notify("Click a projection first: place at least one guess, then Reveal.", level="info")
             return
+        game, simulation = self.game, self.simulate.state
+        try:  # refused in words before any work starts (too far ahead, over the CPU budget)
+            check_reveal(horizon=float(game.horizon), dt=float(simulation.dt), integrator=simulation.integrator,
+                         num_bodies=simulation.body_count)
+        except ValueError as error:
+            self.simulate.notify(f"No reveal: {error}.")
+            return
         self.reveal_button.disabled = True
         self.summary.object = escape_markdown(f"Revealing: running a copy {self.game.horizon:g} ahead …")
-        game, simulation = self.game, self.simulate.state
 
         def done(result):
             if game.accept(result):

@@ -268,7 +268,19 @@ class SimulateView(SessionView):
             self._step_requested = False
             self.step()
 
+    def _refused(self) -> bool:
+        """Refuse (and say why, in words) a frame of these settings over the CPU budget."""
+        try:
+            self.state.check_frame_cost()
+        except ValueError as error:
+            self.notify(f"{error}.")
+            return True
+        return False
+
     def _on_playing(self, event) -> None:
+        if event.new and self._refused():
+            self.playing = False
+            return
         self.controls.show_playing(event.new)
         if event.new:
             self._frame_times.clear()
@@ -306,6 +318,8 @@ class SimulateView(SessionView):
         no frame is being computed and none waits for the browser."""
         if epoch != self._loop_epoch or not self.playing or self.job("frame") is not None or self.runner.destroyed:
             return
+        if self.job("prepare") is not None:
+            return  # one job of this session at a time: the prepare's end starts the loop (_after_ready)
         if not self.runner.connected:
             self.runner.later(_DISCONNECTED_POLL_S, partial(self._request_frame, epoch))  # tab gone: send nothing
             return
@@ -319,10 +333,12 @@ class SimulateView(SessionView):
             self.runner.later(wait, partial(self._request_frame, epoch))
             return
         self._next_frame_at = time.perf_counter() + 1.0 / self.state.frame_rate
+        # The frame reports its place in the queue: the status line then says the session
+        # waits (issue 26). Each piece ends at a checkpoint (job.take_turn) where another
+        # session may go first and a stop acts.
         self.run_job(
             "frame", self._compute_frame, done=partial(self._frame_done, epoch),
             failed=partial(self._frame_error, epoch), interrupted=partial(self._frame_done, epoch, None),
-            report_position=False,
         )
 
     def _compute_frame(self, job, generation: int | None = None) -> dict | None:
@@ -330,11 +346,14 @@ class SimulateView(SessionView):
         with ``generation`` (a Step), of that run only: None once Reset or a new setting has
         started another, even before this job got a slot."""
         state = self.state
-        cancelled = job.cancelled
+        # Polled before the frame and after each of its pieces: job.take_turn is the job's
+        # checkpoint (the scheduler charges the piece and may give the slot to another
+        # session first) and says whether the job was stopped.
+        cancelled = job.take_turn
         if generation is not None:
             def cancelled() -> bool:  # polled by step_frame after it has read the run's generation
-                return job.cancelled() or state.generation != generation
-            if cancelled():
+                return job.take_turn() or state.generation != generation
+            if job.cancelled() or state.generation != generation:
                 return None
         if not state.ready:
             self.runner.in_session(partial(self._set_compiling, True))
@@ -408,6 +427,8 @@ class SimulateView(SessionView):
         """Advance one frame (``steps_per_frame`` steps) and draw it (on the pool when served)."""
         if self.job("step") is not None:
             return  # one step at a time; this click lands while the previous frame computes
+        if self._refused():
+            return
         if self.compiling:
             # The run is compiling (just loaded, reset or rebuilt): a click then must not be
             # lost; the step is taken as soon as the run is ready (_after_ready).
