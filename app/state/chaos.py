@@ -9,6 +9,7 @@ as a power of time rather than exponentially (:func:`nbody_core.lab.chaos.growth
 from __future__ import annotations
 
 import math
+from typing import Callable
 
 import jax
 import param
@@ -43,6 +44,9 @@ DELTAS = [1e-6, 1e-8, 1e-9, 1e-10, 1e-12]
 
 #: Saved snapshots per run (plot resolution; the fit uses them all).
 NUM_SAVES = 400
+#: Compiled calls a twin run is cut into, with the stop check between them: the slowest pair
+#: (Plummer, N = 32, 10,000 steps) took 1.8 s in one call here at load ~11, so ~45 ms a piece.
+PIECES = 40
 
 
 class ChaosState(param.Parameterized):
@@ -65,12 +69,14 @@ class ChaosState(param.Parameterized):
         return dict(state=build(), delta=float(self.delta), dt=dt, num_steps=num_steps,
                     save_every=save_every, params=PhysicsParams(softening=softening), t_min=t_min)
 
-    def compute(self) -> TwinRun | None:
-        """Run the twins (seconds: call off the event loop). Returns the result, or None with
-        :attr:`error` set when the fit cannot be made."""
+    def compute(self, checkpoint: Callable[[], None] | None = None) -> TwinRun | None:
+        """Run the twins (seconds: call off the event loop) in :data:`PIECES` compiled calls,
+        ``checkpoint()`` between them (a pool job's: it may raise to stop the run). Returns
+        the result, or None with :attr:`error` set when the fit cannot be made."""
         settings = self.settings()
         try:
-            return twin_run(settings.pop("state"), **settings)
+            return twin_run(settings.pop("state"), chunks=PIECES,
+                            on_chunk=None if checkpoint is None else (lambda _done: checkpoint()), **settings)
         except ValueError as error:
             self.error = f"The twins could not be compared: {error}"
             return None

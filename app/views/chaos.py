@@ -92,7 +92,7 @@ class ChaosView(SessionView):
             self._finish()
             self.notify(f"The twin run failed: {error}", toast=False)
 
-        self.run_job("twins", lambda job: self.state.compute(), done=done, failed=failed)
+        self.run_job("twins", lambda job: self.state.compute(job.checkpoint), done=done, failed=failed)
 
     def _finish(self) -> None:
         self.run_button.disabled = False

@@ -40,6 +40,7 @@ __all__ = [
     "integrate_final",
     "integration_loop",
     "make_clock",
+    "segments",
     "simulate",
     "advance",
 ]
@@ -225,7 +226,7 @@ _segment = jax.jit(
 )
 
 
-def _segments(num_blocks: int, remainder: int, chunks: int) -> list[tuple[int, int]]:
+def segments(num_blocks: int, remainder: int, chunks: int) -> list[tuple[int, int]]:
     """``(save blocks, extra steps)`` per compiled call: equal chunks (one compilation),
     at most one shorter one, the remainder steps in the last."""
     chunks = max(1, min(chunks, num_blocks))
@@ -278,7 +279,7 @@ def integrate(
         block_steps = np.asarray(block_steps, clock.total.dtype)
         num_blocks, remainder, save_every = len(block_steps), 0, None
     carry, pieces, done, block = state._replace(time=t0), [], 0, 0
-    for index, (blocks, extra) in enumerate(_segments(num_blocks, remainder, chunks)):
+    for index, (blocks, extra) in enumerate(segments(num_blocks, remainder, chunks)):
         steps = None if block_steps is None else block_steps[block:block + blocks]
         carry, saved = _segment(
             carry, clock._replace(first_step=np.asarray(done, clock.total.dtype)), params,

@@ -14,7 +14,7 @@ Pure functions over pytrees; no Panel.
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -22,7 +22,7 @@ import numpy as np
 
 from nbody_core.physics.diagnostics import total_energy
 from nbody_core.integrate.options import validate_run_options
-from nbody_core.integrate.simulate import cast_run_inputs, integration_loop, make_clock, run_config
+from nbody_core.integrate.simulate import cast_run_inputs, integration_loop, make_clock, run_config, segments
 from nbody_core.physics.state import ParticleState, PhysicsParams, resolve_params
 
 __all__ = ["TwinRun", "LyapunovFit", "perturb", "twin_run", "phase_space_separation", "fit_lyapunov_time",
@@ -130,16 +130,17 @@ def _observe(particles, params, potential):
     return particles.position, particles.velocity, total_energy(particles, params, potential)
 
 
-def _pair_loop(pair, clock, params, *, config, num_saves, save_every, remainder):
+def _pair_loop(start, clock, params, *, config, num_saves, save_every, remainder, first):
+    """One segment of the pair's loop (vmapped): ``(carry, saved)``, the carry going on to the
+    next segment (``first``: ``start`` is the stacked pair of states)."""
     def one(state):
-        _, saved = integration_loop(state, clock, params, config=config, num_saves=num_saves,
-                                    save_every=save_every, remainder=remainder, observe=_observe)
-        return saved
+        return integration_loop(state, clock, params, config=config, num_saves=num_saves,
+                                save_every=save_every, remainder=remainder, first=first, observe=_observe)
 
-    return jax.vmap(one)(pair)
+    return jax.vmap(one)(start)
 
 
-_pair_loop_jit = jax.jit(_pair_loop, static_argnames=("config", "num_saves", "save_every", "remainder"))
+_pair_loop_jit = jax.jit(_pair_loop, static_argnames=("config", "num_saves", "save_every", "remainder", "first"))
 
 
 def growth_is_exponential(time, separation, *, t0: float) -> tuple[bool, float, float, float]:
@@ -231,6 +232,8 @@ def twin_run(
     velocity: bool = False,
     saturation_fraction: float = DEFAULT_SATURATION_FRACTION,
     t_min: float = 0.0,
+    chunks: int = 1,
+    on_chunk: Callable[[int], None] | None = None,
 ) -> TwinRun:
     """Run ``state`` beside a copy perturbed by ``delta`` and fit the Lyapunov time.
 
@@ -248,6 +251,10 @@ def twin_run(
         saturation_fraction: the fit window ends where the separation reaches this fraction
             of the initial RMS size about the centre of mass.
         t_min: start of the fit window, time units.
+        chunks: compiled calls the run is cut into (equal ones share a compilation; the
+            loop's carry goes from one to the next, so the result equals one call).
+        on_chunk: ``on_chunk(steps_done)`` after each call; an exception raised there stops
+            the run (a caller's stop check between bounded calls).
 
     Returns:
         A :class:`TwinRun` (NumPy arrays).
@@ -261,10 +268,19 @@ def twin_run(
     dt_arr, params = cast_run_inputs(state, dt, params)
     clock = make_clock(jnp.asarray(state.time, dtype), dt_arr, num_steps)
     num_saves, remainder = divmod(num_steps, save_every)
-    position, velocity_, energy = _pair_loop_jit(
-        pair, clock, params, config=config, num_saves=num_saves, save_every=save_every, remainder=remainder
-    )
-    position, velocity_, energy = (np.asarray(x) for x in (position, velocity_, energy))
+    carry, pieces, done = pair, [], 0
+    for index, (blocks, extra) in enumerate(segments(num_saves, remainder, chunks)):
+        carry, saved = _pair_loop_jit(
+            carry, clock._replace(first_step=np.asarray(done, clock.total.dtype)), params, config=config,
+            num_saves=blocks, save_every=save_every, remainder=extra, first=index == 0,
+        )
+        pieces.append(saved)
+        done += blocks * save_every + extra
+        if on_chunk is not None:
+            jax.block_until_ready(carry)
+            on_chunk(done)
+    position, velocity_, energy = (np.concatenate([np.asarray(piece[k]) for piece in pieces], axis=1)
+                                   for k in range(3))
     steps = np.arange(num_saves + 1) * save_every
     if remainder:
         steps = np.append(steps, num_steps)

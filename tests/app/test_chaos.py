@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from app.state.chaos import SYSTEMS, ChaosState
+from app.state.chaos import PIECES, SYSTEMS, ChaosState
 from app.views.chaos import ChaosView
 
 
@@ -65,3 +65,10 @@ def test_regular_orbit_draws_a_power_law_instead_of_an_exponential():
 def test_every_system_has_a_friendly_name():
     for key in SYSTEMS:
         assert ChaosState.system_label(key)[0].isupper() and "_" not in ChaosState.system_label(key)
+
+
+def test_the_twins_run_in_pieces_with_a_checkpoint_between_them():
+    state = ChaosState(system="kepler", delta=1e-9)
+    calls = []
+    assert state.compute(checkpoint=lambda: calls.append(1)) is not None
+    assert len(calls) == PIECES

@@ -131,3 +131,24 @@ def test_growth_test_tells_a_power_law_from_an_exponential():
     assert not growth_is_exponential(t, 1e-9 * t**2 * wobble, t0=0.0)[0]
     exponential, *_ = growth_is_exponential(t, 1e-9 * np.exp(t / 2) * wobble, t0=0.0)
     assert exponential
+
+
+def test_a_twin_run_in_bounded_calls_equals_one_call_and_stops_between_calls():
+    """Issue 26: the Chaos tab's run is cut into calls with a stop check between them; the
+    loop's carry goes from call to call, so the result is the one call's, bit for bit."""
+    options = dict(dt=1e-2, num_steps=1003, save_every=10, params=PhysicsParams(softening=0.05))
+    whole = twin_run(pythagorean(), **options)
+    done = []
+    cut = twin_run(pythagorean(), chunks=7, on_chunk=done.append, **options)
+    for name in ("time", "position", "velocity", "energy", "separation"):
+        np.testing.assert_array_equal(getattr(cut, name), getattr(whole, name), err_msg=name)
+    assert len(done) == 8 and done[-1] == 1003  # 7 calls of save blocks, then the 3 remainder steps
+
+    class Stop(Exception):
+        pass
+
+    def stop(steps):
+        raise Stop
+
+    with pytest.raises(Stop):
+        twin_run(pythagorean(), chunks=7, on_chunk=stop, **options)
