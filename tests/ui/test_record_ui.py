@@ -1,5 +1,6 @@
 """Record card in headless Chromium against the real served app: a 3-second movie made from the
-browser downloads as a GIF and an MP4 that decode to the expected frame count and size."""
+browser downloads as a GIF and an MP4 that decode to the expected frame count and size; Stop
+ends a long recording."""
 
 import imageio.v2 as imageio
 import imageio_ffmpeg
@@ -65,3 +66,33 @@ def test_record_card_makes_a_three_second_gif_and_mp4(open_app, ui, tmp_path):
     mp4 = _record_and_download(page, tmp_path, "nbody-figure_eight.mp4")
     assert _mp4_frames(mp4) == ((WIDTH, HEIGHT), SECONDS * FPS)
     page.screenshot(path=str(ui.results_dir / "record-card.png"))
+
+
+def test_stop_ends_a_long_recording_in_the_served_app(open_app, ui):
+    """The served path (the recording waits for and runs on the pool; Stop cancels it there):
+    a 20 s 1280x720 GIF stopped after a few frames says so, offers nothing to download and can
+    be recorded again."""
+    page = open_app()
+    ui.wait_for_model(page, "simulate-history")
+    expect(page.get_by_text("paused", exact=True)).to_be_visible(timeout=60_000)  # compiled
+    page.get_by_role("button", name="▶ Play").click()
+    page.wait_for_function(
+        "() => Bokeh.documents[0].get_model_by_name('simulate-history').data.t.length >= 10", timeout=90_000)
+    page.get_by_role("button", name="Pause").click()
+    expect(page.get_by_text("paused", exact=True)).to_be_visible()
+
+    page.get_by_text("Record a movie").first.click()  # the card starts collapsed
+    length = page.get_by_role("textbox", name="Movie length (s)", exact=True)
+    length.fill("20")
+    length.press("Enter")
+    _choose(page, "GIF (animated image)")
+    _choose(page, "1280×720")
+    page.get_by_role("button", name="● Record").click()
+    status = page.locator(".markdown").filter(has_text="Recording")
+    expect(status.first).to_contain_text("/ 300 frames", timeout=60_000)  # 20 s x 15 fps
+    page.get_by_role("button", name="■ Stop recording").click()
+    stopped = page.locator(".markdown").filter(has_text="Recording stopped")
+    expect(stopped.first).to_be_visible(timeout=30_000)
+    expect(page.get_by_role("button", name="■ Stop recording")).to_be_hidden()
+    expect(page.get_by_role("button", name="Download movie")).to_be_hidden()
+    expect(page.get_by_role("button", name="● Record")).to_be_enabled()
