@@ -143,9 +143,10 @@ def _markdown(payload: dict) -> str:
         f"`python benchmarks/bench_fair_pool.py` (fake jobs: a heavy piece holds a slot {o['heavy_ms']:g} ms, "
         f"{o['heavy_pieces']} pieces per heavy job; a light job is one piece of {o['light_ms']:g} ms; pieces "
         f"{'busy-wait' if o['spin'] else 'sleep'}, their cost measured). Policies: *cost*: fair by measured cost; "
-        "*kept slot*: with 2 slots or more, long sessions (pieces > 50 ms) leave one slot to short work while it "
-        "is about; *turns (before)*: every piece costs the same and any session takes any slot, the round robin "
-        "before this change (app/runtime/scheduler.py). backlogged: every session asks "
+        "*kept slot*: with 2 slots or more, long sessions (last two pieces > 50 ms) leave one slot to short work "
+        "while it is about; *turns (before)*: every piece costs the same and no slot is kept, the round robin "
+        "before this change (app/runtime/scheduler.py; one slot per session still holds, which changes nothing "
+        "here: each session runs one job at a time). backlogged: every session asks "
         f"again at once; live: a light session waits {o['think_ms']:g} ms after each job (its page painting), as a "
         f"playing tab does. {o['seconds']:g} s per row, all rows in one run.",
         "",
