@@ -30,13 +30,17 @@ def test_inference_tab_samples_live_and_stops(page, open_app, ui):
     _set_number(page, "Samples", 2000)
     _set_number(page, "Chains", 2)
     _set_number(page, "Observations", 4)
+    # The Metric select (default laplace, L = 2: nbody_core.defaults): choosing the diagonal
+    # metric sets the leapfrog steps to its default, 10, so the path below has 11 points.
+    page.get_by_role("combobox", name="Metric").select_option("diagonal")
     page.get_by_role("button", name="Start sampling").click()
 
     # Warm-up arrives in one block (20 iterations), then chunks of 5 draws stream in.
     _wait_js(page, f"() => ({TRACE_LENGTH})() >= 20 + 10")
     first = page.evaluate(TRACE_LENGTH)
     _wait_js(page, f"(n) => ({TRACE_LENGTH})() > n", arg=first)
-    # The current proposal's leapfrog path (L + 1 = 11 points) with an arrow at every step.
+    # The current proposal's leapfrog path (L + 1 = 11 points, the diagonal metric's L = 10)
+    # with an arrow at every step.
     _wait_js(page, "() => Bokeh.documents[0].get_model_by_name('inference-path').data.x.length === 11")
     assert ui.source_length(page, "inference-path-arrows", "x0") == 11
     assert ui.source_length(page, "inference-gradnorm", "norm") == 11
