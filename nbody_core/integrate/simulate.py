@@ -359,7 +359,7 @@ def simulate(
         forces: a method of :data:`~nbody_core.physics.forces.FORCE_METHODS`: ``"auto"`` (default:
             the fastest exact kernel for the device, dtype, N and potential, see
             :mod:`nbody_core.physics.autoselect`), ``"tiled"`` (the fast hand-coded CPU kernel,
-            Newtonian only), ``"tiled_custom_vjp"`` (same, with a hand-coded reverse pass),
+            Newtonian only), ``"tiled_custom_vjp"`` (same, with a hand-coded derivative rule),
             ``"pallas"`` (GPU kernel), ``"analytic"``, ``"autodiff"`` or ``"autodiff_tiled"``
             (any potential).
         potential: pair potential name or :class:`PairPotential`.

@@ -264,8 +264,22 @@ def _steps_to(state, t_end, dt) -> int:
         return 0
 
 
+def _refuse_transformations(state, params, record: Integrator) -> None:
+    """A clear ``TypeError`` when an adaptive run is traced (``jax.grad``, ``jacfwd``, ``vmap``,
+    ``jit``...), instead of JAX's concretization error from deep inside the solver."""
+    if any(isinstance(leaf, jax.core.Tracer) for leaf in jax.tree.leaves((state, params))):
+        fixed = ", ".join(repr(name) for name in INTEGRATORS.where(lambda i: not i.adaptive))
+        raise TypeError(
+            f"the adaptive integrator {record.name!r} cannot run under a JAX transformation "
+            "(grad, jacfwd, jacrev, jvp, hessian, vmap, jit): it runs on the host between "
+            "compiled calls (step counts, chunks, the result code); differentiate or batch a "
+            f"fixed-step integrator ({fixed}) with solve(num_steps=...) or simulate, or call "
+            "solve outside the transformation")
+
+
 def _solve_adaptive(state, record: Integrator, *, t_end, dt, params, acceleration, num_saves, save_times,
                     final_only, max_steps, chunks, on_chunk, steps_per_call, options) -> Solution:
+    _refuse_transformations(state, params, record)
     t0 = float(np.asarray(state.time))
     if final_only:
         num_saves = 1

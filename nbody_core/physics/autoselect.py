@@ -74,7 +74,7 @@ CROSSOVERS: tuple[Crossover, ...] = (
     Crossover("gpu", True, True, 16384, "analytic",
               "H200 grad through 200 steps N=256 f64: analytic 8.1 ms vs tiled_custom_vjp 89"),
     Crossover("gpu", True, True, None, "pallas",
-              "expected: hand-written reverse kernel, O(n) memory; unmeasured"),
+              "expected: Pallas forward, tiled XLA derivative rule, O(n) memory; unmeasured"),
     Crossover("gpu", False, False, 16384, "autodiff", "assumed like the Newtonian GPU rows"),
     Crossover("gpu", False, True, 16384, "autodiff", "assumed like the Newtonian GPU rows"),
     Crossover("gpu", False, False, None, "autodiff_tiled", "O(n) memory above the crossover"),

@@ -181,7 +181,7 @@ FORCE_METHODS: Registry[ForceMethod] = Registry("force method", {
         ForceMethod("tiled", "hand-coded Newtonian kernel, tiled: fast, O(n) memory", _tiled_kernel),
         ForceMethod(
             "tiled_custom_vjp",
-            "the tiled kernel with a hand-coded exact reverse pass: fast gradients through runs",
+            "the tiled kernel with a hand-coded exact derivative rule (forward and reverse mode): fast derivatives through runs",
             _tiled_custom_vjp_kernel,
         ),
         ForceMethod(
@@ -192,7 +192,7 @@ FORCE_METHODS: Registry[ForceMethod] = Registry("force method", {
         ),
         ForceMethod(
             "pallas",
-            "Pallas direct-sum kernel with a hand-written reverse pass (Triton on GPUs; "
+            "Pallas direct-sum kernel with the tiled derivative rule (Triton on GPUs; "
             "interpreted, slow, elsewhere); Newtonian only",
             _pallas_kernel,
         ),

@@ -9,7 +9,9 @@ temporaries of one block stay in cache. Coordinates are split into x, y, z rows
 
 * :func:`acceleration_tiled` -- hand-coded softened Newtonian accelerations.
 * :func:`acceleration_tiled_custom_vjp` -- the same forward kernel with a hand-coded, exact,
-  tiled reverse pass (for gradients through whole simulations).
+  tiled derivative rule (a ``custom_jvp``, linear in the tangents: forward mode as it is,
+  reverse mode transposed by JAX; for derivatives through whole simulations).
+* :func:`acceleration_tangent_tiled` -- that rule: the exact tiled Jacobian-vector product.
 * :func:`acceleration_autodiff_tiled` -- ``-grad`` of the tiled potential by ``jax.grad``
   (genuine reverse-mode autodiff; any :class:`PairPotential`).
 * :func:`potential_energy_tiled` -- total potential energy without an ``n x n`` array.
@@ -32,6 +34,7 @@ __all__ = [
     "force_block_size",
     "acceleration_tiled",
     "acceleration_tiled_custom_vjp",
+    "acceleration_tangent_tiled",
     "acceleration_autodiff_tiled",
     "potential_energy_tiled",
 ]
@@ -68,17 +71,6 @@ def force_block_size(dtype, n: int | None = None) -> int:
     if jnp.dtype(dtype).itemsize <= 4:
         return 32
     return 16 if n is not None and n <= 64 else 4
-
-
-def _reverse_tiling(dtype) -> tuple[int, int]:
-    """``(largest N run as one tile, rows per tile above it)`` of the reverse pass.
-
-    float64, gradient through 200 leapfrog steps (process CPU time, min of 11): N = 16
-    0.33 ms as one tile against 1.00 ms in 4-row tiles, N = 32 1.31 against 3.4 ms, but
-    N = 64 4.7-5.3 ms in 4- or 8-row tiles against 10.6-10.7 ms in 16-row tiles or one tile.
-    float32: one tile up to 64, then 32 rows (as before).
-    """
-    return (64, 32) if jnp.dtype(dtype).itemsize <= 4 else (32, 4)
 
 
 def _blocks(position: Array, block_size: int):
@@ -145,107 +137,133 @@ def acceleration_tiled(
     return params.G * out.reshape(padded, 3)[:n]
 
 
-def _newtonian_block_vjp(x, y, z, mass, cotangent, target, target_mass, target_cotangent,
-                         softening, need_mass: bool, need_softening: bool):
-    """Reverse pass of :func:`_newtonian_block` for targets ``k`` (rows) against all ``j``.
+def _newtonian_block_jvp(x, y, z, mass, target, softening, position_tangent, target_tangent,
+                         mass_tangent, softening_tangent):
+    """Tangent of :func:`_newtonian_block` (``G`` factored out), linear in the tangents.
 
-    With ``d = x_j - x_k``, ``u = s**-3``, ``v = m_k abar_j - m_j abar_k`` (G factored out):
-    ``xbar_k = sum_j u v - 3 s**-5 (d . v) d``, ``mbar_k = -sum_j u (abar_j . d)``,
-    ``epsbar_k = -3 eps sum_j m_j s**-5 (abar_k . d)``; masked pairs add 0. The mass and
-    softening sums are skipped (``None``) when nothing differentiates with respect to them.
+    With ``d = x_j - x_k``, ``u = s**-3`` and the tangents ``xdot, mdot, epsdot``:
+    ``adot_k = sum_j m_j u (ddot - 3 s**-2 (d . ddot + eps epsdot) d) + mdot_j u d`` where
+    ``ddot = xdot_j - xdot_k``. Every tangent enters linearly, multiplied by primal-only
+    factors, so JAX can transpose it (reverse mode). A tangent that is ``None`` (a symbolic
+    zero: nothing differentiates through it) drops its terms. ``s == 0`` pairs are masked
+    to a finite value before the square root and to 0 after it (jax-md), so every derivative
+    of this rule (``hessian`` differentiates it once more) is finite.
     """
     dx = x[None, :] - target[:, 0:1]
     dy = y[None, :] - target[:, 1:2]
     dz = z[None, :] - target[:, 2:3]
     r2 = dx * dx + dy * dy + dz * dz + softening * softening
-    inv_r = lax.rsqrt(jnp.where(r2 > 0, r2, jnp.inf))
+    valid = r2 > 0
+    inv_r = jnp.where(valid, lax.rsqrt(jnp.where(valid, r2, 1.0)), 0.0)
     u = inv_r * inv_r * inv_r
-    u5 = u * inv_r * inv_r
-    mk = target_mass[:, None]
-    vx = mk * cotangent[None, :, 0] - mass[None, :] * target_cotangent[:, 0:1]
-    vy = mk * cotangent[None, :, 1] - mass[None, :] * target_cotangent[:, 1:2]
-    vz = mk * cotangent[None, :, 2] - mass[None, :] * target_cotangent[:, 2:3]
-    dv3 = 3.0 * u5 * (dx * vx + dy * vy + dz * vz)
-    position_bar = jnp.stack(
-        [jnp.sum(u * vx - dv3 * dx, axis=1), jnp.sum(u * vy - dv3 * dy, axis=1),
-         jnp.sum(u * vz - dv3 * dz, axis=1)],
-        axis=-1,
-    )
-    mass_bar = softening_bar = None
-    if need_mass:
-        a_dot_d = cotangent[None, :, 0] * dx + cotangent[None, :, 1] * dy + cotangent[None, :, 2] * dz
-        mass_bar = -jnp.sum(u * a_dot_d, axis=1)
-    if need_softening:
-        ak_dot_d = (target_cotangent[:, 0:1] * dx + target_cotangent[:, 1:2] * dy
-                    + target_cotangent[:, 2:3] * dz)
-        softening_bar = -3.0 * softening * jnp.sum(mass[None, :] * u5 * ak_dot_d, axis=1)
-    return position_bar, mass_bar, softening_bar
+    terms = []
+    if position_tangent is not None or softening_tangent is not None:
+        dot = 0.0
+        if position_tangent is not None:
+            ddx = position_tangent[None, :, 0] - target_tangent[:, 0:1]
+            ddy = position_tangent[None, :, 1] - target_tangent[:, 1:2]
+            ddz = position_tangent[None, :, 2] - target_tangent[:, 2:3]
+            dot = dx * ddx + dy * ddy + dz * ddz
+        if softening_tangent is not None:
+            dot = dot + softening * softening_tangent
+        mu = mass[None, :] * u
+        c = 3.0 * mu * inv_r * inv_r * dot
+        terms.append((-c * dx, -c * dy, -c * dz))
+        if position_tangent is not None:
+            terms.append((mu * ddx, mu * ddy, mu * ddz))
+    if mass_tangent is not None:
+        w = mass_tangent[None, :] * u
+        terms.append((w * dx, w * dy, w * dz))
+    return jnp.stack([jnp.sum(sum(t[k] for t in terms), axis=1) for k in range(3)], axis=-1)
 
 
-@partial(jax.custom_vjp, nondiff_argnums=(4,))
-def _tiled_custom_vjp(position, mass, G, softening, block_size):
+def _tangent_tiling(dtype) -> tuple[int, int]:
+    """``(largest N run as one tile, rows per tile above it)`` of the tangent pass (the rule
+    reverse mode transposes): the old hand-coded reverse pass's tiling, measured for it
+    (float64, gradient through 200 leapfrog steps, process CPU time, min of 11): N = 16
+    0.33 ms as one tile against 1.00 ms in 4-row tiles, N = 32 1.31 against 3.4 ms, N = 64
+    4.7-5.3 ms in 4- or 8-row tiles against 10.6-10.7 ms in 16-row tiles or one tile.
+    float32: one tile up to 64, then 32 rows.
+    """
+    return (64, 32) if jnp.dtype(dtype).itemsize <= 4 else (32, 4)
+
+
+def acceleration_tangent_tiled(position, mass, softening, position_tangent, mass_tangent,
+                               softening_tangent, block_size=None):
+    """``[n, 3]`` tangent (``G`` factored out) of the softened Newtonian accelerations, tiled.
+
+    The Jacobian-vector product for tangents ``position_tangent [n, 3]``, ``mass_tangent
+    [n]`` and ``softening_tangent`` (scalar), each ``None`` when zero; linear in them (the
+    derivative rule of :func:`acceleration_tiled_custom_vjp` and of the Pallas kernel).
+
+    Each tile is a ``jax.checkpoint``: transposed (reverse mode), its primal factors are
+    recomputed tile by tile instead of stored, so memory stays O(n), as in the forward pass.
+    """
+    n = position.shape[0]
+    x, y, z = position[:, 0], position[:, 1], position[:, 2]
+
+    @jax.checkpoint
+    def block(target, target_tangent):
+        return _newtonian_block_jvp(x, y, z, mass, target, softening, position_tangent,
+                                    target_tangent, mass_tangent, softening_tangent)
+
+    single, block_size = (block_size, block_size) if block_size else _tangent_tiling(position.dtype)
+    if n <= single:
+        return block(position, position_tangent)
+    blocks, padded = _blocks(position, block_size)
+    if position_tangent is None:
+        out = lax.map(lambda target: block(target, None), blocks)
+    else:
+        tangent_blocks, _ = _blocks(position_tangent, block_size)
+        out = lax.map(lambda args: block(*args), (blocks, tangent_blocks))
+    return out.reshape(padded, 3)[:n]
+
+
+@partial(jax.custom_jvp, nondiff_argnums=(4,))
+def _tiled_custom_jvp(position, mass, G, softening, block_size):
     return acceleration_tiled(position, mass, PhysicsParams(G=G, softening=softening),
                               block_size=block_size)
 
 
-def _tiled_fwd(position, mass, G, softening, block_size):
-    # symbolic_zeros=True: each primal says whether anything differentiates through it.
-    out = _tiled_custom_vjp(position.value, mass.value, G.value, softening.value, block_size)
-    # Which cotangents are needed is static: carried in the residuals' tree structure.
-    needed = tuple(() if p.perturbed else None for p in (mass, softening))
-    return out, (position.value, mass.value, G.value, softening.value, out, needed)
+def _tiled_jvp(block_size, primals, tangents):
+    position, mass, G, softening = primals
+    # symbolic_zeros=True: a tangent nothing differentiates through arrives as SymbolicZero.
+    position_dot, mass_dot, G_dot, softening_dot = (
+        None if isinstance(t, SymbolicZero) else t for t in tangents)
+    # The primal through the custom rule itself, so a derivative of this rule (hessian) uses
+    # the rule again instead of differentiating the forward loop.
+    raw = _tiled_custom_jvp(position, mass, jnp.ones_like(G), softening, block_size)
+    out = G * raw
+    tangent = jnp.zeros_like(out)
+    if not (position_dot is None and mass_dot is None and softening_dot is None):
+        tangent = G * acceleration_tangent_tiled(position, mass, softening, position_dot, mass_dot,
+                                    softening_dot, block_size)
+    if G_dot is not None:
+        tangent = tangent + G_dot * raw
+    return out, tangent
 
 
-def _tiled_bwd(block_size, residuals, cotangent):
-    position, mass, G, softening, out, (need_mass, need_softening) = residuals
-    need_mass, need_softening = need_mass is not None, need_softening is not None
-    n = position.shape[0]
-    x, y, z = position[:, 0], position[:, 1], position[:, 2]
-    if isinstance(cotangent, SymbolicZero):
-        cotangent = jnp.zeros_like(out)
-
-    def block(args):
-        target, target_mass, target_cotangent = args
-        return _newtonian_block_vjp(x, y, z, mass, cotangent, target, target_mass,
-                                    target_cotangent, softening, need_mass, need_softening)
-
-    # An explicit block size tiles both passes alike; the defaults differ (_reverse_tiling).
-    single, block_size = (block_size, block_size) if block_size else _reverse_tiling(position.dtype)
-    if n <= single:
-        position_bar, mass_bar, softening_bar = block((position, mass, cotangent))
-    else:
-        blocks, padded = _blocks(position, block_size)
-        pad = padded - n
-        masses = jnp.pad(mass, (0, pad)).reshape(-1, block_size)
-        cotangents = jnp.pad(cotangent, ((0, pad), (0, 0))).reshape(-1, block_size, 3)
-        position_bar, mass_bar, softening_bar = lax.map(block, (blocks, masses, cotangents))
-        unpad = lambda a: None if a is None else a.reshape(padded, *a.shape[2:])[:n]
-        position_bar, mass_bar, softening_bar = map(unpad, (position_bar, mass_bar, softening_bar))
-    G_bar = jnp.sum(cotangent * out) / G
-    mass_bar = jnp.zeros_like(mass) if mass_bar is None else G * mass_bar
-    softening_bar = jnp.zeros_like(softening) if softening_bar is None else G * jnp.sum(softening_bar)
-    return G * position_bar, mass_bar, G_bar, softening_bar
-
-
-_tiled_custom_vjp.defvjp(_tiled_fwd, _tiled_bwd, symbolic_zeros=True)
+_tiled_custom_jvp.defjvp(_tiled_jvp, symbolic_zeros=True)
 
 
 def acceleration_tiled_custom_vjp(
     position: Array, mass: Array, params: PhysicsParams, *, block_size: int | None = None
 ) -> Array:
-    """:func:`acceleration_tiled` with a hand-coded, tiled reverse pass (``jax.custom_vjp``).
+    """:func:`acceleration_tiled` with a hand-coded, tiled derivative rule (``jax.custom_jvp``).
 
-    Forward values are those of :func:`acceleration_tiled`. Reverse mode (a gradient through
-    a whole simulation) runs one more tiled kernel, the exact vector-Jacobian product for
-    ``position``, ``mass``, ``G`` and ``softening`` (``screening_length`` and ``power_index``
-    do not enter Newtonian gravity: zero cotangent), instead of differentiating the forward
-    loop. Forward-mode (``jax.jvp``) is not defined for it; use ``"tiled"`` there.
+    Forward values are those of :func:`acceleration_tiled`. Derivatives (for ``position``,
+    ``mass``, ``G`` and ``softening``; ``screening_length`` and ``power_index`` do not enter
+    Newtonian gravity) run one more tiled kernel, the exact Jacobian-vector product, instead
+    of differentiating the forward loop. The rule is linear in the tangents, so it serves
+    forward mode (``jvp``, ``jacfwd``, ``hessian``) as it is and reverse mode (``grad``,
+    ``jacrev``) transposed by JAX; its tiles are rematerialized, so memory stays O(n). (The
+    name predates the rule: it was a ``custom_vjp``, reverse mode only, before issue 22.)
 
     Returns:
         ``[n, 3]`` accelerations, length / time**2 units.
     """
     dtype = position.dtype
-    return _tiled_custom_vjp(position, mass, jnp.asarray(params.G, dtype),
+    return _tiled_custom_jvp(position, mass, jnp.asarray(params.G, dtype),
                              jnp.asarray(params.softening, dtype), block_size)
 
 

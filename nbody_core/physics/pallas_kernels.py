@@ -10,11 +10,18 @@ the end. Coordinates travel as separate ``x, y, z, m`` rows (structure of arrays
 ``n`` is padded to whole tiles with zero-mass bodies, which add exactly 0. A pair with
 ``r**2 + eps**2 == 0`` (coincident bodies, no softening) gets ``1/s = rsqrt(inf) = 0``, so it
 adds 0, never NaN. The self-pair is masked by index where it would count (the potential);
-in the accelerations and their reverse pass every self-pair term carries ``d = 0``.
+in the accelerations every self-pair term carries ``d = 0``.
 
-Both public functions carry an exact hand-written reverse pass (``jax.custom_vjp``), itself
-one more Pallas kernel, so gradients through whole runs cost about one extra force sweep per
-step. Forward-mode (``jax.jvp``) and second derivatives are not defined for them.
+The accelerations carry an exact derivative rule (``jax.custom_jvp``) whose tangent is the
+tiled XLA pass of ``kernels.py``, linear in the tangents: forward mode uses it as it is and
+reverse mode transposed by JAX, so ``grad``, ``jacfwd``, ``jacrev`` and ``jvp`` work and cost
+about one extra force sweep per step. Second derivatives: ``jax.hessian`` of the kernel works;
+through a simulation use ``jax.jacrev(jax.jacfwd(f))``, since there forward over reverse
+reaches the ``pallas_call``'s own jvp (partial evaluation inlines a ``custom_jvp``'s primal
+function once an input is unknown), which cannot trace ``program_id``. (The hand-written Pallas reverse kernel this
+replaced served reverse mode only: a ``pallas_call`` has no transpose rule, so no Pallas
+kernel can be the tangent of both modes.) The potential energy keeps its reverse pass
+(``jax.custom_vjp``) from the forward sweep's sums: reverse mode only; it is no force method.
 
 Off GPU the kernels run in Pallas's interpreter (``interpret=True``, chosen automatically):
 slow, but exact, which is how CI checks them on the CPU (tests/nbody_core/test_pallas_kernels.py).
@@ -31,6 +38,7 @@ from jax import Array, lax
 from jax.custom_derivatives import SymbolicZero
 from jax.experimental import pallas as pl
 
+from .kernels import acceleration_tangent_tiled, acceleration_tiled
 from .state import PhysicsParams
 
 __all__ = [
@@ -212,122 +220,39 @@ def _compiler_params(config: PallasConfig):
     return pltriton.CompilerParams(num_warps=config.num_warps)
 
 
-# ---------------------------------------------------------------------------- reverse kernel
-
-
-def _reverse_kernel(eps_ref, xt_ref, yt_ref, zt_ref, mt_ref, ct_x_ref, ct_y_ref, ct_z_ref,
-                    x_ref, y_ref, z_ref, m_ref, c_x_ref, c_y_ref, c_z_ref, *out_refs,
-                    block_target, block_source, blocks_per_split, need_mass, need_softening):
-    """Vector-Jacobian product of the acceleration sums for targets ``k`` against sources ``j``.
-
-    With ``d = x_j - x_k``, ``u = s**-3``, ``v = m_k abar_j - m_j abar_k`` (G factored out):
-    ``xbar_k = sum_j u v - 3 s**-5 (d . v) d``, ``mbar_k = -sum_j u (abar_j . d)``,
-    ``epsbar_k = -3 eps sum_j m_j s**-5 (abar_k . d)``; masked pairs add 0.
-    """
-    split = pl.program_id(1)
-    xt, yt, zt, mt = xt_ref[...], yt_ref[...], zt_ref[...], mt_ref[...]
-    ctx, cty, ctz = ct_x_ref[...], ct_y_ref[...], ct_z_ref[...]
-    eps = eps_ref[0]
-    eps2 = eps * eps
-    first = split * blocks_per_split
-    zero = jnp.zeros((block_target, block_source), xt.dtype)
-
-    def body(step, acc):
-        start = pl.multiple_of((first + step) * block_source, block_source)
-        window = pl.ds(start, block_source)
-        xs, ys, zs, ms = x_ref[window], y_ref[window], z_ref[window], m_ref[window]
-        cx, cy, cz = c_x_ref[window], c_y_ref[window], c_z_ref[window]
-        dx = xs[None, :] - xt[:, None]
-        dy = ys[None, :] - yt[:, None]
-        dz = zs[None, :] - zt[:, None]
-        r2 = dx * dx + dy * dy + dz * dz + eps2
-        # Every self-pair term carries d = 0 or v = m_k abar_k - m_k abar_k = 0: no index mask.
-        inv_r = _inverse(r2)
-        u = inv_r * inv_r * inv_r
-        u5 = u * inv_r * inv_r
-        mk, mj = mt[:, None], ms[None, :]
-        vx = mk * cx[None, :] - mj * ctx[:, None]
-        vy = mk * cy[None, :] - mj * cty[:, None]
-        vz = mk * cz[None, :] - mj * ctz[:, None]
-        dv3 = 3.0 * u5 * (dx * vx + dy * vy + dz * vz)
-        out = (acc[0] + (u * vx - dv3 * dx), acc[1] + (u * vy - dv3 * dy),
-               acc[2] + (u * vz - dv3 * dz))
-        if need_mass:
-            out += (acc[len(out)] - u * (cx[None, :] * dx + cy[None, :] * dy + cz[None, :] * dz),)
-        if need_softening:
-            out += (acc[len(out)]
-                    + mj * u5 * (ctx[:, None] * dx + cty[:, None] * dy + ctz[:, None] * dz),)
-        return out
-
-    acc = lax.fori_loop(0, blocks_per_split, body, (zero,) * len(out_refs))
-    for k, (ref, tile) in enumerate(zip(out_refs, acc)):
-        if need_softening and k == len(out_refs) - 1:
-            tile = -3.0 * eps * tile
-        ref[...] = jnp.sum(tile, axis=1)
-
-
-def _reverse_sums(position, mass, softening, cotangent, config, need_mass, need_softening):
-    """Run the reverse kernel: position bar ``[n, 3]``, mass bar ``[n]`` or None, eps bar or None."""
-    n = position.shape[0]
-    padded, num_target_blocks, num_source_blocks, splits = _layout(n, config)
-    x, y, z, m = _soa(position, mass, padded)
-    cotangent = jnp.pad(cotangent, ((0, padded - n), (0, 0)))
-    cx, cy, cz = cotangent[:, 0], cotangent[:, 1], cotangent[:, 2]
-    bt, bs = config.block_target, config.block_source
-    kernel = partial(_reverse_kernel, block_target=bt, block_source=bs,
-                     blocks_per_split=num_source_blocks // splits, need_mass=need_mass,
-                     need_softening=need_softening)
-    target = pl.BlockSpec((bt,), lambda i, s: (i,))
-    source = pl.BlockSpec((padded,), lambda i, s: (0,))
-    scalar = pl.BlockSpec((1,), lambda i, s: (0,))
-    count = 3 + need_mass + need_softening
-    out = pl.pallas_call(
-        kernel,
-        grid=(num_target_blocks, splits),
-        in_specs=[scalar] + [target] * 7 + [source] * 7,
-        out_specs=[pl.BlockSpec((None, bt), lambda i, s: (s, i))] * count,
-        out_shape=[jax.ShapeDtypeStruct((splits, padded), position.dtype)] * count,
-        interpret=_interpret(config),
-        compiler_params=_compiler_params(config),
-        name="nbody_reverse",
-    )(jnp.reshape(softening, (1,)).astype(position.dtype),
-      x, y, z, m, cx, cy, cz, x, y, z, m, cx, cy, cz)
-    rows = [jnp.sum(o, axis=0)[:n] for o in out]
-    position_bar = jnp.stack(rows[:3], axis=-1)
-    mass_bar = rows[3] if need_mass else None
-    softening_bar = jnp.sum(rows[-1]) if need_softening else None
-    return position_bar, mass_bar, softening_bar
-
-
 # -------------------------------------------------------------------------- accelerations
 
 
-@partial(jax.custom_vjp, nondiff_argnums=(4,))
-def _acceleration(position, mass, G, softening, config):
+def _acceleration_sums(position, mass, G, softening, config):
     return G * _forward_sums(position, mass, softening, config, False).T
 
 
-def _acceleration_fwd(position, mass, G, softening, config):
-    # symbolic_zeros=True: each primal says whether anything differentiates through it.
-    raw = _forward_sums(position.value, mass.value, softening.value, config, False).T
-    needed = tuple(() if p.perturbed else None for p in (mass, softening))
-    return G.value * raw, (position.value, mass.value, G.value, softening.value, raw, needed)
+@partial(jax.custom_jvp, nondiff_argnums=(4,))
+def _acceleration(position, mass, G, softening, config):
+    return _acceleration_sums(position, mass, G, softening, config)
 
 
-def _acceleration_bwd(config, residuals, cotangent):
-    position, mass, G, softening, raw, (need_mass, need_softening) = residuals
-    need_mass, need_softening = need_mass is not None, need_softening is not None
-    if isinstance(cotangent, SymbolicZero):
-        cotangent = jnp.zeros_like(raw)
-    position_bar, mass_bar, softening_bar = _reverse_sums(
-        position, mass, softening, cotangent, config, need_mass, need_softening)
-    G_bar = jnp.sum(cotangent * raw)
-    mass_bar = jnp.zeros_like(mass) if mass_bar is None else G * mass_bar
-    softening_bar = jnp.zeros_like(softening) if softening_bar is None else G * softening_bar
-    return G * position_bar, mass_bar, G_bar, softening_bar
+def _acceleration_jvp(config, primals, tangents):
+    position, mass, G, softening = primals
+    # symbolic_zeros=True: a tangent nothing differentiates through arrives as SymbolicZero.
+    position_dot, mass_dot, G_dot, softening_dot = (
+        None if isinstance(t, SymbolicZero) else t for t in tangents)
+    # The primal through the custom rule itself: a derivative of this rule uses the rule again.
+    raw = _acceleration(position, mass, jnp.ones_like(G), softening, config)
+    out = G * raw
+    tangent = jnp.zeros_like(out)
+    if not (position_dot is None and mass_dot is None and softening_dot is None):
+        # The tiled XLA tangent pass (kernels.py): linear in the tangents, so JAX transposes
+        # it for reverse mode; a pallas_call has no transpose rule, so a Pallas tangent
+        # kernel could serve forward mode only.
+        tangent = G * acceleration_tangent_tiled(position, mass, softening, position_dot,
+                                                 mass_dot, softening_dot)
+    if G_dot is not None:
+        tangent = tangent + G_dot * raw
+    return out, tangent
 
 
-_acceleration.defvjp(_acceleration_fwd, _acceleration_bwd, symbolic_zeros=True)
+_acceleration.defjvp(_acceleration_jvp, symbolic_zeros=True)
 
 
 def _resolve(dtype, config: PallasConfig | None) -> PallasConfig:
@@ -340,8 +265,9 @@ def acceleration_pallas(
     """Softened Newtonian accelerations ``a_i = G sum_{j != i} m_j (x_j - x_i) / s_ij**3``.
 
     Same sum as :func:`nbody_core.physics.forces.acceleration_analytic` (to round-off), computed by a
-    tiled Pallas kernel; gradients (reverse mode) run the hand-written reverse kernel for
-    ``position``, ``mass``, ``G`` and ``softening``.
+    tiled Pallas kernel. Derivatives for ``position``, ``mass``, ``G`` and ``softening``, in
+    forward and reverse mode and of any order, come from a ``custom_jvp`` whose tangent is
+    the tiled XLA pass of :func:`~nbody_core.physics.kernels.acceleration_tiled_custom_vjp`.
 
     Args:
         position: ``[n, 3]`` positions, length units (float32 or float64).

@@ -207,3 +207,27 @@ def test_tiles_must_be_powers_of_two(key):
     position, mass = _system(key, 5)
     with pytest.raises(ValueError, match="power of 2"):
         acceleration_pallas(position, mass, PARAMS, config=PallasConfig(block_target=24))
+
+
+@pytest.mark.parametrize("softening", [0.0, 0.05])
+def test_forward_mode_and_hessian_equal_reference(key, softening):
+    # The custom_jvp rule: jvp in position, mass, G and softening, and a hessian (forward over
+    # reverse) of the kernel, equal to autodiff of the reference (tolerance: module docstring).
+    position, mass = _system(key, 21)
+    k1, k2 = jax.random.split(key)
+    tangents = (jax.random.normal(k1, position.shape), jax.random.normal(k2, mass.shape), 0.2, 0.3)
+    pallas = lambda x, m, p: acceleration_pallas(x, m, p, config=SMALL)
+
+    def fn(kernel):
+        return lambda x, m, G, eps: kernel(x, m, PhysicsParams(G=G, softening=eps))
+
+    args = (position, mass, 1.3, softening)
+    value, expected = jax.jvp(fn(acceleration_analytic), args, tangents)
+    actual_value, actual = jax.jit(lambda *a: jax.jvp(fn(pallas), a, tangents))(*args)
+    assert bool(jnp.all(jnp.isfinite(actual)))
+    _assert_close(actual_value, value, F64_RTOL)
+    _assert_close(actual, expected, F64_RTOL)
+    weights = jax.random.normal(key, position.shape)
+    hessian = lambda kernel: jax.hessian(lambda x: jnp.sum(weights * fn(kernel)(x, *args[1:])))
+    _assert_close(jax.jit(hessian(pallas))(position), hessian(acceleration_analytic)(position),
+                  F64_RTOL)
