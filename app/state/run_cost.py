@@ -40,10 +40,11 @@ ADAPTIVE_MAX_STEPS = 100_000
 #: Force evaluations (N^2 pair sums) one step costs, per integrator, in units of the model of
 #: :func:`app.limits.simulation_cpu_seconds`. Fixed-step: counted from the schemes. Adaptive,
 #: measured on this 2-core machine (float64, Plummer, load 5-10): dopri8 12 stages + the FSAL
-#: derivative + an energy per step, ~0.55 s a step at N = 2000 (-> ~20); ias15 ~3
-#: predictor-corrector passes of 7 nodes and the anchored forces, 58 ms at N = 512 and 228 ms
-#: at N = 1000 (-> ~38).
-FORCE_EVALUATIONS = {"euler": 1, "leapfrog": 1, "yoshida4": 3, "yoshida4_kdk": 3, "rk4": 4, "dopri8": 20, "ias15": 38}
+#: derivative + an energy per step, ~0.55 s a step at N = 2000 (-> ~20; 237 ms median at
+#: N = 1443, load 13, benchmarks/results/pieces.md); ias15 ~3 predictor-corrector passes of 7
+#: nodes and the anchored forces, 58 ms at N = 512 and 228 ms at N = 1000 (-> ~38), but 335 ms
+#: median at N = 1047 at load 13 (pieces.md): 50, so its largest allowed step stays ~0.25 s.
+FORCE_EVALUATIONS = {"euler": 1, "leapfrog": 1, "yoshida4": 3, "yoshida4_kdk": 3, "rk4": 4, "dopri8": 20, "ias15": 50}
 
 
 def step_seconds(integrator: str, num_bodies: int) -> float:
