@@ -17,7 +17,8 @@ import numpy as np
 from jax import lax
 
 from nbody_core.physics.diagnostics import to_center_of_mass_frame, virial_ratio
-from nbody_core.physics.potentials import get_potential, softened_distance_matrix
+from nbody_core.physics.potentials import get_potential
+from nbody_core.physics.reductions import ordered_sum
 from nbody_core.systems.presets import get_preset
 from nbody_core.integrate.simulate import integration_loop, make_clock, run_config
 from nbody_core.integrate.trajectory import conserved_quantities
@@ -143,29 +144,49 @@ def initial_state(inputs: Mapping[str, jax.Array], *, config: ICConfig) -> Parti
                         **{name: inputs[name] for name in config.parameters})
 
 
+# Every sum over bodies in a member's diagnostics and summaries is an ordered_sum (a fixed
+# pairwise order of elementwise additions) and the cumulative mass an associative_scan (also
+# elementwise additions): jnp.sum / jnp.cumsum lower to XLA reductions whose order depends on
+# the vmapped batch shape, so a member's summaries changed by an ulp with the per-device
+# chunk size (1 device x 16 members vs 4 devices x 4). Minima, maxima and sorts are exact in
+# any order. Same seed, same bytes: on any number of devices, with any chunk size.
+
+
+def _squared_distances(position):
+    dr = position[:, None, :] - position[None, :, :]
+    return ordered_sum(dr * dr, axis=-1)
+
+
 def _min_pair_distance(position):
     n = position.shape[0]
-    dr = position[:, None, :] - position[None, :, :]
-    r2 = jnp.where(jnp.eye(n, dtype=bool), jnp.inf, jnp.sum(dr * dr, axis=-1))
+    r2 = jnp.where(jnp.eye(n, dtype=bool), jnp.inf, _squared_distances(position))
     return jnp.sqrt(jnp.min(r2))
 
 
 def _final_summaries(state: ParticleState, params: PhysicsParams, potential) -> dict:
     state = to_center_of_mass_frame(state)
-    s, off_diagonal = softened_distance_matrix(state.position, params.softening)
+    n = state.position.shape[0]
+    off_diagonal = ~jnp.eye(n, dtype=bool)
+    # Self-pairs masked before the square root (as softened_distance_matrix does).
+    s = jnp.sqrt(jnp.where(off_diagonal, _squared_distances(state.position) + params.softening**2, 1.0))
     phi = jnp.where(off_diagonal, potential.pair_energy(s, params), 0.0)
-    body_potential = state.mass * jnp.sum(phi * state.mass[None, :], axis=1)
-    body_kinetic = 0.5 * state.mass * jnp.sum(state.velocity**2, axis=-1)
+    body_potential = state.mass * ordered_sum(phi * state.mass[None, :], axis=1)
+    body_kinetic = 0.5 * state.mass * ordered_sum(state.velocity**2, axis=-1)
+    # A count of 0/1 values: exact in any order.
     escaper_fraction = jnp.mean((body_kinetic + body_potential > 0).astype(state.position.dtype))
-    radius = jnp.sqrt(jnp.sum(state.position**2, axis=-1))
+    radius = jnp.sqrt(ordered_sum(state.position**2, axis=-1))
     order = jnp.argsort(radius)
-    cumulative = jnp.cumsum(state.mass[order]) / jnp.sum(state.mass)
+    cumulative = lax.associative_scan(jnp.add, state.mass[order]) / ordered_sum(state.mass)
     sorted_radius = radius[order]
     out = {"escaper_fraction": escaper_fraction}
     for fraction in LAGRANGIAN_FRACTIONS:
         index = jnp.minimum(jnp.searchsorted(cumulative, fraction - 1e-12), radius.shape[0] - 1)
         out[f"lagrangian_radius_{round(fraction * 100)}"] = sorted_radius[index]
     return out
+
+
+def _norm(vector):
+    return jnp.sqrt(ordered_sum(vector * vector))
 
 
 class MemberRun(NamedTuple):
@@ -306,8 +327,8 @@ def summarize_member(
         "final_virial_ratio": virial_ratio(final, params, potential),
         **_final_summaries(final, params, potential),
         "min_pair_distance": jnp.min(saved["min_pair_distance"]),
-        "momentum_drift": jnp.linalg.norm(saved["linear_momentum"][-1] - saved["linear_momentum"][0]),
-        "angular_momentum_drift": jnp.linalg.norm(saved["angular_momentum"][-1] - saved["angular_momentum"][0]),
+        "momentum_drift": _norm(saved["linear_momentum"][-1] - saved["linear_momentum"][0]),
+        "angular_momentum_drift": _norm(saved["angular_momentum"][-1] - saved["angular_momentum"][0]),
         "finite": finite.astype(dtype),
     }
     if config.save_trajectories:

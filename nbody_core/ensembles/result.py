@@ -12,7 +12,10 @@ summaries; :meth:`EnsembleResult.save` writes one deterministic npz (same run, s
 * ``member_key [M, 2]`` is each member's initial-conditions PRNG key
   (``jax.random.wrap_key_data``); ``ic_index``, ``dt_used`` and ``num_steps`` per member.
 * ``metadata`` (JSON) repeats the columns with their role, units and meaning, the fixed
-  values, the spec and the provenance (versions, platform, devices, command; no timestamp).
+  values, the spec and the provenance (versions, platform, devices, command; no timestamp),
+  and ``execution``: the devices and chunk size the run used and the force kernel
+  ``forces="auto"`` resolved to. The arrays do not depend on them (bit-identical on any
+  device count and chunk size); the record says how the file was made.
 """
 
 from __future__ import annotations
@@ -52,6 +55,9 @@ class EnsembleResult:
         mass: ``[M, n]`` with ``save_trajectories``, else None.
         timing: compile and run seconds, chunks, chunk size, devices (not saved to files:
             they differ between identical runs).
+        execution: how the run was laid out, saved in the metadata: ``num_devices``,
+            ``chunk_size`` (members per device per call) and ``forces`` (the kernel the
+            spec's force method resolved to).
     """
 
     spec: EnsembleSpec
@@ -63,6 +69,7 @@ class EnsembleResult:
     velocity: np.ndarray | None = None
     mass: np.ndarray | None = None
     timing: dict[str, Any] = field(default_factory=dict)
+    execution: dict[str, Any] = field(default_factory=dict)
 
     @property
     def num_members(self) -> int:
@@ -152,6 +159,7 @@ class EnsembleResult:
             },
             "units": preset.units,
             "G": float(preset.params.G),
+            "execution": dict(self.execution),
             # No timestamp: the same run writes the same bytes (checkpoint resume relies on it).
             **provenance(command, timestamp=False),
             "summaries": dict(SUMMARIES),
@@ -193,6 +201,7 @@ def load_ensemble(path) -> EnsembleResult:
     return EnsembleResult(
         spec, table, summaries, arrays["time"], arrays["energy"],
         arrays.get("position"), arrays.get("velocity"), arrays.get("mass"),
+        execution=dict(metadata.get("execution", {})),
     )
 
 

@@ -1,7 +1,9 @@
 """Conserved quantities and other diagnostics of a single state (vmap them for batches).
 
 Nouns for queries: ``kinetic_energy(state)``, ``angular_momentum(state)``; the one verb,
-``to_center_of_mass_frame``, returns a new state.
+``to_center_of_mass_frame``, returns a new state. Every sum over bodies is an
+:func:`~nbody_core.physics.reductions.ordered_sum`, so a state's diagnostics are the same bytes
+whether it is computed alone or vmapped in a batch of any size (ensembles rely on it).
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from jax import Array
 
 from .kernels import potential_energy_tiled
 from .potentials import NEWTONIAN, PairPotential
+from .reductions import ordered_sum
 from .state import ParticleState, PhysicsParams, resolve_params
 
 __all__ = [
@@ -29,7 +32,7 @@ __all__ = [
 
 def kinetic_energy(state: ParticleState) -> Array:
     """``T = sum_i m_i |v_i|**2 / 2``, scalar, energy units."""
-    return 0.5 * jnp.sum(state.mass * jnp.sum(state.velocity**2, axis=-1))
+    return 0.5 * ordered_sum(state.mass * ordered_sum(state.velocity**2, axis=-1))
 
 
 def potential_energy(
@@ -54,22 +57,22 @@ def relative_energy_error(energy: Array, initial_energy: Array) -> Array:
 
 def linear_momentum(state: ParticleState) -> Array:
     """``P = sum_i m_i v_i``, ``[3]``, mass * length / time units."""
-    return jnp.sum(state.mass[:, None] * state.velocity, axis=0)
+    return ordered_sum(state.mass[:, None] * state.velocity, axis=0)
 
 
 def angular_momentum(state: ParticleState) -> Array:
     """``L = sum_i m_i x_i cross v_i`` about the origin, ``[3]``, mass * length**2 / time."""
-    return jnp.sum(state.mass[:, None] * jnp.cross(state.position, state.velocity), axis=0)
+    return ordered_sum(state.mass[:, None] * jnp.cross(state.position, state.velocity), axis=0)
 
 
 def center_of_mass(state: ParticleState) -> Array:
     """Centre of mass, ``[3]``, length units."""
-    return jnp.sum(state.mass[:, None] * state.position, axis=0) / jnp.sum(state.mass)
+    return ordered_sum(state.mass[:, None] * state.position, axis=0) / ordered_sum(state.mass)
 
 
 def center_of_mass_velocity(state: ParticleState) -> Array:
     """Velocity of the centre of mass, ``[3]``, length / time units."""
-    return linear_momentum(state) / jnp.sum(state.mass)
+    return linear_momentum(state) / ordered_sum(state.mass)
 
 
 def virial_ratio(
