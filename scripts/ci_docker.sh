@@ -247,6 +247,6 @@ log "server runs as uid $uid"
 # ---------------------------------------------------------------- browser check
 T=$SECONDS
 NBODY_CONTAINER_URL="http://127.0.0.1:$PORT/app" \
-    "$PYTHON" -m pytest -p no:cacheprovider -q tests/docker/container_ui_check.py
+    "$PYTHON" -m pytest -p no:cacheprovider -n 0 -q tests/docker/container_ui_check.py
 log "browser check passed in $((SECONDS - T)) s"
 log "docker step OK"
