@@ -263,6 +263,25 @@ def max_sessions_per_address_from_environment(environ: Mapping[str, str] | None 
 DEFAULT_CONNECT_TIMEOUT_S = 5.0
 
 
+def _seconds_from_environment(environ: Mapping[str, str] | None, name: str, default: float, low: float) -> float:
+    """Seconds read from the variable ``name``: ``default`` when unset or blank.
+
+    Raises:
+        ValueError: naming the variable, if it is not a number of seconds in [low, 600].
+    """
+    environ = os.environ if environ is None else environ
+    text = environ.get(name)
+    if text is None or not text.strip():
+        return default
+    try:
+        value = float(text)
+    except ValueError:
+        raise ValueError(f"environment variable {name}={text!r} must be a number of seconds") from None
+    if not low <= value <= _DISCONNECT_GRACE_CEILING_S:
+        raise ValueError(f"environment variable {name}={text!r} must be in [{low:g}, 600] seconds")
+    return value
+
+
 def connect_timeout_from_environment(environ: Mapping[str, str] | None = None) -> float:
     """Seconds a page's browser has to connect: ``NBODY_CONNECT_TIMEOUT_S``
     (``nbody serve --connect-timeout``) or 5.
@@ -270,17 +289,7 @@ def connect_timeout_from_environment(environ: Mapping[str, str] | None = None) -
     Raises:
         ValueError: naming the variable, if it is not a number of seconds in [1, 600].
     """
-    environ = os.environ if environ is None else environ
-    text = environ.get("NBODY_CONNECT_TIMEOUT_S")
-    if text is None or not text.strip():
-        return DEFAULT_CONNECT_TIMEOUT_S
-    try:
-        value = float(text)
-    except ValueError:
-        raise ValueError(f"environment variable NBODY_CONNECT_TIMEOUT_S={text!r} must be a number of seconds") from None
-    if not 1 <= value <= _DISCONNECT_GRACE_CEILING_S:
-        raise ValueError(f"environment variable NBODY_CONNECT_TIMEOUT_S={text!r} must be in [1, 600] seconds")
-    return value
+    return _seconds_from_environment(environ, "NBODY_CONNECT_TIMEOUT_S", DEFAULT_CONNECT_TIMEOUT_S, 1.0)
 
 
 def disconnect_grace_from_environment(environ: Mapping[str, str] | None = None) -> float:
@@ -290,17 +299,7 @@ def disconnect_grace_from_environment(environ: Mapping[str, str] | None = None) 
     Raises:
         ValueError: naming the variable, if it is not a number of seconds in [0, 600].
     """
-    environ = os.environ if environ is None else environ
-    text = environ.get("NBODY_DISCONNECT_GRACE_S")
-    if text is None or not text.strip():
-        return DEFAULT_DISCONNECT_GRACE_S
-    try:
-        value = float(text)
-    except ValueError:
-        raise ValueError(f"environment variable NBODY_DISCONNECT_GRACE_S={text!r} must be a number of seconds") from None
-    if not 0 <= value <= _DISCONNECT_GRACE_CEILING_S:
-        raise ValueError(f"environment variable NBODY_DISCONNECT_GRACE_S={text!r} must be in [0, 600] seconds")
-    return value
+    return _seconds_from_environment(environ, "NBODY_DISCONNECT_GRACE_S", DEFAULT_DISCONNECT_GRACE_S, 0.0)
 
 
 # ------------------------------------------------------------------ cost of a click

@@ -238,25 +238,35 @@ def per_address_cap(args: argparse.Namespace, environ) -> int:
     return int(cleaned)
 
 
-def connect_timeout(args: argparse.Namespace, environ) -> float:
-    """Seconds a page has to connect: ``--connect-timeout``, else ``NBODY_CONNECT_TIMEOUT_S``, else 5.
+def _seconds_option(args: argparse.Namespace, environ, flag: str, variable: str, low: float) -> float:
+    """Seconds from ``flag``, else the variable ``variable``, else 5.
 
     Raises:
-        ValueError: naming the flag or the variable, if it is not a number in [1, 600].
+        ValueError: naming the flag or the variable, if it is not a number in [low, 600].
     """
-    if getattr(args, "connect_timeout", None) is not None:
-        source, text = "--connect-timeout", str(args.connect_timeout)
-    elif environ.get("NBODY_CONNECT_TIMEOUT_S", "").strip():
-        source, text = "NBODY_CONNECT_TIMEOUT_S", environ["NBODY_CONNECT_TIMEOUT_S"]
+    attribute = flag.lstrip("-").replace("-", "_")
+    if getattr(args, attribute, None) is not None:
+        source, text = flag, str(getattr(args, attribute))
+    elif environ.get(variable, "").strip():
+        source, text = variable, environ[variable]
     else:
         return 5.0
     try:
         value = float(text)
     except ValueError:
         raise ValueError(f"{source} must be a number of seconds, got {text!r}") from None
-    if not 1 <= value <= 600:
-        raise ValueError(f"{source} must be in [1, 600] seconds, got {text}")
+    if not low <= value <= 600:
+        raise ValueError(f"{source} must be in [{low:g}, 600] seconds, got {text}")
     return value
+
+
+def connect_timeout(args: argparse.Namespace, environ) -> float:
+    """Seconds a page has to connect: ``--connect-timeout``, else ``NBODY_CONNECT_TIMEOUT_S``, else 5.
+
+    Raises:
+        ValueError: naming the flag or the variable, if it is not a number in [1, 600].
+    """
+    return _seconds_option(args, environ, "--connect-timeout", "NBODY_CONNECT_TIMEOUT_S", 1.0)
 
 
 def disconnect_grace(args: argparse.Namespace, environ) -> float:
@@ -266,19 +276,7 @@ def disconnect_grace(args: argparse.Namespace, environ) -> float:
     Raises:
         ValueError: naming the flag or the variable, if it is not a number in [0, 600].
     """
-    if getattr(args, "disconnect_grace", None) is not None:
-        source, text = "--disconnect-grace", str(args.disconnect_grace)
-    elif environ.get("NBODY_DISCONNECT_GRACE_S", "").strip():
-        source, text = "NBODY_DISCONNECT_GRACE_S", environ["NBODY_DISCONNECT_GRACE_S"]
-    else:
-        return 5.0
-    try:
-        value = float(text)
-    except ValueError:
-        raise ValueError(f"{source} must be a number of seconds, got {text!r}") from None
-    if not 0 <= value <= 600:
-        raise ValueError(f"{source} must be in [0, 600] seconds, got {text}")
-    return value
+    return _seconds_option(args, environ, "--disconnect-grace", "NBODY_DISCONNECT_GRACE_S", 0.0)
 
 
 def handle(args: argparse.Namespace) -> int:
