@@ -24,6 +24,7 @@ import struct
 import subprocess
 import tempfile
 import threading
+from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import Callable
 
@@ -169,7 +170,7 @@ def _remove(path: Path) -> None:
         pass
 
 
-class MovieWriter:
+class MovieWriter(ABC):
     """One movie being written: ``append(frame)`` per frame, then :meth:`close` (the file appears
     under its name) or :meth:`abort` (nothing is left). As a context manager it closes on success
     and aborts when the block raises (a stop request included)."""
@@ -233,14 +234,17 @@ class MovieWriter:
         else:
             self.abort()
 
+    @abstractmethod
     def _append(self, frame: np.ndarray) -> None:
-        raise NotImplementedError
+        """Encode one frame (uint8, ``(height, width, 3)``)."""
 
+    @abstractmethod
     def _finish(self) -> None:
-        raise NotImplementedError
+        """Complete the temporary file (the caller renames it onto the target)."""
 
+    @abstractmethod
     def _discard(self) -> None:
-        raise NotImplementedError
+        """Stop encoding at once (the caller removes the temporary file)."""
 
 
 class Mp4Writer(MovieWriter):
