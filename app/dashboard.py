@@ -14,10 +14,13 @@ from __future__ import annotations
 import html
 import importlib
 import traceback
+from functools import partial
 
 import panel as pn
+from panel.io.state import set_curdoc
 
 from app.runtime.periodic import Periodic
+from app.views.plot_defaults import apply_plot_defaults
 
 __all__ = [
     "TABS",
@@ -82,7 +85,9 @@ def _error_panel(title: str, spec: str, error: BaseException) -> pn.viewable.Vie
 
 def _build_view(title: str, spec: str) -> pn.viewable.Viewable:
     try:
-        return load_view_class(spec)()
+        view = load_view_class(spec)()
+        apply_plot_defaults(view)  # empty plots without console warnings; readable log ticks
+        return view
     except Exception as error:  # noqa: BLE001 - one broken tab must not take the app down
         return _error_panel(title, spec, error)
 
@@ -110,12 +115,20 @@ def build_tabs(tabs: list[tuple[str, str]] | None = None, *, lazy: bool = True) 
         pending[index] = (title, spec, slot)
         slots.append((title, slot))
     tabs_widget = pn.Tabs(*slots, dynamic=True, sizing_mode="stretch_both", name="dashboard-tabs")
+    # The session's document, current while its views are built: a view's runner captures
+    # ``pn.state.curdoc`` and sends every job's outcome there. A tab opened later is built in a
+    # widget callback, where the current document is whatever Panel or Bokeh left current on
+    # that thread (Bokeh can leave another, destroyed session's document current:
+    # app/compat/session.py); a Forces tab whose first comparison went there said
+    # "Computing the forces ..." for good.
+    document = pn.state.curdoc
 
     def build_on_first_open(event) -> None:
         entry = pending.pop(event.new, None)
         if entry is not None:
             title, spec, slot = entry
-            slot.objects = [_build_view(title, spec)]
+            with set_curdoc(document):
+                slot.objects = [_build_view(title, spec)]
 
     if pending:
         tabs_widget.param.watch(build_on_first_open, "active")
@@ -130,6 +143,7 @@ def session_count_readout(live_fn, cap: int, *, period_ms: int = 5000) -> pn.pan
     so the lecturer sees how many browsers are connected."""
     readout = pn.pane.Markdown(
         f"Sessions: {live_fn()} / {cap}", name="session-count", margin=(0, 10),
+        height=36,  # fixed: its rendered height varied (37 or 49 px), moving the whole page by 1.4 px
         styles={"color": "white", "font-size": "0.9em"},
     )
 
@@ -272,7 +286,9 @@ def serve_session() -> pn.viewable.Viewable:
     ``main.py``'s own namespace when its session ends.
     """
     from app.compat.accessibility import install_accessibility
+    from app.compat.model_defs import install_quiet_model_defs
     from app.compat.query import install_query_guard, oversized_query_values
+    from app.compat.patch_guard import install_patch_guard
     from app.compat.upload import install_upload_guard
     from app.limits import (
         connect_timeout_from_environment,
@@ -282,7 +298,12 @@ def serve_session() -> pn.viewable.Viewable:
     )
     from app.reliability import install_session_guards
     from app.runtime.admission import SESSIONS, admit_session, confirm_session
-    from app.runtime.messages import escape_markdown
+    from app.runtime.coordinator import install_from_environment
+    from app.runtime.messages import escape_markdown, show_message
+    from app.runtime.scheduler import POOL
+
+    install_from_environment(POOL, SESSIONS)  # NBODY_RUNTIME_DIR: the caps and slots of all processes
+    from app.views.page_values import widget_refusal
 
     install_query_guard()  # a 4301-digit query value must not blank the page
     cap, per_address = max_sessions_from_environment(), max_sessions_per_address_from_environment()
@@ -316,7 +337,11 @@ def serve_session() -> pn.viewable.Viewable:
         from app.limits import LIMITS
 
         install_upload_guard(document, LIMITS.max_upload_bytes)
+        # Every value the page sends passes the validation boundary before Bokeh applies it;
+        # Bokeh's error replies carry no traceback (issue 26).
+        install_patch_guard(document, check=widget_refusal, notify=partial(show_message, message_box))
         install_accessibility(document)  # tab keys, ARIA names (issue 14); focus rings: NbodyDesign
+        install_quiet_model_defs(document)  # a lazily built tab's component definitions: no console warning
         dashboard.header.append(session_count_readout(lambda: SESSIONS.live, cap))
 
         def build_on_load() -> None:

@@ -19,7 +19,7 @@ import logging
 
 import panel as pn
 
-from app.runtime.messages import escape_markdown
+from app.runtime.messages import escape_markdown, public_text
 
 __all__ = ["install_session_guards", "SESSION_MESSAGE_NAME"]
 
@@ -28,12 +28,14 @@ _LOG = logging.getLogger("app.reliability")
 
 
 def _describe(exception: BaseException) -> str:
-    message = str(exception).strip() or type(exception).__name__
-    if isinstance(exception, (ValueError, TypeError)):
-        return f"Refused: {message}"
+    # Never the exception's class, a parameter's internal name or a path (issue 26): the words
+    # of a refusal (app/state/validation.py), or a plain sentence.
     if isinstance(exception, MemoryError):
         return "Out of memory: the request was too large for this server; try fewer bodies, members or steps."
-    return f"Something went wrong ({type(exception).__name__}: {message}); the session keeps running."
+    if isinstance(exception, (ValueError, TypeError)):
+        return "Refused: " + public_text(exception, fallback="a value from this page is not allowed there; "
+                                                             "the previous value is kept.")
+    return "Something went wrong with that action; the session keeps running."
 
 
 def install_session_guards(template) -> pn.pane.Alert:
@@ -54,7 +56,7 @@ def install_session_guards(template) -> pn.pane.Alert:
     template.main.insert(0, box)
 
     def report(exception: BaseException) -> None:
-        _LOG.warning("session callback failed: %s: %s", type(exception).__name__, exception)
+        _LOG.warning("session callback failed: %s: %s", type(exception).__name__, exception, exc_info=exception)
         box.object = escape_markdown(_describe(exception))
         box.visible = True
 

@@ -1,23 +1,27 @@
-"""Emulator against the simulator: accuracy on held-out runs, learning curve, speed, inference.
+"""Emulator against the simulator: honest accuracy, honest speed, calibrated posteriors.
 
-On a Plummer softening x virial-ratio sweep (random design, N bodies, leapfrog):
+On a Plummer softening x virial-ratio box (random design, N bodies, leapfrog, every member
+converged to |dE/E| <= 1e-3 by ``run_converged``):
 
 * **learning curve**: the emulator (deep ensemble of MLPs) and the exact-GP baseline trained on
-  the first 64 / 256 / 1024 members of one ensemble; per summary, RMSE and the fraction inside
-  ±2 sd on the model's own test split and on a *fresh* ensemble (another seed: parameters and
-  initial conditions never seen).
-* **noise floor**: replicas at fixed parameters (a 3 x 3 grid, ``--replicas`` each) give the
-  member-to-member scatter of every summary. A prediction of the mean cannot beat that
-  scatter against single runs (RMSE^2 = scatter^2 + error-of-the-mean^2), so the table gives
-  both the RMSE / scatter ratio (1 is perfect) and the emulator's error *of the mean* at the
-  replica points against the scatter (the goal: below it).
-* **speed**: the simulator (vmapped ``run_ensemble``, compile excluded) and the emulator
-  (batched ``predict``, compile excluded) on the same fresh parameters, side by side.
-* **inference**: observed 10/50/90 % Lagrangian radii of one fresh run at a known virial ratio;
-  posterior over the virial ratio (softening fixed) with the emulator as forward model against
-  the simulator's synthetic-likelihood posterior; means, sds, interval overlap, speed-up.
+  the first members of one ensemble; RMSE and ±2 sd coverage on the model's test split and
+  on a fresh ensemble (another seed).
+* **error of the mean** (issue 27, item 3): a G x G grid over the box with ``--replicas``
+  members at each point; per summary the debiased error of the mean over the scatter measured
+  at those same points (``nbody_core.emulator.metrics.error_of_mean``: 0 is as good as
+  infinitely many simulations), with 95 % bootstrap intervals over points, for the emulator
+  and for baselines fitted on its own training split (training mean, linear, quadratic).
+* **speed** (item 4): batch throughput in wall and process-CPU seconds per result and
+  single-query latency, for the emulator, the simulator (vmapped ``run_ensemble``, compile
+  excluded; one member jitted) and REBOUND (its C leapfrog at the same step, and IAS15).
+* **coverage** (item 5): ``--observations`` synthetic observations (truth drawn from the
+  prior over the box, one converged simulation each, every output observed); 2-D posteriors
+  over both inputs with the emulator (full covariance; the diagonal for comparison) and with
+  the simulator's synthetic likelihood (Wood 2010) on the replica grid, its mean and
+  covariance interpolated bilinearly (log softening) onto the emulator's grid. Coverage of
+  central 95 % intervals, and emulator against simulator posterior means in simulator sds.
 
-    python benchmarks/bench_emulator.py                   # members 64 256 1024, N = 64
+    python benchmarks/bench_emulator.py                 # members 256 768, N = 64
     python benchmarks/bench_emulator.py --quick --out-dir /tmp/bench   # smoke run
 
 Writes benchmarks/results/emulator.json and emulator.md (or into --out-dir) with the load
@@ -31,6 +35,7 @@ import datetime
 import json
 import os
 import platform
+import statistics
 import sys
 import time
 from dataclasses import replace
@@ -40,16 +45,23 @@ import numpy as np
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 RESULTS = REPO_ROOT / "benchmarks" / "results"
+BOX = {"softening": (0.01, 0.3), "virial_ratio": (0.3, 0.7)}
 SWEEPS = ("softening=0.01:0.3:log", "virial_ratio=0.3:0.7")
+TOLERANCE = 1e-3
 
 
-def _ensemble(args, members, seed, sweeps=SWEEPS, **fixed):
-    from nbody_core.ensembles import EnsembleSpec, run_ensemble
+def _spec(args, members, seed, sweeps=SWEEPS, design="random", **fixed):
+    from nbody_core.ensembles import EnsembleSpec
 
-    spec = EnsembleSpec(system="plummer", num_bodies=args.n, num_members=members, num_steps=args.steps, dt=args.dt,
-                        sweeps=sweeps, design="random" if sweeps == SWEEPS else "grid", seed=seed, **fixed)
+    return EnsembleSpec(system="plummer", num_bodies=args.n, num_members=members, num_steps=args.steps, dt=args.dt,
+                        sweeps=sweeps, design=design, seed=seed, **fixed)
+
+
+def _converged(args, members, seed, **kwargs):
+    from nbody_core.ensembles import run_converged
+
     started = time.perf_counter()
-    result = run_ensemble(spec)
+    result = run_converged(_spec(args, members, seed, **kwargs), energy_tolerance=TOLERANCE)
     return result, time.perf_counter() - started
 
 
@@ -57,7 +69,7 @@ def _data(result, outputs=None):
     from nbody_core.emulator import training_data_from_arrays
 
     metadata = json.loads(json.dumps(result.metadata(), default=str))
-    return training_data_from_arrays(result.arrays(), metadata, outputs=outputs)
+    return training_data_from_arrays(result.arrays(), metadata, outputs=outputs, energy_tolerance=TOLERANCE)
 
 
 def _subset(data, count):
@@ -65,109 +77,193 @@ def _subset(data, count):
     return replace(data, inputs=data.inputs[keep], outputs=data.outputs[keep], members=data.members[keep])
 
 
+def _timed(fn, repeats):
+    """(median wall s, median process-CPU s) of ``repeats`` calls after one warm-up call."""
+    fn()
+    walls, cpus = [], []
+    for _ in range(repeats):
+        wall, cpu = time.perf_counter(), time.process_time()
+        fn()
+        walls.append(time.perf_counter() - wall)
+        cpus.append(time.process_time() - cpu)
+    return statistics.median(walls), statistics.median(cpus)
+
+
+def _rebound_run(state, softening, *, integrator, dt, t_end):
+    import rebound
+
+    sim = rebound.Simulation()
+    sim.G, sim.softening, sim.integrator, sim.dt = 1.0, softening, integrator, dt
+    for m, x, v in zip(np.asarray(state.mass), np.asarray(state.position), np.asarray(state.velocity)):
+        sim.add(m=float(m), x=x[0], y=x[1], z=x[2], vx=v[0], vy=v[1], vz=v[2])
+    sim.integrate(t_end)
+
+
+def _speed(args, emulator, fresh_spec, log):
+    from nbody_core.ensembles import member_initial_state, run_converged, run_ensemble, run_member
+
+    inputs = np.column_stack([fresh_spec.table.parameters[n] for n in emulator.input_names])
+    members = fresh_spec.num_members
+    sim_wall, sim_cpu = _timed(lambda: run_ensemble(fresh_spec), 2)
+    conv_wall, conv_cpu = _timed(lambda: run_converged(fresh_spec, energy_tolerance=TOLERANCE), 1)
+    emu_wall, emu_cpu = _timed(lambda: emulator.predict(inputs), 20)
+    big = np.repeat(inputs, 40, axis=0)
+    big_wall, big_cpu = _timed(lambda: emulator.predict(big), 3)
+    one_emu, _ = _timed(lambda: emulator.predict(inputs[0]), 200)
+    one_sim, one_sim_cpu = _timed(lambda: run_member(fresh_spec, 0), 5)
+    state = member_initial_state(fresh_spec, 0)
+    softening = float(fresh_spec.table.parameters["softening"][0])
+    t_end = fresh_spec.t_end
+    reb_lf, reb_lf_cpu = _timed(lambda: _rebound_run(state, softening, integrator="leapfrog", dt=args.dt,
+                                                      t_end=t_end), 5)
+    reb_ias, reb_ias_cpu = _timed(lambda: _rebound_run(state, softening, integrator="ias15", dt=args.dt,
+                                                        t_end=t_end), 3)
+    speed = {
+        "points": members, "big_batch": int(big.shape[0]), "member0_softening": softening,
+        "batch": {
+            "simulator (vmapped run_ensemble, dt 0.02 only)": {"wall_s": sim_wall / members,
+                                                                "cpu_s": sim_cpu / members},
+            "simulator (run_converged: reruns to 1e-3)": {"wall_s": conv_wall / members, "cpu_s": conv_cpu / members},
+            f"emulator (batch of {members})": {"wall_s": emu_wall / members, "cpu_s": emu_cpu / members},
+            f"emulator (batch of {big.shape[0]})": {"wall_s": big_wall / big.shape[0], "cpu_s": big_cpu / big.shape[0]},
+            "REBOUND leapfrog (serial C, member 0)": {"wall_s": reb_lf, "cpu_s": reb_lf_cpu},
+            "REBOUND IAS15 (serial C, member 0)": {"wall_s": reb_ias, "cpu_s": reb_ias_cpu},
+        },
+        "single": {"emulator": one_emu, "simulator (one member, jitted)": one_sim,
+                   "REBOUND leapfrog": reb_lf, "REBOUND IAS15": reb_ias},
+        "single_simulator_cpu_s": one_sim_cpu,
+    }
+    log(f"speed: emulator {emu_wall / members:.3g} s/result, simulator {sim_wall / members:.3g} s/result")
+    return speed
+
+
+def _accuracy(emulator, data, report, grid_inputs, grid_replicas):
+    from nbody_core.emulator.metrics import BASELINES, error_of_mean, fit_baseline
+
+    train = report.split.train
+    models = {"emulator": lambda raw: emulator.predict(raw)[0]}
+    for kind in BASELINES:
+        models[kind] = fit_baseline(kind, data.inputs[train], data.outputs[train], input_log=data.input_log)
+    out = {}
+    for label, predict in models.items():
+        metric = error_of_mean(predict(grid_inputs), grid_replicas)
+        out[label] = {name: {"ratio": float(metric["ratio"][k]), "low": float(metric["low"][k]),
+                             "high": float(metric["high"][k]), "scatter": float(metric["scatter"][k])}
+                      for k, name in enumerate(data.output_names)}
+    return out
+
+
+def _interpolated_synthetic_likelihood(replicas, axes, fine_axes, observed):
+    """Wood's synthetic likelihood from replicas on a coarse grid, its mean and covariance
+    interpolated bilinearly onto the fine grid (a linear mix of covariances stays positive)."""
+    from scipy.interpolate import RegularGridInterpolator
+
+    from nbody_core.emulator.inference import gaussian_log_likelihood
+
+    count, points, size = replicas.shape
+    mean = replicas.mean(axis=0)
+    residual = replicas - mean
+    cov = np.einsum("rgi,rgj->gij", residual, residual) / (count - 1)
+    shape = tuple(len(a) for a in axes)
+    table = np.concatenate([mean, cov.reshape(points, -1)], axis=1).reshape(*shape, -1)
+    mesh = np.stack(np.meshgrid(*fine_axes, indexing="ij"), axis=-1).reshape(-1, len(axes))
+    values = RegularGridInterpolator(axes, table, bounds_error=False, fill_value=None)(mesh)
+    return gaussian_log_likelihood(values[:, :size], values[:, size:].reshape(-1, size, size), observed)
+
+
+def _coverage(emulator, grid_axes, grid_replicas, observations, truths, emulator_grid):
+    from nbody_core.emulator.inference import _summarise, emulator_posterior
+
+    names = emulator.input_names
+    log = emulator.input_log
+    coarse = [np.log10(a) if lg else a for a, lg in zip(grid_axes, log)]
+    rows = {"emulator (full covariance)": [], "emulator (diagonal)": [], "simulator (synthetic likelihood)": []}
+    differences = []
+    for obs, truth in zip(observations, truths):
+        observed = dict(zip(emulator.output_names, map(float, obs)))
+        full = emulator_posterior(emulator, observed, grid_points=emulator_grid)
+        diagonal = emulator_posterior(emulator, observed, grid_points=emulator_grid, covariance="diagonal")
+        fine = [np.log10(g) if lg else g for g, lg in zip(full.grids, log)]
+        log_like = _interpolated_synthetic_likelihood(grid_replicas, coarse, fine, np.asarray(obs, float))
+        simulated = _summarise(names, full.grids, log_like, 0.0, grid_replicas.shape[0] * grid_replicas.shape[1])
+        for label, post in zip(rows, (full, diagonal, simulated)):
+            rows[label].append([bool(post.interval[k][0] <= truth[k] <= post.interval[k][1]) for k in range(len(names))])
+        differences.append(np.abs(full.mean - simulated.mean) / simulated.sd)
+    differences = np.asarray(differences)
+    return {
+        "observations": len(truths), "emulator_grid": emulator_grid,
+        "coverage": {label: {n: float(np.mean(np.asarray(hits)[:, k])) for k, n in enumerate(names)}
+                     for label, hits in rows.items()},
+        "mean_difference_in_sim_sd": {n: {"median": float(np.median(differences[:, k])),
+                                          "p90": float(np.percentile(differences[:, k], 90)),
+                                          "max": float(differences[:, k].max())} for k, n in enumerate(names)},
+    }
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--members", type=int, nargs="+", default=[64, 256, 1024])
+    parser.add_argument("--members", type=int, nargs="+", default=[256, 768])
     parser.add_argument("--n", type=int, default=64, help="bodies per member (default 64)")
-    parser.add_argument("--steps", type=int, default=200, help="leapfrog steps (default 200)")
-    parser.add_argument("--dt", type=float, default=0.02, help="step (default 0.02: t_end = 4)")
-    parser.add_argument("--fresh", type=int, default=256, help="members of the fresh check ensemble")
-    parser.add_argument("--replicas", type=int, default=32, help="replicas per fixed-parameter point")
+    parser.add_argument("--steps", type=int, default=200, help="leapfrog steps at the base dt (default 200)")
+    parser.add_argument("--dt", type=float, default=0.02, help="base step (default 0.02: t_end = 4)")
+    parser.add_argument("--fresh", type=int, default=128, help="members of the fresh check ensemble")
+    parser.add_argument("--grid", type=int, default=7, help="replica grid points per input (default 7)")
+    parser.add_argument("--replicas", type=int, default=16, help="replicas per grid point (default 16)")
+    parser.add_argument("--observations", type=int, default=200, help="synthetic observations (default 200)")
     parser.add_argument("--networks", type=int, default=5)
     parser.add_argument("--max-steps", type=int, default=3000)
-    parser.add_argument("--check-grid", type=int, default=11, help="grid of the simulator posterior")
     parser.add_argument("--quick", action="store_true", help="tiny sizes: a smoke run")
     parser.add_argument("--out-dir", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
     if args.quick:
-        args.members, args.n, args.steps, args.fresh, args.replicas = [32, 48], 8, 20, 24, 4
-        args.networks, args.max_steps, args.check_grid = 2, 200, 5
+        args.members, args.n, args.steps, args.fresh, args.replicas = [32, 48], 8, 20, 24, 6
+        args.networks, args.max_steps, args.grid, args.observations = 2, 200, 3, 6
     import jax
 
     import nbody_core
 
     nbody_core.enable_float64()  # float64 runs need JAX's 64-bit mode
     from nbody_core.emulator import TrainConfig, evaluate, train_emulator
-    from nbody_core.emulator.inference import compare_posteriors, emulator_posterior, simulator_posterior
 
     load_before = os.getloadavg()
     log = lambda text: print(text, file=sys.stderr, flush=True)  # noqa: E731
-    train_result, train_seconds = _ensemble(args, max(args.members), seed=0)
+    train_result, train_seconds = _converged(args, max(args.members), seed=0)
     data = _data(train_result)
-    log(f"training ensemble: {max(args.members)} members in {train_seconds:.1f} s")
-    fresh_result, _ = _ensemble(args, args.fresh, seed=1)
+    log(f"training ensemble: {max(args.members)} members in {train_seconds:.1f} s, "
+        f"{train_result.execution['convergence']}")
+    fresh_result, _ = _converged(args, args.fresh, seed=1)
     fresh = _data(fresh_result, data.output_names)
-    log(f"fresh ensemble: {args.fresh} members, run {fresh_result.timing['run_s']:.2f} s")
-    grid_s, grid_q = (0.02, 0.06, 0.18), (0.35, 0.5, 0.65)
-    replica_sweeps = (f"softening={','.join(map(str, grid_s))}", f"virial_ratio={','.join(map(str, grid_q))}")
-    replica_result, _ = _ensemble(args, 9 * args.replicas, seed=2, sweeps=replica_sweeps)
-    replicas = _data(replica_result, data.output_names)
-    # Grid design: member i runs point i mod 9.
-    rep_out = replicas.outputs.reshape(args.replicas, 9, -1)
-    rep_in = replicas.inputs.reshape(args.replicas, 9, -1)[0]
-    scatter = rep_out.std(axis=0, ddof=1)  # [9, S]
-    replica_mean = rep_out.mean(axis=0)
-    names = data.output_names
+    axes = [np.geomspace(*BOX["softening"], args.grid), np.linspace(*BOX["virial_ratio"], args.grid)]
+    grid_sweeps = tuple(f"{n}={','.join(f'{v:.6g}' for v in a)}" for n, a in zip(BOX, axes))
+    grid_result, grid_seconds = _converged(args, args.grid**2 * args.replicas, seed=2, sweeps=grid_sweeps,
+                                           design="grid")
+    grid_data = _data(grid_result, data.output_names)
+    if grid_data.num_members != grid_result.num_members:
+        raise RuntimeError("a replica member missed the energy target; the grid needs them all")
+    # Grid design: member i runs point i mod G^2, points in itertools.product (softening-major) order.
+    grid_replicas = grid_data.outputs.reshape(args.replicas, args.grid**2, -1)
+    grid_inputs = grid_data.inputs.reshape(args.replicas, args.grid**2, -1)[0]
+    log(f"replica grid: {grid_result.num_members} members in {grid_seconds:.1f} s")
 
     config = TrainConfig(num_networks=args.networks, max_steps=args.max_steps)
-    curve, largest = [], None
+    curve, largest, largest_report = [], None, None
     for count in args.members:
-        started = time.perf_counter()
         emulator, report = train_emulator(_subset(data, count), config)
-        row = {"members": count, "train_s": report.seconds["train"], "gp_s": report.seconds.get("gp"),
-               "steps_run": report.steps_run, "test": report.metrics,
-               "fresh": {"mlp": evaluate(emulator.predict, fresh.inputs, fresh.outputs, names)}}
-        curve.append(row)
-        largest = emulator
-        log(f"members {count}: trained in {time.perf_counter() - started:.1f} s")
+        curve.append({"members": count, "train_s": report.seconds["train"], "steps_run": report.steps_run,
+                      "test": report.metrics, "fresh": {"mlp": evaluate(emulator.predict, fresh.inputs,
+                                                                        fresh.outputs, data.output_names)}})
+        largest, largest_report = emulator, report
+        log(f"members {count}: trained in {report.seconds['train']:.1f} s")
+    accuracy = _accuracy(largest, _subset(data, max(args.members)), largest_report, grid_inputs, grid_replicas)
+    speed = _speed(args, largest, fresh_result.spec, log)
 
-    mean_at, _ = largest.predict(rep_in)
-    noise = {}
-    for k, name in enumerate(names):
-        floor = float(np.sqrt(np.mean(scatter[:, k] ** 2)))
-        error_of_mean = float(np.sqrt(np.mean((mean_at[:, k] - replica_mean[:, k]) ** 2)))
-        standard_error = float(np.sqrt(np.mean(scatter[:, k] ** 2 / args.replicas)))
-        noise[name] = {"scatter": floor, "error_of_mean": error_of_mean, "replica_mean_standard_error": standard_error,
-                       "test_rmse": curve[-1]["test"]["mlp"][name]["rmse"],
-                       "fresh_rmse": curve[-1]["fresh"]["mlp"][name]["rmse"],
-                       "fresh_coverage": curve[-1]["fresh"]["mlp"][name]["coverage_2sigma"]}
-
-    # Speed: the same fresh parameters through both, compile excluded on both sides.
-    largest.predict(fresh.inputs)
-    repeats, started = 20, time.perf_counter()
-    for _ in range(repeats):
-        largest.predict(fresh.inputs)
-    emulator_rate = repeats * fresh.num_members / (time.perf_counter() - started)
-    big = np.repeat(fresh.inputs, 40, axis=0)
-    largest.predict(big)
-    started = time.perf_counter()
-    largest.predict(big)
-    emulator_rate_big = big.shape[0] / (time.perf_counter() - started)
-    simulator_rate = fresh_result.spec.num_members / fresh_result.timing["run_s"]
-    speed = {"points": fresh.num_members, "simulator_runs_per_s": simulator_rate,
-             "simulator_compile_s": fresh_result.timing["compile_s"],
-             "emulator_predictions_per_s": emulator_rate, "emulator_predictions_per_s_batch": emulator_rate_big,
-             "batch": int(big.shape[0]), "speedup": emulator_rate / simulator_rate,
-             "speedup_batch": emulator_rate_big / simulator_rate}
-    log(f"speed: simulator {simulator_rate:.1f} runs/s, emulator {emulator_rate:.3g} / {emulator_rate_big:.3g} per s")
-
-    # Inference: one fresh run at a known truth, virial ratio inferred, softening fixed.
-    truth = {"softening": 0.05, "virial_ratio": 0.45}
-    observed_result, _ = _ensemble(args, 1, seed=7, sweeps=(), **truth)
-    observed = {n: float(observed_result.summaries[n][0]) for n in
-                ("lagrangian_radius_10", "lagrangian_radius_50", "lagrangian_radius_90") if n in names}
-    fixed = {"softening": truth["softening"]}
-    emulator_posterior(largest, observed, fixed=fixed, grid_points=101)  # compile
-    emulated = emulator_posterior(largest, observed, fixed=fixed, grid_points=101)
-    simulated = simulator_posterior(largest, observed, fixed=fixed, grid_points=args.check_grid,
-                                    replicas=args.replicas, seed=3)
-    inference = compare_posteriors(emulated, simulated)
-    inference.update(truth=truth, observed=observed, simulations=simulated.forward_evaluations,
-                     emulator_grid=101, simulator_grid=args.check_grid, replicas=args.replicas)
-    both = emulator_posterior(largest, observed, grid_points=101)
-    inference["emulator_2d"] = {n: {"mean": float(both.mean[k]), "sd": float(both.sd[k]),
-                                    "interval_95": both.interval[k].tolist()} for k, n in enumerate(both.names)}
-    log(f"inference: speed-up {inference['speedup']:.0f}x")
+    observed_result, _ = _converged(args, args.observations, seed=5)
+    truths = np.column_stack([observed_result.table.parameters[n] for n in largest.input_names])
+    observations = np.column_stack([observed_result.summaries[n] for n in largest.output_names])
+    ok = observed_result.summaries["converged"] == 1
+    coverage = _coverage(largest, axes, grid_replicas, observations[ok], truths[ok], emulator_grid=61)
+    coverage["correlation"] = np.asarray(largest.correlation).round(3).tolist()
+    log(f"coverage: {coverage['coverage']}")
 
     payload = {
         "benchmark": "emulator",
@@ -175,13 +271,14 @@ def main(argv=None) -> int:
         "machine": {"cores": os.cpu_count() or 1, "platform": platform.platform()},
         "versions": {"python": platform.python_version(), "jax": jax.__version__},
         "setup": {"system": "plummer", "num_bodies": args.n, "num_steps": args.steps, "dt": args.dt,
-                  "sweeps": list(SWEEPS), "design": "random", "networks": args.networks,
-                  "training_ensemble_seconds": train_seconds},
-        "outputs": list(names),
+                  "sweeps": list(SWEEPS), "design": "random", "networks": args.networks, "energy_tolerance": TOLERANCE,
+                  "training_ensemble_seconds": train_seconds, "convergence": train_result.execution["convergence"],
+                  "grid": args.grid, "replicas": args.replicas},
+        "outputs": list(data.output_names),
         "learning_curve": curve,
-        "noise_floor": noise,
+        "accuracy": accuracy,
         "speed": speed,
-        "inference": inference,
+        "coverage": coverage,
         "load_average_before": list(load_before),
         "load_average_after": list(os.getloadavg()),
         "quick": args.quick,
@@ -195,66 +292,97 @@ def main(argv=None) -> int:
 
 def markdown(p) -> str:
     s = p["setup"]
-    largest = p["learning_curve"][-1]
+    conv = s["convergence"]
+    reruns = ", ".join(f"{r['rerun']} rerun at dt x {r['dt_factor']:g}" for r in conv["rounds"]) or "none rerun"
+    outputs = p["outputs"]
     lines = [
         "# Emulator against the simulator",
         "",
         f"{p['date_utc']}, {p['machine']['cores']} cores, jax {p['versions']['jax']}, load average "
         f"{p['load_average_before'][0]:.1f} before / {p['load_average_after'][0]:.1f} after"
         + (" (quick smoke run)" if p["quick"] else "") + ". "
-        f"Plummer N = {s['num_bodies']}, {s['num_steps']} leapfrog steps of {s['dt']}, random design over "
-        f"{' x '.join('`' + w + '`' for w in s['sweeps'])}; deep ensemble of {s['networks']} MLPs against an "
-        "exact GP. Test = the model's own held-out 15 % of members; fresh = a new ensemble (other seed).",
+        f"Plummer N = {s['num_bodies']}, {s['num_steps']} leapfrog steps of {s['dt']} (members over "
+        f"|dE/E| = {s['energy_tolerance']:g} rerun at smaller steps: {reruns}; {conv['unconverged']} left), random "
+        f"design over {' x '.join('`' + w + '`' for w in s['sweeps'])}; deep ensemble of {s['networks']} MLPs. "
+        "Test = the model's own held-out 15 % of members; fresh = a new ensemble (other seed).",
         "",
+        "**Error of the mean over the scatter** (debiased, at the same points: a "
+        f"{s['grid']} x {s['grid']} grid over the box, {s['replicas']} replicas each; 0 = as good as infinitely "
+        "many simulations; 95 % bootstrap interval over points). Baselines fitted on the emulator's training split:",
+        "",
+        "| model | " + " | ".join(outputs) + " |",
+        "|---|" + "---|" * len(outputs),
+    ]
+    for label, metrics in p["accuracy"].items():
+        cells = [f"{metrics[n]['ratio']:.3f} ({metrics[n]['low']:.3f}–{metrics[n]['high']:.3f})" for n in outputs]
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    emu, quad = p["accuracy"]["emulator"], p["accuracy"]["quadratic"]
+    # Both at 0: both errors are below what the replicas can resolve (their mean's own noise).
+    tied = [n for n in outputs if emu[n]["ratio"] == quad[n]["ratio"] == 0.0]
+    lost = [n for n in outputs if emu[n]["ratio"] >= quad[n]["ratio"] and n not in tied]
+    won = [n for n in outputs if n not in lost and n not in tied]
+    overlap = [n for n in won if emu[n]["high"] >= quad[n]["low"]]
+    verdict = ("The emulator beats the quadratic baseline on every summary" if not lost and not tied else
+               f"The emulator beats the quadratic baseline on {', '.join(won) or 'no summary'}"
+               + (f" and does **not** on {', '.join(lost)}" if lost else ""))
+    if overlap:
+        verdict += f" (point estimates; the intervals overlap on {', '.join(overlap)})"
+    if tied:
+        verdict += (f"; on {', '.join(tied)} both are below what {s['replicas']} replicas resolve "
+                    "(debiased error 0), a tie")
+    lines += ["", verdict + ".", ""]
+    lines += [
         "**Learning curve** (RMSE per summary; in parentheses the fraction inside ±2 sd):",
         "",
-        "| members | model | " + " | ".join(p["outputs"]) + " |",
-        "|---|---|" + "---|" * len(p["outputs"]),
+        "| members | model | " + " | ".join(outputs) + " |",
+        "|---|---|" + "---|" * len(outputs),
     ]
     for row in p["learning_curve"]:
         for label, metrics in (("MLP test", row["test"]["mlp"]), ("GP test", row["test"].get("gp")),
                                ("MLP fresh", row["fresh"]["mlp"])):
             if metrics is None:
                 continue
-            cells = [f"{metrics[n]['rmse']:.4g} ({metrics[n]['coverage_2sigma']:.0%})" for n in p["outputs"]]
+            cells = [f"{metrics[n]['rmse']:.4g} ({metrics[n]['coverage_2sigma']:.0%})" for n in outputs]
             lines.append(f"| {row['members']} | {label} | " + " | ".join(cells) + " |")
-    lines += [
-        "",
-        f"**Against the simulator's own noise** ({largest['members']} members; scatter = member-to-member sd at "
-        "fixed parameters, RMS over a 3 x 3 grid of replicas). RMSE against single runs is at least the "
-        "scatter; the emulator's error *of the mean* is the part it adds:",
-        "",
-        "| summary | scatter | fresh RMSE | RMSE / scatter | error of the mean | (replica mean's own s.e.) | fresh in ±2 sd |",
-        "|---|---|---|---|---|---|---|",
-    ]
-    for name, n in p["noise_floor"].items():
-        lines.append(f"| {name} | {n['scatter']:.4g} | {n['fresh_rmse']:.4g} | {n['fresh_rmse'] / n['scatter']:.2f} | "
-                     f"{n['error_of_mean']:.4g} | {n['replica_mean_standard_error']:.3g} | {n['fresh_coverage']:.0%} |")
     sp = p["speed"]
+    emulator_single = sp["single"]["emulator"]
     lines += [
         "",
-        f"**Speed** on the same {sp['points']} fresh parameter points (compile excluded on both sides): simulator "
-        f"{sp['simulator_runs_per_s']:.1f} runs/s (vmapped `run_ensemble`), emulator "
-        f"{sp['emulator_predictions_per_s']:.3g} predictions/s (one batch of {sp['points']}; "
-        f"{sp['emulator_predictions_per_s_batch']:.3g}/s in a batch of {sp['batch']}): "
-        f"**{sp['speedup']:,.0f}x** ({sp['speedup_batch']:,.0f}x batched).",
+        f"**Speed** (compile excluded; median of repeats; CPU = process CPU seconds, both cores): batch throughput "
+        f"on {sp['points']} fresh points, and one query. REBOUND runs member 0 (softening "
+        f"{sp['member0_softening']:.3g}) serially in C.",
         "",
+        "| batch | wall s per result | CPU s per result | emulator faster (wall / CPU) |",
+        "|---|---|---|---|",
     ]
-    inf = p["inference"]
+    emu_batch = sp["batch"][f"emulator (batch of {sp['points']})"]
+    for label, item in sp["batch"].items():
+        ratio = "" if label.startswith("emulator") else (f"{item['wall_s'] / emu_batch['wall_s']:,.3g}x / "
+                                                         f"{item['cpu_s'] / emu_batch['cpu_s']:,.3g}x")
+        lines.append(f"| {label} | {item['wall_s']:.3g} | {item['cpu_s']:.3g} | {ratio} |")
+    lines += ["", "| one query | latency s | emulator faster |", "|---|---|---|"]
+    for label, seconds in sp["single"].items():
+        lines.append(f"| {label} | {seconds:.3g} | {'' if label == 'emulator' else f'{seconds / emulator_single:,.3g}x'} |")
+    c = p["coverage"]
+    names = list(next(iter(c["coverage"].values())))
     lines += [
-        f"**Inference**: virial ratio of a Plummer sphere (truth {inf['truth']['virial_ratio']}, softening fixed at "
-        f"{inf['truth']['softening']}) from one run's observed Lagrangian radii. Emulator: {inf['emulator_grid']}-point "
-        f"grid, {inf['emulator_seconds']:.3f} s; simulator (synthetic likelihood): {inf['simulator_grid']} points x "
-        f"{inf['replicas']} replicas = {inf['simulations']} runs, {inf['simulator_seconds']:.1f} s "
-        f"(**{inf['speedup']:,.0f}x**).",
         "",
-        "| input | emulator mean ± sd | simulator mean ± sd | difference / sim. sd | 95 % intervals overlap |",
-        "|---|---|---|---|---|",
+        f"**Coverage of central 95 % intervals** over {c['observations']} synthetic observations (truth drawn from "
+        "the prior over the box, one converged simulation each, every output observed, both inputs inferred on a "
+        f"{c['emulator_grid']} x {c['emulator_grid']} grid). Simulator side: Wood's synthetic likelihood from the "
+        "replica grid (mean and full covariance interpolated bilinearly in log softening). Binomial sd of a "
+        f"coverage at 95 % over {c['observations']}: {np.sqrt(0.95 * 0.05 / max(c['observations'], 1)):.3f}. "
+        f"Learned correlation of the outputs' scatter: {c['correlation']}.",
+        "",
+        "| likelihood | " + " | ".join(names) + " |",
+        "|---|" + "---|" * len(names),
     ]
-    for name, item in inf["inputs"].items():
-        lines.append(f"| {name} | {item['emulator_mean']:.4g} ± {item['emulator_sd']:.3g} | "
-                     f"{item['simulator_mean']:.4g} ± {item['simulator_sd']:.3g} | {item['difference_in_sd']:.2f} | "
-                     f"{'yes' if item['intervals_overlap'] else 'no'} |")
+    for label, row in c["coverage"].items():
+        lines.append(f"| {label} | " + " | ".join(f"{row[n]:.1%}" for n in names) + " |")
+    lines += ["", "| emulator vs simulator posterior mean (in simulator sd) | median | 90th percentile | max |",
+              "|---|---|---|---|"]
+    for name, item in c["mean_difference_in_sim_sd"].items():
+        lines.append(f"| {name} | {item['median']:.3f} | {item['p90']:.3f} | {item['max']:.3f} |")
     return "\n".join(lines) + "\n"
 
 

@@ -1,21 +1,25 @@
-"""vmap over members against a Python loop over the jitted single simulation, and sharding.
+"""Ensembles: the runner against raw vmap, a Python loop and REBOUND, over N and members.
 
-For M members of a Plummer sphere (N bodies, leapfrog, members differing by seed), both
-sides run the same single-system code from :mod:`nbody_core.ensembles`:
+For M members of a Plummer sphere (N bodies, leapfrog, softening 0.01, dt 1e-3, members
+differing by seed), four ways to run the same members from the same initial states:
 
-* **vmap**: ``run_ensemble`` (``jit(vmap(member))`` in chunks of ``--chunk-size``);
-* **loop**: ``time_python_loop``, a Python ``for`` loop calling the jitted single-member
-  functions one member at a time. For M above ``--loop-max-members`` the loop is timed on
-  that many members spread over the ensemble and extrapolated linearly to M (marked).
+* **loop**: ``time_python_loop`` over every member: the jitted single-member functions
+  (initial state, integration, summaries) called one member at a time;
+* **raw vmap**: ``jax.jit(jax.vmap(nb.simulate))`` over the members' initial states, saving
+  at the same cadence (initial states built beforehand, no summaries): what a user writes;
+* **runner**: ``run_ensemble(spec)`` with its defaults (chunks, worker threads), initial
+  states and every summary included: the whole call's wall time;
+* **REBOUND**: its C leapfrog (``gravity="basic"``), one member after another from the same
+  initial states, the energy taken at the same snapshots.
 
-Compile time is measured apart from run time (ahead-of-time ``lower().compile()``); run
-times are the best of ``--repeats`` interleaved repetitions. A second part runs one ensemble
-on 4 fake CPU devices (``XLA_FLAGS=--xla_force_host_platform_device_count=4`` in a
-subprocess) against 1 device, with the same per-device chunk, and checks the results are
-bit-identical. On a 2-core machine 4 fake devices share 2 cores: expect at most ~2x.
+Compilation is excluded (one warm-up call each); wall times are the best of ``--repeats``
+interleaved repetitions (load changes hit every contender alike), and the CPU seconds of
+that repetition are given beside them: the runner uses every core (threads), the others one.
+A second part compares, in a subprocess with 2 fake CPU devices, the runner on 1 device with
+2 threads against 2 devices (sharded) with 1 thread, and checks the results are identical.
 
-    python benchmarks/bench_ensembles.py [--members 1 16 128 1024] [--n 64] [--steps 500]
-    python benchmarks/bench_ensembles.py --quick --out-dir /tmp/bench   # smoke run, seconds
+    python benchmarks/bench_ensembles.py                       # the full table (minutes)
+    python benchmarks/bench_ensembles.py --quick --out-dir /tmp/bench   # smoke run
 
 Writes benchmarks/results/ensembles.json and ensembles.md (or into --out-dir) with the date,
 machine, versions and load average: on a shared machine only ratios measured side by side
@@ -32,10 +36,19 @@ import platform
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 RESULTS = REPO_ROOT / "benchmarks" / "results"
+SOFTENING = 0.01
+DT = 1e-3
+#: (N, members, steps) of the default table: the Ensembles tab's default (N = 32, 256
+#: members, 200 steps), issue 27's N = 64 x 500, small N, and members from 16 to 1024.
+CONFIGS = ((8, 256, 200), (16, 256, 200), (32, 256, 200), (64, 256, 500), (32, 16, 200), (32, 1024, 200))
+#: Issue 27's goals: the runner within 10 % of raw vmap; >= 1.8x the loop (>= 2.5x at
+#: N <= 16); >= 2x REBOUND serial at N = 64 x 500.
+GOAL_RAW_VMAP = 1 / 1.10
 
 
 def _cpu_model() -> str:
@@ -49,179 +62,219 @@ def _cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
-def measure_vmap_vs_loop(*, members, num_bodies, num_steps, chunk_size, loop_max_members, repeats, seed=0):
-    """Rows of ``{members, vmap_*, loop_*, ratio}`` (seconds, simulations/s)."""
+def _rebound_member(state, steps: int, num_saves: int) -> float:
+    import rebound  # GPL: benchmark-only baseline
+
+    import numpy as np
+
+    sim = rebound.Simulation()
+    sim.integrator, sim.gravity, sim.softening, sim.G, sim.dt = "leapfrog", "basic", SOFTENING, 1.0, DT
+    x, v, m = (np.asarray(a, dtype=np.float64) for a in (state.position, state.velocity, state.mass))
+    for i in range(len(m)):
+        sim.add(m=float(m[i]), x=x[i, 0], y=x[i, 1], z=x[i, 2], vx=v[i, 0], vy=v[i, 1], vz=v[i, 2])
+    energy = sim.energy()
+    for _ in range(num_saves):
+        sim.steps(steps // num_saves)
+        energy = sim.energy()
+    return energy
+
+
+def measure(num_bodies: int, members: int, steps: int, repeats: int) -> dict:
+    """One row: best wall seconds (and CPU seconds) of each contender on the same members."""
     import jax
+    import jax.numpy as jnp
+    import numpy as np
 
-    from nbody_core.ensembles import EnsembleSpec, run_ensemble, time_python_loop
+    import nbody_core as nb
+    from nbody_core.ensembles import EnsembleSpec, member_initial_state, run_ensemble, time_python_loop
 
-    rows = []
-    for m in members:
-        spec = EnsembleSpec(system="plummer", num_bodies=num_bodies, num_members=m, num_steps=num_steps,
-                            seed=seed, integrator="leapfrog")
-        chunk = None if chunk_size is None else min(chunk_size, m)
-        first = run_ensemble(spec, chunk_size=chunk)  # compiles (cached for the repeats)
-        subset = min(m, loop_max_members)
-        first_loop = time_python_loop(spec, num_members=subset)
-        vmap_runs, loop_runs = [], []
-        for _ in range(repeats):  # interleaved, so load changes hit both sides alike
-            vmap_runs.append(run_ensemble(spec, chunk_size=chunk).timing["run_s"])
-            loop_runs.append(time_python_loop(spec, num_members=subset)["seconds_per_member"])
-        vmap_s = min(vmap_runs)
-        per_member = min(loop_runs)
-        loop_s = per_member * m
-        rows.append({
-            "members": m,
-            "chunk_size": first.timing["chunk_size"],
-            "num_chunks": first.timing["num_chunks"],
-            "vmap_compile_s": first.timing["compile_s"],
-            "vmap_run_s": vmap_s,
-            "vmap_simulations_per_s": m / vmap_s,
-            "loop_compile_s": first_loop["compile_s"],
-            "loop_members_timed": subset,
-            "loop_extrapolated": subset < m,
-            "loop_seconds_per_member": per_member,
-            "loop_run_s": loop_s,
-            "loop_simulations_per_s": 1.0 / per_member,
-            "ratio": loop_s / vmap_s,
-            "device": str(jax.devices()[0].platform),
-        })
-        print(f"M={m:5d}: vmap {m / vmap_s:9.1f} sims/s, loop {1 / per_member:9.1f} sims/s"
-              f"{' (extrapolated)' if subset < m else ''}, ratio {loop_s / vmap_s:.2f}", file=sys.stderr)
-    return rows
+    spec = EnsembleSpec(system="plummer", num_bodies=num_bodies, num_members=members, num_steps=steps,
+                        dt=DT, softening=SOFTENING, seed=0, integrator="leapfrog")
+    states = [member_initial_state(spec, i) for i in range(members)]
+    stacked = jax.block_until_ready(jax.tree.map(lambda *leaves: jnp.stack(leaves), *states))
+    host_states = [jax.tree.map(np.asarray, s) for s in states]
+    params = nb.PhysicsParams(G=1.0, softening=SOFTENING)
+    raw_fn = jax.jit(jax.vmap(lambda s: nb.simulate(s, dt=DT, num_steps=steps, save_every=steps // spec.num_saves,
+                                                      params=params).energy))
+
+    def timed(fn):
+        start, cpu = time.perf_counter(), time.process_time()
+        fn()
+        return time.perf_counter() - start, time.process_time() - cpu
+
+    contenders = {
+        "loop": lambda: time_python_loop(spec, num_members=None),
+        "raw_vmap": lambda: jax.block_until_ready(raw_fn(stacked)),
+        "runner": lambda: run_ensemble(spec),
+        "rebound": lambda: [_rebound_member(s, steps, spec.num_saves) for s in host_states],
+    }
+    compile_s = {}
+    for name, fn in contenders.items():  # warm-up: compiles, first-call costs
+        compile_s[name] = timed(fn)[0]
+    best = {name: (float("inf"), float("inf")) for name in contenders}
+    for _ in range(repeats):
+        for name, fn in contenders.items():
+            if name == "loop":  # its own timer: the loop alone, compile and set-up excluded
+                out = fn()
+                result = (out["run_s"], out["cpu_s"])
+            elif name == "runner":
+                timing = fn().timing
+                result = (timing["wall_s"], timing["cpu_s"])
+            else:
+                result = timed(fn)
+            if result[0] < best[name][0]:
+                best[name] = result
+    runner = run_ensemble(spec)
+    row = {"num_bodies": num_bodies, "members": members, "steps": steps,
+           "chunk_size": runner.timing["chunk_size"], "workers": runner.timing["workers"],
+           "num_chunks": runner.timing["num_chunks"]}
+    for name, (wall, cpu) in best.items():
+        row[f"{name}_s"], row[f"{name}_cpu_s"] = wall, cpu
+        row[f"{name}_members_per_s"] = members / wall
+    row["runner_vs_raw_vmap"] = row["raw_vmap_s"] / row["runner_s"]
+    row["runner_vs_loop"] = row["loop_s"] / row["runner_s"]
+    row["raw_vmap_vs_loop"] = row["loop_s"] / row["raw_vmap_s"]
+    row["runner_vs_rebound"] = row["rebound_s"] / row["runner_s"]
+    row["load_average"] = os.getloadavg()[0]
+    print(f"N={num_bodies} M={members} steps={steps}: loop {row['loop_s']:.3f} s, raw vmap {row['raw_vmap_s']:.3f}, "
+          f"runner {row['runner_s']:.3f}, REBOUND {row['rebound_s']:.3f}; runner/raw {row['runner_vs_raw_vmap']:.2f}, "
+          f"x loop {row['runner_vs_loop']:.2f}, x REBOUND {row['runner_vs_rebound']:.2f} "
+          f"(load {row['load_average']:.1f})", file=sys.stderr, flush=True)
+    return row
+
+
+def goals(row) -> list[str]:
+    """Issue 27's goals that apply to a row, each with its verdict."""
+    out = [f"runner >= 0.91x raw vmap: {'met' if row['runner_vs_raw_vmap'] >= GOAL_RAW_VMAP else 'NOT met'}"]
+    loop_goal = 2.5 if row["num_bodies"] <= 16 else 1.8
+    if row["num_bodies"] <= 16 or (row["num_bodies"], row["members"], row["steps"]) in ((32, 256, 200), (64, 256, 500)):
+        out.append(f"runner >= {loop_goal}x loop: {'met' if row['runner_vs_loop'] >= loop_goal else 'NOT met'}")
+    if (row["num_bodies"], row["steps"]) == (64, 500):
+        out.append(f"runner >= 2x REBOUND: {'met' if row['runner_vs_rebound'] >= 2 else 'NOT met'}")
+    return out
 
 
 _SHARDED_SCRIPT = textwrap.dedent(
     """
-    import json, sys
+    import json, sys, time
     import jax, numpy as np
     import nbody_core
     from nbody_core.ensembles import EnsembleSpec, SUMMARIES, run_ensemble
     nbody_core.enable_float64()
-    members, n, steps, chunk, repeats = (int(a) for a in sys.argv[1:6])
+    members, n, steps, repeats = (int(a) for a in sys.argv[1:5])
     spec = EnsembleSpec(system="plummer", num_bodies=n, num_members=members, num_steps=steps, seed=0)
-    out = {"devices_available": len(jax.devices())}
-    results = {}
-    for devices in (1, 4):
-        first = run_ensemble(spec, devices=devices, chunk_size=chunk)
-        runs = [run_ensemble(spec, devices=devices, chunk_size=chunk) for _ in range(repeats)]
-        results[devices] = runs[0]
-        best = min(r.timing["run_s"] for r in runs)
-        out[str(devices)] = {"compile_s": first.timing["compile_s"], "run_s": best,
-                             "simulations_per_s": members / best, "num_chunks": first.timing["num_chunks"]}
-    a, b = results[1], results[4]
-    out["identical"] = bool(all(np.array_equal(a.summaries[k], b.summaries[k]) for k in SUMMARIES)
-                            and np.array_equal(a.energy, b.energy))
+    layouts = {"1 device, 1 thread": dict(devices=1, workers=1), "1 device, 2 threads": dict(devices=1, workers=2),
+               "2 devices (sharded), 1 thread": dict(devices=2, workers=1)}
+    out, results = {}, {}
+    for name, kwargs in layouts.items():
+        results[name] = run_ensemble(spec, **kwargs)
+    best = {name: float("inf") for name in layouts}
+    for _ in range(repeats):
+        for name, kwargs in layouts.items():
+            best[name] = min(best[name], run_ensemble(spec, **kwargs).timing["wall_s"])
+    first = next(iter(results.values()))
+    for name, result in results.items():
+        same = all(np.array_equal(first.summaries[k], result.summaries[k]) for k in SUMMARIES)
+        out[name] = {"wall_s": best[name], "members_per_s": members / best[name], "identical": bool(same),
+                     "chunk_size": result.timing["chunk_size"], "num_chunks": result.timing["num_chunks"]}
     print(json.dumps(out))
     """
 )
 
 
-def measure_sharded(*, members, num_bodies, num_steps, chunk_size, repeats):
-    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=4", "JAX_PLATFORMS": "cpu"}
+def measure_sharded(*, members, num_bodies, num_steps, repeats):
+    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=2", "JAX_PLATFORMS": "cpu"}
     done = subprocess.run(
-        [sys.executable, "-c", _SHARDED_SCRIPT, str(members), str(num_bodies), str(num_steps), str(chunk_size),
-         str(repeats)],
+        [sys.executable, "-c", _SHARDED_SCRIPT, str(members), str(num_bodies), str(num_steps), str(repeats)],
         env=env, capture_output=True, text=True, timeout=3600, cwd=REPO_ROOT,
     )
     if done.returncode != 0:
         raise RuntimeError(f"sharded run failed:\n{done.stderr}")
     report = json.loads(done.stdout.strip().splitlines()[-1])
-    report.update(members=members, num_bodies=num_bodies, num_steps=num_steps, chunk_size_per_device=chunk_size,
-                  speedup_4_over_1=report["1"]["run_s"] / report["4"]["run_s"])
-    print(f"sharded M={members}: 1 device {report['1']['simulations_per_s']:.1f} sims/s, 4 fake devices "
-          f"{report['4']['simulations_per_s']:.1f} sims/s, identical={report['identical']}", file=sys.stderr)
-    return report
-
-
-def _compile(seconds: float) -> str:
-    # Below 0.05 s the executable came from the cache of an earlier row (same chunk shape).
-    return f"{seconds:.2f}" if seconds >= 0.05 else "reused"
+    print(f"layouts: {report}", file=sys.stderr, flush=True)
+    return {"members": members, "num_bodies": num_bodies, "num_steps": num_steps, "layouts": report}
 
 
 def markdown(payload) -> str:
     lines = [
-        f"# Ensembles: vmap vs Python loop (Plummer, N = {payload['num_bodies']}, {payload['num_steps']} leapfrog "
-        "steps, float64)",
+        "# Ensembles: the runner against raw vmap, a Python loop and REBOUND (Plummer, leapfrog, float64)",
         "",
         f"{payload['date_utc']}, {payload['machine']['cpu']} ({payload['machine']['cores']} cores), "
-        f"jax {payload['versions']['jax']}, device {payload['rows'][0]['device']}; load average "
-        f"{payload['load_average_before'][0]:.1f} before, {payload['load_average_after'][0]:.1f} after.",
-        "Run times exclude compilation (reported apart); best of "
-        f"{payload['repeats']} interleaved repeats. `loop*`: timed on {payload['loop_max_members']} members "
-        "spread over the ensemble and extrapolated linearly to M. `reused`: compiled for an earlier row.",
+        f"jax {payload['versions']['jax']}, REBOUND {payload['versions']['rebound']}; load average "
+        f"{payload['load_average_before'][0]:.1f} before, {payload['load_average_after'][0]:.1f} after "
+        "(each row's own in its last column).",
+        f"Same members from the same initial states (softening {SOFTENING}, dt {DT}); compile excluded; best wall "
+        f"time of {payload['repeats']} interleaved repeats, CPU seconds of that repeat in brackets. *loop*: "
+        "`time_python_loop` over every member (jitted single member, one after another, initial state and "
+        "summaries included). *raw vmap*: `jax.jit(jax.vmap(nb.simulate))` over the prepared initial states, "
+        "energies at the same 20 snapshots, no summaries. *runner*: the whole `run_ensemble(spec)` call with "
+        "its defaults (initial states, summaries and copies to the host included; chunks shared by worker "
+        "threads, one per core). *REBOUND*: its C leapfrog, one member after another, energy at the same "
+        "snapshots. Ratios are of wall times measured side by side.",
         "",
-        "| members M | vmap sims/s | loop sims/s | vmap speedup | vmap run s | loop run s | vmap compile s | "
-        "loop compile s | chunk |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| N | members | steps | loop s | raw vmap s | runner s | REBOUND s | runner / raw vmap | runner x loop "
+        "| raw vmap x loop | runner x REBOUND | chunk x calls, threads | load |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in payload["rows"]:
-        star = "*" if r["loop_extrapolated"] else ""
         lines.append(
-            f"| {r['members']} | {r['vmap_simulations_per_s']:.1f} | {r['loop_simulations_per_s']:.1f} | "
-            f"{r['ratio']:.2f}x | {r['vmap_run_s']:.3f} | {r['loop_run_s']:.3f}{star} | "
-            f"{_compile(r['vmap_compile_s'])} | {_compile(r['loop_compile_s'])} | {r['chunk_size']} |"
+            f"| {r['num_bodies']} | {r['members']} | {r['steps']} | {r['loop_s']:.3f} ({r['loop_cpu_s']:.2f}) | "
+            f"{r['raw_vmap_s']:.3f} ({r['raw_vmap_cpu_s']:.2f}) | {r['runner_s']:.3f} ({r['runner_cpu_s']:.2f}) | "
+            f"{r['rebound_s']:.3f} ({r['rebound_cpu_s']:.2f}) | {r['runner_vs_raw_vmap']:.2f}x | "
+            f"{r['runner_vs_loop']:.2f}x | {r['raw_vmap_vs_loop']:.2f}x | {r['runner_vs_rebound']:.2f}x | "
+            f"{r['chunk_size']} x {r['num_chunks']}, {r['workers']} | {r['load_average']:.1f} |"
         )
-    s = payload["sharded"]
-    lines += [
-        "",
-        f"## Sharded: {s['members']} members (N = {s['num_bodies']}, {s['num_steps']} steps), "
-        f"{s['chunk_size_per_device']} members per device per call",
-        "",
-        "4 fake CPU devices (`XLA_FLAGS=--xla_force_host_platform_device_count=4`) on this machine's cores, "
-        "NamedSharding over a 1-D `members` mesh.",
-        "",
-        "| devices | sims/s | run s | compile s | calls |",
-        "|---:|---:|---:|---:|---:|",
-    ]
-    for devices in ("1", "4"):
-        d = s[devices]
-        lines.append(f"| {devices} | {d['simulations_per_s']:.1f} | {d['run_s']:.3f} | {d['compile_s']:.2f} | "
-                     f"{d['num_chunks']} |")
-    lines += ["", f"Speedup 4 devices / 1: {s['speedup_4_over_1']:.2f}x; results bit-identical: "
-              f"{'yes' if s['identical'] else 'NO'}.", ""]
+    lines += ["", "Goals of issue 27 (wall-time ratios of this run):", ""]
+    for r in payload["rows"]:
+        lines.append(f"- N = {r['num_bodies']}, {r['members']} members, {r['steps']} steps: " + "; ".join(goals(r)))
+    s = payload.get("sharded")
+    if s:
+        lines += [
+            "",
+            f"## Threads or sharding: {s['members']} members, N = {s['num_bodies']}, {s['num_steps']} steps",
+            "",
+            "One process with 2 fake CPU devices (`XLA_FLAGS=--xla_force_host_platform_device_count=2`); best "
+            "wall time of the whole `run_ensemble` call.",
+            "",
+            "| layout | wall s | members/s | chunk x calls | results identical |",
+            "|---|---:|---:|---:|---|",
+        ]
+        for name, d in s["layouts"].items():
+            lines.append(f"| {name} | {d['wall_s']:.3f} | {d['members_per_s']:.0f} | {d['chunk_size']} x "
+                         f"{d['num_chunks']} | {'yes' if d['identical'] else 'NO'} |")
+    lines.append("")
     return "\n".join(lines)
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--members", type=int, nargs="+", default=[1, 16, 128, 1024])
-    parser.add_argument("--n", type=int, default=64, help="bodies per member (default 64)")
-    parser.add_argument("--steps", type=int, default=500, help="leapfrog steps (default 500)")
-    parser.add_argument("--chunk-size", type=int, default=None,
-                        help="members per vmapped call (default: the library's, cache-sized on a CPU)")
-    parser.add_argument("--loop-max-members", type=int, default=64,
-                        help="members the Python loop really runs; above, it is extrapolated (default 64)")
-    parser.add_argument("--repeats", type=int, default=2)
-    parser.add_argument("--sharded-members", type=int, default=256)
-    parser.add_argument("--sharded-chunk", type=int, default=16, help="members per device per call")
+    parser.add_argument("--config", type=int, nargs=3, action="append", metavar=("N", "MEMBERS", "STEPS"),
+                        help="a row (repeatable); default: the table in CONFIGS")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--no-sharded", action="store_true", help="skip the threads-or-sharding subprocess")
     parser.add_argument("--quick", action="store_true", help="tiny sizes: a smoke run in seconds")
     parser.add_argument("--out-dir", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
+    configs = [tuple(c) for c in args.config] if args.config else list(CONFIGS)
+    sharded_size = (256, 32, 200)
     if args.quick:
-        args.members, args.n, args.steps, args.loop_max_members, args.repeats = [1, 4], 8, 20, 2, 1
-        args.sharded_members, args.sharded_chunk = 8, 2
+        configs, args.repeats, sharded_size = [(8, 8, 20)], 1, (8, 8, 20)
     import jax
+    import rebound
 
     import nbody_core
 
-    nbody_core.enable_float64()  # float64 runs need JAX's 64-bit mode (the sharded child calls it too)
-
+    nbody_core.enable_float64()  # float64 runs need JAX's 64-bit mode (the subprocess calls it too)
     load_before = os.getloadavg()
-    rows = measure_vmap_vs_loop(members=args.members, num_bodies=args.n, num_steps=args.steps,
-                                chunk_size=args.chunk_size, loop_max_members=args.loop_max_members,
-                                repeats=args.repeats)
-    sharded = measure_sharded(members=args.sharded_members, num_bodies=args.n, num_steps=args.steps,
-                              chunk_size=args.sharded_chunk, repeats=args.repeats)
+    rows = [measure(n, m, steps, args.repeats) for n, m, steps in configs]
+    sharded = None if args.no_sharded else measure_sharded(
+        members=sharded_size[0], num_bodies=sharded_size[1], num_steps=sharded_size[2], repeats=args.repeats)
     payload = {
         "benchmark": "ensembles",
         "date_utc": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "machine": {"cpu": _cpu_model(), "cores": os.cpu_count() or 1, "platform": platform.platform()},
-        "versions": {"python": platform.python_version(), "jax": jax.__version__},
-        "num_bodies": args.n,
-        "num_steps": args.steps,
+        "versions": {"python": platform.python_version(), "jax": jax.__version__, "rebound": rebound.__version__},
         "repeats": args.repeats,
-        "loop_max_members": args.loop_max_members,
         "rows": rows,
         "sharded": sharded,
         "load_average_before": list(load_before),

@@ -2,7 +2,7 @@
 
 Runs :func:`nbody_core.infer.sbc.sbc` on the perturbed figure-eight (log masses, prior
 ``Normal(0, 0.5)`` each, 4 observations, noise 0.02) at two observing arcs: t in (0, 1] (the
-CI test's setting, more datasets here) and the README problem's full t in (0, 2], where masses
+CI test's setting, more datasets here) and the inference guide's problem (docs/library.md), its full t in (0, 2], where masses
 drawn from the prior (up to ~3x nominal) change the orbit enough to make the likelihood
 multimodal. Reports per-parameter chi-square p-values of the rank histograms, stuck datasets
 (chains disagree by :func:`nbody_core.infer.inference.mode_check`, or the truth's log density above

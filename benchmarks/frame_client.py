@@ -24,11 +24,17 @@ import time
 import uuid
 from dataclasses import dataclass, field
 
-from tornado.httpclient import AsyncHTTPClient
+from tornado.httpclient import AsyncHTTPClient, HTTPRequest
 from tornado.websocket import websocket_connect
 
 _TOKEN = re.compile(r'"token":\s*"([^"]+)"')
 _PLAY_LABEL = "▶ Play"
+#: The headings of the message a session past a cap gets (app/dashboard.py ``_refusal_text``).
+REFUSED_TEXTS = ("The dashboard is full right now", "Too many dashboard tabs")
+
+
+class SessionRefused(Exception):
+    """The server answered with its "full" page instead of a dashboard."""
 
 
 @dataclass
@@ -44,6 +50,8 @@ class ClientResult:
     connect_started_at: float | None = None  # GET of the page sent
     page_loaded_at: float | None = None  # page (with the session token) received
     ready_at: float | None = None  # the Simulate tab built: Play and the scene are on the page
+    session_id: str | None = None  # the Bokeh session id of the page (from its token)
+    cookie: str = ""  # cookies the page set (a load balancer's sticky-session cookie), sent back
 
     def frames_per_s(self, skip_s: float = 1.0) -> float:
         """Frames per second after the first ``skip_s`` seconds of playing."""
@@ -68,6 +76,18 @@ def _walk(value, found: dict) -> None:
     elif isinstance(value, list):
         for item in value:
             _walk(item, found)
+
+
+def _session_id(token: str) -> str | None:
+    """The session id inside a Bokeh session token (base64url JSON payload; None if unreadable)."""
+    import base64
+
+    try:
+        payload = token.split(".")[0]
+        claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+        return claims.get("session_id")
+    except (ValueError, AttributeError):
+        return None
 
 
 class FrameClient:
@@ -116,11 +136,16 @@ class FrameClient:
 
     async def _connect(self) -> None:
         self.result.connect_started_at = time.perf_counter()
-        page = await AsyncHTTPClient().fetch(f"{self.base_url}/app{self.result.query}", request_timeout=240)
+        headers = {"Cookie": self.result.cookie} if self.result.cookie else None  # a cookie set beforehand
+        page = await AsyncHTTPClient().fetch(HTTPRequest(f"{self.base_url}/app{self.result.query}", headers=headers,
+                                                         request_timeout=240))
         self.result.page_loaded_at = time.perf_counter()
+        self.result.cookie = "; ".join(c.split(";", 1)[0] for c in page.headers.get_list("Set-Cookie")) or self.result.cookie
         token = _TOKEN.search(page.body.decode()).group(1)
+        self.result.session_id = _session_id(token)
         ws_url = self.base_url.replace("http://", "ws://") + "/app/ws"
-        self._ws = await websocket_connect(ws_url, subprotocols=["bokeh", token], max_message_size=64 << 20)
+        request = HTTPRequest(ws_url, headers={"Cookie": self.result.cookie} if self.result.cookie else None)
+        self._ws = await websocket_connect(request, subprotocols=["bokeh", token], max_message_size=64 << 20)
         self._ws.stream.set_nodelay(True)  # as browsers do: a message's frames are not held by Nagle
         await self._receive()  # ACK
         await self._send("PULL-DOC-REQ", {})
@@ -135,6 +160,8 @@ class FrameClient:
                     "type": "event", "name": "document_ready", "values": {"type": "map"}}}])
             elif header["msgtype"] == "PATCH-DOC":
                 _walk(json.loads(content), self._ids)
+            if any(text in content for text in REFUSED_TEXTS):
+                raise SessionRefused("the server is full")
         self.result.ready_at = time.perf_counter()
 
     async def _play_for(self, duration_s: float) -> None:

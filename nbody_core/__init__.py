@@ -50,7 +50,8 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
     ),
     "systems.initial_conditions": (
         "cold_collapse", "figure_eight", "kepler", "kepler_period", "plummer",
-        "pythagorean", "rotating_disk", "solar_system", "solar_system_names"
+        "pythagorean", "rotating_disk", "solar_system", "solar_system_names",
+        "example_initial_conditions"
     ),
     "integrate.integrators": (
         "INTEGRATORS", "Integrator", "get_integrator", "register_integrator"

@@ -10,7 +10,7 @@ It imports nothing, so JAX-free registries (presets, units) stay instant to list
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
-from typing import Generic, TypeVar
+from typing import Generic, TypeVar, cast
 
 __all__ = ["Registry"]
 
@@ -74,7 +74,7 @@ class Registry(Mapping[str, T], Generic[T]):
                 unless a ``default`` is given, which is then returned instead.
         """
         if self.record_type is not None and isinstance(name, self.record_type):
-            return name
+            return cast(T, name)
         try:
             return self._entries[name]
         except (KeyError, TypeError):

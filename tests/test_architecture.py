@@ -1,4 +1,4 @@
-"""The layering the README's Architecture section states, checked on the source (AST).
+"""The layering the Architecture page (docs/architecture.md) states, checked on the source (AST).
 
 Each rule names a layer and what it may not import; a new import that breaks one fails here
 with the file and line.
@@ -60,7 +60,7 @@ def test_cli_never_imports_the_app(path):
 
 
 #: The layers of nbody_core, bottom first, and the layers each may import (besides itself).
-#: README.md's Architecture section draws the same picture.
+#: docs/architecture.md draws the same picture.
 LAYERS = {
     "provenance": set(),
     "registry": set(),
@@ -394,13 +394,11 @@ def test_scripts_use_bokehjs_private_names_only_in_compat_where_documented(path)
 
 
 def _architecture_rows() -> list[tuple[set[str], set[str]]]:
-    """``(folders, names)`` of each row of the README's Architecture table: the folders its
+    """``(folders, names)`` of each row of the Architecture table (docs/architecture.md): the folders its
     first cell names, the module names its first two cells name (the state and views rows list
     their modules under "what it holds")."""
 
-    text = (ROOT / "README.md").read_text()
-    section = text[text.index("## Architecture"):]
-    section = section[: section.index("\n## ", 1)]
+    section = (ROOT / "docs" / "architecture.md").read_text()
     rows = []
     for line in section.splitlines():
         if not line.startswith("| `"):
@@ -420,8 +418,8 @@ def _architecture_rows() -> list[tuple[set[str], set[str]]]:
            if p.name != "__init__.py" or p.parent == CORE),
     ids=lambda p: str(p.relative_to(ROOT)),
 )
-def test_the_readme_architecture_table_names_every_module(path):
+def test_the_architecture_table_names_every_module(path):
     relative = path.relative_to(ROOT)
     folder, stem = relative.parent.as_posix() + "/", path.stem
     assert any(folder in folders and stem in names for folders, names in _architecture_rows()), (
-        f"README.md's Architecture table does not name {relative} (in its {folder} row)")
+        f"docs/architecture.md's table does not name {relative} (in its {folder} row)")

@@ -8,7 +8,9 @@ touches a private name of another library (``tests/test_architecture.py`` checks
 
 Modules (:data:`MODULES`): ``param_sync`` (the orbit scene's per-frame browser reports),
 ``query`` (Panel's query-string parsing), ``upload`` (the upload size guard in the browser),
-``accessibility`` (ARIA roles, names and keys on BokehJS widget views); the session runner's
+``accessibility`` (ARIA roles, names and keys on BokehJS widget views), ``alert`` (message boxes
+announced to screen readers), ``model_defs`` (a component definition received twice, without a
+console warning), ``patch_guard`` (page values checked before Bokeh applies them); the session runner's
 uses live in ``session``. :func:`private_uses` lists every record.
 """
 
@@ -23,7 +25,7 @@ __all__ = ["MODULES", "PrivateUse", "TESTED_VERSIONS", "installed_version", "pri
            "untested_versions"]
 
 #: The modules of this package that hold private uses (each has a ``PRIVATE_USES`` tuple).
-MODULES = ("accessibility", "param_sync", "query", "session", "upload")
+MODULES = ("accessibility", "alert", "model_defs", "param_sync", "patch_guard", "query", "session", "upload")
 
 #: ``library -> (lowest tested, first untested)``: the versions this app's tests ran on. The
 #: same bounds stand in pyproject.toml's dependencies.

@@ -1,9 +1,16 @@
 // Orbit scene: draws N bodies and their fading trails on a 2D canvas, in the browser.
 //
-// The server sends one binary message per frame (see app/components/orbit_scene.py,
-// pack_frame): a float32 header, then positions [n, 3], then speeds [n] and masses [n]
-// when their flags are set. History is never re-sent: this module keeps a ring buffer of
-// past positions per body and fades it. Nothing is fetched from the network.
+// The server sends two binary messages (see app/components/orbit_scene.py). A single frame
+// (pack_frame: a float32 header, then positions [n, 3], then speeds [n] and masses [n] when
+// their flags are set) is shown at once and drops the frames still buffered (run start,
+// Step, edit, Pause). A chunk (pack_chunk: header with run id, first index and count, then
+// the frames' times, positions and speeds) joins a jitter buffer that the animation loop
+// plays at model.frame_rate simulated frames/s, painting at the display's rate and
+// interpolating linearly between two frames; it acknowledges each frame it reaches
+// (model.drawn), which is the server's flow control. model.playing false freezes the
+// playback at once on the last whole frame. History is
+// never re-sent: this module keeps a ring buffer of past positions per body and fades it.
+// Nothing is fetched from the network.
 //
 // Views: "3d" (drag to orbit, wheel to zoom, double-click to re-fit), the fixed "xy",
 // "xz", "yz" projections, or "quad" (all four). Painted frames (animation frames that
@@ -23,6 +30,9 @@
 
 const HEADER = 8            // float32 words before the positions
 const MAGIC = 7.0           // header[0]: format version
+const CHUNK_MAGIC = 8.0     // header[0]: a chunk of consecutive frames
+const CHUNK_S = 0.15        // playback seconds per chunk (app/state/frame_stream.py CHUNK_S)
+const MAX_TICK_S = 0.25     // a longer gap between animation frames (hidden tab, busy page) advances this much
 const FLAG_SPEED = 1        // speeds [n] follow the positions
 const FLAG_MASS = 2         // masses [n] follow (speeds first when both)
 const FLAG_RESET = 4        // a new run: drop the trails, re-fit the camera
@@ -52,6 +62,7 @@ export function unpackFrame(buffer) {
     bytes = bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength)
   }
   const data = new Float32Array(bytes)
+  if (data.length >= HEADER && data[0] === CHUNK_MAGIC) return unpackChunk(data)
   if (data.length < HEADER || data[0] !== MAGIC) {
     return null
   }
@@ -76,6 +87,24 @@ export function unpackFrame(buffer) {
     offset += 3 * n
   }
   return {n, flags, runId: data[3], index: data[4], time: data[5], position, speed, mass, velocity}
+}
+
+function unpackChunk(data) {
+  // Header [8, n, flags, run id, first index, count, 0, 0], times [count], positions
+  // [count, n, 3], speeds [count, n] when FLAG_SPEED.
+  const n = data[1] | 0, flags = data[2] | 0, first = data[4] | 0, count = data[5] | 0
+  const perFrame = 3 * n + ((flags & FLAG_SPEED) ? n : 0)
+  if (count < 1 || data.length !== HEADER + count * (1 + perFrame)) return null
+  const positions = HEADER + count, speeds = positions + 3 * n * count
+  const frames = []
+  for (let k = 0; k < count; k++) {
+    frames.push({
+      index: first + k, time: data[HEADER + k],
+      position: data.subarray(positions + 3 * n * k, positions + 3 * n * (k + 1)),
+      speed: (flags & FLAG_SPEED) ? data.subarray(speeds + n * k, speeds + n * (k + 1)) : null,
+    })
+  }
+  return {chunk: true, n, flags, runId: data[3], index: first, count, frames}
 }
 
 export function render({model, el}) {
@@ -105,6 +134,11 @@ export function render({model, el}) {
     viewports: [], projected: [], offscreen: 0, lastReport: 0, reported: -1,
     colorRange: [0, 1], alive: true,
     velocity: null, arrowScale: 0, tips: [],   // edit mode: [n, 3] velocities, arrow time scale, tip pixels per viewport
+    // Playback: base = the last whole frame reached (scene.index), buffer = frames after it,
+    // alpha = how far (0..1) the picture is from base towards buffer[0].
+    base: new Float32Array(0), buffer: [], alpha: 0, lastTick: null, acked: [-1, -1],
+    drops: 0,         // buffered futures dropped by a single frame (Pause, a slider, Step, edits)
+    paintLog: null,   // tests: [{index, next, alpha, position}] per painted frame while recording
   }
 
   // -------------------------------------------------------------- colours and sizes
@@ -184,6 +218,9 @@ export function render({model, el}) {
   function allocate(n) {
     scene.n = n
     scene.position = new Float32Array(3 * n)
+    scene.base = new Float32Array(3 * n)
+    scene.buffer = []
+    scene.alpha = 0
     scene.mass = new Float32Array(n).fill(1)
     scene.speed = null
     resizeTrail()
@@ -199,9 +236,9 @@ export function render({model, el}) {
     scene.trailCount = 0
   }
 
-  function pushTrail() {
+  function pushTrail(source = scene.position) {
     const n3 = 3 * scene.n
-    scene.trail.set(scene.position, scene.trailHead * n3)
+    scene.trail.set(source, scene.trailHead * n3)
     scene.trailHead = (scene.trailHead + 1) % scene.trailCap
     scene.trailCount = Math.min(scene.trailCount + 1, scene.trailCap)
   }
@@ -209,18 +246,27 @@ export function render({model, el}) {
   function receive(buffer) {
     const frame = unpackFrame(buffer)
     if (frame === null) return
+    if (frame.chunk) { receiveChunk(frame); return }
     // The server answers a view's "ready" with the current frame as a run start. A view that
     // already holds that run at that frame or later (its frames arrived before the answer,
     // or another view of the same model asked) keeps its trails and camera: the answer is
     // not a new run. A real run start always comes with a new run id.
+    const held = scene.buffer.length ? scene.buffer[scene.buffer.length - 1].index : scene.index
     if ((frame.flags & FLAG_RESET) !== 0 && frame.runId === scene.runId && frame.n === scene.n
-        && frame.index <= scene.index) return
+        && frame.index <= held) return
     const reset = (frame.flags & FLAG_RESET) !== 0 || frame.runId !== scene.runId || frame.n !== scene.n
     if (reset) {
       allocate(frame.n)
       scene.runId = frame.runId
     }
+    // A frame where the picture already is (the played frame the server goes back to after a
+    // Pause the page froze on) moves nothing: no trail point, so not one pixel changes.
+    const still = !reset && sameAs(scene.base, frame.position) && scene.alpha === 0
+    if (scene.buffer.length) scene.drops++
     scene.position.set(frame.position)
+    scene.base.set(frame.position)
+    scene.buffer = []  // a single frame is shown now: the buffered future is dropped
+    scene.alpha = 0
     scene.index = frame.index
     scene.time = frame.time
     if (frame.mass) {
@@ -238,12 +284,82 @@ export function render({model, el}) {
       if (model.follow_com) followCenter()
     }
     updateColors()
-    pushTrail()
+    if (!still) pushTrail()
     scene.dirty = true
     for (const listener of listeners) listener(frame)
   }
-  const listeners = []  // api.onFrame: called with each frame received (tests, benchmarks)
 
+  function sameAs(a, b) {
+    if (a.length !== b.length) return false
+    for (let k = 0; k < a.length; k++) if (a[k] !== b[k]) return false
+    return true
+  }
+  const listeners = []  // api.onFrame: called with each frame or chunk received (tests, benchmarks)
+
+  function receiveChunk(chunk) {
+    // A chunk of another run (sent before a run start that overtook it) is dropped. One that
+    // arrives while paused waits unplayed (sent before the Pause: the server's next frame, the
+    // one played, drops it; or sent before the page heard of Play).
+    if (chunk.runId !== scene.runId || chunk.n !== scene.n) return
+    const last = scene.buffer.length ? scene.buffer[scene.buffer.length - 1].index : scene.index
+    for (const frame of chunk.frames) if (frame.index > last) scene.buffer.push(frame)
+    for (const listener of listeners) listener(chunk)
+  }
+
+  function reachFrame(frame) {
+    // The playback passed a whole frame: it becomes the base, joins the trail.
+    scene.base.set(frame.position)
+    scene.index = frame.index
+    scene.time = frame.time
+    if (frame.speed) scene.speed = Float32Array.from(frame.speed)
+    pushTrail(scene.base)
+  }
+
+  function advance(now) {
+    // Move the playback on by the time since the last animation frame at frame_rate frames/s,
+    // slowed in proportion when less than one chunk is buffered (a simulation slower than the
+    // chosen speed is then played at the rate its frames come, smoothly, not in bursts).
+    const dt = scene.lastTick === null ? 0 : Math.min(MAX_TICK_S, (now - scene.lastTick) / 1000)
+    scene.lastTick = now
+    if (!model.playing || !scene.buffer.length) return false
+    const rate = model.frame_rate > 0 ? model.frame_rate : 30
+    const chunk = Math.max(1, Math.ceil(rate * CHUNK_S))
+    const fill = Math.max(0.1, Math.min(1, (scene.buffer.length - scene.alpha) / chunk))
+    scene.alpha += dt * rate * fill
+    let reached = false
+    while (scene.alpha >= 1 && scene.buffer.length) {
+      reachFrame(scene.buffer.shift())
+      scene.alpha -= 1
+      reached = true
+    }
+    if (!scene.buffer.length) scene.alpha = 0  // nothing to move towards: hold the last frame
+    const p = scene.position, a = scene.base
+    if (scene.buffer.length && scene.alpha > 0) {
+      const b = scene.buffer[0].position, t = scene.alpha
+      for (let k = 0; k < p.length; k++) p[k] = a[k] + t * (b[k] - a[k])
+    } else {
+      p.set(a)
+    }
+    if (reached) {
+      if (scene.speed) updateColors()
+      if (model.follow_com) followCenter()
+    }
+    scene.fresh = true
+    scene.dirty = true
+    return true
+  }
+
+  function freeze() {
+    // Paused in the page (the Play toggle, before the server knows): stop on the last whole
+    // frame, the one acknowledged, which is where the server's state goes back to.
+    scene.buffer = []
+    if (scene.alpha > 0) {
+      scene.alpha = 0
+      scene.position.set(scene.base)
+      scene.fresh = true
+      scene.dirty = true
+    }
+  }
   function centerOfMass() {
     const n = scene.n, p = scene.position, m = scene.mass
     let total = 0, cx = 0, cy = 0, cz = 0
@@ -291,17 +407,42 @@ export function render({model, el}) {
     return [{kind: view || "3d", x: 0, y: 0, w: width, h: height}]
   }
 
+  // Distances on a log scale (model.distance_scale "log"): a point at distance r from the view's
+  // centre is drawn at d(r) = R log(1 + K r / R) / log(1 + K) in the same direction, R = the
+  // fitted extent (a point at R stays put), K = LOG_RANGE (about the span of orbit sizes shown
+  // apart: near the centre d ~ 67 r). The solar system's orbits (0.4-30 AU) are then spread
+  // evenly: Mercury 52 px from the Sun at 1280x720 (2 px to scale). Directions are kept, and
+  // orbits about the centre stay closed curves. warp(v) maps an offset from the centre in place;
+  // unwarp is its inverse (dragging, placing a guess).
+  const LOG_RANGE = 400
+  function warp(v) {
+    const r = Math.hypot(v[0], v[1], v[2]), R = scene.extent
+    if (model.distance_scale !== "log" || !(r > 0)) return v
+    const f = R * Math.log1p(LOG_RANGE * r / R) / Math.log1p(LOG_RANGE) / r
+    v[0] *= f; v[1] *= f; v[2] *= f
+    return v
+  }
+  function unwarp(v) {
+    const d = Math.hypot(v[0], v[1], v[2]), R = scene.extent
+    if (model.distance_scale !== "log" || !(d > 0)) return v
+    const f = R * Math.expm1(d / R * Math.log1p(LOG_RANGE)) / LOG_RANGE / d
+    v[0] *= f; v[1] *= f; v[2] *= f
+    return v
+  }
+
   // Project body positions into one viewport: out [n * 3] = screen x, y (CSS px), depth.
   function projector(vp) {
     const cx = vp.x + vp.w / 2, cy = vp.y + vp.h / 2
     const s = 0.5 * Math.min(vp.w, vp.h) / (scene.extent / scene.zoom)
     const [ox, oy, oz] = scene.center
+    const offset = [0, 0, 0]
     if (vp.kind === "3d") {
       const cyaw = Math.cos(scene.yaw), syaw = Math.sin(scene.yaw)
       const cp = Math.cos(scene.pitch), sp = Math.sin(scene.pitch)
       const distance = 6 * scene.extent / scene.zoom   // mild perspective
       return (x, y, z, out, k) => {
-        const vx = x - ox, vy = y - oy, vz = z - oz
+        offset[0] = x - ox; offset[1] = y - oy; offset[2] = z - oz
+        const [vx, vy, vz] = warp(offset)
         const x1 = cyaw * vx - syaw * vy
         const y1 = syaw * vx + cyaw * vy
         const y2 = cp * y1 + sp * vz
@@ -313,11 +454,11 @@ export function render({model, el}) {
       }
     }
     const a = {xy: 0, xz: 0, yz: 1}[vp.kind], b = {xy: 1, xz: 2, yz: 2}[vp.kind]
-    const o = [ox, oy, oz]
     return (x, y, z, out, k) => {
-      const v = [x, y, z]
-      out[k] = cx + s * (v[a] - o[a])
-      out[k + 1] = cy - s * (v[b] - o[b])
+      offset[0] = x - ox; offset[1] = y - oy; offset[2] = z - oz
+      const v = warp(offset)
+      out[k] = cx + s * v[a]
+      out[k + 1] = cy - s * v[b]
       out[k + 2] = 0
     }
   }
@@ -520,7 +661,8 @@ export function render({model, el}) {
     ctx.fillStyle = "rgba(230,230,230,0.85)"
     ctx.font = "13px sans-serif"
     const name = vp.kind === "3d" ? "3D (drag to rotate)" : `${vp.kind[0]}–${vp.kind[1]} projection`
-    ctx.fillText(`${name} · x, y, z in ${model.length_unit}`, vp.x + 10, vp.y + 18)
+    const scale = model.distance_scale === "log" ? " · distances from the centre on a log scale" : ""
+    ctx.fillText(`${name} · x, y, z in ${model.length_unit}${scale}`, vp.x + 10, vp.y + 18)
     if (vp.x === 0 && vp.y === 0) {
       const what = model.color_by === "speed" ? "speed" : (scene.n <= categorical.length ? "bodies (heaviest first)" : "mass")
       ctx.fillText(`colour: ${what}${model.follow_com ? " · following centre of mass" : ""}`, vp.x + 10, vp.y + 36)
@@ -568,17 +710,20 @@ export function render({model, el}) {
       const f = distance / Math.max(distance - depth, 0.1 * distance)
       const x1 = (x - cx) / (s * f), y2 = -(y - cy) / (s * f)
       // Camera axes in world coordinates (rows of the rotation in projector()).
-      return [
-        ox + cyaw * x1 + cp * syaw * y2 - sp * syaw * depth,
-        oy - syaw * x1 + cp * cyaw * y2 - sp * cyaw * depth,
-        oz + sp * y2 + cp * depth,
-      ]
+      const v = unwarp([
+        cyaw * x1 + cp * syaw * y2 - sp * syaw * depth,
+        -syaw * x1 + cp * cyaw * y2 - sp * cyaw * depth,
+        sp * y2 + cp * depth,
+      ])
+      return [ox + v[0], oy + v[1], oz + v[2]]
     }
     const a = {xy: 0, xz: 0, yz: 1}[vp.kind], b = {xy: 1, xz: 2, yz: 2}[vp.kind]
-    const out = [ref[0], ref[1], ref[2]]
-    out[a] = scene.center[a] + (x - cx) / s
-    out[b] = scene.center[b] - (y - cy) / s
-    return out
+    // The hidden coordinate is ref's: its drawn offset is warped too, then the whole offset unwarped.
+    const v = warp([ref[0] - ox, ref[1] - oy, ref[2] - oz])
+    v[a] = (x - cx) / s
+    v[b] = -(y - cy) / s
+    unwarp(v)
+    return [ox + v[0], oy + v[1], oz + v[2]]
   }
 
   // -------------------------------------------------------------- edit mode: drawing
@@ -746,7 +891,11 @@ export function render({model, el}) {
     if (!axes) return null
     const cx = vp.x + vp.w / 2, cy = vp.y + vp.h / 2
     const s = 0.5 * Math.min(vp.w, vp.h) / (scene.extent / scene.zoom)
-    return [scene.center[axes[0]] + (x - cx) / s, scene.center[axes[1]] - (y - cy) / s]
+    const v = [0, 0, 0]  // drawn offset from the centre, in the plane (inverse of the log drawing)
+    v[axes[0]] = (x - cx) / s
+    v[axes[1]] = -(y - cy) / s
+    unwarp(v)
+    return [scene.center[axes[0]] + v[axes[0]], scene.center[axes[1]] + v[axes[1]]]
   }
 
   // Pixel of a guess [plane, a, b] in viewport vp (null when vp shows another plane).
@@ -877,13 +1026,21 @@ export function render({model, el}) {
   // -------------------------------------------------------------- animation loop
   function tick(now) {
     if (!scene.alive) return
+    advance(now)
     if (scene.dirty) {
       draw()
       scene.draws++
       if (scene.fresh) {
         scene.painted++
         scene.paintTimes.push(now)
-        model.drawn = [scene.runId, scene.index]  // acknowledges the frame: the server may send the next
+        if (scene.paintLog !== null && scene.paintLog.length < 2000) {
+          scene.paintLog.push({index: scene.index, next: scene.buffer.length ? scene.buffer[0].index : null,
+                               alpha: scene.alpha, position: Array.from(scene.position), time: now})
+        }
+        if (scene.acked[0] !== scene.runId || scene.acked[1] !== scene.index) {
+          scene.acked = [scene.runId, scene.index]
+          model.drawn = [scene.runId, scene.index]  // acknowledges the frame played: the server's flow control
+        }
       }
       scene.fresh = false
       scene.dirty = false
@@ -961,7 +1118,7 @@ export function render({model, el}) {
   model.on("msg:custom", receive)
   model.on(["color_by"], () => { scene.colorRange = [0, 0]; updateColors(); scene.dirty = true })
   model.on(["size_by_mass"], () => { updateSizes(); scene.dirty = true })
-  model.on(["view", "trails", "background", "length_unit"], () => { scene.dirty = true })
+  model.on(["view", "trails", "background", "length_unit", "distance_scale"], () => { scene.dirty = true })
   model.on(["trail_length"], () => { resizeTrail(); pushTrail(); scene.dirty = true })
   model.on(["follow_com"], () => { if (model.follow_com) followCenter(); scene.dirty = true })
   model.on(["palette", "categorical"], () => {
@@ -971,6 +1128,7 @@ export function render({model, el}) {
     scene.dirty = true
   })
   model.on("refit", () => fit())
+  model.on(["playing"], () => { if (!model.playing) freeze(); scene.lastTick = null })
   model.on(["editing"], () => { if (model.editing) setArrowScale(); if (!model.editing) editDrag = null; scene.dirty = true })
   model.on(["selected"], () => { scene.dirty = true })
   model.on(["predicting", "predict_body", "predict_marks"], () => { scene.dirty = true })
@@ -993,11 +1151,18 @@ export function render({model, el}) {
     pending: () => scene.dirty,
     draws: () => scene.draws,
     frameIndex: () => scene.index,
+    time: () => scene.time,
+    buffered: () => scene.buffer.length,
+    drops: () => scene.drops,
+    // Tests: record every painted frame ({index, next, alpha, position (flat), time}).
+    recordPaints: (on = true) => { scene.paintLog = on ? [] : null },
+    paints: () => scene.paintLog || [],
     runId: () => scene.runId,
     numBodies: () => scene.n,
     positions: () => Array.from({length: scene.n}, (_, i) => Array.from(scene.position.subarray(3 * i, 3 * i + 3))),
     trailCount: () => scene.trailCount,
     offscreen: () => scene.offscreen,
+    distanceScale: () => model.distance_scale,
     camera: () => ({center: [...scene.center], extent: scene.extent, zoom: scene.zoom, yaw: scene.yaw, pitch: scene.pitch}),
     // Screen position (CSS px, relative to the canvas) of body i in viewport v.
     bodyPixel: (i, v = 0) => {

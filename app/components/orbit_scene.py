@@ -1,10 +1,15 @@
 """The live orbit scene: a Panel ``JSComponent`` that draws bodies and trails in the browser.
 
-The server sends one binary message per frame (:func:`pack_frame`: float32 header,
-positions ``[n, 3]``, speeds ``[n]`` only when colouring by speed, masses ``[n]`` only when
-a run starts, velocities ``[n, 3]`` only while editing); the browser (``orbit_scene.js``,
-shipped beside this file, no CDN) keeps the trails, fades them, and reports back how many
-frames it painted. While ``editing`` (the run is paused) the browser draws velocity arrows and
+Two binary messages, both float32. A single frame (:func:`pack_frame`: header, positions
+``[n, 3]``, speeds ``[n]`` only when colouring by speed, masses ``[n]`` only when a run starts,
+velocities ``[n, 3]`` only while editing) is shown at once and drops every frame the browser
+still buffers (run starts, Step, edits, Pause: "show this now"). A chunk (:func:`pack_chunk`:
+header with run id, first frame index, frame count, then the times, positions and speeds of
+``count`` consecutive frames, ~150 ms of playback) is appended to the browser's jitter
+buffer, which plays at the display's rate (requestAnimationFrame) at ``frame_rate`` simulated
+frames/s, interpolating linearly between frames. The browser (``orbit_scene.js``, shipped
+beside this file, no CDN) keeps the trails, fades them, acknowledges the frame it played
+(``drawn``) and reports back how many frames it painted. While ``editing`` (the run is paused) the browser draws velocity arrows and
 lets bodies be dragged; it sends ``{"type": "edit", ...}`` messages, which go to
 :attr:`OrbitScene.on_edit` (see ``app/state/edits.py`` for their format). While ``predicting``
 a click on a projection sends ``{"type": "guess", "plane", "a", "b"}`` to
@@ -27,11 +32,12 @@ from app.compat.param_sync import BrowserReports
 
 __all__ = [
     "OrbitScene", "pack_frame", "unpack_frame", "FLAG_MASS", "FLAG_RESET", "FLAG_SPEED", "FLAG_VELOCITY",
-    "FLAG_KEEP_CAMERA", "HEADER_WORDS",
+    "FLAG_KEEP_CAMERA", "HEADER_WORDS", "pack_chunk",
 ]
 
 HEADER_WORDS = 8  # float32 words before the positions (keep in step with orbit_scene.js)
-MAGIC = 7.0  # header[0]: format version
+MAGIC = 7.0  # header[0]: format version of a single frame
+CHUNK_MAGIC = 8.0  # header[0]: a chunk of consecutive frames (see pack_chunk)
 FLAG_SPEED = 1
 FLAG_MASS = 2
 FLAG_RESET = 4
@@ -105,11 +111,82 @@ def pack_frame(
     return np.concatenate(parts).tobytes()
 
 
+def pack_chunk(
+    position: np.ndarray,
+    *,
+    time: np.ndarray,
+    speed: np.ndarray | None = None,
+    run_id: int = 0,
+    first_index: int = 0,
+) -> bytes:
+    """``count`` consecutive frames of one run as one little-endian float32 message.
+
+    Layout: header ``[8, n, flags, run_id, first_index, count, 0, 0]``, then the times
+    ``[count]``, then positions ``[count, n, 3]`` row-major, then speeds ``[count, n]`` if
+    given (``flags & FLAG_SPEED``). Frame ``k`` of the chunk has index ``first_index + k``.
+
+    Args:
+        position: ``[count, n, 3]`` positions, length units.
+        time: ``[count]`` simulation times, time units (float32: display only).
+        speed: ``[count, n]`` speeds, velocity units, or None (not colouring by speed).
+        run_id: the run the frames belong to (the browser drops a chunk of another run).
+        first_index: index of the first frame (frames since the run started, as in pack_frame).
+
+    Returns:
+        ``4 * (8 + count * (1 + 3n [+ n]))`` bytes.
+
+    Raises:
+        ValueError: a shape that does not match ``[count, n, 3]`` / ``[count]`` / ``[count, n]``.
+    """
+    position = np.asarray(position)
+    if position.ndim != 3 or position.shape[2] != 3 or position.shape[0] < 1:
+        raise ValueError(f"position must have shape [count >= 1, n, 3], got {position.shape}")
+    count, n = position.shape[:2]
+    time = np.asarray(time).reshape(-1)
+    if time.shape[0] != count:
+        raise ValueError(f"time must have shape [{count}], got {time.shape}")
+    parts = [
+        np.array([CHUNK_MAGIC, n, FLAG_SPEED if speed is not None else 0, run_id, first_index, count, 0.0, 0.0],
+                 dtype="<f4"),
+        time.astype("<f4", copy=False),
+        position.astype("<f4", copy=False).reshape(-1),
+    ]
+    if speed is not None:
+        speed = np.asarray(speed)
+        if speed.shape != (count, n):
+            raise ValueError(f"speed must have shape [{count}, {n}], got {speed.shape}")
+        parts.append(speed.astype("<f4", copy=False).reshape(-1))
+    return np.concatenate(parts).tobytes()
+
+
+def _unpack_chunk(words: np.ndarray) -> dict:
+    n, flags, count = int(words[1]), int(words[2]), int(words[5])
+    per_frame = 3 * n + n * bool(flags & FLAG_SPEED)
+    expected = HEADER_WORDS + count * (1 + per_frame)
+    if count < 1 or expected != words.size:
+        raise ValueError(f"chunk holds {words.size} words, header says {expected}")
+    offset = HEADER_WORDS + count
+    times = words[HEADER_WORDS:offset]
+    position = words[offset:offset + count * 3 * n].reshape(count, n, 3)
+    offset += count * 3 * n
+    speed = words[offset:offset + count * n].reshape(count, n) if flags & FLAG_SPEED else None
+    return {
+        "chunk": True, "n": n, "flags": flags, "run_id": int(words[3]), "frame_index": int(words[4]),
+        "count": count, "times": times, "time": float(times[-1]), "position": position, "speed": speed,
+        "mass": None, "velocity": None,
+    }
+
+
 def unpack_frame(data: bytes) -> dict:
-    """Inverse of :func:`pack_frame` (for tests and frame-only clients): a dict with
-    ``n, flags, run_id, frame_index, time, position [n, 3], speed, mass, velocity [n, 3]``
-    (float32; None where absent)."""
+    """Inverse of :func:`pack_frame` and :func:`pack_chunk` (for tests and frame-only clients).
+
+    A single frame gives ``n, flags, run_id, frame_index, time, position [n, 3], speed,
+    mass, velocity [n, 3]`` (float32; None where absent); a chunk gives ``chunk: True``,
+    ``count``, ``frame_index`` (of its first frame), ``times [count]``, ``time`` (the last),
+    ``position [count, n, 3]`` and ``speed [count, n]`` or None."""
     words = np.frombuffer(data, dtype="<f4")
+    if words.size >= HEADER_WORDS and words[0] == CHUNK_MAGIC:
+        return _unpack_chunk(words)
     if words.size < HEADER_WORDS or words[0] != MAGIC:
         raise ValueError("not an orbit-scene frame")
     n, flags = int(words[1]), int(words[2])
@@ -146,15 +223,24 @@ class OrbitScene(BrowserReports, JSComponent):
     trails = param.Boolean(True, doc="Draw the recent path of each body, older parts fainter.")
     trail_length = param.Integer(200, bounds=(2, None), doc="Frames of trail kept per body (the browser keeps at most ~24,000 segments: long trails are cut at large N).")
     follow_com = param.Boolean(False, doc="Keep the centre of mass at the centre of the view.")
+    distance_scale = param.Selector(
+        default="linear", objects=["linear", "log"],
+        doc="Distances from the view's centre drawn to scale, or on a log scale (directions kept; a "
+            "point at the fitted extent stays put), so that small orbits show beside large ones: the "
+            "solar system's inner planets beside Neptune. The caption says so when on.")
     refit = param.Event(doc="Re-fit the camera to the bodies (also: double-click the scene).")
     palette = param.List(list(CIVIDIS), item_type=str, doc="Continuous colour map (hex), low to high.")
     categorical = param.List(list(OKABE_ITO), item_type=str, doc="Colours of the bodies when there are this few.")
     background = param.Color(BACKGROUND, doc="Scene background colour.")
     length_unit = param.String("length units", doc="Unit of x, y, z, named in the scene's caption (AU for the solar system).")
+    playing = param.Boolean(False, doc="Chunks are played while True; False freezes the playback on its last whole "
+                            "frame at once (a view can link it to its Play toggle in the browser).")
+    frame_rate = param.Number(30.0, bounds=(0.1, None), doc="Simulated frames per second the browser plays chunks at (the speed slider).")
     painted = param.Integer(0, doc="Frames the browser has painted (written by the browser).")
     paint_rate = param.Number(0.0, doc="Frames painted in the browser's last second (written by the browser).")
     page_visible = param.Boolean(True, doc="False while the page or the scene is hidden (written by the browser).")
-    drawn = param.List([-1, -1], doc="[run id, frame index] of the frame the browser painted last (written by the browser).")
+    drawn = param.List([-1, -1], doc="[run id, frame index] of the frame the browser played last: the last whole frame "
+                       "reached by its playback, painted (written by the browser).")
     editing = param.Boolean(False, doc="Paused for editing: velocity arrows drawn, bodies can be dragged.")
     selected = param.Integer(-1, bounds=(-1, None), doc="Index of the selected body, -1 for none (written by the browser; the server clears it).")
     predicting = param.Boolean(False, doc="Predict mode: a click on a projection places a guess (sent to on_guess).")
@@ -262,6 +348,31 @@ class OrbitScene(BrowserReports, JSComponent):
             data = self._pack(reset=False)
         self._send(data)
         return data
+
+    def show_chunk(self, position: np.ndarray, *, velocity: np.ndarray, time: np.ndarray) -> int:
+        """Send ``count`` consecutive frames of the current run as one message, to be played
+        after the frames the browser already holds (:func:`pack_chunk`; safe from a worker thread).
+
+        Args:
+            position: ``[count, n, 3]`` positions, length units (same n as :meth:`show_run`).
+            velocity: ``[count, n, 3]`` velocities, velocity units (speeds travel when
+                ``color_by == "speed"``; the last frame's are kept for later resends).
+            time: ``[count]`` simulation times, time units.
+
+        Returns:
+            The index of the chunk's first frame (its frames are ``first .. first + count - 1``).
+        """
+        position, velocity = np.asarray(position), np.asarray(velocity)
+        with self._lock:
+            if position.ndim != 3 or position.shape[1] != self._mass.shape[0]:
+                raise ValueError(f"chunk has shape {position.shape}, the run has {self._mass.shape[0]} bodies")
+            first = self._frame_index + 1
+            self._frame_index += position.shape[0]
+            self._store(position[-1], velocity[-1], float(np.asarray(time)[-1]))
+            speed = np.linalg.norm(velocity, axis=2) if self.color_by == "speed" else None
+            data = pack_chunk(position, time=time, speed=speed, run_id=self._run_id, first_index=first)
+        self._send(data)
+        return first
 
     def show_edit(self, position: np.ndarray, mass: np.ndarray, *, velocity: np.ndarray, time: float = 0.0) -> bytes:
         """Show an edited state: like :meth:`show_run` (trails dropped, masses sent, any N),

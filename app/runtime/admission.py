@@ -7,6 +7,9 @@ page that reconnects keeps its place. A page request whose websocket never conne
 session past the server cap or past the per-address cap, with the reason; :func:`confirm_session`
 checks again once the browser has connected (requests that connect together cannot all pass).
 When the last session is destroyed, :class:`SessionRegistry` returns freed memory to the OS.
+With a coordinator (several processes serving one class, app/runtime/coordinator.py), the caps
+count the viewers of every process: each decision and each process's list of viewers are one
+transaction of the shared file.
 """
 
 from __future__ import annotations
@@ -15,11 +18,13 @@ import ctypes
 import ctypes.util
 import gc
 import logging
+import os
 import sys
 import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Callable, NamedTuple
+from typing import Callable, Iterator, NamedTuple
 
 import panel as pn
 
@@ -57,7 +62,8 @@ def _load_malloc_trim():
     return trim
 
 
-_MALLOC_TRIM = _load_malloc_trim()
+#: ``NBODY_MALLOC_TRIM=0`` turns the trim off (benchmarks/bench_memory.py measures without it).
+_MALLOC_TRIM = None if os.environ.get("NBODY_MALLOC_TRIM", "").strip() == "0" else _load_malloc_trim()
 
 
 def release_memory(*, clear_jax_caches: bool = False) -> bool:
@@ -135,6 +141,9 @@ class SessionRegistry:
         self.disconnect_grace_s = disconnect_grace_s
         self._clock = clock
         self.trims = 0  # how many times memory was released (tests and the load benchmark)
+        #: The other processes serving the class (app/runtime/coordinator.py): their viewers
+        #: count against the caps too. None: this process alone.
+        self.coordinator = None
 
     # ------------------------------------------------------------------ counting
     def _is_viewer(self, entry: _Entry, now: float) -> bool:
@@ -153,11 +162,33 @@ class SessionRegistry:
         now = self._clock()
         return [entry for key, entry in self._sessions.items() if key != excluding and self._is_viewer(entry, now)]
 
+    @contextmanager
+    def _shared(self) -> Iterator[list[str]]:
+        """The other processes' viewers' addresses, in one transaction with what follows (lock held)."""
+        if self.coordinator is None:
+            yield []
+            return
+        with self.coordinator.transaction():
+            yield self.coordinator.other_viewers()
+
+    def _publish(self) -> None:
+        """Tell the other processes which of this process's sessions are viewers now (lock held)."""
+        if self.coordinator is not None:
+            now = self._clock()
+            self.coordinator.publish_viewers(
+                {key: entry.address for key, entry in self._sessions.items() if self._is_viewer(entry, now)})
+
+    def publish(self) -> None:
+        """:meth:`_publish` (the coordinator calls it every second)."""
+        with self._lock:
+            self._publish()
+
     @property
     def live(self) -> int:
-        """Viewers now: connected sessions, and those within the grace after a drop."""
-        with self._lock:
-            return len(self._viewers())
+        """Viewers now: connected sessions, and those within the grace after a drop (of every
+        process serving the class when a coordinator is set)."""
+        with self._lock, self._shared() as others:
+            return len(self._viewers()) + len(others)
 
     @property
     def sessions(self) -> int:
@@ -165,13 +196,15 @@ class SessionRegistry:
         with self._lock:
             return len(self._sessions)
 
-    def _decide(self, session_id: str, address: str, cap: int, per_address: int) -> Admission:
+    def _decide(self, session_id: str, address: str, cap: int, per_address: int, others: list[str]) -> Admission:
         viewers = self._viewers(excluding=session_id)
-        if len(viewers) >= cap:
-            return Admission(False, FULL, len(viewers), cap)
-        if per_address > 0 and sum(entry.address == address for entry in viewers) >= per_address:
-            return Admission(False, ADDRESS_FULL, len(viewers), per_address)
-        return Admission(True, "", len(viewers), cap)
+        live = len(viewers) + len(others)
+        if live >= cap:
+            return Admission(False, FULL, live, cap)
+        same = sum(entry.address == address for entry in viewers) + others.count(address)
+        if per_address > 0 and same >= per_address:
+            return Admission(False, ADDRESS_FULL, live, per_address)
+        return Admission(True, "", live, cap)
 
     # ------------------------------------------------------------------ asking in
     def admit(self, session_id: str, cap: int, *, address: str = "", per_address: int = 0,
@@ -189,10 +222,10 @@ class SessionRegistry:
         Returns:
             The :class:`Admission` (true when admitted).
         """
-        with self._lock:
+        with self._lock, self._shared() as others:
             if session_id in self._sessions:
-                return Admission(True, "", len(self._viewers(excluding=session_id)), cap)
-            answer = self._decide(session_id, address, cap, per_address)
+                return Admission(True, "", len(self._viewers(excluding=session_id)) + len(others), cap)
+            answer = self._decide(session_id, address, cap, per_address, others)
             if not answer:
                 return answer
             self._sessions[session_id] = _Entry(address, connections, self._clock())
@@ -214,20 +247,22 @@ class SessionRegistry:
         """Check a registered session again once its browser has connected: pages requested
         together pass :meth:`admit` before any of them connects. Refused, the session stops
         counting at once (it is unregistered)."""
-        with self._lock:
+        with self._lock, self._shared() as others:
             entry = self._sessions.get(session_id)
             if entry is None:
-                return Admission(False, FULL, len(self._viewers()), cap)
-            answer = self._decide(session_id, entry.address, cap, per_address)
+                return Admission(False, FULL, len(self._viewers()) + len(others), cap)
+            answer = self._decide(session_id, entry.address, cap, per_address, others)
             if not answer:
                 del self._sessions[session_id]
             else:  # its page has connected: a later drop is a viewer's, with its grace
                 entry.last_connected, entry.ever_connected = self._clock(), True
+            self._publish()  # in the same transaction as the decision: another process sees it
             return answer
 
     def release(self, session_id: str) -> None:
         with self._lock:
             self._sessions.pop(session_id, None)
+            self._publish()
             if self._sessions:
                 return
             if self._timer is not None:

@@ -18,6 +18,7 @@ callback so that it always runs in a locked next-tick callback of its session.
 
 from __future__ import annotations
 
+import threading
 from contextlib import contextmanager
 from functools import partial
 from typing import Callable, Iterator
@@ -77,18 +78,35 @@ def try_run_locked(doc, fn: Callable[[], None]) -> str | None:
     return None
 
 
+_CALLBACK = threading.local()
+
+
+def in_session_callback() -> bool:
+    """Whether this thread is running a session callback of the app (:func:`call_in_document`:
+    Bokeh's locked callback, the document held), where a model change goes out on Bokeh's
+    queue in order with the session's other callbacks; False in a widget callback that Panel
+    runs (its changes go out on Panel's own queue)."""
+    return getattr(_CALLBACK, "depth", 0) > 0
+
+
 def call_in_document(doc, fn: Callable[[], None]) -> None:
     """``fn()`` with ``doc`` as Panel's current document (called on the document's callback
     thread, lock held); an exception goes to the session's ``pn.config.exception_handler``
     (shown in the page), as any Panel callback's would."""
-    with set_curdoc(doc):
-        try:
-            fn()
-        except Exception as error:  # noqa: BLE001 - the session's handler shows it
-            handler = pn.config.exception_handler
-            if handler is None:
-                raise
-            handler(error)
+    # Held ("combine"): every model change of the callback goes to the page on Bokeh's path,
+    # in order with the session's other callbacks (combined_changes).
+    _CALLBACK.depth = getattr(_CALLBACK, "depth", 0) + 1
+    try:
+        with set_curdoc(doc), combined_changes(doc):
+            try:
+                fn()
+            except Exception as error:  # noqa: BLE001 - the session's handler shows it
+                handler = pn.config.exception_handler
+                if handler is None:
+                    raise
+                handler(error)
+    finally:
+        _CALLBACK.depth -= 1
 
 
 @contextmanager
@@ -98,7 +116,8 @@ def combined_changes(doc) -> Iterator[None]:
     held). Bokeh's own hold, not ``pn.io.hold``: in a locked callback the latter writes to the
     socket on Panel's separate path, where a frame's stream could arrive after a later redraw
     (the browser drew a point of the previous run)."""
-    if doc is None or doc.callbacks.hold_value is not None:
+    callbacks = getattr(doc, "callbacks", None)  # None: not served (or a test's stand-in document)
+    if callbacks is None or callbacks.hold_value is not None:
         yield
         return
     doc.hold("combine")

@@ -20,6 +20,7 @@ from typing import Mapping
 import tornado.web
 
 from app.runtime.admission import SESSIONS
+from app.runtime.coordinator import install_from_environment
 from app.runtime.scheduler import POOL, FairPool
 
 __all__ = ["DEFAULT_PIECE_BOUND_S", "HealthHandler", "ROUTES", "health_report", "piece_bound_from_environment"]
@@ -93,7 +94,10 @@ def health_report(*, pool: FairPool | None = None, live_sessions: int | None = N
         "sessions": SESSIONS.live if live_sessions is None else live_sessions,
         "compute": state["sessions"],
         "rss_mib": _rss_mib(),
+        "pid": os.getpid(),  # which server process answered (several behind one port or proxy)
     }
+    if "slots_total" in state:  # several processes share the slots and the caps (NBODY_RUNTIME_DIR)
+        body["all_processes"] = {key: state[key] for key in ("processes", "slots_total", "busy_all", "waiting_all")}
     if overrun:
         worst = overrun[0]  # the pool lists the oldest running piece first
         what = f" ({worst['label']})" if worst["label"] else ""
@@ -106,6 +110,7 @@ class HealthHandler(tornado.web.RequestHandler):
     """``GET /health``: :func:`health_report` as JSON (never cached)."""
 
     def get(self) -> None:
+        install_from_environment(POOL, SESSIONS)  # the counts of every process (NBODY_RUNTIME_DIR)
         status, body = health_report()
         self.set_status(status)
         self.set_header("Content-Type", "application/json")

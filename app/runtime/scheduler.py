@@ -36,14 +36,16 @@ __all__ = [
 
 _LOG = logging.getLogger(__name__)
 
-#: JAX jobs computing at once in a process when ``NBODY_JAX_SLOTS`` (``nbody serve
-#: --jax-slots``) does not say otherwise. 2 on this 2-core machine: XLA:CPU runs about two
-#: computations at a time, a third one only waits (measured in issue 16). A machine with more
-#: cores, or several server processes on one machine, sets its own.
-DEFAULT_JAX_SLOTS = 2
+#: JAX jobs computing at once when ``NBODY_JAX_SLOTS`` (``nbody serve --jax-slots``) does not
+#: say otherwise: the cores this process may run on (2 on this 2-core machine, where XLA:CPU
+#: runs about two computations at a time and a third one only waits, measured in issue 16).
+#: With several processes sharing a coordinator (app/runtime/coordinator.py) it is the number
+#: of slots of all of them together, not of each.
+DEFAULT_JAX_SLOTS = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 2)
 _SLOTS_CEILING = 256
 _IDLE_THREAD_S = 30.0  # a pool thread with nothing to do for this long exits
 _POLL_S = 0.05  # how often a waiting job looks at its stop event (cancellation latency)
+_GATE_POLL_S = 0.01  # how often a pool refused by the other processes' slots asks again
 #: A running session gives its slot up at a checkpoint only to a waiting session charged at
 #: least this much less (no ping-pong between two sessions of equal cost).
 GRANULARITY_S = 0.005
@@ -122,6 +124,7 @@ class Job:
         self.holds_slot = False
         self.started = False
         self.piece_started = 0.0  # pool clock when the piece now running began (holds_slot)
+        self.asked_wall = 0.0  # time.time() when it last asked for a slot (ranks it across processes)
         self.charged = 0.0  # cost charged for this job so far (seconds of slot time)
         self.finished = threading.Event()
         self.on_finished: Callable[[], None] | None = None  # called on the pool thread at the end
@@ -239,6 +242,10 @@ class FairPool:
         self._handoff: queue.SimpleQueue = queue.SimpleQueue()
         self._idle_threads = 0
         self._running: set[Job] = set()
+        #: The slots of every process serving the class (app/runtime/coordinator.py), asked
+        #: before a job takes one of this pool's slots; None: this process alone.
+        self.gate = None
+        self._gate_polling = False
 
     # ----------------------------------------------------------------- public
     def submit(self, job: Job) -> Job:
@@ -248,6 +255,7 @@ class FairPool:
             flow = self._flow(job.session)
             self._wake(flow)
             flow.asked = self.clock()
+            job.asked_wall = time.time()
             flow.jobs.append(job)
             self._dispatch()
         return job
@@ -298,7 +306,9 @@ class FairPool:
                 })
             ages = [now - job.piece_started for job in self._running if job.holds_slot]
             sessions.sort(key=lambda s: (-(s["piece_age_s"] or 0.0), -s["waiting"], -s["charged_s"]))
+            everywhere = self.gate.state() if self.gate is not None else {}
             return {
+                **everywhere,
                 "slots": self.slots,
                 "busy": self.slots - self._free,
                 "waiting": sum(s["waiting"] for s in sessions),
@@ -371,7 +381,10 @@ class FairPool:
             if not eligible:
                 break
             flow = eligible[0]
-            job = flow.jobs.popleft()
+            job = flow.jobs[0]
+            if not (job.cancelled() and not job.started) and not self._gate_acquire(job, flow):
+                break  # every slot of every process is held (or another process's job is first)
+            flow.jobs.popleft()
             if job.cancelled() and not job.started:
                 self._prune(flow)
                 job.finished.set()
@@ -390,9 +403,37 @@ class FairPool:
                 self._start(job)
         self._report_positions()
 
+    def _gate_acquire(self, job: Job, flow: _Flow) -> bool:
+        """Whether ``job`` may take a slot as far as the other processes go (lock held); a
+        refused pool looks again every ``_GATE_POLL_S`` until the gate lets it in."""
+        if self.gate is None:
+            return True
+        if self.gate.acquire(job.id, self.gate.rank(job.asked_wall, long=flow.long)):
+            return True
+        if not self._gate_polling:
+            self._gate_polling = True
+            threading.Thread(target=self._gate_poll, name="nbody-pool-gate", daemon=True).start()
+        return False
+
+    def _gate_poll(self) -> None:
+        with self._cond:
+            while any(flow.jobs and flow.running is None for flow in self._flows.values()):
+                self._cond.wait(_GATE_POLL_S)
+                self._dispatch()
+            self._gate_polling = False
+            self.gate.sync({})
+
     def _report_positions(self) -> None:
-        for position, job in enumerate(self._order(), start=1):
-            self._set_position(job, position)
+        order = self._order()
+        ahead = [0] * len(order)  # waiting jobs of other processes ranked before each
+        if self.gate is not None:  # the sessions waiting for a slot, in the line of every process
+            self.gate.sync({flow.jobs[0].id: self.gate.rank(flow.jobs[0].asked_wall, long=flow.long)
+                            for flow in self._flows.values() if flow.jobs and flow.running is None})
+            if any(job.on_position is not None for job in order):
+                ranks = [self.gate.rank(job.asked_wall, long=self._flows[job.session].long) for job in order]
+                ahead = self.gate.others_ahead(ranks)
+        for position, (job, others) in enumerate(zip(order, ahead), start=1):
+            self._set_position(job, position + others)
         for job in self._running:
             self._set_position(job, 0)
 
@@ -420,6 +461,8 @@ class FairPool:
         """``job`` leaves its slot (lock held)."""
         job.holds_slot = False
         self._free += 1
+        if self.gate is not None:
+            self.gate.release(job.id)
         self._running.discard(job)
         flow = self._flows[job.session]
         if flow.running is job:
@@ -490,11 +533,14 @@ class FairPool:
             # A long session in the slot kept for short work gives it up while short work is
             # about (asked lately), waiting or not: the next short job then starts at once.
             over = flow.long and self._long_running() > self.slots - 1 and self._reserved()
-            if not over and (not eligible or eligible[0].vtime + self._granularity() >= flow.vtime):
+            # Another process's job waits before this one would if it asked now: the slot goes.
+            elsewhere = self.gate is not None and self.gate.contended(self.gate.rank(time.time(), long=flow.long))
+            if not over and not elsewhere and (not eligible or eligible[0].vtime + self._granularity() >= flow.vtime):
                 if self._free > 0:
                     self._dispatch()  # a slot kept for short work that nobody asked for lately
                 return
             self._release(job)
+            job.asked_wall = time.time()
             flow.jobs.appendleft(job)  # its session's next piece is this job's, not a later job's
             self._dispatch()
             while not job.holds_slot:

@@ -14,13 +14,19 @@ from typing import Any, Callable
 
 import panel as pn
 
+from app.runtime.document import in_session_callback
 from app.runtime.messages import show_message
 from app.runtime.scheduler import Job, queue_text
 from app.runtime.session import SessionRunner
 
-__all__ = ["SessionView"]
+__all__ = ["RETRY_AFTER_S", "SessionView"]
 
 _LOG = logging.getLogger(__name__)
+
+#: Seconds before a job that stopped only because the page's connection was gone (a websocket
+#: that Bokeh reconnects: seconds, not minutes) is asked for again; once the session is
+#: destroyed nothing more runs.
+RETRY_AFTER_S = 1.0
 
 
 class SessionView(pn.viewable.Viewer):
@@ -39,6 +45,9 @@ class SessionView(pn.viewable.Viewer):
         super().__init__(**params)
         self.runner = SessionRunner(label) if runner is None else runner
         self._named_jobs: dict[str, Job] = {}
+        # Bumped by every run_job and cancel_job of a name: a retry of an older job of that
+        # name (after a reconnect) is dropped, so a cancelled job never comes back.
+        self._job_generations: dict[str, int] = {}
 
     # ------------------------------------------------------------------ session
     @property
@@ -52,17 +61,33 @@ class SessionView(pn.viewable.Viewer):
         not served; dropped once the session is gone."""
         self.runner.in_session(fn)
 
+    def write_in_order(self, fn: Callable[[], None]) -> None:
+        """Run ``fn()``, a write of page state (a status line, which buttons are enabled), so
+        that it reaches the page in order with the session callbacks' writes.
+
+        Served, outside a session callback (in a widget callback that Panel runs), a model
+        change goes out on Panel's own write queue, which Panel defers while the websocket is
+        busy; a session callback's change goes out on Bokeh's. An older write could then arrive
+        after a newer one and stay, since the server's model already holds the newer value (the
+        Inference tab's Stop button enabled after the run had finished). There ``fn`` runs a
+        tick later in a session callback, and so reads the state of that moment; elsewhere
+        (in a session callback, or not served) at once.
+        """
+        if self.served and not in_session_callback():
+            self.in_session(fn)
+        else:
+            fn()
+
     # ------------------------------------------------------------------ messages
-    def notify(self, text: str, *, level: str = "error", toast: bool = True) -> None:
-        """Show ``text`` (quoted user text is escaped) in this view's message box and, if
-        ``toast``, as a toast notification.
+    def notify(self, text: str, *, level: str = "error") -> None:
+        """Show ``text`` (quoted user text is escaped) in this view's message box, in place
+        (never a toast over the plots).
 
         Args:
             text: the message.
             level: ``"error"``, ``"warning"`` or ``"info"``.
-            toast: also pop up a toast (the box alone when False).
         """
-        show_message(self.message, text, level=level, toast=toast)
+        show_message(self.message, text, level=level)
 
     def queue_line(self, *, name: str) -> pn.pane.HTML:
         """A line that shows this session's place in the server's queue while its next job
@@ -111,7 +136,10 @@ class SessionView(pn.viewable.Viewer):
             done: called with ``work``'s result.
             failed: called with the exception ``work`` raised (default: logged).
             interrupted: called when the job stopped only because the browser's connection
-                was gone (it may come back: the view must be able to carry on).
+                was gone (it may come back: the view must be able to carry on). Default: the
+                same job is asked for again a second later (:data:`RETRY_AFTER_S`), until it
+                runs or the session is destroyed; a view that left a "computing…" state for a
+                callback that never came stayed on it for good (the Forces tab, under CI load).
             report_position: keep the runner's ``queue_position`` up to date while it waits.
 
         Returns:
@@ -132,9 +160,18 @@ class SessionView(pn.viewable.Viewer):
                     default(*args)
             return hand
 
+        generation = self._job_generations[name] = self._job_generations.get(name, 0) + 1
+
+        def again() -> None:
+            if self._job_generations.get(name) == generation:  # not cancelled, nothing newer asked for
+                self.run_job(name, work, done=done, failed=failed, report_position=report_position)
+
+        def retry_later() -> None:
+            self.runner.later(RETRY_AFTER_S, again)
+
         job = self.runner.submit(
             work, done=outcome(done), failed=outcome(failed, self._log_failure(name)),
-            interrupted=outcome(interrupted), report_position=report_position,
+            interrupted=outcome(interrupted, retry_later), report_position=report_position,
         )
         submitted.append(job)
         if not handed:
@@ -143,6 +180,7 @@ class SessionView(pn.viewable.Viewer):
 
     def cancel_job(self, name: str) -> None:
         """Stop the job under ``name`` (dropped if queued; its outcome never comes) and forget it."""
+        self._job_generations[name] = self._job_generations.get(name, 0) + 1
         job = self._named_jobs.pop(name, None)
         if job is not None:
             job.cancel()

@@ -6,7 +6,7 @@ time), :func:`validate_edit` turning a browser's edit message into an :class:`Ed
 :class:`EditHistory`. No Panel and no JAX here: the caller builds the new run from the
 result and recomputes energy and momentum on its worker.
 
-Choices (also in the README): a body added by shift-click gets the median mass of the
+Choices (also in docs/dashboard.md): a body added by shift-click gets the median mass of the
 bodies already there and is at rest in their centre-of-mass frame (it carries no momentum
 of its own: the student gives it a velocity by dragging its arrow); with "keep
 centre-of-mass frame" on, every edit ends with a shift of all positions and velocities so

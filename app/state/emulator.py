@@ -32,11 +32,15 @@ from nbody_core.emulator import (
     training_data_from_arrays,
 )
 from nbody_core.emulator.inference import GridPosterior, emulator_posterior, simulate_at
-from nbody_core.ensembles import EnsembleSpec, run_ensemble
+from nbody_core.emulator.metrics import measure_accuracy
+from nbody_core.ensembles import EnsembleSpec, run_converged
 
 __all__ = ["EmulatorState", "GENERATE_SWEEPS"]
 #: The sweep the tab runs itself.
 GENERATE_SWEEPS = ("softening=0.01:0.3:log", "virial_ratio=0.3:0.7")
+# Steps per member of a converged run over the first pass's, on GENERATE_SWEEPS' box (measured,
+# Plummer N = 64, 256 members: 37 % rerun at 4x the steps, 9 % again at 16x: 1 + 1.5 + 1.4).
+_RERUN_COST = 4
 # Arrays of an ensemble file the emulator reads (trajectories are skipped when present).
 _NEEDED = ("parameters", "parameter_names", "summaries", "summary_names", "parameter_units", "parameter_swept",
            "summary_units")
@@ -51,7 +55,8 @@ class EmulatorState(param.Parameterized):
 
     gen_bodies = param.Integer(32, bounds=(4, 128), doc="Bodies per member of the generated ensemble.")
     gen_members = param.Integer(256, bounds=(24, 2048), doc="Members of the generated ensemble.")
-    gen_steps = param.Integer(100, bounds=(10, 2000), doc="Leapfrog steps (dt 0.02) per member.")
+    gen_steps = param.Integer(100, bounds=(10, 2000), doc="Leapfrog steps (dt 0.02) per member; members over "
+                              "the energy-error target 1e-3 are rerun at 4x and 16x smaller steps.")
     gen_seed = param.Integer(0, bounds=(0, 2**31 - 1), doc="Seed of the generated ensemble.")
     num_networks = param.Integer(5, bounds=(1, 16), doc="Networks in the deep ensemble.")
     width = param.Integer(64, bounds=(4, 256), doc="Hidden units per layer.")
@@ -75,6 +80,8 @@ class EmulatorState(param.Parameterized):
     train_count = param.Integer(0, doc="Bumped on every accepted training.")
     last_check = param.Dict(default=None, doc="The last 'run the simulator here' check.")
     check_count = param.Integer(0)
+    accuracy = param.Dict(default=None, doc="The last accuracy measurement (nbody_core.emulator.metrics).")
+    accuracy_count = param.Integer(0)
     posterior = param.Parameter(default=None, doc="GridPosterior of the axis input from the observed value.")
     posterior_count = param.Integer(0)
     running = param.Boolean(False)
@@ -96,7 +103,8 @@ class EmulatorState(param.Parameterized):
         check_limit("max_ensemble_members", self.gen_members)
         check_limit("max_ensemble_bodies", self.gen_bodies)
         check_cost(
-            ensemble_cpu_seconds(num_bodies=self.gen_bodies, member_steps=[self.gen_steps] * self.gen_members),
+            ensemble_cpu_seconds(num_bodies=self.gen_bodies,
+                                 member_steps=[self.gen_steps * _RERUN_COST] * self.gen_members),
             what="This ensemble", reduce="the members or steps, or the bodies (the cost grows with their square)",
         )
         return EnsembleSpec(system="plummer", num_bodies=self.gen_bodies, num_members=self.gen_members,
@@ -105,9 +113,10 @@ class EmulatorState(param.Parameterized):
 
     def compute_generate(self, progress: Callable[[int, int], None] | None = None,
                          should_stop: Callable[[], bool] | None = None):
-        """Run the generated ensemble (worker-thread safe): ``(arrays, metadata, name)``."""
+        """Run the generated ensemble (worker-thread safe): ``(arrays, metadata, name)``; members
+        over the energy-error target are rerun at smaller steps (``run_converged``)."""
         spec = self.generate_spec()
-        result = run_ensemble(spec, progress=progress, should_stop=should_stop)
+        result = run_converged(spec, progress=progress, should_stop=should_stop)
         metadata = json.loads(json.dumps(result.metadata(), default=str))
         return result.arrays(), metadata, f"generated: Plummer N={spec.num_bodies}, {spec.num_members} members"
 
@@ -198,7 +207,7 @@ class EmulatorState(param.Parameterized):
 
     def accept_training(self, emulator, report, curve) -> None:
         self.emulator, self.report, self.curve, self.last_check = emulator, report, curve, None
-        self.posterior = None
+        self.posterior, self.accuracy = None, None
         self.observed_value = float(np.median(self.data.outputs[:, self.data.output_names.index(self.output)]))
         self.error = ""
         self.train_count += 1
@@ -268,6 +277,28 @@ class EmulatorState(param.Parameterized):
     def accept_check(self, check: dict[str, Any]) -> None:
         self.last_check = check
         self.check_count += 1
+
+    # ------------------------------------------------------------------ accuracy
+    #: Replica grid of "Measure accuracy": points per input and simulations per point.
+    ACCURACY_GRID, ACCURACY_REPLICAS = 2, 8
+
+    def compute_accuracy(self, should_stop: Callable[[], bool] | None = None) -> dict[str, Any]:
+        """Debiased error of the mean over the scatter for the emulator and the baselines, from
+        replicas on a grid over the box (worker-thread safe; within the ensemble caps)."""
+        data = self.data
+        points = self.ACCURACY_GRID ** len(data.input_names)
+        members = points * self.ACCURACY_REPLICAS
+        check_limit("max_ensemble_members", members)
+        bodies = int(self.emulator.header["ensemble"]["spec"].get("num_bodies") or 2)
+        steps = int(self.emulator.header["ensemble"]["spec"]["num_steps"])
+        check_cost(ensemble_cpu_seconds(num_bodies=bodies, member_steps=[steps * _RERUN_COST] * members),
+                   what="This accuracy check", reduce="the ensemble's bodies or steps")
+        return measure_accuracy(self.emulator, data, grid=self.ACCURACY_GRID, replicas=self.ACCURACY_REPLICAS,
+                                seed=int(self.gen_seed) + 2_000_003, should_stop=should_stop)
+
+    def accept_accuracy(self, accuracy: dict[str, Any]) -> None:
+        self.accuracy = accuracy
+        self.accuracy_count += 1
 
     # ------------------------------------------------------------------ inference
     def compute_posterior(self) -> GridPosterior:

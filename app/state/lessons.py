@@ -13,7 +13,7 @@ Format (TOML, read with the standard library's ``tomllib``)::
     pause_at = 6.3                                  # optional: pause the run at this time (time units)
     settings = { preset = "kepler", integrator = "euler", dt = 0.01 }
         # optional; for tab = "simulate" the keys are the Simulate tab's URL keys
-        # (app.state.simulate.URL_PARAMETERS: preset, n, seed, integrator, forces, precision,
+        # (app.state.simulate.URL_PARAMETERS: preset, n, seed, e, integrator, forces, precision,
         # dt, softening, steps, fps, trails, trail, view, color, size); for tab = "chaos":
         # system and delta (app.state.chaos).
 

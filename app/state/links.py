@@ -1,23 +1,22 @@
 """Shared links: the Simulate settings as URL query values, and back.
 
 A copied link (``/app?preset=plummer&n=500&dt=0.0005``) opens the same setup. Values from a
-URL are strings a student may have edited by hand: :func:`coerce` turns one into the type
-of its parameter (or refuses it), :func:`checked_value` also checks its bounds,
-:func:`refusal_in_words` says why in the student's words,
-and :func:`url_values` writes the current settings back. No Panel import.
+URL are strings a student may have edited by hand: they go through the one validation boundary
+(:func:`app.state.validation.checked_value`), refused in the words of the sidebar's labels
+(:data:`SETTING_LABELS`, :func:`link_refusal`); :func:`url_values` writes the current settings
+back. No Panel import.
 """
 
 from __future__ import annotations
 
-import copy
-import math
 from typing import Any, Mapping
 
 import param
 
-from app.limits import LIMITS
+from app.state.validation import checked_value, coerce
 
-__all__ = ["URL_PARAMETERS", "checked_value", "coerce", "refusal_in_words", "url_values"]
+__all__ = ["FOLLOW_KEYS", "RECORD_KEYS", "SETTING_LABELS", "URL_PARAMETERS", "apply_link", "checked_value", "coerce",
+           "link_text", "link_value", "url_values"]
 
 #: URL query key for each synced parameter, in the order a URL is applied (preset first: it
 #: sets dt and softening, which the URL may then override).
@@ -25,6 +24,7 @@ URL_PARAMETERS: dict[str, str] = {
     "preset": "preset",
     "num_bodies": "n",
     "seed": "seed",
+    "eccentricity": "e",
     "integrator": "integrator",
     "forces": "forces",
     "precision": "precision",
@@ -39,96 +39,70 @@ URL_PARAMETERS: dict[str, str] = {
     "size_by_mass": "size",
 }
 
-#: How a refused link value names each setting (messages for students, not parameter names).
-_SETTING_WORDS = {
-    "preset": "system", "num_bodies": "number of bodies N", "seed": "random seed", "integrator": "integrator",
-    "forces": "force method", "precision": "precision", "dt": "time step dt", "softening": "softening length",
-    "steps_per_frame": "steps per frame", "frame_rate": "speed (frames per second)", "trails": "trails switch",
-    "trail_length": "trail length", "projection": "view", "color_by": "colouring", "size_by_mass": "size switch",
+#: The label the sidebar shows for each setting (refusals name it; app/views/simulate_controls.py
+#: labels its widgets with these).
+SETTING_LABELS = {
+    "preset": "Preset", "num_bodies": "Bodies N", "seed": "Seed", "eccentricity": "Eccentricity e",
+    "integrator": "Integrator",
+    "forces": "Force method", "precision": "Precision", "dt": "dt (time step)", "softening": "Softening ε",
+    "steps_per_frame": "Steps per frame", "frame_rate": "Speed (frames/s)", "trails": "Trails",
+    "trail_length": "Trail length (frames)", "projection": "View", "color_by": "Colour by",
+    "size_by_mass": "Size by mass",
+    # Not the run's: the camera and the Record panel (:data:`FOLLOW_KEYS`, :data:`RECORD_KEYS`).
+    "follow_com": "Follow centre of mass", "distance_scale": "Distances", "seconds": "Movie length (s)",
+    "fps": "Frames per second", "suffix": "File type", "size": "Size (pixels)",
 }
-_SETTING_UNITS = {"dt": " time units", "softening": " length units", "frame_rate": " frames/s"}
+
+#: The other settings the Simulate tab shows, each a URL key too (parameter -> query key): the
+#: scene's "Follow centre of mass" and "Distances" (to scale or log), and the Record panel's
+#: settings (:class:`app.state.record.RecordSettings`).
+FOLLOW_KEYS: dict[str, str] = {"follow_com": "follow", "distance_scale": "distances"}
+RECORD_KEYS: dict[str, str] = {"seconds": "record_s", "fps": "record_fps", "suffix": "record_format",
+                               "size": "record_size"}
 
 
-def coerce(parameter: param.Parameter, raw: Any):
-    """A link value (a string, or an already typed value) as the type of ``parameter``.
+def link_value(settings: param.Parameterized, name: str, raw: Any, *, units: Mapping[str, str] = {}):
+    """``raw`` (a link's text or a widget's value) checked for ``settings.<name>``.
 
-    Raises:
-        ValueError: the value is not of that type, not finite, or not one of a selector's
-            choices (bounds are checked by the parameter itself).
-    """
-    if isinstance(raw, bytes):
-        raw = raw.decode("utf-8", "replace")
-    if isinstance(parameter, param.Boolean):
-        if isinstance(raw, bool):
-            return raw
-        text = str(raw).strip().lower()
-        if text in ("true", "1", "yes", "on"):
-            return True
-        if text in ("false", "0", "no", "off"):
-            return False
-        raise ValueError(f"expected true or false, got {raw!r}")
-    if isinstance(parameter, param.Integer):
-        value = float(raw)
-        if not math.isfinite(value) or not value.is_integer():
-            raise ValueError(f"expected an integer, got {raw!r}")
-        return int(value)
-    if isinstance(parameter, param.Number):
-        value = float(raw)
-        if not math.isfinite(value):
-            raise ValueError(f"expected a finite number, got {raw!r}")
-        return value
-    if isinstance(parameter, param.Selector):
-        text = str(raw)
-        if text not in parameter.objects:
-            raise ValueError(f"unknown value {text!r}; choose one of {list(parameter.objects)}")
-        return text
-    return raw
-
-
-def checked_value(parameter: param.Parameter, raw: Any):
-    """:func:`coerce` ``raw``, then check it against ``parameter``'s bounds and choices: what
-    setting it on a state object would check, without setting it.
-
-    param has no public "validate without setting", so the value is set on a scratch object
-    whose one parameter is a copy of ``parameter`` (public API only; ~0.25 ms, once per link
-    value). The scratch class takes the owner's name, so a refusal reads as it would on the
-    state object ("Number parameter 'SimulationState.dt' must be at least 1e-07").
+    Args:
+        units: setting -> unit of its range, with a leading space (``{"dt": " time units"}``).
 
     Raises:
-        ValueError, TypeError: the value is refused (say it with :func:`refusal_in_words`).
+        Refused: "Speed (frames/s) must be a whole number from 1 to 60; kept 30."
     """
-    value = coerce(parameter, raw)
-    owner = getattr(parameter, "owner", None)
-    scratch_class = type(getattr(owner, "__name__", None) or type(owner).__name__, (param.Parameterized,),
-                         {parameter.name: copy.copy(parameter)})
-    setattr(scratch_class(), parameter.name, value)
-    return value
+    return checked_value(settings.param[name], raw, label=SETTING_LABELS.get(name, name.replace("_", " ")),
+                         kept=getattr(settings, name), units=units.get(name, ""))
 
 
-def refusal_in_words(settings: param.Parameterized, name: str, error: BaseException) -> str:
-    """A refused link value said in the student's words: what the setting is, its allowed
-    range with units, and that the current value is kept (not the internal
-    "Number parameter 'SimulationState.dt' must be at least 1e-07")."""
-    label = _SETTING_WORDS.get(name, name.replace("_", " "))
-    parameter = settings.param[name]
-    text = str(error)
-    if isinstance(parameter, param.Number) and "parameter" in text and parameter.bounds is not None:
-        low, high = parameter.bounds
-        if name == "num_bodies":
-            high = LIMITS.max_bodies
-        unit = _SETTING_UNITS.get(name, "")
-        side = "at least" if "at least" in text else "at most"
-        limit = low if side == "at least" else high
-        return f"the {label} must be {side} {limit:g}{unit}; kept {getattr(settings, name)!r}"
-    return f"{text} (the {label}; kept {getattr(settings, name)!r})"
+def link_text(value: Any) -> str:
+    """A setting as a URL value: ``true``/``false``, ``0.001``, ``640x480``, ``plummer``."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return repr(value)
+    if isinstance(value, tuple):
+        return "x".join(map(str, value))
+    return str(value)
 
 
 def url_values(settings: param.Parameterized, keys: Mapping[str, str] = URL_PARAMETERS) -> dict[str, str]:
     """Query key -> value string for every parameter in ``keys`` (parameter -> query key)."""
-    out = {}
+    return {key: link_text(getattr(settings, name)) for name, key in keys.items()}
+
+
+def apply_link(settings: param.Parameterized, keys: Mapping[str, str], arguments: Mapping[str, Any]) -> list[str]:
+    """Set the parameters of ``settings`` named by ``keys`` (parameter -> query key) from a
+    link's ``arguments``, each through the validation boundary; returns ``"key=value: refusal"``
+    for each value refused (that setting is kept)."""
+    rejected, updates = [], {}
     for name, key in keys.items():
-        value = getattr(settings, name)
-        out[key] = ("true" if value else "false") if isinstance(value, bool) else (
-            repr(value) if isinstance(value, float) else str(value)
-        )
-    return out
+        if key not in arguments:
+            continue
+        raw = arguments[key]
+        raw = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw
+        try:
+            updates[name] = link_value(settings, name, raw)
+        except ValueError as error:  # Refused
+            rejected.append(f"{key}={str(raw)[:40]}: {error}")
+    settings.param.update(**updates)
+    return rejected

@@ -24,7 +24,8 @@ import jax
 import param
 
 from app.limits import LIMITS
-from app.state.links import URL_PARAMETERS, checked_value, refusal_in_words, url_values
+from app.state.links import URL_PARAMETERS, link_value, url_values
+from app.state.validation import Refused
 from app.state.run_messages import ENERGY_WARNING_LEVEL
 from app.state.simulate_edits import RunEdits
 from app.state.simulate_run import ERROR_FLOOR, HISTORY_POINTS, FrameDiagnostics, LiveRun, RunFault
@@ -39,6 +40,7 @@ __all__ = [
     "UPLOADED",
     "DT_CHOICES",
     "SOFTENING_CHOICES",
+    "STATIC_SETTINGS",
     "URL_PARAMETERS",
     "SimulationState",
     "preset_label",
@@ -62,7 +64,9 @@ SOFTENING_CHOICES = (0.0,) + tuple(round(m * 10.0**e, 12) for e in range(-4, 0) 
 #: duration plays in about this many frames (Pythagorean: dt = 5e-3, 1400 frames to t = 70).
 ADAPTIVE_FRAMES = 1500
 _DTYPES = DTYPES
-_STATIC = ("preset", "num_bodies", "seed", "integrator", "forces", "precision")
+#: Settings that build a new run (and may compile); the view redraws the scene when one changes.
+STATIC_SETTINGS = ("preset", "num_bodies", "seed", "eccentricity", "integrator", "forces", "precision")
+_ECCENTRICITY = "eccentricity"  # the registry's name of the Kepler preset's parameter
 
 
 def _force_options() -> list[str]:
@@ -85,6 +89,11 @@ class SimulationState(LiveRun, RunEdits, param.Parameterized):
         min(256, LIMITS.max_bodies), bounds=(2, LIMITS.max_bodies), doc="Number of bodies N for scalable presets (Plummer, collapse, disk)."
     )
     seed = param.Integer(0, bounds=(0, 2**31 - 1), doc="PRNG seed of random presets.")
+    eccentricity = param.Number(
+        0.5, bounds=(0.0, 1.0), inclusive_bounds=(True, False),
+        doc="Eccentricity e of the Kepler preset's relative orbit (a = 1, starting at pericentre); other "
+        "presets ignore it.",
+    )
     integrator = param.Selector(
         default=defaults.FIXED_STEP_INTEGRATOR, objects=list(INTEGRATORS),
         doc="Time integrator: fixed-step (leapfrog, yoshida4, ...) or adaptive (ias15, dopri8; dt is then "
@@ -129,10 +138,11 @@ class SimulationState(LiveRun, RunEdits, param.Parameterized):
         self._generation = 0
         self._lock = threading.RLock()
         self._suspend = False
+        self._changed_while_suspended: set[str] = set()
         self._keep: set[str] = set()
         self._apply_preset_defaults(self.preset, keep=set(params))
         self.reset()
-        self.param.watch(self._on_static_change, list(_STATIC))
+        self.param.watch(self._on_static_change, list(STATIC_SETTINGS))
 
     # ----------------------------------------------------------------- configuration
     @property
@@ -187,7 +197,13 @@ class SimulationState(LiveRun, RunEdits, param.Parameterized):
         if self.preset == UPLOADED:
             return f"uploaded initial conditions ({self._uploaded_name}, N = {self.body_count})"
         preset = get_preset(self.preset)
-        return f"{preset.description} (N = {self.body_count}, units: {preset.units})"
+        shape = f", e = {self.eccentricity:g}" if self.has_eccentricity else ""
+        return f"{preset.description} (N = {self.body_count}{shape}, units: {preset.units})"
+
+    @property
+    def has_eccentricity(self) -> bool:
+        """Whether the preset takes :attr:`eccentricity` (Kepler)."""
+        return self.preset != UPLOADED and _ECCENTRICITY in get_preset(self.preset).parameter_names
 
     def _apply_preset_defaults(self, name: str, keep: set[str] = frozenset()) -> None:
         if name == UPLOADED:
@@ -207,20 +223,33 @@ class SimulationState(LiveRun, RunEdits, param.Parameterized):
 
     def _on_static_change(self, *events) -> None:
         if self._suspend:
+            # A preset's defaults are being applied: their own events land here. Another preset
+            # set meanwhile (by a watcher of those defaults: a widget, the URL sync) is noted:
+            # swallowed, it left the new preset's dt and softening on the old preset's run.
+            self._changed_while_suspended.update(event.name for event in events)
             return
         names = {event.name for event in events}
         if "preset" in names:
             self._suspend = True
+            self._changed_while_suspended.clear()
             try:
                 if self.preset == UPLOADED and self._uploaded is None:
                     self.preset = next(e.old for e in events if e.name == "preset")
                     raise ValueError("no initial conditions have been uploaded yet: upload a CSV file first")
                 self._apply_preset_defaults(self.preset, keep=self._keep)
+                for _ in range(len(PRESETS) + 1):  # the preset changed again: its defaults, once settled
+                    if "preset" not in self._changed_while_suspended:
+                        break
+                    self._changed_while_suspended.clear()
+                    self._apply_preset_defaults(self.preset, keep=self._keep)
             finally:
                 self._suspend = False
+                self._changed_while_suspended.clear()
         if names == {"num_bodies"} and not self.scalable:
             return  # N only matters for scalable presets
         if names == {"seed"} and self.preset in ("figure_eight", "kepler", "pythagorean", "solar_system", UPLOADED):
+            return
+        if names == {"eccentricity"} and not self.has_eccentricity:
             return
         self.reset()
 
@@ -235,7 +264,7 @@ class SimulationState(LiveRun, RunEdits, param.Parameterized):
             ``"key=value: reason"`` for every value that was not applied (the previous value
             is kept), in :data:`URL_PARAMETERS` order.
         """
-        rejected, updates = [], {}
+        rejected, updates, given = [], {}, set()
         for name, key in keys.items():
             if key not in settings:
                 continue
@@ -243,22 +272,35 @@ class SimulationState(LiveRun, RunEdits, param.Parameterized):
             if isinstance(raw, bytes):
                 raw = raw.decode("utf-8", "replace")
             try:
-                value = checked_value(self.param[name], raw)
+                value = self.checked_setting(name, raw)
                 if name == "preset" and value == UPLOADED and self._uploaded is None:
-                    raise ValueError("no initial conditions have been uploaded in this session")
-            except (ValueError, TypeError) as error:
-                rejected.append(f"{key}={str(raw)[:40]!s}: {refusal_in_words(self, name, error)}")
+                    raise Refused("Preset “uploaded” needs a CSV file uploaded in this session first; "
+                                  f"kept {self.preset}.")
+            except Refused as error:
+                rejected.append(f"{key}={str(raw)[:40]!s}: {error}")
                 continue
+            given.add(name)
             if value != getattr(self, name):
                 updates[name] = value
         # One batch: a preset plus its N, dt, ... rebuilds the run once, and the values given
-        # here win over the preset's defaults.
-        self._keep = set(updates)
+        # here win over the preset's defaults, also one equal to the current value (a lesson
+        # step's dt = 0.01 after a run at 0.01 became the new preset's default 0.001).
+        self._keep = given
         try:
             self.param.update(**updates)
         finally:
             self._keep = set()
         return rejected
+
+    def checked_setting(self, name: str, raw: Any):
+        """``raw`` (a link's text, a widget's value) checked for setting ``name`` at the one
+        validation boundary (:mod:`app.state.validation`), with this run's units.
+
+        Raises:
+            Refused: in the sidebar's words ("Bodies N must be a whole number from 2 to 5000; kept 64.").
+        """
+        time_unit, length_unit = (" yr", " AU") if self.units == "au_msun_yr" else (" time units", " length units")
+        return link_value(self, name, raw, units={"dt": time_unit, "softening": length_unit})
 
     def url_settings(self) -> dict[str, str]:
         """The current settings as URL query values (inverse of :meth:`apply_settings`)."""
@@ -274,7 +316,8 @@ class SimulationState(LiveRun, RunEdits, param.Parameterized):
             return self._uploaded
         preset = get_preset(self.preset)
         n = self.num_bodies if preset.scalable else None
-        return preset.build(jax.random.key(self.seed), n)
+        shape = {_ECCENTRICITY: float(self.eccentricity)} if self.has_eccentricity else {}
+        return preset.build(jax.random.key(self.seed), n, **shape)
 
     # ----------------------------------------------------------------- files
     def load_csv(self, data: bytes | str, *, filename: str = "upload.csv") -> None:

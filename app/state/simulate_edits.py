@@ -3,13 +3,16 @@
 What belongs here: :class:`RunEdits`, mixed into :class:`app.state.simulate.SimulationState`
 beside :class:`app.state.simulate_run.LiveRun`: the bodies as float64 copies for the editor
 (:mod:`app.state.edit_session`), continuing the run from an edited state, and taking over a
-state computed ahead by a reveal (:mod:`app.state.predict`). The frame loop itself, faults
-and readouts are :mod:`app.state.simulate_run`. No Panel import.
+state computed ahead by a reveal (:mod:`app.state.predict`), and going back to a frame
+computed ahead but not played yet (:meth:`RunEdits.saved_point` / :meth:`RunEdits.rewind`,
+for the streamed live view: Pause and every edit resume where the user saw the run). The
+frame loop itself, faults and readouts are :mod:`app.state.simulate_run`. No Panel import.
 """
 
 from __future__ import annotations
 
 from collections import deque
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -19,7 +22,26 @@ from app.state.edits import Bodies
 from app.state.simulate_run import HISTORY_POINTS, RECORD_VALUES, run_diagnostics
 from nbody_core.physics.state import ParticleState
 
-__all__ = ["RunEdits"]
+__all__ = ["RunEdits", "RunPoint"]
+
+
+class RunPoint(NamedTuple):
+    """Everything :meth:`RunEdits.rewind` needs to make a frame the current one again: the
+    full-precision state (the device arrays themselves: immutable, so exact) and the run's
+    counters and clock at that frame. Opaque to callers; take it with :meth:`RunEdits.saved_point`."""
+
+    generation: int
+    frames_taken: int
+    current: Any
+    time: float
+    clock: tuple
+    position: np.ndarray
+    velocity: np.ndarray
+    energy: float | None
+    steps_taken: int
+    next_dt: float | None
+    nonfinite: bool
+    fault: Any
 
 
 class RunEdits:
@@ -83,4 +105,38 @@ class RunEdits:
             if generation != self._generation or self._reference is None or not self._finite(host, quantities):
                 return False
             self._commit(state, host, quantities, int(steps))  # at the state's own time
+            return True
+
+    def saved_point(self) -> RunPoint | None:
+        """The run as it is now, to come back to with :meth:`rewind` (None before it is built).
+        Copies two ``[n, 3]`` arrays, runs no JAX."""
+        with self._lock:
+            if self._current is None:
+                return None
+            return RunPoint(self._generation, self.frames_taken, self._current, self._time, self._clock,
+                            self._position_np.copy(), self._velocity_np.copy(), self._energy, self.steps_taken,
+                            self._next_dt, self.nonfinite, self.fault)
+
+    def rewind(self, point: RunPoint) -> bool:
+        """Make the frame ``point`` was taken at the current one again, forgetting the frames
+        computed after it (their diagnostics points and recorded frames): the streamed view's
+        Pause, an edit or a new setting continue from the frame the browser played, not from
+        the newest one computed ahead. Runs no JAX.
+
+        Returns:
+            False (nothing changed) when the run was reset or rebuilt since ``point`` was
+            taken, or ``point`` is later than the current frame.
+        """
+        with self._lock:
+            later = self.frames_taken - point.frames_taken
+            if point.generation != self._generation or self._current is None or later < 0:
+                return False
+            for frames in (self._history, self._record, self._new_history):
+                for _ in range(min(later, len(frames))):
+                    frames.pop()
+            self._current, self._time, self._clock = point.current, point.time, point.clock
+            self._position_np, self._velocity_np = point.position.copy(), point.velocity.copy()
+            self._energy, self.steps_taken, self.frames_taken = point.energy, point.steps_taken, point.frames_taken
+            self._next_dt, self.nonfinite, self.fault = point.next_dt, point.nonfinite, point.fault
+            self._rewinds += 1  # a frame being computed from the later state is not committed
             return True

@@ -140,6 +140,7 @@ class LiveRun:
         history cleared. Runs no JAX: the initial state is made later by :meth:`build`."""
         with self._lock:
             self._generation += 1
+            self._rewinds = getattr(self, "_rewinds", 0)  # bumped by RunEdits.rewind: a frame computing then is dropped
             self._initial: ParticleState | None = None
             self._current: ParticleState | None = None
             self._reference: _Reference | None = None
@@ -307,7 +308,7 @@ class LiveRun:
         with self._lock:
             if self._reference is None:
                 return None  # reset between prepare() and here: the caller asks again
-            generation = self._generation
+            generation, rewinds = self._generation, self._rewinds
             params = self.physics_params
             steps = int(self.steps_per_frame)
             dt = float(self.dt)
@@ -349,8 +350,8 @@ class LiveRun:
         state, quantities = _end_of(trajectory)
         host, quantities = jax.device_get((state, quantities))
         with self._lock:
-            if generation != self._generation:
-                return None
+            if generation != self._generation or rewinds != self._rewinds:
+                return None  # reset, rebuilt, or rewound to a played frame (RunEdits.rewind) meanwhile
             self.fault = None
             if solution.result is not RESULTS.successful or not self._finite(host, quantities):
                 # Nothing non-finite is kept or drawn: the last good state is kept instead.

@@ -83,14 +83,14 @@ class ChaosView(SessionView):
         def done(result):
             self._finish()
             if result is None:
-                self.notify(self.state.error, toast=False)
+                self.notify(self.state.error)
                 return
             self.state.result = result
             self._draw()
 
         def failed(error):
             self._finish()
-            self.notify(f"The twin run failed: {error}", toast=False)
+            self.notify(f"The twin run failed: {error}")
 
         self.run_job("twins", lambda job: self.state.compute(job.checkpoint), done=done, failed=failed)
 

@@ -25,11 +25,11 @@ from bokeh.models import (
     Span,
     TableColumn,
     Title,
+    Whisker,
 )
 from bokeh.plotting import figure
 
 from app.runtime.messages import escape_markdown
-from app.runtime.session import SessionRunner
 from app.runtime.view import SessionView
 from app.state.forces import FORCES_MAX_BODIES, ForcesState, log10_histogram, timing_method_names
 from app.state.simulate import preset_label
@@ -60,7 +60,7 @@ class ForcesView(SessionView):
     def __init__(self, state: ForcesState | None = None, **params):
         super().__init__(label="Forces", **params)
         # Served, the comparison is computed on the pool, never on the event loop.
-        self.state = state or ForcesState(submit=partial(_submit_plain, self.runner) if self.served else None)
+        self.state = state or ForcesState(submit=self._submit_comparison if self.served else None)
         self._build_plots()
         self._build_widgets()
         self._layout = self._build_layout()
@@ -71,6 +71,11 @@ class ForcesView(SessionView):
         self._on_potential()
         if self.state.timing is not None:
             self._show_timing()
+
+    def _submit_comparison(self, work, done, failed) -> None:
+        """``ForcesState``'s ``submit``: ``work()`` as this view's "comparison" job (on the pool;
+        asked for again if a reconnect drops it: :meth:`run_job`), callbacks in the session."""
+        self.run_job("comparison", lambda job: work(), done=done, failed=failed)
 
     # ------------------------------------------------------------------ plots
     def _build_plots(self) -> None:
@@ -149,17 +154,20 @@ class ForcesView(SessionView):
             eps = np.finfo(dtype).eps
             histogram.add_layout(Span(location=float(np.log10(eps)), dimension="height", line_color=color,
                                       line_dash="dashed", line_width=1.5))
-        histogram.legend.location = "top_left"
+        # Beside the plot, not over it: at top_left it covered the float64 bars (issue 28 item 7).
+        histogram.add_layout(histogram.legend[0], "right")
         self.histogram = histogram
 
         self.timing_points = ColumnDataSource(
-            {"method": [], "n": [], "run_ms": [], "color": [], "fill": [], "kind": []}, name="forces-timing-points"
+            {"method": [], "n": [], "run_ms": [], "run_min_ms": [], "run_max_ms": [], "color": [], "fill": [], "kind": []},
+            name="forces-timing-points",
         )
         self.timing_lines = ColumnDataSource({"xs": [], "ys": [], "color": [], "method": []}, name="forces-timing-lines")
         self.compile_points = ColumnDataSource({"method": [], "n": [], "compile_ms": [], "color": []},
                                                name="forces-compile-points")
         self.timing_table_source = ColumnDataSource(
-            {"method": [], "n": [], "run_ms": [], "compile_ms": [], "first_call_ms": [], "speedup": [], "note": []},
+            {"method": [], "n": [], "run_ms": [], "spread": [], "compile_ms": [], "first_call_ms": [], "speedup": [],
+             "note": []},
             name="forces-timing-table",
         )
         timing = figure(
@@ -172,8 +180,12 @@ class ForcesView(SessionView):
             "n", "run_ms", source=self.timing_points, line_color="color", fill_color="color", fill_alpha="fill",
             size=8, line_width=2, legend_field="method", marker="circle",
         )
+        # The spread of the repeats around each median: fastest to slowest call.
+        timing.add_layout(Whisker(base="n", lower="run_min_ms", upper="run_max_ms", source=self.timing_points,
+                                  line_color="color", name="forces-timing-spread"))
         timing.add_tools(HoverTool(renderers=[timing_markers], tooltips=[
-            ("method", "@method"), ("N", "@n"), ("ms", "@run_ms{0.000e}"), ("", "@kind"),
+            ("method", "@method"), ("N", "@n"), ("median ms", "@run_ms{0.000e}"),
+            ("fastest–slowest ms", "@run_min_ms{0.000e} – @run_max_ms{0.000e}"), ("", "@kind"),
         ]))
         timing.legend.location = "top_left"
         compile_fig = figure(
@@ -187,10 +199,12 @@ class ForcesView(SessionView):
         number = NumberFormatter(format="0,0.000")
         self.timing_table = DataTable(
             source=self.timing_table_source, name="forces-timing-table-widget", height=260, width=980,
+            reorderable=False,  # column drag needs jquery-ui, which BokehJS warns is missing
             index_position=None, columns=[
                 TableColumn(field="method", title="method"),
                 TableColumn(field="n", title="N"),
-                TableColumn(field="run_ms", title="run ms (steady)", formatter=number),
+                TableColumn(field="run_ms", title="run ms (median)", formatter=number),
+                TableColumn(field="spread", title="fastest – slowest ms"),
                 TableColumn(field="compile_ms", title="compile ms", formatter=number),
                 TableColumn(field="first_call_ms", title="first call ms", formatter=number),
                 TableColumn(field="speedup", title="speedup vs NumPy loop", formatter=NumberFormatter(format="0,0.0")),
@@ -229,6 +243,9 @@ class ForcesView(SessionView):
         self.run_timing_button.on_click(self.runner.locked(lambda _: self.run_timing()))
         self.progress = pn.indicators.Progress(value=0, max=1, sizing_mode="stretch_width", bar_color="primary")
         self.timing_status = pn.pane.Markdown("Timing not run yet: press **Run timing**.", sizing_mode="stretch_width")
+        # The result where the user looks, under the button (the plots are below the fold).
+        self.timing_summary = pn.pane.Markdown("", name="forces-timing-summary", sizing_mode="stretch_width",
+                                               visible=False)
 
         # The plots' row is wider than 1280 px screens leave the tab: the summary's width is capped
         # at the viewport's (it wrapped past the right edge, issue 14).
@@ -248,22 +265,25 @@ class ForcesView(SessionView):
             pn.Card(
                 self.timing_ns_input, label("Methods"), self.timing_methods_select,
                 pn.Row(self.timing_repeats_input, self.loop_cap_input), self.run_timing_button,
-                self.progress,
+                self.progress, self.timing_summary,
                 title="Timing", collapsible=True, sizing_mode="stretch_width",
             ),
             width=330, scroll=True, sizing_mode="stretch_height",
         )
+        self.timing_heading = pn.pane.Markdown("### Timing against N", margin=(10, 10, 0, 10),
+                                               name="forces-timing-heading")
         main = pn.Column(
             self.message,
             self.status,
             pn.Row(pn.pane.Bokeh(self.scene), pn.pane.Bokeh(self.scatter)),
             pn.pane.Bokeh(self.histogram),
-            pn.pane.Markdown("### Timing against N", margin=(10, 10, 0, 10)),
+            self.timing_heading,
             self.timing_status,
             pn.Row(pn.pane.Bokeh(self.timing_figure), pn.pane.Bokeh(self.compile_figure)),
             pn.pane.Bokeh(self.timing_table),
             sizing_mode="stretch_both", scroll=True,
         )
+        self._main = main
         return pn.Row(controls, main, sizing_mode="stretch_both")
 
     def __panel__(self):
@@ -394,6 +414,7 @@ class ForcesView(SessionView):
         self.run_timing_button.disabled = True
         self.progress.value, self.progress.max = 0, 1
         self.timing_status.object = "Timing: starting ..."
+        self.timing_summary.visible = False
 
         def work(job):
             def progress(done, total, message):
@@ -440,6 +461,8 @@ class ForcesView(SessionView):
                 points["method"].append(method)
                 points["n"].append(r.num_bodies)
                 points["run_ms"].append(r.run_ms)
+                points["run_min_ms"].append(r.run_ms if r.run_min_ms is None else r.run_min_ms)
+                points["run_max_ms"].append(r.run_ms if r.run_max_ms is None else r.run_max_ms)
                 points["color"].append(color)
                 points["fill"].append(0.0 if r.extrapolated else 1.0)
                 points["kind"].append(f"extrapolated as N^2 from N={r.extrapolated_from}" if r.extrapolated else "measured")
@@ -451,6 +474,7 @@ class ForcesView(SessionView):
                 table["method"].append(method)
                 table["n"].append(r.num_bodies)
                 table["run_ms"].append(r.run_ms)
+                table["spread"].append("" if r.run_min_ms is None else f"{r.run_min_ms:.3g} – {r.run_max_ms:.3g}")
                 table["compile_ms"].append(np.nan if r.compile_ms is None else r.compile_ms)
                 table["first_call_ms"].append(np.nan if r.first_call_ms is None else r.first_call_ms)
                 table["speedup"].append(np.nan if r.speedup_vs_numpy_loop is None else r.speedup_vs_numpy_loop)
@@ -466,12 +490,25 @@ class ForcesView(SessionView):
         self.timing_table_source.data = table
         self.timing_status.object = (
             f"**{self.state.timing_message}** Run time is the median of {result.repeats} steady-state calls "
-            f"on {result.device}; compile time (first call minus steady state) is plotted apart. The NumPy "
-            f"loop is measured up to N = {result.numpy_loop_max_n} and extrapolated as N^2 above (hollow "
-            f"markers, marked in the table)."
+            f"on {result.device} (whiskers and the table: fastest to slowest call); compile time (first call "
+            f"minus steady state) is plotted apart. The NumPy loop is measured up to N = "
+            f"{result.numpy_loop_max_n} and extrapolated as N^2 above (hollow markers, marked in the table)."
         )
+        self.timing_summary.object = timing_summary(result)
+        self.timing_summary.visible = True
+        # Bring the plots into view: the button sits at the top of the sidebar, they far below it.
+        self._main.scroll_to(list(self._main.objects).index(self.timing_heading))
 
 
-def _submit_plain(runner: SessionRunner, work, done, failed) -> None:
-    """``ForcesState``'s ``submit``: ``work()`` on the pool, callbacks in the session."""
-    runner.submit(lambda job: work(), done=done, failed=failed)
+def timing_summary(result) -> str:
+    """Markdown for beside the Run timing button: at the largest N, each measured method's median
+    time with the spread of its repeats, fastest first."""
+    largest = max(result.num_bodies)
+    records = sorted((r for r in result.records if r.num_bodies == largest and not r.extrapolated),
+                     key=lambda r: r.run_ms)
+    lines = [f"**Done** (median of {result.repeats} calls, fastest – slowest) at N = {largest}:"]
+    for r in records:
+        spread = "" if r.run_min_ms is None else f" ({r.run_min_ms:.3g} – {r.run_max_ms:.3g})"
+        lines.append(f"- {r.method}: {r.run_ms:.3g} ms{spread}")
+    lines.append("Plots and table: *Timing against N*, right.")
+    return "\n".join(lines)

@@ -18,7 +18,7 @@ from functools import partial
 import numpy as np
 import panel as pn
 import param
-from bokeh.models import Arrow, BoxAnnotation, ColumnDataSource, NormalHead, Span
+from bokeh.models import Arrow, BoxAnnotation, ColumnDataSource, NormalHead, Span, Whisker
 from bokeh.plotting import figure
 
 from app.runtime.view import SessionView
@@ -32,6 +32,7 @@ MAX_PARAMETERS = 5  # the largest parameter set: 3 masses + G + a velocity
 RECENT_PROPOSALS = 40  # proposal end points kept in the path plane
 ARROW_FRACTION = 0.15  # longest gradient arrow as a fraction of the plane's span
 _TOOLS = "pan,wheel_zoom,box_zoom,reset,save"
+_COST_KINDS = ("forward", "autodiff", "finite_difference")  # GradientCost's timings, in the cost plot
 
 
 class InferenceView(SessionView):
@@ -152,11 +153,13 @@ class InferenceView(SessionView):
         fd.line("h", "error", source=self.fd_source, line_width=2)
         fd.scatter("h", "error", source=self.fd_source, size=6)
         self.fd_figure = fd
+        # Medians of the repeats, with the fastest and slowest call (whiskers): one call is noise.
         self.cost_source = ColumnDataSource(
-            {"d": [], "forward_ms": [], "autodiff_ms": [], "finite_difference_ms": []}, name="inference-fd-cost"
+            {"d": [], **{f"{kind}_{stat}": [] for kind in _COST_KINDS for stat in ("ms", "min_ms", "max_ms")}},
+            name="inference-fd-cost",
         )
         cost = figure(
-            name="inference-fd-cost-figure", title="Cost per gradient vs number of parameters d",
+            name="inference-fd-cost-figure", title="Cost per call vs number of parameters d (median, whiskers: fastest–slowest)",
             x_axis_type="log", y_axis_type="log", height=260, sizing_mode="stretch_width", tools=_TOOLS,
             x_axis_label="d", y_axis_label="ms per call",
         )
@@ -167,6 +170,9 @@ class InferenceView(SessionView):
         ):
             cost.line("d", column, source=self.cost_source, color=color, line_width=2, legend_label=label)
             cost.scatter("d", column, source=self.cost_source, color=color, size=7)
+            kind = column.removesuffix("_ms")
+            cost.add_layout(Whisker(base="d", lower=f"{kind}_min_ms", upper=f"{kind}_max_ms", source=self.cost_source,
+                                    line_color=color))
         cost.legend.location = "top_left"
         self.cost_figure = cost
 
@@ -250,6 +256,9 @@ class InferenceView(SessionView):
         self._run_epoch += 1  # the runner has cancelled the running chunk; nothing more is drawn
 
     def _on_status(self, *_events) -> None:
+        self.write_in_order(self._draw_status)
+
+    def _draw_status(self) -> None:
         self.status.object = html.escape(self.state.status)  # may quote an error's text
         running = self.state.running
         self.start_button.disabled = running
@@ -511,16 +520,24 @@ class InferenceView(SessionView):
         )
 
     def _show_costs(self, costs) -> None:
-        ms = lambda attr: [1e3 * getattr(c, attr) for c in costs]  # noqa: E731
-        self.cost_source.data = {
-            "d": [c.num_parameters for c in costs], "forward_ms": ms("forward_s"),
-            "autodiff_ms": ms("autodiff_s"), "finite_difference_ms": ms("finite_difference_s"),
-        }
+        data = {"d": [c.num_parameters for c in costs]}
+        medians = {}
+        for kind in _COST_KINDS:
+            # Every steady call when recorded (median and spread), else the one best time.
+            times = [np.asarray(getattr(c, f"{kind}_times_s") or (getattr(c, f"{kind}_s"),)) for c in costs]
+            data[f"{kind}_ms"] = [1e3 * float(np.median(t)) for t in times]
+            data[f"{kind}_min_ms"] = [1e3 * float(t.min()) for t in times]
+            data[f"{kind}_max_ms"] = [1e3 * float(t.max()) for t in times]
+            medians[kind] = data[f"{kind}_ms"][-1]
+        self.cost_source.data = data
         last = costs[-1]
+        calls = len(last.forward_times_s) or 1
         self.fd_status.object = (
-            f"{self.fd_status.object.split(' Now timing')[0]} At d = {last.num_parameters}: autodiff "
-            f"{last.autodiff_s / last.forward_s:.1f}× one log density, finite differences "
-            f"{last.finite_difference_s / last.forward_s:.0f}× (2d = {2 * last.num_parameters} evaluations)."
+            f"{self.fd_status.object.split(' Now timing')[0]} At d = {last.num_parameters} (medians of "
+            f"{calls} calls; whiskers: fastest to slowest): one log density {medians['forward']:.3g} ms "
+            f"({data['forward_min_ms'][-1]:.3g}–{data['forward_max_ms'][-1]:.3g}), autodiff gradient "
+            f"{medians['autodiff'] / medians['forward']:.1f}× it, finite differences "
+            f"{medians['finite_difference'] / medians['forward']:.0f}× (2d = {2 * last.num_parameters} evaluations)."
         )
 
 

@@ -1,10 +1,11 @@
-"""Keyboard shortcuts and their help overlay for the Simulate view (space play/pause,
+"""Keyboard shortcuts and their help dialog for the Simulate view (space play/pause,
 → step, R reset, +/− speed, T trails, ? help; while editing bodies: Delete, Ctrl+Z, Ctrl+Shift+Z)."""
 
 from __future__ import annotations
 
 import panel as pn
 
+from app.compat.alert import DialogBox
 from app.components.keyboard import KeyboardShortcuts
 
 __all__ = ["HELP_TEXT", "SimulateKeys"]
@@ -26,6 +27,11 @@ While paused with *Edit bodies* on: drag a body to move it, drag its arrow tip t
 velocity, shift-click empty space to add a body.
 """
 
+#: The help dialog floats over the middle of the page, above everything, with a shadow.
+DIALOG_STYLES = {"position": "fixed", "top": "12vh", "left": "calc(50vw - 280px)", "z-index": "2000",
+                 "font-size": "1.2em", "box-shadow": "0 8px 32px rgba(0, 0, 0, 0.45)", "max-height": "76vh",
+                 "overflow": "auto"}
+
 SPEED_STEP = 5  # frames per second added or taken by + / -
 
 
@@ -35,8 +41,10 @@ class SimulateKeys(pn.viewable.Viewer):
     def __init__(self, simulate, **params):
         super().__init__(**params)
         self.simulate = simulate
-        self.help = pn.pane.Alert(HELP_TEXT, alert_type="info", visible=False, name="keyboard-help",
-                                  styles={"font-size": "1.2em"})
+        # A dialog floating over the page (fixed position, closed by ? or Esc), not a box
+        # inserted above the scene: that pushed the scene off a projector's screen (issue 28).
+        self.help = DialogBox(HELP_TEXT, label="Keyboard shortcuts", alert_type="info", visible=False,
+                              name="keyboard-help", sizing_mode="fixed", width=560, styles=DIALOG_STYLES)
         self.listener = KeyboardShortcuts(on_action=simulate.runner.locked(self.act))
 
     def __panel__(self):

@@ -35,7 +35,7 @@ class LessonsView(SessionView):
             self.lessons = load_lessons() if lessons is None else lessons
         except LessonError as error:
             self.lessons = {}
-            self.notify(f"The lessons could not be read: {error}", level="warning", toast=False)
+            self.notify(f"The lessons could not be read: {error}", level="warning")
         self.picker = pn.widgets.Select(
             label="Lesson", options={lesson.title: name for name, lesson in self.lessons.items()}, width=420,
         )
@@ -49,17 +49,21 @@ class LessonsView(SessionView):
         self.simulate = SimulateView(sync_url=False)
         self.chaos = ChaosView(ChaosState())
         self.showing = "simulate"  # which view the stage shows: "simulate" or "chaos"
-        self.stage = pn.Column(self.simulate, sizing_mode="stretch_width")
+        # stretch_both, as its child is: Panel overrides a stretch_width parent to it anyway, with a
+        # WARNING:param.Column line in the server log each time.
+        self.stage = pn.Column(self.simulate, sizing_mode="stretch_both")
         self._picking = False
         self.picker.param.watch(lambda event: None if self._picking else self.open(event.new), "value")
         self.previous_button.on_click(self.runner.locked(lambda _: self.go(-1)))
         self.next_button.on_click(self.runner.locked(lambda _: self.go(+1)))
         self.reveal_button.on_click(self.runner.locked(lambda _: self.reveal()))
+        # One Reveal at a time: while the class predicts, Predict's Reveal is the one shown.
+        self.simulate.predictor.toggle.param.watch(self._on_predicting, "value")
         self._layout = pn.Column(
             self.message,
             pn.Row(self.picker, self.previous_button, self.next_button, self.reveal_button, self.position),
             self.caption, self.question, self.answer, self.stage,
-            sizing_mode="stretch_width",
+            sizing_mode="stretch_both",
         )
         self._poll = Periodic(self.check_pause, period_ms=_PAUSE_POLL_MS, runner=self.runner)
         if self.served:
@@ -93,7 +97,7 @@ class LessonsView(SessionView):
         lesson = self.lessons.get(name)
         if lesson is None:
             self.notify(f"There is no lesson called “{name}”. Pick one from the list: {', '.join(self.lessons)}.",
-                        level="warning", toast=False)
+                        level="warning")
             return
         self.message.visible = False
         self.player.open(lesson, step)
@@ -109,6 +113,9 @@ class LessonsView(SessionView):
         """Move ``offset`` steps (Previous: -1, Next: +1) and apply the new step."""
         (self.player.next if offset > 0 else self.player.previous)()
         self._show()
+
+    def _on_predicting(self, event) -> None:
+        self.reveal_button.visible = not event.new
 
     def reveal(self) -> None:
         self.player.reveal()
@@ -136,8 +143,7 @@ class LessonsView(SessionView):
         self.next_button.disabled = self.player.at_end
         rejected = self.player.apply(self.simulate.state, self.chaos.state)
         if rejected:
-            self.notify("Some settings of this step were not applied: " + "; ".join(rejected), level="warning",
-                        toast=False)
+            self.notify("Some settings of this step were not applied: " + "; ".join(rejected), level="warning")
         if self.showing != step.tab:
             self.showing = step.tab
             self.stage.objects = [self.chaos if step.tab == "chaos" else self.simulate]

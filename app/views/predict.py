@@ -13,13 +13,14 @@ own :class:`~app.state.predict.PredictState`. A shared link may choose the body 
 from __future__ import annotations
 
 import html
-import math
 
 import panel as pn
 
 from app.runtime.messages import escape_markdown
 from app.runtime.view import SessionView
 from app.state.predict import PredictState, check_reveal, unit_words
+from app.state.simulate import STATIC_SETTINGS
+from app.state.validation import Refused, checked_value
 
 __all__ = ["PredictPanel", "LINK_KEYS"]
 
@@ -64,8 +65,7 @@ class PredictPanel(SessionView):
         self.continue_button.on_click(self.runner.locked(lambda _: self.continue_run()))
         self.scene.on_guess = self.runner.locked(self.add_guess)
         simulate.param.watch(self.runner.locked(self._on_playing), "playing")
-        simulate.state.param.watch(self.runner.locked(self._on_rebuilt),
-                                   ["preset", "num_bodies", "seed", "integrator", "forces", "precision"])
+        simulate.state.param.watch(self.runner.locked(self._on_rebuilt), list(STATIC_SETTINGS))
         self._layout = pn.Column(
             pn.Row(self.toggle, self.body_input, self.horizon_input, self.reveal_button, self.clear_button,
                    self.continue_button, sizing_mode="stretch_width"),
@@ -99,21 +99,27 @@ class PredictPanel(SessionView):
             raw = args[key].decode("utf-8", "replace") if isinstance(args[key], bytes) else str(args[key])
             try:
                 if key == "predict_body":
-                    value = int(raw)
-                    if not 0 <= value < self._num_bodies():
-                        raise ValueError(f"not a body of this system (0 … {self._num_bodies() - 1})")
-                    self.game.body = value
-                    self.body_input.value = value
+                    self.game.body = self.body_input.value = self._checked_body(raw)
                 else:
-                    value = float(raw)
-                    if not (math.isfinite(value) and value > 0):
-                        raise ValueError("not a positive time")
-                    self.game.horizon = value
-                    self.horizon_input.value = value
-            except ValueError as error:
+                    self.game.horizon = self.horizon_input.value = self._checked_horizon(raw)
+            except Refused as error:
                 refused.append(f"{key}={raw[:40]}: {error}")
         if refused:
             self.simulate.notify("Ignored invalid link settings (kept defaults): " + "; ".join(refused))
+
+    def _checked_body(self, raw):
+        """The one validation boundary (app/state/validation.py) for the Body field and link key."""
+        return checked_value(self.game.param.body, raw, label="Body", kept=self.game.body,
+                             high=self._num_bodies() - 1)
+
+    def _checked_horizon(self, raw):
+        label = self._horizon_label()  # "after Δt (time units)", the field's label
+        return checked_value(self.game.param.horizon, raw, label=label[:1].upper() + label[1:], kept=self.game.horizon)
+
+    def _refuse(self, widget, error: Refused, kept) -> None:
+        """Say why in the tab's message box and show the kept value again in the field."""
+        self.simulate.notify(str(error))
+        widget.value = kept
 
     def _moment(self) -> None:
         """Tie the guesses to the run's current moment (a step or a new run clears them)."""
@@ -152,21 +158,29 @@ class PredictPanel(SessionView):
         self._refresh()
 
     def _on_body(self, event) -> None:
-        if event.new is None:
+        if event.new is None or event.new == self.game.body:
             return
-        if event.new != self.game.body:
-            self.game.body = int(event.new)
-            self.game.result = None  # the answer was about another body
-            self.continue_button.visible = False
+        try:
+            body = self._checked_body(event.new)
+        except Refused as error:
+            self._refuse(self.body_input, error, self.game.body)
+            return
+        self.game.body = body
+        self.game.result = None  # the answer was about another body
+        self.continue_button.visible = False
         self._refresh()
 
     def _on_horizon(self, event) -> None:
-        if event.new is None or not event.new > 0:
+        if event.new is None or event.new == self.game.horizon:
             return
-        if event.new != self.game.horizon:
-            self.game.horizon = float(event.new)
-            self.game.result = None
-            self.continue_button.visible = False
+        try:
+            horizon = self._checked_horizon(event.new)
+        except Refused as error:  # NaN, -1, 0 or inf typed (or sent): said, and the box shows the kept value
+            self._refuse(self.horizon_input, error, self.game.horizon)
+            return
+        self.game.horizon = horizon
+        self.game.result = None
+        self.continue_button.visible = False
         self._refresh()
 
     def add_guess(self, data: dict) -> None:
@@ -251,6 +265,10 @@ class PredictPanel(SessionView):
     # ------------------------------------------------------------------ drawing
     def _refresh(self) -> None:
         game, units = self.game, self._units()
+        # Body, horizon, Reveal and Clear only while predicting: one Reveal on screen at a time
+        # (the Lessons tab has its own), and a shorter row on a projector (issue 28).
+        for widget in (self.body_input, self.horizon_input, self.reveal_button, self.clear_button):
+            widget.visible = game.active
         self.reveal_button.disabled = not (game.active and game.guesses) or game.result is not None
         self.clear_button.disabled = not (game.guesses or game.result is not None)
         self.summary.object = escape_markdown(game.summary(units))

@@ -21,6 +21,7 @@ import panel as pn
 from app.runtime.admission import release_memory
 from app.runtime.messages import escape_markdown
 from app.runtime.view import SessionView
+from app.state.links import link_value
 from app.state.record import FORMATS, RecordSettings, record_movie
 
 __all__ = ["RecordPanel"]
@@ -51,6 +52,11 @@ class RecordPanel(SessionView):
         self.status = pn.pane.Markdown("", name="record-status")
         self.download = pn.widgets.FileDownload(callback=self._file, filename="nbody.mp4", label="Download movie",
                                                 visible=False, width=280)
+        # The widgets and the settings move together (the settings are URL keys too); a value
+        # from the page passes the validation boundary first.
+        for widget, name in ((self.seconds, "seconds"), (self.fps, "fps"), (self.format, "suffix"), (self.size, "size")):
+            widget.param.watch(partial(self._to_settings, widget, name), "value")
+            self.settings.param.watch(partial(self._to_widget, widget), name)
         self.record_button.on_click(self.runner.locked(lambda _: self.record()))
         self.stop_button.on_click(self.runner.locked(lambda _: self.stop()))
         self.runner.on_destroyed(self._remove_files)
@@ -60,6 +66,20 @@ class RecordPanel(SessionView):
 
     def __panel__(self):
         return self._layout
+
+    def _to_settings(self, widget, name: str, event) -> None:
+        if event.new is None or event.new == getattr(self.settings, name):
+            return
+        try:
+            setattr(self.settings, name, link_value(self.settings, name, event.new))
+        except ValueError as error:  # Refused: said in words, the widget shows the kept value
+            self.simulate.notify(str(error))
+            widget.value = getattr(self.settings, name)
+
+    @staticmethod
+    def _to_widget(widget, event) -> None:
+        if widget.value != event.new:
+            widget.value = event.new
 
     def _file(self) -> io.BytesIO:
         if self._movie is None or not self._movie.is_file():

@@ -3,10 +3,8 @@
 What belongs here: the run's life in the page (prepare on the worker pool, Play / Step /
 Reset, the frame loop and its back-pressure), drawing each frame, when the status line is
 redrawn, and the tab's messages. The sidebar's widgets and their links to the state are
-:class:`~app.views.simulate_controls.SimulateControls`, the status line
-:mod:`app.views.simulate_status`; the run itself is
-:class:`~app.state.simulate.SimulationState` (parameters) with its
-:class:`~app.state.simulate_run.LiveRun` machinery.
+:class:`~app.views.simulate_controls.SimulateControls`, the status line :mod:`app.views.simulate_status`;
+the run itself is :class:`~app.state.simulate.SimulationState` with its :class:`~app.state.simulate_run.LiveRun`.
 
 The orbit view is :class:`~app.components.orbit_scene.OrbitScene` (``simulate-scene``): per
 frame the server sends one binary message of float32 positions and the browser draws the
@@ -28,17 +26,21 @@ from functools import partial
 import panel as pn
 import param
 
+from app.compat.alert import AnnouncedAlert
 from app.components.orbit_scene import OrbitScene
+from app.runtime.document import in_session_callback
 from app.runtime.messages import escape_markdown
 from app.runtime.periodic import Periodic
 from app.runtime.view import SessionView
-from app.state.simulate import UPLOADED, URL_PARAMETERS, SimulationState
+from app.state.links import FOLLOW_KEYS, RECORD_KEYS, apply_link, url_values
+from app.state.simulate import STATIC_SETTINGS, UPLOADED, URL_PARAMETERS, SimulationState
 from app.views.body_editor import BodyEditor
 from app.views.diagnostics_plots import DiagnosticsPlots
 from app.views.keyboard import SimulateKeys
 from app.views.predict import PredictPanel
 from app.views.record import RecordPanel
-from app.views.simulate_controls import WIDGET_NAMES, SimulateControls, unit_words
+from app.views.simulate_controls import WIDGET_NAMES, SimulateControls, preset_distance_scale, unit_words
+from app.views.simulate_layout import build_simulate_layout
 from app.views.simulate_status import new_status_line, status_text
 
 __all__ = ["SimulateView"]
@@ -51,16 +53,7 @@ _STATUS_INTERVAL_S = 0.25  # status line refresh period while playing
 _ACK_TIMEOUT_S = 1.0
 _HISTORY_INTERVAL_S = 0.2  # energy/momentum plots take new points ~5 times a second, not per frame
 _HIDDEN_POLL_S = 0.5  # page or tab hidden: look again this often (no frame is computed meanwhile)
-_MESSAGE_SLOT_PX = 64  # the description / message slot: two lines of a message, scrolled if longer
 _DISCONNECTED_POLL_S = 0.5  # socket closed, session not yet destroyed: look again this often
-
-_READING_GUIDE = """
-**Reading the plots.** Symplectic integrators (leapfrog, yoshida4) keep the energy error
-bounded: it oscillates with the orbit instead of drifting; *euler* drifts away. Doubling dt
-multiplies the leapfrog error by about 4 (second order) and the yoshida4 error by about 16.
-Linear momentum is conserved to round-off by every integrator here; angular momentum
-exactly only by the symplectic ones (compare euler or rk4). Try float32 to see round-off.
-"""
 
 
 def _frame_period_ms(frame_rate: float) -> int:
@@ -102,25 +95,20 @@ class SimulateView(SessionView):
             setattr(self, name, getattr(self.controls, name))
         self._wire_controls()
         self.status = new_status_line()  # app/views/simulate_status.py
-        self.message = pn.pane.Alert("", alert_type="danger", visible=False, sizing_mode="stretch_width")
+        self.message = AnnouncedAlert("", alert_type="danger", visible=False, sizing_mode="stretch_width")
         self.description = pn.pane.Markdown("", sizing_mode="stretch_width", margin=(0, 10))
         self.predictor = PredictPanel(self)  # predict, then reveal (app/views/predict.py)
         self.keys = SimulateKeys(self)  # keyboard shortcuts + help overlay (app/views/keyboard.py)
-        self._layout = self._build_layout()
+        self._layout = build_simulate_layout(self)  # app/views/simulate_layout.py
         if sync_url and self.served:
             self._sync_url()
-            # A link's display settings (view=xz, color=speed, ...) were applied before the
-            # watcher below existed: the scene was built with the defaults.
+            # A link's display settings (view=xz, ...) came before the watcher below: the scene has the defaults.
             self.scene.param.update(view=self.state.projection, color_by=self.state.color_by,
                                     size_by_mass=self.state.size_by_mass, trails=self.state.trails,
                                     trail_length=self.state.trail_length)
-        # Redraws run as locked next-tick callbacks, like the frames: a widget change is
-        # processed unlocked and Panel writes its model events straight to the socket, where
-        # they could overtake a frame still queued for sending (the browser then drew a
-        # frame of the previous run after the redraw).
-        self.state.param.watch(
-            self.runner.locked(self._on_rebuilt), ["preset", "num_bodies", "seed", "integrator", "forces", "precision"]
-        )
+        # Redraws run as locked next-tick callbacks, like the frames: written from a widget callback
+        # they could overtake a frame still queued for sending (a frame of the previous run drawn after).
+        self.state.param.watch(self.runner.locked(self._on_rebuilt), list(STATIC_SETTINGS))
         self.state.param.watch(
             self.runner.locked(self._on_display_change), ["projection", "color_by", "size_by_mass", "trails", "trail_length"]
         )
@@ -131,6 +119,7 @@ class SimulateView(SessionView):
         self.runner.on_destroyed(self._stop_loop)
         self._redraw_all()
         self.ensure_ready()
+        self._page_built = True  # from here the status line is written in session callbacks
 
     # ------------------------------------------------------------------ plots
     def _build_plots(self) -> None:
@@ -140,6 +129,7 @@ class SimulateView(SessionView):
         self.scene = OrbitScene(
             name="simulate-scene", view=state.projection, color_by=state.color_by, size_by_mass=state.size_by_mass,
             trails=state.trails, trail_length=state.trail_length, sizing_mode="stretch_both", min_height=300,
+            distance_scale=preset_distance_scale(state.preset),
         )
         # Back-pressure: the browser sets `drawn` to the frame it painted last, and a frame is
         # sent only while fewer than two are unacknowledged (SessionRunner.frame_slot_free);
@@ -156,30 +146,6 @@ class SimulateView(SessionView):
         # An empty file arrives as value None with a file name: watch both.
         self.upload.param.watch(self.runner.locked(self._on_upload), ["value", "filename"])
 
-    def _build_layout(self):
-        # At 1280 x 720 both plots fit beside the scene (their heights share what is left); the
-        # reading guide is a collapsed card under them.
-        plots = pn.Column(
-            *self.plots.panes,
-            pn.Card(pn.pane.Markdown(_READING_GUIDE, sizing_mode="stretch_width"), title="Reading the plots",
-                    collapsed=True, sizing_mode="stretch_width"),
-            sizing_mode="stretch_both", min_width=320,
-        )
-        # Messages take the description's fixed slot (the description comes back with the next
-        # run): a warning never pushes the scene and plots down or off the screen (issue 14).
-        self.message.margin = (0, 10)
-        message_slot = pn.Column(self.message, self.description, height=_MESSAGE_SLOT_PX, scroll=True,
-                                 sizing_mode="stretch_width", name="simulate-message-slot")
-        main = pn.Column(
-            self.keys,
-            self.status,
-            message_slot,
-            self.predictor,
-            pn.Row(self.scene, plots, sizing_mode="stretch_both"),
-            sizing_mode="stretch_both",
-        )
-        return pn.Row(self.controls, main, sizing_mode="stretch_both")
-
     def __panel__(self):
         return self._layout
 
@@ -187,19 +153,26 @@ class SimulateView(SessionView):
     def _sync_url(self) -> None:
         arguments = {key: values[-1] for key, values in (pn.state.session_args or {}).items() if values}
         rejected = self.state.apply_settings(arguments)
+        self.scene.distance_scale = preset_distance_scale(self.state.preset)  # a link's `distances=` wins
+        # The tab's other settings (follow the centre of mass, the Record panel's): URL keys too.
+        extras = ((self.scene, FOLLOW_KEYS), (self.recorder.settings, RECORD_KEYS))
+        for settings, keys in extras:
+            rejected += apply_link(settings, keys, arguments)
+            settings.param.watch(lambda *_, s=settings, k=keys: pn.state.location.update_query(**url_values(s, k)),
+                                 list(keys))
         if rejected:
             self.notify("Ignored invalid link settings (kept defaults): " + "; ".join(rejected))
         pn.state.location.sync(self.state, URL_PARAMETERS, on_error=lambda _: None)
         # The browser reports its own query once loaded: rewrite it to the settings in use,
         # so a tampered value does not stay in a link that gets shared on.
-        pn.state.onload(lambda: pn.state.location.update_query(**self.state.url_settings()))
+        pn.state.onload(lambda: pn.state.location.update_query(
+            **self.state.url_settings(), **{k: v for s, keys in extras for k, v in url_values(s, keys).items()}))
 
     # ------------------------------------------------------------------ messages
-    def notify(self, text: str, *, level: str = "error", toast: bool = True) -> None:
-        """Show ``text`` in the tab's message box and as a toast notification (and keep it
-        in :attr:`last_message`)."""
+    def notify(self, text: str, *, level: str = "error") -> None:
+        """Show ``text`` in the tab's message box (and keep it in :attr:`last_message`)."""
         self.last_message = text
-        super().notify(text, level=level, toast=toast)
+        super().notify(text, level=level)
 
     def clear_message(self) -> None:
         self.message.visible = False
@@ -224,8 +197,14 @@ class SimulateView(SessionView):
                 self.compiling = False
             self._after_ready()
             return
-        if self.job("prepare") is not None or self.playing:
-            return  # already preparing, or the frame loop prepares before its first frame
+        if self.job("prepare") is not None:
+            return  # already preparing: its end starts the loop when playing (_after_ready)
+        if self.playing:
+            # The frame loop prepares before its first frame; make sure it runs. A prepare that
+            # answered for a run replaced meanwhile, or was interrupted, lands here while
+            # playing with no frame job: returning left the page at t = 0, "playing", for good.
+            self._start_loop()
+            return
         if not self.runner.connected:
             # The page's connection is gone (closed, or a websocket that reconnects): ask
             # again shortly; a destroyed session asks no more.
@@ -338,7 +317,8 @@ class SimulateView(SessionView):
         # session may go first and a stop acts.
         self.run_job(
             "frame", self._compute_frame, done=partial(self._frame_done, epoch),
-            failed=partial(self._frame_error, epoch), interrupted=partial(self._frame_done, epoch, None),
+            failed=partial(self._frame_error, epoch, self.state.generation),
+            interrupted=partial(self._frame_done, epoch, None),
         )
 
     def _compute_frame(self, job, generation: int | None = None) -> dict | None:
@@ -372,8 +352,13 @@ class SimulateView(SessionView):
             self._push_frame(frame)
         self._request_frame(epoch)
 
-    def _frame_error(self, epoch: int, error: BaseException) -> None:
+    def _frame_error(self, epoch: int, generation: int, error: BaseException) -> None:
         if epoch != self._loop_epoch:
+            return
+        if generation != self.state.generation:
+            # A frame of a replaced run (it may read a new N with the old integrator): ask again.
+            _LOG.info("%s: a frame of a replaced run failed (%s); dropped", self.runner.label, error)
+            self._request_frame(epoch)
             return
         self._frame_failed(error)
 
@@ -408,6 +393,9 @@ class SimulateView(SessionView):
         self.update_status(force=True)
 
     def _frame_failed(self, error: BaseException) -> None:
+        # A refusal (ValueError) is said in words; anything else logs its traceback.
+        _LOG.warning("%s: frame failed, run stopped: %s", self.runner.label, error,
+                     exc_info=None if isinstance(error, ValueError) else error)
         self.playing = False
         self.notify(f"Simulation stopped: {error}")
 
@@ -452,7 +440,10 @@ class SimulateView(SessionView):
                 self._push_frame(frame)
             self.update_status(force=True)
 
+        generation = self.state.generation
         def failed(error):
+            if self.state.generation != generation:
+                return  # the run was replaced while it stepped (see _frame_error): nothing to report
             self.notify(f"Step failed: {error}")
 
         def interrupted():
@@ -461,7 +452,7 @@ class SimulateView(SessionView):
         # The step belongs to the run shown when it was clicked: if Reset (or a new setting)
         # starts another while the job waits for a slot, the job steps nothing (it used to
         # prepare and step the new run: t = one frame on screen right after Reset).
-        self.run_job("step", partial(self._compute_frame, generation=self.state.generation), done=stepped,
+        self.run_job("step", partial(self._compute_frame, generation=generation), done=stepped,
                      failed=failed, interrupted=interrupted)
 
     def reset(self) -> None:
@@ -545,6 +536,8 @@ class SimulateView(SessionView):
         self.update_status(force=True)
 
     def _on_rebuilt(self, *events) -> None:
+        if any(event.name == "preset" for event in events):  # in a session callback: never mid-change
+            self.scene.distance_scale = preset_distance_scale(self.state.preset)
         self.clear_message()
         self._redraw_all()
         self.ensure_ready()
@@ -567,6 +560,11 @@ class SimulateView(SessionView):
     def update_status(self, force: bool = False) -> None:
         """Redraw the status line (mode, t, rates, N, integrator); at most every
         ``_STATUS_INTERVAL_S`` seconds unless ``force``. Public for the editor and Predict panels."""
+        if self.served and getattr(self, "_page_built", False) and not in_session_callback():
+            # On Panel's deferred queue (a widget callback) it could overtake a newer status and
+            # stay ("N = 3" after "N = 2"): written a tick later in a session callback, as of then.
+            self.runner.in_session(partial(self.update_status, force))
+            return
         now = time.perf_counter()
         if not force and now - self._last_status < _STATUS_INTERVAL_S:
             return
@@ -592,7 +590,10 @@ class SimulateView(SessionView):
             self.notify(f"Could not load {filename}: {error}. The previous setup is kept.")
             return
         self.clear_message()
-        self.notify(f"Loaded {filename}: {self.state.body_count} bodies.", level="info")
+        # After the rebuild's own callback (queued by load_csv's preset change), which clears
+        # the box: said first, this message was hidden at once (no toast shows it since issue 28).
+        loaded = f"Loaded {filename}: {self.state.body_count} bodies."
+        self.in_session(lambda: self.notify(loaded, level="info"))
         if self.state.preset == UPLOADED:
             self._redraw_all()
             self.ensure_ready()

@@ -19,19 +19,27 @@ import param
 
 from app.compat.accessibility import speak_discrete_slider
 from app.limits import LIMITS, safe_filename
+from app.runtime.messages import public_text
 from app.state.simulate import DT_CHOICES, SOFTENING_CHOICES, UPLOADED, SimulationState, preset_label
 
-__all__ = ["SimulateControls", "WIDGET_NAMES", "forces_label"]
+__all__ = ["SimulateControls", "WIDGET_NAMES", "forces_label", "preset_distance_scale"]
 
 #: Widgets of the sidebar that :class:`~app.views.simulate.SimulateView` also exposes under
 #: the same attribute name (tests, keyboard shortcuts and the lessons drive them there).
 WIDGET_NAMES = (
     "play_button", "step_button", "reset_button", "preset_select", "num_bodies_input", "seed_input",
+    "eccentricity_input",
     "integrator_select", "force_select", "precision_select", "dt_slider", "softening_slider", "steps_slider",
     "speed_slider", "trails_switch", "trail_slider", "projection_select", "color_select", "size_switch",
-    "follow_switch", "fit_button", "upload", "download_state", "download_trajectory",
+    "follow_switch", "distance_select", "fit_button", "upload", "download_state", "download_trajectory",
 )
 
+
+def preset_distance_scale(preset: str) -> str:
+    """The scene's distance scale a preset opens with: the solar system's inner planets (0.4-1.5
+    AU) are drawn 2-5 px from the Sun beside Neptune (30 AU) to scale, 50+ px on the log scale;
+    the other presets' orbits are of one size and drawn to scale."""
+    return "log" if preset == "solar_system" else "linear"
 
 def _ladder_options(choices, value) -> list[float]:
     return sorted({*choices, float(value)})
@@ -113,6 +121,11 @@ class SimulateControls(pn.viewable.Viewer):
             width=135,
         )
         self.counts_row = pn.Row(self.num_bodies_input, self.seed_input, visible=state.scalable)
+        # Kepler only: e >= 0.9 shows why a fixed step fails at pericentre (the dt lesson).
+        self.eccentricity_input = pn.widgets.FloatInput(
+            label="Eccentricity e", value=state.eccentricity, start=0.0, end=0.99, step=0.05, width=135,
+            description=doc("eccentricity"), visible=state.has_eccentricity,
+        )
         self.integrator_select = pn.widgets.Select(
             label="Integrator", value=state.integrator, options=list(state.param.integrator.objects),
             description=doc("integrator"),
@@ -137,8 +150,8 @@ class SimulateControls(pn.viewable.Viewer):
         # Screen readers hear the label and "0.001 time units", not "slider" and an option index.
         speak_discrete_slider(self.dt_slider, unit=lambda: unit_words(self.state)[0])
         speak_discrete_slider(self.softening_slider, unit=lambda: unit_words(self.state)[1])
-        self.dt_slider.param.watch(lambda event: setattr(self.state, "dt", float(event.new)), "value")
-        self.softening_slider.param.watch(lambda event: setattr(self.state, "softening", float(event.new)), "value")
+        self.dt_slider.param.watch(partial(self._to_state, self.dt_slider, "dt"), "value")
+        self.softening_slider.param.watch(partial(self._to_state, self.softening_slider, "softening"), "value")
         self.steps_slider = pn.widgets.IntSlider(
             label="Steps per frame", value=state.steps_per_frame, start=1, end=LIMITS.max_steps_per_frame
         )
@@ -153,11 +166,16 @@ class SimulateControls(pn.viewable.Viewer):
         self.color_select = pn.widgets.RadioButtonGroup(value=state.color_by, options=list(state.param.color_by.objects))
         self.size_switch = pn.widgets.Checkbox(label="Size by mass", value=state.size_by_mass)
         self.follow_switch = pn.widgets.Checkbox.from_param(scene.param.follow_com, name="Follow centre of mass")
+        self.distance_select = pn.widgets.RadioButtonGroup.from_param(
+            scene.param.distance_scale, options={"to scale": "linear", "log scale": "log"}, name="Distances",
+            description="Draw distances from the centre to scale, or on a log scale so that inner orbits "
+                        "show beside outer ones (the solar system's default)")
         self.fit_button = pn.widgets.Button(label="Fit view", color="primary", variant="outline", width=90,
                                             description="Fit the camera to the bodies (or double-click the scene)")
         self.fit_button.on_click(lambda _: scene.param.trigger("refit"))
         for widget, name in (
-            (self.preset_select, "preset"), (self.seed_input, "seed"), (self.integrator_select, "integrator"),
+            (self.preset_select, "preset"), (self.seed_input, "seed"), (self.eccentricity_input, "eccentricity"),
+            (self.integrator_select, "integrator"),
             (self.force_select, "forces"), (self.precision_select, "precision"),
             (self.steps_slider, "steps_per_frame"), (self.speed_slider, "frame_rate"), (self.trails_switch, "trails"),
             (self.trail_slider, "trail_length"), (self.projection_select, "projection"),
@@ -184,7 +202,7 @@ class SimulateControls(pn.viewable.Viewer):
             self.speed_slider,
             self.steps_slider,
             pn.Card(
-                self.preset_select, self.counts_row,
+                self.preset_select, self.counts_row, self.eccentricity_input,
                 label("Upload initial conditions (m,x,y,z,vx,vy,vz)"), self.upload,
                 title="System", collapsible=True, sizing_mode="stretch_width",
             ),
@@ -196,7 +214,8 @@ class SimulateControls(pn.viewable.Viewer):
             pn.Card(
                 pn.Row(self.trails_switch, self.size_switch), self.trail_slider,
                 label("View (3D: drag to rotate, wheel to zoom, double-click to fit)"), self.projection_select,
-                pn.Row(self.follow_switch, self.fit_button), label("Colour by"), self.color_select,
+                pn.Row(self.follow_switch, self.fit_button), label("Distances"), self.distance_select,
+                label("Colour by"), self.color_select,
                 title="Display", collapsible=True, sizing_mode="stretch_width",
             ),
             pn.Card(
@@ -210,24 +229,29 @@ class SimulateControls(pn.viewable.Viewer):
         )
 
     def _bind(self, widget, name: str) -> None:
-        """Two-way link between ``widget.value`` and ``state.<name>``. A value the state
-        refuses (a tampered client can send anything) is named in a message and undone."""
-
-        def to_state(event):
-            if event.new == getattr(self.state, name):
-                return
-            try:
-                setattr(self.state, name, event.new)
-            except (ValueError, TypeError) as error:
-                self._notify(f"{widget.label or name}: {error}")
-                widget.value = getattr(self.state, name)
+        """Two-way link between ``widget.value`` and ``state.<name>``. Every value from the page
+        passes the one validation boundary (a tampered client can send anything): a refused
+        one is named in the sidebar's words and undone on screen (and so in the URL)."""
 
         def to_widget(event):
             if widget.value != event.new:
                 widget.value = event.new
 
-        widget.param.watch(to_state, "value")
+        widget.param.watch(partial(self._to_state, widget, name), "value")
         self.state.param.watch(to_widget, name)
+
+    def _to_state(self, widget, name: str, event) -> None:
+        if event.new is None or event.new == getattr(self.state, name):
+            return
+        try:
+            setattr(self.state, name, self.state.checked_setting(name, event.new))
+        except (ValueError, TypeError) as error:  # Refused, or a setting the state itself refuses now
+            self._notify(public_text(error, fallback=f"{widget.label or name}: that value is not allowed here; "
+                                                     f"kept {getattr(self.state, name)}."))
+            if name in ("dt", "softening"):
+                self._set_ladder(name, getattr(self.state, name))
+            else:
+                widget.value = getattr(self.state, name)
 
     # ------------------------------------------------------------------ following the state
     def refresh(self) -> None:
@@ -238,6 +262,7 @@ class SimulateControls(pn.viewable.Viewer):
         self.num_bodies_input.disabled = not state.scalable
         self.seed_input.disabled = not state.scalable
         self.counts_row.visible = state.scalable
+        self.eccentricity_input.visible = state.has_eccentricity
         if self.num_bodies_input.value != state.num_bodies:
             self.num_bodies_input.value = state.num_bodies
         self.update_filenames()
@@ -260,13 +285,7 @@ class SimulateControls(pn.viewable.Viewer):
             slider.value = value
 
     def _on_num_bodies_widget(self, event) -> None:
-        if event.new is None or event.new == self.state.num_bodies:
-            return
-        try:
-            self.state.num_bodies = int(event.new)
-        except ValueError as error:
-            self._notify(f"Bodies N: {error}")
-            self.num_bodies_input.value = self.state.num_bodies
+        self._to_state(self.num_bodies_input, "num_bodies", event)
 
     # ------------------------------------------------------------------ files
     def update_filenames(self) -> None:

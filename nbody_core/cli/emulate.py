@@ -5,13 +5,16 @@ summaries (a deep ensemble of small MLPs, with an exact-GP baseline) and prints 
 ±2 sd coverage per output; ``nbody emulate predict model.npz --param softening=0.05 --param
 virial_ratio=0.5`` prints mean ± sd per output; ``nbody emulate infer model.npz --observed
 lagrangian_radius_50=1.1 ...`` prints the grid posterior over the inputs (add ``--check`` to
-build the same posterior with the simulator and compare).
+build the same posterior with the simulator and compare); ``nbody emulate check model.npz
+data.npz`` runs replicas on a grid over the box and prints the debiased error of the mean over
+the scatter for the emulator and the baselines (training mean, linear, quadratic).
 """
 
 from __future__ import annotations
 
 import json
 import sys
+import warnings
 from pathlib import Path
 
 from nbody_core.cli import check_output_path, one_line_errors, seed
@@ -32,8 +35,10 @@ def register(subparsers) -> None:
     one_line_errors(train, "emulate train")
     train.add_argument("ensemble", help="npz written by 'nbody ensemble' with at least one numeric --sweep")
     train.add_argument("--out", required=True, help="model file to write (.npz)")
-    train.add_argument("--outputs", help="comma-separated summaries to learn (default: virial ratio, "
-                       "escaper fraction and Lagrangian radii where they vary)")
+    train.add_argument("--outputs", help="comma-separated summaries to learn (default: final virial ratio "
+                       "and the 10/50/90 %% Lagrangian radii where they vary)")
+    train.add_argument("--energy-tolerance", type=float, default=1e-3, metavar="TOL",
+                       help="drop members whose max |dE/E| exceeds TOL (default 1e-3; 0 keeps every member)")
     train.add_argument("--networks", type=int, default=5, help="networks in the deep ensemble (default 5)")
     train.add_argument("--width", type=int, default=64, help="hidden units per layer (default 64)")
     train.add_argument("--depth", type=int, default=2, help="hidden layers (default 2)")
@@ -52,7 +57,22 @@ def register(subparsers) -> None:
     predict.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
                          help="one per input of the model (repeat)")
     predict.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    predict.add_argument("--outside", choices=("warn", "raise", "ignore"), default="warn",
+                         help="a point outside the box the emulator was trained on: warn (default), refuse "
+                              "(raise) or say nothing (ignore)")
     predict.set_defaults(handler=_predict)
+
+    check = actions.add_parser("check", help="error of the mean against the simulator's scatter, beside baselines",
+                               epilog="example: nbody emulate check model.npz data.npz --grid 3 --replicas 16")
+    one_line_errors(check, "emulate check")
+    check.add_argument("model", help="model file written by 'nbody emulate train'")
+    check.add_argument("ensemble", help="the ensemble file it was trained on (baselines use its training split)")
+    check.add_argument("--grid", type=int, default=3, help="points per input, cell centres of the box (default 3)")
+    check.add_argument("--replicas", type=int, default=16, help="simulations per point (default 16)")
+    check.add_argument("--energy-tolerance", type=float, default=1e-3, metavar="TOL",
+                       help="the tolerance the model was trained with (default 1e-3; 0: none)")
+    check.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    check.set_defaults(handler=_check)
 
     infer = actions.add_parser("infer", help="posterior over the model's inputs from observed outputs",
                                epilog="example: nbody emulate infer model.npz --observed lagrangian_radius_50=1.1 "
@@ -104,7 +124,8 @@ def _train(args) -> int:
     config = TrainConfig(num_networks=args.networks, width=args.width, depth=args.depth, max_steps=args.max_steps,
                          patience=args.patience, seed=args.seed, gp_baseline=not args.no_gp)
     outputs = None if args.outputs is None else [s.strip() for s in args.outputs.split(",") if s.strip()]
-    data = load_training_data(args.ensemble, outputs=outputs)
+    tolerance = args.energy_tolerance if args.energy_tolerance > 0 else None
+    data = load_training_data(args.ensemble, outputs=outputs, energy_tolerance=tolerance)
 
     def progress(step, total, train_loss, val_loss):
         if not args.quiet:
@@ -118,7 +139,9 @@ def _train(args) -> int:
     sizes = emulator.header["training"]["split_sizes"]
     print(f"wrote {out}: inputs {list(data.input_names)}, {data.num_members} members "
           f"(train {sizes['train']}, validation {sizes['validation']}, test {sizes['test']}"
-          + (f", {data.dropped} non-finite dropped" if data.dropped else "")
+          + (f", {data.dropped_nonfinite} non-finite dropped" if data.dropped_nonfinite else "")
+          + (f", {data.dropped_unconverged} dropped over the energy-error target {data.energy_tolerance:g}"
+             if data.dropped_unconverged else "")
           + f"), {report.steps_run} steps, {report.seconds['train']:.1f} s")
     header = f"{'output':<24}{'MLP RMSE':>12}{'in ±2sd':>9}"
     if "gp" in report.metrics:
@@ -131,19 +154,45 @@ def _train(args) -> int:
             gp = report.metrics["gp"][name]
             line += f"{gp['rmse']:>12.4g}{gp['coverage_2sigma']:>9.0%}"
         print(line)
+    print(f"(RMSE against single runs includes the simulator's own scatter; 'nbody emulate check {out} "
+          f"{args.ensemble}' measures the error of the mean beside baselines)")
+    return 0
+
+
+def _check(args) -> int:
+    from nbody_core.emulator import load_emulator, load_training_data
+    from nbody_core.emulator.metrics import measure_accuracy
+
+    emulator = load_emulator(_model_path(args.model))
+    tolerance = args.energy_tolerance if args.energy_tolerance > 0 else None
+    data = load_training_data(args.ensemble, outputs=list(emulator.output_names), energy_tolerance=tolerance)
+    report = measure_accuracy(emulator, data, grid=args.grid, replicas=args.replicas)
+    if args.json:
+        print(json.dumps({**report, "points": report["points"].tolist()}, indent=1))
+        return 0
+    names = emulator.output_names
+    print(f"error of the mean / scatter (debiased; 0 = as good as infinitely many runs) at {len(report['points'])} "
+          f"points x {report['replicas']} replicas; 95 % bootstrap interval over points")
+    print(f"{'model':<16}" + "".join(f"{name:>26}" for name in names))
+    for label, metrics in report["models"].items():
+        cells = [f"{m['ratio']:.3f} ({m['low']:.3f}-{m['high']:.3f})" for m in (metrics[n] for n in names)]
+        print(f"{label:<16}" + "".join(f"{cell:>26}" for cell in cells))
     return 0
 
 
 def _predict(args) -> int:
-    from nbody_core.emulator import load_emulator
+    from nbody_core.emulator import ExtrapolationWarning, load_emulator
 
     emulator = load_emulator(_model_path(args.model))
     values = _pairs(args.param, "--param")
-    predictions = emulator.predict_named(values)
-    low, high = emulator.input_box
-    outside = [n for k, n in enumerate(emulator.input_names) if not low[k] <= values[n] <= high[k]]
-    if outside:
-        print(f"nbody emulate predict: warning: {outside} outside the trained range (extrapolation)", file=sys.stderr)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ExtrapolationWarning)
+        predictions = emulator.predict_named(values, outside=args.outside)
+    for warning in caught:
+        if issubclass(warning.category, ExtrapolationWarning):
+            print(f"nbody emulate predict: warning: {warning.message}", file=sys.stderr)
+        else:
+            warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
     if args.json:
         print(json.dumps({name: {"mean": m, "sd": s} for name, (m, s) in predictions.items()}, indent=1))
         return 0

@@ -30,7 +30,7 @@ from nbody_core.cli import check_output_path, one_line_errors
 
 # Options that change how a run proceeds but not what it computes: left out of the command
 # recorded in the file, so a resumed or quiet run writes the same bytes as a plain one.
-_NON_SEMANTIC = {"resume", "quiet"}
+_NON_SEMANTIC = {"resume", "quiet", "workers"}
 
 
 
@@ -67,8 +67,12 @@ def register(subparsers) -> None:
     design.add_argument("--design", choices=("grid", "random"), default="grid",
                         help="grid (Cartesian product, default) or random (seeded draws per member)")
     integration = parser.add_argument_group("integration")
-    integration.add_argument("--steps", type=int, default=500,
-                             help="steps at --dt; every member runs to t_end = steps * dt (default 500)")
+    duration = integration.add_mutually_exclusive_group()
+    duration.add_argument("--steps", type=int, default=500,
+                          help="steps at --dt; every member runs to t_end = steps * dt (default 500)")
+    duration.add_argument("--t-end", type=float, metavar="T",
+                          help="duration instead of --steps: ceil(T / dt) steps, dt shrunk so every member "
+                               "ends at exactly T")
     integration.add_argument("--dt", type=float, help="base time step (default: the preset's)")
     integration.add_argument("--softening", type=float, help="base softening (default: the preset's)")
     integration.add_argument("--integrator", default=defaults.FIXED_STEP_INTEGRATOR,
@@ -81,10 +85,17 @@ def register(subparsers) -> None:
                              help=f"pair potential (default {defaults.POTENTIAL})")
     integration.add_argument("--saves", type=int, metavar="K",
                              help="snapshots after t=0 (must divide --steps; default: its largest divisor <= 20)")
+    integration.add_argument("--energy-tolerance", type=float, metavar="TOL",
+                             help="rerun members whose max |dE/E| over the saves exceeds TOL at 4x smaller "
+                             "steps, up to 3 times, and flag each member 'converged' (emulator training "
+                             "data: 1e-3; default: no check)")
     execution = parser.add_argument_group("execution and output")
     execution.add_argument("--chunk-size", type=int, metavar="C",
                            help="members per device per compiled call (default: up to 128, fewer for large N)")
     execution.add_argument("--devices", type=int, metavar="D", help="use the first D devices (default: all)")
+    execution.add_argument("--workers", type=int, metavar="W",
+                           help="host threads sharing the chunks (default: one per CPU core per device; the "
+                                "results do not depend on it)")
     execution.add_argument("--save-trajectories", action="store_true",
                            help="also store position/velocity [M, T, n, 3] and mass [M, n]")
     execution.add_argument("--out", required=True, metavar="FILE.npz", help="output file (written atomically)")
@@ -131,16 +142,39 @@ def _clear_checkpoints(directory: Path) -> None:
         pass
 
 
+def steps_for_t_end(t_end: float, dt: float | None, preset: str) -> tuple[int, float]:
+    """``(steps, dt)`` reaching ``t_end`` from t = 0: ``ceil(t_end / dt)`` steps of
+    ``t_end / steps`` (at most ``dt``: the preset's when None), so uniform steps end at it.
+
+    Raises:
+        ValueError: a ``t_end`` or ``dt`` that is not a positive finite number.
+    """
+    import math
+
+    from nbody_core.systems.presets import get_preset
+
+    if not (math.isfinite(t_end) and t_end > 0):
+        raise ValueError(f"--t-end must be a positive finite duration, got {t_end!r}")
+    step = float(get_preset(preset).dt) if dt is None else dt
+    if not (math.isfinite(step) and step > 0):
+        raise ValueError(f"--dt must be a positive finite time step, got {step!r}")
+    steps = max(1, math.ceil(t_end / step - 1e-9))
+    return steps, t_end / steps
+
+
 def handle(args) -> int:
-    from nbody_core.ensembles import EnsembleSpec, parse_sweep, run_ensemble
+    from nbody_core.ensembles import EnsembleSpec, parse_sweep, run_converged, run_ensemble
 
     out = check_output_path(args.out)
+    num_steps, dt = args.steps, args.dt
+    if args.t_end is not None:
+        num_steps, dt = steps_for_t_end(args.t_end, args.dt, args.preset)
     spec = EnsembleSpec(
         system=args.preset,
         num_bodies=args.n,
         num_members=args.members,
-        num_steps=args.steps,
-        dt=args.dt,
+        num_steps=num_steps,
+        dt=dt,
         softening=args.softening,
         integrator=args.integrator,
         sweeps=tuple(parse_sweep(text) for text in args.sweep),
@@ -174,10 +208,12 @@ def handle(args) -> int:
 
     start = time.perf_counter()
     try:
-        result = run_ensemble(
-            spec, chunk_size=args.chunk_size, devices=args.devices, progress=progress,
-            checkpoint_dir=checkpoints,
-        )
+        options = dict(chunk_size=args.chunk_size, devices=args.devices, progress=progress,
+                       checkpoint_dir=checkpoints, workers=args.workers)
+        if args.energy_tolerance is None:
+            result = run_ensemble(spec, **options)
+        else:
+            result = run_converged(spec, energy_tolerance=args.energy_tolerance, **options)
     finally:
         if bar is not None:
             bar.close()
@@ -193,4 +229,9 @@ def handle(args) -> int:
             + (f", {timing['resumed_chunks']} chunks resumed" if timing["resumed_chunks"] else ""),
             file=sys.stderr,
         )
+        convergence = result.execution.get("convergence")
+        if convergence is not None:
+            reruns = ", ".join(f"{r['rerun']} rerun at dt x {r['dt_factor']:g}" for r in convergence["rounds"])
+            print(f"energy target {convergence['energy_tolerance']:g}: {reruns or 'no member rerun'}; "
+                  f"{convergence['unconverged']} member(s) still over it (flagged converged = 0)", file=sys.stderr)
     return 0

@@ -51,7 +51,11 @@ def register(subparsers) -> None:
     one_line_errors(parser, "run")
     source = parser.add_argument_group("initial conditions (exactly one)")
     source.add_argument("--preset", metavar="NAME", help="a preset name (see `nbody presets`)")
-    source.add_argument("--ic", metavar="FILE.csv", help="CSV with header m,x,y,z,vx,vy,vz")
+    source.add_argument(
+        "--ic", metavar="FILE.csv",
+        help="CSV with header m,x,y,z,vx,vy,vz, or example:bodies (shipped: the Sun and the inner "
+        "planets at J2000, in au_msun_yr)",
+    )
     source.add_argument("--n", type=int, metavar="N", help="number of bodies (scalable presets only)")
     source.add_argument("--seed", type=seed, default=0, help="PRNG seed for random presets (0 to 2**32-1, default 0)")
     source.add_argument(
@@ -135,7 +139,7 @@ def _load_system(args):
     """(state, params, units, description, names) from --preset or --ic."""
     import jax
 
-    from nbody_core.systems.initial_conditions import solar_system_names
+    from nbody_core.systems.initial_conditions import EXAMPLE_PREFIX, example_initial_conditions, solar_system_names
     from nbody_core.systems.presets import get_preset
     from nbody_core.io import read_initial_conditions_csv
     from nbody_core.physics.state import PhysicsParams
@@ -159,8 +163,13 @@ def _load_system(args):
         raise ValueError("--n applies to scalable presets only, not to --ic files")
     from nbody_core.systems.constants import MAX_BODIES
 
-    units = get_unit_system(args.units or "nbody")
-    state = read_initial_conditions_csv(args.ic, max_bodies=MAX_BODIES, units=units.name)  # the presets' cap
+    path, example_units = args.ic, None
+    if args.ic.startswith(EXAMPLE_PREFIX):
+        path, example_units = example_initial_conditions(args.ic)
+        if args.units is not None and args.units != example_units:
+            raise ValueError(f"--ic {args.ic} is in {example_units}, not {args.units}; leave out --units")
+    units = get_unit_system(args.units or example_units or "nbody")
+    state = read_initial_conditions_csv(path, max_bodies=MAX_BODIES, units=units.name)  # the presets' cap
     return state, PhysicsParams(G=units.G), units, None, names
 
 
@@ -500,6 +509,11 @@ def handle(args: argparse.Namespace) -> int:
         + (f"; wrote {movie_path}" if movie_path is not None else "")
     )
     print(summary)
+    # Nothing saved at all (no file, no movie) after a finite run: say how to save. A run that went
+    # non-finite gets its warning alone (one line).
+    if out_path is None and movie_path is None and bad is None:
+        print("nbody run: nothing saved; add --out run.npz to save the trajectory "
+              "(t, position, velocity, mass, energy and metadata)", file=sys.stderr)
     if bad is not None:
         print(
             f"nbody run: warning: the trajectory became non-finite at snapshot {bad} "

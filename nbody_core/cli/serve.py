@@ -10,7 +10,7 @@ session cap (``--max-sessions`` / ``NBODY_MAX_SESSIONS``) and a per-address cap
 (browsers connected, not bare page requests), past which a new page gets a friendly
 "full" page instead of a dashboard; ``/health`` (JSON, HTTP 503 when a piece of work
 overruns ``--piece-bound`` / ``NBODY_PIECE_BOUND_S``, default 5 s); and the compute slots
-(``--jax-slots`` / ``NBODY_JAX_SLOTS``, default 2).
+(``--jax-slots`` / ``NBODY_JAX_SLOTS``, default the machine's cores, for all processes together).
 
 Panel is imported inside :func:`handle` only: the core package never imports it.
 """
@@ -20,9 +20,14 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import ipaddress
+import errno
 import os
 import secrets
+import shlex
+import signal
+import socket
 import sys
+import tempfile
 from pathlib import Path
 
 from nbody_core.cli import one_line_errors
@@ -48,6 +53,22 @@ JAX_SLOTS_CEILING = 256
 #: The Panel plugin module that serves ``/health`` (named, never imported here).
 HEALTH_PLUGIN = "app.runtime.health"
 SECRET_KEY_VARIABLES = ("BOKEH_SECRET_KEY", "NBODY_SECRET_KEY")
+#: Most ``--processes``.
+PROCESSES_CEILING = 64
+_PR_SET_PDEATHSIG = 1  # prctl(2)
+
+
+def _die_with_parent() -> None:
+    """In a forked server process: get SIGTERM when the parent dies (Linux), so stopping
+    ``nbody serve --processes K`` stops its K children (Tornado's parent does not)."""
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+    except (OSError, AttributeError):
+        pass
 
 
 def register(subparsers) -> None:
@@ -96,14 +117,28 @@ def register(subparsers) -> None:
     parser.add_argument(
         "--jax-slots", type=int, metavar="K",
         help="JAX computations at once in this process, one per session at most "
-        "(default NBODY_JAX_SLOTS or 2; about the number of cores)",
+        "(default NBODY_JAX_SLOTS or the machine's cores; with --processes, of all processes together)",
     )
     parser.add_argument(
         "--piece-bound", type=float, metavar="SECONDS",
         help="/health answers 503 'unhealthy' while a piece of work has run longer than this "
         "(default NBODY_PIECE_BOUND_S or 5)",
     )
-    parser.add_argument("--dry-run", action="store_true", help="print the `panel serve` arguments and exit")
+    parser.add_argument(
+        "--processes", type=int, metavar="K",
+        help="server processes (default 1): Bokeh's --num-procs forks K after binding the port; "
+        "their session caps, compute slots and waiting line are shared through --runtime-dir",
+    )
+    parser.add_argument(
+        "--runtime-dir", metavar="DIR",
+        help="directory whose coordinator file the server processes of one class share (default "
+        "NBODY_RUNTIME_DIR; with --processes K, TMPDIR/nbody-serve-PORT); give the same one to "
+        "K servers behind a load balancer on this machine",
+    )
+    parser.add_argument(
+        "--dry-run", action="store_true",
+        help="print the equivalent `env VAR=... panel serve ...` line (runs as printed) and exit",
+    )
     parser.set_defaults(handler=handle)
 
 
@@ -189,6 +224,18 @@ def serve_arguments(args: argparse.Namespace, environ=None) -> tuple[list[str], 
     ]
     if getattr(args, "use_xheaders", False):
         arguments.append("--use-xheaders")
+    processes = getattr(args, "processes", None)
+    processes = 1 if processes is None else processes
+    if not 1 <= processes <= PROCESSES_CEILING:
+        raise ValueError(f"--processes must be in [1, {PROCESSES_CEILING}], got {processes}")
+    runtime_dir = getattr(args, "runtime_dir", None) or environ.get("NBODY_RUNTIME_DIR", "").strip()
+    if processes > 1:
+        # Forked after the port is bound; JAX is first imported by a session, in the child (the
+        # parent never loads it: forking a process that has started XLA's threads is unsafe).
+        arguments += ["--num-procs", str(processes)]
+        runtime_dir = runtime_dir or os.path.join(tempfile.gettempdir(), f"nbody-serve-{args.port}")
+    if runtime_dir:
+        env["NBODY_RUNTIME_DIR"] = str(Path(runtime_dir).resolve())
     for origin in allowed:
         arguments += ["--allow-websocket-origin", origin]
     return arguments, env
@@ -279,6 +326,49 @@ def disconnect_grace(args: argparse.Namespace, environ) -> float:
     return _seconds_option(args, environ, "--disconnect-grace", "NBODY_DISCONNECT_GRACE_S", 0.0)
 
 
+def dry_run_line(arguments: list[str], env: dict[str, str], environ=None) -> str:
+    """The shell line that serves exactly as ``nbody serve`` would: ``env VAR=... panel serve ...``.
+
+    A secret key taken from the environment is printed as a reference to its variable
+    (``"$NBODY_SECRET_KEY"``), never as its value; a key made for this line is printed as is
+    (it protects nothing until that line runs). Every word is shell-quoted.
+    """
+    environ = os.environ if environ is None else environ
+    words = ["env"]
+    for name, value in env.items():
+        source = next((variable for variable in SECRET_KEY_VARIABLES
+                       if name == "BOKEH_SECRET_KEY" and environ.get(variable) == value), None)
+        words.append(f'{name}="${source}"' if source else shlex.quote(f"{name}={value}"))
+    return " ".join([*words, "panel", *(shlex.quote(argument) for argument in arguments)])
+
+
+def check_port_free(address: str, port: int) -> None:
+    """Refuse a port another server already listens on, before any banner is printed.
+
+    Binds ``(address, port)`` the way Tornado does (``SO_REUSEADDR``, so a closed server's
+    lingering connections do not count) and lets it go at once.
+
+    Raises:
+        OSError: "port P is already in use on ADDRESS ...", naming --port.
+    """
+    try:
+        infos = socket.getaddrinfo(address, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as error:
+        raise OSError(f"cannot listen on {address!r}: {error.strerror}") from None
+    family, kind, protocol, _, socket_address = infos[0]
+    with socket.socket(family, kind, protocol) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(socket_address)
+        except OSError as error:
+            if error.errno == errno.EADDRINUSE:
+                raise OSError(
+                    f"port {port} is already in use on {address} (another nbody serve or panel serve?); "
+                    f"stop it or choose another --port"
+                ) from None
+            raise OSError(f"cannot listen on {address}:{port}: {error.strerror}") from None
+
+
 def handle(args: argparse.Namespace) -> int:
     arguments, env = serve_arguments(args)
     # Checked now, not at the first page: a bad cap fails at start with its source named.
@@ -287,8 +377,9 @@ def handle(args: argparse.Namespace) -> int:
     disconnect_grace(args, os.environ)
     connect_timeout(args, os.environ)
     if args.dry_run:
-        print(" ".join(["panel", *arguments]))
+        print(dry_run_line(arguments, env))
         return 0
+    check_port_free(args.address, args.port)  # before the banner: a busy port is the only news
     os.environ.update(env)
     print(
         f"nbody serve: http://{'localhost' if args.address in ('127.0.0.1', 'localhost') else args.address}:"
@@ -298,6 +389,8 @@ def handle(args: argparse.Namespace) -> int:
         file=sys.stderr,
         flush=True,
     )
+    if (getattr(args, "processes", None) or 1) > 1:
+        os.register_at_fork(after_in_child=_die_with_parent)
     from panel.command import main as panel_main
 
     sys.argv = ["panel", *arguments]  # Panel's entry point parses sys.argv, not an argument

@@ -1,7 +1,8 @@
 """Emulators: fast learned surrogates of the simulator, trained on its own ensembles.
 
 Contract: ``load_training_data(path)`` reads an ensemble npz (inputs: the swept numeric
-parameters; outputs: chosen summaries); ``train_emulator(data, TrainConfig(...))`` returns
+parameters; outputs: chosen summaries; members over the energy-error target dropped and
+counted); ``train_emulator(data, TrainConfig(...))`` returns
 an :class:`Emulator` (a deep ensemble of small Equinox MLPs, trained with Optax, predicting
 mean and sd of each summary for a new member) and a :class:`TrainingReport` (split, loss
 curve, test metrics beside an exact-GP baseline); ``save_emulator`` / ``load_emulator`` use a
@@ -10,6 +11,7 @@ as the forward model of a posterior and checks it against the simulator.
 """
 
 from .data import (
+    DEFAULT_ENERGY_TOLERANCE as DEFAULT_ENERGY_TOLERANCE,
     DEFAULT_OUTPUTS as DEFAULT_OUTPUTS,
     MIN_MEMBERS as MIN_MEMBERS,
     Split as Split,
@@ -24,6 +26,8 @@ from .model import (
     FORMAT as FORMAT,
     FORMAT_VERSION as FORMAT_VERSION,
     Emulator as Emulator,
+    ExtrapolationWarning as ExtrapolationWarning,
+    OUTSIDE_ACTIONS as OUTSIDE_ACTIONS,
     TrainConfig as TrainConfig,
     TrainingReport as TrainingReport,
     emulator_npz_bytes as emulator_npz_bytes,
@@ -34,8 +38,9 @@ from .model import (
 )
 
 __all__ = [
-    "DEFAULT_OUTPUTS", "MIN_MEMBERS", "Split", "TrainingData", "load_training_data", "spec_fingerprint",
+    "DEFAULT_ENERGY_TOLERANCE", "DEFAULT_OUTPUTS", "MIN_MEMBERS", "Split", "TrainingData", "load_training_data", "spec_fingerprint",
     "split_members", "training_data_from_arrays", "GPModel", "fit_gp", "gp_predict", "FORMAT",
-    "FORMAT_VERSION", "Emulator", "TrainConfig", "TrainingReport", "emulator_npz_bytes", "evaluate",
+    "FORMAT_VERSION", "Emulator", "ExtrapolationWarning", "OUTSIDE_ACTIONS", "TrainConfig", "TrainingReport",
+    "emulator_npz_bytes", "evaluate",
     "load_emulator", "save_emulator", "train_emulator",
 ]

@@ -19,11 +19,13 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from nbody_core.ensembles import PARAMETER_DIMENSIONS, SUMMARY_DIMENSIONS, parse_sweep
+from nbody_core.ensembles.converge import DEFAULT_ENERGY_TOLERANCE
 from nbody_core.io import load_npz
 
 __all__ = [
     "MIN_MEMBERS",
     "DEFAULT_OUTPUTS",
+    "DEFAULT_ENERGY_TOLERANCE",
     "INPUT_UNITS",
     "OUTPUT_UNITS",
     "TrainingData",
@@ -41,9 +43,13 @@ MIN_MEMBERS = 20
 #: Summaries learned when none are named: smooth functions of the parameters plus
 #: member-to-member scatter. Energy errors (heavy-tailed, set by close encounters) and
 #: momentum drifts (round-off) are left out unless asked for.
+#: The escaper fraction is not among them (issue 27, item 6): at N = 64 and t = 4 it is a count
+#: in steps of 1/64, zero for most members, so a Gaussian mean and sd misdescribe it (its
+#: predicted sd was 0.76 of the true scatter) and a Gaussian likelihood over it is wrong; the
+#: 90 % Lagrangian radius carries the outer bodies' information continuously. Ask for it by
+#: name to learn it anyway.
 DEFAULT_OUTPUTS = (
     "final_virial_ratio",
-    "escaper_fraction",
     "lagrangian_radius_10",
     "lagrangian_radius_50",
     "lagrangian_radius_90",
@@ -63,7 +69,7 @@ class TrainingData:
     Attributes:
         inputs: ``[M, P]`` float64 swept parameter values (their own units).
         outputs: ``[M, S]`` float64 summaries.
-        members: ``[M]`` member indices in the ensemble file (non-finite members dropped).
+        members: ``[M]`` member indices in the ensemble file (dropped members left out).
         input_names, output_names: column names.
         input_units, output_units: dimension of each column in ``unit_system``.
         input_log: per input, True when the sweep was log-spaced (the network sees log10).
@@ -71,7 +77,13 @@ class TrainingData:
         unit_system: the ensemble's unit system name (``"nbody"``: G = M = R = 1).
         fingerprint: :func:`spec_fingerprint` of the ensemble's spec.
         spec: the ensemble's spec as JSON (``EnsembleSpec.to_dict()``).
-        dropped: members left out because a summary or the finite flag was not finite.
+        dropped: members left out, in all (``dropped_nonfinite + dropped_unconverged``).
+        dropped_nonfinite: members left out because a summary or the finite flag was not finite.
+        dropped_unconverged: finite members left out because their ``max_energy_error``
+            exceeds ``energy_tolerance`` (unconverged runs teach the emulator the time step's
+            artefacts, issue 27).
+        energy_tolerance: the target applied (None: not checked, or the file has no
+            ``max_energy_error`` column).
     """
 
     inputs: np.ndarray
@@ -88,6 +100,9 @@ class TrainingData:
     fingerprint: str
     spec: dict
     dropped: int = 0
+    dropped_nonfinite: int = 0
+    dropped_unconverged: int = 0
+    energy_tolerance: float | None = None
 
     @property
     def num_members(self) -> int:
@@ -141,9 +156,12 @@ def training_data_from_arrays(
     *,
     outputs: Sequence[str] | None = None,
     source: str = "ensemble",
+    energy_tolerance: float | None = DEFAULT_ENERGY_TOLERANCE,
 ) -> TrainingData:
     """:func:`load_training_data` for arrays already in memory (e.g. ``EnsembleResult``
     ``.arrays()`` and ``.metadata()``, or an uploaded file)."""
+    if energy_tolerance is not None and not (math.isfinite(energy_tolerance) and energy_tolerance > 0):
+        raise ValueError(f"energy_tolerance must be a positive number or None, got {energy_tolerance!r}")
     if not isinstance(metadata, Mapping) or "ensemble" not in str(metadata.get("format", "")) or "spec" not in metadata:
         raise ValueError(f"{source} is not an ensemble file written by 'nbody ensemble' (no ensemble metadata)")
     for key in ("parameters", "parameter_names", "summaries", "summary_names"):
@@ -198,11 +216,23 @@ def training_data_from_arrays(
     keep = np.all(np.isfinite(x), axis=1) & np.all(np.isfinite(y), axis=1)
     if "finite" in summary_names:
         keep &= summaries[:, summary_names.index("finite")] == 1
+    nonfinite = int((~keep).sum())
+    checked = energy_tolerance is not None and "max_energy_error" in summary_names
+    if checked:
+        # NaN compares False: a non-finite error is counted as non-finite above or here.
+        converged = summaries[:, summary_names.index("max_energy_error")] <= energy_tolerance
+        unconverged = int((keep & ~converged).sum())
+        keep &= converged
+    else:
+        unconverged = 0
     usable = int(keep.sum())
     if usable < MIN_MEMBERS:
+        over = f", {unconverged} over the energy-error target {energy_tolerance:g}" if unconverged else ""
+        fix = ("rerun the ensemble with --energy-tolerance (members over the target are rerun at smaller "
+               "steps) or run more --members" if unconverged else "run more --members")
         raise ValueError(
-            f"{source} has {usable} usable member(s) (of {x.shape[0]}); an emulator needs at least "
-            f"{MIN_MEMBERS} to hold some out for validation and testing: run more --members"
+            f"{source} has {usable} usable member(s) (of {x.shape[0]}{over}); an emulator needs at least "
+            f"{MIN_MEMBERS} to hold some out for validation and testing: {fix}"
         )
     spec = dict(metadata["spec"])
     return TrainingData(
@@ -220,16 +250,22 @@ def training_data_from_arrays(
         fingerprint=spec_fingerprint(spec),
         spec=spec,
         dropped=int(x.shape[0] - usable),
+        dropped_nonfinite=nonfinite,
+        dropped_unconverged=unconverged,
+        energy_tolerance=float(energy_tolerance) if checked else None,
     )
 
 
-def load_training_data(path, *, outputs: Sequence[str] | None = None) -> TrainingData:
+def load_training_data(path, *, outputs: Sequence[str] | None = None,
+                       energy_tolerance: float | None = DEFAULT_ENERGY_TOLERANCE) -> TrainingData:
     """Read an ensemble npz into :class:`TrainingData`.
 
     Args:
         path: file written by ``nbody ensemble`` / ``EnsembleResult.save``.
         outputs: summary names to learn (None: :data:`DEFAULT_OUTPUTS` that vary, else every
             varying summary but the finite flag, initial virial ratio and momentum drifts).
+        energy_tolerance: members whose ``max_energy_error`` exceeds it are dropped and
+            counted (``dropped_unconverged``); None keeps them.
 
     Raises:
         ValueError: not an npz / not an ensemble / no numeric sweep / too few usable
@@ -237,7 +273,8 @@ def load_training_data(path, *, outputs: Sequence[str] | None = None) -> Trainin
         OSError: the file does not exist.
     """
     arrays, metadata = load_npz(path)
-    return training_data_from_arrays(arrays, metadata, outputs=outputs, source=repr(str(Path(path).name)))
+    return training_data_from_arrays(arrays, metadata, outputs=outputs, source=repr(str(Path(path).name)),
+                                     energy_tolerance=energy_tolerance)
 
 
 def split_members(num: int, *, seed: int = 0, validation: float = 0.15, test: float = 0.15) -> Split:

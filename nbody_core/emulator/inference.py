@@ -4,11 +4,14 @@ Contract: :func:`emulator_posterior` turns observed summaries of *one* simulatio
 10/50/90 % Lagrangian radii of a Plummer sphere) into a grid posterior over the emulator's
 inputs (say softening and virial ratio), with a uniform prior over the box the emulator was
 trained on (log-uniform for log-spaced sweeps) and the Gaussian likelihood
-``y_obs ~ N(mean(theta), sd(theta)^2)`` the emulator predicts — its sd is the member-to-member
-scatter, exactly the spread of one realisation's summaries. :func:`simulator_posterior` builds
-the same posterior from the simulator (a synthetic likelihood: at each grid point, mean and sd
-of the summaries over ``replicas`` fresh members run with ``run_ensemble``), so the two can
-be compared (:func:`compare_posteriors`). :func:`simulate_at` runs the simulator at given
+``y_obs ~ N(mean(theta), Sigma(theta))`` the emulator predicts, with
+``Sigma_ij = sd_i sd_j correlation_ij`` — its sd is the member-to-member scatter, exactly the
+spread of one realisation's summaries, and the correlation that of the scatter (the 10 % and
+50 % Lagrangian radii correlate at ~0.5; a diagonal Gaussian counts their shared information
+twice and gave 87 % coverage of 95 % intervals). :func:`simulator_posterior` builds the same
+posterior from the simulator (a synthetic likelihood, Wood 2010: at each grid point, the mean
+and the full sample covariance of the summaries over ``replicas`` fresh members run with
+``run_ensemble``), so the two can be compared (:func:`compare_posteriors`). :func:`simulate_at` runs the simulator at given
 parameters with the spec of the ensemble the emulator was trained on.
 
 Grids are used instead of MCMC because the emulator's inputs are one to three swept
@@ -28,7 +31,11 @@ from nbody_core.ensembles import EnsembleSpec, Sweep, run_ensemble
 from .model import Emulator
 
 __all__ = ["GridPosterior", "training_spec", "simulate_at", "emulator_posterior", "simulator_posterior",
-           "compare_posteriors", "MAX_GRID_POINTS"]
+           "compare_posteriors", "MAX_GRID_POINTS", "gaussian_log_likelihood", "synthetic_log_likelihood",
+           "COVARIANCES"]
+
+#: Likelihood covariances: the full one (default) or its diagonal (for comparison only).
+COVARIANCES = ("full", "diagonal")
 
 #: Cap on the number of grid points of a posterior (G^P).
 MAX_GRID_POINTS = 250_000
@@ -140,20 +147,67 @@ def _summarise(names, grids, log_like, seconds, evaluations) -> GridPosterior:
                          np.asarray(sds), np.asarray(intervals), tuple(marginals), seconds, evaluations)
 
 
-def _gaussian_log_like(mean, sd, observed_vector):
-    return np.sum(-0.5 * ((observed_vector - mean) / sd) ** 2 - np.log(sd), axis=-1)
+def gaussian_log_likelihood(mean, covariance, observed) -> np.ndarray:
+    """Multivariate normal log density (constant dropped) at many points.
+
+    Args:
+        mean: ``[G, O]`` predicted means.
+        covariance: ``[G, O, O]`` (or ``[O, O]``) covariances, symmetric positive definite.
+        observed: ``[O]`` the observation.
+
+    Returns:
+        ``[G]``: ``-0.5 r^T Sigma^-1 r - 0.5 log det Sigma`` with ``r = observed - mean``.
+    """
+    mean = np.asarray(mean, dtype=float)
+    covariance = np.broadcast_to(np.asarray(covariance, dtype=float), mean.shape + mean.shape[-1:])
+    factor = np.linalg.cholesky(covariance)
+    residual = np.asarray(observed, dtype=float) - mean
+    whitened = np.linalg.solve(factor, residual[..., None])[..., 0]
+    log_det = 2 * np.sum(np.log(np.diagonal(factor, axis1=-2, axis2=-1)), axis=-1)
+    return -0.5 * np.sum(whitened**2, axis=-1) - 0.5 * log_det
+
+
+def synthetic_log_likelihood(replicas, observed, *, covariance: str = "full") -> np.ndarray:
+    """Wood's (2010) synthetic likelihood from simulated replicas at each grid point.
+
+    Args:
+        replicas: ``[R, G, O]`` simulated summaries, R replicas at each of G points.
+        observed: ``[O]``.
+        covariance: ``"full"`` (the sample covariance, Wood's) or ``"diagonal"``.
+
+    Returns:
+        ``[G]`` log likelihood of the Gaussian with the replicas' mean and covariance.
+    """
+    replicas = np.asarray(replicas, dtype=float)
+    count, _, size = replicas.shape
+    if covariance not in COVARIANCES:
+        raise ValueError(f"covariance must be one of {COVARIANCES}, got {covariance!r}")
+    if covariance == "full" and count < size + 2:
+        raise ValueError(f"{count} replicas cannot estimate a {size} x {size} covariance; use at least {size + 2}")
+    mean = replicas.mean(axis=0)
+    residual = replicas - mean
+    cov = np.einsum("rgi,rgj->gij", residual, residual) / (count - 1)
+    if covariance == "diagonal":
+        cov = cov * np.eye(size)
+    # A summary constant over the replicas (e.g. at a box corner) gets a tiny variance, not 0.
+    cov = cov + 1e-24 * np.eye(size)
+    return gaussian_log_likelihood(mean, cov, observed)
 
 
 def emulator_posterior(emulator: Emulator, observed: Mapping[str, float], *, fixed: Mapping[str, float] | None = None,
-                       grid_points: int = 101) -> GridPosterior:
+                       grid_points: int = 101, covariance: str = "full") -> GridPosterior:
     """Grid posterior over the emulator's inputs given observed summaries.
 
     Args:
         observed: output name -> observed value (any subset of the outputs).
         fixed: input name -> value for inputs held fixed (the rest are inferred).
         grid_points: points per inferred input (spacing: log for log-spaced sweeps).
+        covariance: ``"full"`` (predicted sds with the emulator's ``correlation``) or
+            ``"diagonal"`` (the sds alone: overconfident when summaries correlate).
     """
     started = time.perf_counter()
+    if covariance not in COVARIANCES:
+        raise ValueError(f"covariance must be one of {COVARIANCES}, got {covariance!r}")
     fixed, names = _check(emulator, observed, fixed, grid_points)
     grids = _grid(emulator, names, grid_points)
     mesh = np.meshgrid(*grids, indexing="ij")
@@ -162,25 +216,36 @@ def emulator_posterior(emulator: Emulator, observed: Mapping[str, float], *, fix
         points[:, k] = fixed[name] if name in fixed else mesh[names.index(name)].ravel()
     mean, sd = emulator.predict(points)
     columns = [emulator.output_names.index(n) for n in observed]
-    log_like = _gaussian_log_like(mean[:, columns], sd[:, columns], np.asarray([float(v) for v in observed.values()]))
+    correlation = np.asarray(emulator.correlation, dtype=float)[np.ix_(columns, columns)]
+    if covariance == "diagonal":
+        correlation = np.eye(len(columns))
+    sd = sd[:, columns]
+    cov = sd[:, :, None] * sd[:, None, :] * correlation
+    log_like = gaussian_log_likelihood(mean[:, columns], cov, np.asarray([float(v) for v in observed.values()]))
     return _summarise(names, grids, log_like, time.perf_counter() - started, points.shape[0])
 
 
 def simulator_posterior(emulator: Emulator, observed: Mapping[str, float], *, fixed: Mapping[str, float] | None = None,
                         grid_points: int = 11, replicas: int = 32, seed: int = 2,
-                        chunk_size: int | None = None) -> GridPosterior:
+                        chunk_size: int | None = None, covariance: str = "full") -> GridPosterior:
     """The same posterior with the simulator as forward model (synthetic likelihood).
 
     At each of ``grid_points^P'`` grid points, ``replicas`` fresh members (the training
-    ensemble's spec, ``seed`` for the initial conditions) give the mean and sd of each
-    observed summary; the likelihood is Gaussian with those (Wood 2010, "Statistical
-    inference for noisy nonlinear ecological dynamic systems"). Costs
-    ``grid_points^P' * replicas`` simulations, in one vmapped ``run_ensemble`` call.
+    ensemble's spec, ``seed`` for the initial conditions) give the mean and the full sample
+    covariance of the observed summaries; the likelihood is Gaussian with those (Wood 2010,
+    "Statistical inference for noisy nonlinear ecological dynamic systems";
+    :func:`synthetic_log_likelihood`). Costs ``grid_points^P' * replicas`` simulations, in
+    one vmapped ``run_ensemble`` call.
     """
     started = time.perf_counter()
     fixed, names = _check(emulator, observed, fixed, grid_points)
     if isinstance(replicas, bool) or not isinstance(replicas, (int, np.integer)) or replicas < 4:
         raise ValueError(f"replicas must be an integer >= 4 (a sd from fewer is noise), got {replicas!r}")
+    if covariance not in COVARIANCES:
+        raise ValueError(f"covariance must be one of {COVARIANCES}, got {covariance!r}")
+    if covariance == "full" and replicas < len(observed) + 2:
+        raise ValueError(f"{replicas} replicas cannot estimate the covariance of {len(observed)} observed "
+                         f"summaries; use at least {len(observed) + 2}")
     grids = _grid(emulator, names, grid_points)
     size = grid_points ** len(names)
     sweeps = tuple(Sweep(name, values=tuple(float(v) for v in grid)) for name, grid in zip(names, grids))
@@ -191,9 +256,8 @@ def simulator_posterior(emulator: Emulator, observed: Mapping[str, float], *, fi
     values = np.column_stack([result.summaries[n] for n in columns])  # [size * replicas, O]
     # Member i runs grid point i mod size (grid design); rows are in itertools.product order.
     per_point = values.reshape(replicas, size, len(columns))
-    mean = per_point.mean(axis=0)
-    sd = np.maximum(per_point.std(axis=0, ddof=1), 1e-12)
-    log_like = _gaussian_log_like(mean, sd, np.asarray([float(v) for v in observed.values()]))
+    log_like = synthetic_log_likelihood(per_point, np.asarray([float(v) for v in observed.values()]),
+                                        covariance=covariance)
     return _summarise(names, grids, log_like, time.perf_counter() - started, size * replicas)
 
 

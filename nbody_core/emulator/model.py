@@ -25,6 +25,7 @@ from __future__ import annotations
 import io
 import json
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, NamedTuple
@@ -42,6 +43,8 @@ from .gp import fit_gp, gp_predict
 __all__ = [
     "FORMAT",
     "FORMAT_VERSION",
+    "OUTSIDE_ACTIONS",
+    "ExtrapolationWarning",
     "TrainConfig",
     "TrainingReport",
     "Emulator",
@@ -54,6 +57,14 @@ __all__ = [
 
 FORMAT = "nbody-explorer emulator"
 FORMAT_VERSION = 1
+#: What :meth:`Emulator.predict` does with a point outside the box it was trained on.
+OUTSIDE_ACTIONS = ("warn", "raise", "ignore")
+
+
+class ExtrapolationWarning(UserWarning):
+    """:meth:`Emulator.predict` was asked outside the box it was trained on: it extrapolates
+    (measured: the half-mass radius off by 1.9 replica scatter at softening 0.004 for a box
+    starting at 0.01)."""
 
 
 @dataclass(frozen=True)
@@ -162,6 +173,9 @@ class Emulator:
         y_mean, y_std: ``[S]`` normalisation of the outputs.
         sigma_scale: ``[S]`` calibration factor of the predictive sd (validation split).
         header: the JSON header (names, units, ranges, architecture, training, metrics).
+        correlation: ``[S, S]`` correlation of the outputs' member-to-member scatter (of the
+            validation split's z-scores), so the covariance of one fresh member's summaries is
+            ``sd_i sd_j correlation_ij``; the identity for files written before it existed.
     """
 
     networks: Any
@@ -171,6 +185,11 @@ class Emulator:
     y_std: np.ndarray
     sigma_scale: np.ndarray
     header: dict = field(default_factory=dict)
+    correlation: np.ndarray | None = None
+
+    def __post_init__(self):
+        if self.correlation is None:
+            object.__setattr__(self, "correlation", np.eye(len(self.header["outputs"])))
 
     @property
     def input_names(self) -> tuple[str, ...]:
@@ -200,18 +219,45 @@ class Emulator:
         """Normalised inputs ``[B, P]`` -> (mean, sd) ``[B, S]`` in raw output units (jnp)."""
         return _predict(self.networks, x_normalised, self.y_mean, self.y_std, self.sigma_scale)
 
-    def predict(self, inputs) -> tuple[np.ndarray, np.ndarray]:
+    def outside_box(self, inputs) -> str:
+        """Which of ``inputs`` (``[B, P]`` raw) lie outside :attr:`input_box`, in words
+        (``""`` when every point is inside). A relative slack of 1e-9 of each range absorbs
+        the round-off of values written and read back."""
+        batch = np.atleast_2d(np.asarray(inputs, dtype=np.float64))
+        low, high = self.input_box
+        slack = 1e-9 * np.abs(high - low)
+        outside = (batch < low - slack) | (batch > high + slack)
+        if not outside.any():
+            return ""
+        parts = [
+            f"{name} = {', '.join(f'{v:.4g}' for v in np.unique(batch[outside[:, k], k])[:3])}"
+            f"{' ...' if np.unique(batch[outside[:, k], k]).size > 3 else ''} outside [{low[k]:.4g}, {high[k]:.4g}]"
+            for k, name in enumerate(self.input_names) if outside[:, k].any()
+        ]
+        return (f"{int(outside.any(axis=1).sum())} of {batch.shape[0]} point(s) outside the box the emulator was "
+                f"trained on ({'; '.join(parts)}): the prediction there is an extrapolation")
+
+    def predict(self, inputs, *, outside: str = "warn") -> tuple[np.ndarray, np.ndarray]:
         """Predictive mean and sd of each output for a new member at ``inputs``.
 
         Args:
             inputs: ``[B, P]`` (or ``[P]``) raw parameter values in :attr:`input_names`
                 order, their own units.
+            outside: a point outside the training box (:attr:`input_box`): ``"warn"``
+                (default: an :class:`ExtrapolationWarning`), ``"raise"`` (``ValueError``) or
+                ``"ignore"``.
 
         Returns:
             ``(mean, sd)``, each ``[B, S]`` (or ``[S]``) in the outputs' units; the sd
             includes the member-to-member scatter, so ``mean ± 2 sd`` is a ~95 % band for
             one fresh simulation.
+
+        Raises:
+            ValueError: a bad shape, a non-positive log-scaled input, or (``outside="raise"``)
+                a point outside the training box.
         """
+        if outside not in OUTSIDE_ACTIONS:
+            raise ValueError(f"outside must be one of {OUTSIDE_ACTIONS}, got {outside!r}")
         inputs = np.asarray(inputs, dtype=np.float64)
         single = inputs.ndim == 1
         batch = np.atleast_2d(inputs)
@@ -219,12 +265,17 @@ class Emulator:
             raise ValueError(f"expected {len(self.input_names)} inputs {self.input_names}, got shape {inputs.shape}")
         if np.any(self.input_log & np.any(batch <= 0, axis=0)):
             raise ValueError("a log-scaled input must be positive")
+        if outside != "ignore" and (message := self.outside_box(batch)):
+            if outside == "raise":
+                raise ValueError(message)
+            warnings.warn(message, ExtrapolationWarning, stacklevel=2)
         mean, sd = self.predict_normalised(self.normalise_inputs(batch))
         mean, sd = np.asarray(mean), np.asarray(sd)
         return (mean[0], sd[0]) if single else (mean, sd)
 
-    def predict_named(self, values: dict[str, float]) -> dict[str, tuple[float, float]]:
-        """``{input: value}`` (every input) -> ``{output: (mean, sd)}``."""
+    def predict_named(self, values: dict[str, float], *, outside: str = "warn") -> dict[str, tuple[float, float]]:
+        """``{input: value}`` (every input) -> ``{output: (mean, sd)}`` (``outside``: as in
+        :meth:`predict`)."""
         missing = [n for n in self.input_names if n not in values]
         extra = [n for n in values if n not in self.input_names]
         if missing or extra:
@@ -234,7 +285,7 @@ class Emulator:
             if extra:
                 detail.append(f"not an input of this emulator: {extra}")
             raise ValueError(f"the emulator takes {list(self.input_names)}; " + "; ".join(detail))
-        mean, sd = self.predict([float(values[n]) for n in self.input_names])
+        mean, sd = self.predict([float(values[n]) for n in self.input_names], outside=outside)
         return {name: (float(m), float(s)) for name, m, s in zip(self.output_names, mean, sd)}
 
 
@@ -364,6 +415,11 @@ def train_emulator(
     mean_v, var_v = _mix(*_network_outputs(networks, x_val))
     z = (np.asarray(mean_v) - np.asarray(y_val)) / np.sqrt(np.asarray(var_v))
     sigma_scale = np.sqrt(np.mean(z**2, axis=0))
+    # The scatter of one member's summaries is correlated (the 10 % and 50 % Lagrangian radii at
+    # ~0.5): their correlation, from the same held-out z-scores, gives the full covariance a
+    # synthetic likelihood needs (Wood 2010). A single output (or a constant one) gives 1.
+    correlation = np.atleast_2d(np.corrcoef(z, rowvar=False)) if z.shape[1] > 1 else np.ones((1, 1))
+    correlation = np.where(np.isfinite(correlation), correlation, np.eye(z.shape[1]))
 
     header = {
         "format": FORMAT,
@@ -402,10 +458,11 @@ def train_emulator(
             "optimizer": "optax.adamw, full batch",
             "loss": "Gaussian negative log-likelihood (normalised units)",
             "sigma_calibration": "sd scaled by the RMS z-score on the validation split",
+            "correlation": "correlation matrix of the validation split's z-scores (array 'correlation')",
         },
         "dtype": str(x_train.dtype),
     }
-    emulator = Emulator(networks, x_mean, x_std, y_mean, y_std, sigma_scale, header)
+    emulator = Emulator(networks, x_mean, x_std, y_mean, y_std, sigma_scale, header, correlation)
     x_test, y_test = data.inputs[split.test], data.outputs[split.test]
     metrics = {"mlp": evaluate(emulator.predict, x_test, y_test, data.output_names)}
     seconds = {"train": train_seconds}
@@ -433,7 +490,7 @@ def _arrays(emulator: Emulator) -> dict[str, np.ndarray]:
     out = {f"network_leaf_{k:03d}": np.asarray(leaf) for k, leaf in enumerate(leaves)}
     out.update(x_mean=np.asarray(emulator.x_mean), x_std=np.asarray(emulator.x_std),
                y_mean=np.asarray(emulator.y_mean), y_std=np.asarray(emulator.y_std),
-               sigma_scale=np.asarray(emulator.sigma_scale))
+               sigma_scale=np.asarray(emulator.sigma_scale), correlation=np.asarray(emulator.correlation))
     return out
 
 
@@ -450,7 +507,7 @@ def save_emulator(emulator: Emulator, path) -> Path:
 
     Arrays: ``network_leaf_000 ...`` (the stacked MLP weights and biases in
     ``jax.tree_util`` leaf order, leading axis = network), ``x_mean``, ``x_std`` ``[P]``,
-    ``y_mean``, ``y_std``, ``sigma_scale`` ``[S]``; ``metadata``: the JSON header
+    ``y_mean``, ``y_std``, ``sigma_scale`` ``[S]``, ``correlation`` ``[S, S]``; ``metadata``: the JSON header
     (:data:`FORMAT`, ``format_version``, architecture, inputs with units/log/range, outputs
     with units, normalisation, the ensemble's spec and fingerprint, training settings,
     test metrics and the member split).
@@ -485,5 +542,8 @@ def load_emulator(path) -> Emulator:
             raise ValueError(f"{name}: weights do not match the architecture in the header ({key})")
         leaves.append(jnp.asarray(arrays[key]))
     networks = eqx.combine(jax.tree_util.tree_unflatten(treedef, leaves), static)
+    size = arch["out_size"] // 2
+    if "correlation" in arrays and arrays["correlation"].shape != (size, size):
+        raise ValueError(f"{name}: the correlation matrix is not {size} x {size}")
     return Emulator(networks, arrays["x_mean"], arrays["x_std"], arrays["y_mean"], arrays["y_std"],
-                    arrays["sigma_scale"], header)
+                    arrays["sigma_scale"], header, arrays.get("correlation"))

@@ -14,7 +14,9 @@ sweeps     the sweep grammar (``softening=0.001:0.1:log``) and value checks
 spec       :class:`EnsembleSpec` (validated) and the resolved :class:`MemberTable`
 member     one member: initial state (the preset's builder), run, summaries
 result     :class:`EnsembleResult`, its npz file and :func:`load_ensemble`
-runner     chunks, devices, sharding, checkpoints: :func:`run_ensemble`
+runner     chunks, threads, devices, sharding, checkpoints: :func:`run_ensemble`
+baseline   the Python loop over one member it is timed against
+converge   members rerun at smaller steps to an energy target: :func:`run_converged`
 ========== ==================================================================
 
 Members
@@ -24,6 +26,11 @@ Members
     Every member integrates to the same end time ``t_end = num_steps * dt``.
 """
 
+from .converge import (
+    DEFAULT_ENERGY_TOLERANCE as DEFAULT_ENERGY_TOLERANCE,
+    converged_flags as converged_flags,
+    run_converged as run_converged,
+)
 from .member import (
     LAGRANGIAN_FRACTIONS as LAGRANGIAN_FRACTIONS,
     SUMMARIES as SUMMARIES,
@@ -43,9 +50,10 @@ from .runner import (
     chunk_size_for as chunk_size_for,
     default_chunk_size as default_chunk_size,
     default_segment_steps as default_segment_steps,
+    default_workers as default_workers,
     run_ensemble as run_ensemble,
-    time_python_loop as time_python_loop,
 )
+from .baseline import time_python_loop as time_python_loop
 from .spec import (
     MAX_MEMBERS as MAX_MEMBERS,
     MAX_STEPS_PER_MEMBER as MAX_STEPS_PER_MEMBER,
@@ -69,6 +77,7 @@ __all__ = [
     "MAX_STEPS_PER_MEMBER",
     "DEFAULT_MAX_CHUNK",
     "default_chunk_size",
+    "default_workers",
     "default_segment_steps",
     "PIECE_PAIR_STEPS",
     "chunk_size_for",
@@ -82,6 +91,9 @@ __all__ = [
     "EnsembleResult",
     "EnsembleCancelled",
     "run_ensemble",
+    "run_converged",
+    "converged_flags",
+    "DEFAULT_ENERGY_TOLERANCE",
     "run_member",
     "time_python_loop",
     "load_ensemble",

@@ -22,6 +22,19 @@ Memory and devices
     file records the device count, chunk size and kernel (``metadata["execution"]``). The
     integrator is static (compiled in), so members are grouped per integrator.
 
+Threads
+    XLA:CPU runs one compiled call on one core, so on CPU devices the chunks are shared by
+    ``workers`` host threads (:func:`default_workers`: the idle cores per device), each issuing
+    its chunks' calls; a call issued from two threads runs on two cores at once, on one
+    device. Every chunk is the same computation whichever thread runs it, so results do not
+    depend on the worker count. Compiles are serialized (one lock), and the outputs are
+    gathered, checkpoints aside, on the calling thread.
+
+Energy checks
+    Each member's energy, momenta and smallest pair distance are taken at its ``num_saves``
+    snapshots (20 per run by default), inside the same compiled loop as the steps: no host
+    round trip. The summaries are computed on the device from those and the final state.
+
 Multi-host
     The same code runs on several hosts. Start one process per host and call
     ``jax.distributed.initialize()`` (arguments or the cluster's environment variables, e.g.
@@ -44,7 +57,10 @@ Multi-host
 
 from __future__ import annotations
 
+import os
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor, wait, FIRST_EXCEPTION
 from functools import lru_cache, partial
 from pathlib import Path
 from typing import Any, Callable, NamedTuple, Sequence
@@ -66,11 +82,9 @@ from .member import (
     summarize_member,
     ic_config,
     initial_state,
-    initial_state_jit,
     member_config,
     member_inputs,
     simulate_member,
-    simulate_member_jit,
 )
 from .result import EnsembleResult
 from .spec import MAX_MEMBERS, EnsembleSpec, check_int
@@ -88,7 +102,7 @@ __all__ = [
     "default_chunk_size",
     "resolved_forces",
     "run_ensemble",
-    "time_python_loop",
+    "default_workers",
 ]
 
 
@@ -163,22 +177,61 @@ def device_memory_bytes(device) -> int | None:
     return max(sizes) if sizes else None
 
 
-def default_chunk_size(spec: EnsembleSpec, device: Any = "cpu") -> int:
+def default_workers(devices: Sequence | None = None, *, load_average: float | None = None) -> int:
+    """Host threads :func:`run_ensemble` runs chunks on when not told: on CPU devices, the
+    cores this process may use (``os.sched_getaffinity``) shared among the devices, less the
+    cores other work keeps busy (the 1-minute load average, this process counted as 1), at
+    least 1; on accelerators 1 (one stream of calls per device keeps it busy).
+
+    Why threads: XLA:CPU runs one vmapped call on one core, and two calls issued from two
+    threads run at once on one CPU device. Measured on the 2-core EPYC (Plummer N = 32, 256
+    members, 200 steps): idle, 0.155 s in one call against 0.091 s as two halves from two
+    threads; at load 15-20, 0.50 s on one thread against 0.86 s on two (the second thread
+    only waited for a core: benchmarks/results/ensembles.md). Results never depend on it.
+
+    Args:
+        devices: the devices (None: ``jax.devices()``).
+        load_average: the load to assume (None: ``os.getloadavg()[0]``).
+    """
+    devices = list(jax.devices()) if devices is None else list(devices)
+    if any(device.platform != "cpu" for device in devices):
+        return 1
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        cores = os.cpu_count() or 1
+    if load_average is None:
+        try:
+            load_average = os.getloadavg()[0]
+        except OSError:
+            load_average = 0.0
+    idle = int(cores - max(load_average, 1.0) + 1)  # cores free of other work, this one included
+    return max(1, min(cores // max(1, len(devices)), idle))
+
+
+def default_chunk_size(spec: EnsembleSpec, device: Any = "cpu", *, workers: int = 1) -> int:
     """Members per device per call that :func:`run_ensemble` uses when not told.
 
     Args:
         spec: the ensemble.
         device: a ``jax.Device`` (its memory or cache is read) or a platform name
             (``"cpu"``, ``"gpu"``: the fallback sizes of :func:`chunk_size_for`).
+        workers: threads the chunks are shared among (:func:`default_workers`): the chunk
+            is lowered (a power of two) until the largest integrator group has a chunk per
+            worker, so every core has work.
     """
     platform = device if isinstance(device, str) else device.platform
     size = None if isinstance(device, str) else device_memory_bytes(device)
     largest_group = max(np.count_nonzero(spec.table.integrator == name) for name in spec.integrators)
-    return chunk_size_for(
+    chunk = chunk_size_for(
         member_bytes(spec.num_bodies, num_saves=spec.num_saves, save_trajectories=spec.save_trajectories),
         platform=platform, memory_bytes=size if platform != "cpu" else None,
         cache_bytes=size if platform == "cpu" else None, largest_group=largest_group,
     )
+    share = -(-largest_group // max(1, workers))
+    while chunk > 1 and chunk // 2 >= share:
+        chunk //= 2
+    return chunk
 
 
 #: Batched functions kept (see :func:`_batched`): each holds JAX's own cache of its compiled
@@ -236,9 +289,15 @@ def _compiled(fn: Callable, config: NamedTuple, args: tuple, sharding: NamedShar
     seconds are those of the cache look-up (measured ~0.3 ms), not a compile.
     """
     jitted = _batched(fn, config, len(args), sharding, sequential=sequential, num_shared=num_shared)
-    start = time.perf_counter()
-    executable = jitted.lower(*args).compile()
-    return executable, time.perf_counter() - start
+    # One compile at a time: a second worker thread asking for the same executable waits
+    # and then finds it in JAX's cache instead of compiling it again.
+    with _COMPILE_LOCK:
+        start = time.perf_counter()
+        executable = jitted.lower(*args).compile()
+        return executable, time.perf_counter() - start
+
+
+_COMPILE_LOCK = threading.Lock()
 
 
 def _to_global(value: np.ndarray, sharding: NamedSharding) -> jax.Array:
@@ -282,27 +341,21 @@ def default_segment_steps(num_bodies: int, members_per_call: int, force_evaluati
     return max(1, PIECE_PAIR_STEPS // per_step)
 
 
-def _run_in_pieces(states, inputs, config, sharding, *, longest: int, segment_steps: int, should_stop, where: str):
+def _run_in_pieces(states, inputs, config, sharding, *, longest: int, segment_steps: int, should_stop, where):
     """One chunk as bounded compiled calls: start, ``advance`` by ``segment_steps`` steps
-    at a time (``should_stop`` polled before each), summarize. Bit-identical to one call."""
+    at a time (``should_stop`` polled before each; ``where()`` says how far the run got),
+    summarize. Bit-identical to one call. Returns ``(outputs on the devices, compile_seconds)``."""
     start_fn, start_s = _compiled(start_member, config, (states, inputs), sharding)
-    begin = time.perf_counter()
     member = start_fn(states, inputs)
-    run_s = time.perf_counter() - begin
     step_dtype = member.steps_done.dtype
     stop0 = np.asarray(min(segment_steps, longest), step_dtype)
     advance_fn, advance_s = _compiled(advance_member, config, (states, member, inputs, stop0), sharding, num_shared=1)
     for stop in range(segment_steps, longest + segment_steps, segment_steps):
         if should_stop is not None and should_stop():
-            raise EnsembleCancelled(f"ensemble stopped after {where} (and {stop - segment_steps} steps of the next)")
-        begin = time.perf_counter()
+            raise EnsembleCancelled(f"ensemble stopped after {where()} (and {stop - segment_steps} steps of the next)")
         member = jax.block_until_ready(advance_fn(states, member, inputs, np.asarray(min(stop, longest), step_dtype)))
-        run_s += time.perf_counter() - begin
     summarize_fn, summarize_s = _compiled(summarize_member, config, (states, member, inputs), sharding)
-    begin = time.perf_counter()
-    out = summarize_fn(states, member, inputs)
-    run_s += time.perf_counter() - begin
-    return out, {"compile_s": start_s + advance_s + summarize_s, "run_s": run_s}
+    return summarize_fn(states, member, inputs), start_s + advance_s + summarize_s
 
 
 def run_ensemble(
@@ -314,23 +367,24 @@ def run_ensemble(
     should_stop: Callable[[], bool] | None = None,
     checkpoint_dir: str | Path | None = None,
     segment_steps: int | None = None,
+    workers: int | None = None,
 ) -> EnsembleResult:
-    """Run every member of ``spec``: vmapped chunks, sharded over devices.
+    """Run every member of ``spec``: vmapped chunks, sharded over devices, on host threads.
 
     Args:
         spec: what to run.
         chunk_size: members *per device* in one compiled call (None: chosen from the
-            first device's memory or cache by :func:`default_chunk_size`). One call
-            runs ``chunk_size * num_devices`` members; the last call of each integrator is
-            padded, so one executable serves them all.
+            first device's memory or cache by :func:`default_chunk_size`, lowered until
+            every worker has a chunk). One call runs ``chunk_size * num_devices`` members;
+            the last call of each integrator is padded, so one executable serves them all.
         devices: the devices of the 1-D ``("members",)`` mesh: None (all of
             ``jax.devices()``, every host's after ``jax.distributed.initialize()``), a count
             (the first k) or a sequence of devices. With the same ``chunk_size`` the results
             are bit-identical whatever the device count.
         progress: called as ``progress(done_chunks, total_chunks)`` once with 0 before the
-            first chunk and after each chunk.
-        should_stop: polled between chunks and between the bounded pieces of a chunk;
-            True raises :class:`EnsembleCancelled`.
+            first chunk and after each chunk (always from the calling thread).
+        should_stop: polled between chunks and between the bounded pieces of a chunk (from
+            the worker threads too); True raises :class:`EnsembleCancelled`.
         checkpoint_dir: if given, each finished chunk is saved there (atomically) and a
             chunk already saved by a run of the same spec, chunk size and device count is
             loaded instead of recomputed (resume after an interruption).
@@ -339,20 +393,30 @@ def run_ensemble(
             one call per chunk without ``should_stop``; with it, pieces of about
             :data:`PIECE_PAIR_STEPS` pair interactions (:func:`default_segment_steps`), so
             a stop is seen within a fraction of a second.
+        workers: host threads that run chunks at once (None: :func:`default_workers`, the
+            idle cores per CPU device; 1 on accelerators). Results do not depend on it: each
+            chunk is the same computation whichever thread runs it.
 
     Returns:
-        :class:`EnsembleResult`; ``timing`` holds ``compile_s`` apart from ``run_s``.
+        :class:`EnsembleResult`; ``timing`` holds ``compile_s`` apart from ``run_s`` (the
+        wall time of the run less the compiles, which are serialized) and ``cpu_s``
+        (process CPU seconds of the whole call, compiles included).
 
     Raises:
-        ValueError: for a bad chunk size or device choice.
+        ValueError: for a bad chunk size, worker count or device choice.
         EnsembleCancelled: when ``should_stop()`` says so.
     """
     if not isinstance(spec, EnsembleSpec):
         raise ValueError(f"spec must be an EnsembleSpec, got {type(spec).__name__}")
+    wall_start, cpu_start = time.perf_counter(), time.process_time()
     device_list = _resolve_devices(devices)
     num_devices = len(device_list)
+    if workers is None:
+        workers = default_workers(device_list)
+    check_int("workers", workers, 1, 1024)
+    workers = int(workers)
     if chunk_size is None:
-        chunk_size = default_chunk_size(spec, device_list[0])
+        chunk_size = default_chunk_size(spec, device_list[0], workers=workers)
     check_int("chunk_size", chunk_size, 1, MAX_MEMBERS)
     chunk_size = int(chunk_size)
     call_size = chunk_size * num_devices
@@ -367,7 +431,6 @@ def run_ensemble(
     sharding = NamedSharding(mesh, PartitionSpec("members"))
 
     table = spec.table
-    initial_config = ic_config(spec)
     groups = [(name, np.flatnonzero(table.integrator == name)) for name in spec.integrators]
     plan = [
         (name, k, members[start:start + call_size])
@@ -377,54 +440,88 @@ def run_ensemble(
     checkpoint = Path(checkpoint_dir) if checkpoint_dir is not None else None
     if checkpoint is not None:
         checkpoint.mkdir(parents=True, exist_ok=True)
-    fingerprint = f"{spec.fingerprint()}-{chunk_size}x{num_devices}"
-    outputs: dict[str, np.ndarray] = {}
-    compile_s = run_s = 0.0
-    resumed = 0
-    if progress is not None:
-        progress(0, len(plan))
-    for done, (integrator, k, members) in enumerate(plan, start=1):
-        if should_stop is not None and should_stop():
-            raise EnsembleCancelled(f"ensemble stopped after {done - 1} of {len(plan)} chunks")
+    # Hashing the spec reads every package's version (~9 ms): only for checkpoints.
+    fingerprint = f"{spec.fingerprint()}-{chunk_size}x{num_devices}" if checkpoint is not None else ""
+    all_inputs = member_inputs(spec, table, np.arange(spec.num_members))
+    failed = threading.Event()  # a chunk raised: the queued ones return at once
+    finished = [0]  # chunks collected so far (read by the workers' messages)
+
+    def where() -> str:
+        return f"{finished[0]} of {len(plan)} chunks"
+
+    stop_lock = threading.Lock()
+
+    def stopping() -> bool:
+        # should_stop is called by one thread at a time (a dashboard's may wait there for its
+        # turn, and the other workers then wait behind it); once it says stop, nobody asks again.
+        if failed.is_set() or should_stop is None:
+            return failed.is_set()
+        with stop_lock:
+            try:
+                if not failed.is_set() and should_stop():
+                    failed.set()
+            except BaseException:  # a stop that raises its own exception (a dashboard job's)
+                failed.set()
+                raise
+            return failed.is_set()
+
+    def run_chunk(index: int):
+        integrator, k, members = plan[index]
+        if stopping():
+            raise EnsembleCancelled(f"ensemble stopped after {where()}")
         chunk_file = checkpoint / f"chunk-{integrator}-{k:06d}.npz" if checkpoint is not None else None
         chunk = _load_chunk(chunk_file, fingerprint, members) if chunk_file is not None else None
-        if chunk is None:
-            padded = np.concatenate([members, np.full(call_size - members.size, members[-1])])
-            host_inputs = member_inputs(spec, table, padded)
-            inputs = {name: _to_global(value, sharding) for name, value in host_inputs.items()}
-            ic_fn, ic_seconds = _compiled(initial_state, initial_config, (inputs,), sharding, sequential=True)
-            start = time.perf_counter()
-            states = ic_fn(inputs)
-            run_s += time.perf_counter() - start
-            config = member_config(spec, integrator)
-            longest = int(table.num_steps[members].max())
-            if segment_steps is None or segment_steps >= longest:
-                sim_fn, sim_seconds = _compiled(simulate_member, config, (states, inputs), sharding)
-                compile_s += ic_seconds + sim_seconds
-                start = time.perf_counter()
-                device_out = sim_fn(states, inputs)
-                chunk = {name: _to_host(value)[: members.size] for name, value in device_out.items()}
-                run_s += time.perf_counter() - start
-            else:
-                device_out, seconds = _run_in_pieces(
-                    states, inputs, config, sharding, longest=longest, segment_steps=segment_steps,
-                    should_stop=should_stop, where=f"{done - 1} of {len(plan)} chunks",
-                )
-                compile_s += ic_seconds + seconds["compile_s"]
-                start = time.perf_counter()
-                chunk = {name: _to_host(value)[: members.size] for name, value in device_out.items()}
-                run_s += seconds["run_s"] + time.perf_counter() - start
-            if chunk_file is not None:
-                save_npz(chunk_file, {**chunk, "members": members}, {"fingerprint": fingerprint})
-        else:
-            resumed += 1
+        if chunk is not None:
+            return chunk, 0.0, True
+        chunk, seconds = _run_chunk(
+            spec, integrator, members, all_inputs, call_size, sharding, segment_steps=segment_steps,
+            should_stop=stopping, where=where,
+        )
+        if chunk_file is not None:
+            save_npz(chunk_file, {**chunk, "members": members}, {"fingerprint": fingerprint})
+        return chunk, seconds, False
+
+    outputs: dict[str, np.ndarray] = {}
+    compile_s = 0.0
+    resumed = 0
+
+    def collect(index: int, done: int, chunk: dict, seconds: float, was_resumed: bool) -> None:
+        nonlocal compile_s, resumed
+        compile_s += seconds
+        resumed += was_resumed
+        finished[0] = done
+        members = plan[index][2]
         for name, value in chunk.items():
             if name not in outputs:
                 outputs[name] = np.empty((spec.num_members, *value.shape[1:]), value.dtype)
             outputs[name][members] = value
         if progress is not None:
             progress(done, len(plan))
+
+    if progress is not None:
+        progress(0, len(plan))
+    if workers == 1 or len(plan) == 1:
+        for index in range(len(plan)):
+            collect(index, index + 1, *run_chunk(index))
+    else:
+        with ThreadPoolExecutor(max_workers=min(workers, len(plan)), thread_name_prefix="ensemble") as pool:
+            pending = {pool.submit(run_chunk, index): index for index in range(len(plan))}
+            done = 0
+            try:
+                while pending:
+                    ready, _ = wait(pending, return_when=FIRST_EXCEPTION)
+                    for future in ready:
+                        index = pending.pop(future)
+                        done += 1
+                        collect(index, done, *future.result())
+            except BaseException:
+                failed.set()
+                for future in pending:
+                    future.cancel()
+                raise
     summaries = {name: outputs[name].astype(np.float64) for name in SUMMARIES}
+    wall_s = time.perf_counter() - wall_start
+    run_s = max(wall_s - compile_s, 0.0)
     return EnsembleResult(
         spec=spec,
         table=table,
@@ -438,13 +535,38 @@ def run_ensemble(
         timing={
             "compile_s": compile_s,
             "run_s": run_s,
+            "wall_s": wall_s,
+            "cpu_s": time.process_time() - cpu_start,
             "num_chunks": len(plan),
             "resumed_chunks": resumed,
             "chunk_size": chunk_size,
             "num_devices": num_devices,
+            "workers": workers,
             "members_per_s": spec.num_members / run_s if run_s > 0 else float("nan"),
         },
     )
+
+
+def _run_chunk(spec: EnsembleSpec, integrator: str, members: np.ndarray, all_inputs: dict, call_size: int,
+               sharding: NamedSharding, *, segment_steps: int | None, should_stop, where):
+    """One chunk's members, padded to ``call_size`` by repeating the last: initial states,
+    integration and summaries on the devices, the outputs back on the host. Returns
+    ``(outputs, compile_seconds)``."""
+    padded = np.concatenate([members, np.full(call_size - members.size, members[-1])])
+    inputs = {name: _to_global(value[padded], sharding) for name, value in all_inputs.items()}
+    ic_fn, compile_s = _compiled(initial_state, ic_config(spec), (inputs,), sharding, sequential=True)
+    states = ic_fn(inputs)
+    config = member_config(spec, integrator)
+    longest = int(spec.table.num_steps[members].max())
+    if segment_steps is None or segment_steps >= longest:
+        sim_fn, seconds = _compiled(simulate_member, config, (states, inputs), sharding)
+        device_out = sim_fn(states, inputs)
+    else:
+        device_out, seconds = _run_in_pieces(
+            states, inputs, config, sharding, longest=longest, segment_steps=segment_steps,
+            should_stop=should_stop, where=where,
+        )
+    return {name: _to_host(value)[: members.size] for name, value in device_out.items()}, compile_s + seconds
 
 
 def resolved_forces(spec: EnsembleSpec) -> str:
@@ -466,53 +588,3 @@ def _load_chunk(path: Path, fingerprint: str, members: np.ndarray) -> dict | Non
     if metadata.get("fingerprint") != fingerprint or not np.array_equal(arrays.pop("members", None), members):
         return None
     return arrays
-
-
-def time_python_loop(spec: EnsembleSpec, *, num_members: int = 8,
-                     should_stop: Callable[[], bool] | None = None) -> dict[str, float]:
-    """Time a Python loop over the jitted single-member functions on a subset of members.
-
-    This is the baseline the vmapped run is compared with: the same single-system code,
-    jitted, called once per member (initial conditions, then the simulation). The members
-    are spread evenly over the ensemble (so a dt or integrator sweep is sampled fairly);
-    compile time is measured apart. The loop time of the whole ensemble is extrapolated as
-    ``spec.num_members * seconds_per_member``.
-
-    ``should_stop`` is polled before each member (True raises :class:`EnsembleCancelled`).
-
-    Returns:
-        ``{"members_timed", "compile_s", "run_s", "seconds_per_member",
-        "extrapolated_loop_s"}`` (seconds).
-    """
-    check_int("num_members", num_members, 1, MAX_MEMBERS)
-    table = spec.table
-    chosen = np.unique(np.linspace(0, spec.num_members - 1, min(num_members, spec.num_members)).round().astype(int))
-    all_inputs = member_inputs(spec, table, chosen)
-    per_member_inputs = [{k: jnp.asarray(v[i]) for k, v in all_inputs.items()} for i in range(chosen.size)]
-    initial_config = ic_config(spec)
-    start = time.perf_counter()
-    ic_fn = initial_state_jit.lower(per_member_inputs[0], config=initial_config).compile()
-    state = ic_fn(per_member_inputs[0])
-    sim_fns = {
-        name: simulate_member_jit.lower(state, per_member_inputs[0], config=member_config(spec, name)).compile()
-        for name in sorted(set(table.integrator[chosen]))
-    }
-    compile_s = time.perf_counter() - start
-    # One untimed call per executable: the first run of a fresh executable pays one-off
-    # costs (measured: 7 ms of an 8 ms member at N = 8); the baseline is the steady state.
-    for name, sim_fn in sim_fns.items():
-        jax.block_until_ready(sim_fn(state, per_member_inputs[0]))
-    start = time.perf_counter()
-    for inputs, member in zip(per_member_inputs, chosen):
-        if should_stop is not None and should_stop():
-            raise EnsembleCancelled("the Python-loop timing was stopped")
-        jax.block_until_ready(sim_fns[str(table.integrator[member])](ic_fn(inputs), inputs))
-    run_s = time.perf_counter() - start
-    per_member = run_s / chosen.size
-    return {
-        "members_timed": int(chosen.size),
-        "compile_s": compile_s,
-        "run_s": run_s,
-        "seconds_per_member": per_member,
-        "extrapolated_loop_s": per_member * spec.num_members,
-    }

@@ -135,7 +135,7 @@ class WarmupCarry(NamedTuple):
     da: DualAveragingState
     next_step_size: Array
     inverse_mass: Array
-    count: Array
+    count: Array  # type: ignore[assignment]  # shadows tuple.count, never called on this state
     mean: Array
     m2: Array
 

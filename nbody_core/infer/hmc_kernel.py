@@ -296,7 +296,8 @@ def gradient_evaluations(result: SampleResult) -> int:
     step; HMC's recorded paths hold ``L + 1`` points of which the first is the reused start;
     NUTS (:mod:`nbody_core.infer.nuts`) reports its own ``num_integration_steps``)."""
     info = result.info
-    if hasattr(info, "num_integration_steps"):
-        return int(np.sum(np.asarray(info.num_integration_steps)))
+    steps = getattr(info, "num_integration_steps", None)
+    if steps is not None:
+        return int(np.sum(np.asarray(steps)))
     chains, draws, points = np.asarray(info.path_position).shape[:3]
     return int(chains * draws * (points - 1))

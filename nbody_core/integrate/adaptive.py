@@ -31,6 +31,7 @@ from jax import lax
 from nbody_core.physics.diagnostics import total_energy
 from nbody_core.physics.forces import Acceleration
 from nbody_core.physics.state import ParticleState, PhysicsParams
+from .adjoint import ADJOINTS, is_traced, loop_of, result_code
 from .options import check_positive_number
 from .solution import RESULTS, Solution, Stats
 from .trajectory import Trajectory, conserved_quantities, empty_piece
@@ -103,7 +104,8 @@ class _Loop(NamedTuple):
 
     carry: _Carry
     k1: tuple  # the derivative at (carry.x, carry.v): FSAL, carried, never recomputed
-    index: jax.Array  # the next save time to land on (snapshots < index were reached)
+    # The field shadows tuple.index (never called on a _Loop), hence the ignore.
+    index: jax.Array  # type: ignore[assignment]  # the next save time to land on (snapshots < index were reached)
     saved_x: jax.Array
     saved_v: jax.Array
 
@@ -123,9 +125,10 @@ def _dopri8_start(start, mass, save_times, params, rtol, atol, *, acceleration_f
     k1 = _derivative(acceleration_fn, mass, params)(start.x, start.v)
     # A first chunk starts with h_free = 0: pick the initial step here.
     span = save_times[1] - save_times[0]
-    start = start._replace(
-        h_free=jnp.where(start.h_free > 0, start.h_free, _initial_step(start.x, start.v, k1, rtol, atol, span))
-    )
+    # Step-size control is not differentiated (nbody_core/integrate/adjoint.py).
+    h_free = lax.stop_gradient(start.h_free)
+    start = start._replace(h_free=jnp.where(
+        h_free > 0, h_free, lax.stop_gradient(_initial_step(start.x, start.v, k1, rtol, atol, span))))
     saved_x = jnp.zeros((num_saves + 1,) + start.x.shape, dtype).at[0].set(start.x)
     saved_v = jnp.zeros((num_saves + 1,) + start.v.shape, dtype).at[0].set(start.v)
     return _Loop(start, k1, jnp.ones((), jnp.int32), saved_x, saved_v)
@@ -141,6 +144,19 @@ def _dopri8(loop, mass, save_times, params, rtol, atol, max_steps, *, accelerati
     Returns:
         The :class:`_Loop` to go on from: snapshots ``< index`` were reached.
     """
+    cond, body = _dopri8_loop(mass, save_times, params, rtol, atol, max_steps, acceleration_fn=acceleration_fn,
+                              potential=potential, units=units)
+    return _Loop(*lax.while_loop(cond, body, tuple(loop)))
+
+
+def _dopri8_loop(mass, save_times, params, rtol, atol, max_steps, *, acceleration_fn, potential, units,
+                 compact=False):
+    """``(cond, body)`` of the adaptive loop over a :class:`_Loop` tuple (call inside ``jit``).
+
+    ``compact``: the 12 stages in a ``fori_loop`` over the tableau as arrays (one force
+    evaluation in the program, not 12: under a transformation, which copies the step several
+    times, that cuts the compile time ~Nx); the stage sums then run in another order, so the
+    result differs from the unrolled stages (the eager runs) by round-off."""
     num_saves = save_times.shape[0] - 1
 
     derivative = _derivative(acceleration_fn, mass, params)
@@ -165,7 +181,35 @@ def _dopri8(loop, mass, save_times, params, rtol, atol, max_steps, *, accelerati
         error_v = h * sum(b * k for b, k in zip(b_error, kv) if b != 0.0)
         scale_x = atol + rtol * jnp.maximum(jnp.abs(x), jnp.abs(x + increment_x))
         scale_v = atol + rtol * jnp.maximum(jnp.abs(v), jnp.abs(v + increment_v))
-        return increment_x, increment_v, rms(error_x, error_v, scale_x, scale_v)
+        # The error picks the next step: not differentiated (nbody_core/integrate/adjoint.py).
+        error = rms(*lax.stop_gradient((error_x, error_v, scale_x, scale_v)))
+        return increment_x, increment_v, error
+
+    if compact:
+        stages = len(a_rows) + 1
+        a_matrix = np.zeros((stages, stages))
+        for i, row in enumerate(a_rows):
+            a_matrix[i + 1, :len(row)] = row
+        a_matrix, b_sol_array, b_error_array = (
+            jnp.asarray(m, save_times.dtype) for m in (a_matrix, b_sol, b_error))
+
+        def attempt(x, v, k1, h):  # noqa: F811 (the compact form of the same step)
+            kx = jnp.zeros((stages,) + x.shape, x.dtype).at[0].set(k1[0])
+            kv = jnp.zeros((stages,) + v.shape, v.dtype).at[0].set(k1[1])
+
+            def stage(i, ks):
+                kx, kv = ks
+                a = a_matrix[i]
+                dx, dv = derivative(x + h * jnp.tensordot(a, kx, 1), v + h * jnp.tensordot(a, kv, 1))
+                return kx.at[i].set(dx), kv.at[i].set(dv)
+
+            kx, kv = lax.fori_loop(1, stages, stage, (kx, kv))
+            increment_x, increment_v = h * jnp.tensordot(b_sol_array, kx, 1), h * jnp.tensordot(b_sol_array, kv, 1)
+            error_x, error_v = h * jnp.tensordot(b_error_array, kx, 1), h * jnp.tensordot(b_error_array, kv, 1)
+            scale_x = atol + rtol * jnp.maximum(jnp.abs(x), jnp.abs(x + increment_x))
+            scale_v = atol + rtol * jnp.maximum(jnp.abs(v), jnp.abs(v + increment_v))
+            error = rms(*lax.stop_gradient((error_x, error_v, scale_x, scale_v)))
+            return increment_x, increment_v, error
 
     def body(loop):
         c, k1, index, saved_x, saved_v = loop
@@ -211,7 +255,47 @@ def _dopri8(loop, mass, save_times, params, rtol, atol, max_steps, *, accelerati
             & (c.h_free > 0) & jnp.isfinite(c.h_free)
         )
 
-    return _Loop(*lax.while_loop(cond, body, tuple(loop)))
+    return cond, body
+
+
+@partial(jax.jit, static_argnames=("acceleration_fn", "potential", "units", "max_steps", "adjoint"))
+def _dopri8_traced(carry, mass, save_times, params, rtol, atol, *, acceleration_fn, potential, units, max_steps,
+                   adjoint) -> _Loop:
+    """The whole run as one pure function (under a JAX transformation), its loop chosen by
+    ``adjoint`` (:func:`~nbody_core.integrate.adjoint.loop_of`)."""
+    loop = _dopri8_start(carry, mass, save_times, params, rtol, atol, acceleration_fn=acceleration_fn)
+    cond, body = _dopri8_loop(mass, save_times, params, rtol, atol, max_steps, acceleration_fn=acceleration_fn,
+                              potential=potential, units=units, compact=True)
+    return _Loop(*loop_of(adjoint, max_steps)(cond, body, tuple(loop)))
+
+
+def _snapshots(state, params, potential, x, v, times, max_error) -> Trajectory:
+    states = ParticleState(x, v, jnp.broadcast_to(state.mass, x.shape[:2]), times, state.units)
+    quantities = jax.vmap(lambda s: conserved_quantities(s, params, potential))(states)
+    return Trajectory(
+        time=jnp.asarray(times), position=x, velocity=v, mass=state.mass, energy=quantities.energy,
+        linear_momentum=quantities.linear_momentum, angular_momentum=quantities.angular_momentum,
+        max_relative_energy_error=max_error, units=state.units,
+    )
+
+
+def _solve_traced(state, carry, save_times, params, tolerances, *, acceleration, max_steps, adjoint) -> Solution:
+    """:func:`solve_dopri8` under a JAX transformation: one pure function, traced outputs."""
+    potential = acceleration.potential
+    num_saves = save_times.shape[0] - 1
+    loop = _dopri8_traced(carry, state.mass, save_times, params, *tolerances, acceleration_fn=acceleration,
+                          potential=potential, units=state.units, max_steps=max_steps, adjoint=adjoint)
+    c, index = loop.carry, loop.index
+    unreached = (jnp.arange(num_saves + 1) >= index)[:, None, None]  # NaN: they cannot pass for data
+    attempted = c.accepted + c.rejected
+    code = result_code(reached_end=index > num_saves, steps_exhausted=attempted >= max_steps,
+                       finite=jnp.all(jnp.isfinite(c.x)) & jnp.all(jnp.isfinite(c.v)))
+    max_error = jnp.where(code == int(RESULTS.successful), c.max_error, jnp.nan)
+    trajectory = _snapshots(state, params, potential, jnp.where(unreached, jnp.nan, loop.saved_x),
+                            jnp.where(unreached, jnp.nan, loop.saved_v), save_times, max_error)
+    stats = Stats(num_steps=attempted, num_accepted_steps=c.accepted, num_rejected_steps=c.rejected,
+                  num_saves_reached=index - 1, next_dt=c.h_free, max_steps=max_steps)
+    return Solution(trajectory, stats, code)
 
 
 def solve_dopri8(
@@ -227,6 +311,7 @@ def solve_dopri8(
     steps_per_call: int | None = None,
     rtol: float = DEFAULT_RTOL,
     atol: float = DEFAULT_ATOL,
+    adjoint: str = "direct",
 ) -> Solution:
     """Integrate through ``save_times`` with adaptive Dormand-Prince 8(7) steps (the
     ``dopri8`` solver; :func:`nbody_core.solve` validates the common options first).
@@ -256,17 +341,27 @@ def solve_dopri8(
             call. The cap is traced: any value reuses the compilation.
         rtol, atol: per-step relative and absolute error tolerances (RMS norm over all
             position and velocity components).
+        adjoint: under a JAX transformation (a traced state, params or ``dt``), the loop the
+            run is one pure function of: ``"direct"`` (every transformation) or ``"forward"``
+            (no reverse mode; stops at the end under ``vmap``); see
+            :mod:`nbody_core.integrate.adjoint`. Unused otherwise.
 
     Returns:
         A :class:`Solution` whose trajectory's ``max_relative_energy_error`` is taken over
-        every accepted step (NaN unless the run reached its end).
+        every accepted step (NaN unless the run reached its end); under a transformation its
+        stats and result code are traced arrays.
     """
     rtol, atol = check_positive_number("rtol", rtol), check_positive_number("atol", atol)
+    if adjoint not in ADJOINTS:
+        raise ValueError(f"adjoint must be one of {ADJOINTS}, got {adjoint!r}")
     potential = acceleration.potential
     dtype = state.position.dtype
     params = PhysicsParams(*(jnp.asarray(p, dtype) for p in params))
     num_saves = len(save_times) - 1
-    save_times = np.asarray(save_times, np.float64).astype(dtype)
+    if isinstance(save_times, jax.core.Tracer):  # from a traced state.time (solve)
+        save_times = save_times.astype(dtype)
+    else:
+        save_times = np.asarray(save_times, np.float64).astype(dtype)
     zero = jnp.zeros((), dtype)
     count = jnp.zeros((), jnp.int32)
     carry = _Carry(
@@ -276,17 +371,11 @@ def solve_dopri8(
         total_energy(state, params, potential),
     )
     size = -(-num_saves // max(1, min(chunks, num_saves)))
-
-    def snapshots(x, v, times, max_error) -> Trajectory:
-        states = ParticleState(x, v, jnp.broadcast_to(state.mass, x.shape[:2]), times, state.units)
-        quantities = jax.vmap(lambda s: conserved_quantities(s, params, potential))(states)
-        return Trajectory(
-            time=jnp.asarray(times), position=x, velocity=v, mass=state.mass, energy=quantities.energy,
-            linear_momentum=quantities.linear_momentum, angular_momentum=quantities.angular_momentum,
-            max_relative_energy_error=max_error, units=state.units,
-        )
-
+    snapshots = partial(_snapshots, state, params, potential)
     tolerances = jnp.asarray(rtol, dtype), jnp.asarray(atol, dtype)
+    if is_traced(state, params, dt):  # one pure function: chunks give the same result anyway
+        return _solve_traced(state, carry, save_times, params, tolerances, acceleration=acceleration,
+                             max_steps=max_steps, adjoint=adjoint)
     xs, vs, reached, attempted = [], [], 0, 0
     for begin in range(0, num_saves, size):
         end = min(begin + size, num_saves)

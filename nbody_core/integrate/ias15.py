@@ -40,6 +40,7 @@ from jax import lax
 from nbody_core.physics.forces import Acceleration
 from nbody_core.physics.potentials import NEWTONIAN
 from nbody_core.physics.state import ParticleState, PhysicsParams
+from .adjoint import ADJOINTS, bounded_while_loop, is_traced, loop_of, result_code
 from .options import check_positive_number
 from .solution import RESULTS, Solution, Stats
 from .trajectory import Trajectory, conserved_quantities, empty_piece
@@ -137,9 +138,11 @@ def _predict_b(b_last, e_last, ratio):
 _STATIC = ("acceleration_fn", "potential", "pairwise", "adaptive_mode")
 
 
-def _kernels(mass, save_times, params, epsilon, *, acceleration_fn, potential, pairwise, adaptive_mode):
+def _kernels(mass, save_times, params, epsilon, *, acceleration_fn, potential, pairwise, adaptive_mode,
+             corrector_loop=lax.while_loop):
     """The loop's pieces for one run: ``(separations, pair_acceleration, acceleration, energy,
-    body, cond)``, ``cond(max_steps)`` giving the loop's condition (call inside ``jit``)."""
+    body, cond)``, ``cond(max_steps)`` giving the loop's condition (call inside ``jit``);
+    ``corrector_loop`` runs the predictor-corrector passes (a bounded loop for reverse mode)."""
     dtype = save_times.dtype
     num_saves = save_times.shape[0] - 1
     n_bodies = mass.shape[0]
@@ -225,7 +228,8 @@ def _kernels(mass, save_times, params, epsilon, *, acceleration_fn, potential, p
                     value = (value - g[j - 1]) / (_H[n] - _H[j])
                 g.append(value)
             new_b = jnp.stack([sum(_C_ROWS[j][k] * g[j] for j in range(k, 7)) for k in range(7)])
-            new_error = jnp.max(jnp.abs(new_b[6] - b[6])) / jnp.max(jnp.abs(a_nodes[6]))
+            # Convergence picks the number of passes: not differentiated (adjoint.py).
+            new_error = lax.stop_gradient(jnp.max(jnp.abs(new_b[6] - b[6])) / jnp.max(jnp.abs(a_nodes[6])))
             return new_b, new_error, error, iterations + 1, a_nodes[6]
 
         def cond(carry):
@@ -236,7 +240,7 @@ def _kernels(mass, save_times, params, epsilon, *, acceleration_fn, potential, p
 
         big = jnp.asarray(1e300 if dtype == jnp.float64 else 1e30, dtype)
         carry = (b, big, jnp.asarray(2.0, dtype), jnp.zeros((), jnp.int32), a0)
-        b, _, _, iterations, a_last = lax.while_loop(cond, body, carry)
+        b, _, _, iterations, a_last = corrector_loop(cond, body, carry)
         return b, iterations, a_last
 
     def step_control(b, h, x, v, a0, a_last):
@@ -275,7 +279,8 @@ def _kernels(mass, save_times, params, epsilon, *, acceleration_fn, potential, p
         h = jnp.where(lands, to_target, h_free)
         b_guess, e_guess = _predict_b(b_last, e_last, jnp.where(dt_last > 0, h / dt_last, 2 * NO_PREDICTION_RATIO))
         b, iterations, a_last = predictor_corrector(x, x_low, v, a0, dr0, b_guess, h)
-        h_new = step_control(b, h, x, v, a0, a_last)
+        # Step-size control is not differentiated (nbody_core/integrate/adjoint.py).
+        h_new = step_control(*lax.stop_gradient((b, h, x, v, a0, a_last)))
         reject = h_new < SAFETY_FACTOR * h
         h_new = jnp.minimum(h_new, h / SAFETY_FACTOR)
 
@@ -338,7 +343,7 @@ def _ias15_start(state, save_times, params, epsilon, initial_dt, **static):
     usable = (r2 > 0) & (a2 > 0)
     timescale = jnp.min(jnp.where(usable, (r2 / jnp.where(usable, a2, 1.0)) ** 0.25, jnp.inf))
     h0 = jnp.minimum(1e-2 * timescale, save_times[1] - save_times[0]).astype(dtype)
-    h0 = jnp.where(initial_dt > 0, initial_dt, h0)
+    h0 = lax.stop_gradient(jnp.where(initial_dt > 0, initial_dt, h0))  # not differentiated (adjoint.py)
     saved_x = jnp.zeros((num_saves + 1,) + x0.shape, dtype).at[0].set(x0)
     saved_v = jnp.zeros((num_saves + 1,) + v0.shape, dtype).at[0].set(v0)
     zero = jnp.zeros((), dtype)
@@ -380,6 +385,28 @@ def _ias15_finish(carry, state, save_times, params, *, potential):
     return trajectory, (index, accepted, rejected, iterations, max_de / jnp.abs(e0), failed, h_free)
 
 
+@partial(jax.jit, static_argnames=_STATIC + ("max_steps", "adjoint"))
+def _ias15_traced(state, save_times, params, epsilon, initial_dt, *, max_steps, adjoint, **static):
+    """The whole run as one pure function (under a JAX transformation), its loops chosen by
+    ``adjoint`` (:func:`~nbody_core.integrate.adjoint.loop_of`)."""
+    carry = _ias15_start(state, save_times, params, epsilon, initial_dt, **static)
+    if adjoint == "direct":  # cond bounds the passes by MAX_ITERATIONS itself
+        corrector_loop = partial(bounded_while_loop, max_steps=MAX_ITERATIONS)
+    else:
+        corrector_loop = lax.while_loop
+    *_, body, cond = _kernels(state.mass, save_times, params, epsilon, corrector_loop=corrector_loop, **static)
+    carry = loop_of(adjoint, max_steps)(cond(max_steps), body, carry)
+    trajectory, counters = _ias15_finish(carry, state, save_times, params, potential=static["potential"])
+    index, accepted, rejected, iterations, max_error, failed, next_dt = counters
+    num_saves = save_times.shape[0] - 1
+    code = result_code(reached_end=index > num_saves, steps_exhausted=accepted + rejected >= max_steps,
+                       finite=~failed)
+    error = jnp.where(code == int(RESULTS.successful), max_error, jnp.nan)
+    stats = Stats(num_steps=accepted + rejected, num_accepted_steps=accepted, num_rejected_steps=rejected,
+                  num_saves_reached=index - 1, next_dt=next_dt, max_steps=max_steps, iterations=iterations)
+    return Solution(trajectory._replace(max_relative_energy_error=error.astype(save_times.dtype)), stats, code)
+
+
 def solve_ias15(
     state: ParticleState,
     *,
@@ -393,6 +420,7 @@ def solve_ias15(
     steps_per_call: int | None = None,
     epsilon: float = EPSILON,
     adaptive_mode: str = "global",
+    adjoint: str = "direct",
 ) -> Solution:
     """Integrate through ``save_times`` with IAS15 (see the module docstring; the ``ias15``
     solver: :func:`nbody_core.solve` validates the common options first).
@@ -422,18 +450,25 @@ def solve_ias15(
             each body's acceleration, jerk and snap; REBOUND's default ``adaptive_mode = 2``):
             on the Pythagorean problem 5378 steps instead of 12561 at the same epsilon,
             |dE/E| ~ 1e-13 both.
+        adjoint: under a JAX transformation (a traced state, params or ``dt``), the loops
+            the run is one pure function of: ``"direct"`` (every transformation) or
+            ``"forward"`` (no reverse mode; stops at the end under ``vmap``); see
+            :mod:`nbody_core.integrate.adjoint`. Unused otherwise.
 
     Returns:
         A :class:`Solution`: the trajectory's ``max_relative_energy_error`` is taken over every
         accepted step (NaN unless the run reached its end); ``stats.iterations`` counts the
-        predictor-corrector passes (each costs 7 force evaluations, made as one batch).
+        predictor-corrector passes (each costs 7 force evaluations, made as one batch). Under
+        a transformation the stats and the result code are traced arrays.
 
     Raises:
-        ValueError: for a bad ``epsilon`` or ``adaptive_mode``.
+        ValueError: for a bad ``epsilon``, ``adaptive_mode`` or ``adjoint``.
     """
     epsilon = check_positive_number("epsilon", epsilon)
     if adaptive_mode not in ADAPTIVE_MODES:
         raise ValueError(f"adaptive_mode must be one of {ADAPTIVE_MODES}, got {adaptive_mode!r}")
+    if adjoint not in ADJOINTS:
+        raise ValueError(f"adjoint must be one of {ADJOINTS}, got {adjoint!r}")
     dtype = state.position.dtype
     potential = acceleration.potential
     params = PhysicsParams(*(jnp.asarray(p, dtype) for p in params))
@@ -442,7 +477,12 @@ def solve_ias15(
     state = state._replace(time=jnp.asarray(state.time, dtype))
     times, epsilon = jnp.asarray(save_times, dtype), jnp.asarray(epsilon, dtype)
     num_saves = len(save_times) - 1
-    carry = _ias15_start(state, times, params, epsilon, jnp.asarray(0.0 if dt is None else dt, dtype), **static)
+    initial_dt = jnp.asarray(0.0 if dt is None else dt, dtype)
+    if is_traced(state, params, dt):
+        solution = _ias15_traced(state, times, params, epsilon, initial_dt, max_steps=max_steps, adjoint=adjoint,
+                                 **static)
+        return solution._replace(stats=solution.stats._replace(max_steps=max_steps))
+    carry = _ias15_start(state, times, params, epsilon, initial_dt, **static)
     attempted = 0
     while True:  # calls of at most steps_per_call steps, each going on from the last
         cap = max_steps if steps_per_call is None else min(max_steps, attempted + steps_per_call)

@@ -85,7 +85,7 @@ def register_integrator(integrator: Integrator, *, replace: bool = False) -> Int
             raise ValueError(f"adaptive integrator {integrator.name!r} needs a solver and no build")
         if not integrator.adaptive and (integrator.build is None or integrator.solver is not None):
             raise ValueError(f"fixed-step integrator {integrator.name!r} needs a build and no solver")
-    return INTEGRATORS.register(getattr(integrator, "name", None), integrator, replace=replace)
+    return INTEGRATORS.register(getattr(integrator, "name", ""), integrator, replace=replace)
 
 
 for _integrator in (
@@ -100,12 +100,14 @@ for _integrator in (
     Integrator(
         "dopri8", None, 8, False, 13,
         "Dormand-Prince 8(7), adaptive steps, compensated summation (close encounters)", "#CC79A7",
-        adaptive=True, solver=solve_dopri8, options=(("rtol", DEFAULT_RTOL), ("atol", DEFAULT_ATOL)),
+        adaptive=True, solver=solve_dopri8,
+        options=(("rtol", DEFAULT_RTOL), ("atol", DEFAULT_ATOL), ("adjoint", "direct")),
     ),
     Integrator(
         "ias15", None, 15, False, None,
         "IAS15, 15th-order Gauss-Radau (Rein & Spiegel 2015), adaptive", "#56B4E9",
-        adaptive=True, solver=solve_ias15, options=(("epsilon", EPSILON), ("adaptive_mode", "global")),
+        adaptive=True, solver=solve_ias15,
+        options=(("epsilon", EPSILON), ("adaptive_mode", "global"), ("adjoint", "direct")),
     ),
 ):
     register_integrator(_integrator)

@@ -102,8 +102,11 @@ class Solution(NamedTuple):
 
     @property
     def message(self) -> str:
-        """The result in words, with where the run stopped when it did not succeed."""
+        """The result in words, with where the run stopped when it did not succeed (under a
+        transformation, where the code is traced: how to read it)."""
         result = RESULTS.of(self.result)
+        if not isinstance(result, RESULTS):
+            return "the result code is traced: RESULTS(int(result)).message once it is computed"
         if result is RESULTS.successful:
             return result.message
         where = f"after {self.stats.num_saves_reached} save interval(s), {self.stats.num_steps} attempted steps"

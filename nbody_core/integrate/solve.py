@@ -21,6 +21,7 @@ import nbody_core.defaults as defaults
 from nbody_core.physics.forces import ForceMethod, acceleration_function
 from nbody_core.physics.potentials import PairPotential
 from nbody_core.physics.state import ParticleState, PhysicsParams, resolve_params
+from .adjoint import DEFAULT_TRACED_MAX_STEPS, is_traced
 from .integrators import INTEGRATORS, Integrator, get_integrator
 from .options import check_positive_int, check_positive_number, save_grid, steps_for_duration, validate_run_options
 from .simulate import RunConfig, integrate, integrate_final
@@ -105,8 +106,9 @@ def solve(
         track_energy: fixed-step: take the relative energy error after EVERY step into
             ``trajectory.max_relative_energy_error`` (one potential-energy evaluation per
             step: x1.6-3.2 the cost of leapfrog); adaptive integrators always do.
-        max_steps: adaptive: cap on attempted steps (default 1,000,000); snapshots not
-            reached are NaN and the result is ``RESULTS.max_steps_reached``.
+        max_steps: adaptive: cap on attempted steps (default 1,000,000; 4096 under a JAX
+            transformation, where the ``"direct"`` loop is that long); snapshots not reached
+            are NaN and the result is ``RESULTS.max_steps_reached``.
         chunks: number of compiled calls the run is cut into (for progress; the result is
             the same). IAS15 cuts its run only by ``steps_per_call``.
         on_chunk: ``on_chunk(done, piece)`` after each call: ``done`` steps (fixed-step) or
@@ -122,13 +124,18 @@ def solve(
         **options: the integrator's own options (its record's ``options``): ``rtol``,
             ``atol`` (dopri8, default 1e-13: per-step error tolerances, RMS over positions and
             velocities); ``epsilon`` (ias15, default 1e-9) and ``adaptive_mode`` (ias15:
-            ``"global"`` or ``"prs23"``).
+            ``"global"`` or ``"prs23"``); ``adjoint`` (dopri8 and ias15, default ``"direct"``):
+            under ``grad``, ``jacfwd``, ``jacrev``, ``jvp``, ``hessian``, ``vmap`` or ``jit``
+            an adaptive run is one pure function whose loop is a bounded, checkpointed scan
+            (``"direct"``: every transformation) or a while loop (``"forward"``: no reverse
+            mode, but stops at the end under ``vmap``); step-size control is not
+            differentiated (:mod:`nbody_core.integrate.adjoint`).
 
     Returns:
         A :class:`Solution` ``(trajectory, stats, result)``: ``result`` is
         ``RESULTS.successful``, ``max_steps_reached``, ``nonfinite`` or
-        ``step_size_underflow`` (an int32 code when ``solve`` runs inside ``jit``, fixed-step
-        only: the adaptive integrators run eagerly).
+        ``step_size_underflow`` (an int32 code when ``solve`` runs inside a transformation;
+        an adaptive run's stats are then traced arrays too).
 
     Raises:
         ValueError: naming the bad value: an unknown integrator, force method, potential or
@@ -264,31 +271,51 @@ def _steps_to(state, t_end, dt) -> int:
         return 0
 
 
-def _refuse_transformations(state, params, record: Integrator) -> None:
-    """A clear ``TypeError`` when an adaptive run is traced (``jax.grad``, ``jacfwd``, ``vmap``,
-    ``jit``...), instead of JAX's concretization error from deep inside the solver."""
-    if any(isinstance(leaf, jax.core.Tracer) for leaf in jax.tree.leaves((state, params))):
-        fixed = ", ".join(repr(name) for name in INTEGRATORS.where(lambda i: not i.adaptive))
-        raise TypeError(
-            f"the adaptive integrator {record.name!r} cannot run under a JAX transformation "
-            "(grad, jacfwd, jacrev, jvp, hessian, vmap, jit): it runs on the host between "
-            "compiled calls (step counts, chunks, the result code); differentiate or batch a "
-            f"fixed-step integrator ({fixed}) with solve(num_steps=...) or simulate, or call "
-            "solve outside the transformation")
+def _check_traced_run(record: Integrator, *, on_chunk, steps_per_call) -> None:
+    """What an adaptive run under a JAX transformation cannot take, refused in words: it is one
+    pure function, with no host between compiled pieces."""
+    for name, value in (("on_chunk", on_chunk), ("steps_per_call", steps_per_call)):
+        if value is not None:
+            raise ValueError(
+                f"{name} cuts an adaptive run into compiled calls with the host between them; under a "
+                f"JAX transformation (grad, jacfwd, vmap, jit...) the {record.name!r} run is one "
+                "function: give no on_chunk or steps_per_call")
+
+
+def _traced_save_grid(t0, *, t_end, num_saves, save_times):
+    """:func:`~nbody_core.integrate.options.save_grid` from a traced start time (the grid's
+    shape is static; the checks that need ``t0``'s value cannot be made)."""
+    if save_times is not None:
+        if num_saves is not None:
+            raise ValueError("give num_saves or save_times, not both")
+        times = jnp.ravel(jnp.asarray(save_times, t0.dtype))
+        return jnp.concatenate([t0[None], times])
+    if t_end is None:
+        raise ValueError("an adaptive run needs t_end (an end time) or save_times")
+    num_saves = check_positive_int("num_saves", num_saves)
+    fractions = np.arange(num_saves + 1) / num_saves
+    return (t0 + (t_end - t0) * fractions).at[-1].set(t_end)
 
 
 def _solve_adaptive(state, record: Integrator, *, t_end, dt, params, acceleration, num_saves, save_times,
                     final_only, max_steps, chunks, on_chunk, steps_per_call, options) -> Solution:
-    _refuse_transformations(state, params, record)
-    t0 = float(np.asarray(state.time))
+    traced = is_traced(state, params, dt)
+    if traced:
+        _check_traced_run(record, on_chunk=on_chunk, steps_per_call=steps_per_call)
+        if max_steps is None:
+            max_steps = DEFAULT_TRACED_MAX_STEPS
     if final_only:
         num_saves = 1
     elif num_saves is None and save_times is None:
         num_saves = DEFAULT_NUM_SAVES
     validate_run_options(params=params)
-    times = save_grid(t0, t_end=t_end, num_saves=num_saves, save_times=save_times)
+    if isinstance(state.time, jax.core.Tracer):  # (made or batched inside the transformation)
+        times = _traced_save_grid(jnp.asarray(state.time, state.position.dtype), t_end=t_end, num_saves=num_saves,
+                                  save_times=save_times)
+    else:
+        times = save_grid(float(np.asarray(state.time)), t_end=t_end, num_saves=num_saves, save_times=save_times)
     max_steps = check_positive_int("max_steps", DEFAULT_MAX_STEPS if max_steps is None else max_steps)
-    if dt is not None:
+    if dt is not None and not isinstance(dt, jax.core.Tracer):
         dt = check_positive_number("dt (the first step an adaptive integrator tries)", dt)
     if final_only and on_chunk is not None:
         user_on_chunk, initial = on_chunk, [True]

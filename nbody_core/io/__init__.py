@@ -201,7 +201,8 @@ def npz_bytes(arrays: dict[str, Any], metadata: dict[str, Any] | None = None) ->
     payload = {name: np.asarray(value) for name, value in arrays.items()}
     if metadata is not None:
         payload["metadata"] = np.array(json.dumps(metadata, sort_keys=True, default=str))
-    np.savez_compressed(buffer, **payload)
+    # numpy's stub lets **payload fill the allow_pickle: bool keyword; the keys are array names.
+    np.savez_compressed(buffer, **payload)  # type: ignore[arg-type]
     return buffer.getvalue()
 
 

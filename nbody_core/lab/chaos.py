@@ -271,7 +271,9 @@ def twin_run(
     carry, pieces, done = pair, [], 0
     for index, (blocks, extra) in enumerate(segments(num_saves, remainder, chunks)):
         carry, saved = _pair_loop_jit(
-            carry, clock._replace(first_step=np.asarray(done, clock.total.dtype)), params, config=config,
+            # A NumPy scalar where the field says Array: jit takes it as an argument like an Array.
+            carry, clock._replace(first_step=np.asarray(done, clock.total.dtype)),  # type: ignore[arg-type]
+            params, config=config,
             num_saves=blocks, save_every=save_every, remainder=extra, first=index == 0,
         )
         pieces.append(saved)

@@ -284,6 +284,8 @@ class TimingRecord(NamedTuple):
         speedup_vs_numpy_loop: NumPy-loop ``run_ms`` at this N divided by this ``run_ms``;
             ``None`` if the loop was not timed.
         speedup_extrapolated: ``True`` when that speedup rests on an extrapolated loop time.
+        run_min_ms, run_max_ms: the fastest and slowest of the repeats (the spread around the
+            median ``run_ms``; scaled like it when extrapolated); ``None`` if not recorded.
     """
 
     method: str
@@ -295,6 +297,8 @@ class TimingRecord(NamedTuple):
     extrapolated_from: int | None
     speedup_vs_numpy_loop: float | None
     speedup_extrapolated: bool = False
+    run_min_ms: float | None = None
+    run_max_ms: float | None = None
 
 
 class TimingResult(NamedTuple):
@@ -356,14 +360,19 @@ def _time_calls(fn, repeats: int) -> list[float]:
     return times
 
 
-def _time_numpy(kernel, position, mass, params: PhysicsParams, repeats: int) -> float:
+def _spread_ms(times: list[float]) -> tuple[float, float, float]:
+    """(median, min, max) of ``times`` (seconds), in ms."""
+    return 1e3 * statistics.median(times), 1e3 * min(times), 1e3 * max(times)
+
+
+def _time_numpy(kernel, position, mass, params: PhysicsParams, repeats: int) -> tuple[float, float, float]:
+    """(median, min, max) ms of ``repeats`` calls."""
     G, softening = float(params.G), float(params.softening)
-    return 1e3 * statistics.median(
-        _time_calls(lambda: kernel(position, mass, G=G, softening=softening), repeats)
-    )
+    return _spread_ms(_time_calls(lambda: kernel(position, mass, G=G, softening=softening), repeats))
 
 
-def _time_jax(method: str, position, mass, params: PhysicsParams, repeats: int) -> tuple[float, float]:
+def _time_jax(method: str, position, mass, params: PhysicsParams, repeats: int) -> tuple[float, tuple[float, float, float]]:
+    """(first call ms, (median, min, max) ms of ``repeats`` further calls)."""
     acceleration_fn = _forces.acceleration_function(method, NEWTONIAN)
     # A fresh jit wrapper per measurement, so the first call really traces and compiles. The
     # dashboard turns on JAX's persistent compilation cache, which would turn a repeated
@@ -380,8 +389,7 @@ def _time_jax(method: str, position, mass, params: PhysicsParams, repeats: int) 
     start = time.perf_counter()
     fn(p, m, prm).block_until_ready()
     first_call = time.perf_counter() - start
-    run = statistics.median(_time_calls(lambda: fn(p, m, prm).block_until_ready(), repeats))
-    return 1e3 * first_call, 1e3 * run
+    return 1e3 * first_call, _spread_ms(_time_calls(lambda: fn(p, m, prm).block_until_ready(), repeats))
 
 
 def time_force_methods(
@@ -441,7 +449,8 @@ def time_force_methods(
 
     total = len(ns) * len(methods)
     done = 0
-    raw: dict[tuple[str, int], tuple[float, float | None, int | None]] = {}
+    # (method, N) -> ((median, min, max) ms, first call ms, extrapolated from N)
+    raw: dict[tuple[str, int], tuple[tuple[float, float, float], float | None, int | None]] = {}
     for method in methods:
         if method == "numpy_loop":
             measured = [n for n in ns if n <= numpy_loop_max_n]
@@ -457,7 +466,7 @@ def time_force_methods(
                     if anchor_ms is None:
                         position, mass = _timing_configuration(anchor, seed)
                         anchor_ms = _time_numpy(accelerations_loop, position, mass, params, repeats)
-                    raw[method, n] = (anchor_ms * (n / anchor) ** 2, None, anchor)
+                    raw[method, n] = (tuple(t * (n / anchor) ** 2 for t in anchor_ms), None, anchor)
                 done += 1
                 if progress_callback is not None:
                     progress_callback(done, total, f"{method} N={n}")
@@ -467,8 +476,8 @@ def time_force_methods(
             if method == "numpy_vectorized":
                 raw[method, n] = (_time_numpy(accelerations_vectorized, position, mass, params, repeats), None, None)
             else:
-                first_ms, run_ms = _time_jax(method.removeprefix("jax_"), position, mass, params, repeats)
-                raw[method, n] = (run_ms, first_ms, None)
+                first_ms, run = _time_jax(method.removeprefix("jax_"), position, mass, params, repeats)
+                raw[method, n] = (run, first_ms, None)
             done += 1
             if progress_callback is not None:
                 progress_callback(done, total, f"{method} N={n}")
@@ -476,7 +485,7 @@ def time_force_methods(
     records = []
     for method in methods:
         for n in ns:
-            run_ms, first_ms, extrapolated_from = raw[method, n]
+            (run_ms, run_min_ms, run_max_ms), first_ms, extrapolated_from = raw[method, n]
             loop = raw.get(("numpy_loop", n))
             records.append(
                 TimingRecord(
@@ -487,8 +496,10 @@ def time_force_methods(
                     compile_ms=None if first_ms is None else max(first_ms - run_ms, 0.0),
                     extrapolated=extrapolated_from is not None,
                     extrapolated_from=extrapolated_from,
-                    speedup_vs_numpy_loop=None if loop is None else loop[0] / run_ms,
+                    speedup_vs_numpy_loop=None if loop is None else loop[0][0] / run_ms,
                     speedup_extrapolated=loop is not None and loop[2] is not None,
+                    run_min_ms=run_min_ms,
+                    run_max_ms=run_max_ms,
                 )
             )
     return TimingResult(

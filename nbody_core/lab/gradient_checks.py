@@ -7,7 +7,6 @@ the cost of a forward run, its autodiff gradient and its ``2 d``-run finite-diff
 
 from __future__ import annotations
 
-import math
 import time
 from typing import NamedTuple, Sequence
 
@@ -25,6 +24,7 @@ __all__ = [
     "gradient_error_sweep",
     "measure_gradient_costs",
     "time_call",
+    "time_calls",
 ]
 
 
@@ -87,7 +87,12 @@ def gradient_error_sweep(fn, x, steps: Sequence[float]) -> dict[str, np.ndarray]
 
 
 class GradientCost(NamedTuple):
-    """Measured seconds per call (compile excluded; compile reported apart)."""
+    """Measured seconds per call (compile excluded; compile reported apart).
+
+    ``forward_s``, ``autodiff_s``, ``finite_difference_s`` are the best of the repeats (the least
+    noisy estimate, for benchmarks); ``*_times_s`` hold every steady call, for a median and its
+    spread (what the dashboard shows a student).
+    """
 
     num_parameters: int
     forward_s: float
@@ -96,19 +101,29 @@ class GradientCost(NamedTuple):
     forward_compile_s: float
     autodiff_compile_s: float
     finite_difference_compile_s: float
+    forward_times_s: tuple[float, ...] = ()
+    autodiff_times_s: tuple[float, ...] = ()
+    finite_difference_times_s: tuple[float, ...] = ()
+
+
+def time_calls(fn, *args, repeats: int) -> tuple[tuple[float, ...], float]:
+    """Seconds of each of ``repeats`` steady calls, and the compile time (first call minus the
+    fastest steady one)."""
+    start = time.perf_counter()
+    jax.block_until_ready(fn(*args))
+    compile_s = time.perf_counter() - start
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        jax.block_until_ready(fn(*args))
+        times.append(time.perf_counter() - start)
+    return tuple(times), max(0.0, compile_s - min(times))
 
 
 def time_call(fn, *args, repeats: int) -> tuple[float, float]:
     """Best of ``repeats`` steady calls and the compile time (first call minus best), in s."""
-    start = time.perf_counter()
-    jax.block_until_ready(fn(*args))
-    compile_s = time.perf_counter() - start
-    best = math.inf
-    for _ in range(repeats):  # best of several: the least noisy estimate on a shared machine
-        start = time.perf_counter()
-        jax.block_until_ready(fn(*args))
-        best = min(best, time.perf_counter() - start)
-    return best, max(0.0, compile_s - best)
+    times, compile_s = time_calls(fn, *args, repeats=repeats)
+    return min(times), compile_s  # best of several: the least noisy estimate on a shared machine
 
 
 def measure_gradient_costs(
@@ -119,16 +134,17 @@ def measure_gradient_costs(
     ``d`` on :func:`scaling_problem` (the same simulation for every ``d``).
 
     Returns:
-        one :class:`GradientCost` per ``d``; the first call of each (compile + one run) is
-        reported apart as ``*_compile_s`` (first call minus the best run).
+        one :class:`GradientCost` per ``d``: the best and every steady call of each; the first
+        call (compile + one run) is reported apart as ``*_compile_s`` (first call minus the best run).
     """
     results = []
     for d in dims:
         problem = scaling_problem(int(d), **scaling_options)
         x = jnp.asarray(problem.truth)
         fn = problem.logdensity_fn
-        forward, forward_c = time_call(forward_value, fn, x, repeats=repeats)
-        ad, ad_c = time_call(autodiff_gradient, fn, x, repeats=repeats)
-        fd, fd_c = time_call(finite_difference_gradient, fn, x, h, repeats=max(1, repeats // 2))
-        results.append(GradientCost(int(d), forward, ad, fd, forward_c, ad_c, fd_c))
+        forward, forward_c = time_calls(forward_value, fn, x, repeats=repeats)
+        ad, ad_c = time_calls(autodiff_gradient, fn, x, repeats=repeats)
+        # At least 3 calls, so that a median exists beside the best (issue 28 item 7).
+        fd, fd_c = time_calls(finite_difference_gradient, fn, x, h, repeats=max(3, repeats // 2))
+        results.append(GradientCost(int(d), min(forward), min(ad), min(fd), forward_c, ad_c, fd_c, forward, ad, fd))
     return results

@@ -81,7 +81,8 @@ def acceleration_analytic(position: Array, mass: Array, params: PhysicsParams) -
     off_diagonal = ~jnp.eye(n, dtype=bool)
     safe_r2 = jnp.where(off_diagonal, r2, 1.0)
     inv_r3 = jnp.where(off_diagonal, safe_r2 ** -1.5, 0.0)
-    return params.G * jnp.einsum("ij,ijk->ik", inv_r3 * mass[None, :], dr)
+    # params.G is ArrayLike, so a NumPy G times an Array types as ndarray; at run time it is an Array.
+    return params.G * jnp.einsum("ij,ijk->ik", inv_r3 * mass[None, :], dr)  # type: ignore[return-value]
 
 
 def forces_analytic(position: Array, mass: Array, params: PhysicsParams) -> Array:
@@ -126,7 +127,7 @@ class ForceMethod:
             usable = sorted(name for name, m in FORCE_METHODS.items() if m.supports(potential))
             raise ValueError(
                 f"force method {self.name!r} is hand-coded for "
-                f"{' / '.join(name.title() for name in self.potentials)} "
+                f"{' / '.join(name.title() for name in self.potentials or ())} "
                 f"gravity only; for the {potential.name!r} potential use one of {usable}"
             )
         return potential
@@ -220,7 +221,7 @@ def register_force_method(method: ForceMethod, *, replace: bool = False) -> Forc
         TypeError: not a :class:`ForceMethod`.
         ValueError: the name is taken (unless ``replace``).
     """
-    return FORCE_METHODS.register(getattr(method, "name", None), method, replace=replace)
+    return FORCE_METHODS.register(getattr(method, "name", ""), method, replace=replace)
 
 
 def acceleration_function(

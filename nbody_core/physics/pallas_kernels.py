@@ -12,15 +12,15 @@ the end. Coordinates travel as separate ``x, y, z, m`` rows (structure of arrays
 adds 0, never NaN. The self-pair is masked by index where it would count (the potential);
 in the accelerations every self-pair term carries ``d = 0``.
 
-The accelerations carry an exact derivative rule (``jax.custom_jvp``) whose tangent is the
-tiled XLA pass of ``kernels.py``, linear in the tangents: forward mode uses it as it is and
-reverse mode transposed by JAX, so ``grad``, ``jacfwd``, ``jacrev`` and ``jvp`` work and cost
-about one extra force sweep per step. Second derivatives: ``jax.hessian`` of the kernel works;
-through a simulation use ``jax.jacrev(jax.jacfwd(f))``, since there forward over reverse
-reaches the ``pallas_call``'s own jvp (partial evaluation inlines a ``custom_jvp``'s primal
-function once an input is unknown), which cannot trace ``program_id``. (The hand-written Pallas reverse kernel this
-replaced served reverse mode only: a ``pallas_call`` has no transpose rule, so no Pallas
-kernel can be the tangent of both modes.) The potential energy keeps its reverse pass
+The accelerations are a JAX primitive of their own (lowered to the ``pallas_call``) with an
+exact derivative rule whose tangent is the tiled XLA pass of ``kernels.py``, linear in the
+tangents: forward mode uses it as it is and reverse mode transposed by JAX, so ``grad``,
+``jacfwd``, ``jacrev``, ``jvp`` and ``hessian`` (either order, also through a simulation) work
+and cost about one extra force sweep per step. (A ``custom_jvp`` did the same until forward
+over reverse through a ``lax.scan``: partial evaluation inlines a ``custom_jvp``'s primal, and
+the ``pallas_call``'s own jvp cannot trace ``program_id``. The hand-written Pallas reverse
+kernel before it served reverse mode only: a ``pallas_call`` has no transpose rule, so no
+Pallas kernel can be the tangent of both modes.) The potential energy keeps its reverse pass
 (``jax.custom_vjp``) from the forward sweep's sums: reverse mode only; it is no force method.
 
 Off GPU the kernels run in Pallas's interpreter (``interpret=True``, chosen automatically):
@@ -35,10 +35,11 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 from jax import Array, lax
-from jax.custom_derivatives import SymbolicZero
 from jax.experimental import pallas as pl
+from jax.extend.core import Primitive
+from jax.interpreters import ad, batching, mlir
 
-from .kernels import acceleration_tangent_tiled, acceleration_tiled
+from .kernels import acceleration_tangent_tiled
 from .state import PhysicsParams
 
 __all__ = [
@@ -223,36 +224,46 @@ def _compiler_params(config: PallasConfig):
 # -------------------------------------------------------------------------- accelerations
 
 
-def _acceleration_sums(position, mass, G, softening, config):
-    return G * _forward_sums(position, mass, softening, config, False).T
+def _acceleration_sums(position, mass, softening, *, config):
+    """``[n, 3]`` sums ``sum_j m_j d_ij / s_ij**3`` (the accelerations with G = 1)."""
+    return _forward_sums(position, mass, softening, config, False).T
 
 
-@partial(jax.custom_jvp, nondiff_argnums=(4,))
+# The accelerations (G = 1) as a primitive of their own, whose derivative rule is below. A
+# ``custom_jvp`` around the ``pallas_call`` served first derivatives, but JAX's partial evaluation
+# inlines a ``custom_jvp``'s primal function once one of its inputs is unknown (jacrev through a
+# ``lax.scan``), so forward over reverse (``jax.hessian``) through a simulation then reached the
+# ``pallas_call``'s own jvp, which cannot trace ``program_id``. A primitive is never inlined: every
+# order of every mode meets this rule.
+_acceleration_p = Primitive("nbody_pallas_acceleration")
+_acceleration_p.def_impl(jax.jit(_acceleration_sums, static_argnames=("config",)))
+_acceleration_p.def_abstract_eval(lambda position, mass, softening, *, config: jax.core.ShapedArray(
+    position.shape, position.dtype))
+mlir.register_lowering(_acceleration_p, mlir.lower_fun(_acceleration_sums, multiple_results=False))
+
+
+def _acceleration_jvp(primals, tangents, *, config):
+    position, mass, softening = primals
+    position_dot, mass_dot, softening_dot = (None if type(t) is ad.Zero else t for t in tangents)
+    out = _acceleration_p.bind(position, mass, softening, config=config)
+    if position_dot is None and mass_dot is None and softening_dot is None:
+        return out, ad.Zero.from_primal_value(out)
+    # The tiled XLA tangent pass (kernels.py): linear in the tangents, so JAX transposes it for
+    # reverse mode; a pallas_call has no transpose rule, so a Pallas tangent kernel could serve
+    # forward mode only.
+    return out, acceleration_tangent_tiled(position, mass, softening, position_dot, mass_dot, softening_dot)
+
+
+def _acceleration_batch(args, dims, *, config):
+    return jax.vmap(partial(_acceleration_sums, config=config), in_axes=tuple(dims))(*args), 0
+
+
+ad.primitive_jvps[_acceleration_p] = _acceleration_jvp
+batching.primitive_batchers[_acceleration_p] = _acceleration_batch
+
+
 def _acceleration(position, mass, G, softening, config):
-    return _acceleration_sums(position, mass, G, softening, config)
-
-
-def _acceleration_jvp(config, primals, tangents):
-    position, mass, G, softening = primals
-    # symbolic_zeros=True: a tangent nothing differentiates through arrives as SymbolicZero.
-    position_dot, mass_dot, G_dot, softening_dot = (
-        None if isinstance(t, SymbolicZero) else t for t in tangents)
-    # The primal through the custom rule itself: a derivative of this rule uses the rule again.
-    raw = _acceleration(position, mass, jnp.ones_like(G), softening, config)
-    out = G * raw
-    tangent = jnp.zeros_like(out)
-    if not (position_dot is None and mass_dot is None and softening_dot is None):
-        # The tiled XLA tangent pass (kernels.py): linear in the tangents, so JAX transposes
-        # it for reverse mode; a pallas_call has no transpose rule, so a Pallas tangent
-        # kernel could serve forward mode only.
-        tangent = G * acceleration_tangent_tiled(position, mass, softening, position_dot,
-                                                 mass_dot, softening_dot)
-    if G_dot is not None:
-        tangent = tangent + G_dot * raw
-    return out, tangent
-
-
-_acceleration.defjvp(_acceleration_jvp, symbolic_zeros=True)
+    return G * _acceleration_p.bind(position, mass, softening, config=config)
 
 
 def _resolve(dtype, config: PallasConfig | None) -> PallasConfig:
@@ -266,7 +277,7 @@ def acceleration_pallas(
 
     Same sum as :func:`nbody_core.physics.forces.acceleration_analytic` (to round-off), computed by a
     tiled Pallas kernel. Derivatives for ``position``, ``mass``, ``G`` and ``softening``, in
-    forward and reverse mode and of any order, come from a ``custom_jvp`` whose tangent is
+    forward and reverse mode and of any order, come from a derivative rule whose tangent is
     the tiled XLA pass of :func:`~nbody_core.physics.kernels.acceleration_tiled_custom_vjp`.
 
     Args:

@@ -9,7 +9,7 @@ state's unit system, so a state in AU, Msun and years is never integrated with G
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -62,7 +62,7 @@ class ParticleState(NamedTuple):
         return self.position.dtype
 
 
-def register_units_pytree(cls: type) -> type:
+def register_units_pytree(cls: Any) -> Any:
     """Register a ``NamedTuple`` whose last field is ``units`` as a pytree with that field as
     static metadata (like a jit static argument): the other fields are the leaves, so
     ``tree_map``, ``vmap``, ``scan`` and ``grad`` see exactly the arrays, and the unit

@@ -71,12 +71,14 @@ class UnitSystem(NamedTuple):
         """Value of the gravitational constant in this system."""
         if self.length_cm is None:
             return 1.0
-        return G_CGS * self.mass_g * self.time_s**2 / self.length_cm**3
+        length_cm, mass_g, time_s = self._cgs_scales()
+        return G_CGS * mass_g * time_s**2 / length_cm**3
 
     def label(self, dimension: str) -> str:
         """Human-readable unit of ``dimension``, e.g. ``"AU / yr"``."""
         exponents = _dimension(dimension)
-        parts_num, parts_den = [], []
+        parts_num: list[str] = []
+        parts_den: list[str] = []
         for exponent, unit in zip(exponents, (self.length_label, self.mass_label, self.time_label)):
             if exponent == 0:
                 continue
@@ -92,7 +94,14 @@ class UnitSystem(NamedTuple):
                 "N-body units have no physical scale; pick one with nbody_units(mass_g, length_cm)"
             )
         a, b, c = _dimension(dimension)
-        return self.length_cm**a * self.mass_g**b * self.time_s**c
+        length_cm, mass_g, time_s = self._cgs_scales()
+        return length_cm**a * mass_g**b * time_s**c
+
+    def _cgs_scales(self) -> tuple[float, float, float]:
+        # A physical system sets all three scales (nbody_units, the presets); N-body units none.
+        if self.length_cm is None or self.mass_g is None or self.time_s is None:
+            raise ValueError(f"unit system {self.name!r} has no physical scale")
+        return self.length_cm, self.mass_g, self.time_s
 
 
 def _dimension(dimension: str) -> tuple[int, int, int]:

@@ -33,6 +33,8 @@ __all__ = [
     "solar_system",
     "solar_system_names",
     "SOLAR_SYSTEM_DATA",
+    "EXAMPLES",
+    "example_initial_conditions",
     "plummer",
     "cold_collapse",
     "rotating_disk",
@@ -50,8 +52,8 @@ def _traced(*values) -> bool:
 def _com(position, velocity, mass, *, dtype=jnp.float64, units: str = "nbody") -> ParticleState:
     if _traced(position, velocity, mass):
         # Inside jit/vmap (the ensembles): centre in JAX; the values were checked eagerly.
-        state = ParticleState(*(jnp.asarray(a, dtype) for a in (position, velocity, mass)),
-                              jnp.zeros((), dtype), units)
+        position, velocity, mass = (jnp.asarray(a, dtype) for a in (position, velocity, mass))
+        state = ParticleState(position, velocity, mass, jnp.zeros((), dtype), units)
         return to_center_of_mass_frame(state)
     # NumPy, not eager JAX: each eager jnp op compiles per shape (seconds for a new n).
     position, velocity, mass = (np.asarray(a, dtype=np.float64) for a in (position, velocity, mass))
@@ -124,6 +126,28 @@ def pythagorean() -> ParticleState:
 _PACKAGE_DATA = Path(__file__).resolve().parent / "data"
 SOLAR_SYSTEM_DATA = Path(os.environ.get("NBODY_SOLAR_SYSTEM_CSV", _PACKAGE_DATA / "solar_system_j2000.csv"))
 
+#: Example initial-condition CSV files shipped with the package, by name: ``(file, unit system)``.
+#: The CLI reads them as ``nbody run --ic example:NAME`` from any directory.
+EXAMPLES = {
+    # The Sun and the four inner planets at J2000 (AU, solar masses, years).
+    "bodies": ("bodies.csv", "au_msun_yr"),
+}
+EXAMPLE_PREFIX = "example:"
+
+
+def example_initial_conditions(name: str) -> tuple[Path, str]:
+    """``(path, unit system)`` of the shipped example ``name`` (``"bodies"`` or ``"example:bodies"``).
+
+    Raises:
+        ValueError: an unknown name, naming the known ones.
+    """
+    key = name[len(EXAMPLE_PREFIX):] if name.startswith(EXAMPLE_PREFIX) else name
+    if key not in EXAMPLES:
+        known = ", ".join(EXAMPLE_PREFIX + known for known in EXAMPLES)
+        raise ValueError(f"unknown example {name!r}; the package ships {known}")
+    filename, units = EXAMPLES[key]
+    return _PACKAGE_DATA / filename, units
+
 
 def _elements_to_state(a, e, inclination, mean_longitude, longitude_perihelion, longitude_node, mu):
     """Heliocentric position and velocity from Keplerian elements (angles in radians)."""
@@ -189,12 +213,12 @@ def solar_system(path: str | os.PathLike | None = None) -> ParticleState:
             position.append(np.zeros(3))
             velocity.append(np.zeros(3))
             continue
+        inclination, mean_longitude, longitude_perihelion, longitude_node = (
+            math.radians(float(row[k])) for k in (
+                "i_deg", "mean_longitude_deg", "longitude_perihelion_deg", "longitude_node_deg"))
         x, v = _elements_to_state(
-            float(row["a_au"]),
-            float(row["e"]),
-            *(math.radians(float(row[k])) for k in (
-                "i_deg", "mean_longitude_deg", "longitude_perihelion_deg", "longitude_node_deg")),
-            mu=G * (sun_mass + m),
+            float(row["a_au"]), float(row["e"]), inclination, mean_longitude, longitude_perihelion,
+            longitude_node, mu=G * (sun_mass + m),
         )
         position.append(x)
         velocity.append(v)

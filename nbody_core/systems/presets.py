@@ -212,7 +212,7 @@ PRESETS: Registry[Preset] = Registry("preset", {
     for p in (
         Preset("figure_eight", "Chenciner-Montgomery figure-eight, three equal masses",
                _figure_eight, 0.0, 1e-3, FIGURE_EIGHT_PERIOD, "leapfrog", num_bodies=3),
-        Preset("kepler", "two-body Kepler orbit, e = 0.5, mass ratio 1:1",
+        Preset("kepler", "two-body Kepler orbit, mass ratio 1:1 (e = 0.5 unless set)",
                _kepler, 0.0, 1e-3, 2.0 * math.pi / math.sqrt(2.0), "leapfrog", num_bodies=2,
                parameters=(
                    ICParameter(ECCENTRICITY, 0.5, 0.0, 1.0, "dimensionless",

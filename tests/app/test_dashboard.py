@@ -105,3 +105,25 @@ def test_query_guard_drops_values_int_cannot_parse():
     assert install_query_guard()
     assert install_query_guard()  # idempotent
     assert location.parse_query(f"?utm_id={huge}&n=64&preset=plummer") == {"n": 64, "preset": "plummer"}
+
+
+class _RecordsCurdoc(pn.Column):
+    """A stand-in view: remembers the document current while it was built (as a runner does)."""
+
+    def __init__(self, **params):
+        super().__init__(**params)
+        self.built_in = pn.state.curdoc
+
+
+def test_a_tab_opened_later_is_built_with_its_own_sessions_document_current(monkeypatch):
+    # A view's runner captures pn.state.curdoc; a tab opened in a widget callback where another
+    # (destroyed) session's document was left current sent its jobs' outcomes there (the Forces
+    # tab stayed on "Computing the forces ..." in CI).
+    monkeypatch.setattr(dashboard, "load_view_class", lambda spec: _RecordsCurdoc)
+    own, other = Document(), Document()
+    with pn.io.server.set_curdoc(own):
+        tabs = dashboard.build_tabs([("First", "x:y"), ("Later", "x:y")])
+    with pn.io.server.set_curdoc(other):  # what the thread has current when the click arrives
+        tabs.active = 1
+    (view,) = tabs.objects[1].objects
+    assert view.built_in is own

@@ -60,6 +60,18 @@ def test_run_the_simulator_here_checks_one_point(trained_view):
     assert "outside the trained range" in view.message.object and state.last_check is check
 
 
+def test_measure_accuracy_shows_the_emulator_beside_the_baselines(trained_view):
+    view, state = trained_view, trained_view.state
+    assert not view.accuracy_button.disabled
+    view.measure_accuracy()
+    accuracy = state.accuracy
+    assert accuracy is not None, state.error
+    assert len(accuracy["points"]) == 4 and accuracy["replicas"] == 8  # 2 x 2 grid, 8 replicas each
+    assert set(accuracy["models"]) == {"emulator", "training mean", "linear", "quadratic"}
+    table = view.accuracy_table.object  # a Markdown table on purpose (as view.metrics)
+    assert "Error of the mean / scatter" in table and "| quadratic |" in table
+
+
 def test_download_is_a_loadable_model(trained_view, tmp_path):
     view, state = trained_view, trained_view.state
     assert view.download.filename.endswith(".npz") and not view.download.disabled
@@ -88,12 +100,15 @@ def test_uploads_are_checked_and_names_escaped(tmp_path):
     assert "no swept numeric parameter" in view.message.object
     spec = EnsembleSpec(num_bodies=4, num_members=24, num_steps=5, dt=0.01, sweeps=("virial_ratio=0.3:0.7",))
     assert view.state.load_upload(run_ensemble(spec).npz_bytes(), "ok.npz")
-    assert view.state.data.num_members == 24 and not view.train_button.disabled
+    # One of the 24 (N = 4 at dt = 0.01, a close pair) misses the 1e-3 energy target: dropped and said so.
+    assert view.state.data.num_members == 23 and view.state.data.dropped_unconverged == 1
+    assert not view.train_button.disabled
+    assert "1 dropped over the energy-error target 0.001" in shown_text(view.dataset_status.object)
     # The generated sweep respects the server's ensemble caps.
     view.state.gen_members = LIMITS.max_ensemble_members + 1
     view.generate()
-    assert "number of ensemble members" in view.message.object and view.state.data.num_members == 24
-    assert "ok.npz: 24 members" in shown_text(view.dataset_status.object)
+    assert "number of ensemble members" in view.message.object and view.state.data.num_members == 23
+    assert "ok.npz: 23 members" in shown_text(view.dataset_status.object)
 
 
 def test_posterior_from_an_observed_value(trained_view):

@@ -62,14 +62,28 @@ def test_run_fills_plots_speedup_and_download(kepler_view):
     speedup = state.speedup
     assert speedup["vmap_run_s"] > 0 and speedup["loop_seconds_per_member"] > 0
     np.testing.assert_allclose(speedup["ratio"], speedup["loop_extrapolated_s"] / speedup["vmap_run_s"])
-    assert "Speedup of vmap" in view.speedup_status.object
-    assert list(view.speedup_source.data["method"]) == ["vmap", "Python loop (extrapolated)"]
+    # The default loop runs the very members the runner ran (10 <= loop_members), and says so.
+    assert speedup["loop_members_timed"] == 10 and not speedup["loop_extrapolated"]
+    assert "for the same 10 members" in view.speedup_status.object
+    assert list(view.speedup_source.data["method"]) == ["vmap runner", "Python loop (same members)"]
+    verdict = "faster" if speedup["ratio"] >= 1 else "slower"
+    assert f"the vmap runner is {(speedup['ratio'] if verdict == 'faster' else 1 / speedup['ratio']):.1f}x {verdict}" \
+        in view.speedup_figure.title.text
     assert not view.download.disabled and view.download.filename == "ensemble_kepler_dt_10.npz"
     data = np.load(view._download_file())
     np.testing.assert_array_equal(data["final_energy_error"], result.summaries["final_energy_error"])
     metadata = json.loads(str(data["metadata"]))
     assert metadata["command"][:4] == ["nbody", "ensemble", "--preset", "kepler"]
     assert "--sweep" in metadata["command"]
+
+
+def test_a_sampled_loop_says_it_is_extrapolated():
+    state = EnsemblesState(system="kepler", num_members=6, num_steps=20, parameter="dt", loop_members=2)
+    assert state.run()
+    speedup = state.speedup
+    assert speedup["loop_members_timed"] == 2 and speedup["loop_extrapolated"]
+    assert "evenly spread sample of 2 of the 6 members" in state.speedup_message
+    assert state.loop_label == "Python loop (sample, extrapolated)"
 
 
 def test_outcome_select_redraws_without_rerunning(kepler_view):

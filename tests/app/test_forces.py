@@ -140,6 +140,20 @@ def test_timing_sweep_fills_table_and_plots(view):
     assert len(view.timing_lines.data["xs"]) == 3
     assert "faster than the NumPy loop" in view.timing_status.object
     assert not view.run_timing_button.disabled
+    # Medians with their spread (fastest - slowest call), and a summary under the button
+    # (issue 28 item 7: the plots are below the fold).
+    points = view.timing_points.data
+    assert all(lo <= mid <= hi for lo, mid, hi in zip(points["run_min_ms"], points["run_ms"], points["run_max_ms"]))
+    assert all(" – " in spread for spread in table["spread"])
+    assert view.timing_summary.visible and "median of 1 calls" in view.timing_summary.object
+    assert "- jax_analytic: " in view.timing_summary.object and "numpy_loop" not in view.timing_summary.object
+
+
+def test_histogram_legend_beside_the_bars_not_over_them(view):
+    from bokeh.models import Legend
+
+    assert [type(item) for item in view.histogram.right] == [Legend]
+    assert not [item for item in view.histogram.center if isinstance(item, Legend)]
 
 
 def test_timing_refuses_bad_requests(view):

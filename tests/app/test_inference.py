@@ -99,11 +99,17 @@ def test_finite_difference_panel(view):
     errors = np.asarray(view.fd_source.data["error"])
     # The V: a minimum below 1e-6 in the interior of the h sweep (float64 central differences).
     assert errors.min() < 1e-6 and 0 < int(np.argmin(errors)) < len(errors) - 1
-    costs = view.state.gradient_costs((1, 3), num_bodies=4, num_steps=2, num_obs=1, repeats=1)
+    costs = view.state.gradient_costs((1, 3), num_bodies=4, num_steps=2, num_obs=1, repeats=3)
     view._show_costs(costs)
-    assert view.cost_source.data["d"] == [1, 3]
-    assert all(v > 0 for v in view.cost_source.data["finite_difference_ms"])
-    assert "finite differences" in view.fd_status.object
+    data = view.cost_source.data
+    assert data["d"] == [1, 3]
+    assert all(v > 0 for v in data["finite_difference_ms"])
+    # Medians of the repeats with their spread (issue 28 item 7: one call is noise).
+    for kind in ("forward", "autodiff", "finite_difference"):
+        for low, median, high, cost in zip(data[f"{kind}_min_ms"], data[f"{kind}_ms"], data[f"{kind}_max_ms"], costs):
+            assert low <= median <= high
+            assert median == pytest.approx(1e3 * float(np.median(getattr(cost, f"{kind}_times_s"))))
+    assert "finite differences" in view.fd_status.object and "medians of 3 calls" in view.fd_status.object
 
 
 def test_disagreeing_chains_give_a_visible_warning():

@@ -20,7 +20,7 @@ def test_shortcut_actions():
     keys.act("trails")
     assert view.state.trails is (not trails)
     keys.act("help")
-    assert keys.help.visible
+    assert keys.help.visible and keys.help.styles["position"] == "fixed"  # over the page, never pushing the scene
     keys.act("close")
     assert not keys.help.visible
     keys.act("play")

@@ -8,7 +8,7 @@ import re
 import panel as pn
 import pytest
 
-from app.runtime.messages import escape_markdown, show_message
+from app.runtime.messages import dismissable, escape_markdown, show_message
 
 #: Text that Panel's Markdown pane (markdown-it "gfm-like" with linkify, footnotes, definition
 #: lists, task lists, emoji) would otherwise turn into markup.
@@ -56,21 +56,35 @@ def test_escaping_keeps_line_breaks_and_cuts_a_flood():
     assert escape_markdown("x" * 30, max_length=10) == "x" * 10 + "…"
 
 
-def test_show_message_escapes_the_box_and_the_toast(monkeypatch):
+def test_show_message_escapes_the_box_and_never_toasts(monkeypatch):
+    # A toast (pn.state.notifications) covered the energy plot it warned about (issue 28):
+    # messages go to the box only, whatever the level.
     toasts = []
 
     class Notifications:
-        def error(self, text, duration):
-            toasts.append(("error", text))
-
-        def info(self, text, duration):
-            toasts.append(("info", text))
+        def __getattr__(self, kind):
+            return lambda text, duration=0: toasts.append((kind, text))
 
     monkeypatch.setattr(type(pn.state), "notifications", property(lambda _self: Notifications()))
     box = pn.pane.Alert("", visible=False)
     show_message(box, "Could not load <b>x</b>.csv")
     assert box.visible and box.alert_type == "danger"
     assert _shown(box.object) == ("Could not load <b>x</b>.csv", [])
-    assert toasts == [("error", "Could not load &lt;b&gt;x&lt;/b&gt;.csv")]
-    show_message(box, "Loaded", level="info", toast=False)
-    assert box.alert_type == "info" and _shown(box.object)[0] == "Loaded" and len(toasts) == 1
+    show_message(box, "Energy error passed 0.01", level="warning")
+    assert box.alert_type == "warning"
+    show_message(box, "Loaded", level="info")
+    assert box.alert_type == "info" and _shown(box.object)[0] == "Loaded"
+    assert toasts == []
+
+
+def test_dismissable_box_hides_with_its_button():
+    box = pn.pane.Alert("", visible=False)
+    row = dismissable(box, name="test-message")
+    button = row.objects[1]
+    assert row.name == "test-message" and button.label == "Dismiss" and not button.visible
+    show_message(box, "Energy error passed 0.01", level="warning")
+    assert box.visible and button.visible
+    button.clicks += 1  # what a click does
+    assert not box.visible and not button.visible
+    show_message(box, "again", level="warning")  # a later message shows again
+    assert box.visible and button.visible

@@ -15,6 +15,7 @@ from app.components.orbit_scene import (
     HEADER_WORDS,
     OKABE_ITO,
     OrbitScene,
+    pack_chunk,
     pack_frame,
     unpack_frame,
 )
@@ -215,3 +216,43 @@ def test_the_scene_displays_in_a_jupyter_notebook_and_takes_frames_there():
     mime_types = {mime for o in outputs if o.output_type in ("display_data", "execute_result") for mime in o.get("data", {})}
     assert "application/vnd.holoviews_exec.v0+json" in mime_types  # a live Panel view, not a repr
     assert "frames sent 2" in "".join(o.get("text", "") for o in outputs if o.output_type == "stream")
+
+
+def test_a_chunk_packs_consecutive_frames_with_their_times_and_unpacks_to_float32():
+    rng = np.random.default_rng(21)
+    position, velocity, time = rng.normal(size=(5, 4, 3)), rng.normal(size=(5, 4, 3)), np.linspace(0.1, 0.5, 5)
+    data = pack_chunk(position, time=time, run_id=3, first_index=17)
+    assert len(data) == 4 * (HEADER_WORDS + 5 * (1 + 3 * 4))
+    chunk = unpack_frame(data)
+    assert chunk["chunk"] and chunk["run_id"] == 3 and chunk["frame_index"] == 17 and chunk["count"] == 5
+    assert chunk["speed"] is None and chunk["flags"] == 0
+    np.testing.assert_array_equal(chunk["position"], position.astype(np.float32))
+    np.testing.assert_array_equal(chunk["times"], time.astype(np.float32))
+    speed = np.linalg.norm(velocity, axis=2)
+    with_speed = unpack_frame(pack_chunk(position, time=time, speed=speed))
+    assert with_speed["flags"] == FLAG_SPEED
+    np.testing.assert_array_equal(with_speed["speed"], speed.astype(np.float32))
+    with pytest.raises(ValueError, match="header says"):
+        unpack_frame(data[:-4])
+    with pytest.raises(ValueError, match="time must have shape"):
+        pack_chunk(position, time=time[:4])
+    with pytest.raises(ValueError, match=r"count >= 1, n, 3"):
+        pack_chunk(position[0], time=time[:1])
+
+
+def test_show_chunk_continues_the_frame_indices_of_the_run_and_keeps_its_last_frame():
+    position, velocity, mass = _system()
+    scene = OrbitScene()
+    scene.show_run(position, mass, velocity=velocity)
+    run = scene.last_sent[0]
+    frames = np.stack([position + k for k in range(1, 4)])
+    first = scene.show_chunk(frames, velocity=np.stack([velocity] * 3), time=np.array([0.1, 0.2, 0.3]))
+    chunk = unpack_frame(scene.last_message)
+    assert first == 1 and chunk["frame_index"] == 1 and chunk["run_id"] == run and scene.last_sent == (run, 3)
+    np.testing.assert_array_equal(scene.position, frames[-1])  # what a later resend shows
+    scene.color_by = "speed"  # a resend of the last frame, then chunks carry speeds
+    scene.show_chunk(frames[:1], velocity=velocity[None], time=np.array([0.4]))
+    np.testing.assert_allclose(unpack_frame(scene.last_message)["speed"][0], np.linalg.norm(velocity, axis=1), rtol=1e-6)
+    assert scene.last_sent == (run, 5)
+    with pytest.raises(ValueError, match="the run has"):
+        scene.show_chunk(frames[:, :2], velocity=np.stack([velocity[:2]] * 3), time=np.zeros(3))

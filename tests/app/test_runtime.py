@@ -114,9 +114,9 @@ def test_a_queue_line_follows_the_place_in_the_queue():
     assert not line.visible and line.object == ""
 
 
-def test_notify_without_a_toast_sets_only_the_box():
+def test_notify_sets_only_the_box():
     view = _View()
-    view.notify("Some *settings* were not applied", level="warning", toast=False)
+    view.notify("Some *settings* were not applied", level="warning")
     assert view.message.visible and view.message.alert_type == "warning"
     assert view.message.object.replace("\\", "") == "Some *settings* were not applied"
 

@@ -6,6 +6,7 @@ Deterministic: the pool's clock is a fake one that only the job holding the slot
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 
@@ -194,7 +195,8 @@ def test_a_forgotten_session_leaves_the_pool_once_its_jobs_are_done():
 
 
 def test_slots_come_from_the_environment_with_a_clear_error():
-    assert slots_from_environment({}) == scheduler.DEFAULT_JAX_SLOTS == 2
+    cores = len(os.sched_getaffinity(0))
+    assert slots_from_environment({}) == scheduler.DEFAULT_JAX_SLOTS == cores  # the machine's cores
     assert slots_from_environment({"NBODY_JAX_SLOTS": " 4 "}) == 4
     for bad in ("0", "-1", "two", "1.5", "1000"):
         with pytest.raises(ValueError, match="NBODY_JAX_SLOTS"):

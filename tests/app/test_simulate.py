@@ -84,6 +84,30 @@ def test_preset_change_resets_cleanly_with_its_defaults(view):
     assert not view.num_bodies_input.disabled
 
 
+def test_a_preset_set_again_while_the_previous_ones_defaults_apply_gets_its_own_defaults_and_run():
+    """A watcher of a preset's defaults (a widget echo, the URL sync) may set the preset again
+    while they are applied. That change was swallowed: the state kept the new preset's name
+    but the first one's dt/softening, and no new run was started (the browser test saw
+    "N = 2, ε = 0.01": Kepler's run with Plummer's softening)."""
+    state = SimulationState(preset="kepler")
+    state.prepare()
+    generation = state.generation
+
+    def set_again(event):
+        if state.preset == "plummer":
+            state.preset = "cold_collapse"  # inside plummer's defaults (its softening event)
+
+    watcher = state.param.watch(set_again, ["softening"])
+    state.preset = "plummer"
+    state.param.unwatch(watcher)
+    assert state.preset == "cold_collapse"
+    expected = PRESETS["cold_collapse"]
+    assert state.softening == float(expected.params.softening)
+    assert state.dt == expected.dt and state.integrator == expected.integrator
+    assert state.generation > generation and not state.built  # a new run, built from cold_collapse
+    assert state.current.num_bodies == state.num_bodies == expected.default_num_bodies
+
+
 def test_body_count_and_integrator_changes_rebuild_the_run(view):
     view.preset_select.value = "cold_collapse"
     view.num_bodies_input.value = 40
@@ -99,7 +123,9 @@ def test_body_count_over_the_cap_is_refused_with_a_message(view):
     view.preset_select.value = "plummer"
     view.num_bodies_input.value = LIMITS.max_bodies + 1
     assert view.state.num_bodies == PRESETS["plummer"].default_num_bodies
-    assert view.message.visible and "at most" in view.last_message
+    assert view.message.visible
+    assert view.last_message == f"Bodies N must be a whole number from 2 to {LIMITS.max_bodies}; kept 256."
+    assert view.num_bodies_input.value == 256  # the field shows the kept value again
 
 
 def test_float32_run_has_float32_state_and_larger_energy_error():
@@ -263,7 +289,9 @@ def test_compiling_indicator_is_shown_while_the_frame_function_compiles(view, mo
 def test_tampered_widget_value_is_named_and_undone(view):
     view.steps_slider.value = 10**6  # a hostile client can send what the slider never would
     assert view.state.steps_per_frame == 10 and view.steps_slider.value == 10
-    assert view.message.visible and "steps_per_frame" in view.last_message and "at most" in view.last_message
+    # Refused in the user's words: the label they see and the allowed range, never the parameter's name.
+    assert view.message.visible and view.last_message.startswith("Steps per frame") and "from 1 to 200" in view.last_message
+    assert "steps_per_frame" not in view.last_message
 
 
 def test_empty_upload_is_reported():
@@ -296,9 +324,10 @@ def test_refused_link_values_are_said_in_words():
     # Issue 14: "Number parameter 'SimulationState.dt' must be at least 1e-07" named internals.
     state = SimulationState()
     rejected = state.apply_settings({"dt": "-1", "fps": "0", "n": "10000000"})
-    assert rejected[0].startswith("n=10000000: the number of bodies N must be at most")
-    assert "dt=-1: the time step dt must be at least 1e-07 time units; kept 0.001" in rejected
-    assert "fps=0: the speed (frames per second) must be at least 1 frames/s; kept 30" in rejected
+    # Issue 26: one sentence with the label the sidebar shows and the allowed range.
+    assert rejected[0] == f"n=10000000: Bodies N must be a whole number from 2 to {LIMITS.max_bodies}; kept 256."
+    assert "dt=-1: dt (time step) must be a number from 1e-07 to 1 time units; kept 0.001." in rejected
+    assert "fps=0: Speed (frames/s) must be a whole number from 1 to 60; kept 30." in rejected
     assert not any("SimulationState" in message or "parameter" in message for message in rejected)
 
 

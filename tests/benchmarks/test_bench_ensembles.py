@@ -15,16 +15,18 @@ def test_quick_run_writes_json_and_table(tmp_path):
     )
     assert done.returncode == 0, done.stderr
     payload = json.loads((tmp_path / "ensembles.json").read_text())
-    assert [row["members"] for row in payload["rows"]] == [1, 4]
+    assert [(row["num_bodies"], row["members"], row["steps"]) for row in payload["rows"]] == [(8, 8, 20)]
     for row in payload["rows"]:
-        assert row["vmap_run_s"] > 0 and row["loop_seconds_per_member"] > 0
-        assert row["vmap_compile_s"] >= 0 and row["loop_compile_s"] >= 0  # compile reported apart
-        assert abs(row["ratio"] - row["loop_run_s"] / row["vmap_run_s"]) < 1e-9 * row["ratio"]
-    # --quick times the loop on 2 members: M = 4 is extrapolated, and says so.
-    assert [row["loop_extrapolated"] for row in payload["rows"]] == [False, True]
-    sharded = payload["sharded"]
-    assert sharded["devices_available"] == 4 and sharded["identical"] is True
-    assert sharded["1"]["num_chunks"] == 4 and sharded["4"]["num_chunks"] == 1
+        for name in ("loop", "raw_vmap", "runner", "rebound"):
+            assert row[f"{name}_s"] > 0 and row[f"{name}_cpu_s"] >= 0, name
+        # The ratios are the wall times of this very run, side by side.
+        assert abs(row["runner_vs_raw_vmap"] - row["raw_vmap_s"] / row["runner_s"]) < 1e-9
+        assert abs(row["runner_vs_loop"] - row["loop_s"] / row["runner_s"]) < 1e-9
+        assert abs(row["runner_vs_rebound"] - row["rebound_s"] / row["runner_s"]) < 1e-9
+    assert len(payload["load_average_before"]) == 3
+    layouts = payload["sharded"]["layouts"]
+    assert set(layouts) == {"1 device, 1 thread", "1 device, 2 threads", "2 devices (sharded), 1 thread"}
+    assert all(layout["identical"] for layout in layouts.values())
     table = (tmp_path / "ensembles.md").read_text()
-    assert "| members M | vmap sims/s | loop sims/s | vmap speedup |" in table
-    assert "results bit-identical: yes" in table
+    assert "| runner / raw vmap | runner x loop |" in table and "load average" in table
+    assert "runner >= 0.91x raw vmap" in table

@@ -21,7 +21,7 @@ three parameters drop to 8e-6 .. 1e-3 over K = 32 datasets (seed 0), below the 0
 half the ranks are extreme. It needs 32 datasets: with the sampler's own overconfidence gone
 (a diagonal metric on the masses' thin posterior ridge under-dispersed the draws, and helped
 the former K = 24 run reach 1e-4 .. 2.5e-3), 24 datasets give log_m1 p = 0.012. Over the full
-t in (0, 2] of the README problem, prior-drawn starts left 6 of 16 datasets stuck, 4 in wrong
+t in (0, 2] of the inference guide's problem (docs/library.md), prior-drawn starts left 6 of 16 datasets stuck, 4 in wrong
 modes (log density gaps up to 2.6e4 nats); with tempered starts every dataset's chains reach
 the truth's mode (benchmarks/results/sbc.md). This check observes t in (0, 1] to stay small.
 """

@@ -236,7 +236,7 @@ def test_fixed_step_steps_per_call_cuts_a_run_into_bounded_calls():
         ({"t_end": 1.0, "save_every": 2, "integrator": "dopri8"},
          r"save_every=2 applies to fixed-step integrators, not to the adaptive integrator 'dopri8'"),
         ({"t_end": 1.0, "rtol": 1e-9, "integrator": "ias15"},
-         r"rtol is an option of dopri8, not of the adaptive integrator 'ias15' \(its options: epsilon, adaptive_mode\)"),
+         r"rtol is an option of dopri8, not of the adaptive integrator 'ias15' \(its options: epsilon, adaptive_mode, adjoint\)"),
         ({"dt": 0.01, "num_steps": 5, "epsilon": 1e-9},
          r"epsilon is an option of ias15, not of the fixed-step integrator 'leapfrog' \(it takes no integrator options\)"),
         ({"t_end": 1.0, "rtoll": 1e-9, "integrator": "dopri8"}, r"unknown option 'rtoll' for the integrator 'dopri8'"),

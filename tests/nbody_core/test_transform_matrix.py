@@ -9,8 +9,8 @@ cell and each combination compiles once), on the figure-eight (N = 3, 10 steps):
 * equals central finite differences (``FD_TOL``),
 * and is finite everywhere (a NaN fails it, as a silent NaN did in issue 22).
 
-The adaptive integrators (dopri8, IAS15) run on the host between compiled calls: under any
-transformation they raise one clear ``TypeError`` naming the fixed-step alternatives.
+The adaptive integrators (dopri8, IAS15) have their own matrix:
+tests/nbody_core/test_adaptive_transforms.py.
 """
 
 from functools import partial
@@ -22,7 +22,6 @@ import pytest
 
 import nbody_core as nb
 from nbody_core.infer.inference import make_problem
-from nbody_core.integrate.integrators import INTEGRATORS
 from nbody_core.physics.forces import FORCE_METHODS
 
 STEPS, DT = 10, 0.01
@@ -41,7 +40,6 @@ FD_TOL = 1e-6
 # force evaluation per step like leapfrog, so a cell compiles in a third of RK4's time (the
 # matrix must stay fast); the derivative rules under test are the kernels', not the stepper's.
 FIXED_STEP = ("leapfrog", "euler")
-ADAPTIVE = INTEGRATORS.where(lambda i: i.adaptive)
 METHODS = FORCE_METHODS.names()
 
 # Compiled for compile speed, not run speed (each cell compiles once and runs once): XLA:CPU's
@@ -56,14 +54,6 @@ def _state():
     if STATE is None:
         STATE = nb.figure_eight()
     return STATE
-
-
-def _hessian(method, fn):
-    """``jax.hessian`` (forward over reverse), but reverse over forward for ``pallas``:
-    forward over reverse reaches the pallas_call's own jvp inside JAX (partial evaluation
-    inlines a custom_jvp's primal function), which cannot trace ``program_id``; see
-    :func:`test_pallas_hessian_order`."""
-    return jax.jacrev(jax.jacfwd(fn)) if method == "pallas" else jax.hessian(fn)
 
 
 def _transforms(method, integrator, *, with_fd_hessian=False):
@@ -95,7 +85,7 @@ def _transforms(method, integrator, *, with_fd_hessian=False):
             "jacfwd": jax.jacfwd(final)(velocity),
             "jacrev": jax.jacrev(final)(velocity),
             "jvp": jax.jvp(final, (velocity,), (tangent,))[1],
-            "hessian": _hessian(method, loss)(velocity),
+            "hessian": jax.hessian(loss)(velocity),
             "vmap": jax.vmap(final)(batch),
             "fd_jacobian": fd(final, velocity),
         }
@@ -150,28 +140,6 @@ def test_every_transformation_of_every_force_method(method, integrator):
     _close(out["vmap"][0], out["value"], ROUND_OFF, f"{method}/{integrator}: vmap member 0")
 
 
-@pytest.mark.parametrize("integrator", ADAPTIVE)
-def test_adaptive_integrators_refuse_transformations_clearly(integrator):
-    state = _state()
-
-    def final(velocity):
-        solution = nb.solve(state._replace(velocity=velocity), t_end=0.05, integrator=integrator,
-                            num_saves=1)
-        return solution.trajectory.position[-1]
-
-    loss = lambda v: jnp.sum(final(v) ** 2)
-    v = state.velocity
-    for name, call in {
-        "grad": lambda: jax.grad(loss)(v), "jacfwd": lambda: jax.jacfwd(final)(v),
-        "jacrev": lambda: jax.jacrev(final)(v), "jvp": lambda: jax.jvp(final, (v,), (v,)),
-        "hessian": lambda: jax.hessian(loss)(v), "vmap": lambda: jax.vmap(final)(v[None]),
-        "jit": lambda: jax.jit(final)(v),
-    }.items():
-        with pytest.raises(TypeError, match=f"adaptive integrator '{integrator}' cannot run under"
-                                             ".*'leapfrog'"):
-            call()
-
-
 def test_inference_log_density_forward_mode_and_hessian():
     # The triple masses on the default forces ("auto"; tiled_custom_vjp on a CPU): a Laplace
     # approximation needs jacfwd / hessian of the log density. Short and coarse, to be fast.
@@ -189,19 +157,20 @@ def test_inference_log_density_forward_mode_and_hessian():
     _close(hessian, fd, FD_TOL, "hessian vs central differences of the gradient")
 
 
-def test_pallas_hessian_order():
-    # What "pallas" promises for second derivatives: reverse over forward (jacrev(jacfwd))
-    # through a simulation, equal to the reference; forward over reverse (jax.hessian) works on
-    # the kernel itself (tests/nbody_core/test_kernels.py), but through a simulation JAX's
-    # partial evaluation inlines the custom_jvp's primal and differentiates the pallas_call
-    # itself, whose jvp cannot trace program_id: it raises inside JAX (never a NaN). When a
-    # JAX release fixes that, this test fails: then use jax.hessian for pallas above.
+def test_pallas_hessian_through_a_simulation():
+    # jax.hessian (forward over reverse) through a simulation with forces="pallas", not only
+    # through the kernel (tests/nbody_core/test_kernels.py): with the kernel a custom_jvp, JAX's
+    # partial evaluation inlined its primal inside jacrev's scan and the outer jvp reached the
+    # pallas_call's own jvp, which raised inside JAX; as a primitive with its own rule it works.
+    # Two steps: the cell above compiles ten, this checks both orders in a fraction of that.
     state = _state()
 
-    def loss(velocity):
-        trajectory = nb.simulate(state._replace(velocity=velocity), dt=DT, num_steps=2,
-                                 save_every=2, forces="pallas")
-        return jnp.sum(trajectory.position[-1] ** 2)
+    def loss(velocity, method):
+        trajectory = nb.simulate(state._replace(velocity=velocity), dt=DT, num_steps=2, save_every=2,
+                                 forces=method)
+        return jnp.sum(_weights() * trajectory.position[-1] ** 2)
 
-    with pytest.raises((AssertionError, ValueError)):
-        jax.hessian(loss)(state.velocity)
+    reference = jax.hessian(loss)(state.velocity, "analytic")
+    for order, hessian in {"forward over reverse": jax.hessian,
+                           "reverse over forward": lambda f: jax.jacrev(jax.jacfwd(f))}.items():
+        _close(hessian(loss)(state.velocity, "pallas"), reference, ROUND_OFF, f"pallas: {order}")

@@ -145,8 +145,13 @@ def test_callback_exceptions_become_a_visible_message():
         box = install_session_guards(template)
         try:
             assert template.main[0] is box and box.name == SESSION_MESSAGE_NAME and not box.visible
-            pn.config.exception_handler(ValueError("Integer parameter 'seed' must be at least 0, not -5."))
-            assert box.visible and "must be at least 0" in box.object.replace("\\", "")
+            pn.config.exception_handler(ValueError("Seed must be a whole number from 0 to 9; kept 0."))
+            assert box.visible and "Refused: Seed must be a whole number from 0 to 9; kept 0." in box.object.replace("\\", "")
+            # Issue 26: a message naming internals (a class, a parameter's owner) is not shown as is.
+            pn.config.exception_handler(ValueError("Integer parameter 'SimulationState.seed' must be at least 0, not -5."))
+            assert box.visible and "SimulationState" not in box.object and "parameter" not in box.object
+            pn.config.exception_handler(IndexError("list index out of range"))
+            assert "IndexError" not in box.object and "session keeps running" in box.object
             pn.config.exception_handler(MemoryError())
             assert "Out of memory" in box.object
         finally:

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from app.runtime.scheduler import JAX_SLOTS
+from own_loop import call_on_own_thread
 
 LOAD_TEST = Path(__file__).resolve().parents[2] / "benchmarks" / "load_test.py"
 
@@ -29,7 +30,8 @@ def _load_test_module():
 @pytest.mark.ui
 def test_three_sessions_stay_isolated_and_leave_no_threads_behind(tmp_path):
     load_test = _load_test_module()
-    results = load_test.run_load_test(sessions=3, duration_s=10.0, n=200, log_dir=tmp_path)
+    # On a thread of its own: the load test drives Chromium with sync_playwright (tests/own_loop.py).
+    results = call_on_own_thread(load_test.run_load_test, sessions=3, duration_s=10.0, n=200, log_dir=tmp_path)
 
     assert results["isolation"]["ok"], results["isolation"]["problems"]
     assert results["summary"]["sessions_with_frames"] == 3, results["sessions"]

@@ -219,7 +219,7 @@ def test_default_caps_suit_a_shared_two_core_server():
 
 # ------------------------------------------------------------------ server and container
 def test_server_as_documented_binds_loopback_and_refuses_foreign_origins(tmp_path):
-    # The command the README, tests and scripts use for a local server.
+    # The command the docs, tests and scripts use for a local server.
     port = _free_port()
     log = open(tmp_path / "serve.log", "wb")  # noqa: SIM115 - closed below
     process = subprocess.Popen(

@@ -50,6 +50,30 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.xdist_group("browser"))
 
 
+_QUIET_MARKS = (b"INFO", b"DEBUG")
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """A failing browser test carries the served app's recent warnings and errors (its log goes
+    to test-results/panel-serve.log, which CI does not show): a callback that raised on the
+    server is then named in the failure, not only the page that stopped changing."""
+    outcome = yield
+    report = outcome.get_result()
+    if report.when != "call" or not report.failed:
+        return
+    log_path = RESULTS_DIR / "panel-serve.log"
+    try:
+        lines = log_path.read_bytes().splitlines()[-4000:]
+    except OSError:
+        return
+    # Everything but the INFO/DEBUG lines: warnings, errors and their tracebacks.
+    picked = [line for line in lines if line.strip() and not any(mark in line for mark in _QUIET_MARKS)][-60:]
+    if picked:
+        report.sections.append(("served app log (warnings, errors, tracebacks: last 60 lines)",
+                                b"\n".join(picked).decode("utf-8", "replace")))
+
+
 def free_port() -> int:
     """A free loopback TCP port (bind port 0 and release it)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
@@ -82,7 +106,7 @@ def start_app_server(port: int, *, log_path: Path, extra_env: dict | None = None
             sys.executable, "-m", "panel", "serve", "app",
             "--port", str(port), "--address", "127.0.0.1",
             "--allow-websocket-origin", f"127.0.0.1:{port}",
-            "--liveness", "--num-procs", "1",
+            "--liveness", "--num-procs", "1", "--plugins", "app.runtime.health",  # /health, as nbody serve has it
         ],
         cwd=REPO_ROOT,
         env=env,
@@ -215,3 +239,15 @@ def ui():
 def app_page(open_app):
     """pytest-playwright's ``page`` on the served dashboard, document loaded."""
     return open_app()
+
+
+# [left, top, right, bottom] (CSS px) of the orbit scene's canvas or of the Bokeh model's view called `name`.
+MODEL_BOX = """(name) => {
+  const scene = window.nbodyScenes && window.nbodyScenes[name];
+  if (scene) { const c = scene.canvas.getBoundingClientRect(); return [c.left, c.top, c.right, c.bottom]; }
+  const model = Bokeh.documents[0].get_model_by_name(name);
+  const view = model ? Bokeh.index.find_one(model) : null;
+  if (!view || !view.el) return null;
+  const b = view.el.getBoundingClientRect();
+  return [b.left, b.top, b.right, b.bottom];
+}"""

@@ -25,3 +25,22 @@ def test_link_opens_lesson_at_step_and_steps_through(page, open_app, ui):
     page.get_by_text("Step 2 of 3").first.wait_for()
     page.screenshot(path=str(ui.results_dir / "lessons-chaos-step.png"))
     assert errors == []
+
+
+
+def test_one_reveal_at_a_time_and_the_dt_lesson_is_eccentric(page, open_app, ui):
+    # The lesson's Reveal and Predict's Reveal showed together (issue 28, item 4).
+    from playwright.sync_api import expect
+
+    open_app("?lesson=why_dt_matters&step=1")
+    page.get_by_text("Step 1 of 3").first.wait_for(timeout=120_000)
+    expect(page.get_by_text("e = 0.9").first).to_be_visible(timeout=60_000)  # the run's description line
+    ui.wait_for_scene_bodies(page, 2)
+    reveals = page.get_by_role("button", name="Reveal", exact=True).filter(visible=True)
+    expect(reveals).to_have_count(1, timeout=30_000)  # the lesson's
+    page.get_by_role("button", name="Predict").click()
+    expect(page.get_by_role("textbox", name="Body")).to_be_visible(timeout=30_000)
+    expect(reveals).to_have_count(1, timeout=30_000)  # Predict's; the lesson's hides while predicting
+    page.get_by_role("button", name="Predict").click()
+    expect(page.get_by_role("textbox", name="Body")).to_be_hidden(timeout=30_000)
+    expect(reveals).to_have_count(1, timeout=30_000)

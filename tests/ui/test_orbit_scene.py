@@ -15,6 +15,7 @@ import panel as pn
 import pytest
 
 from app.components.orbit_scene import BACKGROUND, OrbitScene
+from app.runtime.document import call_in_document
 
 from .conftest import free_port
 
@@ -46,8 +47,13 @@ class _InSession:
         done, box = threading.Event(), {}
 
         def call():
+            # As the app runs its session callbacks (app.runtime.document.call_in_document):
+            # the session's document current and held, so what the call sends goes out at once,
+            # on Bokeh's queue in order. Without the current document Panel re-scheduled each
+            # send as one more next-tick callback (CI: a second chunk never reached the page).
             try:
-                box["value"] = fn()
+                box["value"] = None
+                call_in_document(self._doc, lambda: box.__setitem__("value", fn()))
             finally:
                 done.set()
 
@@ -60,6 +66,9 @@ class _InSession:
 
     def show_frame(self, *args, **kwargs):
         return self._run(lambda: self.scene.show_frame(*args, **kwargs))
+
+    def show_chunk(self, *args, **kwargs):
+        return self._run(lambda: self.scene.show_chunk(*args, **kwargs))
 
 
 @pytest.fixture(scope="module")
@@ -75,7 +84,8 @@ def scene_server():
         scene = OrbitScene(
             name=NAME, sizing_mode="fixed", width=600, height=480, view=args.get("view", "3d"),
             trails=args.get("trails", "1") == "1", trail_length=int(args.get("trail_length", 200)),
-            editing=args.get("editing", "0") == "1",
+            editing=args.get("editing", "0") == "1", playing=args.get("playing", "0") == "1",
+            frame_rate=float(args.get("fps", 30)),
         )
         scenes.append(_InSession(scene, pn.state.curdoc))
         colour = pn.widgets.RadioButtonGroup.from_param(scene.param.color_by, name="")
@@ -114,9 +124,15 @@ def open_scene(page, scene_server):
 
 
 def _wait_frame(page, index, run=None):
-    page.wait_for_function(
-        f"([i, r]) => {SCENE_JS}.frameIndex() === i && (r === null || {SCENE_JS}.runId() === r)"
-        f" && {SCENE_JS}.painted() > 0 && !{SCENE_JS}.pending()", arg=[index, run], timeout=WAIT_S * 1000)
+    try:
+        page.wait_for_function(
+            f"([i, r]) => {SCENE_JS}.frameIndex() === i && (r === null || {SCENE_JS}.runId() === r)"
+            f" && {SCENE_JS}.painted() > 0 && !{SCENE_JS}.pending()", arg=[index, run], timeout=WAIT_S * 1000)
+    except Exception as error:  # say what the page holds: a stall is told apart from a slow paint
+        seen = page.evaluate(
+            f"() => {{ const s = {SCENE_JS}; return s ? {{frame: s.frameIndex(), run: s.runId(), painted: s.painted(),"
+            f" pending: s.pending(), draws: s.draws(), visible: document.visibilityState}} : null }}")
+        raise AssertionError(f"frame {index} (run {run}) not painted in {WAIT_S:.0f} s; the page holds {seen}") from error
 
 
 def _pixel(page, x, y, radius=0):
@@ -389,3 +405,63 @@ def test_edit_mode_drag_in_3d_stays_in_the_camera_plane(open_scene):
     assert np.linalg.norm(step) > 0.05
     assert abs(step @ view_dir) < 1e-4 * np.linalg.norm(step) + 1e-5  # float32 on the page
     np.testing.assert_allclose(depth_before, position[0], atol=1e-4)  # worldAt inverts the projection
+
+
+def test_a_played_chunk_paints_the_servers_frames_and_interpolates_between_them(open_scene):
+    """Chunks are played at frame_rate and painted at the display's rate: every painted
+    picture is the server's frame k, or a linear blend of frames k and k + 1, to float32."""
+    # 20 frames/s: the display (~60 paints/s unloaded) paints about two blends between frames.
+    page, scene = open_scene("?view=xy&trails=0&playing=1&fps=20")
+    scene.show_run(THREE, MASS3)
+    _wait_frame(page, 0)
+    run = scene.last_sent[0]
+    page.evaluate(f"() => {SCENE_JS}.recordPaints(true)")
+    k = np.arange(1, 13)[:, None, None]
+    frames = THREE[None] + 0.3 * np.sin(0.4 * k * np.array([1.0, 2.0, 3.0])) * np.array([[1.0, 0.5, 0.0]])
+    velocity = np.zeros_like(frames)
+    assert scene.show_chunk(frames[:6], velocity=velocity[:6], time=0.1 * k[:6, 0, 0]) == 1
+    assert scene.show_chunk(frames[6:], velocity=velocity[6:], time=0.1 * k[6:, 0, 0]) == 7
+    _wait_frame(page, 12, run)
+    paints = page.evaluate(f"() => {SCENE_JS}.paints()")
+    states = {0: THREE.astype(np.float32), **{i + 1: f.astype(np.float32) for i, f in enumerate(frames)}}
+    played = [p for p in paints if p["index"] in states]
+    assert played and [p["index"] for p in played] == sorted(p["index"] for p in played)  # in order
+    assert played[-1]["index"] == 12
+    blends = 0
+    for p in played:
+        a = states[p["index"]].astype(np.float64)
+        b = states[p["next"]].astype(np.float64) if p["next"] is not None else a
+        expected = (a + p["alpha"] * (b - a)).astype(np.float32)
+        # One float32 rounding: the page blends in double precision and stores float32.
+        np.testing.assert_allclose(np.array(p["position"], np.float32).reshape(3, 3), expected, rtol=0, atol=2e-7)
+        blends += 0 < p["alpha"] < 1 and p["next"] is not None
+    assert blends > 0  # the display painted between two simulated frames
+    deadline = time.monotonic() + WAIT_S
+    while scene.drawn != [run, 12] and time.monotonic() < deadline:
+        time.sleep(0.05)  # polls the acknowledgement of the last frame played
+    assert scene.drawn == [run, 12]
+
+
+def test_chunks_wait_while_paused_and_a_single_frame_drops_the_buffered_future(open_scene):
+    page, scene = open_scene("?view=xy&trails=0")
+    scene.show_run(THREE, MASS3)
+    _wait_frame(page, 0)
+    frames = np.stack([THREE + 0.05 * i for i in range(1, 41)])
+    scene.show_chunk(frames[:4], velocity=np.zeros_like(frames[:4]), time=np.arange(4.0))
+    page.wait_for_function(f"() => {SCENE_JS}.buffered() === 4", timeout=WAIT_S * 1000)
+    paints = page.evaluate(f"() => {SCENE_JS}.painted()")
+    page.evaluate("() => new Promise(done => { let k = 0; const next = () => ++k > 5 ? done() : requestAnimationFrame(next); next() })")
+    assert page.evaluate(f"() => [{SCENE_JS}.frameIndex(), {SCENE_JS}.painted()]") == [0, paints]  # paused: not played
+    scene.show_frame(THREE)  # "show this now": the unplayed chunk is dropped
+    _wait_frame(page, 5)
+    assert page.evaluate(f"() => [{SCENE_JS}.buffered(), {SCENE_JS}.drops()]") == [0, 1]
+    # Playing at one frame a second (settings from the URL, as the page starts): the buffer stays full.
+    page, scene = open_scene("?view=xy&trails=0&playing=1&fps=1")
+    scene.show_run(THREE, MASS3)
+    _wait_frame(page, 0)
+    scene.show_chunk(frames, velocity=np.zeros_like(frames), time=np.arange(40.0))
+    page.wait_for_function(f"() => {SCENE_JS}.buffered() > 30", timeout=WAIT_S * 1000)
+    scene.show_frame(THREE * 2)  # the future buffered is dropped
+    _wait_frame(page, 41)
+    assert page.evaluate(f"() => [{SCENE_JS}.buffered(), {SCENE_JS}.drops()]") == [0, 1]
+    np.testing.assert_allclose(page.evaluate(f"() => {SCENE_JS}.positions()"), THREE * 2, atol=1e-6)

@@ -143,11 +143,12 @@ def test_guesses_are_clicked_the_true_path_is_revealed_and_sessions_keep_their_o
     ui.wait_for_scene_bodies(other, 3)
     expect(other.locator(".nbody-status")).to_contain_text("paused", timeout=TIMEOUT_MS)
     assert other.evaluate(f"() => ({SCENE}.predictMarks().guesses || []).length") == 0
-    expect(other.get_by_role("textbox", name="Body")).to_have_value("1")
-    expect(other.get_by_role("textbox", name=re.compile("after Δt"))).to_have_value("0.5")
     # The link carries view=xy (the first session's URL): the scene opens in that projection.
     other.wait_for_function(f"() => {SCENE}.planePoint(10, 10) !== null", timeout=15_000)
     other.get_by_role("button", name="Predict").click()
+    # Body and horizon show while predicting (issue 28: one Reveal at a time), with the link's values.
+    expect(other.get_by_role("textbox", name="Body")).to_have_value("1")
+    expect(other.get_by_role("textbox", name=re.compile("after Δt"))).to_have_value("0.5")
     other.wait_for_function(f"() => {SCENE}.predicting() && {SCENE}.planePoint(10, 10) !== null && !{SCENE}.pending()",
                             timeout=15_000)
     ox2, oy2 = _canvas_origin(other)

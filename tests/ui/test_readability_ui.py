@@ -7,18 +7,10 @@ from __future__ import annotations
 
 from playwright.sync_api import expect
 
+from .conftest import MODEL_BOX
+
 VIEWPORT = {"width": 1280, "height": 720}
 
-# [left, top, right, bottom] (CSS px) of the orbit scene's canvas or of the Bokeh model's view called `name`.
-MODEL_BOX = """(name) => {
-  const scene = window.nbodyScenes && window.nbodyScenes[name];
-  if (scene) { const c = scene.canvas.getBoundingClientRect(); return [c.left, c.top, c.right, c.bottom]; }
-  const model = Bokeh.documents[0].get_model_by_name(name);
-  const view = model ? Bokeh.index.find_one(model) : null;
-  if (!view || !view.el) return null;
-  const b = view.el.getBoundingClientRect();
-  return [b.left, b.top, b.right, b.bottom];
-}"""
 AXIS_LABEL = """(name) => {
   const fig = Bokeh.documents[0].get_model_by_name(name);
   return fig ? [fig.below[0].axis_label, fig.below[0].axis_label_text_font_size] : null;
@@ -77,8 +69,8 @@ def test_fixed_count_preset_hides_bodies_and_seed_fits_the_sidebar(page, open_ap
 def test_a_warning_does_not_move_or_cut_off_the_plots(page, open_app, ui):
     _open(open_app, ui, page)
     calm = {name: _box(page, name) for name in ("simulate-scene", "simulate-energy", "simulate-momentum")}
-    _open(open_app, ui, page, "?dt=0")  # a refused link value: a message in the tab
-    expect(page.get_by_text("the time step dt must be at least").first).to_be_visible(timeout=60_000)
+    _open(open_app, ui, page, "?dt=0")  # a refused link value: a message in the tab, in the user's label
+    expect(page.get_by_text("dt (time step) must be a number from").first).to_be_visible(timeout=60_000)
     warned = {name: _box(page, name) for name in calm}
     for name in calm:
         assert abs(warned[name][1] - calm[name][1]) <= 1, (name, calm[name], warned[name])  # same place

@@ -85,12 +85,13 @@ def test_resume_reuses_checkpointed_chunks_and_writes_the_same_file(capsys, tmp_
     assert code == 0, err
     fresh = out.read_bytes()
     out.unlink()
-    # An interrupted run of the same spec left one chunk in OUT.chunks/.
+    # An interrupted run of the same spec left one chunk in OUT.chunks/ (one worker: chunks in
+    # turn, so the stop after the first is seen before the second starts).
     spec = EnsembleSpec(system="kepler", num_members=6, num_steps=100, seed=2,
                         sweeps=(parse_sweep("eccentricity=0.1:0.6"),))
     finished = []
     with pytest.raises(EnsembleCancelled):
-        run_ensemble(spec, chunk_size=2, checkpoint_dir=tmp_path / "resume.npz.chunks",
+        run_ensemble(spec, chunk_size=2, checkpoint_dir=tmp_path / "resume.npz.chunks", workers=1,
                      progress=lambda done, total: done and finished.append(done), should_stop=lambda: bool(finished))
     code, _, err = run_cli(capsys, *args, "--resume")
     assert code == 0, err

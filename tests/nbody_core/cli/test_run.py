@@ -270,20 +270,42 @@ def test_pythagorean_with_its_own_defaults_is_right(capsys, tmp_path):
     assert metadata["max_relative_energy_error"] < 3e-11
 
 
-def test_readme_ic_example_runs(capsys, tmp_path):
-    """The README's `nbody run --ic assets/bodies.csv --units au_msun_yr ...` example."""
-    bodies = Path(__file__).resolve().parents[3] / "assets" / "bodies.csv"
-    out = tmp_path / "run.npz"
-    code, _, err = run_cli(capsys, "run", "--ic", str(bodies), "--units", "au_msun_yr", "--t-end", "10",
-                           "--dt", "1e-3", "--out", str(out))
+def test_readme_ic_example_runs(capsys, tmp_path, monkeypatch):
+    """docs/cli.md's `nbody run --ic example:bodies --t-end 10 ...` example, from a directory
+    that is not the checkout: the example ships in the package and carries its units."""
+    monkeypatch.chdir(tmp_path)
+    code, _, err = run_cli(capsys, "run", "--ic", "example:bodies", "--t-end", "10", "--dt", "1e-3",
+                           "--out", "run.npz")
     assert code == 0, err
-    arrays, metadata = load_npz(out)
+    arrays, metadata = load_npz(tmp_path / "run.npz")
     assert arrays["position"].shape[1] == 5 and metadata["unit_system"] == "au_msun_yr"
     # Leapfrog at dt = 1e-3 yr on Mercury's orbit (t_dyn = 0.038 yr): (dt / t_dyn)^2 = 7e-4
     # of Mercury's orbital energy, which is 6 % of these five bodies' total (no giant planets
     # here): 4e-5. Measured 1.1e-5.
     assert metadata["max_relative_energy_error"] < 4e-5
-    assert metadata["command"][:3] == ["nbody", "run", "--ic"] and metadata["created_utc"]
+    assert metadata["command"][:4] == ["nbody", "run", "--ic", "example:bodies"] and metadata["created_utc"]
+    # assets/bodies.csv (a link in the checkout) is the same file.
+    assets = Path(__file__).resolve().parents[3] / "assets" / "bodies.csv"
+    assert assets.read_bytes() == nb.example_initial_conditions("bodies")[0].read_bytes()
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["--ic", "example:nope", "--steps", "1", "--dt", "1e-3"], "unknown example 'example:nope'; the package ships example:bodies"),
+    (["--ic", "example:bodies", "--units", "si", "--steps", "1", "--dt", "1e-3"],
+     "--ic example:bodies is in au_msun_yr, not si; leave out --units"),
+])
+def test_bad_example_one_line(capsys, argv, message):
+    code, _, err = run_cli(capsys, "run", *argv)
+    assert code == 2 and err.strip() == f"nbody run: error: {message}"
+
+
+def test_run_without_out_prints_its_summary_and_how_to_save(capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    code, stdout, err = run_cli(capsys, "run", "--preset", "figure_eight", "--steps", "100", "--dt", "1e-3")
+    assert code == 0 and "relative energy error" in stdout
+    assert err.strip() == ("nbody run: nothing saved; add --out run.npz to save the trajectory "
+                           "(t, position, velocity, mass, energy and metadata)")
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_energy_error_over_every_step_warns_flags_and_can_fail(capsys, tmp_path):

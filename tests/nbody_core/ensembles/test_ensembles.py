@@ -56,7 +56,8 @@ def plummer_spec():
 
 @pytest.fixture(scope="module")
 def plummer_result(plummer_spec):
-    return run_ensemble(plummer_spec)
+    # One thread, one chunk: the unchunked reference the chunked and threaded runs must equal.
+    return run_ensemble(plummer_spec, workers=1)
 
 
 def assert_results_equal(a, b, *, rtol=0.0):
@@ -83,8 +84,10 @@ def test_vmap_equals_python_loop_member_by_member(plummer_spec, plummer_result):
 
 
 def test_chunked_equals_unchunked(plummer_spec, plummer_result):
-    chunked = run_ensemble(plummer_spec, chunk_size=4)
+    # Three chunks shared by two threads: the same bytes as one chunk on one thread.
+    chunked = run_ensemble(plummer_spec, chunk_size=4, workers=2)
     assert chunked.timing["num_chunks"] == 3 and plummer_result.timing["num_chunks"] == 1
+    assert chunked.timing["workers"] == 2
     # Bit for bit: per-member sums have a fixed order whatever the batch (ordered_sum).
     assert_results_equal(chunked, plummer_result)
     np.testing.assert_array_equal(chunked.velocity, plummer_result.velocity)
@@ -345,8 +348,9 @@ def test_default_chunk_size_reads_the_device():
 def test_checkpoints_resume_an_interrupted_run(tmp_path, plummer_spec, plummer_result):
     checkpoints = tmp_path / "chunks"
     calls = []
+    # One worker: chunks one after another, so the stop lands after exactly one chunk.
     with pytest.raises(EnsembleCancelled, match="after 1 of 3"):
-        run_ensemble(plummer_spec, chunk_size=4, checkpoint_dir=checkpoints,
+        run_ensemble(plummer_spec, chunk_size=4, checkpoint_dir=checkpoints, workers=1,
                      should_stop=lambda: len(calls) > 0, progress=lambda done, total: done and calls.append(done))
     assert len(list(checkpoints.glob("chunk-*.npz"))) == 1
     progress = []
@@ -381,8 +385,38 @@ def test_a_stop_is_seen_before_the_next_piece(plummer_spec):
         return len(pieces) > 3
 
     with pytest.raises(EnsembleCancelled, match="after 0 of 3 chunks"):
-        run_ensemble(plummer_spec, chunk_size=4, segment_steps=5, should_stop=should_stop)
+        run_ensemble(plummer_spec, chunk_size=4, segment_steps=5, should_stop=should_stop, workers=1)
     assert len(pieces) == 4  # polled before each piece; the fourth poll stopped the run
+
+
+def test_a_stop_ends_every_worker(plummer_spec):
+    # Two threads poll the same stop: once it says True, no piece of any chunk starts, and
+    # the run raises instead of returning a partial result.
+    polls = []
+
+    def should_stop():
+        polls.append(1)
+        return len(polls) > 3
+
+    with pytest.raises(EnsembleCancelled, match="of 3 chunks"):
+        run_ensemble(plummer_spec, chunk_size=4, segment_steps=5, should_stop=should_stop, workers=2)
+    assert len(polls) == 4  # one thread at a time asks; once told to stop, no thread asks again
+
+
+def test_default_workers_follow_the_idle_cores(monkeypatch):
+    from nbody_core.ensembles import default_workers
+
+    monkeypatch.setattr("os.sched_getaffinity", lambda pid: {0, 1, 2, 3})
+    cpu = jax.devices("cpu")[:1]
+    assert default_workers(cpu, load_average=0.2) == 4  # idle: a thread per core
+    assert default_workers(cpu, load_average=1.0) == 4  # this process alone
+    assert default_workers(cpu, load_average=2.5) == 2
+    assert default_workers(cpu, load_average=15.0) == 1  # a busy machine: one thread
+
+
+def test_workers_are_checked(plummer_spec):
+    with pytest.raises(ValueError, match="workers must be at least 1"):
+        run_ensemble(plummer_spec, workers=0)
 
 
 def test_default_pieces_hold_a_bounded_number_of_pair_interactions():

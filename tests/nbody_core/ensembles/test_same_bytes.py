@@ -44,7 +44,9 @@ _SCRIPT = textwrap.dedent(
             checkpoints = out / (name + ".chunks")
             done = []
             try:
-                run_ensemble(spec, devices=devices, chunk_size=chunk, checkpoint_dir=checkpoints,
+                # One worker: chunks one after another, so the stop lands after exactly one
+                # (more threads could finish a second chunk first on a machine with idle cores).
+                run_ensemble(spec, devices=devices, chunk_size=chunk, checkpoint_dir=checkpoints, workers=1,
                              progress=lambda k, total: done.append(k), should_stop=lambda: len(done) > 1)
                 raise AssertionError("the run was not interrupted")
             except EnsembleCancelled:
