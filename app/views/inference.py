@@ -199,7 +199,10 @@ class InferenceView(SessionView):
         self.start_button.on_click(self.runner.locked(self._on_start))
         self.stop_button.on_click(self.runner.locked(self._on_stop))
         self.fd_button.on_click(self._on_measure)
-        self.status = pn.pane.HTML(html.escape(self.state.status), name="inference-status", sizing_mode="stretch_width")
+        self.status = pn.pane.HTML(
+            html.escape(self.state.status), name="inference-status", css_classes=["inference-status"],
+            sizing_mode="stretch_width",
+        )
         self.queue_status = self.queue_line(name="inference-queue")
         self.summary = pn.pane.Markdown("", sizing_mode="stretch_width")
         self.fd_status = pn.pane.Markdown("Measured on this machine when you press the button.")

@@ -37,6 +37,8 @@ CHROMIUM_FLAGS = [
 ]
 SERVER_START_TIMEOUT_S = 90.0
 PAGE_LOAD_TIMEOUT_MS = 60_000
+BROWSER_RERUNS = 1
+BROWSER_RERUN_DELAY_S = 5
 
 
 def pytest_collection_modifyitems(config, items):
@@ -48,6 +50,12 @@ def pytest_collection_modifyitems(config, items):
             # on one worker, one after another, against that worker's one served app; the other
             # worker runs the rest of the suite beside them.
             item.add_marker(pytest.mark.xdist_group("browser"))
+            # One rerun (pytest-rerunfailures) for a browser test, none for any other: these share
+            # the machine's two cores with the other workers' JAX compiles, the served app and
+            # Chromium, and a wait on a page is the one kind of check whose outcome can depend on
+            # that load (Panel's own UI suite reruns its browser tests for the same reason). A
+            # test that fails twice fails; every rerun is listed in the CI log ("RERUN", -rR).
+            item.add_marker(pytest.mark.flaky(reruns=BROWSER_RERUNS, reruns_delay=BROWSER_RERUN_DELAY_S))
 
 
 _QUIET_MARKS = (b"INFO", b"DEBUG")

@@ -43,8 +43,12 @@ def test_inference_tab_samples_live_and_stops(page, open_app, ui):
     try:
         page.get_by_text("Stopped by the user").first.wait_for(timeout=60_000)
     except Exception as error:  # the status line says what happened instead (done, failed)
-        status = page.evaluate("() => Bokeh.documents[0].get_model_by_name('inference-status')?.text")
-        raise AssertionError(f"no 'Stopped by the user' after Stop; the status line: {status!r}") from error
+        status = page.locator(".inference-status").first.inner_text()
+        buttons = {name: page.get_by_role("button", name=name).first.is_enabled() for name in ("Start sampling", "Stop")}
+        raise AssertionError(
+            f"no 'Stopped by the user' after Stop; the status line: {status!r}, enabled: {buttons}, "
+            f"trace length: {page.evaluate(TRACE_LENGTH)}"
+        ) from error
     # What the streamed chunks drew stays: the last proposal's leapfrog path (L + 1 = 11 points,
     # the diagonal metric's L = 10) with an arrow at every step, the energy errors, the stats.
     assert ui.source_length(page, "inference-path", "x") == 11
