@@ -15,6 +15,17 @@
 # The base image is a build argument so that CI, with no registry, can build on a local image
 # (any Debian-like image with python3 >= 3.11 and python3-venv works).
 ARG BASE=python:3.11-slim
+
+# Stage 1: the wheel, built from the sources (the same wheel `pip wheel .` builds anywhere).
+FROM ${BASE} AS wheel
+WORKDIR /src
+COPY pyproject.toml README.md ./
+COPY nbody_core ./nbody_core
+COPY app ./app
+RUN python3 -m venv /opt/build \
+    && /opt/build/bin/pip wheel --no-cache-dir --no-deps -w /dist .
+
+# Stage 2: the image: that wheel installed under requirements.lock, no source tree.
 FROM ${BASE}
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -28,20 +39,15 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 RUN python3 -m venv /opt/venv \
     && useradd --create-home --home-dir /home/nbody --uid 10001 --user-group --shell /usr/sbin/nologin nbody
 
-WORKDIR /opt/nbody-explorer
-# Dependencies first, in their own layer: a rebuild after a code change reuses it.
-COPY pyproject.toml ./
-RUN python -c "import tomllib; print(*tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies'], sep='\n')" > /tmp/requirements.txt \
-    && pip install --no-cache-dir -r /tmp/requirements.txt \
-    && rm /tmp/requirements.txt
-COPY README.md ./
-COPY nbody_core ./nbody_core
-COPY app ./app
-COPY assets ./assets
-# Editable install: `panel serve app` runs app/ from this directory, and nbody_core finds its
-# data files in assets/ beside it.
-RUN pip install --no-cache-dir --no-deps -e . \
-    && python -c "import nbody_core, app"
+# Dependencies first, at the versions of requirements.lock, in their own layer: a rebuild
+# after a code change reuses it. Then the wheel alone (--no-deps): the dashboard is the
+# package nbody_explorer, its lessons and scripts package data; no checkout, no editable install.
+COPY requirements.lock /tmp/requirements.lock
+RUN pip install --no-cache-dir -r /tmp/requirements.lock
+COPY --from=wheel /dist /tmp/dist
+RUN pip install --no-cache-dir --no-deps /tmp/dist/*.whl \
+    && rm -rf /tmp/dist \
+    && python -c "import nbody_core, nbody_explorer"
 
 USER 10001:10001
 ENV HOME=/home/nbody \

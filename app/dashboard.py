@@ -19,8 +19,8 @@ from functools import partial
 import panel as pn
 from panel.io.state import set_curdoc
 
-from app.runtime.periodic import Periodic
-from app.views.plot_defaults import apply_plot_defaults
+from nbody_explorer.runtime.periodic import Periodic
+from nbody_explorer.views.plot_defaults import apply_plot_defaults
 
 __all__ = [
     "TABS",
@@ -38,13 +38,13 @@ __all__ = [
 
 #: ``(title, "module:Class")`` for each tab, in display order. Append one line per tab.
 TABS: list[tuple[str, str]] = [
-    ("Simulate", "app.views.simulate:SimulateView"),
-    ("Forces", "app.views.forces:ForcesView"),
-    ("Inference", "app.views.inference:InferenceView"),
-    ("Ensembles", "app.views.ensembles:EnsemblesView"),
-    ("Emulator", "app.views.emulator:EmulatorView"),
-    ("Chaos", "app.views.chaos:ChaosView"),
-    ("Lessons", "app.views.lessons:LessonsView"),
+    ("Simulate", "nbody_explorer.views.simulate:SimulateView"),
+    ("Forces", "nbody_explorer.views.forces:ForcesView"),
+    ("Inference", "nbody_explorer.views.inference:InferenceView"),
+    ("Ensembles", "nbody_explorer.views.ensembles:EnsemblesView"),
+    ("Emulator", "nbody_explorer.views.emulator:EmulatorView"),
+    ("Chaos", "nbody_explorer.views.chaos:ChaosView"),
+    ("Lessons", "nbody_explorer.views.lessons:LessonsView"),
 ]
 
 ACCENT = "#1f4e79"
@@ -159,7 +159,7 @@ def session_count_readout(live_fn, cap: int, *, period_ms: int = 5000) -> pn.pan
 
 def _refusal_text(answer) -> str:
     """The refusal of a session past a cap, in words (Markdown)."""
-    from app.runtime.admission import ADDRESS_FULL
+    from nbody_explorer.runtime.admission import ADDRESS_FULL
 
     if answer.reason == ADDRESS_FULL:
         return (
@@ -178,7 +178,7 @@ def _refusal_text(answer) -> str:
 
 
 def session_refusal(answer) -> pn.pane.Alert:
-    """The message a session refused by :func:`app.runtime.admission.admit_session` shows."""
+    """The message a session refused by :func:`nbody_explorer.runtime.admission.admit_session` shows."""
     return pn.pane.Alert(_refusal_text(answer), alert_type="warning", name="sessions-full")
 
 
@@ -186,7 +186,7 @@ def session_full_page(answer) -> pn.template.BootstrapTemplate:
     """What a browser gets past a session cap: a friendly page, no dashboard (cheap).
 
     Args:
-        answer: the refusing :class:`~app.runtime.admission.Admission`.
+        answer: the refusing :class:`~nbody_explorer.runtime.admission.Admission`.
     """
     template = pn.template.BootstrapTemplate(title="N-body Explorer", header_background=ACCENT, busy_indicator=None,
                                              design=NbodyDesign)
@@ -285,25 +285,25 @@ def serve_session() -> pn.viewable.Viewable:
     Everything the callbacks need is bound here, in a regular module: Bokeh discards
     ``main.py``'s own namespace when its session ends.
     """
-    from app.compat.accessibility import install_accessibility
-    from app.compat.model_defs import install_quiet_model_defs
-    from app.compat.query import install_query_guard, oversized_query_values
-    from app.compat.patch_guard import install_patch_guard
-    from app.compat.upload import install_upload_guard
-    from app.limits import (
+    from nbody_explorer.compat.accessibility import install_accessibility
+    from nbody_explorer.compat.model_defs import install_quiet_model_defs
+    from nbody_explorer.compat.query import install_query_guard, oversized_query_values
+    from nbody_explorer.compat.patch_guard import install_patch_guard
+    from nbody_explorer.compat.upload import install_upload_guard
+    from nbody_explorer.limits import (
         connect_timeout_from_environment,
         disconnect_grace_from_environment,
         max_sessions_from_environment,
         max_sessions_per_address_from_environment,
     )
-    from app.reliability import install_session_guards
-    from app.runtime.admission import SESSIONS, admit_session, confirm_session
-    from app.runtime.coordinator import install_from_environment
-    from app.runtime.messages import escape_markdown, show_message
-    from app.runtime.scheduler import POOL
+    from nbody_explorer.reliability import install_session_guards
+    from nbody_explorer.runtime.admission import SESSIONS, admit_session, confirm_session
+    from nbody_explorer.runtime.coordinator import install_from_environment
+    from nbody_explorer.runtime.messages import escape_markdown, show_message
+    from nbody_explorer.runtime.scheduler import POOL
 
     install_from_environment(POOL, SESSIONS)  # NBODY_RUNTIME_DIR: the caps and slots of all processes
-    from app.views.page_values import widget_refusal
+    from nbody_explorer.views.page_values import widget_refusal
 
     install_query_guard()  # a 4301-digit query value must not blank the page
     cap, per_address = max_sessions_from_environment(), max_sessions_per_address_from_environment()
@@ -334,7 +334,7 @@ def serve_session() -> pn.viewable.Viewable:
         )
         message_box.visible = True
     if served:
-        from app.limits import LIMITS
+        from nbody_explorer.limits import LIMITS
 
         install_upload_guard(document, LIMITS.max_upload_bytes)
         # Every value the page sends passes the validation boundary before Bokeh applies it;

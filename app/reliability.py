@@ -7,7 +7,7 @@ gives every session a message box at the top of the dashboard and routes such ex
 into it (the session keeps working, the parameter keeps its previous valid value).
 
 Messages are shown as Markdown text with every Markdown/HTML control character escaped
-(:func:`app.runtime.messages.escape_markdown`), so user-controlled text (a file name, a URL
+(:func:`nbody_explorer.runtime.messages.escape_markdown`), so user-controlled text (a file name, a URL
 value) is displayed verbatim and never rendered or run. (The session cap and the memory
 released after the last session: app/runtime/admission.py; link values too long for ``int()``:
 app/compat/query.py.)
@@ -19,12 +19,12 @@ import logging
 
 import panel as pn
 
-from app.runtime.messages import escape_markdown, public_text
+from nbody_explorer.runtime.messages import escape_markdown, public_text
 
 __all__ = ["install_session_guards", "SESSION_MESSAGE_NAME"]
 
 SESSION_MESSAGE_NAME = "session-message"
-_LOG = logging.getLogger("app.reliability")
+_LOG = logging.getLogger("nbody_explorer.reliability")
 
 
 def _describe(exception: BaseException) -> str:

@@ -3,7 +3,7 @@
 For every preset x integrator x precision of the Simulate tab (the uploaded preset aside),
 prepares a run as the dashboard does (``SimulationState.prepare()``: the frame function
 compiled, one call made) in a fresh process whose cache is configured like the server's
-(``app.runtime.compile_cache.configure_compilation_cache``) in an empty directory, with the
+(``nbody_explorer.runtime.compile_cache.configure_compilation_cache``) in an empty directory, with the
 bound out of the way (``NBODY_JAX_CACHE_MAX_MB=1000000``), and reports the cache's size,
 entry count and largest entry; then prunes a copy of the cache to the default bound
 (``DEFAULT_CACHE_MAX_MB``) and reports what is left.
@@ -42,8 +42,8 @@ sys.path.insert(0, str(REPO_ROOT))
 def _visit(configurations: list[tuple[str, str, str]]) -> None:
     """In this process: prepare each configuration; one JSON line (seconds, error) per configuration."""
     import nbody_core
-    from app.runtime.compile_cache import configure_compilation_cache
-    from app.state.simulate import SimulationState
+    from nbody_explorer.runtime.compile_cache import configure_compilation_cache
+    from nbody_explorer.state.simulate import SimulationState
 
     import jax
 
@@ -65,7 +65,7 @@ def _visit(configurations: list[tuple[str, str, str]]) -> None:
 
 
 def _configurations(quick: bool) -> list[tuple[str, str, str]]:
-    from app.state.simulate import UPLOADED, SimulationState
+    from nbody_explorer.state.simulate import UPLOADED, SimulationState
 
     state = SimulationState()
     presets = [p for p in state.param.preset.objects if p != UPLOADED]
@@ -124,7 +124,7 @@ def main(argv=None) -> int:
         _visit(configurations[args.visit:])
         return 0
 
-    from app.runtime.compile_cache import DEFAULT_CACHE_MAX_MB, compilation_cache_bytes, prune_compilation_cache
+    from nbody_explorer.runtime.compile_cache import DEFAULT_CACHE_MAX_MB, compilation_cache_bytes, prune_compilation_cache
 
     load_before = os.getloadavg()
     work = Path(tempfile.mkdtemp(prefix="nbody-cache-bench-"))

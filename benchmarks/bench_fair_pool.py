@@ -1,6 +1,6 @@
 """The compute pool's fairness: a session with 10x costlier pieces vs 3 light ones.
 
-Fake jobs of measured cost drive :class:`app.runtime.scheduler.FairPool` under both policies
+Fake jobs of measured cost drive :class:`nbody_explorer.runtime.scheduler.FairPool` under both policies
 in one run: ``time`` (fair by measured cost, the default since issue 21 item 2) and ``turn``
 (every piece costs the same: the round robin before it). One (or two) heavy sessions compute all
 the time in pieces of ``--heavy-ms`` (a heavy frame: ``--heavy-pieces`` pieces); three light
@@ -37,7 +37,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 RESULTS = REPO_ROOT / "benchmarks" / "results"
 sys.path.insert(0, str(REPO_ROOT))
 
-from app.runtime.scheduler import FairPool, Job  # noqa: E402 - after the path
+from nbody_explorer.runtime.scheduler import FairPool, Job  # noqa: E402 - after the path
 
 
 #: (charge, reserve): the pool's default, its fairness without the slot kept for short work,

@@ -1,7 +1,7 @@
 """The compute pool with real Simulate frames: 2 heavy sessions and 4 light ones, no browser.
 
 Each session is a thread that asks the pool (app/runtime/scheduler.py) for one frame of its own
-:class:`app.state.simulate.SimulationState` at a time, as the Simulate tab's frame loop does
+:class:`nbody_explorer.state.simulate.SimulationState` at a time, as the Simulate tab's frame loop does
 (``step_frame(cancelled=job.take_turn)``: a checkpoint between the frame's compiled calls):
 heavy sessions at Plummer N = ``--heavy-n``, Yoshida-4, ``--heavy-steps`` steps per frame, back
 to back; light sessions at Plummer N = 200, 1 step per frame, waiting ``--think-ms`` after each
@@ -33,8 +33,8 @@ POLICIES = (("cost + kept slot (default)", "time", True), ("turns (before)", "tu
 
 
 def run(*, charge: str, reserve: bool, seconds: float, heavy_n: int, heavy_steps: int, think_s: float) -> dict:
-    from app.runtime.scheduler import FairPool, Job
-    from app.state.simulate import SimulationState
+    from nbody_explorer.runtime.scheduler import FairPool, Job
+    from nbody_explorer.state.simulate import SimulationState
 
     pool = FairPool(2, charge=charge, reserve=reserve)
     states = {f"heavy{i}": SimulationState(preset="plummer", num_bodies=heavy_n, integrator="yoshida4",

@@ -92,7 +92,7 @@ class CpuSampler(threading.Thread):
 def physics_ms_per_frame(n: int, steps: int, repeats: int = 60) -> float:
     """CPU ms of one frame's physics (step + diagnostics) for the load test's settings."""
     import nbody_core
-    from app.state.simulate import SimulationState
+    from nbody_explorer.state.simulate import SimulationState
 
     nbody_core.enable_float64()  # as app/main.py does in the server
     state = SimulationState(preset="plummer", num_bodies=n, steps_per_frame=steps)

@@ -28,8 +28,8 @@ sys.path.insert(0, str(REPO_ROOT))
 import jax  # noqa: E402
 
 import nbody_core as nb  # noqa: E402
-from app.state import run_cost  # noqa: E402
-from app.state.simulate import SimulationState  # noqa: E402
+from nbody_explorer.state import run_cost  # noqa: E402
+from nbody_explorer.state.simulate import SimulationState  # noqa: E402
 
 RESULTS = REPO_ROOT / "benchmarks" / "results"
 

@@ -3,7 +3,7 @@
 while recording and after, the ffmpeg children's RSS, the load average; and how fast Stop ends a
 recording (time to the job's end, partial file removed, CPU after).
 
-In-process, through the app's own path without a browser: ``app.state.record.record_movie``
+In-process, through the app's own path without a browser: ``nbody_explorer.state.record.record_movie``
 run as jobs on the runtime's ``FairPool`` with a ``job.checkpoint()`` after every frame (what
 the Record button submits, app/views/record.py). The run is a Plummer sphere of ``--n`` bodies
 drawn at ``RECORD_VALUES // (7 n + 8)`` snapshots (the most the Simulate tab keeps: 285 at
@@ -93,7 +93,7 @@ class Run:
         import jax
 
         import nbody_core as nb
-        from app.state.simulate_run import RECORD_VALUES
+        from nbody_explorer.state.simulate_run import RECORD_VALUES
 
         state = nb.plummer(jax.random.key(0), n)
         position, mass = np.asarray(state.position, float), np.asarray(state.mass, float)
@@ -113,8 +113,8 @@ class Run:
 
 def record_jobs(pool, run, settings_list, folders):
     """Submit one recording job per settings; returns the jobs (running on ``pool``)."""
-    from app.runtime.scheduler import Job
-    from app.state.record import record_movie
+    from nbody_explorer.runtime.scheduler import Job
+    from nbody_explorer.state.record import record_movie
 
     jobs = []
     for index, (settings, folder) in enumerate(zip(settings_list, folders)):
@@ -126,13 +126,13 @@ def record_jobs(pool, run, settings_list, folders):
 
 
 def settings_for(suffix: str, seconds: int, fps: int):
-    from app.state.record import RecordSettings
+    from nbody_explorer.state.record import RecordSettings
 
     return RecordSettings(seconds=seconds, fps=fps, suffix=suffix, size=(1280, 720))
 
 
 def concurrent(pool, run, suffixes, seconds, fps) -> dict:
-    from app.runtime.admission import release_memory
+    from nbody_explorer.runtime.admission import release_memory
 
     with tempfile.TemporaryDirectory() as base:
         folders = [Path(base) / str(i) for i in range(len(suffixes))]
@@ -180,8 +180,8 @@ def stop_latency(pool, run, suffix, after_s: float, fps: int) -> dict:
     with tempfile.TemporaryDirectory() as base:
         folder = Path(base)
         frames = []
-        from app.runtime.scheduler import Job
-        from app.state.record import record_movie
+        from nbody_explorer.runtime.scheduler import Job
+        from nbody_explorer.state.record import record_movie
 
         settings = settings_for(suffix, 20, fps)
 
@@ -217,7 +217,7 @@ def markdown(results: dict) -> str:
         "# Recording memory: two concurrent maximal recordings (issue 26)", "",
         f"{results['machine']}; N = {results['n']} ({results['snapshots']} recorded snapshots, the Simulate "
         f"tab's cap), {results['frames']} frames at 1280x720 each; in-process through "
-        "`app.state.record.record_movie` on the runtime's FairPool (bench_record.py). Goal: peak RSS <= warm + "
+        "`nbody_explorer.state.record.record_movie` on the runtime's FairPool (bench_record.py). Goal: peak RSS <= warm + "
         "300 MiB, back within 10 % of warm after.", "",
         "| formats | wall s | warm MiB | peak MiB (over warm) | ffmpeg peak MiB | after 2 s MiB | after gc MiB "
         "| after release_memory MiB | load before / max / after |",
@@ -257,7 +257,7 @@ def main(argv=None) -> int:
         args.seconds = 2
 
     import nbody_core as nb
-    from app.runtime.scheduler import FairPool
+    from nbody_explorer.runtime.scheduler import FairPool
 
     nb.enable_float64()
     pool = FairPool(2)

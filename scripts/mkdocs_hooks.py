@@ -29,8 +29,7 @@ def _benchmarks() -> str:
 
 
 def _lesson_files() -> list[Path]:
-    candidates = sorted(ROOT.glob("**/lessons/*.toml"))
-    return [path for path in candidates if ".venv" not in path.parts and "site" not in path.parts]
+    return sorted((ROOT / "app" / "lessons").glob("*.toml"))  # package data of nbody_explorer
 
 
 def _lessons() -> str:

@@ -23,7 +23,7 @@ from tornado.httpclient import AsyncHTTPClient
 from tornado.websocket import websocket_connect
 
 _TOKEN = re.compile(r'"token":\s*"([^"]+)"')
-_UNESCAPE = re.compile(r"\\(.)")  # app.runtime.messages.escape_markdown puts a backslash before punctuation
+_UNESCAPE = re.compile(r"\\(.)")  # nbody_explorer.runtime.messages.escape_markdown puts a backslash before punctuation
 _TAG = re.compile(r"<[^>]*>")
 _TEXT_ATTRIBUTES = ("text", "message", "title", "label", "object")
 

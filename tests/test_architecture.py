@@ -15,7 +15,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 CORE = ROOT / "nbody_core"
-UI_PACKAGES = ("panel", "param", "holoviews", "bokeh", "app")
+UI_PACKAGES = ("panel", "param", "holoviews", "bokeh", "nbody_explorer")
 
 
 def imports(path: Path, *, top_level_only: bool = False):
@@ -55,7 +55,7 @@ def test_core_never_imports_the_ui(path):
 def test_cli_never_imports_the_app(path):
     # `nbody serve` finds the dashboard's folder and hands it to Panel; the library never imports
     # the app, not even inside a function (the app sits above the library, not beside it).
-    bad = [(line, name) for line, name in imports(path) if name.split(".")[0] == "app"]
+    bad = [(line, name) for line, name in imports(path) if name.split(".")[0] in ("nbody_explorer", "app")]
     assert not bad, bad
 
 
@@ -107,6 +107,8 @@ def test_core_layers_import_only_layers_below(path):
 
 def _module_name(path: Path) -> str:
     parts = list(path.relative_to(ROOT).with_suffix("").parts)
+    if parts[0] == "app":  # the folder of the package nbody_explorer (pyproject.toml's package-dir)
+        parts[0] = "nbody_explorer"
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
@@ -209,8 +211,8 @@ def _app_files(folder: str) -> list[Path]:
 
 
 def _imports_any(path: Path, prefixes) -> list[tuple[int, str]]:
-    """Imports of ``path`` that are one of ``prefixes`` or inside one (``app.views`` matches
-    ``app.views.simulate``, not ``app.viewsx``)."""
+    """Imports of ``path`` that are one of ``prefixes`` or inside one (``nbody_explorer.views`` matches
+    ``nbody_explorer.views.simulate``, not ``nbody_explorer.viewsx``)."""
     return [(line, name) for line, name in imports(path)
             if any(name == prefix or name.startswith(prefix + ".") for prefix in prefixes)]
 
@@ -220,22 +222,22 @@ def test_app_state_never_imports_panel_plotting_runtime_or_views(path):
     # State is plain param.Parameterized: testable and usable without a server or a page. The
     # numbers it checks against (caps, the per-click CPU cost model) live in app/limits.py,
     # which imports the standard library only.
-    bad = _imports_any(path, ("panel", "bokeh", "holoviews", "app.views", "app.runtime", "app.compat",
-                              "app.components", "app.dashboard", "app.reliability"))
+    bad = _imports_any(path, ("panel", "bokeh", "holoviews", "nbody_explorer.views", "nbody_explorer.runtime", "nbody_explorer.compat",
+                              "nbody_explorer.components", "nbody_explorer.dashboard", "nbody_explorer.reliability"))
     assert not bad, bad
 
 
 @pytest.mark.parametrize("path", _app_files("runtime"), ids=lambda p: p.name)
 def test_app_runtime_never_imports_views_or_state(path):
     # The runtime is the server plumbing under every view: it knows no tab.
-    bad = _imports_any(path, ("app.views", "app.state", "app.components", "app.dashboard", "nbody_core", "jax"))
+    bad = _imports_any(path, ("nbody_explorer.views", "nbody_explorer.state", "nbody_explorer.components", "nbody_explorer.dashboard", "nbody_core", "jax"))
     assert not bad, bad
 
 
 @pytest.mark.parametrize("path", _app_files("compat"), ids=lambda p: p.name)
 def test_app_compat_imports_no_other_app_module(path):
     bad = [(line, name) for line, name in imports(path)
-           if name.split(".")[0] == "app" and not (name == "app.compat" or name.startswith("app.compat."))]
+           if name.split(".")[0] == "nbody_explorer" and not (name == "nbody_explorer.compat" or name.startswith("nbody_explorer.compat."))]
     assert not bad, bad
 
 
@@ -255,7 +257,7 @@ def test_session_plumbing_lives_in_the_runtime(path):
            if isinstance(node.func, ast.Attribute) and node.func.attr in SESSION_PLUMBING]
     bad += [(node.lineno, "SessionRunner(...)") for node in calls
             if isinstance(node.func, ast.Name) and node.func.id == "SessionRunner"]
-    assert not bad, f"{path.relative_to(ROOT)}: {bad}; use app.runtime (SessionView, Periodic, admit_session)"
+    assert not bad, f"{path.relative_to(ROOT)}: {bad}; use nbody_explorer.runtime (SessionView, Periodic, admit_session)"
 
 
 @pytest.mark.parametrize("path", _app_files("views"), ids=lambda p: p.name)
@@ -336,7 +338,7 @@ def _private_access(path: Path) -> list[tuple[int, str]]:
     bad = []
     for node in ast.walk(tree):
         if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module \
-                and node.module.split(".")[0] not in ("app", "nbody_core", "__future__"):
+                and node.module.split(".")[0] not in ("nbody_explorer", "nbody_core", "__future__"):
             bad += [(node.lineno, f"from {node.module} import {alias.name}") for alias in node.names
                     if alias.name.startswith("_") and not alias.name.startswith("__")]
             continue
@@ -363,7 +365,7 @@ def test_no_private_access_across_modules(path):
 def test_the_private_access_check_sees_attributes_and_imports(tmp_path):
     module = tmp_path / "m.py"
     module.write_text("from param.parameterized import _syncing\nimport bokeh\nx = bokeh.document._models\n"
-                      "from app.compat import version_tested\n")
+                      "from nbody_explorer.compat import version_tested\n")
     global ROOT
     saved, ROOT = ROOT, tmp_path
     try:
@@ -387,10 +389,10 @@ def test_scripts_use_bokehjs_private_names_only_in_compat_where_documented(path)
     if COMPAT not in path.parents:
         assert not names, f"{path.relative_to(ROOT)} uses BokehJS private names {sorted(names)}: move them to app/compat/"
         return
-    module = importlib.import_module(f"app.compat.{path.stem}")  # the module beside the script documents it
+    module = importlib.import_module(f"nbody_explorer.compat.{path.stem}")  # the module beside the script documents it
     documented = " ".join(use.name for use in module.PRIVATE_USES)
     undocumented = sorted(name for name in names if name not in documented)
-    assert not undocumented, f"{path.relative_to(ROOT)}: {undocumented} not in app.compat.{path.stem}.PRIVATE_USES"
+    assert not undocumented, f"{path.relative_to(ROOT)}: {undocumented} not in nbody_explorer.compat.{path.stem}.PRIVATE_USES"
 
 
 def _architecture_rows() -> list[tuple[set[str], set[str]]]:

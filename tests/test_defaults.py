@@ -94,9 +94,9 @@ def test_cli_argparse_defaults_read_the_defaults():
 
 
 def test_app_parameters_read_the_defaults():
-    from app.limits import LIMITS
-    from app.state.inference import InferenceState, SamplerRun
-    from app.state.simulate import SimulationState
+    from nbody_explorer.limits import LIMITS
+    from nbody_explorer.state.inference import InferenceState, SamplerRun
+    from nbody_explorer.state.simulate import SimulationState
 
     state = InferenceState()
     assert state.metric == defaults.METRIC and list(state.param.metric.objects) == list(defaults.METRICS)

@@ -45,13 +45,18 @@ def code_blocks(text: str, language: str) -> list[str]:
     return re.findall(rf"^```{language}\n(.*?)^```", text, re.MULTILINE | re.DOTALL)
 
 
+#: Repository folder -> the import package it installs as (pyproject.toml's package-dir).
+PACKAGE_FOLDERS = {"nbody_core": "nbody_core", "app": "nbody_explorer"}
+
+
 def module_files(root: Path) -> set[str]:
-    """Every file of the packages ``nbody_core`` and ``app``, relative to ``root``."""
+    """Every file of the folders ``nbody_core`` and ``app``, as the wheel names them
+    (``app/views/simulate.py`` is ``nbody_explorer/views/simulate.py``)."""
     found = set()
-    for package in ("nbody_core", "app"):
-        for path in (root / package).rglob("*"):
+    for folder, package in PACKAGE_FOLDERS.items():
+        for path in (root / folder).rglob("*"):
             if path.is_file() and "__pycache__" not in path.parts and path.suffix != ".pyc":
-                found.add(path.relative_to(root).as_posix())
+                found.add(f"{package}/{path.relative_to(root / folder).as_posix()}")
     return found
 
 
@@ -104,8 +109,30 @@ def test_wheel_carries_every_module(tmp_path):
     missing = module_files(source) - names
     assert not missing, f"files left out of the wheel (pyproject.toml packages/package-data): {sorted(missing)}"
     assert "nbody_core/py.typed" in names  # PEP 561: the annotations reach users' type checkers
-    assert not any(n.startswith(("tests/", "benchmarks/", "scripts/")) for n in names)
+    # Nothing generic at the top level (issue 24): an `app` package would collide with any other
+    # project's; tests/, benchmarks/ and scripts/ stay in the repository.
+    top_level = {n.split("/")[0] for n in names if not n.split("/")[0].endswith(".dist-info")}
+    assert top_level == {"nbody_core", "nbody_explorer"}, top_level
+    assert "nbody_explorer/lessons/figure_eight.toml" in names  # the Lessons tab's package data
     assert "nbody = nbody_core.cli:main" in entry_points
+
+
+def test_lock_file_pins_every_dependency_within_its_range():
+    from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
+
+    pins = {}
+    for line in (REPO_ROOT / "requirements.lock").read_text(encoding="utf-8").splitlines():
+        line = line.split("#")[0].strip()
+        if line:
+            name, _, version = line.partition("==")
+            assert version, f"requirements.lock: {line!r} is not pinned with =="
+            pins[canonicalize_name(name)] = version
+    for dependency in PYPROJECT["project"]["dependencies"]:
+        requirement = Requirement(dependency)
+        pinned = pins.get(canonicalize_name(requirement.name))
+        assert pinned is not None, f"{requirement.name} is a dependency but not in requirements.lock"
+        assert requirement.specifier.contains(pinned, prereleases=True), (dependency, pinned)
 
 
 def test_nbody_core_never_imports_the_dashboard_stack():
@@ -204,7 +231,13 @@ def test_dockerfile_contract():
         return [line for line in instructions if line.split()[0] == keyword]
 
     assert "ARG BASE=python:3.11-slim" in lines("ARG")
-    assert lines("FROM") == ["FROM ${BASE}"]
+    # A stage that builds the wheel, then the image, which installs that wheel under the lock
+    # file: no source tree, no editable install (issue 24).
+    assert lines("FROM") == ["FROM ${BASE} AS wheel", "FROM ${BASE}"]
+    assert "COPY --from=wheel /dist /tmp/dist" in lines("COPY")
+    assert any("pip install --no-cache-dir -r /tmp/requirements.lock" in line for line in lines("RUN"))
+    assert any("pip install --no-cache-dir --no-deps /tmp/dist/*.whl" in line for line in lines("RUN"))
+    assert not any(" -e " in line for line in lines("RUN"))
     (user,) = lines("USER")
     uid = user.split()[1].split(":")[0]
     assert uid.isdigit() and int(uid) != 0, user
@@ -219,6 +252,8 @@ def test_dockerfile_contract():
         line[1:].rstrip("/") for line in (REPO_ROOT / ".dockerignore").read_text().splitlines() if line.startswith("!")
     ]
     for copy in lines("COPY"):
+        if copy.split()[1].startswith("--from="):
+            continue  # from the build stage, not the context
         for source in copy.split()[1:-1]:
             assert (REPO_ROOT / source).exists(), copy
             assert source in allowed, f"{source} is excluded by .dockerignore"
@@ -236,6 +271,6 @@ def test_container_command_allows_each_configured_origin(monkeypatch, capsys):
     assert words[0] == "env" and "panel" in words  # env VAR=... panel serve ...
     arguments = words[words.index("panel"):]
     assert arguments[:2] == ["panel", "serve"] and arguments[2].endswith("app")
-    assert " --address 0.0.0.0 --port 5006 --session-ids signed --websocket-max-message-size 10485760 --liveness --plugins app.runtime.health" in line
+    assert " --address 0.0.0.0 --port 5006 --session-ids signed --websocket-max-message-size 10485760 --liveness --plugins nbody_explorer.runtime.health" in line
     origins = [arguments[i + 1] for i, a in enumerate(arguments) if a == "--allow-websocket-origin"]
     assert origins == ["localhost:5006", "127.0.0.1:5006", "lecture.example.org:8080", "127.0.0.1:8080"]

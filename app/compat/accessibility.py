@@ -7,7 +7,7 @@ that Python cannot reach, so these fixes are one script (``accessibility.js`` be
 module) that wraps the affected view classes' methods in the browser (:data:`PRIVATE_USES`),
 on the tested Bokeh versions only; elsewhere only the landmark part runs (plain DOM). The focus
 ring has a public route and is not here: a stylesheet of the template's design
-(``app.dashboard.NbodyDesign``).
+(``nbody_explorer.dashboard.NbodyDesign``).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable
 
-from app.compat import PrivateUse, version_tested
+from nbody_explorer.compat import PrivateUse, version_tested
 
 __all__ = ["ACCESSIBILITY_JS", "PRIVATE_USES", "install_accessibility", "speak_discrete_slider"]
 

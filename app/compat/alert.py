@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import panel as pn
 
-from app.compat import PrivateUse, version_tested
+from nbody_explorer.compat import PrivateUse, version_tested
 
 __all__ = ["ANNOUNCE", "AnnouncedAlert", "DialogBox", "PRIVATE_USES"]
 

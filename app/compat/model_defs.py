@@ -12,7 +12,7 @@ makes the browser keep the first definition silently, as BokehJS does anyway; it
 
 from __future__ import annotations
 
-from app.compat import PrivateUse, version_tested
+from nbody_explorer.compat import PrivateUse, version_tested
 
 __all__ = ["PRIVATE_USES", "QUIET_MODEL_DEFS_JS", "install_quiet_model_defs"]
 

@@ -18,7 +18,7 @@ from typing import ClassVar
 
 from panel.io.state import state as panel_state
 
-from app.compat import PrivateUse, version_tested
+from nbody_explorer.compat import PrivateUse, version_tested
 
 __all__ = ["BrowserReports", "PRIVATE_USES", "SHORT_PATH"]
 

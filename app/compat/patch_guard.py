@@ -27,7 +27,7 @@ import math
 import weakref
 from typing import Any, Callable
 
-from app.compat import PrivateUse, version_tested
+from nbody_explorer.compat import PrivateUse, version_tested
 
 __all__ = ["ERROR_TEXT", "FAILED_PATCH_TEXT", "PRIVATE_USES", "install_patch_guard", "wire_value"]
 

@@ -16,7 +16,7 @@ import logging
 import sys
 import urllib.parse
 
-from app.compat import PrivateUse, version_tested
+from nbody_explorer.compat import PrivateUse, version_tested
 
 __all__ = ["PRIVATE_USES", "install_query_guard", "oversized_query_values"]
 

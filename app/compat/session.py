@@ -2,7 +2,7 @@
 
 Contract: ``app/runtime/`` reaches Bokeh's server objects only through these functions; every
 private name they read is listed in :data:`PRIVATE_USES`, and outside the tested Bokeh range
-(:func:`app.compat.version_tested`) each function takes its public fallback instead.
+(:func:`nbody_explorer.compat.version_tested`) each function takes its public fallback instead.
 
 What the runtime needed and found public (so it is not here): whether a document is destroyed
 (``Document.session_context`` is None: Bokeh and Panel clear it before taking the document
@@ -17,7 +17,7 @@ from functools import cache
 
 import bokeh.io.doc
 
-from app.compat import PrivateUse, version_tested
+from nbody_explorer.compat import PrivateUse, version_tested
 
 __all__ = ["PRIVATE_USES", "forget_curdoc_patch", "set_websocket_nodelay"]
 
@@ -54,7 +54,7 @@ def set_websocket_nodelay(doc, *, tested: bool | None = None) -> bool:
     Args:
         doc: a served session's document (anything else: nothing to tune).
         tested: whether the installed Bokeh is in its tested range
-            (default: :func:`app.compat.version_tested`, read once); False takes the fallback.
+            (default: :func:`nbody_explorer.compat.version_tested`, read once); False takes the fallback.
 
     Returns:
         True when it was set on at least one connection; False when there is none yet (page
@@ -85,7 +85,7 @@ def forget_curdoc_patch(doc, *, tested: bool | None = None) -> bool:
     Args:
         doc: the document a failed Bokeh call was made on.
         tested: whether the installed Bokeh is in its tested range
-            (default: :func:`app.compat.version_tested`, read once); False takes the fallback.
+            (default: :func:`nbody_explorer.compat.version_tested`, read once); False takes the fallback.
 
     Returns:
         True when an entry for ``doc`` was found and removed; False when there was none, or

@@ -13,7 +13,7 @@ disconnect notification (which names "a message over its size limit").
 
 from __future__ import annotations
 
-from app.compat import PrivateUse, version_tested
+from nbody_explorer.compat import PrivateUse, version_tested
 
 __all__ = ["PRIVATE_USES", "UPLOAD_GUARD_JS", "install_upload_guard"]
 

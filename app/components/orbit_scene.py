@@ -28,7 +28,7 @@ import param
 from bokeh.palettes import Cividis256
 from panel.custom import JSComponent
 
-from app.compat.param_sync import BrowserReports
+from nbody_explorer.compat.param_sync import BrowserReports
 
 __all__ = [
     "OrbitScene", "pack_frame", "unpack_frame", "FLAG_MASS", "FLAG_RESET", "FLAG_SPEED", "FLAG_VELOCITY",
@@ -252,7 +252,7 @@ class OrbitScene(BrowserReports, JSComponent):
 
     # What the browser writes back (an acknowledgement per painted frame, counts twice a second,
     # the selection): set on a short path, marks no session busy, sends nothing back; the
-    # acknowledgement and the visibility skip Panel's 50 ms debounce (see app.compat.param_sync
+    # acknowledgement and the visibility skip Panel's 50 ms debounce (see nbody_explorer.compat.param_sync
     # for what each buys, measured).
     direct_reports = frozenset({"drawn", "painted", "paint_rate", "page_visible"})
     idle_reports = ("drawn", "painted", "paint_rate", "page_visible", "selected")
@@ -272,10 +272,10 @@ class OrbitScene(BrowserReports, JSComponent):
         self.frames_sent = 0
         self.bytes_sent = 0
         #: Called with each ``{"type": "edit", ...}`` message the browser sends (a dict,
-        #: unvalidated: see ``app.state.edits.validate_edit``); None ignores them.
+        #: unvalidated: see ``nbody_explorer.state.edits.validate_edit``); None ignores them.
         self.on_edit: Callable[[dict], None] | None = None
         #: Called with each ``{"type": "guess", "plane", "a", "b"}`` message (a click in
-        #: predict mode; unvalidated: see ``app.state.predict.PredictState.add_guess``).
+        #: predict mode; unvalidated: see ``nbody_explorer.state.predict.PredictState.add_guess``).
         self.on_guess: Callable[[dict], None] | None = None
         self.last_message = b""  # bytes of the last frame sent (see unpack_frame)
 

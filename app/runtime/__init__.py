@@ -6,5 +6,5 @@ event, frames in flight), ``document`` (calls under a document's lock), ``period
 session's periodic callbacks, stopped with the session), ``admission`` (the session cap and
 memory release), ``coordinator`` (the caps, slots and waiting line shared by several server
 processes), ``health`` (``/health``: a stalled piece of work), ``messages`` (escaping
-and message boxes) and ``view`` (``SessionView``, the base class of the tabs' views). Never imports ``app.views`` or ``app.state``.
+and message boxes) and ``view`` (``SessionView``, the base class of the tabs' views). Never imports ``nbody_explorer.views`` or ``nbody_explorer.state``.
 """

@@ -28,7 +28,7 @@ from typing import Callable, Iterator, NamedTuple
 
 import panel as pn
 
-from app.runtime.compile_cache import prune_configured_cache
+from nbody_explorer.runtime.compile_cache import prune_configured_cache
 
 __all__ = [
     "ADDRESS_FULL",
@@ -324,9 +324,9 @@ def admit_session(cap: int, *, per_address: int = 0, connect_timeout_s: float | 
     counted at once under its document's id and never released.
 
     Args:
-        cap: most viewers (``app.limits.max_sessions_from_environment``).
+        cap: most viewers (``nbody_explorer.limits.max_sessions_from_environment``).
         per_address: most viewers of one client address, 0 for no such cap
-            (``app.limits.max_sessions_per_address_from_environment``).
+            (``nbody_explorer.limits.max_sessions_per_address_from_environment``).
         connect_timeout_s: a served session whose browser has not connected this many seconds
             after the request is handed back to Bokeh for destruction (None: Bokeh's own
             unused-session lifetime, 15 s by default).

@@ -5,9 +5,9 @@ share a volume) share a :class:`Coordinator`, a SQLite file in a runtime directo
 (``NBODY_RUNTIME_DIR``) written under an ``fcntl`` lock. Each process renews a lease every
 second; a process that crashed (its pid gone on this host, or its lease older than ``lease_s``)
 loses its viewers, slots and waiting tickets at the next transaction of any other. The session
-cap counts the viewers of every process (:class:`app.runtime.admission.SessionRegistry`), the
+cap counts the viewers of every process (:class:`nbody_explorer.runtime.admission.SessionRegistry`), the
 compute slots are one number for all processes (:class:`SlotGate`, asked by
-:class:`app.runtime.scheduler.FairPool` before a job takes a slot), and a waiting job's place in
+:class:`nbody_explorer.runtime.scheduler.FairPool` before a job takes a slot), and a waiting job's place in
 the queue counts the other processes' waiting sessions ahead of it.
 """
 
@@ -261,7 +261,7 @@ class Coordinator:
 
 
 class SlotGate:
-    """The compute slots of every process as one number, for :class:`~app.runtime.scheduler.FairPool`.
+    """The compute slots of every process as one number, for :class:`~nbody_explorer.runtime.scheduler.FairPool`.
 
     The pool asks :meth:`acquire` before a job takes one of its own slots and calls
     :meth:`release` when the job gives it up; a refused pool polls (:meth:`FairPool.poll_gate`)

@@ -27,7 +27,7 @@ import panel as pn
 from bokeh.io.state import curstate
 from panel.io.state import set_curdoc
 
-from app.compat.session import forget_curdoc_patch
+from nbody_explorer.compat.session import forget_curdoc_patch
 
 __all__ = ["call_in_document", "combined_changes", "document_destroyed", "run_locked", "try_run_locked"]
 

@@ -4,7 +4,7 @@ Contract: :func:`health_report` says what the compute pool is doing (queue lengt
 and in all, the age of the oldest running piece, live sessions, RSS) and whether a running
 piece has overrun its bound (``NBODY_PIECE_BOUND_S``); :data:`ROUTES` serves it as JSON at
 ``/health`` (HTTP 200 "healthy", 503 "unhealthy") when the server loads this module as a Panel
-plugin (``panel serve app --plugins app.runtime.health``, which ``nbody serve`` passes).
+plugin (``panel serve app --plugins nbody_explorer.runtime.health``, which ``nbody serve`` passes).
 
 ``/liveness`` only says that the event loop answers: it answers in milliseconds while every
 compute slot is stuck in one long piece (issue 26, item 5). Work runs in bounded pieces with a
@@ -19,9 +19,9 @@ from typing import Mapping
 
 import tornado.web
 
-from app.runtime.admission import SESSIONS
-from app.runtime.coordinator import install_from_environment
-from app.runtime.scheduler import POOL, FairPool
+from nbody_explorer.runtime.admission import SESSIONS
+from nbody_explorer.runtime.coordinator import install_from_environment
+from nbody_explorer.runtime.scheduler import POOL, FairPool
 
 __all__ = ["DEFAULT_PIECE_BOUND_S", "HealthHandler", "ROUTES", "health_report", "piece_bound_from_environment"]
 
@@ -66,7 +66,7 @@ def health_report(*, pool: FairPool | None = None, live_sessions: int | None = N
     """The health endpoint's answer: ``(HTTP status, body)``.
 
     Args:
-        pool: the compute pool (:data:`~app.runtime.scheduler.POOL`).
+        pool: the compute pool (:data:`~nbody_explorer.runtime.scheduler.POOL`).
         live_sessions: dashboard sessions (default: the session cap's count).
         bound_s: a piece's bound (default :func:`piece_bound_from_environment`).
 
@@ -118,5 +118,5 @@ class HealthHandler(tornado.web.RequestHandler):
         self.finish(json.dumps(body))
 
 
-#: The Panel plugin's routes (``panel serve --plugins app.runtime.health``).
+#: The Panel plugin's routes (``panel serve --plugins nbody_explorer.runtime.health``).
 ROUTES = [(r"/health", HealthHandler)]

@@ -70,7 +70,7 @@ def show_message(message: pn.pane.Alert, text: str, *, level: str = "error") -> 
 
     Args:
         message: the tab's alert pane (made visible, coloured by ``level``); an
-            :class:`~app.compat.alert.AnnouncedAlert` is also read out by screen readers.
+            :class:`~nbody_explorer.compat.alert.AnnouncedAlert` is also read out by screen readers.
         text: the message; messages quote user text (file names, typed values), so the box
             shows it through :func:`escape_markdown`.
         level: ``"error"``, ``"warning"`` or ``"info"``.

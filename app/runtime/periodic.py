@@ -2,7 +2,7 @@
 
 Contract: a :class:`Periodic` owns one Panel periodic callback of the session it is built in;
 :meth:`~Periodic.start` and :meth:`~Periodic.stop` may alternate, and once the session is
-destroyed (or its view's :class:`~app.runtime.session.SessionRunner` is closed) it is stopped
+destroyed (or its view's :class:`~nbody_explorer.runtime.session.SessionRunner` is closed) it is stopped
 for good and never starts again. Every periodic callback of the app goes through it.
 """
 
@@ -12,7 +12,7 @@ from typing import Callable
 
 import panel as pn
 
-from app.runtime.session import SessionRunner
+from nbody_explorer.runtime.session import SessionRunner
 
 __all__ = ["Periodic"]
 

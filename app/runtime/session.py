@@ -23,14 +23,14 @@ from typing import Any, Callable, Hashable, Iterator
 import panel as pn
 import param
 
-from app.compat.session import set_websocket_nodelay
-from app.runtime.document import (
+from nbody_explorer.compat.session import set_websocket_nodelay
+from nbody_explorer.runtime.document import (
     call_in_document,
     combined_changes,
     document_destroyed,
     try_run_locked,
 )
-from app.runtime.scheduler import POOL, FairPool, Job
+from nbody_explorer.runtime.scheduler import POOL, FairPool, Job
 
 __all__ = ["FRAMES_IN_FLIGHT", "SessionRunner"]
 

@@ -1,7 +1,7 @@
 """The base class of the tabs' views: one session runner, messages, and jobs with their outcome.
 
 Contract: a :class:`SessionView` owns (or, for a panel inside another view, shares) the
-:class:`~app.runtime.session.SessionRunner` of its session; :meth:`~SessionView.notify` shows
+:class:`~nbody_explorer.runtime.session.SessionRunner` of its session; :meth:`~SessionView.notify` shows
 a message, :meth:`~SessionView.run_job` runs work on the pool under a name and then calls one
 of done / failed / interrupted in the session, and :meth:`~SessionView.job_running` says whether
 the job of that name still computes. A view keeps its widgets and drawing; this is its plumbing.
@@ -14,10 +14,10 @@ from typing import Any, Callable
 
 import panel as pn
 
-from app.runtime.document import in_session_callback
-from app.runtime.messages import show_message
-from app.runtime.scheduler import Job, queue_text
-from app.runtime.session import SessionRunner
+from nbody_explorer.runtime.document import in_session_callback
+from nbody_explorer.runtime.messages import show_message
+from nbody_explorer.runtime.scheduler import Job, queue_text
+from nbody_explorer.runtime.session import SessionRunner
 
 __all__ = ["RETRY_AFTER_S", "SessionView"]
 
@@ -126,7 +126,7 @@ class SessionView(pn.viewable.Viewer):
                 interrupted: Callable[[], None] | None = None, report_position: bool = True) -> Job:
         """Run ``work(job)`` on the pool as this view's job ``name``; then, in the session, one of
         ``done(result)``, ``failed(error)`` or ``interrupted()`` (see
-        :meth:`SessionRunner.submit <app.runtime.session.SessionRunner.submit>`), after the
+        :meth:`SessionRunner.submit <nbody_explorer.runtime.session.SessionRunner.submit>`), after the
         job has left :meth:`job`. Not served, all of it happens before this returns.
 
         Args:

@@ -1,7 +1,7 @@
 """Editing a paused run: validated edits applied to a live run, with undo and redo.
 
 :class:`EditSession` holds one session's edit history over a run object that offers
-``bodies() -> Bodies`` and ``replace_bodies(bodies)`` (:class:`~app.state.simulate.SimulationState`).
+``bodies() -> Bodies`` and ``replace_bodies(bodies)`` (:class:`~nbody_explorer.state.simulate.SimulationState`).
 Applying an edit is numpy work only (safe on the event loop); :meth:`EditSession.readout`
 computes energy and momenta with JAX and belongs on a worker. A reset or rebuild of the run
 (its ``generation`` moves on without an edit of ours) clears the history: its states belong
@@ -17,9 +17,9 @@ import jax
 import numpy as np
 import param
 
-from app.limits import LIMITS
-from app.state import edits
-from app.state.edits import Bodies, EditHistory
+from nbody_explorer.limits import LIMITS
+from nbody_explorer.state import edits
+from nbody_explorer.state.edits import Bodies, EditHistory
 from nbody_core.integrate.trajectory import conserved_quantities
 from nbody_core.physics.state import ParticleState, PhysicsParams
 
@@ -93,7 +93,7 @@ class EditSession(param.Parameterized):
         return self._history
 
     def apply(self, message: Any) -> Bodies:
-        """Validate ``message`` (see :func:`app.state.edits.validate_edit`) and apply it.
+        """Validate ``message`` (see :func:`nbody_explorer.state.edits.validate_edit`) and apply it.
 
         Raises:
             ValueError: the edit is refused; the run is unchanged.

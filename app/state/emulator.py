@@ -22,7 +22,7 @@ from typing import Any, Callable
 import numpy as np
 import param
 
-from app.limits import LIMITS, check_cost, check_limit, ensemble_cpu_seconds, safe_filename
+from nbody_explorer.limits import LIMITS, check_cost, check_limit, ensemble_cpu_seconds, safe_filename
 from nbody_core.emulator import (
     MIN_MEMBERS,
     TrainConfig,

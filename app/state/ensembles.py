@@ -2,7 +2,7 @@
 
 The user picks a system, N, members, steps, the swept parameter and its range, and the
 integrators; :meth:`EnsemblesState.run` validates everything first (caps from
-:mod:`app.limits`, then :class:`nbody_core.ensembles.EnsembleSpec`), runs the ensemble in
+:mod:`nbody_explorer.limits`, then :class:`nbody_core.ensembles.EnsembleSpec`), runs the ensemble in
 chunks shared by worker threads (progress callback) and then times a Python loop over the
 jitted single-member functions on the same members (all of them up to ``loop_members``, else
 an evenly spread sample, extrapolated and said so), so the tab states the measured speedup
@@ -21,7 +21,7 @@ import jax
 import numpy as np
 import param
 
-from app.limits import LIMITS, check_cost, check_limit, ensemble_cpu_seconds, safe_filename
+from nbody_explorer.limits import LIMITS, check_cost, check_limit, ensemble_cpu_seconds, safe_filename
 from nbody_core import INTEGRATORS, get_preset
 from nbody_core.ensembles import (
     SUMMARIES,
@@ -216,7 +216,7 @@ class EnsemblesState(param.Parameterized):
 
     def cost_seconds(self, spec: EnsembleSpec) -> float:
         """Estimated CPU seconds of running ``spec`` and its Python-loop baseline
-        (:func:`app.limits.ensemble_cpu_seconds`)."""
+        (:func:`nbody_explorer.limits.ensemble_cpu_seconds`)."""
         table = member_table(spec)
         evaluations = max(INTEGRATORS[name].force_evaluations_per_step for name in spec.integrators)
         return ensemble_cpu_seconds(

@@ -23,7 +23,7 @@ import jax
 import numpy as np
 import param
 
-from app.limits import LIMITS, check_cost, check_limit
+from nbody_explorer.limits import LIMITS, check_cost, check_limit
 from nbody_core import PRESETS, POTENTIALS, get_preset
 from nbody_core.lab.forcelab import (
     DEFAULT_NUMPY_LOOP_MAX_N,

@@ -2,7 +2,7 @@
 
 Contract: :class:`FrameStream` keeps the frames of the current stream that the browser has
 not played past yet (a ring keyed by frame index: each :class:`SentFrame` holds what the
-frame showed, its diagnostics and the full-precision :class:`~app.state.simulate_edits.RunPoint`
+frame showed, its diagnostics and the full-precision :class:`~nbody_explorer.state.simulate_edits.RunPoint`
 to rewind to), reads the browser's acknowledgement (the frame it played) and says how many
 frames to compute next: a chunk of about :data:`CHUNK_S` of playback while fewer than
 :data:`CHUNKS_AHEAD` chunks wait in the browser, nothing once that far ahead (so a hidden
@@ -35,10 +35,10 @@ class SentFrame(NamedTuple):
         time: simulation time, time units.
         position: ``[n, 3]`` float64 positions, length units.
         velocity: ``[n, 3]`` float64 velocities, velocity units.
-        history: its diagnostics points (:class:`~app.state.simulate_run.FrameDiagnostics`), or None.
-        point: the run at this frame (:class:`~app.state.simulate_edits.RunPoint`), to rewind to.
+        history: its diagnostics points (:class:`~nbody_explorer.state.simulate_run.FrameDiagnostics`), or None.
+        point: the run at this frame (:class:`~nbody_explorer.state.simulate_edits.RunPoint`), to rewind to.
         nonfinite: the run stopped at a non-finite step in this frame.
-        fault: why it stopped (:class:`~app.state.simulate_run.RunFault`) or None.
+        fault: why it stopped (:class:`~nbody_explorer.state.simulate_run.RunFault`) or None.
         energy_warning: the run's energy warning once this frame was computed, or None.
     """
 

@@ -18,7 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 import param
 
-from app.limits import LIMITS, check_cost, inference_cpu_seconds
+from nbody_explorer.limits import LIMITS, check_cost, inference_cpu_seconds
 import nbody_core.defaults as defaults
 from nbody_core.lab import gradient_checks
 from nbody_core.infer import hmc, inference, posterior
@@ -89,7 +89,7 @@ class SamplerRun:
         self.start_position = (self.initial_position if self.whitening is None
                                else self.whitening.to_u(self.initial_position))
         # Transitions per compiled call, warm-up blocks and sampling chunks alike: the live
-        # update's chunk_size, cut to about PIECE_SECONDS of CPU (cost model of app.limits)
+        # update's chunk_size, cut to about PIECE_SECONDS of CPU (cost model of nbody_explorer.limits)
         # so that Stop or a closed tab acts, and other sessions get a turn, within that.
         per_transition = inference_cpu_seconds(
             num_chains=num_chains, num_transitions=1, leapfrog_steps=leapfrog_steps,
@@ -173,7 +173,7 @@ class InferenceState(param.Parameterized):
     )
     auto_step_size = param.Boolean(True, doc="Tune the step size by dual averaging during warm-up.")
     step_size = param.Number(0.002, bounds=(1e-6, 1.0), doc="Leapfrog step size when not tuned automatically.")
-    # Upper bounds are this server's per-session caps (app.limits, NBODY_MAX_* variables).
+    # Upper bounds are this server's per-session caps (nbody_explorer.limits, NBODY_MAX_* variables).
     leapfrog_steps = param.Integer(
         min(defaults.leapfrog_steps(defaults.METRIC), LIMITS.max_leapfrog_steps), bounds=(1, min(100, LIMITS.max_leapfrog_steps)),
         doc="Leapfrog steps per proposal (L).",
@@ -252,7 +252,7 @@ class InferenceState(param.Parameterized):
 
     def cost_seconds(self) -> float:
         """Estimated CPU seconds of a run with the current settings
-        (:func:`app.limits.inference_cpu_seconds`)."""
+        (:func:`nbody_explorer.limits.inference_cpu_seconds`)."""
         spec = inference.PROBLEMS[self.problem]
         return inference_cpu_seconds(
             num_chains=self.num_chains, num_transitions=self.num_warmup + self.num_samples,

@@ -1,4 +1,4 @@
-"""Lessons: scripted sequences of steps read from ``assets/lessons/*.toml`` (no Panel).
+"""Lessons: scripted sequences of steps read from ``app/lessons/*.toml`` (package data of ``nbody_explorer``) (no Panel).
 
 Format (TOML, read with the standard library's ``tomllib``)::
 
@@ -13,9 +13,9 @@ Format (TOML, read with the standard library's ``tomllib``)::
     pause_at = 6.3                                  # optional: pause the run at this time (time units)
     settings = { preset = "kepler", integrator = "euler", dt = 0.01 }
         # optional; for tab = "simulate" the keys are the Simulate tab's URL keys
-        # (app.state.simulate.URL_PARAMETERS: preset, n, seed, e, integrator, forces, precision,
+        # (nbody_explorer.state.simulate.URL_PARAMETERS: preset, n, seed, e, integrator, forces, precision,
         # dt, softening, steps, fps, trails, trail, view, color, size); for tab = "chaos":
-        # system and delta (app.state.chaos).
+        # system and delta (nbody_explorer.state.chaos).
 
 Every value is validated when the lesson loads (unknown keys, out-of-range numbers, unknown
 presets), and errors name the file and the step, so a lecturer's typo is found before class.
@@ -31,14 +31,14 @@ from typing import Any
 
 import param
 
-from app.state.chaos import DELTAS, SYSTEMS
-from app.state.links import URL_PARAMETERS, checked_value
-from app.state.simulate import SimulationState
+from nbody_explorer.state.chaos import DELTAS, SYSTEMS
+from nbody_explorer.state.links import URL_PARAMETERS, checked_value
+from nbody_explorer.state.simulate import SimulationState
 
 __all__ = ["LESSON_DIR", "Lesson", "LessonError", "LessonStep", "LessonPlayer", "load_lesson", "load_lessons"]
 
 #: Where the shipped lessons live.
-LESSON_DIR = Path(__file__).resolve().parents[2] / "assets" / "lessons"
+LESSON_DIR = Path(__file__).resolve().parents[1] / "lessons"
 
 TABS = ("simulate", "chaos")
 _STEP_KEYS = {"caption", "question", "reveal", "tab", "pause_at", "settings"}

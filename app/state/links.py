@@ -2,7 +2,7 @@
 
 A copied link (``/app?preset=plummer&n=500&dt=0.0005``) opens the same setup. Values from a
 URL are strings a student may have edited by hand: they go through the one validation boundary
-(:func:`app.state.validation.checked_value`), refused in the words of the sidebar's labels
+(:func:`nbody_explorer.state.validation.checked_value`), refused in the words of the sidebar's labels
 (:data:`SETTING_LABELS`, :func:`link_refusal`); :func:`url_values` writes the current settings
 back. No Panel import.
 """
@@ -13,7 +13,7 @@ from typing import Any, Mapping
 
 import param
 
-from app.state.validation import checked_value, coerce
+from nbody_explorer.state.validation import checked_value, coerce
 
 __all__ = ["FOLLOW_KEYS", "RECORD_KEYS", "SETTING_LABELS", "URL_PARAMETERS", "apply_link", "checked_value", "coerce",
            "link_text", "link_value", "url_values"]
@@ -55,7 +55,7 @@ SETTING_LABELS = {
 
 #: The other settings the Simulate tab shows, each a URL key too (parameter -> query key): the
 #: scene's "Follow centre of mass" and "Distances" (to scale or log), and the Record panel's
-#: settings (:class:`app.state.record.RecordSettings`).
+#: settings (:class:`nbody_explorer.state.record.RecordSettings`).
 FOLLOW_KEYS: dict[str, str] = {"follow_com": "follow", "distance_scale": "distances"}
 RECORD_KEYS: dict[str, str] = {"seconds": "record_s", "fps": "record_fps", "suffix": "record_format",
                                "size": "record_size"}

@@ -18,7 +18,7 @@ import jax
 import numpy as np
 import param
 
-from app.state.run_cost import adaptive_step_cap, check_frame_cost, step_seconds, steps_per_piece
+from nbody_explorer.state.run_cost import adaptive_step_cap, check_frame_cost, step_seconds, steps_per_piece
 from nbody_core.integrate.integrators import get_integrator
 from nbody_core.integrate.solution import RESULTS
 from nbody_core.integrate.solve import solve
@@ -318,7 +318,7 @@ class PredictState(param.Parameterized):
     def compute(self, simulation, checkpoint: Callable[[], None] | None = None) -> Reveal:
         """Run a copy of ``simulation``'s current state forward by :attr:`horizon` and score
         the guesses (seconds of work: call off the event loop). ``simulation`` is a
-        :class:`~app.state.simulate.SimulationState` (read, never advanced). Keeps nothing:
+        :class:`~nbody_explorer.state.simulate.SimulationState` (read, never advanced). Keeps nothing:
         :meth:`accept` stores the result.
 
         Raises:

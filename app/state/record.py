@@ -25,7 +25,7 @@ class RecordSettings(param.Parameterized):
     """What the Record button makes.
 
     Memory of one recording, whatever these settings: the run's recorded frames (at most
-    ``app.state.simulate_run.RECORD_VALUES`` floats, ~32 MB, gathered once), one matplotlib
+    ``nbody_explorer.state.simulate_run.RECORD_VALUES`` floats, ~32 MB, gathered once), one matplotlib
     figure and about three frames in flight (``width * height * 4`` bytes each: 11 MB at
     1280x720). MP4 frames go down a pipe to ffmpeg (a separate process, one thread); a GIF
     keeps only the previous frame's palette indices (0.9 MB at 1280x720). Measured: two concurrent

@@ -1,7 +1,7 @@
 """What the live run's work costs, the refusals in words, and the bounded pieces it runs in.
 
 Contract: :func:`step_seconds` estimates one integrator step (the cost model of
-:mod:`app.limits`); :func:`check_frame_cost` refuses, before any work starts, a frame (Play,
+:mod:`nbody_explorer.limits`); :func:`check_frame_cost` refuses, before any work starts, a frame (Play,
 Step) or a reveal whose estimate is over the per-action budget, or an adaptive step too long
 to be one piece; :func:`steps_per_piece` turns measured seconds per step into the steps of one
 compiled call, so a piece stays near :data:`PIECE_S` and a stop acts within one. No Panel.
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 
-from app.limits import (
+from nbody_explorer.limits import (
     LIMITS, SECONDS_PER_PAIR_STEP, STEP_OVERHEAD_PAIRS, Limits, check_cost, simulation_cpu_seconds,
 )
 
@@ -38,7 +38,7 @@ MAX_STEP_S = 0.25
 ADAPTIVE_MAX_STEPS = 100_000
 
 #: Force evaluations (N^2 pair sums) one step costs, per integrator, in units of the model of
-#: :func:`app.limits.simulation_cpu_seconds`. Fixed-step: counted from the schemes. Adaptive,
+#: :func:`nbody_explorer.limits.simulation_cpu_seconds`. Fixed-step: counted from the schemes. Adaptive,
 #: measured on this 2-core machine (float64, Plummer, load 5-10): dopri8 12 stages + the FSAL
 #: derivative + an energy per step, ~0.55 s a step at N = 2000 (-> ~20; 237 ms median at
 #: N = 1443, load 13, benchmarks/results/pieces.md); ias15 ~3 predictor-corrector passes of 7
@@ -77,14 +77,14 @@ def check_frame_cost(*, integrator: str, adaptive: bool, num_bodies: int, steps:
         steps: fixed-step: the steps of the action (a frame's Steps per frame).
         what: the action in the user's words ("One frame", "This reveal").
         reduce: the controls to turn down, by the labels the page shows.
-        limits: caps (:data:`app.limits.LIMITS` by default).
+        limits: caps (:data:`nbody_explorer.limits.LIMITS` by default).
 
     Returns:
         The estimate, CPU seconds (one step for an adaptive integrator).
 
     Raises:
         ValueError: for an adaptive step longer than :data:`MAX_STEP_S`, or a fixed-step
-            action over the per-action budget (:func:`app.limits.check_cost`'s wording).
+            action over the per-action budget (:func:`nbody_explorer.limits.check_cost`'s wording).
     """
     one = step_seconds(integrator, num_bodies)
     if adaptive:

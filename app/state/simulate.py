@@ -3,13 +3,13 @@
 What belongs here: the parameters (with bounds and docs), preset defaults, which changes
 rebuild the run, validation of URL settings and uploads, and the labels derived from them.
 The run itself (build, compile, advance, faults, readouts) is
-:class:`app.state.simulate_run.LiveRun`, mixed in with
-:class:`app.state.simulate_edits.RunEdits` (body edits, predict reveals). Static
+:class:`nbody_explorer.state.simulate_run.LiveRun`, mixed in with
+:class:`nbody_explorer.state.simulate_edits.RunEdits` (body edits, predict reveals). Static
 configuration (preset, N, seed, integrator, force method, precision) builds a new run and
 may compile; ``dt``, ``softening`` and ``steps_per_frame`` are traced by
 :func:`nbody_core.advance`, so moving them while playing never recompiles. Display options
 (projection, colours, trails) travel to the browser-drawn scene (``app/components``), which
-keeps the trails itself; shared-link handling is in :mod:`app.state.links`. No Panel import:
+keeps the trails itself; shared-link handling is in :mod:`nbody_explorer.state.links`. No Panel import:
 the view and the tests drive this class directly.
 """
 
@@ -23,12 +23,12 @@ from typing import Any, Mapping
 import jax
 import param
 
-from app.limits import LIMITS
-from app.state.links import URL_PARAMETERS, link_value, url_values
-from app.state.validation import Refused
-from app.state.run_messages import ENERGY_WARNING_LEVEL
-from app.state.simulate_edits import RunEdits
-from app.state.simulate_run import ERROR_FLOOR, HISTORY_POINTS, FrameDiagnostics, LiveRun, RunFault
+from nbody_explorer.limits import LIMITS
+from nbody_explorer.state.links import URL_PARAMETERS, link_value, url_values
+from nbody_explorer.state.validation import Refused
+from nbody_explorer.state.run_messages import ENERGY_WARNING_LEVEL
+from nbody_explorer.state.simulate_edits import RunEdits
+from nbody_explorer.state.simulate_run import ERROR_FLOOR, HISTORY_POINTS, FrameDiagnostics, LiveRun, RunFault
 import nbody_core.defaults as defaults
 from nbody_core import FORCE_METHODS, INTEGRATORS, PRESETS, get_integrator, get_preset
 from nbody_core.physics.autoselect import resolve_forces
@@ -294,7 +294,7 @@ class SimulationState(LiveRun, RunEdits, param.Parameterized):
 
     def checked_setting(self, name: str, raw: Any):
         """``raw`` (a link's text, a widget's value) checked for setting ``name`` at the one
-        validation boundary (:mod:`app.state.validation`), with this run's units.
+        validation boundary (:mod:`nbody_explorer.state.validation`), with this run's units.
 
         Raises:
             Refused: in the sidebar's words ("Bodies N must be a whole number from 2 to 5000; kept 64.").

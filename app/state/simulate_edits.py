@@ -1,12 +1,12 @@
 """Changes to a live run from outside its frame loop: body edits and predict-then-reveal.
 
-What belongs here: :class:`RunEdits`, mixed into :class:`app.state.simulate.SimulationState`
-beside :class:`app.state.simulate_run.LiveRun`: the bodies as float64 copies for the editor
-(:mod:`app.state.edit_session`), continuing the run from an edited state, and taking over a
-state computed ahead by a reveal (:mod:`app.state.predict`), and going back to a frame
+What belongs here: :class:`RunEdits`, mixed into :class:`nbody_explorer.state.simulate.SimulationState`
+beside :class:`nbody_explorer.state.simulate_run.LiveRun`: the bodies as float64 copies for the editor
+(:mod:`nbody_explorer.state.edit_session`), continuing the run from an edited state, and taking over a
+state computed ahead by a reveal (:mod:`nbody_explorer.state.predict`), and going back to a frame
 computed ahead but not played yet (:meth:`RunEdits.saved_point` / :meth:`RunEdits.rewind`,
 for the streamed live view: Pause and every edit resume where the user saw the run). The
-frame loop itself, faults and readouts are :mod:`app.state.simulate_run`. No Panel import.
+frame loop itself, faults and readouts are :mod:`nbody_explorer.state.simulate_run`. No Panel import.
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from app.state.edits import Bodies
-from app.state.simulate_run import HISTORY_POINTS, RECORD_VALUES, run_diagnostics
+from nbody_explorer.state.edits import Bodies
+from nbody_explorer.state.simulate_run import HISTORY_POINTS, RECORD_VALUES, run_diagnostics
 from nbody_core.physics.state import ParticleState
 
 __all__ = ["RunEdits", "RunPoint"]
@@ -45,7 +45,7 @@ class RunPoint(NamedTuple):
 
 
 class RunEdits:
-    """Edits and reveals of a :class:`~app.state.simulate_run.LiveRun` (same lock, same
+    """Edits and reveals of a :class:`~nbody_explorer.state.simulate_run.LiveRun` (same lock, same
     generation counter: a change here makes results computed for the old run stale)."""
 
     def bodies(self) -> Bodies:

@@ -1,11 +1,11 @@
 """The run machinery of the Simulate tab: build, compile, advance and record one live run.
 
-:class:`LiveRun` is the half of :class:`app.state.simulate.SimulationState` that touches JAX:
+:class:`LiveRun` is the half of :class:`nbody_explorer.state.simulate.SimulationState` that touches JAX:
 :meth:`LiveRun.reset` (new initial state, history cleared), :meth:`LiveRun.prepare`
 (compile, reference conserved quantities; safe on a worker thread), :meth:`LiveRun.step_frame`
 (one animation frame: one :func:`nbody_core.solve` over the frame's span from the current state,
 any integrator, in bounded compiled calls), fault and energy warnings, and the readouts the view draws (``time``, ``position``, :meth:`LiveRun.live_frame`).
-Parameters, presets, URL settings and uploads live in :mod:`app.state.simulate`; the host
+Parameters, presets, URL settings and uploads live in :mod:`nbody_explorer.state.simulate`; the host
 class provides ``dt``, ``steps_per_frame``, ``integrator``, ``forces``, ``precision``,
 ``softening``, ``dtype``, ``physics_params``, ``adaptive``, ``body_count``,
 ``_initial_state()`` and ``_initial_time()``.
@@ -28,9 +28,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from app.limits import LIMITS
-from app.state.run_cost import ADAPTIVE_MAX_STEPS, PIECE_S, adaptive_step_cap, check_frame_cost, steps_per_piece
-from app.state.run_messages import ENERGY_WARNING_LEVEL, energy_warning, fault_message
+from nbody_explorer.limits import LIMITS
+from nbody_explorer.state.run_cost import ADAPTIVE_MAX_STEPS, PIECE_S, adaptive_step_cap, check_frame_cost, steps_per_piece
+from nbody_explorer.state.run_messages import ENERGY_WARNING_LEVEL, energy_warning, fault_message
 from nbody_core.integrate.integrators import Integrator, get_integrator
 from nbody_core.integrate.solution import RESULTS, Solution
 from nbody_core.integrate.solve import solve
@@ -107,7 +107,7 @@ class _Reference(NamedTuple):
 
 
 class LiveRun:
-    """The live run of one session (mixed into :class:`~app.state.simulate.SimulationState`).
+    """The live run of one session (mixed into :class:`~nbody_explorer.state.simulate.SimulationState`).
 
     Call :meth:`prepare` (compiles if needed; safe in a worker thread) and then
     :meth:`step_frame` per animation frame; :meth:`reset` starts over from the initial
@@ -256,7 +256,7 @@ class LiveRun:
         """What :func:`nbody_core.solve` needs for one frame, asked of the integrator's record:
         ``steps`` steps of ``dt`` (fixed-step), or the span to ``t_end`` starting from the step
         size the previous frame ended with, at most ``cap`` attempted steps (adaptive: default,
-        what the per-action CPU budget buys, :func:`~app.state.run_cost.adaptive_step_cap`);
+        what the per-action CPU budget buys, :func:`~nbody_explorer.state.run_cost.adaptive_step_cap`);
         either in compiled calls of :attr:`_chunk_steps` steps (about :data:`PIECE_S` each)."""
         if record.adaptive:
             cap = adaptive_step_cap(record.name, self.body_count) if cap is None else cap
@@ -265,7 +265,7 @@ class LiveRun:
 
     def check_frame_cost(self) -> None:
         """Refuse, in words, a frame of these settings that is over the per-action CPU budget,
-        or an adaptive step too long to be one piece (:func:`app.state.run_cost.check_frame_cost`).
+        or an adaptive step too long to be one piece (:func:`nbody_explorer.state.run_cost.check_frame_cost`).
 
         Raises:
             ValueError: the estimate and what to change, in the labels the page shows.

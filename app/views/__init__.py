@@ -1,1 +1,1 @@
-"""Panel Viewer classes, one per dashboard tab, over the state objects in app.state."""
+"""Panel Viewer classes, one per dashboard tab, over the state objects in nbody_explorer.state."""

@@ -3,7 +3,7 @@
 ``BodyEditor(simulate_view)`` owns the "Edit bodies" card (edit toggle, keep-centre-of-mass
 checkbox, Undo / Redo / Remove body, the energy and momentum readout) and the scene's edit
 messages. The scene is in edit mode while the toggle is on and the run is paused; each edit
-is validated and applied by :class:`~app.state.edit_session.EditSession` (numpy only), the
+is validated and applied by :class:`~nbody_explorer.state.edit_session.EditSession` (numpy only), the
 edited state is drawn at once (:meth:`OrbitScene.show_edit`: the camera stays), and energy
 and momenta are recomputed on the session's worker pool, never on the event loop.
 """
@@ -15,8 +15,8 @@ import html
 import panel as pn
 import param
 
-from app.runtime.view import SessionView
-from app.state.edit_session import EditSession, Readout
+from nbody_explorer.runtime.view import SessionView
+from nbody_explorer.state.edit_session import EditSession, Readout
 
 __all__ = ["BodyEditor", "EDIT_HELP"]
 
@@ -35,7 +35,7 @@ _READOUT_CSS = """
 
 
 class BodyEditor(SessionView):
-    """Edit controls of one :class:`~app.views.simulate.SimulateView` (pass the view; on its
+    """Edit controls of one :class:`~nbody_explorer.views.simulate.SimulateView` (pass the view; on its
     session runner)."""
 
     editing = param.Boolean(False, doc="The scene is in edit mode (toggle on and paused).")
@@ -119,7 +119,7 @@ class BodyEditor(SessionView):
         Args:
             message: ``{"action": "move" | "velocity" | "add" | "remove", "index": int,
                 "vector": [x, y, z]}``, the vector in simulation units (length for move/add,
-                length / time for velocity); see :func:`app.state.edits.validate_edit`.
+                length / time for velocity); see :func:`nbody_explorer.state.edits.validate_edit`.
 
         Returns:
             True when it was applied; a refused edit is explained in the tab's message box.

@@ -1,6 +1,6 @@
 """Chaos tab: twin runs, their orbits in one plot, separation on a log axis, the Lyapunov time.
 
-Thin view over :class:`app.state.chaos.ChaosState`; the run goes to the session runner's
+Thin view over :class:`nbody_explorer.state.chaos.ChaosState`; the run goes to the session runner's
 worker pool (app/runtime/), never the event loop.
 """
 
@@ -11,9 +11,9 @@ import panel as pn
 from bokeh.models import ColumnDataSource
 from bokeh.plotting import figure
 
-from app.runtime.messages import escape_markdown
-from app.runtime.view import SessionView
-from app.state.chaos import SYSTEMS, ChaosState
+from nbody_explorer.runtime.messages import escape_markdown
+from nbody_explorer.runtime.view import SessionView
+from nbody_explorer.state.chaos import SYSTEMS, ChaosState
 
 __all__ = ["ChaosView", "TWIN_COLORS"]
 

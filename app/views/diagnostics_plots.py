@@ -16,7 +16,7 @@ import panel as pn
 from bokeh.models import ColumnDataSource
 from bokeh.plotting import figure
 
-from app.state.simulate import ERROR_FLOOR, HISTORY_POINTS, FrameDiagnostics
+from nbody_explorer.state.simulate import ERROR_FLOOR, HISTORY_POINTS, FrameDiagnostics
 
 __all__ = ["DiagnosticsPlots"]
 

@@ -5,7 +5,7 @@ Plain Bokeh models in ``pn.pane.Bokeh`` (the browser tests read them by name, al
 whiskers, the learning curve (test RMSE against training members), and the prediction with
 its ±2 sd band along one swept input with the simulated members of that slice on top and the
 live "run the simulator here" checks in red. Generating, training and checking are jobs of
-the session's :class:`~app.runtime.session.SessionRunner` (the process-wide fair pool; each
+the session's :class:`~nbody_explorer.runtime.session.SessionRunner` (the process-wide fair pool; each
 progress report is a checkpoint, so closing the tab stops the job); progress and results
 reach the page under the document lock, so the server never blocks.
 """
@@ -21,10 +21,10 @@ import param
 from bokeh.models import ColumnDataSource, Title, Whisker
 from bokeh.plotting import figure
 
-from app.limits import LIMITS
-from app.runtime.messages import escape_markdown
-from app.runtime.view import SessionView
-from app.state.emulator import EmulatorState
+from nbody_explorer.limits import LIMITS
+from nbody_explorer.runtime.messages import escape_markdown
+from nbody_explorer.runtime.view import SessionView
+from nbody_explorer.state.emulator import EmulatorState
 
 __all__ = ["EmulatorView"]
 
@@ -33,7 +33,7 @@ _BLUE, _RED, _GREY = "#1f4e79", "#d62728", "#7f7f7f"
 
 
 class EmulatorView(SessionView):
-    """The Emulator tab over one :class:`~app.state.emulator.EmulatorState` per session."""
+    """The Emulator tab over one :class:`~nbody_explorer.state.emulator.EmulatorState` per session."""
 
     state = param.ClassSelector(class_=EmulatorState, doc="Emulator data, settings and results shown here.")
 

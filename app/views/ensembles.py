@@ -20,10 +20,10 @@ import param
 from bokeh.models import ColumnDataSource, HoverTool, Title
 from bokeh.plotting import figure
 
-from app.limits import LIMITS
-from app.runtime.view import SessionView
-from app.state.ensembles import INTEGRATOR_NAMES, NO_SWEEP, EnsemblesState, integrator_color, outcome_label
-from app.state.simulate import preset_label
+from nbody_explorer.limits import LIMITS
+from nbody_explorer.runtime.view import SessionView
+from nbody_explorer.state.ensembles import INTEGRATOR_NAMES, NO_SWEEP, EnsemblesState, integrator_color, outcome_label
+from nbody_explorer.state.simulate import preset_label
 
 __all__ = ["EnsemblesView", "HISTOGRAMS", "INTEGRATOR_COLORS", "integrator_color"]
 
@@ -51,7 +51,7 @@ def _log10(values: np.ndarray) -> np.ndarray:
 
 
 class EnsemblesView(SessionView):
-    """The Ensembles tab over one :class:`~app.state.ensembles.EnsemblesState` per session."""
+    """The Ensembles tab over one :class:`~nbody_explorer.state.ensembles.EnsemblesState` per session."""
 
     state = param.ClassSelector(class_=EnsemblesState, doc="Ensemble inputs and results shown by this view.")
 

@@ -29,10 +29,10 @@ from bokeh.models import (
 )
 from bokeh.plotting import figure
 
-from app.runtime.messages import escape_markdown
-from app.runtime.view import SessionView
-from app.state.forces import FORCES_MAX_BODIES, ForcesState, log10_histogram, timing_method_names
-from app.state.simulate import preset_label
+from nbody_explorer.runtime.messages import escape_markdown
+from nbody_explorer.runtime.view import SessionView
+from nbody_explorer.state.forces import FORCES_MAX_BODIES, ForcesState, log10_histogram, timing_method_names
+from nbody_explorer.state.simulate import preset_label
 
 __all__ = ["ForcesView"]
 
@@ -53,7 +53,7 @@ def _method_color(method: str) -> str:
 
 
 class ForcesView(SessionView):
-    """The Forces tab over one :class:`~app.state.forces.ForcesState` per session."""
+    """The Forces tab over one :class:`~nbody_explorer.state.forces.ForcesState` per session."""
 
     state = param.ClassSelector(class_=ForcesState, doc="Force comparison and timing shown by this view.")
 

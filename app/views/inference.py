@@ -21,8 +21,8 @@ import param
 from bokeh.models import Arrow, BoxAnnotation, ColumnDataSource, NormalHead, Span, Whisker
 from bokeh.plotting import figure
 
-from app.runtime.view import SessionView
-from app.state.inference import COST_DIMS, InferenceState
+from nbody_explorer.runtime.view import SessionView
+from nbody_explorer.state.inference import COST_DIMS, InferenceState
 
 __all__ = ["InferenceView"]
 
@@ -36,7 +36,7 @@ _COST_KINDS = ("forward", "autodiff", "finite_difference")  # GradientCost's tim
 
 
 class InferenceView(SessionView):
-    """The Inference tab over one :class:`~app.state.inference.InferenceState` per session."""
+    """The Inference tab over one :class:`~nbody_explorer.state.inference.InferenceState` per session."""
 
     state = param.ClassSelector(class_=InferenceState, doc="Inference settings and results shown here.")
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import panel as pn
 
-from app.compat.alert import DialogBox
-from app.components.keyboard import KeyboardShortcuts
+from nbody_explorer.compat.alert import DialogBox
+from nbody_explorer.components.keyboard import KeyboardShortcuts
 
 __all__ = ["HELP_TEXT", "SimulateKeys"]
 

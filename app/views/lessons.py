@@ -2,7 +2,7 @@
 and Next, above the Simulate or Chaos view the step drives.
 
 ``?lesson=NAME&step=K`` (K counted from 1) opens a lesson at a step. The lesson logic lives
-in :mod:`app.state.lessons`; this view only shows it.
+in :mod:`nbody_explorer.state.lessons`; this view only shows it.
 """
 
 from __future__ import annotations
@@ -11,13 +11,13 @@ import html
 
 import panel as pn
 
-from app.runtime.messages import escape_markdown
-from app.runtime.periodic import Periodic
-from app.runtime.view import SessionView
-from app.state.chaos import ChaosState
-from app.state.lessons import Lesson, LessonError, LessonPlayer, load_lessons
-from app.views.chaos import ChaosView
-from app.views.simulate import SimulateView
+from nbody_explorer.runtime.messages import escape_markdown
+from nbody_explorer.runtime.periodic import Periodic
+from nbody_explorer.runtime.view import SessionView
+from nbody_explorer.state.chaos import ChaosState
+from nbody_explorer.state.lessons import Lesson, LessonError, LessonPlayer, load_lessons
+from nbody_explorer.views.chaos import ChaosView
+from nbody_explorer.views.simulate import SimulateView
 
 __all__ = ["LessonsView"]
 
@@ -25,7 +25,7 @@ _PAUSE_POLL_MS = 200  # how often a playing lesson step looks at the simulation 
 
 
 class LessonsView(SessionView):
-    """Run the lessons of ``assets/lessons`` step by step."""
+    """Run the lessons of ``app/lessons`` step by step."""
 
     def __init__(self, lessons: dict[str, Lesson] | None = None, **params):
         super().__init__(label="Lessons", **params)

@@ -1,9 +1,9 @@
 """The page's widgets at the validation boundary: what each Bokeh widget model may receive.
 
-Contract: :func:`widget_refusal` (``check`` of :func:`app.compat.patch_guard.install_patch_guard`)
+Contract: :func:`widget_refusal` (``check`` of :func:`nbody_explorer.compat.patch_guard.install_patch_guard`)
 takes a model, an attribute and the value a page sent, and returns None when a browser widget
 could have sent it, else the refusal sentence in the page's words, built by
-:mod:`app.state.validation` (the label the user sees, what is allowed, what is kept): a
+:mod:`nbody_explorer.state.validation` (the label the user sees, what is allowed, what is kept): a
 slider's number or position within its ends, a spinner's within its bounds and whole in
 integer mode, a select's option, a radio group's index, a checkbox's true or false, text of
 bounded length. Attributes a page never sets (a layout's width, ...) and models that are not
@@ -33,7 +33,7 @@ from bokeh.models import (
 )
 from bokeh.models.widgets import Checkbox
 
-from app.state.validation import Refused, checked_choice, checked_flag, checked_number, checked_text
+from nbody_explorer.state.validation import Refused, checked_choice, checked_flag, checked_number, checked_text
 
 __all__ = ["MAX_TEXT", "widget_refusal"]
 

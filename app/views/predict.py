@@ -6,7 +6,7 @@ projection arrive as ``guess`` messages from the scene (``OrbitScene.on_guess``)
 and, after a reveal, the true path are drawn by the scene from ``OrbitScene.predict_marks``.
 The reveal runs a copy of the paused state forward on the session runner's worker pool (never
 the event loop); the live run is not advanced unless Continue is pressed. Each session has its
-own :class:`~app.state.predict.PredictState`. A shared link may choose the body and horizon
+own :class:`~nbody_explorer.state.predict.PredictState`. A shared link may choose the body and horizon
 (``?predict_body=1&predict_dt=2``): the lecturer's default for every student who opens it.
 """
 
@@ -16,11 +16,11 @@ import html
 
 import panel as pn
 
-from app.runtime.messages import escape_markdown
-from app.runtime.view import SessionView
-from app.state.predict import PredictState, check_reveal, unit_words
-from app.state.simulate import STATIC_SETTINGS
-from app.state.validation import Refused, checked_value
+from nbody_explorer.runtime.messages import escape_markdown
+from nbody_explorer.runtime.view import SessionView
+from nbody_explorer.state.predict import PredictState, check_reveal, unit_words
+from nbody_explorer.state.simulate import STATIC_SETTINGS
+from nbody_explorer.state.validation import Refused, checked_value
 
 __all__ = ["PredictPanel", "LINK_KEYS"]
 

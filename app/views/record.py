@@ -2,7 +2,7 @@
 runner's worker pool (never the event loop), with a progress bar, a Stop button and a download.
 
 The movie streams into a file in this session's own temporary folder (memory bounded: see
-:class:`~app.state.record.RecordSettings`); Stop or a closed tab ends it within one frame's work
+:class:`~nbody_explorer.state.record.RecordSettings`); Stop or a closed tab ends it within one frame's work
 (a scheduler checkpoint after every frame) and leaves no partial file; the finished movie is
 kept there until a newer one replaces it or the session is destroyed.
 """
@@ -18,11 +18,11 @@ from pathlib import Path
 
 import panel as pn
 
-from app.runtime.admission import release_memory
-from app.runtime.messages import escape_markdown
-from app.runtime.view import SessionView
-from app.state.links import link_value
-from app.state.record import FORMATS, RecordSettings, record_movie
+from nbody_explorer.runtime.admission import release_memory
+from nbody_explorer.runtime.messages import escape_markdown
+from nbody_explorer.runtime.view import SessionView
+from nbody_explorer.state.links import link_value
+from nbody_explorer.state.record import FORMATS, RecordSettings, record_movie
 
 __all__ = ["RecordPanel"]
 

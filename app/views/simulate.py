@@ -3,17 +3,17 @@
 What belongs here: the run's life in the page (prepare on the worker pool, Play / Step /
 Reset, the frame loop and its back-pressure), drawing each frame, when the status line is
 redrawn, and the tab's messages. The sidebar's widgets and their links to the state are
-:class:`~app.views.simulate_controls.SimulateControls`, the status line :mod:`app.views.simulate_status`;
-the run itself is :class:`~app.state.simulate.SimulationState` with its :class:`~app.state.simulate_run.LiveRun`.
+:class:`~nbody_explorer.views.simulate_controls.SimulateControls`, the status line :mod:`nbody_explorer.views.simulate_status`;
+the run itself is :class:`~nbody_explorer.state.simulate.SimulationState` with its :class:`~nbody_explorer.state.simulate_run.LiveRun`.
 
-The orbit view is :class:`~app.components.orbit_scene.OrbitScene` (``simulate-scene``): per
+The orbit view is :class:`~nbody_explorer.components.orbit_scene.OrbitScene` (``simulate-scene``): per
 frame the server sends one binary message of float32 positions and the browser draws the
 bodies and keeps the fading trails (3D camera or projections). The browser acknowledges each
 painted frame (``drawn``) and at most two frames are in flight; a hidden page or tab
 (``page_visible`` false, from the browser's ``visibilitychange`` and the scene's visibility)
 gets no frames until it is shown again. The energy and momentum plots stay Bokeh and take the
 new points at their own cadence (~5/s), not per frame. Frames are computed on the process's
-worker pool (:class:`~app.runtime.session.SessionRunner`). Bokeh models the browser tests read
+worker pool (:class:`~nbody_explorer.runtime.session.SessionRunner`). Bokeh models the browser tests read
 are named ``simulate-*``.
 """
 
@@ -26,22 +26,22 @@ from functools import partial
 import panel as pn
 import param
 
-from app.compat.alert import AnnouncedAlert
-from app.components.orbit_scene import OrbitScene
-from app.runtime.document import in_session_callback
-from app.runtime.messages import escape_markdown
-from app.runtime.periodic import Periodic
-from app.runtime.view import SessionView
-from app.state.links import FOLLOW_KEYS, RECORD_KEYS, apply_link, url_values
-from app.state.simulate import STATIC_SETTINGS, UPLOADED, URL_PARAMETERS, SimulationState
-from app.views.body_editor import BodyEditor
-from app.views.diagnostics_plots import DiagnosticsPlots
-from app.views.keyboard import SimulateKeys
-from app.views.predict import PredictPanel
-from app.views.record import RecordPanel
-from app.views.simulate_controls import WIDGET_NAMES, SimulateControls, preset_distance_scale, unit_words
-from app.views.simulate_layout import build_simulate_layout
-from app.views.simulate_status import new_status_line, status_text
+from nbody_explorer.compat.alert import AnnouncedAlert
+from nbody_explorer.components.orbit_scene import OrbitScene
+from nbody_explorer.runtime.document import in_session_callback
+from nbody_explorer.runtime.messages import escape_markdown
+from nbody_explorer.runtime.periodic import Periodic
+from nbody_explorer.runtime.view import SessionView
+from nbody_explorer.state.links import FOLLOW_KEYS, RECORD_KEYS, apply_link, url_values
+from nbody_explorer.state.simulate import STATIC_SETTINGS, UPLOADED, URL_PARAMETERS, SimulationState
+from nbody_explorer.views.body_editor import BodyEditor
+from nbody_explorer.views.diagnostics_plots import DiagnosticsPlots
+from nbody_explorer.views.keyboard import SimulateKeys
+from nbody_explorer.views.predict import PredictPanel
+from nbody_explorer.views.record import RecordPanel
+from nbody_explorer.views.simulate_controls import WIDGET_NAMES, SimulateControls, preset_distance_scale, unit_words
+from nbody_explorer.views.simulate_layout import build_simulate_layout
+from nbody_explorer.views.simulate_status import new_status_line, status_text
 
 __all__ = ["SimulateView"]
 
@@ -62,7 +62,7 @@ def _frame_period_ms(frame_rate: float) -> int:
 
 
 class SimulateView(SessionView):
-    """Live simulation of one :class:`~app.state.simulate.SimulationState` per session.
+    """Live simulation of one :class:`~nbody_explorer.state.simulate.SimulationState` per session.
 
     Args:
         state: the run to display (a new one by default).
@@ -508,7 +508,7 @@ class SimulateView(SessionView):
 
     def batch(self):
         """Send the model changes made inside as one message, in order with every other
-        change of this session (:meth:`SessionRunner.batch <app.runtime.session.SessionRunner.batch>`)."""
+        change of this session (:meth:`SessionRunner.batch <nbody_explorer.runtime.session.SessionRunner.batch>`)."""
         return self.runner.batch()
 
     def _redraw_all(self) -> None:

@@ -1,10 +1,10 @@
 """The Simulate tab's sidebar: its widgets, their two-way links to the state, and their layout.
 
-What belongs here: building each control of :class:`~app.state.simulate.SimulationState`
+What belongs here: building each control of :class:`~nbody_explorer.state.simulate.SimulationState`
 (buttons, preset / N / seed, numerics, display options, upload and downloads), binding
 widget values to state parameters (a refused value is named and undone), the dt and
 softening 1-2-5 ladders and unit-aware labels, and the sidebar's cards. What does not: the
-run and frame loop, drawing, the status line (all in :mod:`app.views.simulate`). Play, Step,
+run and frame loop, drawing, the status line (all in :mod:`nbody_explorer.views.simulate`). Play, Step,
 Reset and Upload are wired by the view, which owns what they start.
 """
 
@@ -17,14 +17,14 @@ from typing import Callable
 import panel as pn
 import param
 
-from app.compat.accessibility import speak_discrete_slider
-from app.limits import LIMITS, safe_filename
-from app.runtime.messages import public_text
-from app.state.simulate import DT_CHOICES, SOFTENING_CHOICES, UPLOADED, SimulationState, preset_label
+from nbody_explorer.compat.accessibility import speak_discrete_slider
+from nbody_explorer.limits import LIMITS, safe_filename
+from nbody_explorer.runtime.messages import public_text
+from nbody_explorer.state.simulate import DT_CHOICES, SOFTENING_CHOICES, UPLOADED, SimulationState, preset_label
 
 __all__ = ["SimulateControls", "WIDGET_NAMES", "forces_label", "preset_distance_scale"]
 
-#: Widgets of the sidebar that :class:`~app.views.simulate.SimulateView` also exposes under
+#: Widgets of the sidebar that :class:`~nbody_explorer.views.simulate.SimulateView` also exposes under
 #: the same attribute name (tests, keyboard shortcuts and the lessons drive them there).
 WIDGET_NAMES = (
     "play_button", "step_button", "reset_button", "preset_select", "num_bodies_input", "seed_input",

@@ -1,7 +1,7 @@
 """Where the Simulate tab's parts sit: the sidebar of controls, then the keyboard listener,
 the status line, the message slot, the Predict row, and the orbit scene beside the plots.
 
-:func:`build_simulate_layout` arranges the parts a :class:`~app.views.simulate.SimulateView`
+:func:`build_simulate_layout` arranges the parts a :class:`~nbody_explorer.views.simulate.SimulateView`
 has built (it builds none of them but the reading guide and the message slot).
 """
 
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import panel as pn
 
-from app.runtime.messages import dismissable
+from nbody_explorer.runtime.messages import dismissable
 
 __all__ = ["build_simulate_layout"]
 

@@ -3,16 +3,16 @@
 What belongs here: the line's text (mode, simulation time, rates, N, integrator, force
 kernel, precision, dt, softening) as a function of the run and the loop's numbers, its
 stylesheet, and the pane that shows it. What does not:
-when it is redrawn (throttling, the frame loop: :mod:`app.views.simulate`).
+when it is redrawn (throttling, the frame loop: :mod:`nbody_explorer.views.simulate`).
 """
 
 from __future__ import annotations
 
 import panel as pn
 
-from app.runtime.scheduler import queue_text
-from app.state.simulate import SimulationState
-from app.views.simulate_controls import forces_label, unit_words
+from nbody_explorer.runtime.scheduler import queue_text
+from nbody_explorer.state.simulate import SimulationState
+from nbody_explorer.views.simulate_controls import forces_label, unit_words
 
 __all__ = ["new_status_line", "status_text"]
 

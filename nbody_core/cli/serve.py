@@ -44,14 +44,14 @@ DEFAULT_PORT = 5006
 DEFAULT_MAX_SESSIONS = 30
 MAX_SESSIONS_CEILING = 10_000
 #: The per-address cap when neither --max-sessions-per-address nor
-#: NBODY_MAX_SESSIONS_PER_ADDRESS sets one (app.limits.DEFAULT_MAX_SESSIONS_PER_ADDRESS).
+#: NBODY_MAX_SESSIONS_PER_ADDRESS sets one (nbody_explorer.limits.DEFAULT_MAX_SESSIONS_PER_ADDRESS).
 DEFAULT_MAX_SESSIONS_PER_ADDRESS = 5
 #: How often the server looks for sessions to discard, milliseconds (Bokeh's default: 17 000).
 CHECK_UNUSED_SESSIONS_MS = 1000
 #: Largest ``--jax-slots`` (the app applies the same bound to ``NBODY_JAX_SLOTS``).
 JAX_SLOTS_CEILING = 256
 #: The Panel plugin module that serves ``/health`` (named, never imported here).
-HEALTH_PLUGIN = "app.runtime.health"
+HEALTH_PLUGIN = "nbody_explorer.runtime.health"
 SECRET_KEY_VARIABLES = ("BOKEH_SECRET_KEY", "NBODY_SECRET_KEY")
 #: Most ``--processes``.
 PROCESSES_CEILING = 64
@@ -142,14 +142,39 @@ def register(subparsers) -> None:
     parser.set_defaults(handler=handle)
 
 
-def app_directory() -> Path:
-    """The ``app`` directory app, found without importing it (works installed or from a clone)."""
-    spec = importlib.util.find_spec("app")
+def app_directory(link_dir: Path | None = None) -> Path:
+    """The dashboard's directory app, served at ``/app``, found without importing it.
+
+    The dashboard is the package ``nbody_explorer``. In a checkout its folder is ``app/``
+    (``pip install -e .`` maps the package there), which is served as it is. Installed from a
+    wheel it is ``site-packages/nbody_explorer``: Bokeh names a directory app's URL after the
+    folder, so a link named ``app`` to it, in ``link_dir`` (default: ``nbody-explorer`` under
+    the user's cache directory), is served instead and the URL stays ``/app``.
+
+    Raises:
+        OSError: the package is not installed, or the link cannot be made.
+    """
+    spec = importlib.util.find_spec("nbody_explorer")
     locations = list(spec.submodule_search_locations or []) if spec is not None else []
-    for location in locations:
-        if (Path(location) / "main.py").is_file():
-            return Path(location)
-    raise OSError("cannot find the dashboard: the `app` package is not importable (pip install -e . from the clone)")
+    package = next((Path(loc) for loc in locations if (Path(loc) / "main.py").is_file()), None)
+    if package is None:
+        raise OSError(
+            "cannot find the dashboard: the package nbody_explorer is not installed "
+            "(pip install nbody-explorer, or pip install -e . from the clone)"
+        )
+    if package.name == "app":
+        return package
+    if link_dir is None:
+        cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+        link_dir = Path(cache) / "nbody-explorer"
+    link_dir.mkdir(parents=True, exist_ok=True)
+    link = link_dir / "app"
+    if not (link.is_symlink() and link.resolve() == package.resolve()):
+        temporary = link_dir / f".app-{os.getpid()}"  # replaced in one rename: another server may read it
+        temporary.unlink(missing_ok=True)
+        temporary.symlink_to(package, target_is_directory=True)
+        os.replace(temporary, link)
+    return link
 
 
 def _check_origin(origin: str) -> str:

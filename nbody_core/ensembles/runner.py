@@ -330,7 +330,7 @@ def _resolve_devices(devices) -> list:
 #: Pair interactions x steps of one bounded piece when a run can be stopped. Measured on
 #: the 2-core EPYC (load 3-5, leapfrog, auto forces): 1.6-2.7e8 pair-steps per CPU second
 #: for 32-256 members of N = 16-256, so a piece is 0.1-0.2 s of CPU and a stop is seen
-#: well within half a second (app.limits.PAIR_STEPS_PER_CPU_SECOND is the same figure).
+#: well within half a second (nbody_explorer.limits.PAIR_STEPS_PER_CPU_SECOND is the same figure).
 PIECE_PAIR_STEPS = 30_000_000
 
 

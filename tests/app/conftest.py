@@ -15,7 +15,7 @@ from bokeh.io.doc import set_curdoc as bokeh_set_curdoc
 
 @pytest.fixture
 def served_document(monkeypatch):
-    """A Bokeh ``Document`` that :class:`~app.runtime.session.SessionRunner` takes for a served
+    """A Bokeh ``Document`` that :class:`~nbody_explorer.runtime.session.SessionRunner` takes for a served
     session (build the view under ``panel.io.state.set_curdoc(doc)``). Its session callbacks
     wait in ``doc.session_callbacks`` until a test runs them. Bokeh's add_next_tick_callback
     on it replaces Bokeh's global current document: the original is put back afterwards, so

@@ -6,11 +6,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from app.components.orbit_scene import FLAG_KEEP_CAMERA, unpack_frame
-from app.state.edit_session import EditSession
-from app.state.edits import Bodies
-from app.state.simulate import SimulationState
-from app.views.simulate import SimulateView
+from nbody_explorer.components.orbit_scene import FLAG_KEEP_CAMERA, unpack_frame
+from nbody_explorer.state.edit_session import EditSession
+from nbody_explorer.state.edits import Bodies
+from nbody_explorer.state.simulate import SimulationState
+from nbody_explorer.views.simulate import SimulateView
 from nbody_core.integrate.simulate import advance
 from tests.app.conftest import shown_text
 

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from app.state.chaos import PIECES, SYSTEMS, ChaosState
-from app.views.chaos import ChaosView
+from nbody_explorer.state.chaos import PIECES, SYSTEMS, ChaosState
+from nbody_explorer.views.chaos import ChaosView
 
 
 @pytest.fixture(scope="module")

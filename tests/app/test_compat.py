@@ -14,8 +14,8 @@ import pytest
 from bokeh.document import Document
 from packaging.requirements import Requirement
 
-import app.compat as compat
-from app.compat import TESTED_VERSIONS, PrivateUse, installed_version, private_uses, untested_versions, version_tested
+import nbody_explorer.compat as compat
+from nbody_explorer.compat import TESTED_VERSIONS, PrivateUse, installed_version, private_uses, untested_versions, version_tested
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -56,11 +56,11 @@ def test_pyproject_bounds_are_the_tested_versions():
 
 def test_every_compat_module_lists_its_private_uses_and_is_named_in_modules():
     names = {info.name for info in pkgutil.iter_modules(compat.__path__)}
-    assert names <= set(compat.MODULES), f"modules missing from app.compat.MODULES: {names - set(compat.MODULES)}"
+    assert names <= set(compat.MODULES), f"modules missing from nbody_explorer.compat.MODULES: {names - set(compat.MODULES)}"
     uses = private_uses()
     assert set(uses) == names
     for module, records in uses.items():
-        assert records, f"app.compat.{module} has no PRIVATE_USES"
+        assert records, f"nbody_explorer.compat.{module} has no PRIVATE_USES"
         for record in records:
             assert isinstance(record, PrivateUse)
             assert record.library in TESTED_VERSIONS, (module, record)
@@ -73,7 +73,7 @@ def test_every_compat_module_lists_its_private_uses_and_is_named_in_modules():
 def test_the_query_guard_is_not_installed_outside_the_tested_panel(monkeypatch, caplog):
     import panel.io.location as location
 
-    import app.compat.query as query
+    import nbody_explorer.compat.query as query
 
     # Panel's own parse_query (an earlier test may have installed the guard), restored afterwards.
     original = getattr(location.parse_query, "original", location.parse_query)
@@ -83,7 +83,7 @@ def test_the_query_guard_is_not_installed_outside_the_tested_panel(monkeypatch, 
     assert not query.install_query_guard()
     assert not query.install_query_guard()
     assert location.parse_query is original
-    assert [r.getMessage() for r in caplog.records if r.name == "app.compat.query"] == [
+    assert [r.getMessage() for r in caplog.records if r.name == "nbody_explorer.compat.query"] == [
         "query guard not installed on this Panel: a link value of 4301+ digits can blank the page"]
     monkeypatch.setattr(query, "version_tested", lambda library: True)
     assert query.install_query_guard() and location.parse_query is not original
@@ -95,7 +95,7 @@ def _document_ready_callbacks(document: Document) -> list:
 
 
 def test_the_upload_guard_is_installed_only_on_the_tested_bokeh(monkeypatch):
-    import app.compat.upload as upload
+    import nbody_explorer.compat.upload as upload
 
     document = Document()
     assert upload.install_upload_guard(document, 1000)
@@ -108,7 +108,7 @@ def test_the_upload_guard_is_installed_only_on_the_tested_bokeh(monkeypatch):
 
 
 def test_accessibility_wraps_bokehjs_views_only_on_the_tested_bokeh(monkeypatch):
-    import app.compat.accessibility as accessibility
+    import nbody_explorer.compat.accessibility as accessibility
 
     document = Document()
     assert accessibility.install_accessibility(document)
@@ -127,8 +127,8 @@ def test_accessibility_wraps_bokehjs_views_only_on_the_tested_bokeh(monkeypatch)
 def test_the_orbit_scene_takes_the_short_path_on_the_tested_versions():
     from panel.custom import JSComponent
 
-    from app.compat.param_sync import SHORT_PATH
-    from app.components.orbit_scene import OrbitScene
+    from nbody_explorer.compat.param_sync import SHORT_PATH
+    from nbody_explorer.components.orbit_scene import OrbitScene
 
     assert SHORT_PATH
     assert OrbitScene._process_events is not JSComponent._process_events
@@ -139,11 +139,11 @@ def test_the_orbit_scene_takes_the_short_path_on_the_tested_versions():
 def test_browser_reports_fall_back_to_panels_path_outside_the_tested_versions():
     # In a fresh interpreter: param_sync decides once, at import, from version_tested.
     code = (
-        "import app.compat as compat\n"
+        "import nbody_explorer.compat as compat\n"
         "compat.version_tested = lambda library, installed=None: False\n"
         "import param\n"
         "from panel.custom import JSComponent\n"
-        "from app.compat.param_sync import SHORT_PATH, BrowserReports\n"
+        "from nbody_explorer.compat.param_sync import SHORT_PATH, BrowserReports\n"
         "class Scene(BrowserReports, JSComponent):\n"
         "    drawn = param.List([-1, -1])\n"
         "    direct_reports = frozenset({'drawn'})\n"
@@ -165,7 +165,7 @@ def test_browser_reports_fall_back_to_panels_path_outside_the_tested_versions():
 def test_a_discrete_slider_speaks_its_label_and_its_value_in_units_after_every_change():
     import panel as pn
 
-    from app.compat.accessibility import speak_discrete_slider
+    from nbody_explorer.compat.accessibility import speak_discrete_slider
 
     unit = {"words": "time units"}
     slider = pn.widgets.DiscreteSlider(name="dt (time step, time units)", options=[0.001, 0.002, 0.005],

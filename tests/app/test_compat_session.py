@@ -11,8 +11,8 @@ from bokeh.io.doc import curdoc, patch_curdoc
 from bokeh.server.connection import ServerConnection
 from bokeh.server.session import ServerSession
 
-from app.compat import TESTED_VERSIONS, PrivateUse
-from app.compat.session import PRIVATE_USES, forget_curdoc_patch, set_websocket_nodelay
+from nbody_explorer.compat import TESTED_VERSIONS, PrivateUse
+from nbody_explorer.compat.session import PRIVATE_USES, forget_curdoc_patch, set_websocket_nodelay
 
 
 class _Socket:

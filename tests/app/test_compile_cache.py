@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from app.runtime.compile_cache import (
+from nbody_explorer.runtime.compile_cache import (
     DEFAULT_CACHE_MAX_MB,
     cache_settings_from_environment,
     compilation_cache_bytes,
@@ -58,7 +58,7 @@ def test_cache_settings_come_from_the_environment_with_the_variable_named_when_w
 _CHILD = """
 import json, sys
 import jax, jax.numpy as jnp
-from app.runtime.compile_cache import configure_compilation_cache, compilation_cache_bytes
+from nbody_explorer.runtime.compile_cache import configure_compilation_cache, compilation_cache_bytes
 settings = configure_compilation_cache(jax.config)
 pruned = sorted(p.name for p in settings.directory.glob("*-cache"))
 for n in range(2, 8):  # a few real entries, each written through JAX's cache

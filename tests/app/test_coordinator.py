@@ -18,9 +18,9 @@ import time
 
 import pytest
 
-from app.runtime.admission import ADDRESS_FULL, FULL, SessionRegistry
-from app.runtime.coordinator import Coordinator, SlotGate, install_from_environment
-from app.runtime.scheduler import FairPool, Job
+from nbody_explorer.runtime.admission import ADDRESS_FULL, FULL, SessionRegistry
+from nbody_explorer.runtime.coordinator import Coordinator, SlotGate, install_from_environment
+from nbody_explorer.runtime.scheduler import FairPool, Job
 
 
 def _wait_for(condition, timeout=30.0, what="condition"):
@@ -162,7 +162,7 @@ def test_a_crashed_process_gives_back_its_viewers_and_slots(tmp_path):
     survivor = Coordinator(tmp_path)
     script = textwrap.dedent(f"""
         import sys, time
-        from app.runtime.coordinator import Coordinator
+        from nbody_explorer.runtime.coordinator import Coordinator
         c = Coordinator({str(tmp_path)!r})
         c.publish_viewers({{"x1": "10.0.0.1", "x2": "10.0.0.2"}})
         assert c.try_acquire(1, time.time(), 4)

@@ -8,7 +8,7 @@ import pytest
 from bokeh.application.handlers.directory import DirectoryHandler
 from bokeh.document import Document
 
-from app import dashboard
+from nbody_explorer import dashboard
 
 APP_DIR = Path(__file__).resolve().parents[2] / "app"
 
@@ -36,7 +36,7 @@ def test_every_registered_tab_builds():
 
 
 def test_a_broken_tab_shows_its_error_and_the_rest_still_build():
-    tabs = dashboard.build_tabs([("Broken", "app.views.does_not_exist:View"), ("Fine", "panel:Column")])
+    tabs = dashboard.build_tabs([("Broken", "nbody_explorer.views.does_not_exist:View"), ("Fine", "panel:Column")])
     assert tabs._names == ["Broken", "Fine"]
     assert isinstance(tabs.objects[0], pn.pane.Alert)
     assert "does_not_exist" in tabs.objects[0].object
@@ -45,7 +45,7 @@ def test_a_broken_tab_shows_its_error_and_the_rest_still_build():
 
 def test_bad_tab_spec_is_a_clear_error():
     with pytest.raises(ValueError, match="module:Class"):
-        dashboard.load_view_class("app.views.simulate")
+        dashboard.load_view_class("nbody_explorer.views.simulate")
 
 
 def test_tabs_are_built_when_first_opened():
@@ -68,7 +68,7 @@ def test_tabs_are_built_when_first_opened():
 
 
 def test_session_registry_caps_and_trims_after_the_last_session():
-    from app.runtime.admission import SessionRegistry
+    from nbody_explorer.runtime.admission import SessionRegistry
 
     registry = SessionRegistry(trim_delay=0.0)
     assert registry.admit("a", 2) and registry.admit("b", 2)
@@ -85,7 +85,7 @@ def test_session_registry_caps_and_trims_after_the_last_session():
 
 
 def test_releasing_memory_after_the_last_session_empties_the_compile_caches():
-    from app.runtime.admission import release_memory
+    from nbody_explorer.runtime.admission import release_memory
     from nbody_core.ensembles import EnsembleSpec, run_ensemble, runner
 
     run_ensemble(EnsembleSpec(system="kepler", num_members=2, num_steps=4))
@@ -97,7 +97,7 @@ def test_releasing_memory_after_the_last_session_empties_the_compile_caches():
 def test_query_guard_drops_values_int_cannot_parse():
     import panel.io.location as location
 
-    from app.compat.query import install_query_guard, oversized_query_values
+    from nbody_explorer.compat.query import install_query_guard, oversized_query_values
 
     huge = "9" * 4301
     assert oversized_query_values(f"?utm_id={huge}&n=64") == ["utm_id"]

@@ -7,8 +7,8 @@ import math
 import numpy as np
 import pytest
 
-from app.state import edits
-from app.state.edits import Bodies, Edit, EditHistory, apply_edit, validate_edit
+from nbody_explorer.state import edits
+from nbody_explorer.state.edits import Bodies, Edit, EditHistory, apply_edit, validate_edit
 
 # Sums of a handful of float64 products of O(1) numbers: round-off is a few ulp (2.2e-16)
 # of the largest term; 1e-13 leaves a wide margin and still catches any real momentum.

@@ -7,9 +7,9 @@ import io
 import numpy as np
 import pytest
 
-from app.limits import LIMITS
-from app.state.emulator import EmulatorState
-from app.views.emulator import EmulatorView
+from nbody_explorer.limits import LIMITS
+from nbody_explorer.state.emulator import EmulatorState
+from nbody_explorer.views.emulator import EmulatorView
 from nbody_core.emulator import load_emulator
 from nbody_core.ensembles import EnsembleSpec, run_ensemble
 from tests.app.conftest import shown_text

@@ -10,10 +10,10 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from app.limits import LIMITS
-from app.runtime.scheduler import queue_text
-from app.state.ensembles import EnsemblesState, parameters_for
-from app.views.ensembles import HISTOGRAMS, EnsemblesView
+from nbody_explorer.limits import LIMITS
+from nbody_explorer.runtime.scheduler import queue_text
+from nbody_explorer.state.ensembles import EnsemblesState, parameters_for
+from nbody_explorer.views.ensembles import HISTOGRAMS, EnsemblesView
 from tests.app.conftest import mark_served, shown_text
 
 
@@ -159,7 +159,7 @@ def _poll(condition, timeout_s: float = 120.0) -> bool:
 def test_closing_the_tab_stops_a_running_ensemble_within_one_piece(monkeypatch):
     # A chunk of 32 members of N = 64 for 3000 steps runs as ~14 pieces of
     # PIECE_PAIR_STEPS pair-steps (0.1-0.2 s of CPU each); the tab closes after the second.
-    import app.state.ensembles as ensembles_state
+    import nbody_explorer.state.ensembles as ensembles_state
 
     state = EnsemblesState(system="plummer", num_bodies=64, num_members=32, num_steps=3000, loop_members=1)
     view = EnsemblesView(state)

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 from bokeh.document import Document
 
-from app.state.forces import ForcesState, log10_histogram, parse_body_counts, speedup_summary
-from app.views.forces import HIST_EDGES, ForcesView
+from nbody_explorer.state.forces import ForcesState, log10_histogram, parse_body_counts, speedup_summary
+from nbody_explorer.views.forces import HIST_EDGES, ForcesView
 
 
 @pytest.fixture(scope="module")

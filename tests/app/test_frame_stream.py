@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from app.state.frame_stream import CHUNK_S, CHUNKS_AHEAD, FrameStream, SentFrame
-from app.state.simulate import SimulationState
+from nbody_explorer.state.frame_stream import CHUNK_S, CHUNKS_AHEAD, FrameStream, SentFrame
+from nbody_explorer.state.simulate import SimulationState
 
 
 def _frames(first: int, count: int, generation: int = 1) -> list[SentFrame]:

@@ -8,8 +8,8 @@ import time
 
 import pytest
 
-from app.runtime.health import ROUTES, HealthHandler, health_report, piece_bound_from_environment
-from app.runtime.scheduler import FairPool, Job
+from nbody_explorer.runtime.health import ROUTES, HealthHandler, health_report, piece_bound_from_environment
+from nbody_explorer.runtime.scheduler import FairPool, Job
 
 
 class FakeClock:

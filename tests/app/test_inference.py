@@ -8,8 +8,8 @@ import time
 import numpy as np
 import pytest
 
-from app.state.inference import InferenceState
-from app.views.inference import MAX_PARAMETERS, InferenceView
+from nbody_explorer.state.inference import InferenceState
+from nbody_explorer.views.inference import MAX_PARAMETERS, InferenceView
 from tests.app.conftest import mark_served, shown_text
 
 SMALL = dict(problem="triple", num_obs=4, num_chains=2, num_warmup=40, num_samples=10, chunk_size=5, seed=1)
@@ -129,7 +129,7 @@ def test_disagreeing_chains_give_a_visible_warning():
 def test_closing_the_tab_stops_the_warm_up_within_one_block(monkeypatch):
     # The warm-up runs as blocks of at most chunk_size transitions; the tab closes after the
     # second block and at most the block running then finishes.
-    import app.state.inference as inference_state
+    import nbody_explorer.state.inference as inference_state
 
     view = InferenceView(InferenceState(**{**SMALL, "num_warmup": 400, "chunk_size": 5}))
     blocks = []  # one entry per block about to start: was the stop already set?

@@ -21,8 +21,8 @@ from bokeh.io.doc import curdoc as bokeh_curdoc
 from bokeh.io.doc import set_curdoc as bokeh_set_curdoc
 from panel.io.state import set_curdoc
 
-from app.runtime.view import SessionView
-from app.views.forces import ForcesView
+from nbody_explorer.runtime.view import SessionView
+from nbody_explorer.views.forces import ForcesView
 
 TIMEOUT_S = 120.0  # a first force comparison (two precisions, compiled) on a loaded machine
 

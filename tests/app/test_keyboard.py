@@ -1,7 +1,7 @@
 """Keyboard shortcut actions on the Simulate view (app logic; the browser test presses keys)."""
 
-from app.components.keyboard import CTRL_KEYMAP, KEYMAP
-from app.views.simulate import SimulateView
+from nbody_explorer.components.keyboard import CTRL_KEYMAP, KEYMAP
+from nbody_explorer.views.simulate import SimulateView
 
 
 def test_shortcut_actions():

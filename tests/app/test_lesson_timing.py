@@ -10,8 +10,8 @@ import time
 import numpy as np
 import pytest
 
-from app.state.lessons import load_lessons
-from app.state.simulate import SimulationState
+from nbody_explorer.state.lessons import load_lessons
+from nbody_explorer.state.simulate import SimulationState
 
 #: "Within ~20 s of Play": a step's wait before the class can discuss the question. The
 #: Pythagorean step waited ~190 s (t = 70 at 0.375 time units a second).

@@ -3,8 +3,8 @@ errors name the file and step."""
 
 import pytest
 
-from app.state.lessons import LESSON_DIR, LessonError, LessonPlayer, load_lesson, load_lessons
-from app.views.lessons import LessonsView
+from nbody_explorer.state.lessons import LESSON_DIR, LessonError, LessonPlayer, load_lesson, load_lessons
+from nbody_explorer.views.lessons import LessonsView
 
 REQUIRED = {"euler_vs_leapfrog", "why_dt_matters", "figure_eight", "pythagorean_chaos"}
 

@@ -1,11 +1,11 @@
-"""The cost model of a click (app.limits): estimates, the refusal in words, the budget."""
+"""The cost model of a click (nbody_explorer.limits): estimates, the refusal in words, the budget."""
 
 from __future__ import annotations
 
 import pytest
 
-from app import limits
-from app.limits import (
+from nbody_explorer import limits
+from nbody_explorer.limits import (
     GRADIENT_COST_FACTOR,
     SECONDS_PER_PAIR_STEP,
     STEP_OVERHEAD_PAIRS,
@@ -15,9 +15,9 @@ from app.limits import (
     limits_from_environment,
     simulation_cpu_seconds,
 )
-from app.runtime.scheduler import queue_text
-from app.state.ensembles import EnsemblesState
-from app.state.inference import InferenceState, simulation_steps
+from nbody_explorer.runtime.scheduler import queue_text
+from nbody_explorer.state.ensembles import EnsemblesState
+from nbody_explorer.state.inference import InferenceState, simulation_steps
 
 
 def test_simulation_cost_is_pairs_times_steps_times_the_measured_constant():
@@ -108,7 +108,7 @@ def test_queue_text_in_words():
 def test_heavy_transitions_are_drawn_in_smaller_pieces():
     # 8 chains x (L + 1 = 101) gradients of ~8.8e-5 s: ~0.07 s of CPU per transition, so a
     # live-update chunk of 100 transitions (7 s) is cut to PIECE_SECONDS (3 transitions).
-    from app.state.inference import PIECE_SECONDS
+    from nbody_explorer.state.inference import PIECE_SECONDS
 
     state = InferenceState(num_chains=8, leapfrog_steps=100, chunk_size=100, auto_step_size=False, num_warmup=0,
                            num_samples=30)
@@ -119,7 +119,7 @@ def test_heavy_transitions_are_drawn_in_smaller_pieces():
 
 
 def test_the_emulator_refuses_a_generated_ensemble_over_the_budget():
-    from app.state.emulator import EmulatorState
+    from nbody_explorer.state.emulator import EmulatorState
 
     state = EmulatorState()
     state.generate_spec()  # the default sweep fits (~0.2 s)

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from app.state.links import FOLLOW_KEYS, RECORD_KEYS, apply_link, checked_value, url_values
-from app.state.simulate import URL_PARAMETERS, SimulationState
-from app.views.simulate import SimulateView
+from nbody_explorer.state.links import FOLLOW_KEYS, RECORD_KEYS, apply_link, checked_value, url_values
+from nbody_explorer.state.simulate import URL_PARAMETERS, SimulationState
+from nbody_explorer.views.simulate import SimulateView
 
 #: For each URL key: a value other than the default, and the sidebar widget that shows it.
 #: Values keep compiles small (2-3 bodies except for ``n``, which the default figure-eight ignores).

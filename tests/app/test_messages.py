@@ -8,7 +8,7 @@ import re
 import panel as pn
 import pytest
 
-from app.runtime.messages import dismissable, escape_markdown, show_message
+from nbody_explorer.runtime.messages import dismissable, escape_markdown, show_message
 
 #: Text that Panel's Markdown pane (markdown-it "gfm-like" with linkify, footnotes, definition
 #: lists, task lists, emoji) would otherwise turn into markup.

@@ -5,7 +5,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from app.components.orbit_scene import (
+from nbody_explorer.components.orbit_scene import (
     CIVIDIS,
     FLAG_MASS,
     FLAG_RESET,
@@ -203,7 +203,7 @@ def test_the_scene_displays_in_a_jupyter_notebook_and_takes_frames_there():
     notebook = nbformat.v4.new_notebook(cells=[
         nbformat.v4.new_code_cell(
             "import numpy as np, panel as pn\n"
-            "from app.components.orbit_scene import OrbitScene\n"
+            "from nbody_explorer.components.orbit_scene import OrbitScene\n"
             "pn.extension()\n"
             "scene = OrbitScene(name='nb-scene', view='quad', height=400)\n"
             "scene.show_run(np.eye(3), np.ones(3))\n"

@@ -6,7 +6,7 @@ import panel as pn
 from bokeh.models import CustomJSTickFormatter, LogTickFormatter
 from bokeh.plotting import figure
 
-from app.views.plot_defaults import PLACEHOLDER_NAME, apply_plot_defaults, hold_ranges_until_data
+from nbody_explorer.views.plot_defaults import PLACEHOLDER_NAME, apply_plot_defaults, hold_ranges_until_data
 
 
 def _placeholder(fig):

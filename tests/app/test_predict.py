@@ -6,7 +6,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from app.state.predict import (
+from nbody_explorer.state.predict import (
     MAX_GUESSES,
     MAX_REVEAL_STEPS,
     Guess,
@@ -160,7 +160,7 @@ def test_scene_marks_carry_guesses_then_the_path_and_distances():
 
 # ---------------------------------------------------------------------- the view (no browser)
 def test_predict_panel_reveals_on_a_copy_and_continues_only_when_asked():
-    from app.views.simulate import SimulateView
+    from nbody_explorer.views.simulate import SimulateView
 
     view = SimulateView(sync_url=False)  # figure-eight, leapfrog, dt = 1e-3
     panel, state = view.predictor, view.state
@@ -198,7 +198,7 @@ def test_predict_panel_reveals_on_a_copy_and_continues_only_when_asked():
 
 
 def test_predict_panel_refuses_bad_messages_and_clicks_outside_predict_mode():
-    from app.views.simulate import SimulateView
+    from nbody_explorer.views.simulate import SimulateView
 
     view = SimulateView(sync_url=False)
     panel = view.predictor

@@ -7,8 +7,8 @@ import io
 import imageio.v2 as imageio
 import pytest
 
-import app.views.record as record_view
-from app.views.simulate import SimulateView
+import nbody_explorer.views.record as record_view
+from nbody_explorer.views.simulate import SimulateView
 
 
 def _recording_view(steps: int = 8):

@@ -3,13 +3,13 @@ over the per-action budget (app/state/run_cost.py, issue 26 item 1)."""
 
 import pytest
 
-import app.state.run_cost as run_cost
-from app.limits import LIMITS
-from app.state.forces import ForcesState
-from app.state.predict import check_reveal
-from app.state.run_cost import MAX_STEP_S, check_frame_cost, step_seconds, steps_per_piece
-from app.state.simulate import SimulationState
-from app.views.simulate import SimulateView
+import nbody_explorer.state.run_cost as run_cost
+from nbody_explorer.limits import LIMITS
+from nbody_explorer.state.forces import ForcesState
+from nbody_explorer.state.predict import check_reveal
+from nbody_explorer.state.run_cost import MAX_STEP_S, check_frame_cost, step_seconds, steps_per_piece
+from nbody_explorer.state.simulate import SimulationState
+from nbody_explorer.views.simulate import SimulateView
 
 
 @pytest.fixture

@@ -13,11 +13,11 @@ from bokeh.document import Document
 from bokeh.io.doc import curdoc as bokeh_curdoc
 from panel.io.state import set_curdoc
 
-from app.runtime import admission
-from app.runtime.document import document_destroyed, try_run_locked
-from app.runtime.periodic import Periodic
-from app.runtime.session import SessionRunner
-from app.runtime.view import SessionView
+from nbody_explorer.runtime import admission
+from nbody_explorer.runtime.document import document_destroyed, try_run_locked
+from nbody_explorer.runtime.periodic import Periodic
+from nbody_explorer.runtime.session import SessionRunner
+from nbody_explorer.runtime.view import SessionView
 
 
 class _View(SessionView):

@@ -12,8 +12,8 @@ import time
 
 import pytest
 
-from app.runtime import scheduler
-from app.runtime.scheduler import FairPool, Job, slots_from_environment
+from nbody_explorer.runtime import scheduler
+from nbody_explorer.runtime.scheduler import FairPool, Job, slots_from_environment
 
 
 class FakeClock:

@@ -10,8 +10,8 @@ from types import SimpleNamespace
 import pytest
 from panel.io.state import set_curdoc
 
-from app.runtime.scheduler import Cancelled, FairPool, Job
-from app.runtime.session import FRAMES_IN_FLIGHT, SessionRunner
+from nbody_explorer.runtime.scheduler import Cancelled, FairPool, Job
+from nbody_explorer.runtime.session import FRAMES_IN_FLIGHT, SessionRunner
 
 
 def _wait_until(condition, timeout_s: float = 10.0) -> None:
@@ -133,7 +133,7 @@ def test_updates_to_a_destroyed_document_are_dropped_and_logged_once(served_docu
     runner, doc = _served_runner(served_document)
     assert runner.served
     doc.callbacks.destroy()  # what Bokeh does when it destroys the session's document
-    with caplog.at_level(logging.INFO, logger="app.runtime.session"):
+    with caplog.at_level(logging.INFO, logger="nbody_explorer.runtime.session"):
         for _ in range(100):
             runner.in_session(lambda: None)  # must not raise
     closed = [r for r in caplog.records if "session closed" in r.getMessage()]

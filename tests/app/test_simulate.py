@@ -6,10 +6,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from app.limits import LIMITS
-from app.components.orbit_scene import FLAG_SPEED, HEADER_WORDS, unpack_frame
-from app.state.simulate import ERROR_FLOOR, UPLOADED, URL_PARAMETERS, SimulationState
-from app.views.simulate import SimulateView
+from nbody_explorer.limits import LIMITS
+from nbody_explorer.components.orbit_scene import FLAG_SPEED, HEADER_WORDS, unpack_frame
+from nbody_explorer.state.simulate import ERROR_FLOOR, UPLOADED, URL_PARAMETERS, SimulationState
+from nbody_explorer.views.simulate import SimulateView
 from nbody_core import PRESETS, FIGURE_EIGHT_PERIOD
 from nbody_core.io import load_npz
 from pythagorean_outcome import assert_known_outcome
@@ -437,7 +437,7 @@ def test_view_labels_dt_as_the_save_interval_and_shows_accepted_steps_for_adapti
 
 
 def test_dt_and_softening_sliders_name_their_units():
-    from app.views.simulate import SimulateView
+    from nbody_explorer.views.simulate import SimulateView
 
     view = SimulateView(sync_url=False)
     assert view.dt_slider.name == "dt (time step, time units)"
@@ -458,7 +458,7 @@ def test_the_status_line_shows_its_new_text_escaped_and_keeps_its_stylesheet():
 
     from bokeh.document import Document
 
-    from app.views.simulate_status import new_status_line
+    from nbody_explorer.views.simulate_status import new_status_line
 
     def sheets(model):  # inline CSS, or an imported stylesheet's URL (rebuilt as a new model per update)
         return [getattr(sheet, "css", None) or getattr(sheet, "url", sheet) for sheet in model.stylesheets]

@@ -16,9 +16,9 @@ import pytest
 from bokeh.document import Document
 from panel.io.state import set_curdoc
 
-import app.state.simulate_run as simulate_run
-from app.state.simulate import SimulationState
-from app.views.simulate import SimulateView
+import nbody_explorer.state.simulate_run as simulate_run
+from nbody_explorer.state.simulate import SimulationState
+from nbody_explorer.views.simulate import SimulateView
 
 _TIMEOUT_S = 120.0  # generous: the machine is shared (load ~10); a quiet one needs ~3 s
 

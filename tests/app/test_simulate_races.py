@@ -20,9 +20,9 @@ import time
 from bokeh.document import Document
 from panel.io.state import set_curdoc
 
-from app.runtime.scheduler import FairPool, Job
-from app.state.simulate import SimulationState
-from app.views.simulate import SimulateView
+from nbody_explorer.runtime.scheduler import FairPool, Job
+from nbody_explorer.state.simulate import SimulationState
+from nbody_explorer.views.simulate import SimulateView
 
 _TIMEOUT_S = 120.0  # a first compile on a loaded 2-core machine
 

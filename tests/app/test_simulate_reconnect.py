@@ -22,8 +22,8 @@ from bokeh.io.doc import curdoc as bokeh_curdoc
 from bokeh.io.doc import set_curdoc as bokeh_set_curdoc
 from panel.io.state import set_curdoc
 
-from app.state.simulate import SimulationState
-from app.views.simulate import SimulateView
+from nbody_explorer.state.simulate import SimulationState
+from nbody_explorer.views.simulate import SimulateView
 
 TIMEOUT_S = 120.0  # a first compile of the figure-eight on a loaded 2-core machine
 

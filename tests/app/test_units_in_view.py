@@ -1,8 +1,8 @@
 """Units on the Simulate tab's readouts, without a browser (issue 14): the status line, the time
 axes of the conservation plots and the orbit scene's caption follow the preset's unit system."""
 
-from app.views.simulate import SimulateView
-from app.views.simulate_status import status_text
+from nbody_explorer.views.simulate import SimulateView
+from nbody_explorer.views.simulate_status import status_text
 
 
 def _status(state) -> str:

@@ -18,13 +18,13 @@ import pytest
 from bokeh.document import Document
 from bokeh.models import Widget
 
-from app.reliability import _describe
-from app.runtime.messages import public_text
-from app.state.links import SETTING_LABELS, URL_PARAMETERS
-from app.state.simulate import SimulationState
-from app.state.validation import Refused, checked_value
-from app.views.page_values import widget_refusal
-from app.views.simulate import SimulateView
+from nbody_explorer.reliability import _describe
+from nbody_explorer.runtime.messages import public_text
+from nbody_explorer.state.links import SETTING_LABELS, URL_PARAMETERS
+from nbody_explorer.state.simulate import SimulationState
+from nbody_explorer.state.validation import Refused, checked_value
+from nbody_explorer.views.page_values import widget_refusal
+from nbody_explorer.views.simulate import SimulateView
 
 #: What a tampered link or page sends (as text for links; as values for widgets).
 HOSTILE_TEXT = ["nan", "NaN", "inf", "-inf", "-1", "1" + "0" * 400, "9" * 5000, "abc", "", "1.5e", "0x10",

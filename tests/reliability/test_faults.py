@@ -15,10 +15,10 @@ import panel as pn
 import pytest
 from bokeh.document import Document
 
-from app.reliability import SESSION_MESSAGE_NAME, install_session_guards
-from app.runtime.messages import escape_markdown
-from app.state.simulate import ENERGY_WARNING_LEVEL, SimulationState
-from app.views.simulate import SimulateView
+from nbody_explorer.reliability import SESSION_MESSAGE_NAME, install_session_guards
+from nbody_explorer.runtime.messages import escape_markdown
+from nbody_explorer.state.simulate import ENERGY_WARNING_LEVEL, SimulationState
+from nbody_explorer.views.simulate import SimulateView
 
 HEADER = b"m,x,y,z,vx,vy,vz\n"
 # Two bodies at rest at the same point: with zero softening U = -G m m / 0 at t = 0.
@@ -166,7 +166,7 @@ def _out_of_memory(*args, **kwargs):
 
 
 def test_out_of_memory_mid_run_is_reported_and_the_session_lives_on(monkeypatch):
-    import app.state.simulate_run as simulate_run
+    import nbody_explorer.state.simulate_run as simulate_run
 
     view = SimulateView()
     view.playing = True
@@ -182,7 +182,7 @@ def test_out_of_memory_mid_run_is_reported_and_the_session_lives_on(monkeypatch)
 
 
 def test_a_failing_compile_is_reported_and_the_session_lives_on(monkeypatch):
-    import app.state.simulate_run as simulate_run
+    import nbody_explorer.state.simulate_run as simulate_run
 
     view = SimulateView()
     monkeypatch.setattr(simulate_run, "solve", _out_of_memory)  # prepare() compiles it

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 import nbody_core as nb
-from app import limits
+from nbody_explorer import limits
 from nbody_core import ensembles, io
 from nbody_core.infer import inference
 from nbody_core.integrate.options import MAX_STEPS

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from app.runtime.scheduler import JAX_SLOTS
+from nbody_explorer.runtime.scheduler import JAX_SLOTS
 from own_loop import call_on_own_thread
 
 LOAD_TEST = Path(__file__).resolve().parents[2] / "benchmarks" / "load_test.py"

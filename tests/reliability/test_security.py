@@ -18,8 +18,8 @@ from pathlib import Path
 import panel as pn
 import pytest
 
-from app import dashboard, limits
-from app.limits import LIMITS, safe_filename
+from nbody_explorer import dashboard, limits
+from nbody_explorer.limits import LIMITS, safe_filename
 
 REPO = Path(__file__).resolve().parents[2]
 SOURCE_DIRS = ("app", "nbody_core")
@@ -73,7 +73,7 @@ def test_the_scanner_finds_what_it_looks_for():
 
 @pytest.fixture(scope="module")
 def forces_state():
-    from app.state.forces import ForcesState
+    from nbody_explorer.state.forces import ForcesState
 
     return ForcesState()
 
@@ -105,7 +105,7 @@ def test_potential_parameters_are_numbers_not_text(forces_state, name):
 
 # ------------------------------------------------------------------ uploads
 def test_upload_larger_than_the_limit_is_refused_and_the_run_kept():
-    from app.state.simulate import SimulationState
+    from nbody_explorer.state.simulate import SimulationState
 
     state = SimulationState()
     before = (state.preset, state.current.num_bodies)
@@ -117,7 +117,7 @@ def test_upload_larger_than_the_limit_is_refused_and_the_run_kept():
 
 
 def test_upload_with_more_bodies_than_the_cap_is_refused():
-    from app.state.simulate import SimulationState
+    from nbody_explorer.state.simulate import SimulationState
 
     rows = "".join(f"1,{i},0,0,0,0,0\n" for i in range(LIMITS.max_bodies + 1))
     with pytest.raises(ValueError, match=rf"the limit is {LIMITS.max_bodies}"):
@@ -183,8 +183,8 @@ def test_caps_are_configurable_and_reach_the_state_classes():
     # still build, with its defaults and bounds inside the caps.
     code = (
         "import nbody_core; nbody_core.enable_float64()  # as app/main.py does\n"
-        "from app.limits import LIMITS\n"
-        "from app import dashboard\n"
+        "from nbody_explorer.limits import LIMITS\n"
+        "from nbody_explorer import dashboard\n"
         "views = {t: dashboard.load_view_class(s)() for t, s in dashboard.TABS}\n"
         "sim = views['Simulate'].state\n"
         "print(LIMITS.max_bodies, LIMITS.max_steps_per_frame, sim.param['num_bodies'].bounds[1],"
@@ -202,7 +202,7 @@ def test_caps_are_configurable_and_reach_the_state_classes():
 def test_a_misconfigured_cap_stops_the_server_at_start_with_the_variable_named():
     env = {**os.environ, "JAX_PLATFORMS": "cpu", "NBODY_MAX_ENSEMBLE_MEMBERS": "many"}
     result = subprocess.run(
-        [sys.executable, "-c", "import app.limits"], env=env, capture_output=True, text=True, timeout=60, cwd=REPO
+        [sys.executable, "-c", "import nbody_explorer.limits"], env=env, capture_output=True, text=True, timeout=60, cwd=REPO
     )
     assert result.returncode != 0
     assert "NBODY_MAX_ENSEMBLE_MEMBERS='many' must be a positive integer" in result.stderr

@@ -114,7 +114,7 @@ def start_app_server(port: int, *, log_path: Path, extra_env: dict | None = None
             sys.executable, "-m", "panel", "serve", "app",
             "--port", str(port), "--address", "127.0.0.1",
             "--allow-websocket-origin", f"127.0.0.1:{port}",
-            "--liveness", "--num-procs", "1", "--plugins", "app.runtime.health",  # /health, as nbody serve has it
+            "--liveness", "--num-procs", "1", "--plugins", "nbody_explorer.runtime.health",  # /health, as nbody serve has it
         ],
         cwd=REPO_ROOT,
         env=env,

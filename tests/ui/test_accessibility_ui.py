@@ -15,7 +15,7 @@ import re
 from axe_playwright_python.sync_playwright import Axe
 from playwright.sync_api import expect
 
-from app.dashboard import TABS
+from nbody_explorer.dashboard import TABS
 
 VIEWPORT = {"width": 1280, "height": 720}
 TITLES = [title for title, _ in TABS]

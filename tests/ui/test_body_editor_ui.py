@@ -15,10 +15,10 @@ import panel as pn
 import pytest
 from playwright.sync_api import expect
 
-from app.components.orbit_scene import BACKGROUND
-from app.state import edits
-from app.state.simulate import SimulationState
-from app.views.simulate import SimulateView
+from nbody_explorer.components.orbit_scene import BACKGROUND
+from nbody_explorer.state import edits
+from nbody_explorer.state.simulate import SimulationState
+from nbody_explorer.views.simulate import SimulateView
 
 from .conftest import RESULTS_DIR, free_port
 

@@ -17,8 +17,8 @@ import re
 import time
 import urllib.parse
 
-from app.compat.patch_guard import ERROR_TEXT, FAILED_PATCH_TEXT
-from app.state.links import URL_PARAMETERS
+from nbody_explorer.compat.patch_guard import ERROR_TEXT, FAILED_PATCH_TEXT
+from nbody_explorer.state.links import URL_PARAMETERS
 from hostile_client import HostileClient
 from own_loop import run_on_own_loop
 

@@ -13,7 +13,7 @@ import urllib.parse
 import pytest
 from playwright.sync_api import expect
 
-from app.limits import LIMITS
+from nbody_explorer.limits import LIMITS
 
 HEADER = "m,x,y,z,vx,vy,vz\n"
 PAGE_TIMEOUT_MS = 120_000  # page loads and compiles on a busy 2-core machine
@@ -86,7 +86,7 @@ UPLOADS = [
 
 
 def test_an_upload_just_over_the_size_limit_is_refused_in_the_browser(upload_page):
-    # The page refuses it before reading it (app.compat.upload.install_upload_guard): nothing is
+    # The page refuses it before reading it (nbody_explorer.compat.upload.install_upload_guard): nothing is
     # sent, so the server's own size check (for other clients) is not reached.
     page = upload_page
     data = (HEADER + "1,0,0,0,0,0,0\n" * (LIMITS.max_upload_bytes // 14 + 1)).encode()

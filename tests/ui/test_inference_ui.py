@@ -24,7 +24,7 @@ def test_inference_tab_samples_live_and_stops(page, open_app, ui):
     page.locator(".bk-tab", has_text="Inference").first.click()
     ui.wait_for_model(page, "inference-trace")
     # A short warm-up and many samples: the run is still going when we stop it. 2000 samples
-    # is ~3.9 s of CPU by app.limits' cost model, inside the 5 s a click may ask for (5000
+    # is ~3.9 s of CPU by nbody_explorer.limits' cost model, inside the 5 s a click may ask for (5000
     # would be refused with a message, and nothing would stream).
     _set_number(page, "Warm-up", 20)
     _set_number(page, "Samples", 2000)

@@ -14,8 +14,8 @@ import numpy as np
 import panel as pn
 import pytest
 
-from app.components.orbit_scene import BACKGROUND, OrbitScene
-from app.runtime.document import call_in_document
+from nbody_explorer.components.orbit_scene import BACKGROUND, OrbitScene
+from nbody_explorer.runtime.document import call_in_document
 
 from .conftest import free_port
 
@@ -47,7 +47,7 @@ class _InSession:
         done, box = threading.Event(), {}
 
         def call():
-            # As the app runs its session callbacks (app.runtime.document.call_in_document):
+            # As the app runs its session callbacks (nbody_explorer.runtime.document.call_in_document):
             # the session's document current and held, so what the call sends goes out at once,
             # on Bokeh's queue in order. Without the current document Panel re-scheduled each
             # send as one more next-tick callback (CI: a second chunk never reached the page).

@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 from playwright.sync_api import expect
 
-from app.components.orbit_scene import BACKGROUND
-from app.state.predict import true_path
+from nbody_explorer.components.orbit_scene import BACKGROUND
+from nbody_explorer.state.predict import true_path
 from nbody_core import get_preset
 from nbody_core.integrate.simulate import advance
 from nbody_core.physics.state import PhysicsParams

@@ -346,8 +346,8 @@ def test_end_time_exact_after_ten_periods(capsys, tmp_path):
 def test_new_integrator_and_force_records_are_cli_choices_and_app_options(capsys, request, tmp_path):
     # Adding an integrator or a force method is adding one record: the CLI and the
     # dashboard read the registries.
-    from app.state.ensembles import EnsemblesState, integrator_color
-    from app.state.simulate import SimulationState
+    from nbody_explorer.state.ensembles import EnsemblesState, integrator_color
+    from nbody_explorer.state.simulate import SimulationState
     from nbody_core.physics.forces import FORCE_METHODS, ForceMethod, register_force_method
     from nbody_core.integrate.integrators import INTEGRATORS, register_integrator
 

@@ -34,7 +34,7 @@ def _free_port() -> int:
 
 def _environment() -> dict[str, str]:
     """This interpreter's scripts first on PATH (the `panel` a user's venv puts there) and this
-    checkout importable (the line names its app directory and the app.runtime.health plugin)."""
+    checkout importable (the line names its app directory and the nbody_explorer.runtime.health plugin)."""
     env = {k: v for k, v in os.environ.items() if k not in ("BOKEH_SECRET_KEY", "NBODY_SECRET_KEY")}
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     env["PYTHONPATH"] = str(REPO_ROOT)
