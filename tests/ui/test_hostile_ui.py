@@ -277,8 +277,10 @@ def _upload_and_play(page, name: str, text: str, bodies: int) -> None:
     page.get_by_role("button", name="▶ Play").click()
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def fault_page(browser, app_url, ui):
+    # A page per test (was one per module): each test's upload is that page's first, and a
+    # rerun starts from a fresh page, not from the state the failed try left.
     context, page = _new_page(browser, f"{app_url}?dt=0.25&steps=8&softening=0&forces=analytic", ui)
     yield page
     context.close()
