@@ -44,4 +44,10 @@ def test_simulate_tab_renders_from_container(page, container_url):
 
     SCREENSHOT.parent.mkdir(exist_ok=True)
     page.screenshot(path=str(SCREENSHOT), full_page=True)
+    # The image holds the wheel only: the Lessons tab reads its lessons from the package data.
+    lessons = sorted((Path(__file__).resolve().parents[2] / "app" / "lessons").glob("*.toml"))
+    page.locator(".bk-tab", has_text="Lessons").first.click()
+    picker = page.get_by_role("combobox", name="Lesson")
+    picker.wait_for(timeout=LOAD_TIMEOUT_MS)
+    assert picker.locator("option").count() == len(lessons) == 4
     assert errors == []
