@@ -224,9 +224,12 @@ class InferenceView(SessionView):
             ),
             width=320, scroll=True, sizing_mode="stretch_height",
         )
-        self.trace_column = pn.Column(*[pn.pane.Bokeh(f, sizing_mode="stretch_width") for f in self.trace_figures],
-                                      sizing_mode="stretch_width")
-        self.hist_row = pn.Row(*[pn.pane.Bokeh(f) for f in self.hist_figures])
+        # Only the panels of the problem's parameters are in the page: a hidden figure's ranges
+        # are NaN, and BokehJS logs "could not set initial ranges" for it at every render.
+        self.trace_panes = [pn.pane.Bokeh(f, sizing_mode="stretch_width") for f in self.trace_figures]
+        self.hist_panes = [pn.pane.Bokeh(f) for f in self.hist_figures]
+        self.trace_column = pn.Column(*self.trace_panes, sizing_mode="stretch_width")
+        self.hist_row = pn.Row(*self.hist_panes)
         live = pn.Column(
             self.status, self.queue_status, self.message, self.summary, self.stats_table,
             pn.Row(
@@ -351,8 +354,12 @@ class InferenceView(SessionView):
         problem = self.state.problem_obj
         names = problem.parameter_names if problem is not None else self.state.parameter_names()
         truth = problem.truth if problem is not None else [math.nan] * len(names)
+        shown = len(names)
+        if len(self.trace_column.objects) != shown:
+            self.trace_column.objects = self.trace_panes[:shown]
+            self.hist_row.objects = self.hist_panes[:shown]
         for i in range(MAX_PARAMETERS):
-            visible = i < len(names)
+            visible = i < shown
             self.trace_figures[i].visible = self.hist_figures[i].visible = visible
             if visible:
                 self.trace_figures[i].yaxis.axis_label = names[i]

@@ -50,6 +50,10 @@ def test_run_draws_every_plot(view):
     assert "R-hat" in view.stats_table.object and "log_m2" in view.stats_table.object
     assert view.truth_spans[1].location == pytest.approx(np.log(0.9))
     assert [f.visible for f in view.trace_figures] == [True] * 3 + [False] * (MAX_PARAMETERS - 3)
+    # Only the three parameters' panels are in the page: a hidden figure's ranges are NaN and
+    # BokehJS warned "could not set initial ranges" for each at every render (issue 28, item 6).
+    assert [pane.object for pane in view.trace_column.objects] == view.trace_figures[:3]
+    assert [pane.object for pane in view.hist_row.objects] == view.hist_figures[:3]
     # The recorded path starts where chain 0 stood before its last transition.
     info = view.state.last_info
     np.testing.assert_allclose(info.path_position[0, -1, 0], view.state.draws[0, -2])
