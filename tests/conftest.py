@@ -43,6 +43,8 @@ def key():
 # run, so the tiers and the CI time can be planned from a real run (the controller sees every
 # worker's reports).
 _DURATIONS: dict[str, dict] = {}
+#: The failed first tries of rerun browser tests (tests/ui/conftest.py gives them one rerun).
+_RERUN_REPORTS: list = []
 
 
 def pytest_runtest_logreport(report):
@@ -51,10 +53,20 @@ def pytest_runtest_logreport(report):
     entry["worker"] = getattr(report, "node", None) and report.node.gateway.id
     if report.failed:
         entry["outcome"] = "failed"
+    if report.outcome == "rerun":  # pytest-rerunfailures
+        _RERUN_REPORTS.append(report)
 
 
 def pytest_terminal_summary(terminalreporter):
-    """Seconds of test time per xdist worker, browser tests apart: the balance of the run."""
+    """How each rerun browser test failed at its first try (a test that only passes on its
+    second try is still a finding; here, not in tests/ui/conftest.py, because under xdist the
+    controller, which prints the summary, loads only this conftest); then seconds of test time
+    per xdist worker, browser tests apart: the balance of the run."""
+    if _RERUN_REPORTS:
+        terminalreporter.section("first tries of rerun browser tests")
+        for report in _RERUN_REPORTS:
+            terminalreporter.write_line(f"--- {report.nodeid}")
+            terminalreporter.write_line(report.longreprtext[-4000:])
     if hasattr(terminalreporter.config, "workerinput") or len(_DURATIONS) < 100:
         return
     totals: dict[str, list[float]] = {}

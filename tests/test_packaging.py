@@ -23,6 +23,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from wheel_build import build_wheel
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 README = (REPO_ROOT / "README.md").read_text(encoding="utf-8")
@@ -90,19 +91,7 @@ def test_console_script_is_installed_and_runs():
 
 
 def test_wheel_carries_every_module(tmp_path):
-    # Build from a copy so that the build leaves nothing in the working tree.
-    source = tmp_path / "src"
-    source.mkdir()
-    for name in ("pyproject.toml", "README.md"):
-        shutil.copy(REPO_ROOT / name, source / name)
-    for package in ("nbody_core", "app"):
-        shutil.copytree(REPO_ROOT / package, source / package, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
-    result = subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet", "-w", str(tmp_path / "dist"), str(source)],
-        capture_output=True, text=True, timeout=300, check=False,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    (wheel,) = (tmp_path / "dist").glob("nbody_explorer-*.whl")
+    wheel, source = build_wheel(tmp_path)
     with zipfile.ZipFile(wheel) as archive:
         names = set(archive.namelist())
         entry_points = next(archive.read(n).decode() for n in names if n.endswith("entry_points.txt"))

@@ -58,25 +58,6 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.flaky(reruns=BROWSER_RERUNS, reruns_delay=BROWSER_RERUN_DELAY_S))
 
 
-_RERUN_REPORTS: list = []
-
-
-def pytest_runtest_logreport(report):
-    if report.outcome == "rerun":  # a browser test's failed first try (pytest-rerunfailures)
-        _RERUN_REPORTS.append(report)
-
-
-def pytest_terminal_summary(terminalreporter):
-    """How each rerun browser test failed at its first try (the rerun's own outcome is in the
-    summary): a test that only passes on its second try is still a finding."""
-    if not _RERUN_REPORTS:
-        return
-    terminalreporter.section("first tries of rerun browser tests")
-    for report in _RERUN_REPORTS:
-        terminalreporter.write_line(f"--- {report.nodeid}")
-        terminalreporter.write_line(report.longreprtext[-4000:])
-
-
 _QUIET_MARKS = (b"INFO", b"DEBUG")
 
 

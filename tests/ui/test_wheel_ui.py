@@ -9,7 +9,6 @@ installs), so the packages come from pip's cache after the first run.
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -19,25 +18,11 @@ from pathlib import Path
 
 from tests.ui.conftest import REPO_ROOT, RESULTS_DIR, SERVER_START_TIMEOUT_S, free_port
 from tests.ui.conftest import wait_for_bokeh_document, wait_for_liveness
+from wheel_build import build_wheel
 
 #: pip's own limit for a fresh environment from its cache here is ~1 minute; 15 minutes means a
 #: registry that does not answer.
 INSTALL_TIMEOUT_S = 900
-
-
-def _build_wheel(tmp_path: Path) -> Path:
-    source = tmp_path / "src"
-    source.mkdir()
-    for name in ("pyproject.toml", "README.md"):
-        shutil.copy(REPO_ROOT / name, source / name)
-    for folder in ("nbody_core", "app"):
-        shutil.copytree(REPO_ROOT / folder, source / folder, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
-    subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet", "-w", str(tmp_path / "dist"), str(source)],
-        check=True, timeout=300, capture_output=True,
-    )
-    (wheel,) = (tmp_path / "dist").glob("nbody_explorer-*.whl")
-    return wheel
 
 
 def _lesson_titles() -> set[str]:
@@ -45,7 +30,7 @@ def _lesson_titles() -> set[str]:
 
 
 def test_the_wheel_installed_alone_serves_the_dashboard_with_its_lessons(tmp_path, page):
-    wheel = _build_wheel(tmp_path)
+    wheel, _ = build_wheel(tmp_path)
     with zipfile.ZipFile(wheel) as archive:
         assert not any(name.startswith("app/") for name in archive.namelist())
     home = tmp_path / "home"  # the user's directory: the served link to the package goes under it
